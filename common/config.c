@@ -1,0 +1,580 @@
+/* config.c — see config.h. The table below is the single place where a key,
+ * its default and its documentation are written down. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "config.h"
+#include "err.h"
+
+enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
+		CFG_LISTEN, CFG_LIST };
+
+struct cfg_key {
+	const char *section, *name;
+	enum cfg_type type;
+	size_t off, size;
+	const char *def;
+	uint64_t min, max;      /* CFG_UINT, CFG_DURATION (ms), CFG_SIZE */
+	const char *choices;    /* CFG_ENUM: "a|b|c", stored as the index */
+	const char *doc;
+};
+
+#define F(field) offsetof(struct postern_config, field), \
+	sizeof(((struct postern_config *)0)->field)
+#define SEC 1000ULL
+#define MIB (1024ULL * 1024)
+
+static const struct cfg_key cfg_keys[] = {
+	{ "store", "path", CFG_STR, F(store.path), "/var/lib/postern", 0, 0, NULL,
+	  "Folder of the LMDB mailstore, shared by both daemons and the CLI." },
+	{ "store", "map_size", CFG_SIZE, F(store.map_size), "8G", 16 * MIB,
+	  UINT64_MAX / 2, NULL,
+	  "Largest size the store may grow to (sparse; it is not allocated)." },
+
+	{ "tls", "cert", CFG_LIST, F(tls.cert), "/etc/postern/tls/fullchain.pem",
+	  0, 0, NULL,
+	  "Certificate chain files (PEM), comma-separated; with several, the one\n"
+	  "matching the client's SNI name is served. SIGHUP reloads them." },
+	{ "tls", "key", CFG_LIST, F(tls.key), "/etc/postern/tls/privkey.pem",
+	  0, 0, NULL, "Private keys, one for each cert, in the same order." },
+	{ "tls", "priority", CFG_STR, F(tls.priority),
+	  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE", 0, 0,
+	  NULL, "GnuTLS priority string. The default allows TLS 1.2 and 1.3 only." },
+	{ "tls", "handshake_timeout", CFG_DURATION, F(tls.handshake_timeout),
+	  "30s", 1, 3600 * SEC, NULL, "Time a client has to finish the TLS handshake." },
+	{ "tls", "tickets", CFG_BOOL, F(tls.tickets), "yes", 0, 0, NULL,
+	  "Offer TLS session tickets (fast reconnects for polling clients)." },
+
+	{ "pop3d", "listen_tls", CFG_LISTEN, F(pop3d.listen_tls),
+	  "0.0.0.0:995, [::]:995", 0, 0, NULL,
+	  "Implicit-TLS POP3 addresses (RFC 8314). Empty turns it off." },
+	{ "pop3d", "listen_plain", CFG_LISTEN, F(pop3d.listen_plain),
+	  "0.0.0.0:110, [::]:110", 0, 0, NULL,
+	  "Plain POP3 addresses; clients must STLS before logging in." },
+	{ "pop3d", "plain_auth_loopback", CFG_BOOL, F(pop3d.plain_auth_loopback),
+	  "no", 0, 0, NULL,
+	  "Allow login without TLS for clients on loopback addresses only." },
+	{ "pop3d", "idle_timeout", CFG_DURATION, F(pop3d.idle_timeout), "10m",
+	  1, 24 * 3600 * SEC, NULL,
+	  "Close a session idle this long (RFC 1939 asks for at least 10m)." },
+	{ "pop3d", "workers", CFG_UINT, F(pop3d.workers), "0", 0, 256, NULL,
+	  "Event-loop threads; 0 means one per online CPU." },
+	{ "pop3d", "user", CFG_STR, F(pop3d.user), "postern", 0, 0, NULL,
+	  "Run as this user after binding ports, when started as root.\n"
+	  "Empty: keep the starting user." },
+	{ "pop3d", "log_level", CFG_ENUM, F(pop3d.log_level), "info", 0, 0,
+	  "debug|info|warn|error", "Lowest level logged." },
+
+	{ "submitd", "hostname", CFG_STR, F(submitd.hostname), "mail.example.com",
+	  0, 0, NULL, "Name in the greeting, Received headers and Message-IDs." },
+	{ "submitd", "listen_tls", CFG_LISTEN, F(submitd.listen_tls),
+	  "0.0.0.0:465, [::]:465", 0, 0, NULL,
+	  "Implicit-TLS submission addresses (RFC 8314)." },
+	{ "submitd", "listen_starttls", CFG_LISTEN, F(submitd.listen_starttls),
+	  "0.0.0.0:587, [::]:587", 0, 0, NULL,
+	  "Submission addresses with STARTTLS (RFC 6409, RFC 3207)." },
+	{ "submitd", "listen_lmtp", CFG_LISTEN, F(submitd.listen_lmtp),
+	  "unix:/run/postern/lmtp.sock", 0, 0, NULL,
+	  "LMTP intake for an MTA (RFC 2033); unix:PATH or a loopback address." },
+	{ "submitd", "relay", CFG_STR, F(submitd.relay), "", 0, 0, NULL,
+	  "Smarthost (host:port) for mail to other domains. Empty: local only." },
+	{ "submitd", "relay_tls", CFG_ENUM, F(submitd.relay_tls), "required", 0, 0,
+	  "required|opportunistic|none", "TLS towards the relay." },
+	{ "submitd", "bare_newline", CFG_ENUM, F(submitd.bare_newline),
+	  "normalize", 0, 0, "normalize|reject",
+	  "A bare LF in DATA: store it as CRLF, or refuse the message." },
+	{ "submitd", "idle_timeout", CFG_DURATION, F(submitd.idle_timeout), "5m",
+	  1, 24 * 3600 * SEC, NULL,
+	  "Close a session idle this long (RFC 5321 4.5.3.2: 5m)." },
+	{ "submitd", "workers", CFG_UINT, F(submitd.workers), "0", 0, 256, NULL,
+	  "Event-loop threads; 0 means one per online CPU." },
+	{ "submitd", "user", CFG_STR, F(submitd.user), "postern", 0, 0, NULL,
+	  "Run as this user after binding ports, when started as root." },
+	{ "submitd", "log_level", CFG_ENUM, F(submitd.log_level), "info", 0, 0,
+	  "debug|info|warn|error", "Lowest level logged." },
+
+	{ "auth", "argon2_memory", CFG_UINT, F(auth.argon2_memory), "19456",
+	  8, 4 * 1024 * 1024, NULL,
+	  "argon2id memory in KiB (OWASP minimum: 19456)." },
+	{ "auth", "argon2_time", CFG_UINT, F(auth.argon2_time), "2", 1, 100, NULL,
+	  "argon2id passes." },
+	{ "auth", "argon2_lanes", CFG_UINT, F(auth.argon2_lanes), "1", 1, 64, NULL,
+	  "argon2id parallelism." },
+
+	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
+	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
+	{ "limits", "max_connections_per_ip", CFG_UINT,
+	  F(limits.max_connections_per_ip), "20", 1, 1000000, NULL,
+	  "Connections from one client address at once." },
+	{ "limits", "pop3_line_max", CFG_UINT, F(limits.pop3_line_max), "255",
+	  64, 65536, NULL, "Longest POP3 command line, CRLF included (RFC 2449)." },
+	{ "limits", "smtp_line_max", CFG_UINT, F(limits.smtp_line_max), "512",
+	  64, 65536, NULL, "Longest SMTP command line (RFC 5321 4.5.3.1.4)." },
+	{ "limits", "smtp_text_line_max", CFG_UINT, F(limits.smtp_text_line_max),
+	  "1000", 128, 1048576, NULL,
+	  "Longest line inside a message (RFC 5321 4.5.3.1.6)." },
+	{ "limits", "line_discard_max", CFG_UINT, F(limits.line_discard_max),
+	  "65536", 256, 16 * MIB, NULL,
+	  "After an over-long line, bytes skipped looking for its end before\n"
+	  "the connection is closed." },
+	{ "limits", "login_timeout", CFG_DURATION, F(limits.login_timeout), "60s",
+	  1, 3600 * SEC, NULL,
+	  "From connect, time to finish TLS and log in." },
+	{ "limits", "line_timeout", CFG_DURATION, F(limits.line_timeout), "60s",
+	  1, 3600 * SEC, NULL,
+	  "From a command line's first byte, time to send the rest." },
+	{ "limits", "drain_timeout", CFG_DURATION, F(limits.drain_timeout), "30s",
+	  0, 3600 * SEC, NULL,
+	  "On SIGTERM, time live sessions get to finish before they are closed." },
+	{ "limits", "output_buffer_max", CFG_SIZE, F(limits.output_buffer_max),
+	  "256K", 16 * 1024, 64 * MIB, NULL,
+	  "Output queued for a slow client before reading from it pauses." },
+	{ "limits", "message_max", CFG_SIZE, F(limits.message_max), "35M",
+	  1024, 2048 * MIB, NULL, "Largest message accepted (SMTP SIZE)." },
+	{ "limits", "recipients_max", CFG_UINT, F(limits.recipients_max), "100",
+	  1, 100000, NULL, "Recipients per message." },
+};
+#define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
+
+/* ---- strict value parsers ---- */
+
+int cfg_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+/* digits followed by one unit from units[]; returns value * its factor. */
+static int parse_with_unit(const char *s, const char *const units[],
+			   const uint64_t factors[], uint64_t *out)
+{
+	char num[32];
+	size_t n = strspn(s, "0123456789");
+	uint64_t v;
+
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (cfg_parse_uint(num, 0, UINT64_MAX, &v))
+		return -ERANGE;
+	for (size_t i = 0; units[i]; i++) {
+		if (strcmp(s + n, units[i]) == 0) {
+			if (factors[i] && v > UINT64_MAX / factors[i])
+				return -ERANGE;
+			*out = v * factors[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int cfg_parse_duration_ms(const char *s, uint64_t *out)
+{
+	static const char *const u[] = { "", "s", "ms", "m", "h", "d", NULL };
+	static const uint64_t f[] = { 1000, 1000, 1, 60000, 3600000,
+				      86400000 };
+	return parse_with_unit(s, u, f, out);
+}
+
+int cfg_parse_size(const char *s, uint64_t *out)
+{
+	static const char *const u[] = { "", "K", "M", "G", "T", NULL };
+	static const uint64_t f[] = { 1, 1ULL << 10, 1ULL << 20, 1ULL << 30,
+				      1ULL << 40 };
+	return parse_with_unit(s, u, f, out);
+}
+
+int cfg_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	return s;
+}
+
+static int parse_one_addr(char *t, struct cfg_listen_addr *a,
+			  char err[CFG_ERR_MAX])
+{
+	char *host, *port;
+	uint64_t pnum;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(a->text, sizeof(a->text), "%s", t);
+	if (strncmp(t, "unix:", 5) == 0) {
+		const char *p = t + 5;
+
+		if (*p != '/' || strlen(p) >= sizeof(a->path)) {
+			snprintf(err, CFG_ERR_MAX, "'%s': unix socket needs an "
+				 "absolute path shorter than %zu bytes", t,
+				 sizeof(a->path));
+			return -EINVAL;
+		}
+		a->is_unix = true;
+		strcpy(a->path, p);
+		return 0;
+	}
+	if (*t == '[') {
+		host = t + 1;
+		port = strchr(host, ']');
+		if (!port || port[1] != ':') {
+			snprintf(err, CFG_ERR_MAX, "'%s': expected [IPv6]:port", t);
+			return -EINVAL;
+		}
+		*port = '\0';
+		port += 2;
+	} else {
+		host = t;
+		port = strrchr(t, ':');
+		if (!port) {
+			snprintf(err, CFG_ERR_MAX, "'%s': expected address:port", t);
+			return -EINVAL;
+		}
+		*port++ = '\0';
+	}
+	if (cfg_parse_uint(port, 1, 65535, &pnum)) {
+		snprintf(err, CFG_ERR_MAX, "'%s': port must be 1-65535", a->text);
+		return -EINVAL;
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->ss;
+
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1 && t[0] != '[') {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)pnum);
+		a->sslen = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1 && t[0] == '[') {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)pnum);
+		a->sslen = sizeof(*v6);
+	} else {
+		snprintf(err, CFG_ERR_MAX, "'%s': not a numeric IPv4 address or "
+			 "[IPv6] address", a->text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cfg_parse_listen(const char *s, struct cfg_listen *out,
+		     char err[CFG_ERR_MAX])
+{
+	char buf[CFG_LIST_MAX * 160];
+	char *save = NULL, *tok;
+	struct cfg_listen l = { 0 };
+
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, CFG_ERR_MAX, "value too long");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	if (*trim(buf) == '\0') {
+		*out = l;
+		return 0;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *t = trim(tok);
+
+		if (l.n == CFG_LIST_MAX) {
+			snprintf(err, CFG_ERR_MAX, "more than %d addresses",
+				 CFG_LIST_MAX);
+			return -EINVAL;
+		}
+		if (*t == '\0') {
+			snprintf(err, CFG_ERR_MAX, "empty address in list");
+			return -EINVAL;
+		}
+		if (parse_one_addr(t, &l.a[l.n], err))
+			return -EINVAL;
+		l.n++;
+	}
+	*out = l;
+	return 0;
+}
+
+static int parse_strlist(const char *s, struct cfg_strlist *out,
+			 char err[CFG_ERR_MAX])
+{
+	char buf[CFG_LIST_MAX * PATH_MAX];
+	char *save = NULL, *tok;
+
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, CFG_ERR_MAX, "value too long");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	out->n = 0;
+	if (*trim(buf) == '\0')
+		return 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *t = trim(tok);
+
+		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
+			snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
+				 "comma-separated paths", CFG_LIST_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->v[out->n++], t);
+	}
+	return 0;
+}
+
+/* Parse value into the key's field. On error writes a message to err. */
+static int cfg_set(struct postern_config *cfg, const struct cfg_key *k,
+		   const char *value, char err[CFG_ERR_MAX])
+{
+	char *field = (char *)cfg + k->off;
+	uint64_t v;
+	int r;
+
+	switch (k->type) {
+	case CFG_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(err, CFG_ERR_MAX, "longer than %zu bytes",
+				 k->size - 1);
+			return -EINVAL;
+		}
+		strcpy(field, value);
+		return 0;
+	case CFG_UINT:
+		r = cfg_parse_uint(value, 0, UINT64_MAX, &v);
+		goto number;
+	case CFG_DURATION:
+		r = cfg_parse_duration_ms(value, &v);
+		goto number;
+	case CFG_SIZE:
+		r = cfg_parse_size(value, &v);
+	number:
+		if (r == -EINVAL) {
+			snprintf(err, CFG_ERR_MAX, "'%s' is not a %s", value,
+				 k->type == CFG_UINT ? "whole number" :
+				 k->type == CFG_SIZE ? "size (e.g. 64K, 35M)" :
+				 "duration (e.g. 30s, 10m, 500ms)");
+			return -EINVAL;
+		}
+		if (r || v < k->min || v > k->max) {
+			snprintf(err, CFG_ERR_MAX, "'%s' is out of range "
+				 "(%llu to %llu%s)", value,
+				 (unsigned long long)k->min,
+				 (unsigned long long)k->max,
+				 k->type == CFG_DURATION ? " ms" :
+				 k->type == CFG_SIZE ? " bytes" : "");
+			return -ERANGE;
+		}
+		memcpy(field, &v, sizeof(v));
+		return 0;
+	case CFG_BOOL: {
+		bool b;
+
+		if (cfg_parse_bool(value, &b)) {
+			snprintf(err, CFG_ERR_MAX, "'%s' is not yes or no", value);
+			return -EINVAL;
+		}
+		memcpy(field, &b, sizeof(b));
+		return 0;
+	}
+	case CFG_ENUM: {
+		const char *c = k->choices;
+		size_t vl = strlen(value);
+
+		for (unsigned i = 0; *c; i++) {
+			size_t cl = strcspn(c, "|");
+
+			if (cl == vl && strncmp(c, value, cl) == 0) {
+				memcpy(field, &i, sizeof(i));
+				return 0;
+			}
+			c += cl + (c[cl] == '|');
+		}
+		snprintf(err, CFG_ERR_MAX, "'%s' is not one of %s", value,
+			 k->choices);
+		return -EINVAL;
+	}
+	case CFG_LISTEN:
+		return cfg_parse_listen(value, (struct cfg_listen *)field, err);
+	case CFG_LIST:
+		return parse_strlist(value, (struct cfg_strlist *)field, err);
+	}
+	return -EINVAL;
+}
+
+void cfg_defaults(struct postern_config *cfg)
+{
+	char err[CFG_ERR_MAX];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		int r = cfg_set(cfg, &cfg_keys[i], cfg_keys[i].def, err);
+
+		/* A default that does not parse is a bug in the table. */
+		if (r) {
+			fprintf(stderr, "postern: bad default [%s] %s: %s\n",
+				cfg_keys[i].section, cfg_keys[i].name, err);
+			abort();
+		}
+	}
+}
+
+struct cfg_ctx {
+	struct postern_config *cfg;
+	bool seen[CFG_NKEYS];
+	bool failed;
+	char section[64], key[64];
+	char msg[CFG_ERR_MAX];
+};
+
+static int cfg_ini_handler(void *user, const char *section, const char *name,
+			   const char *value)
+{
+	struct cfg_ctx *ctx = user;
+	bool known_section = false;
+	char msg[CFG_ERR_MAX] = "";
+
+	if (ctx->failed)
+		return 0;   /* inih goes on; the first error is the one reported */
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (strcmp(k->section, section) != 0)
+			continue;
+		known_section = true;
+		if (strcmp(k->name, name) != 0)
+			continue;
+		if (ctx->seen[i]) {
+			snprintf(msg, sizeof(msg), "set twice");
+		} else if (cfg_set(ctx->cfg, k, value, msg) == 0) {
+			ctx->seen[i] = true;
+			return 1;
+		}
+		goto fail;
+	}
+	if (!*section)
+		snprintf(msg, sizeof(msg), "key outside any [section]");
+	else if (!known_section)
+		snprintf(msg, sizeof(msg), "unknown section");
+	else
+		snprintf(msg, sizeof(msg), "unknown key");
+fail:
+	ctx->failed = true;
+	snprintf(ctx->section, sizeof(ctx->section), "%s", section);
+	snprintf(ctx->key, sizeof(ctx->key), "%s", name);
+	snprintf(ctx->msg, sizeof(ctx->msg), "%s", msg);
+	return 0;
+}
+
+int cfg_load(struct postern_config *cfg, const char *path,
+	     char err[CFG_ERR_MAX])
+{
+	struct cfg_ctx *ctx;
+	FILE *f;
+	int line, r = 0;
+
+	if (!path)
+		path = CFG_DEFAULT_FILE;
+	cfg_defaults(cfg);
+	snprintf(cfg->file, sizeof(cfg->file), "%s", path);
+	f = fopen(path, "r");
+	if (!f) {
+		r = -errno;
+		snprintf(err, CFG_ERR_MAX, "%s: cannot open: %s", path,
+			 strerror(errno));
+		return r;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	ctx->cfg = cfg;
+	line = ini_parse_file(f, cfg_ini_handler, ctx);
+	fclose(f);
+	if (line != 0) {
+		if (ctx->failed)
+			snprintf(err, CFG_ERR_MAX, "%s:%d: [%s] %s: %s", path,
+				 line, ctx->section, ctx->key, ctx->msg);
+		else   /* inih's own syntax error: no key to name */
+			snprintf(err, CFG_ERR_MAX, "%s:%d: syntax error (expected "
+				 "[section] or key = value)", path, line);
+		r = -PST_ECONFIG;
+		goto out;
+	}
+	if (cfg->tls.cert.n != cfg->tls.key.n) {
+		snprintf(err, CFG_ERR_MAX, "%s: [tls] key: %u certificates but "
+			 "%u keys; give one key for each cert", path,
+			 cfg->tls.cert.n, cfg->tls.key.n);
+		r = -PST_ECONFIG;
+	}
+out:
+	free(ctx);
+	return r;
+}
+
+void cfg_print_defaults(FILE *out)
+{
+	const char *section = "";
+
+	fprintf(out, "# postern.conf — Postern's configuration "
+		"(/etc/postern/postern.conf).\n"
+		"# Every key with its default. Durations take ms, s, m, h, d "
+		"(plain numbers are\n# seconds); sizes take K, M, G. "
+		"Generated by `postern-pop3d --print-defaults`.\n");
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		const char *d = k->doc;
+
+		if (strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		fputs("# ", out);
+		for (; *d; d++) {
+			fputc(*d, out);
+			if (*d == '\n')
+				fputs("# ", out);
+		}
+		if (k->choices)
+			fprintf(out, " (%s)", k->choices);
+		fprintf(out, "\n%s = %s\n", k->name, k->def);
+	}
+}

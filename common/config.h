@@ -1,0 +1,116 @@
+/* config.h — the one INI file shared by both daemons and the CLI.
+ *
+ * Every key lives in one table in config.c with its type, default, range and
+ * documentation; the defaults are applied by parsing the default text through
+ * the same parser, and `--print-defaults` prints the table as a commented INI
+ * file (packaging/postern.conf.example is that output, and a test keeps them
+ * equal). Unknown sections and keys, duplicates, bad values and missing files
+ * are errors that name the file, line and key.
+ *
+ * Ownership: struct postern_config is a plain value; cfg_load() fills one the
+ * caller owns, nothing inside points elsewhere, nothing needs freeing.
+ * Threading: load at start-up on the main thread; afterwards read-only. */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CFG_DEFAULT_FILE "/etc/postern/postern.conf"
+#define CFG_LIST_MAX 8          /* addresses per listen key, certificates */
+#define CFG_ERR_MAX 512
+
+/* One listening address: TCP (IPv4 or IPv6) or a unix socket path. */
+struct cfg_listen_addr {
+	bool is_unix;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char path[108];         /* sun_path size */
+	char text[128];         /* as written, for logs */
+};
+
+struct cfg_listen {
+	unsigned n;             /* 0: listener off */
+	struct cfg_listen_addr a[CFG_LIST_MAX];
+};
+
+struct cfg_strlist {
+	unsigned n;
+	char v[CFG_LIST_MAX][PATH_MAX];
+};
+
+enum cfg_relay_tls { CFG_RELAY_TLS_REQUIRED, CFG_RELAY_TLS_OPPORTUNISTIC,
+		     CFG_RELAY_TLS_NONE };
+enum cfg_bare_newline { CFG_BARE_NL_NORMALIZE, CFG_BARE_NL_REJECT };
+
+/* Numbers are uint64_t so one parser fills them; durations are in
+ * milliseconds, sizes in bytes. */
+struct postern_config {
+	char file[PATH_MAX];    /* where it was loaded from */
+	struct {
+		char path[PATH_MAX];
+		uint64_t map_size;
+	} store;
+	struct {
+		struct cfg_strlist cert, key;
+		char priority[512];
+		uint64_t handshake_timeout;
+		bool tickets;
+	} tls;
+	struct {
+		struct cfg_listen listen_tls, listen_plain;
+		uint64_t workers;
+		char user[64];
+		unsigned log_level;     /* enum log_level */
+		bool plain_auth_loopback;
+		uint64_t idle_timeout;
+	} pop3d;
+	struct {
+		char hostname[256];
+		struct cfg_listen listen_tls, listen_starttls, listen_lmtp;
+		char relay[256];
+		unsigned relay_tls;     /* enum cfg_relay_tls */
+		uint64_t workers;
+		char user[64];
+		unsigned log_level;
+		uint64_t idle_timeout;
+		unsigned bare_newline;  /* enum cfg_bare_newline */
+	} submitd;
+	struct {
+		uint64_t argon2_memory, argon2_time, argon2_lanes;
+	} auth;
+	struct {
+		uint64_t max_connections, max_connections_per_ip;
+		uint64_t pop3_line_max, smtp_line_max, smtp_text_line_max;
+		uint64_t line_discard_max;
+		uint64_t login_timeout, line_timeout, drain_timeout;
+		uint64_t output_buffer_max;
+		uint64_t message_max, recipients_max;
+	} limits;
+};
+
+/* Fill cfg with every default. */
+void cfg_defaults(struct postern_config *cfg);
+
+/* Load path (CFG_DEFAULT_FILE when NULL) over the defaults. On error returns
+ * -PST_ECONFIG (or -errno) and writes "FILE:LINE: [section] key: problem" to
+ * err; cfg is then unspecified. */
+int cfg_load(struct postern_config *cfg, const char *path,
+	     char err[CFG_ERR_MAX]);
+
+/* Print every key with its documentation and default as an INI file. */
+void cfg_print_defaults(FILE *out);
+
+/* Strict parsers, shared with the CLI. Return 0 or -EINVAL/-ERANGE. */
+int cfg_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int cfg_parse_duration_ms(const char *s, uint64_t *out);
+int cfg_parse_size(const char *s, uint64_t *out);
+int cfg_parse_bool(const char *s, bool *out);
+/* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
+int cfg_parse_listen(const char *s, struct cfg_listen *out,
+		     char err[CFG_ERR_MAX]);
+
+#endif

@@ -1,0 +1,165 @@
+/* conn_limit.c — see conn_limit.h. Linear probing with backward-shift
+ * deletion, so there are no tombstones to age. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert.h"
+#include "conn_limit.h"
+
+struct conn_slot {
+	uint8_t addr[16];
+	uint32_t count;         /* 0: empty */
+};
+
+struct conn_limit {
+	pthread_mutex_t mu;
+	uint64_t total, max_total, max_per_addr;
+	size_t mask;
+	struct conn_slot *slots;
+};
+
+int conn_limit_new(uint64_t max_total, uint64_t max_per_addr,
+		   struct conn_limit **out)
+{
+	struct conn_limit *l = calloc(1, sizeof(*l));
+	size_t cap = 16;
+
+	if (!l)
+		return -ENOMEM;
+	while (cap < 2 * max_total)
+		cap <<= 1;
+	l->slots = calloc(cap, sizeof(*l->slots));
+	if (!l->slots) {
+		free(l);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	l->mask = cap - 1;
+	l->max_total = max_total;
+	l->max_per_addr = max_per_addr;
+	*out = l;
+	return 0;
+}
+
+void conn_limit_free(struct conn_limit *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_destroy(&l->mu);
+	free(l->slots);
+	free(l);
+}
+
+/* 16-byte key; false for addresses not counted per address. */
+static bool addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const void *)sa;
+
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &v4->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+static size_t slot_hash(const uint8_t key[16])
+{
+	uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static struct conn_slot *slot_find(struct conn_limit *l, const uint8_t key[16])
+{
+	for (size_t i = slot_hash(key) & l->mask;; i = (i + 1) & l->mask) {
+		struct conn_slot *s = &l->slots[i];
+
+		if (s->count == 0 || memcmp(s->addr, key, 16) == 0)
+			return s;
+	}
+}
+
+static void slot_remove(struct conn_limit *l, struct conn_slot *s)
+{
+	size_t i = (size_t)(s - l->slots);
+
+	l->slots[i].count = 0;
+	for (size_t j = (i + 1) & l->mask; l->slots[j].count; j = (j + 1) & l->mask) {
+		size_t home = slot_hash(l->slots[j].addr) & l->mask;
+
+		/* Move j back into the hole at i unless its home lies in (i, j]. */
+		if (((j - home) & l->mask) >= ((j - i) & l->mask)) {
+			l->slots[i] = l->slots[j];
+			l->slots[j].count = 0;
+			i = j;
+		}
+	}
+}
+
+enum conn_verdict conn_limit_acquire(struct conn_limit *l,
+				     const struct sockaddr *addr)
+{
+	enum conn_verdict v = CONN_OK;
+	uint8_t key[16];
+	bool keyed = addr_key(addr, key);
+
+	pthread_mutex_lock(&l->mu);
+	if (l->total >= l->max_total) {
+		v = CONN_OVER_TOTAL;
+	} else if (keyed) {
+		struct conn_slot *s = slot_find(l, key);
+
+		if (s->count >= l->max_per_addr) {
+			v = CONN_OVER_PER_ADDR;
+		} else {
+			memcpy(s->addr, key, 16);
+			s->count++;
+		}
+	}
+	if (v == CONN_OK)
+		l->total++;
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
+
+void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr)
+{
+	uint8_t key[16];
+	bool keyed = addr_key(addr, key);
+
+	pthread_mutex_lock(&l->mu);
+	REQUIRE(l->total > 0);
+	l->total--;
+	if (keyed) {
+		struct conn_slot *s = slot_find(l, key);
+
+		REQUIRE(s->count > 0);
+		if (--s->count == 0)
+			slot_remove(l, s);
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+uint64_t conn_limit_total(struct conn_limit *l)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&l->mu);
+	t = l->total;
+	pthread_mutex_unlock(&l->mu);
+	return t;
+}

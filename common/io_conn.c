@@ -1,0 +1,806 @@
+/* io_conn.c — see io_conn.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert.h"
+#include "conn_limit.h"
+#include "err.h"
+#include "io_conn.h"
+#include "log.h"
+#include "tls_creds.h"
+
+#define IO_RECORD_MAX 16384       /* one TLS record of bulk output */
+#define IO_LINGER_MS 5000         /* bound on flushing output at close */
+
+enum io_tls_state { IO_PLAIN, IO_HANDSHAKE, IO_TLS };
+
+struct io_conn {
+	union {
+		uv_handle_t h;
+		uv_stream_t s;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} u;
+	uv_timer_t timer;
+	int open_handles;
+
+	struct io_worker *w;
+	struct io_conn *next, *prev;
+	const struct io_conn_ops *ops;
+	void *sess;
+	uint64_t id;
+	struct io_limits lim;
+	struct conn_limit *limit;
+	struct sockaddr_storage peer_ss;
+	bool is_unix, loopback;
+	char peer[INET6_ADDRSTRLEN + 8];
+
+	enum io_tls_state tls_state;
+	gnutls_session_t tls;
+	struct tls_creds *creds;
+
+	/* Input: bytes from the socket not yet consumed (ciphertext under TLS).
+	 * rx points at the worker's read buffer during a read callback, or at
+	 * spill when some was left over. */
+	const char *rx;
+	size_t rx_len, rx_off;
+	char *spill;
+	struct linebuf lb;
+	enum linebuf_mode mode;
+	size_t raw_left;
+
+	/* Output: plaintext queued, and bytes handed to uv_write not done. */
+	char *obuf;
+	size_t olen, ocap;
+	size_t pending;
+
+	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
+	bool started, reading, paused, in_process, closing, eof, want_drained;
+};
+
+struct io_wreq {
+	uv_write_t req;
+	struct io_conn *c;
+	size_t len;
+	char data[];
+};
+
+static void io__process(struct io_conn *c);
+static void io__update_reading(struct io_conn *c);
+static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void io__arm_timer(struct io_conn *c);
+
+/* ---- identity ---- */
+
+static atomic_uint_fast64_t io__id_counter;
+static pthread_once_t io__id_once = PTHREAD_ONCE_INIT;
+
+static void io__id_seed(void)
+{
+	uint64_t seed = 0;
+
+	/* Ids from a random start, so restarts do not repeat them in logs. */
+	gnutls_rnd(GNUTLS_RND_NONCE, &seed, sizeof(seed));
+	atomic_store(&io__id_counter, (seed & 0xffffffffULL) << 16);
+}
+
+static uint64_t io__next_id(void)
+{
+	pthread_once(&io__id_once, io__id_seed);
+	return atomic_fetch_add(&io__id_counter, 1) + 1;
+}
+
+uint64_t io_conn_id(const struct io_conn *c) { return c->id; }
+uv_loop_t *io_conn_loop(const struct io_conn *c) { return c->w->loop; }
+const char *io_conn_peer(const struct io_conn *c) { return c->peer; }
+bool io_conn_peer_is_loopback(const struct io_conn *c) { return c->loopback; }
+bool io_conn_is_tls(const struct io_conn *c) { return c->tls_state == IO_TLS; }
+bool io_conn_closing(const struct io_conn *c) { return c->closing; }
+const struct sockaddr *io_conn_peer_addr(struct io_conn *c)
+{
+	return c->is_unix ? NULL : (const struct sockaddr *)&c->peer_ss;
+}
+
+const char *io_conn_tls_desc(const struct io_conn *c, char *buf, size_t cap)
+{
+	if (c->tls_state != IO_TLS)
+		return NULL;
+	snprintf(buf, cap, "%s/%s",
+		 gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls)),
+		 gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
+	return buf;
+}
+
+static void io__describe_peer(struct io_conn *c)
+{
+	const struct sockaddr_storage *ss = &c->peer_ss;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+		port = ntohs(v4->sin_port);
+		c->loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const void *)ss;
+		const uint8_t *b = v6->sin6_addr.s6_addr;
+
+		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+		port = ntohs(v6->sin6_port);
+		c->loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+			      (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && b[12] == 127);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, port);
+	} else {
+		c->is_unix = true;
+		c->loopback = true;     /* a local process */
+		snprintf(c->peer, sizeof(c->peer), "unix");
+	}
+}
+
+/* ---- lifetime ---- */
+
+static void io__free(struct io_conn *c)
+{
+	struct io_worker *w = c->w;
+
+	if (c->ops && c->ops->on_close)
+		c->ops->on_close(c->sess);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	if (c->limit)
+		conn_limit_release(c->limit, io_conn_peer_addr(c));
+	if (c->tls)
+		gnutls_deinit(c->tls);
+	tls_creds_release(c->creds);
+	linebuf_free(&c->lb);
+	free(c->spill);
+	free(c->obuf);
+	free(c);
+	if (w->on_conn_gone)
+		w->on_conn_gone(w);
+}
+
+static void io__handle_closed(uv_handle_t *h)
+{
+	struct io_conn *c = h->data;
+
+	if (--c->open_handles == 0)
+		io__free(c);
+}
+
+static void io__close_handles(struct io_conn *c)
+{
+	if (uv_is_closing(&c->u.h))
+		return;
+	uv_close(&c->u.h, io__handle_closed);
+	uv_close((uv_handle_t *)&c->timer, io__handle_closed);
+}
+
+void io_conn_close(struct io_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	io_conn_flush(c);
+	if (c->tls_state == IO_TLS)
+		gnutls_bye(c->tls, GNUTLS_SHUT_WR);   /* close_notify via push */
+	io__update_reading(c);
+	if (c->pending == 0) {
+		io__close_handles(c);
+		return;
+	}
+	/* Let queued output reach a reading client, but not forever. */
+	memset(c->deadline, 0, sizeof(c->deadline));
+	c->deadline[IO_TIMEOUT_LINGER] = uv_now(c->w->loop) + IO_LINGER_MS;
+	io__arm_timer(c);
+}
+
+void io_worker_close_all(struct io_worker *w)
+{
+	/* uv_close() defers the frees to the loop, so the list is stable. */
+	for (struct io_conn *c = w->conns; c; c = c->next)
+		io_conn_close(c);
+}
+
+/* ---- output ---- */
+
+static void io__write_done(uv_write_t *req, int status)
+{
+	struct io_wreq *wr = (struct io_wreq *)req;
+	struct io_conn *c = wr->c;
+
+	REQUIRE(c->pending >= wr->len);
+	c->pending -= wr->len;
+	free(wr);
+	if (status < 0) {
+		if (!c->closing)
+			log_event(LOGL_DEBUG, c->id, "write_error", "error=\"%s\"",
+				  uv_strerror(status));
+		c->closing = true;
+		io__close_handles(c);
+		return;
+	}
+	if (c->closing) {
+		if (c->pending == 0)
+			io__close_handles(c);
+		return;
+	}
+	if (c->want_drained && c->pending + c->olen <= c->lim.output_max / 2) {
+		c->want_drained = false;
+		if (c->ops->on_drained)
+			c->ops->on_drained(c->sess);
+		io__process(c);
+	}
+}
+
+/* Hand bytes to the socket. The data is copied; libuv owns the copy. */
+static int io__send_raw(struct io_conn *c, const giovec_t *iov, int iovcnt)
+{
+	size_t len = 0;
+	struct io_wreq *wr;
+	uv_buf_t b;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (uv_is_closing(&c->u.h))
+		return -EPIPE;
+	wr = malloc(sizeof(*wr) + len);
+	if (!wr)
+		return -ENOMEM;
+	wr->c = c;
+	wr->len = len;
+	len = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(wr->data + len, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	b = uv_buf_init(wr->data, (unsigned)len);
+	if (uv_write(&wr->req, &c->u.s, &b, 1, io__write_done) < 0) {
+		free(wr);
+		return -EPIPE;
+	}
+	c->pending += len;
+	return 0;
+}
+
+static ssize_t io__tls_push(gnutls_transport_ptr_t p, const giovec_t *iov,
+			    int iovcnt)
+{
+	struct io_conn *c = p;
+	ssize_t len = 0;
+
+	if (io__send_raw(c, iov, iovcnt) < 0) {
+		gnutls_transport_set_errno(c->tls, EPIPE);
+		return -1;
+	}
+	for (int i = 0; i < iovcnt; i++)
+		len += (ssize_t)iov[i].iov_len;
+	return len;
+}
+
+static ssize_t io__tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+	struct io_conn *c = p;
+	size_t avail = c->rx_len - c->rx_off;
+
+	if (avail == 0) {
+		gnutls_transport_set_errno(c->tls, EAGAIN);
+		return -1;
+	}
+	if (len > avail)
+		len = avail;
+	memcpy(data, c->rx + c->rx_off, len);
+	c->rx_off += len;
+	return (ssize_t)len;
+}
+
+void io_conn_write(struct io_conn *c, const void *p, size_t n)
+{
+	if (c->closing || n == 0)
+		return;
+	if (c->olen + n > c->ocap) {
+		size_t cap = c->ocap ? c->ocap : 1024;
+		char *nb;
+
+		while (cap < c->olen + n)
+			cap *= 2;
+		nb = realloc(c->obuf, cap);
+		if (!nb) {
+			log_event(LOGL_ERR, c->id, "out_of_memory", "need=%zu", cap);
+			io_conn_close(c);
+			return;
+		}
+		c->obuf = nb;
+		c->ocap = cap;
+	}
+	memcpy(c->obuf + c->olen, p, n);
+	c->olen += n;
+	if (c->olen >= IO_RECORD_MAX)
+		io_conn_flush(c);
+}
+
+void io_conn_printf(struct io_conn *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));   /* replies are short */
+	io_conn_write(c, buf, (size_t)n);
+}
+
+void io_conn_flush(struct io_conn *c)
+{
+	size_t off = 0;
+
+	if (c->olen == 0 || c->tls_state == IO_HANDSHAKE ||
+	    uv_is_closing(&c->u.h))
+		return;
+	if (c->tls_state == IO_PLAIN) {
+		giovec_t v = { .iov_base = c->obuf, .iov_len = c->olen };
+
+		if (io__send_raw(c, &v, 1) < 0)
+			goto fail;
+		c->olen = 0;
+		return;
+	}
+	while (off < c->olen) {
+		size_t n = c->olen - off;
+		ssize_t r;
+
+		if (n > IO_RECORD_MAX)
+			n = IO_RECORD_MAX;
+		r = gnutls_record_send(c->tls, c->obuf + off, n);
+		if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+			continue;   /* our push never blocks; cannot loop long */
+		if (r < 0)
+			goto fail;
+		off += (size_t)r;
+	}
+	c->olen = 0;
+	/* Large buffers from a bulk reply are not kept on an idle session. */
+	if (c->ocap > 4 * IO_RECORD_MAX) {
+		free(c->obuf);
+		c->obuf = NULL;
+		c->ocap = 0;
+	}
+	return;
+fail:
+	c->olen = 0;
+	if (!c->closing) {
+		c->closing = true;
+		io__close_handles(c);
+	}
+}
+
+bool io_conn_writable(const struct io_conn *c)
+{
+	return !c->closing && c->pending + c->olen < c->lim.output_max;
+}
+
+/* ---- timers ---- */
+
+static void io__timer_cb(uv_timer_t *t)
+{
+	struct io_conn *c = t->data;
+	uint64_t now = uv_now(c->w->loop);
+
+	for (int i = 0; i < IO_TIMEOUT_N; i++) {
+		if (!c->deadline[i] || c->deadline[i] > now)
+			continue;
+		c->deadline[i] = 0;
+		if (i == IO_TIMEOUT_LINGER) {
+			io__close_handles(c);
+			return;
+		}
+		if (c->closing)
+			continue;
+		log_event(LOGL_INFO, c->id, "timeout", "which=%s",
+			  (const char *[]){ "idle", "login", "line",
+					    "handshake" }[i]);
+		if (i != IO_TIMEOUT_HANDSHAKE && c->ops->on_timeout)
+			c->ops->on_timeout(c->sess, (enum io_timeout)i);
+		io_conn_close(c);
+		return;
+	}
+	io__arm_timer(c);
+}
+
+static void io__arm_timer(struct io_conn *c)
+{
+	uint64_t next = 0, now;
+
+	if (uv_is_closing((uv_handle_t *)&c->timer))
+		return;
+	for (int i = 0; i < IO_TIMEOUT_N; i++)
+		if (c->deadline[i] && (!next || c->deadline[i] < next))
+			next = c->deadline[i];
+	if (!next) {
+		uv_timer_stop(&c->timer);
+		return;
+	}
+	now = uv_now(c->w->loop);
+	uv_timer_start(&c->timer, io__timer_cb, next > now ? next - now : 0, 0);
+}
+
+void io_conn_set_timeout(struct io_conn *c, enum io_timeout which, uint64_t ms)
+{
+	c->deadline[which] = ms ? uv_now(c->w->loop) + ms : 0;
+	io__arm_timer(c);
+}
+
+/* ---- input ---- */
+
+static void io__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct io_conn *c = h->data;
+
+	buf->base = c->w->rbuf;
+	buf->len = sizeof(c->w->rbuf);
+}
+
+static void io__update_reading(struct io_conn *c)
+{
+	bool want = !c->closing && !c->eof && !c->paused && !c->want_drained &&
+		    c->rx_off == c->rx_len;
+
+	if (want && !c->reading) {
+		if (uv_read_start(&c->u.s, io__alloc, io__read_cb) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop(&c->u.s);
+		c->reading = false;
+	}
+}
+
+/* Move bytes from rx into the line buffer, through TLS if on.
+ * Returns >0 if bytes were added, 0 if none are available, <0 to close. */
+static int io__fill(struct io_conn *c)
+{
+	size_t space;
+	char *tail = linebuf_tail(&c->lb, &space);
+
+	if (space == 0)
+		return 0;
+	if (c->tls_state == IO_PLAIN) {
+		size_t n = c->rx_len - c->rx_off;
+
+		if (n > space)
+			n = space;
+		memcpy(tail, c->rx + c->rx_off, n);
+		c->rx_off += n;
+		linebuf_commit(&c->lb, n);
+		return (int)(n > 0);
+	}
+	for (;;) {
+		ssize_t r = gnutls_record_recv(c->tls, tail, space);
+
+		if (r > 0) {
+			linebuf_commit(&c->lb, (size_t)r);
+			return 1;
+		}
+		if (r == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (r == GNUTLS_E_AGAIN)
+			return 0;
+		if (r == 0)
+			return -PST_EPROTO;   /* close_notify */
+		log_event(LOGL_DEBUG, c->id, "tls_error", "error=\"%s\"",
+			  gnutls_strerror((int)r));
+		return -PST_ETLS;
+	}
+}
+
+static void io__dispatch(struct io_conn *c, enum linebuf_ev ev,
+			 struct linebuf_line *ln)
+{
+	if (ev == LB_TOOLONG) {
+		if (c->ops->on_too_long)
+			c->ops->on_too_long(c->sess);
+		return;
+	}
+	if (c->mode == LB_MODE_LINE) {
+		if (c->lim.idle_ms)
+			c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) +
+						       c->lim.idle_ms;
+		c->ops->on_line(c->sess, ln->p, ln->len);
+		return;
+	}
+	if (c->mode == LB_MODE_RAW) {
+		c->raw_left -= ln->len;
+		if (c->raw_left == 0)
+			c->mode = LB_MODE_LINE;
+	}
+	c->ops->on_data(c->sess, ln->p, ln->len, ln->partial);
+}
+
+static void io__process(struct io_conn *c)
+{
+	if (c->in_process)
+		return;     /* the outer call's loop picks up the change */
+	c->in_process = true;
+	while (!c->closing && !c->paused && c->tls_state != IO_HANDSHAKE) {
+		struct linebuf_rules rules = {
+			.mode = c->mode, .max = c->lim.line_max,
+			.discard_max = c->lim.discard_max,
+			.raw_left = c->raw_left,
+		};
+		struct linebuf_line ln;
+		enum linebuf_ev ev;
+		int r;
+
+		if (c->pending + c->olen >= c->lim.output_max) {
+			/* The client is not reading what we write: stop
+			 * taking commands until it does. */
+			c->want_drained = true;
+			break;
+		}
+		ev = linebuf_next(&c->lb, &rules, &ln);
+		if (ev == LB_FLOOD) {
+			log_event(LOGL_INFO, c->id, "line_flood",
+				  "discarded=%zu", c->lim.discard_max);
+			io_conn_close(c);
+			break;
+		}
+		if (ev != LB_NEED_MORE) {
+			io__dispatch(c, ev, &ln);
+			continue;
+		}
+		r = io__fill(c);
+		if (r > 0)
+			continue;
+		if (r < 0 || c->eof) {
+			io_conn_close(c);
+			break;
+		}
+		break;
+	}
+	if (!c->closing) {
+		/* A line begun and not finished must be finished in time. */
+		bool partial = c->mode == LB_MODE_LINE &&
+			       linebuf_pending(&c->lb) > 0;
+
+		if (partial && !c->deadline[IO_TIMEOUT_LINE])
+			c->deadline[IO_TIMEOUT_LINE] = uv_now(c->w->loop) +
+						       c->lim.line_ms;
+		else if (!partial)
+			c->deadline[IO_TIMEOUT_LINE] = 0;
+		io__arm_timer(c);
+		io_conn_flush(c);
+	}
+	c->in_process = false;
+	io__update_reading(c);
+}
+
+static void io__handshake(struct io_conn *c)
+{
+	int r = gnutls_handshake(c->tls);
+	char desc[96];
+
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		return;
+	if (r < 0) {
+		log_event(LOGL_INFO, c->id, "tls_handshake_failed",
+			  "peer=%s error=\"%s\"", c->peer, gnutls_strerror(r));
+		c->closing = true;
+		io__close_handles(c);
+		return;
+	}
+	c->tls_state = IO_TLS;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	io__arm_timer(c);
+	log_event(LOGL_DEBUG, c->id, "tls_ready", "tls=%s resumed=%s",
+		  io_conn_tls_desc(c, desc, sizeof(desc)),
+		  gnutls_session_is_resumed(c->tls) ? "yes" : "no");
+	if (c->ops->on_tls_ready)
+		c->ops->on_tls_ready(c->sess);
+	io_conn_flush(c);
+}
+
+static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct io_conn *c = s->data;
+
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		c->eof = true;
+		if (nread != UV_EOF)
+			log_event(LOGL_DEBUG, c->id, "read_error",
+				  "error=\"%s\"", uv_strerror((int)nread));
+		if (c->tls_state == IO_HANDSHAKE || c->paused)
+			io_conn_close(c);
+		else
+			io__process(c);   /* finish what was buffered, then close */
+		return;
+	}
+	REQUIRE(c->rx_off == c->rx_len);   /* reading stops while rx is held */
+	c->rx = buf->base;
+	c->rx_len = (size_t)nread;
+	c->rx_off = 0;
+	if (c->tls_state == IO_HANDSHAKE)
+		io__handshake(c);
+	if (!c->closing)
+		io__process(c);
+	if (c->rx_off < c->rx_len && !c->closing) {
+		/* Processing paused with input left: keep it, stop reading. */
+		size_t left = c->rx_len - c->rx_off;
+		char *sp = realloc(c->spill, left);
+
+		if (!sp) {
+			io_conn_close(c);
+			return;
+		}
+		memmove(sp, c->rx + c->rx_off, left);
+		c->spill = sp;
+		c->rx = sp;
+		c->rx_len = left;
+		c->rx_off = 0;
+	} else {
+		c->rx = NULL;
+		c->rx_len = c->rx_off = 0;
+	}
+	io__update_reading(c);
+}
+
+/* ---- setup ---- */
+
+int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		   const struct io_limits *lim, struct conn_limit *limit,
+		   enum conn_verdict *verdict, struct io_conn **out)
+{
+	struct io_conn *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	size_t cap = lim->line_max > lim->data_line_max ? lim->line_max
+							: lim->data_line_max;
+	if (linebuf_init(&c->lb, cap)) {
+		free(c);
+		return -ENOMEM;
+	}
+	r = is_unix ? uv_pipe_init(w->loop, &c->u.pipe, 0)
+		    : uv_tcp_init(w->loop, &c->u.tcp);
+	REQUIRE(r == 0);
+	uv_timer_init(w->loop, &c->timer);
+	c->open_handles = 2;
+	c->u.h.data = c;
+	c->timer.data = c;
+	c->w = w;
+	c->lim = *lim;
+	c->id = io__next_id();
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	r = uv_accept(server, &c->u.s);
+	if (r == 0 && !is_unix) {
+		int len = sizeof(c->peer_ss);
+
+		r = uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)&c->peer_ss,
+				       &len);
+		uv_tcp_nodelay(&c->u.tcp, 1);
+	}
+	io__describe_peer(c);
+	if (r < 0) {
+		c->closing = true;
+		io__close_handles(c);
+		return r;
+	}
+	*verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
+			 : CONN_OK;
+	if (*verdict == CONN_OK)
+		c->limit = limit;   /* released when the conn is freed */
+	*out = c;
+	return 0;
+}
+
+void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess)
+{
+	c->ops = ops;
+	c->sess = sess;
+}
+
+static int io__tls_begin(struct io_conn *c)
+{
+	int r;
+
+	c->creds = tls_creds_acquire();
+	r = tls_creds_session_new(c->creds, &c->tls);
+	if (r)
+		return r;
+	gnutls_transport_set_ptr(c->tls, c);
+	gnutls_transport_set_vec_push_function(c->tls, io__tls_push);
+	gnutls_transport_set_pull_function(c->tls, io__tls_pull);
+	c->tls_state = IO_HANDSHAKE;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(c->w->loop) +
+					    c->lim.handshake_ms;
+	io__arm_timer(c);
+	return 0;
+}
+
+int io_conn_start(struct io_conn *c, bool implicit_tls)
+{
+	REQUIRE(c->ops && !c->started);
+	c->started = true;
+	if (c->lim.login_ms)
+		c->deadline[IO_TIMEOUT_LOGIN] = uv_now(c->w->loop) + c->lim.login_ms;
+	if (c->lim.idle_ms)
+		c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) + c->lim.idle_ms;
+	io__arm_timer(c);
+	if (implicit_tls) {
+		int r = io__tls_begin(c);
+
+		if (r) {
+			io_conn_close(c);
+			return r;
+		}
+	}
+	io__update_reading(c);
+	return 0;
+}
+
+int io_conn_starttls(struct io_conn *c)
+{
+	size_t dropped;
+	int r;
+
+	if (c->tls_state != IO_PLAIN || c->closing)
+		return -EINVAL;
+	io_conn_flush(c);           /* the go-ahead reply, in plaintext */
+	dropped = linebuf_clear(&c->lb) + (c->rx_len - c->rx_off);
+	c->rx_off = c->rx_len;      /* injected plaintext is never parsed */
+	if (dropped)
+		log_event(LOGL_INFO, c->id, "starttls_discard", "bytes=%zu",
+			  dropped);
+	r = io__tls_begin(c);
+	if (r) {
+		io_conn_close(c);
+		return r;
+	}
+	return 0;
+}
+
+void io_conn_set_mode(struct io_conn *c, enum linebuf_mode mode,
+		      size_t raw_left)
+{
+	c->mode = mode;
+	c->raw_left = raw_left;
+}
+
+void io_conn_pause(struct io_conn *c)
+{
+	c->paused = true;
+}
+
+void io_conn_resume(struct io_conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	if (!c->in_process && !c->closing) {
+		/* Called from an async completion: take the next lines now. */
+		io__process(c);
+	}
+}

@@ -1,0 +1,123 @@
+/* io_conn.h — the one I/O layer; it hides TLS from the protocol engines.
+ *
+ * A connection is a libuv stream (TCP or unix socket), optionally wrapped in
+ * GnuTLS through pull/push functions over libuv buffers, a line reader with
+ * hard limits, an output buffer flushed as 16 KiB TLS records, and one timer
+ * carrying every deadline (idle, login, line, handshake, close linger).
+ *
+ * Protocol code sees events through io_conn_ops and writes with
+ * io_conn_write()/io_conn_printf(). Output written while handling a batch of
+ * pipelined commands goes out together when the batch is done (cork). When the
+ * client stops reading, input processing pauses above output_buffer_max and
+ * on_drained fires when the queue is below half of it again; producers of
+ * bulk output (RETR) check io_conn_writable() and continue on on_drained.
+ *
+ * STARTTLS: the engine writes its "go ahead" reply, then calls
+ * io_conn_starttls(). Everything the client sent after the command — already
+ * buffered or in the same read — is discarded unparsed (CVE-2011-0411).
+ *
+ * Ownership: the server creates a connection at accept and hands it to the
+ * protocol's accept function, which calls io_conn_bind() with its session.
+ * io_conn_close() may be called any number of times from anywhere on the
+ * loop; once the handles are closed, on_close() is called exactly once (the
+ * session frees itself there) and then the connection frees itself. No
+ * pointer to a connection may be kept past on_close.
+ *
+ * Threading: a connection belongs to its worker's loop thread; every
+ * function here must be called on that thread. */
+#ifndef POSTERN_IO_CONN_H
+#define POSTERN_IO_CONN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "conn_limit.h"
+#include "linebuf.h"
+
+struct io_conn;
+
+enum io_timeout { IO_TIMEOUT_IDLE, IO_TIMEOUT_LOGIN, IO_TIMEOUT_LINE,
+		  IO_TIMEOUT_HANDSHAKE, IO_TIMEOUT_LINGER, IO_TIMEOUT_N };
+
+struct io_conn_ops {
+	/* LINE mode: a command line, terminator removed, NUL-terminated. */
+	void (*on_line)(void *sess, char *line, size_t len);
+	/* DATA and RAW modes: see linebuf.h. */
+	void (*on_data)(void *sess, char *p, size_t len, bool partial);
+	/* A command line was over the limit; the engine answers and goes on. */
+	void (*on_too_long)(void *sess);
+	/* Implicit TLS handshake done, or STARTTLS upgrade done. */
+	void (*on_tls_ready)(void *sess);
+	/* The output queue fell below the low mark after being full. */
+	void (*on_drained)(void *sess);
+	/* Idle, login or line deadline passed: answer and close. If NULL, the
+	 * connection is closed without a word. */
+	void (*on_timeout)(void *sess, enum io_timeout which);
+	/* Last call for this session: free it. */
+	void (*on_close)(void *sess);
+};
+
+/* Limits a connection runs under; copied at creation. */
+struct io_limits {
+	size_t line_max;          /* LINE mode */
+	size_t data_line_max;     /* DATA mode buffer; 0 if never used */
+	size_t discard_max;
+	size_t output_max;
+	uint64_t idle_ms, login_ms, line_ms, handshake_ms;
+};
+
+/* Per-loop state shared by the loop's connections. */
+struct io_worker {
+	uv_loop_t *loop;
+	unsigned index;
+	struct io_conn *conns;    /* all live connections, for shutdown */
+	unsigned nconns;
+	void (*on_conn_gone)(struct io_worker *w);   /* after each free */
+	char rbuf[64 * 1024];     /* read buffer: consumed or spilled per read */
+};
+
+/* Server side: create a connection for an accepted stream and count it
+ * against `limit` (NULL: no limit). *verdict says whether it fits; a slot is
+ * held, and released when the connection is freed, only for CONN_OK. */
+int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		   const struct io_limits *lim, struct conn_limit *limit,
+		   enum conn_verdict *verdict, struct io_conn **out);
+uv_loop_t *io_conn_loop(const struct io_conn *c);
+const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
+/* Close every connection of the worker (shutdown). */
+void io_worker_close_all(struct io_worker *w);
+
+/* Protocol side. */
+void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess);
+/* Start reading; with implicit_tls, the handshake first (on_tls_ready). */
+int io_conn_start(struct io_conn *c, bool implicit_tls);
+uint64_t io_conn_id(const struct io_conn *c);
+const char *io_conn_peer(const struct io_conn *c);   /* "addr:port" */
+bool io_conn_peer_is_loopback(const struct io_conn *c);
+bool io_conn_is_tls(const struct io_conn *c);
+/* Protocol and cipher, e.g. "TLS1.3/AES-256-GCM", or NULL. */
+const char *io_conn_tls_desc(const struct io_conn *c, char *buf, size_t cap);
+
+void io_conn_set_mode(struct io_conn *c, enum linebuf_mode mode,
+		      size_t raw_left);
+/* Set (ms > 0) or clear (0) a deadline from now. */
+void io_conn_set_timeout(struct io_conn *c, enum io_timeout which, uint64_t ms);
+/* Stop / resume handing lines to the engine (async work under way). */
+void io_conn_pause(struct io_conn *c);
+void io_conn_resume(struct io_conn *c);
+
+void io_conn_write(struct io_conn *c, const void *p, size_t n);
+void io_conn_printf(struct io_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void io_conn_flush(struct io_conn *c);
+bool io_conn_writable(const struct io_conn *c);
+int io_conn_starttls(struct io_conn *c);
+/* Flush what is queued, say goodbye (TLS close_notify), close. */
+void io_conn_close(struct io_conn *c);
+bool io_conn_closing(const struct io_conn *c);
+
+#endif

@@ -1,0 +1,126 @@
+/* log.c — see log.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "assert.h"
+#include "log.h"
+
+#define LOG_LINE_MAX 2048
+
+static atomic_int log_min = LOGL_INFO;
+static atomic_int log_fd = STDERR_FILENO;
+
+static const char *const level_names[] = {
+	[LOGL_DEBUG] = "debug", [LOGL_INFO] = "info",
+	[LOGL_WARN] = "warn",   [LOGL_ERR] = "error",
+};
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names); i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void log_set_level(enum log_level lvl) { atomic_store(&log_min, (int)lvl); }
+void log_set_fd(int fd) { atomic_store(&log_fd, fd); }
+int log_enabled(enum log_level lvl) { return (int)lvl >= atomic_load(&log_min); }
+
+void log_event(enum log_level lvl, uint64_t sess, const char *event,
+	       const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	size_t n = 0;
+	int r;
+
+	if (!log_enabled(lvl))
+		return;
+	if (!getenv("JOURNAL_STREAM")) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n += strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ ",
+				      ts.tv_nsec / 1000000);
+	}
+	r = snprintf(line + n, sizeof(line) - n, "level=%s", level_names[lvl]);
+	n += r > 0 ? (size_t)r : 0;
+	if (sess) {
+		r = snprintf(line + n, sizeof(line) - n, " sess=%08llx",
+			     (unsigned long long)sess);
+		n += r > 0 ? (size_t)r : 0;
+	}
+	r = snprintf(line + n, sizeof(line) - n, " event=%s", event);
+	n += r > 0 ? (size_t)r : 0;
+	if (fmt && *fmt && n + 1 < sizeof(line)) {
+		va_list ap;
+
+		line[n++] = ' ';
+		va_start(ap, fmt);
+		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		va_end(ap);
+		n += r > 0 ? (size_t)r : 0;
+	}
+	if (n > sizeof(line) - 2)
+		n = sizeof(line) - 2;   /* cut, but keep the line a line */
+	line[n++] = '\n';
+	/* One write per line; a short write to stderr is not worth a retry. */
+	if (write(atomic_load(&log_fd), line, n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+char *log_quote(char *dst, size_t cap, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	REQUIRE(cap >= 8);
+	dst[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		char esc[4];
+		size_t el = 0;
+
+		if (c == '"' || c == '\\') {
+			esc[el++] = '\\';
+			esc[el++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			esc[el++] = '\\';
+			esc[el++] = 'x';
+			esc[el++] = hex[c >> 4];
+			esc[el++] = hex[c & 15];
+		} else {
+			esc[el++] = (char)c;
+		}
+		if (o + el + 5 > cap) {          /* room for ..."\0 */
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(dst + o, esc, el);
+		o += el;
+	}
+	dst[o++] = '"';
+	dst[o] = '\0';
+	return dst;
+}
+
+bool pst__assert_failed(const char *cond, const char *file, int line)
+{
+	log_event(LOGL_ERR, 0, "assert_failed", "cond=\"%s\" at=%s:%d",
+		  cond, file, line);
+	return true;
+}

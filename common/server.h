@@ -1,0 +1,60 @@
+/* server.h — the daemon runtime both daemons share.
+ *
+ * server_main() parses the command line (-c FILE, --check, --print-defaults,
+ * --version), loads the configuration and TLS credentials, binds every
+ * listener (one SO_REUSEPORT socket per worker for TCP; unix sockets are
+ * served by worker 0), drops to the service user, and runs `workers` event
+ * loops, one per thread. New connections go to the protocol's accept
+ * function on the worker's loop.
+ *
+ * Signals (main thread): SIGHUP reloads the certificates (live sessions keep
+ * theirs); SIGTERM or SIGINT stop accepting, give live sessions
+ * [limits] drain_timeout to finish, close what is left and exit 0.
+ *
+ * Ownership: the runtime owns workers, listeners and connections; protocol
+ * sessions are owned by their connection (see io_conn.h).
+ * Threading: accept() runs on a worker thread; everything it touches must be
+ * that worker's or thread-safe. */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include "config.h"
+#include "conn_limit.h"
+#include "io_conn.h"
+
+#define SERVER_LISTEN_MAX 4
+
+struct server_listen {
+	const char *key;                /* config key, for messages */
+	const struct cfg_listen *addrs;
+	int kind;                       /* the protocol's tag */
+	bool implicit_tls;
+};
+
+struct server_proto {
+	const char *name;               /* "pop3d" */
+	struct server_listen listen[SERVER_LISTEN_MAX];
+	unsigned nlisten;
+	uint64_t workers;               /* 0: online CPUs */
+	const char *user;               /* "" : stay as started */
+	unsigned log_level;
+	struct io_limits limits;
+	/* Prepare protocol state before workers start; 0 or -errno. */
+	int (*init)(const struct postern_config *cfg, char err[CFG_ERR_MAX]);
+	/* A new connection. verdict != CONN_OK: refuse it in the protocol's
+	 * words and close. The function must io_conn_bind() + io_conn_start(),
+	 * or io_conn_close(). */
+	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict);
+	void (*fini)(void);
+};
+
+/* Fill proto from cfg; returns 0 or -PST_ECONFIG with err. */
+typedef int (*server_setup_fn)(const struct postern_config *cfg,
+			       struct server_proto *proto,
+			       char err[CFG_ERR_MAX]);
+
+/* The whole daemon; returns the process exit status. */
+int server_main(int argc, char **argv, const char *progname,
+		server_setup_fn setup);
+
+#endif

@@ -1,0 +1,133 @@
+/* pop3_session.c — POP3 session lifecycle and the io_conn events. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "assert.h"
+#include "log.h"
+#include "pop3_session.h"
+
+const struct postern_config *pop3_cfg;
+
+static void pop3__reply(struct pop3_session *s, const char *status,
+			const char *fmt, va_list ap)
+{
+	char buf[512];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+
+	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));
+	io_conn_printf(s->io, "%s %s\r\n", status, buf);
+}
+
+void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pop3__reply(s, "+OK", fmt, ap);
+	va_end(ap);
+}
+
+void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pop3__reply(s, "-ERR", fmt, ap);
+	va_end(ap);
+}
+
+/* The greeting, or the refusal of a connection over a limit. */
+static void pop3__greet(struct pop3_session *s)
+{
+	s->flags |= POP3_F_GREETED;
+	if (s->flags & POP3_F_REFUSED) {
+		pop3_reply_err(s, "[SYS/TEMP] Too many connections%s, try again "
+			       "later", s->verdict == CONN_OVER_PER_ADDR ?
+			       " from your address" : "");
+		io_conn_close(s->io);
+		return;
+	}
+	pop3_reply_ok(s, "Postern POP3 server ready");
+}
+
+static void pop3__on_line(void *sess, char *line, size_t len)
+{
+	pop3_cmd_dispatch(sess, line, len);
+}
+
+static void pop3__on_too_long(void *sess)
+{
+	struct pop3_session *s = sess;
+
+	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
+		  (unsigned long long)pop3_cfg->limits.pop3_line_max);
+	pop3_reply_err(s, "Line too long (limit %llu octets)",
+		       (unsigned long long)pop3_cfg->limits.pop3_line_max);
+}
+
+static void pop3__on_tls_ready(void *sess)
+{
+	struct pop3_session *s = sess;
+
+	s->flags |= POP3_F_TLS;
+	/* Implicit TLS: greet now. After STLS the client speaks first. */
+	if (!(s->flags & POP3_F_GREETED))
+		pop3__greet(s);
+}
+
+static void pop3__on_timeout(void *sess, enum io_timeout which)
+{
+	struct pop3_session *s = sess;
+
+	switch (which) {
+	case IO_TIMEOUT_LOGIN:
+		pop3_reply_err(s, "[SYS/TEMP] Login time limit exceeded");
+		break;
+	case IO_TIMEOUT_LINE:
+		pop3_reply_err(s, "Command line not completed in time");
+		break;
+	default:
+		pop3_reply_err(s, "Disconnected for inactivity");
+		break;
+	}
+}
+
+static void pop3__on_close(void *sess)
+{
+	struct pop3_session *s = sess;
+
+	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
+	free(s);
+}
+
+static const struct io_conn_ops pop3_ops = {
+	.on_line = pop3__on_line,
+	.on_too_long = pop3__on_too_long,
+	.on_tls_ready = pop3__on_tls_ready,
+	.on_timeout = pop3__on_timeout,
+	.on_close = pop3__on_close,
+};
+
+void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
+{
+	struct pop3_session *s = calloc(1, sizeof(*s));
+	bool implicit = kind == POP3_LISTEN_TLS;
+
+	if (!s) {
+		io_conn_close(c);
+		return;
+	}
+	s->id = io_conn_id(c);
+	s->io = c;
+	s->state = POP3_AUTHORIZATION;
+	s->verdict = v;
+	if (v != CONN_OK)
+		s->flags |= POP3_F_REFUSED;
+	io_conn_bind(c, &pop3_ops, s);
+	if (io_conn_start(c, implicit))
+		return;   /* closed; on_close frees s */
+	if (!implicit)
+		pop3__greet(s);
+	io_conn_flush(c);
+}
