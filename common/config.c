@@ -140,6 +140,8 @@ static const struct cfg_key cfg_keys[] = {
 	  1024, 2048 * MIB, NULL, "Largest message accepted (SMTP SIZE)." },
 	{ "limits", "recipients_max", CFG_UINT, F(limits.recipients_max), "100",
 	  1, 100000, NULL, "Recipients per message." },
+	{ "limits", "errors_max", CFG_UINT, F(limits.errors_max), "10", 1, 1000,
+	  NULL, "Bad commands in one session before it is closed." },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
 
@@ -301,7 +303,7 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX])
 {
 	char buf[CFG_LIST_MAX * 160];
-	char *save = NULL, *tok;
+	char *rest = buf, *tok;
 	struct cfg_listen l = { 0 };
 
 	if (strlen(s) >= sizeof(buf)) {
@@ -313,7 +315,7 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		*out = l;
 		return 0;
 	}
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	while ((tok = strsep(&rest, ","))) {
 		char *t = trim(tok);
 
 		if (l.n == CFG_LIST_MAX) {
@@ -337,7 +339,7 @@ static int parse_strlist(const char *s, struct cfg_strlist *out,
 			 char err[CFG_ERR_MAX])
 {
 	char buf[CFG_LIST_MAX * PATH_MAX];
-	char *save = NULL, *tok;
+	char *rest = buf, *tok;
 
 	if (strlen(s) >= sizeof(buf)) {
 		snprintf(err, CFG_ERR_MAX, "value too long");
@@ -347,7 +349,7 @@ static int parse_strlist(const char *s, struct cfg_strlist *out,
 	out->n = 0;
 	if (*trim(buf) == '\0')
 		return 0;
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	while ((tok = strsep(&rest, ","))) {
 		char *t = trim(tok);
 
 		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {

@@ -89,6 +89,7 @@ struct postern_config {
 		uint64_t login_timeout, line_timeout, drain_timeout;
 		uint64_t output_buffer_max;
 		uint64_t message_max, recipients_max;
+		uint64_t errors_max;
 	} limits;
 };
 

@@ -105,7 +105,8 @@ char *log_quote(char *dst, size_t cap, const char *src, size_t len)
 		} else {
 			esc[el++] = (char)c;
 		}
-		if (o + el + 5 > cap) {          /* room for ..."\0 */
+		/* The last byte needs room for "\0 only, others for ..."\0. */
+		if (o + el + (i + 1 == len ? 2 : 5) > cap) {
 			memcpy(dst + o, "...", 3);
 			o += 3;
 			break;

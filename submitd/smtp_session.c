@@ -1,0 +1,121 @@
+/* smtp_session.c — SMTP session lifecycle and the io_conn events. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "assert.h"
+#include "log.h"
+#include "smtp_session.h"
+
+const struct postern_config *smtp_cfg;
+
+void smtp_reply(struct smtp_session *s, int code, const char *enh,
+		const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));
+	if (enh)
+		io_conn_printf(s->io, "%d %s %s\r\n", code, enh, buf);
+	else
+		io_conn_printf(s->io, "%d %s\r\n", code, buf);
+}
+
+static void smtp__greet(struct smtp_session *s)
+{
+	s->flags |= SMTP_F_GREETED;
+	if (s->flags & SMTP_F_REFUSED) {
+		smtp_reply(s, 421, NULL, "4.7.0 %s Too many connections%s, try "
+			   "again later", smtp_cfg->submitd.hostname,
+			   s->verdict == CONN_OVER_PER_ADDR ?
+			   " from your address" : "");
+		io_conn_close(s->io);
+		return;
+	}
+	smtp_reply(s, 220, NULL, "%s %s Postern", smtp_cfg->submitd.hostname,
+		   s->flags & SMTP_F_LMTP ? "LMTP" : "ESMTP");
+}
+
+static void smtp__on_line(void *sess, char *line, size_t len)
+{
+	smtp_cmd_dispatch(sess, line, len);
+}
+
+static void smtp__on_too_long(void *sess)
+{
+	struct smtp_session *s = sess;
+
+	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
+		  (unsigned long long)smtp_cfg->limits.smtp_line_max);
+	smtp_reply(s, 500, "5.5.6", "Line too long (limit %llu octets)",
+		   (unsigned long long)smtp_cfg->limits.smtp_line_max);
+}
+
+static void smtp__on_tls_ready(void *sess)
+{
+	struct smtp_session *s = sess;
+
+	s->flags |= SMTP_F_TLS;
+	if (!(s->flags & SMTP_F_GREETED))
+		smtp__greet(s);     /* implicit TLS (465) */
+}
+
+static void smtp__on_timeout(void *sess, enum io_timeout which)
+{
+	struct smtp_session *s = sess;
+
+	smtp_reply(s, 421, "4.4.2", "%s Error: %s", smtp_cfg->submitd.hostname,
+		   which == IO_TIMEOUT_LOGIN ? "login time limit exceeded" :
+		   which == IO_TIMEOUT_LINE ? "command not completed in time" :
+		   "timeout exceeded");
+}
+
+static void smtp__on_close(void *sess)
+{
+	struct smtp_session *s = sess;
+
+	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
+	free(s);
+}
+
+static const struct io_conn_ops smtp_ops = {
+	.on_line = smtp__on_line,
+	.on_too_long = smtp__on_too_long,
+	.on_tls_ready = smtp__on_tls_ready,
+	.on_timeout = smtp__on_timeout,
+	.on_close = smtp__on_close,
+};
+
+void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	bool implicit = kind == SMTP_LISTEN_TLS;
+
+	if (!s) {
+		io_conn_close(c);
+		return;
+	}
+	s->id = io_conn_id(c);
+	s->io = c;
+	s->state = SMTP_GREETED;
+	s->verdict = v;
+	if (v != CONN_OK)
+		s->flags |= SMTP_F_REFUSED;
+	if (kind == SMTP_LISTEN_LMTP)
+		s->flags |= SMTP_F_LMTP;
+	if (kind == SMTP_LISTEN_STARTTLS)
+		s->flags |= SMTP_F_STARTTLS_PORT;
+	io_conn_bind(c, &smtp_ops, s);
+	if (io_conn_start(c, implicit))
+		return;
+	if (kind == SMTP_LISTEN_LMTP)   /* the MTA does not log in */
+		io_conn_set_timeout(c, IO_TIMEOUT_LOGIN, 0);
+	if (!implicit)
+		smtp__greet(s);
+	io_conn_flush(c);
+}

@@ -1,0 +1,231 @@
+/* Unit tests: config parsing — strict values, listen lists, and errors that
+ * name file, line and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+
+static void test_uint_strict(void **state)
+{
+	uint64_t v = 7;
+
+	assert_int_equal(cfg_parse_uint("42", 0, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(cfg_parse_uint("", 0, 100, &v), -EINVAL);
+	assert_int_equal(cfg_parse_uint("1x", 0, 100, &v), -EINVAL);
+	assert_int_equal(cfg_parse_uint(" 1", 0, 100, &v), -EINVAL);
+	assert_int_equal(cfg_parse_uint("-1", 0, 100, &v), -EINVAL);
+	assert_int_equal(cfg_parse_uint("+1", 0, 100, &v), -EINVAL);
+	assert_int_equal(cfg_parse_uint("101", 0, 100, &v), -ERANGE);
+	assert_int_equal(cfg_parse_uint("18446744073709551616", 0, UINT64_MAX,
+					&v), -ERANGE);
+	assert_int_equal(cfg_parse_uint("18446744073709551615", 0, UINT64_MAX,
+					&v), 0);
+	assert_true(v == UINT64_MAX);
+	v = 9;
+	assert_int_equal(cfg_parse_uint("4294967297", 0, UINT32_MAX, &v), -ERANGE);
+	assert_int_equal(v, 9);   /* untouched on error */
+}
+
+static void test_duration_and_size(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(cfg_parse_duration_ms("30", &v), 0);
+	assert_int_equal(v, 30000);
+	assert_int_equal(cfg_parse_duration_ms("10m", &v), 0);
+	assert_int_equal(v, 600000);
+	assert_int_equal(cfg_parse_duration_ms("250ms", &v), 0);
+	assert_int_equal(v, 250);
+	assert_int_equal(cfg_parse_duration_ms("2h", &v), 0);
+	assert_int_equal(v, 7200000);
+	assert_int_equal(cfg_parse_duration_ms("1.5s", &v), -EINVAL);
+	assert_int_equal(cfg_parse_duration_ms("s", &v), -EINVAL);
+	assert_int_equal(cfg_parse_duration_ms("5 s", &v), -EINVAL);
+	assert_int_equal(cfg_parse_size("64K", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(cfg_parse_size("35M", &v), 0);
+	assert_int_equal(v, 35 * 1024 * 1024);
+	assert_int_equal(cfg_parse_size("1k", &v), -EINVAL);
+	assert_int_equal(cfg_parse_size("99999999999999999999T", &v), -ERANGE);
+}
+
+static void test_bool(void **state)
+{
+	bool b = false;
+
+	assert_int_equal(cfg_parse_bool("yes", &b), 0);
+	assert_true(b);
+	assert_int_equal(cfg_parse_bool("OFF", &b), 0);
+	assert_false(b);
+	assert_int_equal(cfg_parse_bool("maybe", &b), -EINVAL);
+}
+
+static void test_listen(void **state)
+{
+	struct cfg_listen l;
+	char err[CFG_ERR_MAX];
+
+	assert_int_equal(cfg_parse_listen("0.0.0.0:995, [::]:995", &l, err), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.a[0].ss.ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&l.a[0].ss)->sin_port), 995);
+	assert_int_equal(l.a[1].ss.ss_family, AF_INET6);
+	assert_string_equal(l.a[1].text, "[::]:995");
+
+	assert_int_equal(cfg_parse_listen("unix:/run/postern/lmtp.sock", &l, err), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(l.a[0].is_unix);
+	assert_string_equal(l.a[0].path, "/run/postern/lmtp.sock");
+
+	assert_int_equal(cfg_parse_listen("", &l, err), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(cfg_parse_listen("   ", &l, err), 0);
+	assert_int_equal(l.n, 0);
+
+	assert_int_equal(cfg_parse_listen("127.0.0.1", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "address:port"));
+	assert_int_equal(cfg_parse_listen("127.0.0.1:0", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_listen("127.0.0.1:65536", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_listen("localhost:25", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "numeric"));
+	assert_int_equal(cfg_parse_listen("::1:25", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_listen("[127.0.0.1]:25", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_listen("unix:relative.sock", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_listen("127.0.0.1:1,,127.0.0.1:2", &l, err),
+			 -EINVAL);
+}
+
+/* Write text to a temp file and load it. */
+static int load_text(const char *text, struct postern_config *cfg,
+		     char err[CFG_ERR_MAX], char path[64])
+{
+	int fd, r;
+
+	strcpy(path, "/tmp/postern-cfg-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	r = cfg_load(cfg, path, err);
+	unlink(path);
+	return r;
+}
+
+static void test_load_ok(void **state)
+{
+	static struct postern_config cfg;
+	char err[CFG_ERR_MAX], path[64];
+
+	assert_int_equal(load_text(
+		"; comment\n[store]\npath = /srv/mail\n"
+		"[tls]\ncert = /a.pem, /b.pem\nkey = /a.key, /b.key\n"
+		"[pop3d]\nlisten_plain =\nidle_timeout = 15m\n"
+		"[limits]\nmax_connections_per_ip = 3\n", &cfg, err, path), 0);
+	assert_string_equal(cfg.store.path, "/srv/mail");
+	assert_int_equal(cfg.tls.cert.n, 2);
+	assert_string_equal(cfg.tls.key.v[1], "/b.key");
+	assert_int_equal(cfg.pop3d.listen_plain.n, 0);
+	assert_int_equal(cfg.pop3d.listen_tls.n, 2);       /* default kept */
+	assert_int_equal(cfg.pop3d.idle_timeout, 15 * 60 * 1000);
+	assert_int_equal(cfg.limits.max_connections_per_ip, 3);
+	assert_int_equal(cfg.limits.pop3_line_max, 255);   /* default */
+	assert_string_equal(cfg.submitd.hostname, "mail.example.com");
+}
+
+static void expect_error(const char *text, const char *want)
+{
+	static struct postern_config cfg;
+	char err[CFG_ERR_MAX], path[64];
+	char full[CFG_ERR_MAX + 64];
+
+	assert_int_equal(load_text(text, &cfg, err, path), -PST_ECONFIG);
+	snprintf(full, sizeof(full), "%s:%s", path, want);
+	if (strcmp(err, full) != 0)
+		fail_msg("got '%s', want '%s'", err, full);
+}
+
+static void test_load_errors(void **state)
+{
+	expect_error("[store]\npath = /x\nbogus = 1\n",
+		     "3: [store] bogus: unknown key");
+	expect_error("[pop3]\nlisten_tls = 127.0.0.1:995\n",
+		     "2: [pop3] listen_tls: unknown section");
+	expect_error("[limits]\nmax_connections = 10\nmax_connections = 11\n",
+		     "3: [limits] max_connections: set twice");
+	expect_error("[limits]\n\nmax_connections = 1x\n",
+		     "3: [limits] max_connections: '1x' is not a whole number");
+	expect_error("[limits]\nmax_connections = 0\n",
+		     "2: [limits] max_connections: '0' is out of range "
+		     "(1 to 1000000)");
+	expect_error("[pop3d]\nidle_timeout = soon\n",
+		     "2: [pop3d] idle_timeout: 'soon' is not a duration "
+		     "(e.g. 30s, 10m, 500ms)");
+	expect_error("[pop3d]\nlog_level = loud\n",
+		     "2: [pop3d] log_level: 'loud' is not one of "
+		     "debug|info|warn|error");
+	expect_error("[pop3d]\nlisten_tls = 1.2.3.4\n",
+		     "2: [pop3d] listen_tls: '1.2.3.4': expected address:port");
+	expect_error("[tls]\ntickets = sometimes\n",
+		     "2: [tls] tickets: 'sometimes' is not yes or no");
+	expect_error("path = /x\n", "1: [] path: key outside any [section]");
+	expect_error("[store\n", "1: syntax error (expected [section] or "
+		     "key = value)");
+	expect_error("[tls]\ncert = /a.pem, /b.pem\nkey = /a.key\n",
+		     " [tls] key: 2 certificates but 1 keys; give one key for "
+		     "each cert");
+}
+
+static void test_missing_file(void **state)
+{
+	static struct postern_config cfg;
+	char err[CFG_ERR_MAX];
+
+	assert_int_equal(cfg_load(&cfg, "/nonexistent/postern.conf", err),
+			 -ENOENT);
+	assert_string_equal(err, "/nonexistent/postern.conf: cannot open: "
+			    "No such file or directory");
+}
+
+static void test_print_defaults_reloads(void **state)
+{
+	/* What --print-defaults prints must load back to the defaults. */
+	static struct postern_config a, b;
+	char err[CFG_ERR_MAX], path[] = "/tmp/postern-def-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	cfg_print_defaults(f);
+	fclose(f);
+	assert_int_equal(cfg_load(&a, path, err), 0);
+	unlink(path);
+	cfg_defaults(&b);
+	memset(a.file, 0, sizeof(a.file));
+	assert_memory_equal(&a, &b, sizeof(a));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uint_strict),
+		cmocka_unit_test(test_duration_and_size),
+		cmocka_unit_test(test_bool),
+		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_load_ok),
+		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_print_defaults_reloads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
