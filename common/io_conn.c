@@ -486,6 +486,8 @@ static int io__fill(struct io_conn *c)
 
 		if (n > space)
 			n = space;
+		if (n == 0)
+			return 0;
 		memcpy(tail, c->rx + c->rx_off, n);
 		c->rx_off += n;
 		linebuf_commit(&c->lb, n);

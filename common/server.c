@@ -83,7 +83,8 @@ static void server__on_connection(uv_stream_t *ls, int status)
 	}
 	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
 		  verdict == CONN_OK ? "connect" : "connect_refused",
-		  "peer=%s listen=%s%s", io_conn_peer(c), sk->def->key,
+		  "peer=%s listen=%s worker=%u%s", io_conn_peer(c),
+		  sk->def->key, w->io.index,
 		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
 		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
 						: "");
@@ -248,6 +249,16 @@ static int server__worker_listen(struct server_worker *w)
 	return 0;
 }
 
+/* Unix sockets are files: remove ours at exit so a stale one does not
+ * suggest a running daemon. */
+static void server__unlink_unix(void)
+{
+	for (unsigned d = 0; d < srv.proto.nlisten; d++)
+		for (unsigned i = 0; i < srv.proto.listen[d].addrs->n; i++)
+			if (srv.proto.listen[d].addrs->a[i].is_unix)
+				unlink(srv.proto.listen[d].addrs->a[i].path);
+}
+
 /* ---- main thread ---- */
 
 static void server__on_signal(uv_signal_t *s, int signum)
@@ -392,6 +403,7 @@ static int server__run(const char *progname, bool check_only)
 	tls_creds_shutdown();
 	conn_limit_free(srv.limit);
 	free(srv.workers);
+	server__unlink_unix();
 	log_event(LOGL_INFO, 0, "stopped", "daemon=%s", progname);
 	return 0;
 fail:
