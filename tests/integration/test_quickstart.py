@@ -1,0 +1,59 @@
+"""README's first command: packaging/quickstart builds, writes the demo and
+serves POP3 and SMTP on the ports it prints; SIGTERM stops everything."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+from conftest import REPO, Client
+
+
+def free_base():
+    for _ in range(50):
+        base = random.randrange(20000, 40000, 1000)
+        try:
+            for off in (995, 110, 465, 587):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free port range")
+
+
+def test_quickstart_serves_and_stops(tmp_path):
+    base = free_base()
+    log = open(tmp_path / "qs.log", "wb")
+    proc = subprocess.Popen(
+        [str(REPO / "packaging" / "quickstart")], stdout=log, stderr=log,
+        env=dict(os.environ, POSTERN_DEMO=str(tmp_path / "demo"),
+                 POSTERN_PORT_BASE=str(base)))
+    try:
+        deadline = time.monotonic() + 300          # includes the first build
+        text = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = (tmp_path / "qs.log").read_text(errors="replace")
+            if text.count("event=started") == 2:
+                break
+            time.sleep(0.2)
+        assert text.count("event=started") == 2, text
+        assert f"port {base + 995}, SSL/TLS" in text
+        c = Client.connect(base + 995, tls=True)
+        assert c.line() == "+OK Postern POP3 server ready"
+        c.close()
+        c = Client.connect(base + 587)
+        assert c.line() == "220 localhost ESMTP Postern"
+        c.close()
+        assert (tmp_path / "demo" / "postern.conf").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+    assert proc.returncode == 0
+    assert (tmp_path / "qs.log").read_text().count("event=stopped") == 2
