@@ -37,6 +37,10 @@ static const struct cfg_key cfg_keys[] = {
 	{ "store", "map_size", CFG_SIZE, F(store.map_size), "8G", 16 * MIB,
 	  UINT64_MAX / 2, NULL,
 	  "Largest size the store may grow to (sparse; it is not allocated)." },
+	{ "store", "spam_header", CFG_STR, F(store.spam_header),
+	  "X-Spam-Flag: YES", 0, 0, NULL,
+	  "A delivered message with this header (from the MTA's filter) is\n"
+	  "filed in Spam. Empty: never." },
 
 	{ "tls", "cert", CFG_LIST, F(tls.cert), "/etc/postern/tls/fullchain.pem",
 	  0, 0, NULL,
@@ -107,6 +111,32 @@ static const struct cfg_key cfg_keys[] = {
 	  "argon2id passes." },
 	{ "auth", "argon2_lanes", CFG_UINT, F(auth.argon2_lanes), "1", 1, 64, NULL,
 	  "argon2id parallelism." },
+	{ "auth", "throttle_delay", CFG_DURATION, F(auth.throttle_delay), "250ms",
+	  0, 60 * SEC, NULL,
+	  "Delay before answering after the first failure; doubles with each\n"
+	  "further failure from the address or against the account." },
+	{ "auth", "throttle_delay_max", CFG_DURATION, F(auth.throttle_delay_max),
+	  "8s", 0, 300 * SEC, NULL, "Longest such delay." },
+	{ "auth", "throttle_window", CFG_DURATION, F(auth.throttle_window), "15m",
+	  1, 24 * 3600 * SEC, NULL,
+	  "Failures are forgotten this long after the last one." },
+	{ "auth", "throttle_address_failures", CFG_UINT,
+	  F(auth.throttle_address_failures), "20", 1, 1000000, NULL,
+	  "Failures from one address before its logins are refused (until\n"
+	  "the window passes)." },
+	{ "auth", "throttle_account_failures", CFG_UINT,
+	  F(auth.throttle_account_failures), "10", 1, 1000000, NULL,
+	  "Failures against one account from one address before that address\n"
+	  "is refused for the account. Other addresses can still log in." },
+	{ "auth", "cache_ttl", CFG_DURATION, F(auth.cache_ttl), "5m", 0,
+	  24 * 3600 * SEC, NULL,
+	  "Keep verified logins in memory this long (0: off). A password\n"
+	  "change or app-password revocation ends it at once." },
+	{ "auth", "workers", CFG_UINT, F(auth.workers), "2", 1, 64, NULL,
+	  "Threads that verify passwords (argon2 runs there, off the loops)." },
+	{ "auth", "queue_max", CFG_UINT, F(auth.queue_max), "256", 1, 100000,
+	  NULL, "Logins waiting for a verifier before new ones get a\n"
+	  "temporary failure." },
 
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },

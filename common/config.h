@@ -53,6 +53,7 @@ struct postern_config {
 	struct {
 		char path[PATH_MAX];
 		uint64_t map_size;
+		char spam_header[256];
 	} store;
 	struct {
 		struct cfg_strlist cert, key;
@@ -81,6 +82,10 @@ struct postern_config {
 	} submitd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
+		uint64_t throttle_delay, throttle_delay_max, throttle_window;
+		uint64_t throttle_address_failures, throttle_account_failures;
+		uint64_t cache_ttl;
+		uint64_t workers, queue_max;
 	} auth;
 	struct {
 		uint64_t max_connections, max_connections_per_ip;

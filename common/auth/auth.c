@@ -1,0 +1,243 @@
+/* auth.c — the credential check; see auth.h for the order of steps. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "auth_apppw.h"
+#include "auth_cache.h"
+#include "auth_throttle.h"
+#include "err.h"
+#include "log.h"
+
+struct auth_ctx {
+	struct store *st;
+	struct auth_params params;
+	struct auth_throttle *throttle;
+	struct auth_cache *cache;
+	char dummy[STORE_PHC_MAX + 1];   /* same cost as a real verify */
+};
+
+uint64_t auth_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int auth_ctx_new(const struct postern_config *cfg, struct store *st,
+		 struct auth_ctx **out)
+{
+	struct auth_ctx *a = calloc(1, sizeof(*a));
+	struct auth_throttle_cfg tc = {
+		.delay_ms = cfg->auth.throttle_delay,
+		.delay_max_ms = cfg->auth.throttle_delay_max,
+		.window_ms = cfg->auth.throttle_window,
+		.address_failures = cfg->auth.throttle_address_failures,
+		.account_failures = cfg->auth.throttle_account_failures,
+	};
+	int r;
+
+	if (!a)
+		return -ENOMEM;
+	a->st = st;
+	a->params = (struct auth_params){ (uint32_t)cfg->auth.argon2_memory,
+					  (uint32_t)cfg->auth.argon2_time,
+					  (uint32_t)cfg->auth.argon2_lanes };
+	if ((r = auth_throttle_new(&tc, &a->throttle)) ||
+	    (r = auth_cache_new(cfg->auth.cache_ttl, &a->cache)) ||
+	    (r = auth_hash_password(&a->params, "dummy", 5, a->dummy,
+				    sizeof(a->dummy)))) {
+		auth_ctx_free(a);
+		return r;
+	}
+	*out = a;
+	return 0;
+}
+
+void auth_ctx_free(struct auth_ctx *a)
+{
+	if (!a)
+		return;
+	auth_throttle_free(a->throttle);
+	auth_cache_free(a->cache);
+	free(a);
+}
+
+const struct auth_params *auth_ctx_params(const struct auth_ctx *a)
+{
+	return &a->params;
+}
+
+struct rehash { uint64_t id; char phc[STORE_PHC_MAX + 1]; };
+
+static int rehash_write(struct store_write *w, void *arg)
+{
+	struct rehash *rh = arg;
+	struct store_account acct;
+	int e = store_account_get_by_id(store_write_reader(w), rh->id, &acct);
+
+	if (e)
+		return e;
+	memcpy(acct.phc, rh->phc, sizeof(acct.phc));
+	return store_account_put(w, &acct, false);
+}
+
+struct app_used { uint64_t id; uint32_t app; uint64_t when; char addr[48]; };
+
+static int app_used_write(struct store_write *w, void *arg)
+{
+	struct app_used *u = arg;
+
+	return store_app_password_used(w, u->id, u->app, u->when, u->addr);
+}
+
+static void app_used_done(void *arg, int result)
+{
+	free(arg);
+}
+
+/* Record an app password's last use; never holds up the login. */
+static void note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
+			 const char *addr)
+{
+	struct app_used *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return;
+	*u = (struct app_used){ .id = id, .app = app,
+				.when = (uint64_t)time(NULL) };
+	snprintf(u->addr, sizeof(u->addr), "%s", addr);
+	if (store_write_async(a->st, app_used_write, u, app_used_done) == -EROFS)
+		free(u);
+}
+
+static int finish(struct auth_ctx *a, const struct auth_request *req,
+		  const char *user, uint64_t now, struct auth_outcome *out,
+		  enum auth_result res, const char *reason)
+{
+	out->result = res;
+	out->reason = reason;
+	if (res == AUTH_OK || res == AUTH_APP_PASSWORD_REQUIRED)
+		auth_throttle_succeeded(a->throttle, req->addr, user, now);
+	else if (res == AUTH_FAIL)
+		auth_throttle_failed(a->throttle, req->addr, user, now);
+	return 0;
+}
+
+int auth_verify(struct auth_ctx *a, const struct auth_request *req,
+		uint64_t now, struct auth_outcome *out)
+{
+	char user[STORE_ADDR_MAX + 1], app[AUTH_APPPW_LEN + 1];
+	struct auth_cache_hit hit;
+	struct store_read *r = NULL;
+	struct store_account *acct = &out->account;
+	bool is_app;
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (store_addr_normalize(req->user, user)) {
+		/* Same work as any other failure. */
+		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		snprintf(user, sizeof(user), "%s", "-");
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      "malformed user name");
+	}
+	if (!auth_throttle_check(a->throttle, req->addr, user, now,
+				 &out->delay_ms)) {
+		out->result = AUTH_THROTTLED;
+		out->reason = "throttled";
+		return 0;
+	}
+	if ((e = store_read_begin(a->st, &r)))
+		return finish(a, req, user, now, out, AUTH_TEMPFAIL,
+			      "store unavailable");
+	e = store_account_get(r, user, acct);
+	if (e == -PST_ENOTFOUND) {
+		store_read_end(r);
+		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		return finish(a, req, user, now, out, AUTH_FAIL, "unknown user");
+	}
+	if (e) {
+		store_read_end(r);
+		return finish(a, req, user, now, out, AUTH_TEMPFAIL,
+			      "store error");
+	}
+	if (auth_cache_lookup(a->cache, user, req->pass, req->passlen, now,
+			      &hit) && hit.account_id == acct->id &&
+	    hit.cred_gen == acct->cred_gen) {
+		store_read_end(r);
+		out->app_id = hit.app_id;
+		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
+			return finish(a, req, user, now, out,
+				      AUTH_APP_PASSWORD_REQUIRED,
+				      "app password required");
+		if (hit.app_id)
+			note_app_use(a, acct->id, hit.app_id, req->addr);
+		return finish(a, req, user, now, out, AUTH_OK, "cached");
+	}
+
+	is_app = auth_apppw_normalize(req->pass, req->passlen, app);
+	if (is_app) {
+		uint8_t digest[32];
+		uint64_t owner;
+		uint32_t app_id;
+
+		auth_apppw_digest(app, digest);
+		e = store_app_password_find(r, digest, &owner, &app_id);
+		if (e == 0 && owner == acct->id) {
+			store_read_end(r);
+			if (app_id == 0) {
+				auth_hash_verify(a->dummy, req->pass,
+						 req->passlen);
+				return finish(a, req, user, now, out, AUTH_FAIL,
+					      "revoked app password");
+			}
+			out->app_id = app_id;
+			hit = (struct auth_cache_hit){ acct->id, acct->cred_gen,
+						       app_id };
+			auth_cache_store(a->cache, user, req->pass,
+					 req->passlen, now, &hit);
+			note_app_use(a, acct->id, app_id, req->addr);
+			return finish(a, req, user, now, out, AUTH_OK,
+				      "app password");
+		}
+	}
+	store_read_end(r);
+
+	if (!acct->phc[0]) {
+		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      "no password set");
+	}
+	e = auth_hash_verify(acct->phc, req->pass, req->passlen);
+	if (e == -EINVAL)
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      "stored hash unreadable");
+	if (e)
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      "wrong password");
+	if (auth_hash_needs_rehash(acct->phc, &a->params)) {
+		struct rehash rh = { .id = acct->id };
+
+		/* A migrated or old-parameter hash: replace it now that we
+		 * know the password. Failure only means trying again later. */
+		if (auth_hash_password(&a->params, req->pass, req->passlen,
+				       rh.phc, sizeof(rh.phc)) == 0 &&
+		    store_write(a->st, rehash_write, &rh) == 0) {
+			memcpy(acct->phc, rh.phc, sizeof(acct->phc));
+			log_event(LOGL_INFO, 0, "password_rehashed",
+				  "account_id=%llu",
+				  (unsigned long long)acct->id);
+		}
+	}
+	hit = (struct auth_cache_hit){ acct->id, acct->cred_gen, 0 };
+	auth_cache_store(a->cache, user, req->pass, req->passlen, now, &hit);
+	if (acct->flags & STORE_ACCT_REQUIRE_APP_PW)
+		return finish(a, req, user, now, out,
+			      AUTH_APP_PASSWORD_REQUIRED,
+			      "app password required");
+	return finish(a, req, user, now, out, AUTH_OK, "password");
+}

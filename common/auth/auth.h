@@ -1,0 +1,98 @@
+/* auth.h — the credential check both daemons use (DESIGN.md "Auth").
+ *
+ * auth_verify() decides one (user, password) pair from a client address:
+ *   1. throttling (auth_throttle.h) refuses or sets a delay, before hashing;
+ *   2. the account is looked up; an unknown user costs one dummy argon2
+ *      run, the same work as a wrong password, so users cannot be found out;
+ *   3. a cached verified pair (auth_cache.h) of the same credential
+ *      generation answers without hashing;
+ *   4. a 16-letter app password is found by its digest (no argon2);
+ *   5. otherwise the main password is verified (argon2id, or a migrated
+ *      legacy hash), and re-hashed under the current parameters on success;
+ *   6. an account that requires app passwords refuses a correct main
+ *      password with AUTH_APP_PASSWORD_REQUIRED.
+ * The client learns only the result; `reason` says precisely why for the
+ * server log (never the password).
+ *
+ * auth_pool runs auth_verify() on its own bounded threads (never libuv's
+ * pool, never a loop thread) and hands outcomes back to the submitting
+ * loop's auth_mailbox by session id; a session that closed meanwhile is
+ * simply not found by the receiver.
+ *
+ * Ownership: the ctx, pool and mailbox are owned by the daemon; requests are
+ * copied (the password is wiped when the job is freed).
+ * Threading: auth_verify() is thread-safe; mailbox functions run on their
+ * loop's thread. */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "auth_hash.h"
+#include "config.h"
+#include "store.h"
+
+#define AUTH_PASS_MAX 1024
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAIL,                  /* unknown user or wrong password */
+	AUTH_APP_PASSWORD_REQUIRED, /* correct main password, not allowed */
+	AUTH_THROTTLED,             /* too many failures: temporary refusal */
+	AUTH_TEMPFAIL,              /* store error: try later */
+};
+
+struct auth_request {
+	const char *user;           /* as typed: normalised here */
+	const char *pass;
+	size_t passlen;
+	const char *addr;           /* client address, for throttling and logs */
+};
+
+struct auth_outcome {
+	enum auth_result result;
+	const char *reason;         /* for the log: "unknown user", ... */
+	struct store_account account;   /* valid for OK / APP_PASSWORD_REQUIRED */
+	uint32_t app_id;            /* 0: main password */
+	uint64_t delay_ms;          /* wait this long before answering */
+};
+
+struct auth_ctx;
+
+int auth_ctx_new(const struct postern_config *cfg, struct store *st,
+		 struct auth_ctx **out);
+void auth_ctx_free(struct auth_ctx *a);
+const struct auth_params *auth_ctx_params(const struct auth_ctx *a);
+/* Returns 0 with *out filled, or -errno for a failure to even try. */
+int auth_verify(struct auth_ctx *a, const struct auth_request *req,
+		uint64_t now_ms, struct auth_outcome *out);
+/* A monotonic clock in ms, the one throttling and the cache use. */
+uint64_t auth_now_ms(void);
+
+/* ---- asynchronous use from an event loop ---- */
+
+struct auth_mailbox {
+	uv_async_t async;
+	pthread_mutex_t mu;
+	struct auth_job *done;
+	void (*deliver)(uint64_t sess, const struct auth_outcome *o, void *arg);
+	void *arg;
+};
+
+int auth_mailbox_init(uv_loop_t *loop, struct auth_mailbox *mb,
+		      void (*deliver)(uint64_t sess,
+				      const struct auth_outcome *o, void *arg),
+		      void *arg);
+/* Closes the uv handle; pending outcomes are dropped. */
+void auth_mailbox_close(struct auth_mailbox *mb);
+
+struct auth_pool;
+int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
+		  struct auth_pool **out);
+void auth_pool_free(struct auth_pool *p);
+/* -EAGAIN when the queue is full (answer [SYS/TEMP] / 454 4.7.0). */
+int auth_pool_submit(struct auth_pool *p, struct auth_mailbox *mb,
+		     uint64_t sess, const struct auth_request *req);
+
+#endif

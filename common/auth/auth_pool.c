@@ -1,0 +1,202 @@
+/* auth_pool.c — auth_verify() on dedicated threads, outcomes delivered to
+ * the submitting loop by session id (see auth.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert.h"
+#include "auth.h"
+
+struct auth_job {
+	struct auth_job *next;
+	struct auth_mailbox *mb;
+	uint64_t sess;
+	char user[STORE_ADDR_MAX + 64];
+	char pass[AUTH_PASS_MAX];
+	size_t passlen;
+	char addr[64];
+	struct auth_outcome out;
+};
+
+struct auth_pool {
+	struct auth_ctx *ctx;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct auth_job *head, *tail;
+	unsigned queued, queue_max, nthreads;
+	bool stop;
+	pthread_t threads[];
+};
+
+static void job_free(struct auth_job *j)
+{
+	explicit_bzero(j->pass, sizeof(j->pass));
+	free(j);
+}
+
+static void mailbox_drain(uv_async_t *h)
+{
+	struct auth_mailbox *mb = h->data;
+	struct auth_job *list, *next;
+
+	pthread_mutex_lock(&mb->mu);
+	list = mb->done;
+	mb->done = NULL;
+	pthread_mutex_unlock(&mb->mu);
+	/* The list is newest first; deliver in completion order. */
+	struct auth_job *rev = NULL;
+
+	for (; list; list = next) {
+		next = list->next;
+		list->next = rev;
+		rev = list;
+	}
+	for (; rev; rev = next) {
+		next = rev->next;
+		mb->deliver(rev->sess, &rev->out, mb->arg);
+		job_free(rev);
+	}
+}
+
+int auth_mailbox_init(uv_loop_t *loop, struct auth_mailbox *mb,
+		      void (*deliver)(uint64_t, const struct auth_outcome *,
+				      void *),
+		      void *arg)
+{
+	memset(mb, 0, sizeof(*mb));
+	pthread_mutex_init(&mb->mu, NULL);
+	mb->deliver = deliver;
+	mb->arg = arg;
+	mb->async.data = mb;
+	return uv_async_init(loop, &mb->async, mailbox_drain);
+}
+
+void auth_mailbox_close(struct auth_mailbox *mb)
+{
+	struct auth_job *j, *next;
+
+	pthread_mutex_lock(&mb->mu);
+	j = mb->done;
+	mb->done = NULL;
+	pthread_mutex_unlock(&mb->mu);
+	for (; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	uv_close((uv_handle_t *)&mb->async, NULL);
+}
+
+static void *pool_thread(void *arg)
+{
+	struct auth_pool *p = arg;
+
+	for (;;) {
+		struct auth_job *j;
+		struct auth_request req;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->head && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (!p->head) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->queued--;
+		pthread_mutex_unlock(&p->mu);
+
+		req = (struct auth_request){ j->user, j->pass, j->passlen,
+					     j->addr };
+		if (auth_verify(p->ctx, &req, auth_now_ms(), &j->out)) {
+			j->out.result = AUTH_TEMPFAIL;
+			j->out.reason = "internal error";
+		}
+		explicit_bzero(j->pass, sizeof(j->pass));
+		pthread_mutex_lock(&j->mb->mu);
+		j->next = j->mb->done;
+		j->mb->done = j;
+		uv_async_send(&j->mb->async);
+		pthread_mutex_unlock(&j->mb->mu);
+	}
+}
+
+int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
+		  struct auth_pool **out)
+{
+	struct auth_pool *p = calloc(1, sizeof(*p) + threads * sizeof(pthread_t));
+
+	if (!p)
+		return -ENOMEM;
+	p->ctx = a;
+	p->queue_max = queue_max;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (unsigned i = 0; i < threads; i++) {
+		if (pthread_create(&p->threads[i], NULL, pool_thread, p)) {
+			p->nthreads = i;
+			auth_pool_free(p);
+			return -EAGAIN;
+		}
+	}
+	p->nthreads = threads;
+	*out = p;
+	return 0;
+}
+
+void auth_pool_free(struct auth_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	while (p->head) {   /* not started: dropped */
+		struct auth_job *j = p->head;
+
+		p->head = j->next;
+		job_free(j);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+int auth_pool_submit(struct auth_pool *p, struct auth_mailbox *mb,
+		     uint64_t sess, const struct auth_request *req)
+{
+	struct auth_job *j;
+
+	if (req->passlen > AUTH_PASS_MAX || strlen(req->user) >= sizeof(j->user))
+		return -EINVAL;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->mb = mb;
+	j->sess = sess;
+	memcpy(j->user, req->user, strlen(req->user) + 1);
+	memcpy(j->pass, req->pass, req->passlen);
+	j->passlen = req->passlen;
+	snprintf(j->addr, sizeof(j->addr), "%s", req->addr);
+	pthread_mutex_lock(&p->mu);
+	if (p->queued >= p->queue_max) {
+		pthread_mutex_unlock(&p->mu);
+		job_free(j);
+		return -EAGAIN;
+	}
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	p->queued++;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}

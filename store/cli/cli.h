@@ -1,0 +1,48 @@
+/* cli.h — shared parts of `postern`, the admin CLI.
+ *
+ * Each command is a function taking its own argv (after the command words)
+ * and returning a sysexits(3) status. Errors are one line on stderr:
+ * "postern: what: why". Nothing is changed in the store when a command fails
+ * (each change is one transaction). Single-threaded. */
+#ifndef POSTERN_CLI_H
+#define POSTERN_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#include "config.h"
+#include "store.h"
+
+struct cli {
+	const char *config_path;
+	struct postern_config cfg;
+	struct store *st;
+};
+
+extern struct cli cli;
+
+/* Open the store named by the config; prints the error. EX_OK or a status. */
+int cli_open_store(void);
+/* Map a store/auth error to a message and a sysexits status. */
+int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Normalise an address or print why not (EX_DATAERR). */
+int cli_addr(const char *in, char out[STORE_ADDR_MAX + 1]);
+/* Read a new password: from stdin's first line, or twice from the terminal. */
+int cli_read_password(bool from_stdin, char *buf, size_t cap, size_t *len);
+/* Apply "key=value" POP settings words to pop/flags; prints what is wrong. */
+int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
+		      bool *req_app_set, bool allow_domain_keys,
+		      bool *pop_allowed, bool *pop_allowed_set);
+void cli_print_pop(const struct store_pop *pop);
+
+int cli_domain(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_app_password(int argc, char **argv);
+int cli_deliver(int argc, char **argv);
+int cli_import(int argc, char **argv);
+int cli_check(int argc, char **argv);
+int cli_client_settings(int argc, char **argv);
+
+#endif

@@ -1,0 +1,70 @@
+/* cli_settings.c — the POP setting words shared by `user set` and
+ * `domain set` (DESIGN.md "POP access settings"). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int bad(const char *word, const char *allowed)
+{
+	fprintf(stderr, "postern: '%s': expected %s\n", word, allowed);
+	return EX_USAGE;
+}
+
+int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
+		      bool *req_app_set, bool allow_domain_keys,
+		      bool *pop_allowed, bool *pop_allowed_set)
+{
+	const char *eq = strchr(word, '=');
+	char key[32];
+	const char *v;
+	size_t kl;
+
+	if (!eq || (kl = (size_t)(eq - word)) >= sizeof(key))
+		return bad(word, "KEY=VALUE");
+	memcpy(key, word, kl);
+	key[kl] = '\0';
+	v = eq + 1;
+	if (strcmp(key, "pop") == 0)
+		return store_pop_access_parse(v, &pop->access)
+		       ? bad(word, "pop=off|all|since-now") : EX_OK;
+	if (strcmp(key, "pop-spam") == 0)
+		return store_pop_spam_parse(v, &pop->spam)
+		       ? bad(word, "pop-spam=exclude|include|only") : EX_OK;
+	if (strcmp(key, "pop-mode") == 0)
+		return store_pop_mode_parse(v, &pop->mode)
+		       ? bad(word, "pop-mode=standard|once") : EX_OK;
+	if (strcmp(key, "pop-after") == 0)
+		return store_pop_after_parse(v, &pop->after)
+		       ? bad(word, "pop-after=delete|keep|read|archive") : EX_OK;
+	if (strcmp(key, "pop-list-limit") == 0) {
+		uint64_t n;
+
+		if (cfg_parse_uint(v, 0, 100000, &n))
+			return bad(word, "pop-list-limit=N (0 to 100000; 0 = all)");
+		pop->list_limit = (uint32_t)n;
+		return EX_OK;
+	}
+	if (strcmp(key, "require-app-password") == 0) {
+		if (cfg_parse_bool(v, req_app))
+			return bad(word, "require-app-password=yes|no");
+		*req_app_set = true;
+		return EX_OK;
+	}
+	if (allow_domain_keys && strcmp(key, "pop-allowed") == 0) {
+		if (cfg_parse_bool(v, pop_allowed))
+			return bad(word, "pop-allowed=yes|no");
+		*pop_allowed_set = true;
+		return EX_OK;
+	}
+	fprintf(stderr, "postern: unknown setting '%s'\n", key);
+	return EX_USAGE;
+}
+
+void cli_print_pop(const struct store_pop *pop)
+{
+	printf("pop: %s\npop-spam: %s\npop-mode: %s\npop-after: %s\n"
+	       "pop-list-limit: %u\n", store_pop_access_name(pop->access),
+	       store_pop_spam_name(pop->spam), store_pop_mode_name(pop->mode),
+	       store_pop_after_name(pop->after), pop->list_limit);
+}

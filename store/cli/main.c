@@ -1,0 +1,198 @@
+/* postern — the admin CLI: domains, accounts, app passwords, POP settings,
+ * delivery (an LDA for an MTA) and migration, all in the LMDB store.
+ * See `postern help`. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "err.h"
+
+struct cli cli;
+
+static const char usage_text[] =
+"usage: postern [-c FILE] COMMAND ...\n"
+"  domain add|del|show DOMAIN        domain list\n"
+"  domain set DOMAIN pop-allowed=yes|no [POP keys as defaults]\n"
+"  user add ADDR [--password-stdin] [KEY=VALUE ...]\n"
+"  user del|show|passwd ADDR         user list [DOMAIN]\n"
+"  user set ADDR KEY=VALUE ...\n"
+"      pop=off|all|since-now  pop-spam=exclude|include|only\n"
+"      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"
+"      pop-list-limit=N  require-app-password=yes|no\n"
+"  user import passwd-file PATH [--domain D]\n"
+"  app-password add ADDR NAME        app-password list ADDR\n"
+"  app-password revoke ADDR NAME|ID\n"
+"  deliver ADDR [--folder Inbox|Spam|Archive]   (message on stdin)\n"
+"  import ADDR maildir|mbox PATH\n"
+"  check                             client-settings ADDR\n"
+"Exit status follows sysexits(3): 64 usage, 65 bad data, 67 no such user,\n"
+"68 no such domain, 73 already exists, 75 try again later, 78 config.\n";
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(see `postern help`)\n", stderr);
+	return EX_USAGE;
+}
+
+int cli_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+	int status;
+
+	switch (-err) {
+	case PST_EFULL: case EAGAIN: case PST_EBUSY:
+		status = EX_TEMPFAIL;
+		break;
+	case PST_EEXIST: status = EX_CANTCREAT; break;
+	case PST_ECORRUPT: case PST_EVERSION: status = EX_SOFTWARE; break;
+	case EACCES: case EROFS: status = EX_NOPERM; break;
+	case EINVAL: status = EX_DATAERR; break;
+	default: status = EX_SOFTWARE; break;
+	}
+	fputs("postern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", err == -PST_EFULL
+		? "store full (raise [store] map_size)" : pst_strerror(err));
+	return status;
+}
+
+int cli_open_store(void)
+{
+	char err[512];
+	int r;
+
+	if (cli.st)
+		return EX_OK;
+	r = store_open(cli.cfg.store.path, cli.cfg.store.map_size, STORE_CREATE,
+		       &cli.st, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "postern: %s\n", err);
+		return r == -EACCES || r == -EROFS ? EX_NOPERM
+		       : r == -PST_EVERSION ? EX_CONFIG : EX_TEMPFAIL;
+	}
+	return EX_OK;
+}
+
+int cli_addr(const char *in, char out[STORE_ADDR_MAX + 1])
+{
+	if (store_addr_normalize(in, out) == 0)
+		return EX_OK;
+	fprintf(stderr, "postern: '%s' is not a valid address (expected "
+		"user@domain)\n", in);
+	return EX_DATAERR;
+}
+
+int cli_read_password(bool from_stdin, char *buf, size_t cap, size_t *len)
+{
+	char again[1024];
+	struct termios old, quiet;
+	FILE *tty;
+	size_t n;
+
+	if (from_stdin) {
+		if (!fgets(buf, (int)cap, stdin)) {
+			fprintf(stderr, "postern: no password on standard input\n");
+			return EX_DATAERR;
+		}
+		n = strcspn(buf, "\r\n");
+		buf[n] = '\0';
+		goto check;
+	}
+	tty = fopen("/dev/tty", "r+");
+	if (!tty) {
+		fprintf(stderr, "postern: no terminal to ask for the password "
+			"(use --password-stdin)\n");
+		return EX_USAGE;
+	}
+	tcgetattr(fileno(tty), &old);
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fputs("Password: ", tty);
+	fflush(tty);
+	if (!fgets(buf, (int)cap, tty))
+		buf[0] = '\0';
+	fputs("\nAgain: ", tty);
+	fflush(tty);
+	if (!fgets(again, sizeof(again), tty))
+		again[0] = '\0';
+	fputs("\n", tty);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fclose(tty);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	again[strcspn(again, "\r\n")] = '\0';
+	if (strcmp(buf, again) != 0) {
+		explicit_bzero(again, sizeof(again));
+		fprintf(stderr, "postern: the passwords differ\n");
+		return EX_DATAERR;
+	}
+	explicit_bzero(again, sizeof(again));
+	n = strlen(buf);
+check:
+	if (n == 0) {
+		fprintf(stderr, "postern: empty password\n");
+		return EX_DATAERR;
+	}
+	*len = n;
+	return EX_OK;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	bool needs_store;
+} commands[] = {
+	{ "domain", cli_domain, true },
+	{ "user", cli_user, true },
+	{ "app-password", cli_app_password, true },
+	{ "deliver", cli_deliver, true },
+	{ "import", cli_import, true },
+	{ "check", cli_check, true },
+	{ "client-settings", cli_client_settings, false },
+};
+
+int main(int argc, char **argv)
+{
+	char err[CFG_ERR_MAX];
+	int i = 1, r;
+
+	if (i + 1 < argc && strcmp(argv[i], "-c") == 0) {
+		cli.config_path = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc || strcmp(argv[i], "help") == 0 ||
+	    strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		fputs(usage_text, i >= argc ? stderr : stdout);
+		return i >= argc ? EX_USAGE : EX_OK;
+	}
+	if (strcmp(argv[i], "--version") == 0) {
+		printf("postern %s\n", POSTERN_VERSION);
+		return EX_OK;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(*commands); c++) {
+		if (strcmp(argv[i], commands[c].name) != 0)
+			continue;
+		if (cfg_load(&cli.cfg, cli.config_path, err)) {
+			fprintf(stderr, "postern: %s\n", err);
+			return EX_CONFIG;
+		}
+		if (commands[c].needs_store && (r = cli_open_store()))
+			return r;
+		r = commands[c].fn(argc - i - 1, argv + i + 1);
+		store_close(cli.st);
+		return r;
+	}
+	return cli_usage("unknown command '%s'", argv[i]);
+}

@@ -1,0 +1,88 @@
+/* msg_norm.c — see msg_norm.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "msg_norm.h"
+
+int msg_normalize(const char *in, size_t len, char **out, size_t *outlen,
+		  const char **why)
+{
+	size_t lfs = 0, o = 0;
+	bool blank = false, at_line_start = true;
+	char *buf;
+
+	if (len == 0) {
+		*why = "empty message";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\0') {
+			*why = "NUL byte in message";
+			return -EINVAL;
+		}
+		if (in[i] == '\r' && (i + 1 == len || in[i + 1] != '\n')) {
+			*why = "bare CR in message";
+			return -EINVAL;
+		}
+		if (in[i] == '\n') {
+			lfs++;
+			if (at_line_start)
+				blank = true;   /* end of the header section */
+			at_line_start = true;
+		} else if (in[i] != '\r') {
+			at_line_start = false;
+		}
+	}
+	if (!blank) {
+		*why = "no blank line between header and body";
+		return -EINVAL;
+	}
+	buf = malloc(len + lfs + 2);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			buf[o++] = '\r';
+		buf[o++] = in[i];
+	}
+	if (buf[o - 1] != '\n') {   /* a last line without its end */
+		buf[o++] = '\r';
+		buf[o++] = '\n';
+	}
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+bool msg_header_is(const char *msg, size_t len, const char *name,
+		   const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	const char *p = msg, *end = msg + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = (size_t)((eol ? eol : end) - p);
+
+		if (ll && p[ll - 1] == '\r')
+			ll--;
+		if (ll == 0)
+			return false;            /* end of the header section */
+		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1, *ve = p + ll;
+
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			if ((size_t)(ve - v) >= vl && strncasecmp(v, value, vl) == 0 &&
+			    ((size_t)(ve - v) == vl || v[vl] == ' ' ||
+			     v[vl] == ';' || v[vl] == '\t'))
+				return true;
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return false;
+}

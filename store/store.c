@@ -1,0 +1,390 @@
+/* store.c — environment, schema version, transactions and the group-commit
+ * writer thread. See store.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "assert.h"
+#include "err.h"
+#include "store_int.h"
+
+#define STORE_MAX_READERS 1024
+#define STORE_BATCH_MAX 256      /* write functions per commit */
+
+static const char *const store_db_names[DB_N] = {
+	[DB_META] = "meta", [DB_DOMAINS] = "domains",
+	[DB_ACCOUNTS] = "accounts", [DB_ACCOUNT_IDS] = "account_ids",
+	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
+	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
+	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
+};
+
+struct store_job {
+	store_write_fn fn;
+	void *arg;
+	void (*done)(void *arg, int result);
+	int result;
+	bool finished;
+	pthread_cond_t *cv;      /* sync callers wait on it */
+	struct store_job *next;
+};
+
+int store__err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return 0;
+	case MDB_NOTFOUND: return -PST_ENOTFOUND;
+	case MDB_KEYEXIST: return -PST_EEXIST;
+	case MDB_MAP_FULL: return -PST_EFULL;
+	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID:
+		return -PST_ECORRUPT;
+	case MDB_VERSION_MISMATCH: return -PST_EVERSION;
+	case MDB_READERS_FULL: case MDB_TXN_FULL: case MDB_CURSOR_FULL:
+	case MDB_MAP_RESIZED: case MDB_BAD_TXN:
+		return -EAGAIN;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+MDB_val store__val(const void *p, size_t n)
+{
+	return (MDB_val){ .mv_size = n, .mv_data = (void *)p };
+}
+
+static int store__schema(struct store *st, MDB_txn *txn, bool create,
+			 char *err, size_t errlen)
+{
+	MDB_val k = store__val("schema_version", 14), v;
+	uint32_t ver = STORE_SCHEMA_VERSION;
+	int rc = mdb_get(txn, st->db[DB_META], &k, &v);
+
+	if (rc == MDB_NOTFOUND) {
+		if (!create) {
+			snprintf(err, errlen, "not a Postern store (no schema "
+				 "version); is the path right?");
+			return -PST_EVERSION;
+		}
+		v = store__val(&ver, sizeof(ver));
+		return store__err(mdb_put(txn, st->db[DB_META], &k, &v, 0));
+	}
+	if (rc)
+		return store__err(rc);
+	if (v.mv_size != sizeof(ver))
+		return -PST_ECORRUPT;
+	memcpy(&ver, v.mv_data, sizeof(ver));
+	if (ver > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "store schema version %u is newer than "
+			 "this Postern understands (%u); run the newer Postern "
+			 "or restore a backup", ver, STORE_SCHEMA_VERSION);
+		return -PST_EVERSION;
+	}
+	/* Older versions would be migrated here; version 1 is the first. */
+	return 0;
+}
+
+int store_open(const char *path, uint64_t map_size, unsigned flags,
+	       struct store **out, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char dummy[8];
+	MDB_txn *txn = NULL;
+	bool create = flags & STORE_CREATE;
+	int rc, r;
+
+	if (!err) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	st->readonly = flags & STORE_READONLY;
+	if (create && mkdir(path, 0750) && errno != EEXIST) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) ||
+	    (rc = mdb_env_set_maxdbs(st->env, DB_N)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) ||
+	    (rc = mdb_env_set_mapsize(st->env, (size_t)map_size))) {
+		r = store__err(rc);
+		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
+		goto fail;
+	}
+	/* MDB_NOTLS: read transactions are not tied to threads' TLS slots. */
+	rc = mdb_env_open(st->env, path, MDB_NOTLS |
+			  (st->readonly ? MDB_RDONLY : 0), 0640);
+	if (rc) {
+		r = store__err(rc);
+		snprintf(err, errlen, "%s: cannot open store: %s", path,
+			 mdb_strerror(rc));
+		goto fail;
+	}
+	rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0, &txn);
+	if (rc) {
+		r = store__err(rc);
+		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
+		goto fail;
+	}
+	for (int i = 0; i < DB_N; i++) {
+		rc = mdb_dbi_open(txn, store_db_names[i],
+				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
+		if (rc) {
+			r = store__err(rc);
+			snprintf(err, errlen, "%s: database '%s': %s", path,
+				 store_db_names[i], mdb_strerror(rc));
+			goto fail;
+		}
+	}
+	r = store__schema(st, txn, create && !st->readonly, err, errlen);
+	if (r) {
+		if (!err[0])
+			snprintf(err, errlen, "%s: %s", path, pst_strerror(r));
+		goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc) {
+		r = store__err(rc);
+		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
+		goto fail;
+	}
+	*out = st;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st);
+	return r;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	store_writer_stop(st);
+	mdb_env_close(st->env);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st);
+}
+
+/* ---- reads ---- */
+
+int store_read_begin(struct store *st, struct store_read **out)
+{
+	struct store_read *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc) {
+		free(r);
+		return store__err(rc);
+	}
+	r->st = st;
+	r->owned = true;
+	*out = r;
+	return 0;
+}
+
+void store_read_end(struct store_read *r)
+{
+	if (!r || !r->owned)
+		return;
+	mdb_txn_abort(r->txn);
+	free(r);
+}
+
+struct store_read *store_write_reader(struct store_write *w)
+{
+	return &w->reader;
+}
+
+/* ---- writes ---- */
+
+static int store__run_in(struct store *st, MDB_txn *txn, store_write_fn fn,
+			 void *arg)
+{
+	struct store_write w = { .st = st, .txn = txn,
+				 .reader = { .st = st, .txn = txn } };
+
+	return fn(&w, arg);
+}
+
+/* Without the writer thread: one transaction for this call. */
+static int store__write_direct(struct store *st, store_write_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	int r;
+
+	if (rc)
+		return store__err(rc);
+	r = store__run_in(st, txn, fn, arg);
+	if (r) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	return store__err(mdb_txn_commit(txn));
+}
+
+static void store__run_batch(struct store *st, struct store_job *jobs)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+
+	for (struct store_job *j = jobs; j; j = j->next) {
+		MDB_txn *child;
+
+		if (rc) {
+			j->result = store__err(rc);
+			continue;
+		}
+		/* A nested transaction: a failing function is undone alone. */
+		int crc = mdb_txn_begin(st->env, txn, 0, &child);
+
+		if (crc) {
+			j->result = store__err(crc);
+			continue;
+		}
+		j->result = store__run_in(st, child, j->fn, j->arg);
+		if (j->result)
+			mdb_txn_abort(child);
+		else if ((crc = mdb_txn_commit(child)))
+			j->result = store__err(crc);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
+		if (rc)
+			for (struct store_job *j = jobs; j; j = j->next)
+				if (j->result == 0)
+					j->result = store__err(rc);
+	}
+	for (struct store_job *j = jobs, *next; j; j = next) {
+		next = j->next;
+		if (j->done) {
+			j->done(j->arg, j->result);
+			free(j);
+		} else {
+			pthread_mutex_lock(&st->mu);
+			j->finished = true;
+			pthread_cond_signal(j->cv);
+			pthread_mutex_unlock(&st->mu);
+		}
+	}
+}
+
+static void *store__writer(void *arg)
+{
+	struct store *st = arg;
+
+	for (;;) {
+		struct store_job *batch, *last;
+		unsigned n = 1;
+
+		pthread_mutex_lock(&st->mu);
+		while (!st->head && !st->writer_stop)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (!st->head) {
+			pthread_mutex_unlock(&st->mu);
+			return NULL;
+		}
+		batch = last = st->head;
+		while (last->next && n < STORE_BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		st->head = last->next;
+		if (!st->head)
+			st->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&st->mu);
+		store__run_batch(st, batch);
+	}
+}
+
+int store_writer_start(struct store *st)
+{
+	REQUIRE(!st->writer_running);
+	st->writer_stop = false;
+	if (pthread_create(&st->thread, NULL, store__writer, st))
+		return -EAGAIN;
+	st->writer_running = true;
+	return 0;
+}
+
+void store_writer_stop(struct store *st)
+{
+	if (!st->writer_running)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->writer_stop = true;   /* the queue is drained first */
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->thread, NULL);
+	st->writer_running = false;
+}
+
+static void store__enqueue(struct store *st, struct store_job *j)
+{
+	j->next = NULL;
+	if (st->tail)
+		st->tail->next = j;
+	else
+		st->head = j;
+	st->tail = j;
+	pthread_cond_broadcast(&st->cv);
+}
+
+int store_write(struct store *st, store_write_fn fn, void *arg)
+{
+	pthread_cond_t cv;
+	struct store_job j = { .fn = fn, .arg = arg, .cv = &cv };
+
+	if (st->readonly)
+		return -EROFS;
+	if (!st->writer_running)
+		return store__write_direct(st, fn, arg);
+	pthread_cond_init(&cv, NULL);
+	pthread_mutex_lock(&st->mu);
+	store__enqueue(st, &j);
+	while (!j.finished)
+		pthread_cond_wait(&cv, &st->mu);
+	pthread_mutex_unlock(&st->mu);
+	pthread_cond_destroy(&cv);
+	return j.result;
+}
+
+int store_write_async(struct store *st, store_write_fn fn, void *arg,
+		      void (*done)(void *arg, int result))
+{
+	struct store_job *j;
+
+	if (st->readonly)
+		return -EROFS;
+	REQUIRE(done);
+	if (!st->writer_running) {   /* the CLI: no thread, do it now */
+		done(arg, store__write_direct(st, fn, arg));
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->done = done;
+	pthread_mutex_lock(&st->mu);
+	store__enqueue(st, j);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}

@@ -1,0 +1,235 @@
+/* store.h — libpostern-store: the LMDB mailstore (DESIGN.md "Store").
+ *
+ * The API speaks in domains, accounts, app passwords, messages, body chunks
+ * and transactions, never in LMDB types, so a second backend can sit behind
+ * it. One environment is shared by both daemons and the CLI (LMDB is
+ * multi-process safe).
+ *
+ * Reads: store_read_begin()/store_read_end() around short lookups. A read
+ * transaction sees one consistent snapshot; never hold one while waiting on
+ * the network — copy what you need (a body chunk at a time) and end it.
+ *
+ * Writes: a write function runs inside a write transaction, given to
+ * store_write() (waits) or store_write_async() (calls back). When the writer
+ * thread runs (store_writer_start(), the daemons), writes from all threads
+ * are batched into one commit (group commit): each function runs in a nested
+ * transaction, so one that fails is rolled back alone. A caller learns its
+ * result only after the commit is durable (fsync'd). Writes from separate
+ * processes are serialised by LMDB's writer lock.
+ *
+ * Errors: 0 or negative codes from err.h (-PST_ENOTFOUND, -PST_EEXIST,
+ * -PST_EFULL when the map is full, -PST_ECORRUPT, -PST_EVERSION) or -errno.
+ *
+ * Threading: a struct store is shared by all threads. A read handle belongs
+ * to the thread that began it. Write functions run on the writer thread (or
+ * the caller's, without it) and must not block on anything else. */
+#ifndef POSTERN_STORE_H
+#define POSTERN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_ADDR_MAX 254          /* RFC 5321 path limit less <> */
+#define STORE_DOMAIN_MAX 253
+#define STORE_PHC_MAX 255
+#define STORE_UIDL_MAX 70           /* RFC 1939 */
+#define STORE_APP_NAME_MAX 63
+#define STORE_CHUNK_SIZE (256 * 1024)
+
+/* ---- POP access settings (DESIGN.md "POP access settings") ---- */
+
+enum store_pop_access { STORE_POP_OFF, STORE_POP_ALL, STORE_POP_SINCE_NOW };
+enum store_pop_spam { STORE_SPAM_EXCLUDE, STORE_SPAM_INCLUDE, STORE_SPAM_ONLY };
+enum store_pop_mode { STORE_MODE_STANDARD, STORE_MODE_ONCE };
+enum store_pop_after { STORE_AFTER_DELETE, STORE_AFTER_KEEP, STORE_AFTER_READ,
+		       STORE_AFTER_ARCHIVE };
+
+struct store_pop {
+	uint8_t access, spam, mode, after;
+	uint32_t list_limit;        /* 0: all */
+};
+
+/* Names used by the CLI and logs: "off|all|since-now" and so on. Parsers
+ * return 0 or -EINVAL. */
+const char *store_pop_access_name(unsigned v);
+const char *store_pop_spam_name(unsigned v);
+const char *store_pop_mode_name(unsigned v);
+const char *store_pop_after_name(unsigned v);
+int store_pop_access_parse(const char *s, uint8_t *out);
+int store_pop_spam_parse(const char *s, uint8_t *out);
+int store_pop_mode_parse(const char *s, uint8_t *out);
+int store_pop_after_parse(const char *s, uint8_t *out);
+
+/* ---- records ---- */
+
+struct store_domain {
+	char name[STORE_DOMAIN_MAX + 1];   /* lower case */
+	bool pop_allowed;                  /* the admin's switch for all users */
+	struct store_pop pop_default;      /* for accounts created later */
+	bool require_app_password_default;
+	uint64_t created;
+};
+
+enum store_account_flag {
+	STORE_ACCT_REQUIRE_APP_PW = 1 << 0,
+};
+
+struct store_account {
+	uint64_t id;                       /* never reused */
+	char address[STORE_ADDR_MAX + 1];  /* local@domain, lower case */
+	char phc[STORE_PHC_MAX + 1];       /* password hash; "" = none set */
+	uint32_t cred_gen;                 /* bumped on any credential change */
+	uint32_t flags;
+	struct store_pop pop;
+	uint64_t pop_since_uid;            /* since-now: offer uid > this */
+	uint64_t next_uid;
+	uint64_t created;
+};
+
+enum store_folder { STORE_INBOX, STORE_SPAM, STORE_ARCHIVE, STORE_FOLDER_N };
+const char *store_folder_name(unsigned f);
+int store_folder_parse(const char *s, uint8_t *out);   /* case-insensitive */
+
+enum store_msg_flag {
+	STORE_MSG_SEEN = 1 << 0,
+	STORE_MSG_POP_HIDDEN = 1 << 1,     /* done with by POP, kept on server */
+};
+
+struct store_msg {
+	uint64_t uid;
+	uint8_t folder;
+	uint8_t flags;
+	uint64_t internal_date;            /* unix seconds */
+	uint64_t size;                     /* CRLF octets, as RETR sends them */
+	uint32_t nchunks;
+	char uidl[STORE_UIDL_MAX + 1];
+};
+
+struct store_app_password {
+	uint32_t id;
+	char name[STORE_APP_NAME_MAX + 1];
+	uint64_t created, last_used;
+	char last_addr[48];
+};
+
+/* ---- environment ---- */
+
+struct store;
+enum store_open_flag { STORE_CREATE = 1 << 0, STORE_READONLY = 1 << 1 };
+
+/* Opens (and with STORE_CREATE makes) the store folder. -PST_EVERSION when
+ * the store is newer than this program; the message in err says what to do.
+ * err may be NULL. */
+int store_open(const char *path, uint64_t map_size, unsigned flags,
+	       struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+/* Start/stop the group-commit writer thread. */
+int store_writer_start(struct store *st);
+void store_writer_stop(struct store *st);
+
+/* ---- reads ---- */
+
+struct store_read;
+int store_read_begin(struct store *st, struct store_read **out);
+void store_read_end(struct store_read *r);
+
+int store_domain_get(struct store_read *r, const char *name,
+		     struct store_domain *out);
+int store_account_get(struct store_read *r, const char *address,
+		      struct store_account *out);
+int store_account_get_by_id(struct store_read *r, uint64_t id,
+			    struct store_account *out);
+/* Iteration stops early when fn returns non-zero, which is returned. */
+int store_domain_each(struct store_read *r,
+		      int (*fn)(const struct store_domain *d, void *arg),
+		      void *arg);
+int store_account_each(struct store_read *r, const char *domain /* NULL: all */,
+		       int (*fn)(const struct store_account *a, void *arg),
+		       void *arg);
+int store_msg_each(struct store_read *r, uint64_t account_id,
+		   int (*fn)(const struct store_msg *m, void *arg), void *arg);
+int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
+		  struct store_msg *out);
+/* Points into the snapshot: valid until store_read_end(). */
+int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
+		     uint32_t chunk, const void **data, size_t *len);
+int store_app_password_find(struct store_read *r, const uint8_t digest[32],
+			    uint64_t *account_id, uint32_t *app_id);
+int store_app_password_each(struct store_read *r, uint64_t account_id,
+			    int (*fn)(const struct store_app_password *p,
+				      void *arg), void *arg);
+/* Counts for `postern check`. */
+struct store_check {
+	uint64_t domains, accounts, messages, bytes, chunks;
+	uint64_t problems;
+};
+int store_check(struct store_read *r,
+		void (*problem)(const char *what, void *arg), void *arg,
+		struct store_check *out);
+
+/* ---- writes ---- */
+
+struct store_write;
+typedef int (*store_write_fn)(struct store_write *w, void *arg);
+
+/* Run fn in a write transaction; returns fn's result, or the commit's. */
+int store_write(struct store *st, store_write_fn fn, void *arg);
+/* Same, without waiting: done(arg, result) runs on the writer thread after
+ * the durable commit (or failure); without the writer thread, before this
+ * returns. */
+int store_write_async(struct store *st, store_write_fn fn, void *arg,
+		      void (*done)(void *arg, int result));
+
+/* Reads inside a write function see the transaction's own changes. */
+struct store_read *store_write_reader(struct store_write *w);
+
+int store_domain_put(struct store_write *w, const struct store_domain *d,
+		     bool create);   /* create: -PST_EEXIST if present */
+int store_domain_del(struct store_write *w, const char *name);
+/* Fills a->id, next_uid and created when creating. */
+int store_account_put(struct store_write *w, struct store_account *a,
+		      bool create);
+/* Deletes the account with its messages, bodies and app passwords. */
+int store_account_del(struct store_write *w, const char *address);
+
+/* A message to add. The body is given whole (CRLF-normalised already);
+ * uidl NULL or "" makes one. */
+struct store_msg_in {
+	uint8_t folder;
+	uint64_t internal_date;
+	const char *uidl;
+	const void *body;
+	size_t len;
+	uint8_t flags;
+};
+/* -PST_EEXIST if uidl is given and already used in the account. */
+int store_msg_add(struct store_write *w, uint64_t account_id,
+		  const struct store_msg_in *m, uint64_t *uid_out);
+int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid);
+int store_msg_update(struct store_write *w, uint64_t account_id,
+		     const struct store_msg *m);   /* folder and flags */
+
+int store_app_password_add(struct store_write *w, uint64_t account_id,
+			   const char *name, const uint8_t digest[32],
+			   uint64_t now, uint32_t *id_out);
+/* Revokes: the digest stays behind as a tombstone (app id 0) so that a
+ * later login with it is logged as "revoked app password". */
+int store_app_password_del(struct store_write *w, uint64_t account_id,
+			   uint32_t app_id);
+int store_app_password_used(struct store_write *w, uint64_t account_id,
+			    uint32_t app_id, uint64_t when, const char *addr);
+
+
+
+/* ---- addresses ---- */
+
+/* "Local@Example.COM" -> "local@example.com": validates the shape (local
+ * part 1-64 octets, no space, control or '@'; domain of LDH labels, up to
+ * 253 octets) and folds ASCII to lower case in both parts, so an address
+ * names one account however it is typed. Returns 0 or -EINVAL. */
+int store_addr_normalize(const char *in, char out[STORE_ADDR_MAX + 1]);
+/* Validates and lower-cases a domain name. */
+int store_domain_normalize(const char *in, char out[STORE_DOMAIN_MAX + 1]);
+#endif

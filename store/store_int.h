@@ -1,0 +1,44 @@
+/* store_int.h — libpostern-store internals shared by its files. Nothing
+ * outside store/ includes this (LMDB types stay inside). */
+#ifndef POSTERN_STORE_INT_H
+#define POSTERN_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store.h"
+
+enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
+		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_N };
+
+struct store_job;
+
+struct store {
+	MDB_env *env;
+	MDB_dbi db[DB_N];
+	bool readonly;
+	/* group-commit writer */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	bool writer_running, writer_stop;
+	struct store_job *head, *tail;
+};
+
+struct store_read {
+	struct store *st;
+	MDB_txn *txn;
+	bool owned;              /* false: borrowed from a write */
+};
+
+struct store_write {
+	struct store *st;
+	MDB_txn *txn;
+	struct store_read reader;
+};
+
+/* LMDB result to our error convention. */
+int store__err(int mdb_rc);
+MDB_val store__val(const void *p, size_t n);
+
+#endif
