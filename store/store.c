@@ -308,9 +308,19 @@ static void *store__writer(void *arg)
 		if (!st->head)
 			st->tail = NULL;
 		last->next = NULL;
+		st->batches++;
+		st->jobs += n;
 		pthread_mutex_unlock(&st->mu);
 		store__run_batch(st, batch);
 	}
+}
+
+void store_writer_stats(struct store *st, uint64_t *batches, uint64_t *jobs)
+{
+	pthread_mutex_lock(&st->mu);
+	*batches = st->batches;
+	*jobs = st->jobs;
+	pthread_mutex_unlock(&st->mu);
 }
 
 int store_writer_start(struct store *st)

@@ -129,6 +129,10 @@ void store_close(struct store *st);
 int store_writer_start(struct store *st);
 void store_writer_stop(struct store *st);
 
+/* Commits and write functions the writer thread has run (group commit:
+ * batches <= jobs). */
+void store_writer_stats(struct store *st, uint64_t *batches, uint64_t *jobs);
+
 /* ---- reads ---- */
 
 struct store_read;

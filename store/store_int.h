@@ -23,6 +23,7 @@ struct store {
 	pthread_t thread;
 	bool writer_running, writer_stop;
 	struct store_job *head, *tail;
+	uint64_t batches, jobs;
 };
 
 struct store_read {

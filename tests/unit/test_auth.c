@@ -1,0 +1,462 @@
+/* Unit tests: the auth library — hashes (argon2id, migrated schemes, rehash),
+ * app passwords, throttling, the cache, the whole verify flow on a real
+ * store, and the async pool delivering to a libuv loop by session id. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <argon2.h>
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "auth_apppw.h"
+#include "auth_cache.h"
+#include "auth_throttle.h"
+#include "err.h"
+
+static const struct auth_params fast = { 256, 1, 1 };
+
+static void test_argon2id(void **state)
+{
+	char phc[STORE_PHC_MAX + 1], small[16];
+	struct auth_params other = { 512, 1, 1 };
+
+	assert_int_equal(auth_hash_password(&fast, "s3cret", 6, phc, sizeof(phc)), 0);
+	assert_true(strncmp(phc, "$argon2id$v=19$m=256,t=1,p=1$", 29) == 0);
+	assert_int_equal(auth_hash_verify(phc, "s3cret", 6), 0);
+	assert_int_equal(auth_hash_verify(phc, "s3cres", 6), -PST_EAUTH);
+	assert_int_equal(auth_hash_verify(phc, "s3cret\0x", 8), -PST_EAUTH);
+	assert_false(auth_hash_needs_rehash(phc, &fast));
+	assert_true(auth_hash_needs_rehash(phc, &other));
+	assert_int_equal(auth_hash_password(&fast, "x", 1, small, sizeof(small)),
+			 -ENOSPC);
+	assert_int_equal(auth_hash_verify("{MD5}abc", "x", 1), -EINVAL);
+}
+
+static void test_legacy_schemes(void **state)
+{
+	char phc[256];
+	struct crypt_data cd;
+	const char *h;
+	char enc[256];
+
+	memset(&cd, 0, sizeof(cd));
+	h = crypt_r("old pw", "$6$saltsalt$", &cd);
+	snprintf(phc, sizeof(phc), "{SHA512-CRYPT}%s", h);
+	assert_true(auth_hash_known(phc));
+	assert_int_equal(auth_hash_verify(phc, "old pw", 6), 0);
+	assert_int_equal(auth_hash_verify(phc, "old pX", 6), -PST_EAUTH);
+	assert_true(auth_hash_needs_rehash(phc, &fast));
+
+	memset(&cd, 0, sizeof(cd));
+	h = crypt_r("pw2", "$5$abcdefgh$", &cd);
+	snprintf(phc, sizeof(phc), "{SHA256-CRYPT}%s", h);
+	assert_int_equal(auth_hash_verify(phc, "pw2", 3), 0);
+
+	memset(&cd, 0, sizeof(cd));
+	h = crypt_r("pw3", crypt_gensalt("$2b$", 4, NULL, 0), &cd);
+	snprintf(phc, sizeof(phc), "{BLF-CRYPT}%s", h);
+	assert_int_equal(auth_hash_verify(phc, "pw3", 3), 0);
+	assert_int_equal(auth_hash_verify(phc, "pw4", 3), -PST_EAUTH);
+
+	assert_int_equal(argon2_hash(1, 256, 1, "pw5", 3, "0123456789abcdef",
+				     16, NULL, 32, enc, sizeof(enc), Argon2_i,
+				     ARGON2_VERSION_13), ARGON2_OK);
+	snprintf(phc, sizeof(phc), "{ARGON2I}%s", enc);
+	assert_int_equal(auth_hash_verify(phc, "pw5", 3), 0);
+	assert_false(auth_hash_known("{SHA512-CRYPT}$1$md5"));
+}
+
+static void test_app_passwords(void **state)
+{
+	char pw[AUTH_APPPW_LEN + 1], shown[AUTH_APPPW_LEN + 4], norm[17];
+	uint8_t d1[32], d2[32];
+	int seen[26] = { 0 };
+
+	for (int n = 0; n < 200; n++) {
+		assert_int_equal(auth_apppw_generate(pw), 0);
+		assert_int_equal(strlen(pw), 16);
+		for (int i = 0; i < 16; i++) {
+			assert_true(pw[i] >= 'a' && pw[i] <= 'z');
+			seen[pw[i] - 'a']++;
+		}
+	}
+	for (int i = 0; i < 26; i++)
+		assert_true(seen[i] > 40);    /* 3200 draws: ~123 each */
+	auth_apppw_format("abcdefghijklmnop", shown);
+	assert_string_equal(shown, "abcd efgh ijkl mnop");
+	assert_true(auth_apppw_normalize("ABCD efgh IJKL mnop", 19, norm));
+	assert_string_equal(norm, "abcdefghijklmnop");
+	assert_false(auth_apppw_normalize("abcdefghijklmno", 15, norm));
+	assert_false(auth_apppw_normalize("abcdefghijklmnopq", 17, norm));
+	assert_false(auth_apppw_normalize("abcdefghijklmno1", 16, norm));
+	auth_apppw_digest("abcdefghijklmnop", d1);
+	auth_apppw_digest("abcdefghijklmnop", d2);
+	assert_memory_equal(d1, d2, 32);
+}
+
+static const struct auth_throttle_cfg tcfg = {
+	.delay_ms = 100, .delay_max_ms = 1000, .window_ms = 60000,
+	.address_failures = 6, .account_failures = 3,
+};
+
+static void test_throttle(void **state)
+{
+	struct auth_throttle *t;
+	uint64_t d, now = 1000000;
+
+	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
+	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	assert_int_equal(d, 0);
+	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
+	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	assert_int_equal(d, 100);
+	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
+	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	assert_int_equal(d, 200);                    /* growing */
+	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
+	/* the pair is refused now ... */
+	assert_false(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	/* ... another address for the same account only waits */
+	assert_true(auth_throttle_check(t, "2.2.2.2", "ann@x.org", now, &d));
+	assert_int_equal(d, 400);
+	/* the same address, another account: per-address count applies */
+	assert_true(auth_throttle_check(t, "1.1.1.1", "bob@x.org", now, &d));
+	for (int i = 0; i < 3; i++)
+		auth_throttle_failed(t, "1.1.1.1", "bob@x.org", now);
+	assert_false(auth_throttle_check(t, "1.1.1.1", "carl@x.org", now, &d));
+	assert_int_equal(d, 1000);                   /* capped */
+	/* forgotten after the window */
+	assert_true(auth_throttle_check(t, "1.1.1.1", "carl@x.org",
+					now + 60001, &d));
+	assert_int_equal(d, 0);
+	/* success clears the address */
+	auth_throttle_failed(t, "3.3.3.3", "dan@x.org", now);
+	auth_throttle_succeeded(t, "3.3.3.3", "dan@x.org", now);
+	assert_true(auth_throttle_check(t, "3.3.3.3", "eve@x.org", now, &d));
+	assert_int_equal(d, 0);
+	auth_throttle_free(t);
+}
+
+static void test_cache(void **state)
+{
+	struct auth_cache *c;
+	struct auth_cache_hit h = { 7, 3, 0 }, out;
+
+	assert_int_equal(auth_cache_new(1000, &c), 0);
+	assert_false(auth_cache_lookup(c, "a@x", "pw", 2, 0, &out));
+	auth_cache_store(c, "a@x", "pw", 2, 0, &h);
+	assert_true(auth_cache_lookup(c, "a@x", "pw", 2, 999, &out));
+	assert_int_equal(out.account_id, 7);
+	assert_int_equal(out.cred_gen, 3);
+	assert_false(auth_cache_lookup(c, "a@x", "pw", 2, 1000, &out));  /* ttl */
+	assert_false(auth_cache_lookup(c, "a@x", "pX", 2, 10, &out));
+	assert_false(auth_cache_lookup(c, "a@xp", "w", 1, 10, &out));
+	auth_cache_forget(c, "a@x", "pw", 2);
+	assert_false(auth_cache_lookup(c, "a@x", "pw", 2, 10, &out));
+	auth_cache_free(c);
+	assert_int_equal(auth_cache_new(0, &c), 0);     /* off */
+	auth_cache_store(c, "a@x", "pw", 2, 0, &h);
+	assert_false(auth_cache_lookup(c, "a@x", "pw", 2, 1, &out));
+	auth_cache_free(c);
+}
+
+/* ---- the whole flow on a store ---- */
+
+static char dir[64];
+static struct store *st;
+static struct auth_ctx *ctx;
+static struct postern_config cfg;
+
+struct acct_op { struct store_domain d; struct store_account a; };
+
+static int make_acct(struct store_write *w, void *arg)
+{
+	struct acct_op *op = arg;
+	int e = store_domain_put(w, &op->d, true);
+
+	if (e && e != -PST_EEXIST)
+		return e;
+	return store_account_put(w, &op->a, true);
+}
+
+static int update_acct(struct store_write *w, void *arg)
+{
+	return store_account_put(w, arg, false);
+}
+
+static int setup_store(void **state)
+{
+	strcpy(dir, "/tmp/postern-auth-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(dir, 64 << 20, STORE_CREATE, &st, NULL, 0), 0);
+	cfg_defaults(&cfg);
+	cfg.auth.argon2_memory = 256;
+	cfg.auth.argon2_time = 1;
+	cfg.auth.throttle_account_failures = 4;
+	cfg.auth.throttle_address_failures = 100;
+	assert_int_equal(auth_ctx_new(&cfg, st, &ctx), 0);
+	return 0;
+}
+
+static int teardown_store(void **state)
+{
+	char cmd[128];
+
+	auth_ctx_free(ctx);
+	store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static struct store_account add_user(const char *addr, const char *phc)
+{
+	struct acct_op op = { 0 };
+
+	snprintf(op.d.name, sizeof(op.d.name), "%s", strchr(addr, '@') + 1);
+	snprintf(op.a.address, sizeof(op.a.address), "%s", addr);
+	snprintf(op.a.phc, sizeof(op.a.phc), "%s", phc);
+	assert_int_equal(store_write(st, make_acct, &op), 0);
+	return op.a;
+}
+
+static struct auth_outcome verify(const char *user, const char *pw,
+				  const char *addr)
+{
+	struct auth_request req = { user, pw, strlen(pw), addr };
+	struct auth_outcome o;
+
+	assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+	return o;
+}
+
+static void test_verify_flow(void **state)
+{
+	char phc[STORE_PHC_MAX + 1];
+	struct store_account a;
+	struct auth_outcome o;
+
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "right", 5,
+					    phc, sizeof(phc)), 0);
+	a = add_user("ann@example.com", phc);
+
+	o = verify("nobody@example.com", "right", "10.0.0.1");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "unknown user");
+	assert_int_equal(o.delay_ms, 0);
+	o = verify("ann@example.com", "wrong", "10.0.0.1");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "wrong password");
+	assert_int_equal(o.delay_ms, 250);   /* one failure from the address */
+	o = verify("ANN@Example.com", "right", "10.0.0.1");
+	assert_int_equal(o.result, AUTH_OK);
+	assert_string_equal(o.reason, "password");
+	assert_int_equal(o.account.id, a.id);
+	o = verify("ann@example.com", "right", "10.0.0.1");
+	assert_string_equal(o.reason, "cached");
+	o = verify("not an address", "right", "10.0.0.1");
+	assert_string_equal(o.reason, "malformed user name");
+
+	/* a password change (new generation) ends the cached login */
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "new", 3, phc,
+					    sizeof(phc)), 0);
+	memcpy(a.phc, phc, sizeof(phc));
+	a.cred_gen++;
+	assert_int_equal(store_write(st, update_acct, &a), 0);
+	o = verify("ann@example.com", "right", "10.0.0.1");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "wrong password");
+	o = verify("ann@example.com", "new", "10.0.0.1");
+	assert_int_equal(o.result, AUTH_OK);
+}
+
+struct app_op { uint64_t id; uint8_t digest[32]; uint32_t app; };
+
+static int add_app(struct store_write *w, void *arg)
+{
+	struct app_op *op = arg;
+
+	return store_app_password_add(w, op->id, "Phone", op->digest, 1,
+				      &op->app);
+}
+
+static int del_app(struct store_write *w, void *arg)
+{
+	struct app_op *op = arg;
+
+	return store_app_password_del(w, op->id, op->app);
+}
+
+static int find_last_used(const struct store_app_password *p, void *arg)
+{
+	*(uint64_t *)arg = p->last_used;
+	return 0;
+}
+
+static void test_app_password_and_require(void **state)
+{
+	char phc[STORE_PHC_MAX + 1], pw[17], typed[20];
+	struct app_op op;
+	struct store_account a;
+	struct auth_outcome o;
+	struct store_read *r;
+	uint64_t last_used = 0;
+
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "main", 4,
+					    phc, sizeof(phc)), 0);
+	a = add_user("bob@example.com", phc);
+	assert_int_equal(auth_apppw_generate(pw), 0);
+	op.id = a.id;
+	auth_apppw_digest(pw, op.digest);
+	assert_int_equal(store_write(st, add_app, &op), 0);
+	auth_apppw_format(pw, typed);
+	typed[0] = (char)(typed[0] - 'a' + 'A');     /* case and spaces vary */
+	o = verify("bob@example.com", typed, "10.0.0.2");
+	assert_int_equal(o.result, AUTH_OK);
+	assert_string_equal(o.reason, "app password");
+	assert_int_equal(o.app_id, op.app);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_app_password_each(r, a.id, find_last_used,
+						 &last_used), 0);
+	store_read_end(r);
+	assert_true(last_used > 0);
+
+	/* require app passwords: the main one is refused, told apart */
+	a.flags |= STORE_ACCT_REQUIRE_APP_PW;
+	a.cred_gen++;
+	assert_int_equal(store_write(st, update_acct, &a), 0);
+	o = verify("bob@example.com", "main", "10.0.0.2");
+	assert_int_equal(o.result, AUTH_APP_PASSWORD_REQUIRED);
+	o = verify("bob@example.com", "wrong", "10.0.0.2");
+	assert_int_equal(o.result, AUTH_FAIL);     /* no hint without it */
+	o = verify("bob@example.com", pw, "10.0.0.2");
+	assert_int_equal(o.result, AUTH_OK);
+
+	/* revoked */
+	assert_int_equal(store_write(st, del_app, &op), 0);
+	a.cred_gen++;
+	assert_int_equal(store_write(st, update_acct, &a), 0);
+	o = verify("bob@example.com", pw, "10.0.0.2");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "revoked app password");
+}
+
+static void test_legacy_rehash_on_login(void **state)
+{
+	struct crypt_data cd;
+	char phc[256];
+	struct auth_outcome o;
+	struct store_read *r;
+	struct store_account a;
+
+	memset(&cd, 0, sizeof(cd));
+	snprintf(phc, sizeof(phc), "{SHA512-CRYPT}%s",
+		 crypt_r("migrated", "$6$abc$", &cd));
+	add_user("carl@example.com", phc);
+	o = verify("carl@example.com", "migrated", "10.0.0.3");
+	assert_int_equal(o.result, AUTH_OK);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get(r, "carl@example.com", &a), 0);
+	store_read_end(r);
+	assert_false(auth_hash_needs_rehash(a.phc, auth_ctx_params(ctx)));
+	assert_int_equal(auth_hash_verify(a.phc, "migrated", 8), 0);
+}
+
+static void test_throttled_flow(void **state)
+{
+	char phc[STORE_PHC_MAX + 1];
+	struct auth_outcome o;
+
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "pw", 2, phc,
+					    sizeof(phc)), 0);
+	add_user("dora@example.com", phc);
+	for (int i = 0; i < 4; i++) {
+		o = verify("dora@example.com", "guess", "10.9.9.9");
+		assert_int_equal(o.result, AUTH_FAIL);
+	}
+	o = verify("dora@example.com", "pw", "10.9.9.9");
+	assert_int_equal(o.result, AUTH_THROTTLED);   /* even the right one */
+	assert_true(o.delay_ms > 0);
+	o = verify("dora@example.com", "pw", "10.8.8.8");
+	assert_int_equal(o.result, AUTH_OK);          /* elsewhere: fine */
+}
+
+/* ---- async ---- */
+
+struct got { unsigned n; uint64_t sess[8]; enum auth_result res[8]; };
+
+static void deliver(uint64_t sess, const struct auth_outcome *o, void *arg)
+{
+	struct got *g = arg;
+
+	g->sess[g->n] = sess;
+	g->res[g->n] = o->result;
+	g->n++;
+}
+
+static void test_async_pool(void **state)
+{
+	char phc[STORE_PHC_MAX + 1];
+	struct auth_mailbox mb;
+	struct auth_pool *pool;
+	struct got g = { 0 };
+	uv_loop_t loop;
+
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "pw", 2, phc,
+					    sizeof(phc)), 0);
+	add_user("erin@example.com", phc);
+	uv_loop_init(&loop);
+	assert_int_equal(auth_mailbox_init(&loop, &mb, deliver, &g), 0);
+	assert_int_equal(auth_pool_new(ctx, 2, 2, &pool), 0);
+	struct auth_request ok = { "erin@example.com", "pw", 2, "10.1.1.1" };
+	struct auth_request bad = { "erin@example.com", "no", 2, "10.1.1.2" };
+	assert_int_equal(auth_pool_submit(pool, &mb, 11, &ok), 0);
+	assert_int_equal(auth_pool_submit(pool, &mb, 12, &bad), 0);
+	/* third may find the queue full (queue_max 2) or not yet drained */
+	int r3 = auth_pool_submit(pool, &mb, 13, &ok);
+
+	assert_true(r3 == 0 || r3 == -EAGAIN);
+	unsigned want = r3 == 0 ? 3 : 2;
+	for (int i = 0; i < 500 && g.n < want; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		struct timespec ts = { 0, 10 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(g.n, want);
+	for (unsigned i = 0; i < g.n; i++)
+		assert_int_equal(g.res[i], g.sess[i] == 12 ? AUTH_FAIL : AUTH_OK);
+	auth_pool_free(pool);
+	auth_mailbox_close(&mb);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_argon2id),
+		cmocka_unit_test(test_legacy_schemes),
+		cmocka_unit_test(test_app_passwords),
+		cmocka_unit_test(test_throttle),
+		cmocka_unit_test(test_cache),
+	};
+	const struct CMUnitTest flow[] = {
+		cmocka_unit_test(test_verify_flow),
+		cmocka_unit_test(test_app_password_and_require),
+		cmocka_unit_test(test_legacy_rehash_on_login),
+		cmocka_unit_test(test_throttled_flow),
+		cmocka_unit_test(test_async_pool),
+	};
+	int r = cmocka_run_group_tests_name("auth", pure, NULL, NULL);
+
+	return r | cmocka_run_group_tests_name("auth_store", flow, setup_store,
+					       teardown_store);
+}
