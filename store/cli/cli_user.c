@@ -201,6 +201,19 @@ static int user_result(int e, const char *verb, struct user_op *op)
 
 static int user_import_passwd(int argc, char **argv);
 
+static int print_msg(const struct store_msg *m, void *arg)
+{
+	char when[16];
+	time_t t = (time_t)m->internal_date;
+
+	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
+	printf("%-8llu %-8s %-10llu %s %-6s %s\n", (unsigned long long)m->uid,
+	       store_folder_name(m->folder), (unsigned long long)m->size, when,
+	       (m->flags & STORE_MSG_POP_HIDDEN) ? "hidden"
+	       : (m->flags & STORE_MSG_SEEN) ? "seen" : "-", m->uidl);
+	return 0;
+}
+
 int cli_user(int argc, char **argv)
 {
 	struct user_op op = { 0 };
@@ -281,6 +294,18 @@ int cli_user(int argc, char **argv)
 			return e;
 		printf("user %s deleted with all its mail\n", op.a.address);
 		return EX_OK;
+	}
+	if (strcmp(verb, "messages") == 0) {
+		if ((e = store_read_begin(cli.st, &r)))
+			return cli_fail(e, "user messages");
+		e = store_account_get(r, op.a.address, &op.a);
+		if (e == 0) {
+			printf("uid      folder   size       date       flags  "
+			       "uidl\n");
+			e = store_msg_each(r, op.a.id, print_msg, NULL);
+		}
+		store_read_end(r);
+		return user_result(e, verb, &op);
 	}
 	if (strcmp(verb, "show") == 0) {
 		if ((e = store_read_begin(cli.st, &r)))

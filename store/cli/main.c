@@ -18,7 +18,7 @@ static const char usage_text[] =
 "  domain add|del|show DOMAIN        domain list\n"
 "  domain set DOMAIN pop-allowed=yes|no [POP keys as defaults]\n"
 "  user add ADDR [--password-stdin] [KEY=VALUE ...]\n"
-"  user del|show|passwd ADDR         user list [DOMAIN]\n"
+"  user del|show|passwd|messages ADDR   user list [DOMAIN]\n"
 "  user set ADDR KEY=VALUE ...\n"
 "      pop=off|all|since-now  pop-spam=exclude|include|only\n"
 "      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"
