@@ -68,6 +68,19 @@ static const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "idle_timeout", CFG_DURATION, F(pop3d.idle_timeout), "10m",
 	  1, 24 * 3600 * SEC, NULL,
 	  "Close a session idle this long (RFC 1939 asks for at least 10m)." },
+	{ "pop3d", "login_delay", CFG_DURATION, F(pop3d.login_delay), "0", 0,
+	  24 * 3600 * SEC, NULL,
+	  "Minimum time between logins to one account (RFC 2449 LOGIN-DELAY,\n"
+	  "advertised and enforced). 0: none." },
+	{ "pop3d", "recent_days", CFG_UINT, F(pop3d.recent_days), "30", 1, 3650,
+	  NULL, "A recent:user@domain login lists this many days of mail,\n"
+	  "downloaded before or not (Gmail's recent mode)." },
+	{ "pop3d", "nul_to_0x80", CFG_BOOL, F(pop3d.nul_to_0x80), "no", 0, 0,
+	  NULL, "Send NUL bytes in messages as 0x80 (Outlook hangs on NUL)." },
+	{ "pop3d", "add_missing_blank_line", CFG_BOOL,
+	  F(pop3d.add_missing_blank_line), "no", 0, 0, NULL,
+	  "Supply the blank line after the header when a message has none\n"
+	  "(Outlook Express, Netscape)." },
 	{ "pop3d", "workers", CFG_UINT, F(pop3d.workers), "0", 0, 256, NULL,
 	  "Event-loop threads; 0 means one per online CPU." },
 	{ "pop3d", "user", CFG_STR, F(pop3d.user), "postern", 0, 0, NULL,
@@ -172,6 +185,8 @@ static const struct cfg_key cfg_keys[] = {
 	  1, 100000, NULL, "Recipients per message." },
 	{ "limits", "errors_max", CFG_UINT, F(limits.errors_max), "10", 1, 1000,
 	  NULL, "Bad commands in one session before it is closed." },
+	{ "limits", "auth_failures_max", CFG_UINT, F(limits.auth_failures_max),
+	  "3", 1, 100, NULL, "Failed logins in one session before it is closed." },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
 

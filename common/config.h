@@ -68,6 +68,9 @@ struct postern_config {
 		unsigned log_level;     /* enum log_level */
 		bool plain_auth_loopback;
 		uint64_t idle_timeout;
+		uint64_t login_delay;
+		bool nul_to_0x80, add_missing_blank_line;
+		uint64_t recent_days;
 	} pop3d;
 	struct {
 		char hostname[256];
@@ -94,7 +97,7 @@ struct postern_config {
 		uint64_t login_timeout, line_timeout, drain_timeout;
 		uint64_t output_buffer_max;
 		uint64_t message_max, recipients_max;
-		uint64_t errors_max;
+		uint64_t errors_max, auth_failures_max;
 	} limits;
 };
 

@@ -42,6 +42,7 @@ struct io_conn {
 	struct sockaddr_storage peer_ss;
 	bool is_unix, loopback;
 	char peer[INET6_ADDRSTRLEN + 8];
+	char peer_host[INET6_ADDRSTRLEN];
 
 	enum io_tls_state tls_state;
 	gnutls_session_t tls;
@@ -100,7 +101,9 @@ static uint64_t io__next_id(void)
 
 uint64_t io_conn_id(const struct io_conn *c) { return c->id; }
 uv_loop_t *io_conn_loop(const struct io_conn *c) { return c->w->loop; }
+struct io_worker *io_conn_worker(const struct io_conn *c) { return c->w; }
 const char *io_conn_peer(const struct io_conn *c) { return c->peer; }
+const char *io_conn_peer_host(const struct io_conn *c) { return c->peer_host; }
 bool io_conn_peer_is_loopback(const struct io_conn *c) { return c->loopback; }
 bool io_conn_is_tls(const struct io_conn *c) { return c->tls_state == IO_TLS; }
 bool io_conn_closing(const struct io_conn *c) { return c->closing; }
@@ -145,7 +148,9 @@ static void io__describe_peer(struct io_conn *c)
 		c->is_unix = true;
 		c->loopback = true;     /* a local process */
 		snprintf(c->peer, sizeof(c->peer), "unix");
+		snprintf(host, sizeof(host), "unix");
 	}
+	memcpy(c->peer_host, host, sizeof(c->peer_host));
 }
 
 /* ---- lifetime ---- */
@@ -241,6 +246,10 @@ static void io__write_done(uv_write_t *req, int status)
 			io__close_handles(c);
 		return;
 	}
+	/* A client reading a long reply is not idle. The timer picks the new
+	 * deadline up when the old one fires. */
+	if (c->lim.idle_ms && c->deadline[IO_TIMEOUT_IDLE])
+		c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) + c->lim.idle_ms;
 	if (c->want_drained && c->pending + c->olen <= c->lim.output_max / 2) {
 		c->want_drained = false;
 		if (c->ops->on_drained)

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <uv.h>
 
 #include "conn_limit.h"
@@ -70,6 +71,19 @@ struct io_limits {
 	uint64_t idle_ms, login_ms, line_ms, handshake_ms;
 };
 
+/* A result posted to a loop from another thread (auth pool, store writer),
+ * addressed to a session by id. On the loop, fn runs with the session
+ * pointer, or NULL if that session has gone; fn frees the message. After
+ * the worker closed, fn(NULL, m) runs on the posting thread: with NULL, fn
+ * must only free. */
+struct io_post {
+	struct io_post *next;
+	uint64_t sess;
+	void (*fn)(void *sess, struct io_post *m);
+};
+
+#define IO_SESS_BUCKETS 1024
+
 /* Per-loop state shared by the loop's connections. */
 struct io_worker {
 	uv_loop_t *loop;
@@ -77,8 +91,27 @@ struct io_worker {
 	struct io_conn *conns;    /* all live connections, for shutdown */
 	unsigned nconns;
 	void (*on_conn_gone)(struct io_worker *w);   /* after each free */
+	void *proto;              /* the protocol's per-worker state */
+	/* results from other threads */
+	uv_async_t post_async;
+	pthread_mutex_t post_mu;
+	struct io_post *posts;
+	bool post_closed;
+	/* session id -> session, for posted results */
+	struct io_sess_ref *sess[IO_SESS_BUCKETS];
 	char rbuf[64 * 1024];     /* read buffer: consumed or spilled per read */
 };
+
+/* Set up / tear down the post queue and registry (loop thread). */
+int io_worker_init(struct io_worker *w, uv_loop_t *loop, unsigned index);
+void io_worker_close(struct io_worker *w);
+/* Any thread. */
+void io_worker_post(struct io_worker *w, struct io_post *m);
+/* Loop thread: make a session findable by posted results, and forget it. */
+int io_worker_register(struct io_worker *w, uint64_t id, void *sess);
+void io_worker_unregister(struct io_worker *w, uint64_t id);
+void *io_worker_find(struct io_worker *w, uint64_t id);
+struct io_worker *io_conn_worker(const struct io_conn *c);
 
 /* Server side: create a connection for an accepted stream and count it
  * against `limit` (NULL: no limit). *verdict says whether it fits; a slot is
@@ -97,6 +130,7 @@ void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess);
 int io_conn_start(struct io_conn *c, bool implicit_tls);
 uint64_t io_conn_id(const struct io_conn *c);
 const char *io_conn_peer(const struct io_conn *c);   /* "addr:port" */
+const char *io_conn_peer_host(const struct io_conn *c);   /* "addr" */
 bool io_conn_peer_is_loopback(const struct io_conn *c);
 bool io_conn_is_tls(const struct io_conn *c);
 /* Protocol and cipher, e.g. "TLS1.3/AES-256-GCM", or NULL. */

@@ -96,6 +96,9 @@ static void server__worker_finish(struct server_worker *w)
 	if (w->finished)
 		return;
 	w->finished = true;
+	if (srv.proto.worker_fini)
+		srv.proto.worker_fini(&w->io);
+	io_worker_close(&w->io);
 	uv_close((uv_handle_t *)&w->stop, NULL);
 	uv_close((uv_handle_t *)&w->drain, NULL);
 }
@@ -367,9 +370,13 @@ static int server__run(const char *progname, bool check_only)
 		struct server_worker *w = &srv.workers[i];
 
 		uv_loop_init(&w->loop);
-		w->io.loop = &w->loop;
-		w->io.index = i;
+		io_worker_init(&w->io, &w->loop, i);
 		w->io.on_conn_gone = server__conn_gone;
+		if (srv.proto.worker_init &&
+		    (r = srv.proto.worker_init(&w->io))) {
+			snprintf(err, CFG_ERR_MAX, "worker: %s", pst_strerror(r));
+			goto fail;
+		}
 		uv_async_init(&w->loop, &w->stop, server__worker_stop);
 		w->stop.data = w;
 		uv_timer_init(&w->loop, &w->drain);

@@ -45,6 +45,10 @@ struct server_proto {
 	 * words and close. The function must io_conn_bind() + io_conn_start(),
 	 * or io_conn_close(). */
 	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict);
+	/* Per worker, on the main thread before its loop runs / on the
+	 * worker's thread when it has no connections left. Optional. */
+	int (*worker_init)(struct io_worker *w);
+	void (*worker_fini)(struct io_worker *w);
 	void (*fini)(void);
 };
 

@@ -1,13 +1,48 @@
 /* postern-pop3d — the incoming server: POP3 on 995 (implicit TLS) and 110
  * (STLS). See pop3_session.h for the protocol state. */
+#include <stdio.h>
+
+#include "auth.h"
+#include "err.h"
 #include "log.h"
 #include "pop3_session.h"
 #include "server.h"
 
+/* AUTH continuation lines may be longer than a command (RFC 5034). */
+#define POP3_IO_LINE_MAX 4096
+
+static int pop3d_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
+{
+	char why[512];
+	int r;
+
+	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
+		       &pop3d.store, why, sizeof(why));
+	if (r) {
+		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
+		return r;
+	}
+	if ((r = store_writer_start(pop3d.store)) ||
+	    (r = auth_ctx_new(cfg, pop3d.store, &pop3d.auth)) ||
+	    (r = auth_pool_new(pop3d.auth, (unsigned)cfg->auth.workers,
+			       (unsigned)cfg->auth.queue_max, &pop3d.pool))) {
+		snprintf(err, CFG_ERR_MAX, "starting: %s", pst_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void pop3d_fini(void)
+{
+	auth_pool_free(pop3d.pool);
+	auth_ctx_free(pop3d.auth);
+	store_close(pop3d.store);   /* stops the writer after its queue */
+}
+
 static int pop3d_setup(const struct postern_config *cfg,
 		       struct server_proto *p, char err[CFG_ERR_MAX])
 {
-	pop3_cfg = cfg;
+	pop3d.cfg = cfg;
 	p->name = "pop3d";
 	p->listen[p->nlisten++] = (struct server_listen){
 		"listen_tls", &cfg->pop3d.listen_tls, POP3_LISTEN_TLS, true };
@@ -17,7 +52,8 @@ static int pop3d_setup(const struct postern_config *cfg,
 	p->user = cfg->pop3d.user;
 	p->log_level = cfg->pop3d.log_level;
 	p->limits = (struct io_limits){
-		.line_max = cfg->limits.pop3_line_max,
+		.line_max = cfg->limits.pop3_line_max > POP3_IO_LINE_MAX
+			    ? cfg->limits.pop3_line_max : POP3_IO_LINE_MAX,
 		.discard_max = cfg->limits.line_discard_max,
 		.output_max = cfg->limits.output_buffer_max,
 		.idle_ms = cfg->pop3d.idle_timeout,
@@ -25,6 +61,8 @@ static int pop3d_setup(const struct postern_config *cfg,
 		.line_ms = cfg->limits.line_timeout,
 		.handshake_ms = cfg->tls.handshake_timeout,
 	};
+	p->init = pop3d_init;
+	p->fini = pop3d_fini;
 	p->accept = pop3_session_accept;
 	return 0;
 }

@@ -1,15 +1,17 @@
-/* pop3_cmd.c — the POP3 command table (RFC 1939, 2449, 2595).
+/* pop3_cmd.c — the POP3 command table (RFC 1939, 2449, 2595, 5034).
  *
  * Each verb names the states it is allowed in, an optional check (arguments,
  * preconditions; it replies and returns non-zero to refuse) and the proceed
  * function. CAPA is computed from the same session flags the checks use, so
- * what is advertised is what is accepted. */
+ * what is advertised is what is accepted. Message numbers are parsed
+ * strictly: "LIST 1x", "LIST 4294967297" and "LIST 0" are errors. */
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
 #include "pop3_session.h"
+#include "sasl.h"
 
 #define POP3_VERB_MAX 4           /* every POP3 verb is 3-4 letters */
 
@@ -25,6 +27,14 @@ static bool pop3__stls_allowed(const struct pop3_session *s)
 	return !(s->flags & POP3_F_TLS) && s->state == POP3_AUTHORIZATION;
 }
 
+/* Passwords only over TLS, or on loopback when the operator allows it. */
+bool pop3_login_allowed(const struct pop3_session *s)
+{
+	return (s->flags & POP3_F_TLS) ||
+	       (pop3d.cfg->pop3d.plain_auth_loopback &&
+		io_conn_peer_is_loopback(s->io));
+}
+
 static int pop3__no_args(struct pop3_session *s, char *args)
 {
 	if (*args) {
@@ -34,13 +44,43 @@ static int pop3__no_args(struct pop3_session *s, char *args)
 	return 0;
 }
 
+static int pop3__login_check(struct pop3_session *s, char *args)
+{
+	if (!pop3_login_allowed(s)) {
+		pop3_reply_err(s, "[AUTH] Log in only after STLS (TLS "
+			       "required)");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- AUTHORIZATION ---- */
+
 static void pop3__capa(struct pop3_session *s, char *args)
 {
+	const struct postern_config *cfg = pop3d.cfg;
+
 	pop3_reply_ok(s, "Capability list follows");
+	io_conn_printf(s->io, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+		       "PIPELINING\r\n");
 	if (pop3__stls_allowed(s))
 		io_conn_printf(s->io, "STLS\r\n");
-	io_conn_printf(s->io, "RESP-CODES\r\nPIPELINING\r\n"
-		       "IMPLEMENTATION Postern\r\n.\r\n");
+	if (s->state == POP3_AUTHORIZATION && pop3_login_allowed(s))
+		io_conn_printf(s->io, "USER\r\nSASL PLAIN LOGIN\r\n");
+	/* EXPIRE: mail is removed by the server only for an account in once
+	 * mode with after=delete; before login, say it depends on the user. */
+	if (s->state == POP3_TRANSACTION)
+		io_conn_printf(s->io, "EXPIRE %s\r\n",
+			       s->account.pop.mode == STORE_MODE_ONCE &&
+			       s->account.pop.after == STORE_AFTER_DELETE
+			       ? "0" : "NEVER");
+	else
+		io_conn_printf(s->io, "EXPIRE NEVER USER\r\n");
+	if (cfg->pop3d.login_delay)
+		io_conn_printf(s->io, "LOGIN-DELAY %llu\r\n",
+			       (unsigned long long)(cfg->pop3d.login_delay /
+						    1000));
+	io_conn_printf(s->io, "IMPLEMENTATION Postern\r\n.\r\n");
 }
 
 static int pop3__stls_check(struct pop3_session *s, char *args)
@@ -60,40 +100,331 @@ static void pop3__stls(struct pop3_session *s, char *args)
 	io_conn_starttls(s->io);
 }
 
+static int pop3__user_check(struct pop3_session *s, char *args)
+{
+	if (pop3__login_check(s, args))
+		return -1;
+	if (!*args || strlen(args) >= sizeof(s->user)) {
+		pop3_reply_err(s, "Usage: USER name");
+		return -1;
+	}
+	return 0;
+}
+
+static void pop3__user(struct pop3_session *s, char *args)
+{
+	strcpy(s->user, args);
+	pop3_reply_ok(s, "Send PASS");
+}
+
+static int pop3__pass_check(struct pop3_session *s, char *args)
+{
+	if (pop3__login_check(s, args))
+		return -1;
+	if (!s->user[0]) {
+		pop3_reply_err(s, "USER first");
+		return -1;
+	}
+	return 0;
+}
+
+static void pop3__pass(struct pop3_session *s, char *args)
+{
+	/* RFC 1939: the password is the rest of the line, spaces included. */
+	pop3_login_start(s, s->user, args, strlen(args));
+	explicit_bzero(args, strlen(args));
+}
+
+static void pop3__sasl_plain(struct pop3_session *s, const char *b64,
+			     size_t len)
+{
+	char buf[SASL_MAX];
+	const char *user, *pass;
+	size_t n, passlen;
+
+	s->sasl = POP3_SASL_NONE;
+	if (sasl_b64_decode(b64, len, buf, sizeof(buf), &n)) {
+		pop3_reply_err(s, "Invalid base64 data");
+		return;
+	}
+	if (sasl_plain_split(buf, n, &user, &pass, &passlen) ||
+	    strlen(user) >= sizeof(s->user)) {
+		explicit_bzero(buf, sizeof(buf));
+		pop3_reply_err(s, "[AUTH] Malformed PLAIN response");
+		return;
+	}
+	strcpy(s->user, user);
+	pop3_login_start(s, s->user, pass, passlen);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+/* A line while an AUTH exchange is under way (RFC 5034 continuation). */
+static void pop3__sasl_step(struct pop3_session *s, char *line, size_t len)
+{
+	char buf[SASL_MAX];
+	size_t n;
+
+	if (len == 1 && line[0] == '*') {
+		s->sasl = POP3_SASL_NONE;
+		pop3_reply_err(s, "AUTH cancelled");
+		return;
+	}
+	if (s->sasl == POP3_SASL_PLAIN) {
+		pop3__sasl_plain(s, line, len);
+		return;
+	}
+	if (sasl_b64_decode(line, len, buf, sizeof(buf), &n) ||
+	    memchr(buf, '\0', n)) {
+		s->sasl = POP3_SASL_NONE;
+		pop3_reply_err(s, "Invalid base64 data");
+		return;
+	}
+	if (s->sasl == POP3_SASL_LOGIN_USER) {
+		if (n == 0 || n >= sizeof(s->user)) {
+			s->sasl = POP3_SASL_NONE;
+			pop3_reply_err(s, "[AUTH] Bad user name");
+			return;
+		}
+		memcpy(s->user, buf, n + 1);
+		s->sasl = POP3_SASL_LOGIN_PASS;
+		io_conn_printf(s->io, "+ " SASL_PROMPT_PASS "\r\n");
+		return;
+	}
+	s->sasl = POP3_SASL_NONE;
+	pop3_login_start(s, s->user, buf, n);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static void pop3__auth(struct pop3_session *s, char *args)
+{
+	char *mech = args, *initial = strchr(args, ' ');
+
+	if (!*args) {   /* RFC 1734 style: list the mechanisms */
+		pop3_reply_ok(s, "Mechanisms follow");
+		io_conn_printf(s->io, "PLAIN\r\nLOGIN\r\n.\r\n");
+		return;
+	}
+	if (initial)
+		*initial++ = '\0';
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		if (initial) {
+			pop3__sasl_plain(s, initial, strlen(initial));
+			return;
+		}
+		s->sasl = POP3_SASL_PLAIN;
+		io_conn_printf(s->io, "+ \r\n");
+		return;
+	}
+	if (strcasecmp(mech, "LOGIN") == 0) {
+		if (initial) {
+			s->sasl = POP3_SASL_LOGIN_USER;
+			pop3__sasl_step(s, initial, strlen(initial));
+			return;
+		}
+		s->sasl = POP3_SASL_LOGIN_USER;
+		io_conn_printf(s->io, "+ " SASL_PROMPT_USER "\r\n");
+		return;
+	}
+	pop3_reply_err(s, "Unsupported authentication mechanism");
+}
+
+/* ---- TRANSACTION ---- */
+
+/* "n" -> index of a message that exists and is not deleted. */
+static int pop3__msgno(struct pop3_session *s, const char *arg, uint32_t *idx)
+{
+	uint64_t n;
+
+	if (cfg_parse_uint(arg, 1, UINT32_MAX, &n)) {
+		pop3_reply_err(s, "Invalid message number");
+		return -1;
+	}
+	if (n > s->nmsgs) {
+		pop3_reply_err(s, "There is no message %llu",
+			       (unsigned long long)n);
+		return -1;
+	}
+	if (s->msgs[n - 1].deleted) {
+		pop3_reply_err(s, "Message %llu is deleted",
+			       (unsigned long long)n);
+		return -1;
+	}
+	*idx = (uint32_t)(n - 1);
+	return 0;
+}
+
+static void pop3__stat(struct pop3_session *s, char *args)
+{
+	uint64_t n = 0, bytes = 0;
+
+	for (uint32_t i = 0; i < s->nmsgs; i++) {
+		if (!s->msgs[i].deleted) {
+			n++;
+			bytes += s->msgs[i].size;
+		}
+	}
+	pop3_reply_ok(s, "%llu %llu", (unsigned long long)n,
+		      (unsigned long long)bytes);
+}
+
+static void pop3__list_or_uidl(struct pop3_session *s, char *args, bool uidl)
+{
+	uint32_t idx;
+
+	if (*args) {
+		if (pop3__msgno(s, args, &idx))
+			return;
+		if (uidl)
+			pop3_reply_ok(s, "%u %s", idx + 1, s->msgs[idx].uidl);
+		else
+			pop3_reply_ok(s, "%u %llu", idx + 1,
+				      (unsigned long long)s->msgs[idx].size);
+		return;
+	}
+	pop3_reply_ok(s, uidl ? "Unique-ID listing follows"
+		      : "Scan listing follows");
+	for (uint32_t i = 0; i < s->nmsgs; i++) {
+		if (s->msgs[i].deleted)
+			continue;
+		if (uidl)
+			io_conn_printf(s->io, "%u %s\r\n", i + 1, s->msgs[i].uidl);
+		else
+			io_conn_printf(s->io, "%u %llu\r\n", i + 1,
+				       (unsigned long long)s->msgs[i].size);
+	}
+	io_conn_write(s->io, ".\r\n", 3);
+}
+
+static void pop3__list(struct pop3_session *s, char *args)
+{
+	pop3__list_or_uidl(s, args, false);
+}
+
+static void pop3__uidl(struct pop3_session *s, char *args)
+{
+	pop3__list_or_uidl(s, args, true);
+}
+
+static void pop3__retr(struct pop3_session *s, char *args)
+{
+	uint32_t idx;
+
+	if (pop3__msgno(s, args, &idx))
+		return;
+	pop3_reply_ok(s, "%llu octets", (unsigned long long)s->msgs[idx].size);
+	pop3_retr_start(s, idx, false, 0);
+}
+
+static void pop3__top(struct pop3_session *s, char *args)
+{
+	char *sp = strchr(args, ' ');
+	uint64_t lines;
+	uint32_t idx;
+
+	if (!sp) {
+		pop3_reply_err(s, "Usage: TOP msg lines");
+		return;
+	}
+	*sp = '\0';
+	if (pop3__msgno(s, args, &idx))
+		return;
+	if (cfg_parse_uint(sp + 1, 0, UINT64_MAX, &lines)) {
+		pop3_reply_err(s, "Invalid line count");
+		return;
+	}
+	pop3_reply_ok(s, "Top of message follows");
+	pop3_retr_start(s, idx, true, lines);
+}
+
+static void pop3__dele(struct pop3_session *s, char *args)
+{
+	uint32_t idx;
+
+	if (pop3__msgno(s, args, &idx))
+		return;
+	s->msgs[idx].deleted = true;
+	pop3_reply_ok(s, "Message %u deleted", idx + 1);
+}
+
+static void pop3__rset(struct pop3_session *s, char *args)
+{
+	for (uint32_t i = 0; i < s->nmsgs; i++)
+		s->msgs[i].deleted = false;
+	pop3_reply_ok(s, "Maildrop has %u messages", s->nmsgs);
+}
+
 static void pop3__noop(struct pop3_session *s, char *args)
 {
-	io_conn_write(s->io, "+OK\r\n", 5);
+	pop3_reply_ok(s, "%s", "");
 }
 
 static void pop3__quit(struct pop3_session *s, char *args)
 {
+	if (s->state == POP3_TRANSACTION) {
+		/* UPDATE state: one commit, then the answer (and close). */
+		s->state = POP3_UPDATE;
+		pop3_maildrop_update(s);
+		return;
+	}
 	pop3_reply_ok(s, "Postern POP3 server signing off");
-	io_conn_close(s->io);
+	pop3_session_end(s);
 }
 
 static const struct pop3_cmd pop3_cmds[] = {
 	{ "CAPA", POP3_AUTHORIZATION | POP3_TRANSACTION, pop3__no_args, pop3__capa },
 	{ "STLS", POP3_AUTHORIZATION, pop3__stls_check, pop3__stls },
+	{ "USER", POP3_AUTHORIZATION, pop3__user_check, pop3__user },
+	{ "PASS", POP3_AUTHORIZATION, pop3__pass_check, pop3__pass },
+	{ "AUTH", POP3_AUTHORIZATION, pop3__login_check, pop3__auth },
+	{ "STAT", POP3_TRANSACTION, pop3__no_args, pop3__stat },
+	{ "LIST", POP3_TRANSACTION, NULL, pop3__list },
+	{ "UIDL", POP3_TRANSACTION, NULL, pop3__uidl },
+	{ "RETR", POP3_TRANSACTION, NULL, pop3__retr },
+	{ "TOP", POP3_TRANSACTION, NULL, pop3__top },
+	{ "DELE", POP3_TRANSACTION, NULL, pop3__dele },
+	{ "RSET", POP3_TRANSACTION, pop3__no_args, pop3__rset },
 	{ "NOOP", POP3_TRANSACTION, pop3__no_args, pop3__noop },
 	{ "QUIT", POP3_AUTHORIZATION | POP3_TRANSACTION, pop3__no_args, pop3__quit },
 };
 
+static void pop3__bad(struct pop3_session *s)
+{
+	if (++s->bad_commands < pop3d.cfg->limits.errors_max)
+		return;
+	log_event(LOGL_INFO, s->id, "too_many_errors", "errors=%u",
+		  s->bad_commands);
+	pop3_reply_err(s, "Too many bad commands, closing connection");
+	pop3_session_end(s);
+}
+
 void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 {
 	char verb[POP3_VERB_MAX + 1], q[64];
-	size_t vlen = strcspn(line, " ");
-	char *args = line + vlen;
+	size_t vlen;
+	char *args;
 
+	if (s->flags & POP3_F_REFUSED)
+		return;
 	if (memchr(line, '\0', len)) {
+		s->sasl = POP3_SASL_NONE;
 		pop3_reply_err(s, "NUL byte in command");
+		pop3__bad(s);
 		return;
 	}
-	if (vlen == 0 || vlen > POP3_VERB_MAX) {
-		log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
-			  log_quote(q, sizeof(q), line, vlen));
-		pop3_reply_err(s, "Unknown command");
+	if (s->sasl != POP3_SASL_NONE) {   /* may be longer than a command */
+		pop3__sasl_step(s, line, len);
 		return;
 	}
+	if (len + 2 > pop3d.cfg->limits.pop3_line_max) {
+		pop3_reply_err(s, "Line too long (limit %llu octets)",
+			       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
+		pop3__bad(s);
+		return;
+	}
+	vlen = strcspn(line, " ");
+	args = line + vlen;
+	if (vlen == 0 || vlen > POP3_VERB_MAX)
+		goto unknown;
 	for (size_t i = 0; i < vlen; i++)
 		verb[i] = (char)toupper((unsigned char)line[i]);
 	verb[vlen] = '\0';
@@ -106,14 +437,19 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 			continue;
 		if (!(cmd->states & s->state)) {
 			pop3_reply_err(s, "%s is not valid in this state", verb);
+			pop3__bad(s);
 			return;
 		}
-		if (cmd->check && cmd->check(s, args))
+		if (cmd->check && cmd->check(s, args)) {
+			pop3__bad(s);
 			return;
+		}
 		cmd->proceed(s, args);
 		return;
 	}
+unknown:
 	log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
 		  log_quote(q, sizeof(q), line, vlen));
 	pop3_reply_err(s, "Unknown command");
+	pop3__bad(s);
 }

@@ -7,7 +7,7 @@
 #include "log.h"
 #include "pop3_session.h"
 
-const struct postern_config *pop3_cfg;
+struct pop3d pop3d;
 
 static void pop3__reply(struct pop3_session *s, const char *status,
 			const char *fmt, va_list ap)
@@ -16,7 +16,10 @@ static void pop3__reply(struct pop3_session *s, const char *status,
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 
 	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));
-	io_conn_printf(s->io, "%s %s\r\n", status, buf);
+	if (n == 0)
+		io_conn_printf(s->io, "%s\r\n", status);
+	else
+		io_conn_printf(s->io, "%s %s\r\n", status, buf);
 }
 
 void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
@@ -37,6 +40,11 @@ void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+void pop3_session_end(struct pop3_session *s)
+{
+	io_conn_close(s->io);
+}
+
 /* The greeting, or the refusal of a connection over a limit. */
 static void pop3__greet(struct pop3_session *s)
 {
@@ -45,7 +53,7 @@ static void pop3__greet(struct pop3_session *s)
 		pop3_reply_err(s, "[SYS/TEMP] Too many connections%s, try again "
 			       "later", s->verdict == CONN_OVER_PER_ADDR ?
 			       " from your address" : "");
-		io_conn_close(s->io);
+		pop3_session_end(s);
 		return;
 	}
 	pop3_reply_ok(s, "Postern POP3 server ready");
@@ -61,9 +69,10 @@ static void pop3__on_too_long(void *sess)
 	struct pop3_session *s = sess;
 
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
-		  (unsigned long long)pop3_cfg->limits.pop3_line_max);
+		  (unsigned long long)pop3d.cfg->limits.pop3_line_max);
+	s->sasl = POP3_SASL_NONE;   /* an AUTH exchange does not survive it */
 	pop3_reply_err(s, "Line too long (limit %llu octets)",
-		       (unsigned long long)pop3_cfg->limits.pop3_line_max);
+		       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
 }
 
 static void pop3__on_tls_ready(void *sess)
@@ -74,6 +83,14 @@ static void pop3__on_tls_ready(void *sess)
 	/* Implicit TLS: greet now. After STLS the client speaks first. */
 	if (!(s->flags & POP3_F_GREETED))
 		pop3__greet(s);
+}
+
+static void pop3__on_drained(void *sess)
+{
+	struct pop3_session *s = sess;
+
+	if (s->retr.active)
+		pop3_retr_pump(s);
 }
 
 static void pop3__on_timeout(void *sess, enum io_timeout which)
@@ -93,10 +110,24 @@ static void pop3__on_timeout(void *sess, enum io_timeout which)
 	}
 }
 
+static void pop3__delay_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
 static void pop3__on_close(void *sess)
 {
 	struct pop3_session *s = sess;
 
+	if (s->state == POP3_TRANSACTION)
+		pop3_maildrop_log_logout(s, "dropped");   /* nothing applied */
+	if (s->locked)
+		pop3_maildrop_unlock(s->account.id);
+	if (s->delay)
+		uv_close((uv_handle_t *)s->delay, pop3__delay_closed);
+	io_worker_unregister(io_conn_worker(s->io), s->id);
+	pop3_retr_free(s);
+	pop3_maildrop_free(s);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
 	free(s);
 }
@@ -105,6 +136,7 @@ static const struct io_conn_ops pop3_ops = {
 	.on_line = pop3__on_line,
 	.on_too_long = pop3__on_too_long,
 	.on_tls_ready = pop3__on_tls_ready,
+	.on_drained = pop3__on_drained,
 	.on_timeout = pop3__on_timeout,
 	.on_close = pop3__on_close,
 };
@@ -114,7 +146,8 @@ void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	struct pop3_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == POP3_LISTEN_TLS;
 
-	if (!s) {
+	if (!s || io_worker_register(io_conn_worker(c), io_conn_id(c), s)) {
+		free(s);
 		io_conn_close(c);
 		return;
 	}

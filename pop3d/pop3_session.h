@@ -1,15 +1,21 @@
-/* pop3_session.h — one POP3 connection's state (RFC 1939).
+/* pop3_session.h — one POP3 connection (RFC 1939, 2449, 5034, 2595, 3206).
  *
  * Ownership: created by pop3_session_accept() on the worker's loop, owned by
- * its io_conn, freed in one place (pop3__on_close) when the connection goes.
- * Threading: loop thread only. Async work refers to a session by id. */
+ * its io_conn and freed in one place (pop3__on_close), which also releases
+ * the mailbox lock. The maildrop snapshot and the RETR buffer belong to the
+ * session.
+ * Threading: loop thread only. Work sent elsewhere (auth pool, store writer)
+ * carries the session id; the answer comes back through io_worker_post() and
+ * is dropped if the session has gone. */
 #ifndef POSTERN_POP3_SESSION_H
 #define POSTERN_POP3_SESSION_H
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "io_conn.h"
+#include "store.h"
 
 enum pop3_listener { POP3_LISTEN_TLS, POP3_LISTEN_PLAIN };
 
@@ -23,7 +29,29 @@ enum pop3_flag {
 	POP3_F_TLS = 1 << 0,          /* TLS is up (implicit or STLS) */
 	POP3_F_REFUSED = 1 << 1,      /* over a connection limit */
 	POP3_F_GREETED = 1 << 2,
-	POP3_F_PLAIN_PORT = 1 << 3,   /* accepted on the plain (STLS) port */
+	POP3_F_BUSY = 1 << 3,         /* waiting for auth or the store */
+	POP3_F_RECENT = 1 << 4,       /* recent:user login */
+};
+
+enum pop3_sasl { POP3_SASL_NONE, POP3_SASL_PLAIN, POP3_SASL_LOGIN_USER,
+		 POP3_SASL_LOGIN_PASS };
+
+/* One message of the snapshot taken at login. */
+struct pop3_msg {
+	uint64_t uid, size;
+	uint32_t nchunks;
+	bool deleted, retrieved;
+	char uidl[STORE_UIDL_MAX + 1];
+};
+
+/* RETR/TOP in progress, streamed a chunk at a time. */
+struct pop3_retr {
+	bool active, top, count;      /* count: RETR (marks retrieved) */
+	uint32_t msg, chunk;
+	char *buf;
+	size_t len, off;
+	bool line_start, in_header;
+	uint64_t lines_left;
 };
 
 struct pop3_session {
@@ -32,21 +60,64 @@ struct pop3_session {
 	enum pop3_state state;
 	unsigned flags;
 	enum conn_verdict verdict;
-	unsigned bad_commands;
+	unsigned bad_commands, auth_failures;
+	enum pop3_sasl sasl;
+	char user[STORE_ADDR_MAX + 16];   /* from USER or AUTH */
+	uv_timer_t *delay;            /* throttling delay before an answer */
+	enum auth_result pending;     /* the answer the delay holds back */
+
+	/* TRANSACTION state */
+	struct store_account account;
+	bool locked;
+	struct pop3_msg *msgs;
+	uint32_t nmsgs;
+	uint64_t total_size;
+	struct pop3_retr retr;
+	/* counts for the logout line */
+	uint64_t n_retrieved, n_deleted, bytes_out;
 };
 
-/* Daemon-wide settings the sessions read (set once before workers run). */
-extern const struct postern_config *pop3_cfg;
+/* Daemon-wide state the sessions share (set once before workers run). */
+struct pop3d {
+	const struct postern_config *cfg;
+	struct store *store;
+	struct auth_ctx *auth;
+	struct auth_pool *pool;
+};
+extern struct pop3d pop3d;
 
 void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
 
 /* pop3_cmd.c */
 void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len);
+bool pop3_login_allowed(const struct pop3_session *s);
+
+/* pop3_login.c: credentials -> auth pool -> checks -> snapshot */
+void pop3_login_start(struct pop3_session *s, const char *user,
+		      const char *pass, size_t passlen);
+
+/* pop3_maildrop.c */
+int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
+		       uint64_t *wait_s);
+void pop3_maildrop_unlock(uint64_t account_id);
+int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed);
+void pop3_maildrop_free(struct pop3_session *s);
+/* QUIT in TRANSACTION: apply deletions and downloads in one commit. */
+void pop3_maildrop_update(struct pop3_session *s);
+void pop3_maildrop_log_logout(struct pop3_session *s, const char *how);
+
+/* pop3_retr.c */
+void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
+		     uint64_t lines);
+void pop3_retr_pump(struct pop3_session *s);
+void pop3_retr_free(struct pop3_session *s);
 
 /* Replies. */
 void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Close the session after what is queued has been sent. */
+void pop3_session_end(struct pop3_session *s);
 
 #endif

@@ -15,19 +15,17 @@
  * server log (never the password).
  *
  * auth_pool runs auth_verify() on its own bounded threads (never libuv's
- * pool, never a loop thread) and hands outcomes back to the submitting
- * loop's auth_mailbox by session id; a session that closed meanwhile is
- * simply not found by the receiver.
+ * pool, never a loop thread) and gives each outcome to a callback on that
+ * thread, which posts it to the session's loop by session id
+ * (io_worker_post); a session that closed meanwhile is simply not found.
  *
- * Ownership: the ctx, pool and mailbox are owned by the daemon; requests are
- * copied (the password is wiped when the job is freed).
- * Threading: auth_verify() is thread-safe; mailbox functions run on their
- * loop's thread. */
+ * Ownership: the ctx and pool are owned by the daemon; requests are copied
+ * (the password is wiped as soon as it is checked).
+ * Threading: auth_verify() and auth_pool_submit() are thread-safe. */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
 
 #include <stdint.h>
-#include <uv.h>
 
 #include "auth_hash.h"
 #include "config.h"
@@ -70,29 +68,19 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 /* A monotonic clock in ms, the one throttling and the cache use. */
 uint64_t auth_now_ms(void);
 
-/* ---- asynchronous use from an event loop ---- */
+/* ---- asynchronous use ---- */
 
-struct auth_mailbox {
-	uv_async_t async;
-	pthread_mutex_t mu;
-	struct auth_job *done;
-	void (*deliver)(uint64_t sess, const struct auth_outcome *o, void *arg);
-	void *arg;
-};
-
-int auth_mailbox_init(uv_loop_t *loop, struct auth_mailbox *mb,
-		      void (*deliver)(uint64_t sess,
-				      const struct auth_outcome *o, void *arg),
-		      void *arg);
-/* Closes the uv handle; pending outcomes are dropped. */
-void auth_mailbox_close(struct auth_mailbox *mb);
+/* Called on a pool thread with the outcome; it must hand the result to the
+ * session's loop (io_worker_post) and must not block. */
+typedef void (*auth_done_fn)(void *arg, const struct auth_outcome *o);
 
 struct auth_pool;
 int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
 		  struct auth_pool **out);
+/* Stops the threads; jobs not started are dropped without a call. */
 void auth_pool_free(struct auth_pool *p);
 /* -EAGAIN when the queue is full (answer [SYS/TEMP] / 454 4.7.0). */
-int auth_pool_submit(struct auth_pool *p, struct auth_mailbox *mb,
-		     uint64_t sess, const struct auth_request *req);
+int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
+		     auth_done_fn done, void *arg);
 
 #endif

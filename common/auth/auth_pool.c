@@ -1,5 +1,5 @@
 /* auth_pool.c — auth_verify() on dedicated threads, outcomes delivered to
- * the submitting loop by session id (see auth.h). */
+ * a callback (see auth.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,8 +10,8 @@
 
 struct auth_job {
 	struct auth_job *next;
-	struct auth_mailbox *mb;
-	uint64_t sess;
+	auth_done_fn done;
+	void *arg;
 	char user[STORE_ADDR_MAX + 64];
 	char pass[AUTH_PASS_MAX];
 	size_t passlen;
@@ -33,58 +33,6 @@ static void job_free(struct auth_job *j)
 {
 	explicit_bzero(j->pass, sizeof(j->pass));
 	free(j);
-}
-
-static void mailbox_drain(uv_async_t *h)
-{
-	struct auth_mailbox *mb = h->data;
-	struct auth_job *list, *next;
-
-	pthread_mutex_lock(&mb->mu);
-	list = mb->done;
-	mb->done = NULL;
-	pthread_mutex_unlock(&mb->mu);
-	/* The list is newest first; deliver in completion order. */
-	struct auth_job *rev = NULL;
-
-	for (; list; list = next) {
-		next = list->next;
-		list->next = rev;
-		rev = list;
-	}
-	for (; rev; rev = next) {
-		next = rev->next;
-		mb->deliver(rev->sess, &rev->out, mb->arg);
-		job_free(rev);
-	}
-}
-
-int auth_mailbox_init(uv_loop_t *loop, struct auth_mailbox *mb,
-		      void (*deliver)(uint64_t, const struct auth_outcome *,
-				      void *),
-		      void *arg)
-{
-	memset(mb, 0, sizeof(*mb));
-	pthread_mutex_init(&mb->mu, NULL);
-	mb->deliver = deliver;
-	mb->arg = arg;
-	mb->async.data = mb;
-	return uv_async_init(loop, &mb->async, mailbox_drain);
-}
-
-void auth_mailbox_close(struct auth_mailbox *mb)
-{
-	struct auth_job *j, *next;
-
-	pthread_mutex_lock(&mb->mu);
-	j = mb->done;
-	mb->done = NULL;
-	pthread_mutex_unlock(&mb->mu);
-	for (; j; j = next) {
-		next = j->next;
-		job_free(j);
-	}
-	uv_close((uv_handle_t *)&mb->async, NULL);
 }
 
 static void *pool_thread(void *arg)
@@ -116,11 +64,8 @@ static void *pool_thread(void *arg)
 			j->out.reason = "internal error";
 		}
 		explicit_bzero(j->pass, sizeof(j->pass));
-		pthread_mutex_lock(&j->mb->mu);
-		j->next = j->mb->done;
-		j->mb->done = j;
-		uv_async_send(&j->mb->async);
-		pthread_mutex_unlock(&j->mb->mu);
+		j->done(j->arg, &j->out);
+		job_free(j);
 	}
 }
 
@@ -168,8 +113,8 @@ void auth_pool_free(struct auth_pool *p)
 	free(p);
 }
 
-int auth_pool_submit(struct auth_pool *p, struct auth_mailbox *mb,
-		     uint64_t sess, const struct auth_request *req)
+int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
+		     auth_done_fn done, void *arg)
 {
 	struct auth_job *j;
 
@@ -178,8 +123,8 @@ int auth_pool_submit(struct auth_pool *p, struct auth_mailbox *mb,
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
-	j->mb = mb;
-	j->sess = sess;
+	j->done = done;
+	j->arg = arg;
 	memcpy(j->user, req->user, strlen(req->user) + 1);
 	memcpy(j->pass, req->pass, req->passlen);
 	j->passlen = req->passlen;

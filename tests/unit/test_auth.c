@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uv.h>
+#include <pthread.h>
 
 #include "auth.h"
 #include "auth_apppw.h"
@@ -391,52 +391,75 @@ static void test_throttled_flow(void **state)
 
 /* ---- async ---- */
 
-struct got { unsigned n; uint64_t sess[8]; enum auth_result res[8]; };
+struct got {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned n;
+	uintptr_t tag[8];
+	enum auth_result res[8];
+};
 
-static void deliver(uint64_t sess, const struct auth_outcome *o, void *arg)
+struct done_arg { struct got *g; uintptr_t tag; };
+
+static void on_done(void *arg, const struct auth_outcome *o)
 {
-	struct got *g = arg;
+	struct done_arg *d = arg;
 
-	g->sess[g->n] = sess;
-	g->res[g->n] = o->result;
-	g->n++;
+	pthread_mutex_lock(&d->g->mu);
+	d->g->tag[d->g->n] = d->tag;
+	d->g->res[d->g->n] = o->result;
+	d->g->n++;
+	pthread_cond_signal(&d->g->cv);
+	pthread_mutex_unlock(&d->g->mu);
 }
 
 static void test_async_pool(void **state)
 {
 	char phc[STORE_PHC_MAX + 1];
-	struct auth_mailbox mb;
 	struct auth_pool *pool;
-	struct got g = { 0 };
-	uv_loop_t loop;
+	struct got g = { .mu = PTHREAD_MUTEX_INITIALIZER,
+			 .cv = PTHREAD_COND_INITIALIZER };
+	struct done_arg d[3] = { { &g, 11 }, { &g, 12 }, { &g, 13 } };
 
 	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "pw", 2, phc,
 					    sizeof(phc)), 0);
 	add_user("erin@example.com", phc);
-	uv_loop_init(&loop);
-	assert_int_equal(auth_mailbox_init(&loop, &mb, deliver, &g), 0);
 	assert_int_equal(auth_pool_new(ctx, 2, 2, &pool), 0);
 	struct auth_request ok = { "erin@example.com", "pw", 2, "10.1.1.1" };
 	struct auth_request bad = { "erin@example.com", "no", 2, "10.1.1.2" };
-	assert_int_equal(auth_pool_submit(pool, &mb, 11, &ok), 0);
-	assert_int_equal(auth_pool_submit(pool, &mb, 12, &bad), 0);
-	/* third may find the queue full (queue_max 2) or not yet drained */
-	int r3 = auth_pool_submit(pool, &mb, 13, &ok);
+	assert_int_equal(auth_pool_submit(pool, &ok, on_done, &d[0]), 0);
+	assert_int_equal(auth_pool_submit(pool, &bad, on_done, &d[1]), 0);
+	/* the third finds the queue full (queue_max 2) unless a thread took
+	 * a job already */
+	int r3 = auth_pool_submit(pool, &ok, on_done, &d[2]);
 
 	assert_true(r3 == 0 || r3 == -EAGAIN);
 	unsigned want = r3 == 0 ? 3 : 2;
-	for (int i = 0; i < 500 && g.n < want; i++) {
-		uv_run(&loop, UV_RUN_NOWAIT);
-		struct timespec ts = { 0, 10 * 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	assert_int_equal(g.n, want);
+	pthread_mutex_lock(&g.mu);
+	while (g.n < want)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
 	for (unsigned i = 0; i < g.n; i++)
-		assert_int_equal(g.res[i], g.sess[i] == 12 ? AUTH_FAIL : AUTH_OK);
+		assert_int_equal(g.res[i], g.tag[i] == 12 ? AUTH_FAIL : AUTH_OK);
 	auth_pool_free(pool);
-	auth_mailbox_close(&mb);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_pool_queue_full(void **state)
+{
+	struct auth_pool *pool;
+	struct got g = { .mu = PTHREAD_MUTEX_INITIALIZER,
+			 .cv = PTHREAD_COND_INITIALIZER };
+	struct done_arg d = { &g, 1 };
+	struct auth_request req = { "nobody@example.com", "x", 1, "10.2.2.2" };
+	int busy = 0;
+
+	/* one thread, queue of one: a burst must be refused, not queued */
+	assert_int_equal(auth_pool_new(ctx, 1, 1, &pool), 0);
+	for (int i = 0; i < 20; i++)
+		if (auth_pool_submit(pool, &req, on_done, &d) == -EAGAIN)
+			busy++;
+	assert_true(busy > 0);
+	auth_pool_free(pool);
 }
 
 int main(void)
@@ -454,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_rehash_on_login),
 		cmocka_unit_test(test_throttled_flow),
 		cmocka_unit_test(test_async_pool),
+		cmocka_unit_test(test_pool_queue_full),
 	};
 	int r = cmocka_run_group_tests_name("auth", pure, NULL, NULL);
 

@@ -1,0 +1,152 @@
+/* pop3_retr.c — RETR and TOP, streamed from the store a chunk at a time.
+ *
+ * Each chunk is copied out of a short read transaction (none is held while
+ * the client reads), then written with dot-stuffing in slices while the
+ * connection is writable; when it is not, streaming stops and on_drained
+ * resumes it. Input processing is paused meanwhile, so pipelined commands
+ * are answered in order. Memory per RETR: one chunk, whatever the message
+ * size. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "pop3_session.h"
+
+#define RETR_SLICE 16384
+
+void pop3_retr_free(struct pop3_session *s)
+{
+	free(s->retr.buf);
+	memset(&s->retr, 0, sizeof(s->retr));
+}
+
+void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
+		     uint64_t lines)
+{
+	struct pop3_retr *r = &s->retr;
+
+	r->active = true;
+	r->top = top;
+	r->count = !top;
+	r->msg = msg;
+	r->chunk = 0;
+	r->len = r->off = 0;
+	r->line_start = true;
+	r->in_header = true;
+	r->lines_left = lines;
+	io_conn_pause(s->io);
+	pop3_retr_pump(s);
+}
+
+static void retr_finish(struct pop3_session *s)
+{
+	struct pop3_retr *r = &s->retr;
+
+	if (!r->line_start)
+		io_conn_write(s->io, "\r\n", 2);
+	if (r->in_header && !r->top && pop3d.cfg->pop3d.add_missing_blank_line)
+		io_conn_write(s->io, "\r\n", 2);
+	io_conn_write(s->io, ".\r\n", 3);
+	if (r->count) {
+		s->msgs[r->msg].retrieved = true;
+		s->n_retrieved++;
+	}
+	r->active = false;
+	free(r->buf);
+	r->buf = NULL;
+	io_conn_resume(s->io);
+}
+
+static int retr_fetch(struct pop3_session *s)
+{
+	struct pop3_retr *r = &s->retr;
+	const struct pop3_msg *m = &s->msgs[r->msg];
+	struct store_read *rd;
+	const void *p;
+	size_t n;
+	int e;
+
+	if (!r->buf && !(r->buf = malloc(STORE_CHUNK_SIZE)))
+		return -ENOMEM;
+	if ((e = store_read_begin(pop3d.store, &rd)))
+		return e;
+	e = store_body_chunk(rd, s->account.id, m->uid, r->chunk, &p, &n);
+	if (e == 0 && n <= STORE_CHUNK_SIZE)
+		memcpy(r->buf, p, n);
+	store_read_end(rd);
+	if (e)
+		return e;
+	if (n > STORE_CHUNK_SIZE)
+		return -PST_ECORRUPT;
+	r->len = n;
+	r->off = 0;
+	r->chunk++;
+	return 0;
+}
+
+/* Write one line piece (up to and including '\n', or the slice end). */
+static void retr_piece(struct pop3_session *s, char *p, size_t n)
+{
+	if (pop3d.cfg->pop3d.nul_to_0x80)
+		for (char *z = memchr(p, '\0', n); z;
+		     z = memchr(z, '\0', n - (size_t)(z - p)))
+			*z = (char)0x80;
+	io_conn_write(s->io, p, n);
+	s->bytes_out += n;
+}
+
+void pop3_retr_pump(struct pop3_session *s)
+{
+	struct pop3_retr *r = &s->retr;
+
+	while (r->active && io_conn_writable(s->io)) {
+		size_t end;
+
+		if (r->off == r->len) {
+			int e;
+
+			if (r->chunk == s->msgs[r->msg].nchunks) {
+				retr_finish(s);
+				return;
+			}
+			if ((e = retr_fetch(s))) {
+				/* The reply has begun: all we can do is drop
+				 * the connection rather than send a lie. */
+				log_event(LOGL_ERR, s->id, "retr_failed",
+					  "uid=%llu error=\"%s\"",
+					  (unsigned long long)s->msgs[r->msg].uid,
+					  pst_strerror(e));
+				r->active = false;
+				pop3_session_end(s);
+				return;
+			}
+		}
+		end = r->off + RETR_SLICE < r->len ? r->off + RETR_SLICE : r->len;
+		while (r->off < end) {
+			char *p = r->buf + r->off;
+			char *lf = memchr(p, '\n', end - r->off);
+			size_t n = lf ? (size_t)(lf - p) + 1 : end - r->off;
+			bool blank = r->line_start && n == 2 && p[0] == '\r' &&
+				     p[1] == '\n';
+			bool body_line = !r->in_header && r->line_start;
+
+			if (r->line_start && p[0] == '.')
+				io_conn_write(s->io, ".", 1);   /* dot-stuffing */
+			retr_piece(s, p, n);
+			r->off += n;
+			r->line_start = lf != NULL;
+			if (r->in_header && blank) {
+				r->in_header = false;
+				if (r->top && r->lines_left == 0) {
+					retr_finish(s);
+					return;
+				}
+			} else if (r->top && body_line && lf &&
+				   --r->lines_left == 0) {
+				retr_finish(s);
+				return;
+			}
+		}
+	}
+}
