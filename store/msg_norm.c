@@ -6,8 +6,8 @@
 
 #include "msg_norm.h"
 
-int msg_normalize(const char *in, size_t len, char **out, size_t *outlen,
-		  const char **why)
+int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
+		  size_t *outlen, const char **why)
 {
 	size_t lfs = 0, o = 0;
 	bool blank = false, at_line_start = true;
@@ -18,7 +18,7 @@ int msg_normalize(const char *in, size_t len, char **out, size_t *outlen,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (in[i] == '\0') {
+		if (in[i] == '\0' && !(flags & MSG_ALLOW_NUL)) {
 			*why = "NUL byte in message";
 			return -EINVAL;
 		}
@@ -35,7 +35,7 @@ int msg_normalize(const char *in, size_t len, char **out, size_t *outlen,
 			at_line_start = false;
 		}
 	}
-	if (!blank) {
+	if (!blank && !(flags & MSG_ALLOW_NO_BODY)) {
 		*why = "no blank line between header and body";
 		return -EINVAL;
 	}

@@ -11,8 +11,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-int msg_normalize(const char *in, size_t len, char **out, size_t *outlen,
-		  const char **why);
+enum msg_norm_flag {
+	MSG_ALLOW_NUL = 1 << 0,        /* migration: keep what the old server had */
+	MSG_ALLOW_NO_BODY = 1 << 1,    /* ... including a header-only message */
+};
+
+int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
+		  size_t *outlen, const char **why);
 /* Does the header section carry `name: value` (case-insensitive, value
  * compared up to its end or a ';')? Searches only the header. */
 bool msg_header_is(const char *msg, size_t len, const char *name,

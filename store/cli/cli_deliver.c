@@ -135,7 +135,7 @@ int cli_deliver(int argc, char **argv)
 	}
 	if (e)
 		return cli_fail(e, "reading the message");
-	e = msg_normalize(raw, rawlen, &msg, &len, &why);
+	e = msg_normalize(raw, rawlen, 0, &msg, &len, &why);
 	free(raw);
 	if (e == -EINVAL) {
 		fprintf(stderr, "postern: message refused: %s\n", why);
@@ -175,7 +175,7 @@ static int import_one(const char *address, const char *what, const char *raw,
 	char *msg;
 	size_t len;
 	const char *why;
-	int e = msg_normalize(raw, rawlen, &msg, &len, &why);
+	int e = msg_normalize(raw, rawlen, 0, &msg, &len, &why);
 
 	if (e) {
 		fprintf(stderr, "postern: %s: skipped: %s\n", what,

@@ -577,27 +577,42 @@ static void test_addresses(void **state)
 	assert_int_equal(store_addr_normalize("ann", out), -EINVAL);
 }
 
+static int msg_normalize_0(const char *in, size_t len, char **out,
+			   size_t *n, const char **why)
+{
+	return msg_normalize(in, len, 0, out, n, why);
+}
+
 static void test_msg_normalize(void **state)
 {
 	char *out;
 	size_t n;
 	const char *why;
 
-	assert_int_equal(msg_normalize("A: b\n\nbody\n", 11, &out, &n, &why), 0);
+	assert_int_equal(msg_normalize_0("A: b\n\nbody\n", 11, &out, &n, &why), 0);
 	assert_int_equal(n, 14);
 	assert_memory_equal(out, "A: b\r\n\r\nbody\r\n", 14);
 	free(out);
-	assert_int_equal(msg_normalize("A: b\r\n\r\nx", 9, &out, &n, &why), 0);
+	assert_int_equal(msg_normalize_0("A: b\r\n\r\nx", 9, &out, &n, &why), 0);
 	assert_memory_equal(out, "A: b\r\n\r\nx\r\n", 11);   /* last line ended */
 	free(out);
-	assert_int_equal(msg_normalize("A: b\n", 5, &out, &n, &why), -EINVAL);
+	assert_int_equal(msg_normalize_0("A: b\n", 5, &out, &n, &why), -EINVAL);
 	assert_string_equal(why, "no blank line between header and body");
-	assert_int_equal(msg_normalize("A: b\n\nx\0y\n", 10, &out, &n, &why),
+	assert_int_equal(msg_normalize_0("A: b\n\nx\0y\n", 10, &out, &n, &why),
 			 -EINVAL);
 	assert_string_equal(why, "NUL byte in message");
-	assert_int_equal(msg_normalize("A: b\n\nx\ry\n", 10, &out, &n, &why),
+	assert_int_equal(msg_normalize_0("A: b\n\nx\ry\n", 10, &out, &n, &why),
 			 -EINVAL);
 	assert_string_equal(why, "bare CR in message");
+	/* migration flags keep what a plain delivery refuses */
+	assert_int_equal(msg_normalize("A: b\n\nx\0y\n", 10, MSG_ALLOW_NUL, &out,
+				       &n, &why), 0);
+	assert_int_equal(n, 13);
+	free(out);
+	assert_int_equal(msg_normalize("A: b\n", 5, MSG_ALLOW_NO_BODY, &out, &n,
+				       &why), 0);
+	assert_memory_equal(out, "A: b\r\n", 6);
+	free(out);
 	assert_true(msg_header_is("X-Spam-Flag: YES\r\n\r\n", 20,
 				  "x-spam-flag", "yes"));
 	assert_false(msg_header_is("X-Spam-Flag: YESNO\r\n\r\n", 22,
