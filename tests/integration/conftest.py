@@ -90,6 +90,25 @@ class Daemon:
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not start:\n{self.log()}")
 
+    def cli(self, *args, input=None, check=True):
+        """Run `postern` against this daemon's config and store."""
+        self.write_config() if not self.conf.exists() else None
+        r = subprocess.run([str(BUILD / "store" / "cli" / "postern"), "-c",
+                            str(self.conf), *args], input=input,
+                           capture_output=True, timeout=120)
+        if check:
+            assert r.returncode == 0, r.stderr.decode()
+        return r
+
+    def add_user(self, addr, password="secret", *settings):
+        dom = addr.split("@")[1]
+        self.cli("domain", "add", dom, check=False)
+        self.cli("user", "add", addr, "--password-stdin", *settings,
+                 input=password.encode() + b"\n")
+
+    def deliver(self, addr, msg: bytes, *extra):
+        self.cli("deliver", addr, *extra, input=msg)
+
     def log(self):
         try:
             return self.logfile.read_text(errors="replace")
@@ -134,6 +153,8 @@ def base_config(pki, folder: Path):
         "store": {"path": str(folder / "store")},
         "tls": {"cert": str(cert), "key": str(key), "handshake_timeout": "5s"},
         "limits": {"drain_timeout": "3s"},
+        # cheap hashes keep tests fast; test_auth covers the real defaults
+        "auth": {"argon2_memory": 256, "argon2_time": 1},
     }
 
 
