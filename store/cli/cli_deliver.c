@@ -175,7 +175,10 @@ static int import_one(const char *address, const char *what, const char *raw,
 	char *msg;
 	size_t len;
 	const char *why;
-	int e = msg_normalize(raw, rawlen, 0, &msg, &len, &why);
+	/* Migration keeps what the old server served, NULs and header-only
+	 * messages included (pop3d has workarounds for clients that choke). */
+	int e = msg_normalize(raw, rawlen, MSG_ALLOW_NUL | MSG_ALLOW_NO_BODY,
+			      &msg, &len, &why);
 
 	if (e) {
 		fprintf(stderr, "postern: %s: skipped: %s\n", what,
