@@ -401,9 +401,14 @@ fail:
 	}
 }
 
-bool io_conn_writable(const struct io_conn *c)
+bool io_conn_writable(struct io_conn *c)
 {
-	return !c->closing && c->pending + c->olen < c->lim.output_max;
+	if (c->closing)
+		return false;
+	if (c->pending + c->olen < c->lim.output_max)
+		return true;
+	c->want_drained = true;   /* the producer waits for on_drained */
+	return false;
 }
 
 /* ---- timers ---- */

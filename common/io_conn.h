@@ -148,7 +148,9 @@ void io_conn_write(struct io_conn *c, const void *p, size_t n);
 void io_conn_printf(struct io_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void io_conn_flush(struct io_conn *c);
-bool io_conn_writable(const struct io_conn *c);
+/* False when the output queue is full; on_drained follows when it empties
+ * to half. */
+bool io_conn_writable(struct io_conn *c);
 int io_conn_starttls(struct io_conn *c);
 /* Flush what is queued, say goodbye (TLS close_notify), close. */
 void io_conn_close(struct io_conn *c);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -146,6 +147,24 @@ static void server__worker_run(void *arg)
 
 /* ---- listeners ---- */
 
+/* SO_REUSEPORT would let a second daemon share our port without a word;
+ * a bind without it fails if anyone already has the address. */
+static int server__probe_tcp(const struct cfg_listen_addr *a)
+{
+	int one = 1, e = 0;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (a->ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
+	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen))
+		e = -errno;
+	close(fd);
+	return e;
+}
+
 static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
 {
 	int one = 1;
@@ -210,8 +229,11 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 				if (a->is_unix && wi > 0)
 					break;   /* worker 0 serves unix sockets */
 				REQUIRE(w->nsocks < SERVER_SOCKS_MAX);
-				r = a->is_unix ? server__bind_unix(a, &fd)
-					       : server__bind_tcp(a, &fd);
+				r = !a->is_unix && wi == 0 ? server__probe_tcp(a)
+							   : 0;
+				if (r == 0)
+					r = a->is_unix ? server__bind_unix(a, &fd)
+						       : server__bind_tcp(a, &fd);
 				if (r) {
 					snprintf(err, CFG_ERR_MAX,
 						 "%s: [%s] %s: cannot listen on "
@@ -260,6 +282,25 @@ static void server__unlink_unix(void)
 		for (unsigned i = 0; i < srv.proto.listen[d].addrs->n; i++)
 			if (srv.proto.listen[d].addrs->a[i].is_unix)
 				unlink(srv.proto.listen[d].addrs->a[i].path);
+}
+
+int server_lock_file(const char *path, char err[CFG_ERR_MAX])
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0) {
+		snprintf(err, CFG_ERR_MAX, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = -errno;
+
+		snprintf(err, CFG_ERR_MAX, "%s: another %s is running on this "
+			 "store", path, srv.proto.name);
+		close(fd);
+		return e;
+	}
+	return 0;   /* held until the process exits */
 }
 
 /* ---- main thread ---- */

@@ -57,6 +57,10 @@ typedef int (*server_setup_fn)(const struct postern_config *cfg,
 			       struct server_proto *proto,
 			       char err[CFG_ERR_MAX]);
 
+/* Take an exclusive lock on path for the life of the process: one daemon
+ * of a kind per store. Returns 0 or -errno with err. */
+int server_lock_file(const char *path, char err[CFG_ERR_MAX]);
+
 /* The whole daemon; returns the process exit status. */
 int server_main(int argc, char **argv, const char *progname,
 		server_setup_fn setup);

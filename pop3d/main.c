@@ -16,12 +16,19 @@ static int pop3d_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 	char why[512];
 	int r;
 
+	char lock[PATH_MAX + 16];
+
 	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
 		       &pop3d.store, why, sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;
 	}
+	/* The mailbox lock ([IN-USE]) lives in this process: one pop3d per
+	 * store makes it hold. */
+	snprintf(lock, sizeof(lock), "%s/pop3d.lock", cfg->store.path);
+	if ((r = server_lock_file(lock, err)))
+		return r;
 	if ((r = store_writer_start(pop3d.store)) ||
 	    (r = auth_ctx_new(cfg, pop3d.store, &pop3d.auth)) ||
 	    (r = auth_pool_new(pop3d.auth, (unsigned)cfg->auth.workers,
