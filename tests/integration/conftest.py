@@ -51,8 +51,9 @@ def pki(tmp_path_factory):
 class Daemon:
     """One postern daemon process with its own config file and log."""
 
-    def __init__(self, name, folder: Path, config: dict, ports: dict):
+    def __init__(self, name, folder: Path, config: dict, ports: dict, env=None):
         self.name, self.folder, self.config, self.ports = name, folder, config, ports
+        self.env = env or {}
         self.conf = folder / "postern.conf"
         self.logfile = folder / f"{name}.log"
         self.proc = None
@@ -67,7 +68,7 @@ class Daemon:
     def start(self, wait=True):
         self.write_config()
         log = open(self.logfile, "ab")
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         env.pop("JOURNAL_STREAM", None)   # keep ts= in the test logs
         self.proc = subprocess.Popen(
             [str(BUILD / self.name.replace("postern-", "") / self.name),
@@ -164,7 +165,7 @@ def daemons(tmp_path):
     teardown, and their logs checked for sanitizer reports."""
     started = []
 
-    def start(name, overrides=None, wait=True, pki_=None):
+    def start(name, overrides=None, wait=True, pki_=None, env=None):
         folder = tmp_path / f"{name}-{len(started)}"
         folder.mkdir()
         cfg = base_config(pki_ or start.pki, folder)
@@ -184,7 +185,7 @@ def daemons(tmp_path):
                               "workers": 2, "log_level": "debug"}
         for section, keys in (overrides or {}).items():
             cfg.setdefault(section, {}).update(keys)
-        d = Daemon(name, folder, cfg, ports)
+        d = Daemon(name, folder, cfg, ports, env)
         started.append(d)
         return d.start(wait=wait)
 

@@ -39,9 +39,16 @@ def test_quickstart_serves_and_stops(tmp_path):
                 break
             time.sleep(0.2)
         assert text.count("event=started") == 2, text
-        assert f"port {base + 995}, SSL/TLS" in text
+        assert f"Port: {base + 995}\n    Require SSL: Yes" in text
         c = Client.connect(base + 995, tls=True)
         assert c.line() == "+OK Postern POP3 server ready"
+        c.cmd("USER demo@example.test")
+        c.line()
+        c.cmd("PASS demo-password")
+        assert c.line().startswith("+OK Logged in, 1 messages")
+        c.cmd("TOP 1 0")
+        c.line()
+        assert "Subject: Welcome to Postern" in c.multiline()
         c.close()
         c = Client.connect(base + 587)
         assert c.line() == "220 localhost ESMTP Postern"
