@@ -3,6 +3,7 @@
 #include <gnutls/gnutls.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sasl.h"
 
@@ -61,4 +62,98 @@ int sasl_plain_split(const char *buf, size_t len, const char **user,
 	if (memchr(*pass, '\0', *passlen))
 		return -EINVAL;
 	return 0;
+}
+
+static enum sasl_status sasl__plain(struct sasl_state *st, const char *b64,
+				    size_t len, struct sasl_creds *out,
+				    const char **why)
+{
+	char buf[SASL_MAX];
+	const char *user, *pass;
+	size_t n, passlen;
+
+	st->mech = SASL_NONE;
+	if (sasl_b64_decode(b64, len, buf, sizeof(buf), &n)) {
+		*why = "Invalid base64 data";
+		return SASL_FAIL;
+	}
+	if (sasl_plain_split(buf, n, &user, &pass, &passlen) ||
+	    strlen(user) >= sizeof(out->user) || passlen >= sizeof(out->pass)) {
+		explicit_bzero(buf, sizeof(buf));
+		*why = "Malformed PLAIN response";
+		return SASL_FAIL;
+	}
+	strcpy(out->user, user);
+	memcpy(out->pass, pass, passlen);
+	out->pass[passlen] = '\0';
+	out->passlen = passlen;
+	explicit_bzero(buf, sizeof(buf));
+	return SASL_DONE;
+}
+
+enum sasl_status sasl_continue(struct sasl_state *st, const char *line,
+			       size_t len, const char **prompt,
+			       struct sasl_creds *out, const char **why)
+{
+	char buf[SASL_MAX];
+	size_t n;
+
+	if (len == 1 && line[0] == '*') {
+		st->mech = SASL_NONE;
+		return SASL_CANCEL;
+	}
+	if (st->mech == SASL_PLAIN)
+		return sasl__plain(st, line, len, out, why);
+	if (sasl_b64_decode(line, len, buf, sizeof(buf), &n) ||
+	    memchr(buf, '\0', n)) {
+		st->mech = SASL_NONE;
+		*why = "Invalid base64 data";
+		return SASL_FAIL;
+	}
+	if (st->step == 0) {        /* LOGIN: the user name */
+		if (n == 0 || n >= sizeof(st->user)) {
+			st->mech = SASL_NONE;
+			*why = "Bad user name";
+			return SASL_FAIL;
+		}
+		memcpy(st->user, buf, n + 1);
+		st->step = 1;
+		*prompt = SASL_PROMPT_PASS;
+		return SASL_CONTINUE;
+	}
+	st->mech = SASL_NONE;       /* LOGIN: the password */
+	if (n >= sizeof(out->pass)) {
+		*why = "Password too long";
+		return SASL_FAIL;
+	}
+	strcpy(out->user, st->user);
+	memcpy(out->pass, buf, n + 1);
+	out->passlen = n;
+	explicit_bzero(buf, sizeof(buf));
+	return SASL_DONE;
+}
+
+enum sasl_status sasl_start(struct sasl_state *st, const char *mech,
+			    const char *initial, const char **prompt,
+			    struct sasl_creds *out, const char **why)
+{
+	memset(st, 0, sizeof(*st));
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		st->mech = SASL_PLAIN;
+		if (initial)
+			return sasl__plain(st, initial, strlen(initial), out,
+					   why);
+		*prompt = "";
+		return SASL_CONTINUE;
+	}
+	if (strcasecmp(mech, "LOGIN") == 0) {
+		st->mech = SASL_LOGIN;
+		if (initial)
+			return sasl_continue(st, initial, strlen(initial),
+					     prompt, out, why);
+		*prompt = SASL_PROMPT_USER;
+		return SASL_CONTINUE;
+	}
+	*why = "Unsupported authentication mechanism";
+	return SASL_FAIL;
 }

@@ -20,4 +20,38 @@ int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
 int sasl_plain_split(const char *buf, size_t len, const char **user,
 		     const char **pass, size_t *passlen);
 
+
+
+/* ---- the exchange, shared by POP3 AUTH and SMTP AUTH ---- */
+
+enum sasl_mech { SASL_NONE, SASL_PLAIN, SASL_LOGIN };
+enum sasl_status {
+	SASL_CONTINUE,   /* send *prompt as a continuation ("+ "/"334 ") */
+	SASL_DONE,       /* credentials in *out */
+	SASL_FAIL,       /* *why says what was wrong; the exchange is over */
+	SASL_CANCEL,     /* the client sent "*" */
+};
+
+#define SASL_USER_MAX 320
+
+struct sasl_state {
+	enum sasl_mech mech;
+	int step;
+	char user[SASL_USER_MAX];
+};
+
+struct sasl_creds {
+	char user[SASL_USER_MAX];
+	char pass[SASL_MAX];
+	size_t passlen;
+};
+
+/* AUTH mech [initial]. initial NULL: none given. */
+enum sasl_status sasl_start(struct sasl_state *st, const char *mech,
+			    const char *initial, const char **prompt,
+			    struct sasl_creds *out, const char **why);
+/* A continuation line. */
+enum sasl_status sasl_continue(struct sasl_state *st, const char *line,
+			       size_t len, const char **prompt,
+			       struct sasl_creds *out, const char **why);
 #endif

@@ -7,6 +7,7 @@
  * strictly: "LIST 1x", "LIST 4294967297" and "LIST 0" are errors. */
 #include <ctype.h>
 #include <string.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "log.h"
@@ -135,69 +136,37 @@ static void pop3__pass(struct pop3_session *s, char *args)
 	explicit_bzero(args, strlen(args));
 }
 
-static void pop3__sasl_plain(struct pop3_session *s, const char *b64,
-			     size_t len)
+/* Where an AUTH exchange stands after the client's latest line. */
+static void pop3__sasl_result(struct pop3_session *s, enum sasl_status st,
+			      const char *prompt, struct sasl_creds *cr,
+			      const char *why)
 {
-	char buf[SASL_MAX];
-	const char *user, *pass;
-	size_t n, passlen;
-
-	s->sasl = POP3_SASL_NONE;
-	if (sasl_b64_decode(b64, len, buf, sizeof(buf), &n)) {
-		pop3_reply_err(s, "Invalid base64 data");
+	switch (st) {
+	case SASL_CONTINUE:
+		io_conn_printf(s->io, "+ %s\r\n", prompt);
 		return;
-	}
-	if (sasl_plain_split(buf, n, &user, &pass, &passlen) ||
-	    strlen(user) >= sizeof(s->user)) {
-		explicit_bzero(buf, sizeof(buf));
-		pop3_reply_err(s, "[AUTH] Malformed PLAIN response");
-		return;
-	}
-	strcpy(s->user, user);
-	pop3_login_start(s, s->user, pass, passlen);
-	explicit_bzero(buf, sizeof(buf));
-}
-
-/* A line while an AUTH exchange is under way (RFC 5034 continuation). */
-static void pop3__sasl_step(struct pop3_session *s, char *line, size_t len)
-{
-	char buf[SASL_MAX];
-	size_t n;
-
-	if (len == 1 && line[0] == '*') {
-		s->sasl = POP3_SASL_NONE;
+	case SASL_CANCEL:
 		pop3_reply_err(s, "AUTH cancelled");
 		return;
-	}
-	if (s->sasl == POP3_SASL_PLAIN) {
-		pop3__sasl_plain(s, line, len);
+	case SASL_FAIL:
+		pop3_reply_err(s, "%s%s", strcmp(why, "Invalid base64 data") &&
+			       strcmp(why, "Unsupported authentication "
+				      "mechanism") ? "[AUTH] " : "", why);
+		return;
+	case SASL_DONE:
+		snprintf(s->user, sizeof(s->user), "%s", cr->user);
+		pop3_login_start(s, s->user, cr->pass, cr->passlen);
+		explicit_bzero(cr, sizeof(*cr));
 		return;
 	}
-	if (sasl_b64_decode(line, len, buf, sizeof(buf), &n) ||
-	    memchr(buf, '\0', n)) {
-		s->sasl = POP3_SASL_NONE;
-		pop3_reply_err(s, "Invalid base64 data");
-		return;
-	}
-	if (s->sasl == POP3_SASL_LOGIN_USER) {
-		if (n == 0 || n >= sizeof(s->user)) {
-			s->sasl = POP3_SASL_NONE;
-			pop3_reply_err(s, "[AUTH] Bad user name");
-			return;
-		}
-		memcpy(s->user, buf, n + 1);
-		s->sasl = POP3_SASL_LOGIN_PASS;
-		io_conn_printf(s->io, "+ " SASL_PROMPT_PASS "\r\n");
-		return;
-	}
-	s->sasl = POP3_SASL_NONE;
-	pop3_login_start(s, s->user, buf, n);
-	explicit_bzero(buf, sizeof(buf));
 }
 
 static void pop3__auth(struct pop3_session *s, char *args)
 {
 	char *mech = args, *initial = strchr(args, ' ');
+	struct sasl_creds cr;
+	const char *prompt = "", *why = "";
+	enum sasl_status st;
 
 	if (!*args) {   /* RFC 1734 style: list the mechanisms */
 		pop3_reply_ok(s, "Mechanisms follow");
@@ -206,26 +175,8 @@ static void pop3__auth(struct pop3_session *s, char *args)
 	}
 	if (initial)
 		*initial++ = '\0';
-	if (strcasecmp(mech, "PLAIN") == 0) {
-		if (initial) {
-			pop3__sasl_plain(s, initial, strlen(initial));
-			return;
-		}
-		s->sasl = POP3_SASL_PLAIN;
-		io_conn_printf(s->io, "+ \r\n");
-		return;
-	}
-	if (strcasecmp(mech, "LOGIN") == 0) {
-		if (initial) {
-			s->sasl = POP3_SASL_LOGIN_USER;
-			pop3__sasl_step(s, initial, strlen(initial));
-			return;
-		}
-		s->sasl = POP3_SASL_LOGIN_USER;
-		io_conn_printf(s->io, "+ " SASL_PROMPT_USER "\r\n");
-		return;
-	}
-	pop3_reply_err(s, "Unsupported authentication mechanism");
+	st = sasl_start(&s->sasl, mech, initial, &prompt, &cr, &why);
+	pop3__sasl_result(s, st, prompt, &cr, why);
 }
 
 /* ---- TRANSACTION ---- */
@@ -406,13 +357,18 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 	if (s->flags & POP3_F_REFUSED)
 		return;
 	if (memchr(line, '\0', len)) {
-		s->sasl = POP3_SASL_NONE;
+		s->sasl.mech = SASL_NONE;
 		pop3_reply_err(s, "NUL byte in command");
 		pop3__bad(s);
 		return;
 	}
-	if (s->sasl != POP3_SASL_NONE) {   /* may be longer than a command */
-		pop3__sasl_step(s, line, len);
+	if (s->sasl.mech != SASL_NONE) {   /* may be longer than a command */
+		struct sasl_creds cr;
+		const char *prompt = "", *why = "";
+		enum sasl_status st = sasl_continue(&s->sasl, line, len,
+						    &prompt, &cr, &why);
+
+		pop3__sasl_result(s, st, prompt, &cr, why);
 		return;
 	}
 	if (len + 2 > pop3d.cfg->limits.pop3_line_max) {

@@ -70,7 +70,7 @@ static void pop3__on_too_long(void *sess)
 
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
 		  (unsigned long long)pop3d.cfg->limits.pop3_line_max);
-	s->sasl = POP3_SASL_NONE;   /* an AUTH exchange does not survive it */
+	s->sasl.mech = SASL_NONE;   /* an AUTH exchange does not survive it */
 	pop3_reply_err(s, "Line too long (limit %llu octets)",
 		       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
 }

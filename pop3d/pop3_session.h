@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "io_conn.h"
+#include "sasl.h"
 #include "store.h"
 
 enum pop3_listener { POP3_LISTEN_TLS, POP3_LISTEN_PLAIN };
@@ -32,9 +33,6 @@ enum pop3_flag {
 	POP3_F_BUSY = 1 << 3,         /* waiting for auth or the store */
 	POP3_F_RECENT = 1 << 4,       /* recent:user login */
 };
-
-enum pop3_sasl { POP3_SASL_NONE, POP3_SASL_PLAIN, POP3_SASL_LOGIN_USER,
-		 POP3_SASL_LOGIN_PASS };
 
 /* One message of the snapshot taken at login. */
 struct pop3_msg {
@@ -61,7 +59,7 @@ struct pop3_session {
 	unsigned flags;
 	enum conn_verdict verdict;
 	unsigned bad_commands, auth_failures;
-	enum pop3_sasl sasl;
+	struct sasl_state sasl;
 	char user[STORE_ADDR_MAX + 16];   /* from USER or AUTH */
 	uv_timer_t *delay;            /* throttling delay before an answer */
 	enum auth_result pending;     /* the answer the delay holds back */
