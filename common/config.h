@@ -82,6 +82,10 @@ struct postern_config {
 		unsigned log_level;
 		uint64_t idle_timeout;
 		unsigned bare_newline;  /* enum cfg_bare_newline */
+		bool plain_auth_loopback;
+		char relay_user[256], relay_password[256], relay_ca[PATH_MAX];
+		uint64_t relay_timeout, queue_retry, queue_retry_max;
+		uint64_t queue_lifetime;
 	} submitd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
@@ -98,6 +102,7 @@ struct postern_config {
 		uint64_t output_buffer_max;
 		uint64_t message_max, recipients_max;
 		uint64_t errors_max, auth_failures_max;
+		uint64_t send_messages_per_hour, send_recipients_per_day;
 	} limits;
 };
 

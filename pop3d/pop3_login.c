@@ -1,8 +1,7 @@
 /* pop3_login.c — from credentials to TRANSACTION state.
  *
- * The password goes to the auth pool (never verified on the loop); the
- * outcome comes back by session id. A failure is answered after the
- * throttling delay. A success still has to pass, in this order: the domain's
+ * The password goes to the auth pool through auth_async (never verified on
+ * the loop); a failure is answered after the throttling delay. A success still has to pass, in this order: the domain's
  * and the account's POP access (told apart from a wrong password only now,
  * with [SYS/PERM]), the mailbox lock ([IN-USE]) and LOGIN-DELAY; then the
  * snapshot is taken and the session enters TRANSACTION. */
@@ -12,13 +11,8 @@
 
 #include "err.h"
 #include "log.h"
+#include "auth_async.h"
 #include "pop3_session.h"
-
-struct pop3_login_post {
-	struct io_post post;
-	struct io_worker *w;
-	struct auth_outcome o;
-};
 
 static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 {
@@ -49,13 +43,6 @@ static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 	s->user[0] = '\0';
 	s->flags &= ~(unsigned)(POP3_F_BUSY | POP3_F_RECENT);
 	io_conn_resume(s->io);
-}
-
-static void pop3__delay_done(uv_timer_t *t)
-{
-	struct pop3_session *s = t->data;
-
-	pop3__login_fail(s, s->pending);
 }
 
 static bool pop3__domain_allowed(const struct store_account *a, int *err)
@@ -143,78 +130,39 @@ static void pop3__login_ok(struct pop3_session *s,
 	io_conn_resume(s->io);
 }
 
-static void pop3__auth_result(void *sess, struct io_post *m)
+static void pop3__auth_result(void *sess, const struct auth_outcome *o)
 {
-	struct pop3_login_post *lp = (struct pop3_login_post *)m;
 	struct pop3_session *s = sess;
 	char q[STORE_ADDR_MAX * 4 + 8];
 
-	if (!s || io_conn_closing(s->io)) {
-		free(lp);
+	if (io_conn_closing(s->io))
 		return;
-	}
-	if (lp->o.result == AUTH_OK) {
-		pop3__login_ok(s, &lp->o);
-		free(lp);
+	if (o->result == AUTH_OK) {
+		pop3__login_ok(s, o);
 		return;
 	}
 	/* The precise reason goes to the log, never to the client. */
 	log_event(LOGL_INFO, s->id, "login_failed", "user=%s peer=%s "
 		  "reason=\"%s\" delay_ms=%llu",
 		  log_quote(q, sizeof(q), s->user, strlen(s->user)),
-		  io_conn_peer(s->io), lp->o.reason,
-		  (unsigned long long)lp->o.delay_ms);
-	if (lp->o.delay_ms && lp->o.result != AUTH_TEMPFAIL) {
-		if (!s->delay) {
-			s->delay = calloc(1, sizeof(*s->delay));
-			if (!s->delay) {
-				pop3_session_end(s);
-				free(lp);
-				return;
-			}
-			uv_timer_init(io_conn_loop(s->io), s->delay);
-			s->delay->data = s;
-		}
-		s->pending = lp->o.result;
-		uv_timer_start(s->delay, pop3__delay_done, lp->o.delay_ms, 0);
-	} else {
-		pop3__login_fail(s, lp->o.result);
-	}
-	free(lp);
-}
-
-/* On a pool thread: hand the outcome to the session's loop. */
-static void pop3__auth_done(void *arg, const struct auth_outcome *o)
-{
-	struct pop3_login_post *lp = arg;
-
-	lp->o = *o;
-	io_worker_post(lp->w, &lp->post);
+		  io_conn_peer(s->io), o->reason,
+		  (unsigned long long)o->delay_ms);
+	pop3__login_fail(s, o->result);
 }
 
 void pop3_login_start(struct pop3_session *s, const char *user,
 		      const char *pass, size_t passlen)
 {
-	struct pop3_login_post *lp = calloc(1, sizeof(*lp));
-	struct auth_request req = { user, pass, passlen,
-				    io_conn_peer_host(s->io) };
 	int e;
 
-	if (!lp) {
-		pop3_reply_err(s, "[SYS/TEMP] Out of memory");
-		return;
-	}
 	/* Gmail's recent mode: recent:user@domain */
 	if (strncasecmp(user, "recent:", 7) == 0) {
 		s->flags |= POP3_F_RECENT;
-		req.user = user + 7;
+		user += 7;
 	}
-	lp->w = io_conn_worker(s->io);
-	lp->post.sess = s->id;
-	lp->post.fn = pop3__auth_result;
-	e = auth_pool_submit(pop3d.pool, &req, pop3__auth_done, lp);
+	e = auth_async_start(pop3d.pool, s->io, user, pass, passlen,
+			     pop3__auth_result);
 	if (e) {
-		free(lp);
 		log_event(LOGL_WARN, s->id, "auth_queue_full", NULL);
 		pop3_reply_err(s, "[SYS/TEMP] Server busy; try again shortly");
 		s->flags &= ~(unsigned)POP3_F_RECENT;

@@ -110,11 +110,6 @@ static void pop3__on_timeout(void *sess, enum io_timeout which)
 	}
 }
 
-static void pop3__delay_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
 static void pop3__on_close(void *sess)
 {
 	struct pop3_session *s = sess;
@@ -123,8 +118,6 @@ static void pop3__on_close(void *sess)
 		pop3_maildrop_log_logout(s, "dropped");   /* nothing applied */
 	if (s->locked)
 		pop3_maildrop_unlock(s->account.id);
-	if (s->delay)
-		uv_close((uv_handle_t *)s->delay, pop3__delay_closed);
 	io_worker_unregister(io_conn_worker(s->io), s->id);
 	pop3_retr_free(s);
 	pop3_maildrop_free(s);

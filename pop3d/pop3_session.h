@@ -61,8 +61,6 @@ struct pop3_session {
 	unsigned bad_commands, auth_failures;
 	struct sasl_state sasl;
 	char user[STORE_ADDR_MAX + 16];   /* from USER or AUTH */
-	uv_timer_t *delay;            /* throttling delay before an answer */
-	enum auth_result pending;     /* the answer the delay holds back */
 
 	/* TRANSACTION state */
 	struct store_account account;

@@ -19,6 +19,7 @@ static const char *const store_db_names[DB_N] = {
 	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
+	[DB_SENDERS] = "senders",
 };
 
 struct store_job {

@@ -227,6 +227,55 @@ int store_app_password_used(struct store_write *w, uint64_t account_id,
 
 
 
+/* ---- the outbound queue ---- */
+
+#define STORE_QUEUE_RCPT_MAX 1000
+#define STORE_QUEUE_ERR_MAX 255
+
+/* Queue bodies live with the bodies, under this reserved account id (real
+ * accounts start at 1). */
+#define STORE_QUEUE_ACCOUNT 0
+
+struct store_queue_entry {
+	uint64_t id;
+	uint64_t created, next_attempt;       /* unix seconds */
+	uint32_t attempts;
+	uint64_t size;
+	uint32_t nchunks;
+	char sender[STORE_ADDR_MAX + 1];
+	char last_error[STORE_QUEUE_ERR_MAX + 1];
+	uint32_t nrcpts;
+	char (*rcpts)[STORE_ADDR_MAX + 1];    /* heap; store_queue_entry_free */
+};
+
+void store_queue_entry_free(struct store_queue_entry *e);
+/* Add: sender, rcpts and the CRLF body; fills e->id. */
+int store_queue_add(struct store_write *w, struct store_queue_entry *e,
+		    const void *body, size_t len);
+/* Rewrite attempts, next_attempt, last_error and the recipient list. */
+int store_queue_update(struct store_write *w,
+		       const struct store_queue_entry *e);
+int store_queue_del(struct store_write *w, uint64_t id);
+int store_queue_get(struct store_read *r, uint64_t id,
+		    struct store_queue_entry *out);
+/* Entries in id order; fn gets a borrowed entry. */
+int store_queue_each(struct store_read *r,
+		     int (*fn)(const struct store_queue_entry *e, void *arg),
+		     void *arg);
+
+/* ---- allowed senders (aliases) ---- */
+
+/* Besides its own address, an account may send as these. */
+int store_sender_add(struct store_write *w, uint64_t account_id,
+		     const char *address);
+int store_sender_del(struct store_write *w, uint64_t account_id,
+		     const char *address);
+/* 0 if allowed, -PST_ENOTFOUND if not. */
+int store_sender_allowed(struct store_read *r, uint64_t account_id,
+			 const char *address);
+int store_sender_each(struct store_read *r, uint64_t account_id,
+		      int (*fn)(const char *address, void *arg), void *arg);
+
 /* ---- addresses ---- */
 
 /* "Local@Example.COM" -> "local@example.com": validates the shape (local

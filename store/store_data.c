@@ -328,6 +328,8 @@ int store_account_del(struct store_write *w, const char *address)
 			     NULL, NULL)) ||
 	    (e = each_prefix(w->txn, w->st->db[DB_BODIES], k.b, 8, true,
 			     NULL, NULL)) ||
+	    (e = each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
+			     NULL, NULL)) ||
 	    (e = del(w, DB_ACCOUNT_IDS, key_val(&k))))
 		return e;
 	return del(w, DB_ACCOUNTS, str_val(address));

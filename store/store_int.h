@@ -9,7 +9,8 @@
 #include "store.h"
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
-		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_N };
+		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
+		DB_N };
 
 struct store_job;
 

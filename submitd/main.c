@@ -1,7 +1,54 @@
 /* postern-submitd — the outgoing server: submission on 465 (implicit TLS)
- * and 587 (STARTTLS), LMTP intake. See smtp_session.h. */
+ * and 587 (STARTTLS), LMTP intake, and the relay queue. See smtp_session.h
+ * and relay.c. */
+#include <stdio.h>
+
+#include "auth.h"
+#include "err.h"
 #include "smtp_session.h"
 #include "server.h"
+
+static struct auth_ctx *submitd_auth;
+
+static int submitd_init(const struct postern_config *cfg,
+			char err[CFG_ERR_MAX])
+{
+	char why[512], lock[PATH_MAX + 16];
+	int r;
+
+	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
+		       &smtp_store, why, sizeof(why));
+	if (r) {
+		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
+		return r;
+	}
+	/* One queue runner per store. */
+	snprintf(lock, sizeof(lock), "%s/submitd.lock", cfg->store.path);
+	if ((r = server_lock_file(lock, err)))
+		return r;
+	if ((r = store_writer_start(smtp_store)) ||
+	    (r = auth_ctx_new(cfg, smtp_store, &submitd_auth)) ||
+	    (r = auth_pool_new(submitd_auth, (unsigned)cfg->auth.workers,
+			       (unsigned)cfg->auth.queue_max, &smtp_pool))) {
+		snprintf(err, CFG_ERR_MAX, "starting: %s", pst_strerror(r));
+		return r;
+	}
+	if ((r = relay_start(cfg, smtp_store))) {
+		snprintf(err, CFG_ERR_MAX, "%s: [submitd] relay_ca: %s",
+			 cfg->file, r == -PST_ECONFIG
+			 ? "cannot read the CA file" : pst_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void submitd_fini(void)
+{
+	relay_stop();
+	auth_pool_free(smtp_pool);
+	auth_ctx_free(submitd_auth);
+	store_close(smtp_store);
+}
 
 static int submitd_setup(const struct postern_config *cfg,
 			 struct server_proto *p, char err[CFG_ERR_MAX])
@@ -20,7 +67,9 @@ static int submitd_setup(const struct postern_config *cfg,
 	p->user = cfg->submitd.user;
 	p->log_level = cfg->submitd.log_level;
 	p->limits = (struct io_limits){
-		.line_max = cfg->limits.smtp_line_max,
+		/* AUTH continuation lines may exceed a command line */
+		.line_max = cfg->limits.smtp_line_max > 4096
+			    ? cfg->limits.smtp_line_max : 4096,
 		.data_line_max = cfg->limits.smtp_text_line_max,
 		.discard_max = cfg->limits.line_discard_max,
 		.output_max = cfg->limits.output_buffer_max,
@@ -29,6 +78,8 @@ static int submitd_setup(const struct postern_config *cfg,
 		.line_ms = cfg->limits.line_timeout,
 		.handshake_ms = cfg->tls.handshake_timeout,
 	};
+	p->init = submitd_init;
+	p->fini = submitd_fini;
 	p->accept = smtp_session_accept;
 	return 0;
 }

@@ -2,11 +2,14 @@
  *
  * Each verb names the states it is allowed in, an optional check (it replies
  * and returns non-zero to refuse) and its proceed function. EHLO's extension
- * list is computed from the same flags the checks use. */
+ * list is computed from the same flags the checks use, so what is advertised
+ * is what is accepted. Every reply carries an enhanced status code. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "err.h"
 #include "log.h"
 #include "smtp_session.h"
 
@@ -23,6 +26,16 @@ struct smtp_cmd {
 static bool smtp__starttls_allowed(const struct smtp_session *s)
 {
 	return (s->flags & SMTP_F_STARTTLS_PORT) && !(s->flags & SMTP_F_TLS);
+}
+
+/* AUTH only where passwords are safe: after TLS, or on loopback if the
+ * operator allows it; never on LMTP, never twice. */
+bool smtp_auth_offered(const struct smtp_session *s)
+{
+	return !(s->flags & (SMTP_F_LMTP | SMTP_F_AUTHED)) &&
+	       ((s->flags & SMTP_F_TLS) ||
+		(smtp_cfg->submitd.plain_auth_loopback &&
+		 io_conn_peer_is_loopback(s->io)));
 }
 
 static int smtp__no_args(struct smtp_session *s, char *args)
@@ -61,13 +74,24 @@ static int smtp__lhlo_check(struct smtp_session *s, char *args)
 
 static void smtp__ehlo(struct smtp_session *s, char *args)
 {
-	const char *ext[8];
+	const char *ext[12];
+	char size[32];
 	unsigned n = 0;
 
+	smtp_txn_reset(s);
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
+	s->flags |= SMTP_F_EHLO;
+	snprintf(size, sizeof(size), "SIZE %llu",
+		 (unsigned long long)smtp_cfg->limits.message_max);
 	ext[n++] = "PIPELINING";
+	ext[n++] = size;
+	ext[n++] = "8BITMIME";
+	ext[n++] = "SMTPUTF8";
 	ext[n++] = "ENHANCEDSTATUSCODES";
+	ext[n++] = "CHUNKING";
+	if (smtp_auth_offered(s))
+		ext[n++] = "AUTH PLAIN LOGIN";
 	if (smtp__starttls_allowed(s))
 		ext[n++] = "STARTTLS";
 	io_conn_printf(s->io, "250-%s\r\n", smtp_cfg->submitd.hostname);
@@ -78,8 +102,10 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 
 static void smtp__helo(struct smtp_session *s, char *args)
 {
+	smtp_txn_reset(s);
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
+	s->flags &= ~(unsigned)SMTP_F_EHLO;
 	smtp_reply(s, 250, NULL, "%s", smtp_cfg->submitd.hostname);
 }
 
@@ -99,17 +125,68 @@ static void smtp__starttls(struct smtp_session *s, char *args)
 {
 	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* RFC 3207 4.2: forget everything learned before TLS. */
+	smtp_txn_reset(s);
 	s->state = SMTP_GREETED;
 	s->helo[0] = '\0';
 	io_conn_starttls(s->io);
 }
 
-static int smtp__mail_check(struct smtp_session *s, char *args)
+static int smtp__auth_check(struct smtp_session *s, char *args)
 {
-	if (s->flags & SMTP_F_LMTP) {
-		smtp_reply(s, 451, "4.3.0", "Mail delivery is not available yet");
+	if (s->flags & SMTP_F_AUTHED) {
+		smtp_reply(s, 503, "5.5.1", "Already authenticated");
 		return -1;
 	}
+	if (!smtp_auth_offered(s)) {
+		smtp_reply(s, 538, "5.7.11", "Encryption required for "
+			   "requested authentication mechanism");
+		return -1;
+	}
+	return 0;
+}
+
+/* "<addr> PARAM=V ..." after FROM: or TO:. Writes the address ("" for <>)
+ * and returns the parameters, or NULL after replying. */
+static char *smtp__path(struct smtp_session *s, char *args, const char *kw,
+			char out[STORE_ADDR_MAX + 1], bool allow_null)
+{
+	size_t kl = strlen(kw);
+	char *lt, *gt;
+
+	if (strncasecmp(args, kw, kl) != 0) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s<address>", kw);
+		return NULL;
+	}
+	lt = args + kl;
+	while (*lt == ' ')
+		lt++;
+	gt = *lt == '<' ? strchr(lt, '>') : NULL;
+	if (!gt) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s<address>", kw);
+		return NULL;
+	}
+	*gt = '\0';
+	if (lt[1] == '\0') {
+		if (!allow_null) {
+			smtp_reply(s, 553, "5.1.3", "Null address not allowed "
+				   "here");
+			return NULL;
+		}
+		out[0] = '\0';
+	} else if (store_addr_normalize(lt + 1, out)) {
+		smtp_reply(s, 553, "5.1.3", "Bad address syntax");
+		return NULL;
+	}
+	gt++;
+	while (*gt == ' ')
+		gt++;
+	return gt;
+}
+
+static int smtp__mail_check(struct smtp_session *s, char *args)
+{
+	if (s->flags & SMTP_F_LMTP)
+		return 0;
 	if (smtp__starttls_allowed(s)) {
 		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return -1;
@@ -121,21 +198,169 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 	return 0;
 }
 
+static int smtp__sender_allowed(struct smtp_session *s, const char *from)
+{
+	struct store_read *r;
+	int e;
+
+	if (strcmp(from, s->account.address) == 0)
+		return 0;
+	if (store_read_begin(smtp_store, &r))
+		return -EAGAIN;
+	e = store_sender_allowed(r, s->account.id, from);
+	store_read_end(r);
+	return e;
+}
+
 static void smtp__mail(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 451, "4.3.0", "Mail delivery is not available yet");
+	char from[STORE_ADDR_MAX + 1], *params, *tok, *save = NULL;
+	bool lmtp = s->flags & SMTP_F_LMTP;
+	int e;
+
+	params = smtp__path(s, args, "FROM:", from, lmtp);
+	if (!params) {
+		smtp_cmd_error(s);
+		return;
+	}
+	for (tok = strtok_r(params, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		uint64_t size;
+
+		if (!(s->flags & SMTP_F_EHLO)) {
+			smtp_reply(s, 555, "5.5.4", "Parameters need EHLO");
+			return;
+		}
+		if (strncasecmp(tok, "SIZE=", 5) == 0) {
+			if (cfg_parse_uint(tok + 5, 0, UINT64_MAX, &size)) {
+				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
+				return;
+			}
+			if (size > smtp_cfg->limits.message_max) {
+				smtp_reply(s, 552, "5.3.4", "Message too big "
+					   "(limit %llu octets)",
+					   (unsigned long long)
+					   smtp_cfg->limits.message_max);
+				return;
+			}
+		} else if (strcasecmp(tok, "BODY=7BIT") == 0 ||
+			   strcasecmp(tok, "BODY=8BITMIME") == 0 ||
+			   strcasecmp(tok, "SMTPUTF8") == 0 ||
+			   strncasecmp(tok, "AUTH=", 5) == 0) {
+			continue;   /* accepted; nothing to do */
+		} else {
+			smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s",
+				   tok);
+			return;
+		}
+	}
+	if (!lmtp) {
+		e = smtp__sender_allowed(s, from);
+		if (e == -EAGAIN) {
+			smtp_reply(s, 451, "4.3.0", "Temporary store error");
+			return;
+		}
+		if (e) {
+			log_event(LOGL_INFO, s->id, "sender_refused",
+				  "user=%s from=%s", s->account.address, from);
+			smtp_reply(s, 553, "5.7.1", "Sender address not allowed "
+				   "for this account");
+			return;
+		}
+		if (smtp_rate_check_message(s))
+			return;
+	}
+	strcpy(s->mail_from, from);
+	s->state = SMTP_MAIL;
+	smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
+static void smtp__rcpt(struct smtp_session *s, char *args)
+{
+	char to[STORE_ADDR_MAX + 1], *params;
+	struct store_account a;
+	struct store_domain d;
+	struct store_read *r;
+	uint64_t account_id = 0;
+	int e, de, ae;
+
+	params = smtp__path(s, args, "TO:", to, false);
+	if (!params) {
+		smtp_cmd_error(s);
+		return;
+	}
+	if (*params) {
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s", params);
+		return;
+	}
+	if (s->nrcpts >= smtp_cfg->limits.recipients_max) {
+		smtp_reply(s, 452, "4.5.3", "Too many recipients (limit %llu)",
+			   (unsigned long long)smtp_cfg->limits.recipients_max);
+		return;
+	}
+	if ((e = store_read_begin(smtp_store, &r))) {
+		smtp_reply(s, 451, "4.3.0", "Temporary store error");
+		return;
+	}
+	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
+	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
+	store_read_end(r);
+	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
+		smtp_reply(s, 451, "4.3.0", "Temporary store error");
+		return;
+	}
+	if (de == 0 && ae) {
+		smtp_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: "
+			   "User unknown", to);
+		return;
+	}
+	if (de == 0) {
+		account_id = a.id;
+	} else if (s->flags & SMTP_F_LMTP) {
+		smtp_reply(s, 550, "5.1.2", "<%s>: Not a local domain", to);
+		return;
+	} else if (!smtp_cfg->submitd.relay[0]) {
+		smtp_reply(s, 550, "5.7.1", "<%s>: Relaying to other domains is "
+			   "not configured on this server", to);
+		return;
+	}
+	for (uint32_t i = 0; i < s->nrcpts; i++) {
+		if (strcmp(s->rcpts[i].addr, to) == 0) {   /* given twice */
+			smtp_reply(s, 250, "2.1.5", "Ok");
+			return;
+		}
+	}
+	if (!(s->flags & SMTP_F_LMTP) && smtp_rate_check_rcpt(s))
+		return;
+	struct smtp_rcpt *nr = realloc(s->rcpts, (s->nrcpts + 1) * sizeof(*nr));
+
+	if (!nr) {
+		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		return;
+	}
+	s->rcpts = nr;
+	strcpy(s->rcpts[s->nrcpts].addr, to);
+	s->rcpts[s->nrcpts].account_id = account_id;
+	s->nrcpts++;
+	s->state = SMTP_RCPT;
+	smtp_reply(s, 250, "2.1.5", "Ok");
+}
+
+static void smtp__data(struct smtp_session *s, char *args)
+{
+	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_data_begin(s);
 }
 
 static void smtp__rset(struct smtp_session *s, char *args)
 {
-	if (s->state & (SMTP_MAIL | SMTP_RCPT))
-		s->state = SMTP_READY;
-	smtp_reply(s, 250, "2.0.0", "OK");
+	smtp_txn_reset(s);
+	smtp_reply(s, 250, "2.0.0", "Ok");
 }
 
 static void smtp__noop(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 250, "2.0.0", "OK");
+	smtp_reply(s, 250, "2.0.0", "Ok");
 }
 
 static void smtp__quit(struct smtp_session *s, char *args)
@@ -150,19 +375,29 @@ static void smtp__vrfy(struct smtp_session *s, char *args)
 	smtp_reply(s, 252, "2.5.0", "Cannot VRFY user; send the message");
 }
 
+static void smtp__help(struct smtp_session *s, char *args)
+{
+	smtp_reply(s, 214, "2.0.0", "See RFC 5321 and RFC 6409");
+}
+
 static const struct smtp_cmd smtp_cmds[] = {
 	{ "EHLO", SMTP_ANY, smtp__ehlo_check, smtp__ehlo },
 	{ "HELO", SMTP_ANY, smtp__ehlo_check, smtp__helo },
 	{ "LHLO", SMTP_ANY, smtp__lhlo_check, smtp__ehlo },
 	{ "STARTTLS", SMTP_READY, smtp__starttls_check, smtp__starttls },
+	{ "AUTH", SMTP_READY, smtp__auth_check, smtp_auth_cmd },
 	{ "MAIL", SMTP_READY, smtp__mail_check, smtp__mail },
+	{ "RCPT", SMTP_MAIL | SMTP_RCPT, NULL, smtp__rcpt },
+	{ "DATA", SMTP_RCPT, smtp__no_args, smtp__data },
+	{ "BDAT", SMTP_ANY, NULL, smtp_bdat_cmd },
 	{ "RSET", SMTP_ANY, smtp__no_args, smtp__rset },
 	{ "NOOP", SMTP_ANY, NULL, smtp__noop },
 	{ "QUIT", SMTP_ANY, smtp__no_args, smtp__quit },
 	{ "VRFY", SMTP_ANY, NULL, smtp__vrfy },
+	{ "HELP", SMTP_ANY, NULL, smtp__help },
 };
 
-static void smtp__error(struct smtp_session *s)
+void smtp_cmd_error(struct smtp_session *s)
 {
 	if (++s->errors < smtp_cfg->limits.errors_max)
 		return;
@@ -178,9 +413,17 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 	size_t vlen = strcspn(line, " ");
 	char *args = line + vlen;
 
+	if (s->flags & SMTP_F_REFUSED)
+		return;
 	if (memchr(line, '\0', len)) {
 		smtp_reply(s, 500, "5.5.2", "NUL byte in command");
-		smtp__error(s);
+		smtp_cmd_error(s);
+		return;
+	}
+	if (len + 2 > smtp_cfg->limits.smtp_line_max) {
+		smtp_reply(s, 500, "5.5.6", "Line too long (limit %llu octets)",
+			   (unsigned long long)smtp_cfg->limits.smtp_line_max);
+		smtp_cmd_error(s);
 		return;
 	}
 	if (vlen == 0 || vlen > SMTP_VERB_MAX)
@@ -197,11 +440,11 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 			continue;
 		if (!(cmd->states & s->state)) {
 			smtp_reply(s, 503, "5.5.1", "Bad sequence of commands");
-			smtp__error(s);
+			smtp_cmd_error(s);
 			return;
 		}
 		if (cmd->check && cmd->check(s, args)) {
-			smtp__error(s);
+			smtp_cmd_error(s);
 			return;
 		}
 		cmd->proceed(s, args);
@@ -211,5 +454,5 @@ unknown:
 	log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
 		  log_quote(q, sizeof(q), line, vlen));
 	smtp_reply(s, 500, "5.5.2", "Command not recognized");
-	smtp__error(s);
+	smtp_cmd_error(s);
 }

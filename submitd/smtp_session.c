@@ -8,6 +8,8 @@
 #include "smtp_session.h"
 
 const struct postern_config *smtp_cfg;
+struct store *smtp_store;
+struct auth_pool *smtp_pool;
 
 void smtp_reply(struct smtp_session *s, int code, const char *enh,
 		const char *fmt, ...)
@@ -24,6 +26,22 @@ void smtp_reply(struct smtp_session *s, int code, const char *enh,
 		io_conn_printf(s->io, "%d %s %s\r\n", code, enh, buf);
 	else
 		io_conn_printf(s->io, "%d %s\r\n", code, buf);
+}
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	free(s->msg);
+	s->msg = NULL;
+	s->msg_len = s->msg_cap = 0;
+	s->mail_from[0] = '\0';
+	s->data_err = 0;
+	s->bdat = s->bdat_last = false;
+	s->bdat_left = 0;
+	if (s->state & (SMTP_MAIL | SMTP_RCPT | SMTP_DATA))
+		s->state = SMTP_READY;
 }
 
 static void smtp__greet(struct smtp_session *s)
@@ -43,7 +61,22 @@ static void smtp__greet(struct smtp_session *s)
 
 static void smtp__on_line(void *sess, char *line, size_t len)
 {
-	smtp_cmd_dispatch(sess, line, len);
+	struct smtp_session *s = sess;
+
+	if (s->sasl.mech != SASL_NONE)
+		smtp_auth_line(s, line, len);
+	else
+		smtp_cmd_dispatch(s, line, len);
+}
+
+static void smtp__on_data(void *sess, char *p, size_t len, bool partial)
+{
+	struct smtp_session *s = sess;
+
+	if (s->bdat)
+		smtp_bdat_on_data(s, p, len);
+	else
+		smtp_data_on_line(s, p, len, partial);
 }
 
 static void smtp__on_too_long(void *sess)
@@ -52,8 +85,10 @@ static void smtp__on_too_long(void *sess)
 
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
 		  (unsigned long long)smtp_cfg->limits.smtp_line_max);
+	s->sasl.mech = SASL_NONE;
 	smtp_reply(s, 500, "5.5.6", "Line too long (limit %llu octets)",
 		   (unsigned long long)smtp_cfg->limits.smtp_line_max);
+	smtp_cmd_error(s);
 }
 
 static void smtp__on_tls_ready(void *sess)
@@ -79,12 +114,15 @@ static void smtp__on_close(void *sess)
 {
 	struct smtp_session *s = sess;
 
+	io_worker_unregister(io_conn_worker(s->io), s->id);
+	smtp_txn_reset(s);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
 	free(s);
 }
 
 static const struct io_conn_ops smtp_ops = {
 	.on_line = smtp__on_line,
+	.on_data = smtp__on_data,
 	.on_too_long = smtp__on_too_long,
 	.on_tls_ready = smtp__on_tls_ready,
 	.on_timeout = smtp__on_timeout,
@@ -96,7 +134,8 @@ void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == SMTP_LISTEN_TLS;
 
-	if (!s) {
+	if (!s || io_worker_register(io_conn_worker(c), io_conn_id(c), s)) {
+		free(s);
 		io_conn_close(c);
 		return;
 	}

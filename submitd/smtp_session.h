@@ -1,16 +1,21 @@
 /* smtp_session.h — one SMTP submission or LMTP connection (RFC 5321, 6409,
- * 2033).
+ * 4954, 3030, 2033).
  *
  * Ownership: created by smtp_session_accept() on the worker's loop, owned by
- * its io_conn, freed in one place (smtp__on_close).
- * Threading: loop thread only. Async work refers to a session by id. */
+ * its io_conn, freed in one place (smtp__on_close), with the transaction's
+ * recipients and message buffer.
+ * Threading: loop thread only. Work sent elsewhere (auth pool, store writer)
+ * carries the session id and comes back through io_worker_post(). */
 #ifndef POSTERN_SMTP_SESSION_H
 #define POSTERN_SMTP_SESSION_H
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "io_conn.h"
+#include "sasl.h"
+#include "store.h"
 
 enum smtp_listener { SMTP_LISTEN_TLS, SMTP_LISTEN_STARTTLS, SMTP_LISTEN_LMTP };
 
@@ -19,6 +24,7 @@ enum smtp_state {
 	SMTP_READY = 1 << 1,          /* after EHLO: MAIL, AUTH, STARTTLS */
 	SMTP_MAIL = 1 << 2,           /* after MAIL FROM */
 	SMTP_RCPT = 1 << 3,           /* after a good RCPT TO */
+	SMTP_DATA = 1 << 4,           /* receiving DATA or BDAT chunks */
 };
 
 enum smtp_flag {
@@ -28,6 +34,23 @@ enum smtp_flag {
 	SMTP_F_LMTP = 1 << 3,
 	SMTP_F_STARTTLS_PORT = 1 << 4,
 	SMTP_F_AUTHED = 1 << 5,
+	SMTP_F_EHLO = 1 << 6,         /* EHLO (not HELO): extensions allowed */
+	SMTP_F_BUSY = 1 << 7,
+};
+
+/* Why a received message will be refused at its end. */
+enum smtp_data_err {
+	SMTP_DE_TOO_BIG = 1 << 0,
+	SMTP_DE_LONG_LINE = 1 << 1,
+	SMTP_DE_BARE_CR = 1 << 2,
+	SMTP_DE_BARE_LF = 1 << 3,     /* with bare_newline = reject */
+	SMTP_DE_NUL = 1 << 4,
+	SMTP_DE_BDAT_SEQ = 1 << 5,    /* BDAT without a good MAIL/RCPT */
+};
+
+struct smtp_rcpt {
+	char addr[STORE_ADDR_MAX + 1];
+	uint64_t account_id;          /* 0: remote, goes to the queue */
 };
 
 struct smtp_session {
@@ -36,17 +59,58 @@ struct smtp_session {
 	enum smtp_state state;
 	unsigned flags;
 	enum conn_verdict verdict;
-	unsigned errors;              /* bad commands, for the error limit */
+	unsigned errors, auth_failures;
 	char helo[256];
+	struct sasl_state sasl;
+	struct store_account account; /* after AUTH */
+
+	/* the transaction */
+	char mail_from[STORE_ADDR_MAX + 1];
+	struct smtp_rcpt *rcpts;
+	uint32_t nrcpts;
+	char *msg;
+	size_t msg_len, msg_cap;
+	unsigned data_err;
+	bool prev_crlf, line_start, in_long_line, bdat;
+	uint64_t bdat_left;
+	bool bdat_last;
 };
 
 extern const struct postern_config *smtp_cfg;
+extern struct store *smtp_store;
+extern struct auth_pool *smtp_pool;
 
 void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
 void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len);
+/* Count a bad command; closes the session after [limits] errors_max. */
+void smtp_cmd_error(struct smtp_session *s);
+void smtp_txn_reset(struct smtp_session *s);
+bool smtp_auth_offered(const struct smtp_session *s);
+
+/* smtp_auth.c */
+void smtp_auth_cmd(struct smtp_session *s, char *args);
+void smtp_auth_line(struct smtp_session *s, char *line, size_t len);
+
+/* smtp_data.c: DATA and BDAT bodies */
+void smtp_data_begin(struct smtp_session *s);
+void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
+		       bool partial);
+void smtp_bdat_cmd(struct smtp_session *s, char *args);
+void smtp_bdat_on_data(struct smtp_session *s, char *p, size_t len);
+
+/* smtp_deliver.c: fixups, then local delivery and the queue */
+void smtp_deliver(struct smtp_session *s);
+/* Rate limits per account; 0 or a 4xx already answered. */
+int smtp_rate_check_message(struct smtp_session *s);
+int smtp_rate_check_rcpt(struct smtp_session *s);
 
 /* "CODE X.Y.Z text" replies; multi-line ones are written by hand. */
 void smtp_reply(struct smtp_session *s, int code, const char *enh,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* relay.c: the queue runner thread */
+int relay_start(const struct postern_config *cfg, struct store *st);
+void relay_stop(void);
+void relay_kick(void);
 
 #endif

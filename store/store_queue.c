@@ -1,0 +1,286 @@
+/* store_queue.c — the outbound queue and allowed senders (see store.h).
+ *
+ * A queue record is a fixed header followed by its recipients; the body is
+ * stored in chunks like a message's, under account STORE_QUEUE_ACCOUNT and
+ * uid = queue id, so `postern check` and the chunk code serve both. */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "store_int.h"
+
+#define QREC_VERSION 1
+
+struct qrec_head {
+	uint32_t ver;
+	uint32_t attempts;
+	uint64_t id, created, next_attempt, size;
+	uint32_t nchunks, nrcpts;
+	char sender[STORE_ADDR_MAX + 1];
+	char last_error[STORE_QUEUE_ERR_MAX + 1];
+};
+
+typedef char rcpt_t[STORE_ADDR_MAX + 1];
+
+void store_queue_entry_free(struct store_queue_entry *e)
+{
+	free(e->rcpts);
+	e->rcpts = NULL;
+}
+
+static void qkey(uint64_t id, uint8_t k[8])
+{
+	uint64_t be = htobe64(id);
+
+	memcpy(k, &be, 8);
+}
+
+static void bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
+{
+	uint64_t zero = 0, be = htobe64(id);
+	uint32_t c = htobe32(chunk);
+
+	memcpy(k, &zero, 8);
+	memcpy(k + 8, &be, 8);
+	memcpy(k + 16, &c, 4);
+}
+
+static int qput(struct store_write *w, const struct store_queue_entry *e)
+{
+	size_t n = sizeof(struct qrec_head) + e->nrcpts * sizeof(rcpt_t);
+	struct qrec_head *h = calloc(1, n);
+	uint8_t k[8];
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	h->ver = QREC_VERSION;
+	h->attempts = e->attempts;
+	h->id = e->id;
+	h->created = e->created;
+	h->next_attempt = e->next_attempt;
+	h->size = e->size;
+	h->nchunks = e->nchunks;
+	h->nrcpts = e->nrcpts;
+	memcpy(h->sender, e->sender, sizeof(h->sender));
+	memcpy(h->last_error, e->last_error, sizeof(h->last_error));
+	memcpy(h + 1, e->rcpts, e->nrcpts * sizeof(rcpt_t));
+	qkey(e->id, k);
+	MDB_val kv = store__val(k, 8), v = store__val(h, n);
+	rc = mdb_put(w->txn, w->st->db[DB_QUEUE], &kv, &v, 0);
+	free(h);
+	return store__err(rc);
+}
+
+static int qparse(const MDB_val *v, struct store_queue_entry *out)
+{
+	struct qrec_head h;
+
+	if (v->mv_size < sizeof(h))
+		return -PST_ECORRUPT;
+	memcpy(&h, v->mv_data, sizeof(h));
+	if (h.nrcpts > STORE_QUEUE_RCPT_MAX ||
+	    v->mv_size != sizeof(h) + h.nrcpts * sizeof(rcpt_t))
+		return -PST_ECORRUPT;
+	memset(out, 0, sizeof(*out));
+	out->rcpts = malloc(h.nrcpts ? h.nrcpts * sizeof(rcpt_t) : 1);
+	if (!out->rcpts)
+		return -ENOMEM;
+	memcpy(out->rcpts, (const char *)v->mv_data + sizeof(h),
+	       h.nrcpts * sizeof(rcpt_t));
+	out->id = h.id;
+	out->created = h.created;
+	out->next_attempt = h.next_attempt;
+	out->attempts = h.attempts;
+	out->size = h.size;
+	out->nchunks = h.nchunks;
+	out->nrcpts = h.nrcpts;
+	memcpy(out->sender, h.sender, sizeof(out->sender));
+	memcpy(out->last_error, h.last_error, sizeof(out->last_error));
+	return 0;
+}
+
+int store_queue_add(struct store_write *w, struct store_queue_entry *e,
+		    const void *body, size_t len)
+{
+	MDB_val k = store__val("next_queue_id", 13), v;
+	uint64_t id = 0;
+	int rc = mdb_get(w->txn, w->st->db[DB_META], &k, &v);
+
+	if (e->nrcpts == 0 || e->nrcpts > STORE_QUEUE_RCPT_MAX)
+		return -EINVAL;
+	if (rc == 0 && v.mv_size == sizeof(id))
+		memcpy(&id, v.mv_data, sizeof(id));
+	else if (rc && rc != MDB_NOTFOUND)
+		return store__err(rc);
+	id++;
+	v = store__val(&id, sizeof(id));
+	if ((rc = mdb_put(w->txn, w->st->db[DB_META], &k, &v, 0)))
+		return store__err(rc);
+	e->id = id;
+	e->size = len;
+	e->nchunks = (uint32_t)((len + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
+	if (!e->created)
+		e->created = (uint64_t)time(NULL);
+	for (uint32_t i = 0; i < e->nchunks; i++) {
+		size_t off = (size_t)i * STORE_CHUNK_SIZE;
+		size_t n = len - off < STORE_CHUNK_SIZE ? len - off
+							: STORE_CHUNK_SIZE;
+		uint8_t bk[20];
+
+		bkey(id, i, bk);
+		MDB_val kv = store__val(bk, 20), vv = store__val(
+			(const char *)body + off, n);
+		if ((rc = mdb_put(w->txn, w->st->db[DB_BODIES], &kv, &vv, 0)))
+			return store__err(rc);
+	}
+	return qput(w, e);
+}
+
+int store_queue_update(struct store_write *w,
+		       const struct store_queue_entry *e)
+{
+	struct store_queue_entry cur;
+	int r = store_queue_get(&w->reader, e->id, &cur);
+
+	if (r)
+		return r;
+	store_queue_entry_free(&cur);
+	return qput(w, e);
+}
+
+int store_queue_del(struct store_write *w, uint64_t id)
+{
+	struct store_queue_entry e;
+	uint8_t k[8];
+	int r = store_queue_get(&w->reader, id, &e), rc;
+
+	if (r)
+		return r;
+	for (uint32_t i = 0; i < e.nchunks; i++) {
+		uint8_t bk[20];
+
+		bkey(id, i, bk);
+		MDB_val kv = store__val(bk, 20);
+		rc = mdb_del(w->txn, w->st->db[DB_BODIES], &kv, NULL);
+		if (rc && rc != MDB_NOTFOUND) {
+			store_queue_entry_free(&e);
+			return store__err(rc);
+		}
+	}
+	store_queue_entry_free(&e);
+	qkey(id, k);
+	MDB_val kv = store__val(k, 8);
+	return store__err(mdb_del(w->txn, w->st->db[DB_QUEUE], &kv, NULL));
+}
+
+int store_queue_get(struct store_read *r, uint64_t id,
+		    struct store_queue_entry *out)
+{
+	uint8_t k[8];
+	MDB_val kv, v;
+	int rc;
+
+	qkey(id, k);
+	kv = store__val(k, 8);
+	rc = mdb_get(r->txn, r->st->db[DB_QUEUE], &kv, &v);
+	return rc ? store__err(rc) : qparse(&v, out);
+}
+
+int store_queue_each(struct store_read *r,
+		     int (*fn)(const struct store_queue_entry *e, void *arg),
+		     void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE], &cur), ret = 0;
+
+	if (rc)
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !ret;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_queue_entry e;
+
+		if ((ret = qparse(&v, &e)))
+			break;
+		ret = fn(&e, arg);
+		store_queue_entry_free(&e);
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+/* ---- allowed senders ---- */
+
+static MDB_val skey(uint64_t account_id, const char *address, uint8_t *buf)
+{
+	size_t n = strlen(address);
+	uint64_t be = htobe64(account_id);
+
+	memcpy(buf, &be, 8);
+	memcpy(buf + 8, address, n);
+	return store__val(buf, 8 + n);
+}
+
+int store_sender_add(struct store_write *w, uint64_t account_id,
+		     const char *address)
+{
+	uint8_t buf[8 + STORE_ADDR_MAX + 1];
+	MDB_val k = skey(account_id, address, buf), v = store__val("", 0);
+
+	return store__err(mdb_put(w->txn, w->st->db[DB_SENDERS], &k, &v,
+				  MDB_NOOVERWRITE));
+}
+
+int store_sender_del(struct store_write *w, uint64_t account_id,
+		     const char *address)
+{
+	uint8_t buf[8 + STORE_ADDR_MAX + 1];
+	MDB_val k = skey(account_id, address, buf);
+
+	return store__err(mdb_del(w->txn, w->st->db[DB_SENDERS], &k, NULL));
+}
+
+int store_sender_allowed(struct store_read *r, uint64_t account_id,
+			 const char *address)
+{
+	uint8_t buf[8 + STORE_ADDR_MAX + 1];
+	MDB_val k = skey(account_id, address, buf), v;
+
+	return store__err(mdb_get(r->txn, r->st->db[DB_SENDERS], &k, &v));
+}
+
+int store_sender_each(struct store_read *r, uint64_t account_id,
+		      int (*fn)(const char *address, void *arg), void *arg)
+{
+	uint8_t prefix[8];
+	uint64_t be = htobe64(account_id);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	memcpy(prefix, &be, 8);
+	if ((rc = mdb_cursor_open(r->txn, r->st->db[DB_SENDERS], &cur)))
+		return store__err(rc);
+	k = store__val(prefix, 8);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && !ret && k.mv_size > 8 && memcmp(k.mv_data, prefix, 8) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char addr[STORE_ADDR_MAX + 1];
+		size_t n = k.mv_size - 8 < STORE_ADDR_MAX ? k.mv_size - 8
+							  : STORE_ADDR_MAX;
+
+		memcpy(addr, (char *)k.mv_data + 8, n);
+		addr[n] = '\0';
+		ret = fn(addr, arg);
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store__err(rc);
+}

@@ -1,0 +1,691 @@
+/* relay.c — the queue runner: one thread that sends queued messages to the
+ * configured smarthost and settles each recipient.
+ *
+ * It is its own thread with blocking sockets (bounded by relay_timeout), so
+ * it never touches an event loop. Each pass takes the entries that are due,
+ * speaks SMTP to the relay (STARTTLS as relay_tls says, optional AUTH PLAIN,
+ * pipelined when offered), and then in one store commit: removes delivered
+ * and permanently failed recipients, puts an RFC 3464 bounce in the sender's
+ * Inbox for the failed ones, and reschedules the rest with exponential
+ * backoff — or bounces them when the entry outlives queue_lifetime. A
+ * message is delivered, bounced, or still queued; never dropped. */
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "smtp_session.h"
+
+#define RELAY_BATCH 64
+
+enum rcpt_outcome { RC_PENDING, RC_OK, RC_TEMP, RC_PERM };
+
+struct rcpt_result {
+	enum rcpt_outcome outcome;
+	char text[STORE_QUEUE_ERR_MAX + 1];
+};
+
+static struct {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool running, stop, kick;
+	const struct postern_config *cfg;
+	struct store *st;
+	gnutls_certificate_credentials_t cred;
+} relay = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* ---- a blocking SMTP client ---- */
+
+struct rconn {
+	int fd;
+	gnutls_session_t tls;
+	char buf[8192];
+	size_t len;
+	bool pipelining, starttls, auth;
+};
+
+static int rc_write(struct rconn *c, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = c->tls ? gnutls_record_send(c->tls, p, n)
+				   : send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (w == GNUTLS_E_INTERRUPTED || w == GNUTLS_E_AGAIN ||
+		    (w < 0 && !c->tls && errno == EINTR))
+			continue;
+		if (w <= 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int rc_line(struct rconn *c, char *out, size_t cap)
+{
+	for (;;) {
+		char *lf = memchr(c->buf, '\n', c->len);
+
+		if (lf) {
+			size_t n = (size_t)(lf - c->buf) + 1, l = n;
+
+			while (l && (c->buf[l - 1] == '\n' || c->buf[l - 1] == '\r'))
+				l--;
+			if (l >= cap)
+				l = cap - 1;
+			memcpy(out, c->buf, l);
+			out[l] = '\0';
+			memmove(c->buf, c->buf + n, c->len - n);
+			c->len -= n;
+			return 0;
+		}
+		if (c->len == sizeof(c->buf))
+			return -EPROTO;
+		ssize_t r = c->tls ? gnutls_record_recv(c->tls, c->buf + c->len,
+							sizeof(c->buf) - c->len)
+				   : recv(c->fd, c->buf + c->len,
+					  sizeof(c->buf) - c->len, 0);
+		if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN ||
+		    (r < 0 && !c->tls && errno == EINTR))
+			continue;
+		if (r <= 0)
+			return -EIO;
+		c->len += (size_t)r;
+	}
+}
+
+/* One reply; the last line's text goes to text. Returns the code or <0. */
+static int rc_reply(struct rconn *c, char *text, size_t cap, bool ehlo)
+{
+	char line[1024];
+
+	for (;;) {
+		if (rc_line(c, line, sizeof(line)) || strlen(line) < 3)
+			return -EIO;
+		if (ehlo && strlen(line) > 4) {
+			const char *ext = line + 4;
+
+			if (strcasecmp(ext, "PIPELINING") == 0)
+				c->pipelining = true;
+			else if (strcasecmp(ext, "STARTTLS") == 0)
+				c->starttls = true;
+			else if (strncasecmp(ext, "AUTH", 4) == 0)
+				c->auth = true;
+		}
+		if (line[3] != '-') {
+			snprintf(text, cap, "%s", line);
+			return atoi(line);
+		}
+	}
+}
+
+static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
+		  ...) __attribute__((format(printf, 4, 5)));
+static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
+		  ...)
+{
+	char line[1100];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) ||
+	    rc_write(c, line, (size_t)n))
+		return -EIO;
+	return rc_reply(c, text, cap, false);
+}
+
+static int rc_connect(const char *hostport, uint64_t timeout_ms,
+		      struct rconn *c, char *host, size_t hostcap)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char buf[300];
+	char *port;
+	struct timeval tv = { .tv_sec = (time_t)(timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+
+	snprintf(buf, sizeof(buf), "%s", hostport);
+	port = strrchr(buf, ':');
+	if (!port)
+		return -EINVAL;
+	*port++ = '\0';
+	if (buf[0] == '[') {   /* [v6]:port */
+		memmove(buf, buf + 1, strlen(buf));
+		buf[strcspn(buf, "]")] = '\0';
+	}
+	snprintf(host, hostcap, "%s", buf);
+	if (getaddrinfo(buf, port, &hints, &res))
+		return -EHOSTUNREACH;
+	c->fd = -1;
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			c->fd = fd;
+			break;
+		}
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return c->fd < 0 ? -ECONNREFUSED : 0;
+}
+
+static int rc_starttls(struct rconn *c, const char *host, bool verify)
+{
+	int r;
+
+	if (gnutls_init(&c->tls, GNUTLS_CLIENT) < 0)
+		return -ENOMEM;
+	gnutls_set_default_priority(c->tls);
+	gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, relay.cred);
+	gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, host, strlen(host));
+	if (verify)
+		gnutls_session_set_verify_cert(c->tls, host, 0);
+	gnutls_transport_set_int(c->tls, c->fd);
+	do {
+		r = gnutls_handshake(c->tls);
+	} while (r < 0 && !gnutls_error_is_fatal(r));
+	return r < 0 ? -PST_ETLS : 0;
+}
+
+static void rc_close(struct rconn *c)
+{
+	if (c->tls) {
+		gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+		gnutls_deinit(c->tls);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+}
+
+/* Mark every pending recipient. */
+static void settle_all(struct rcpt_result *res, uint32_t n,
+		       enum rcpt_outcome o, const char *text)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (res[i].outcome != RC_PENDING)
+			continue;
+		res[i].outcome = o;
+		snprintf(res[i].text, sizeof(res[i].text), "%s", text);
+	}
+}
+
+static enum rcpt_outcome by_code(int code)
+{
+	return code >= 200 && code < 300 ? RC_OK
+	       : code >= 500 && code < 600 ? RC_PERM : RC_TEMP;
+}
+
+static void relay_send(const struct store_queue_entry *e, const char *body,
+		       size_t len, struct rcpt_result *res)
+{
+	const struct postern_config *cfg = relay.cfg;
+	struct rconn c = { .fd = -1 };
+	char host[256], text[STORE_QUEUE_ERR_MAX + 1] = "";
+	int code, r;
+	uint32_t accepted = 0;
+
+	r = rc_connect(cfg->submitd.relay, cfg->submitd.relay_timeout, &c,
+		       host, sizeof(host));
+	if (r) {
+		snprintf(text, sizeof(text), "relay %s: %s", cfg->submitd.relay,
+			 strerror(-r));
+		settle_all(res, e->nrcpts, RC_TEMP, text);
+		return;
+	}
+	if ((code = rc_reply(&c, text, sizeof(text), false)) != 220)
+		goto fail;
+	{
+		char line[300];
+
+		snprintf(line, sizeof(line), "EHLO %s\r\n",
+			 cfg->submitd.hostname);
+		if (rc_write(&c, line, strlen(line)) ||
+		    (code = rc_reply(&c, text, sizeof(text), true)) != 250)
+			goto fail;
+	}
+	if (cfg->submitd.relay_tls != CFG_RELAY_TLS_NONE) {
+		if (!c.starttls) {
+			if (cfg->submitd.relay_tls == CFG_RELAY_TLS_REQUIRED) {
+				snprintf(text, sizeof(text), "relay %s does not "
+					 "offer STARTTLS (relay_tls = required)",
+					 cfg->submitd.relay);
+				code = 0;
+				goto fail;
+			}
+		} else {
+			if ((code = rc_cmd(&c, text, sizeof(text),
+					   "STARTTLS\r\n")) != 220)
+				goto fail;
+			if (rc_starttls(&c, host, cfg->submitd.relay_tls ==
+					CFG_RELAY_TLS_REQUIRED)) {
+				snprintf(text, sizeof(text), "TLS with relay %s "
+					 "failed (certificate?)",
+					 cfg->submitd.relay);
+				code = 0;
+				goto fail;
+			}
+			c.pipelining = c.auth = false;
+			char line[300];
+
+			snprintf(line, sizeof(line), "EHLO %s\r\n",
+				 cfg->submitd.hostname);
+			if (rc_write(&c, line, strlen(line)) ||
+			    (code = rc_reply(&c, text, sizeof(text), true)) != 250)
+				goto fail;
+		}
+	}
+	if (cfg->submitd.relay_user[0]) {
+		char plain[600], *b64;
+		gnutls_datum_t in, out;
+		int n = snprintf(plain, sizeof(plain), "%c%s%c%s", 0,
+				 cfg->submitd.relay_user, 0,
+				 cfg->submitd.relay_password);
+
+		in.data = (unsigned char *)plain;
+		in.size = (unsigned)n;
+		if (gnutls_base64_encode2(&in, &out) < 0) {
+			code = 0;
+			goto fail;
+		}
+		b64 = (char *)out.data;
+		code = rc_cmd(&c, text, sizeof(text), "AUTH PLAIN %.*s\r\n",
+			      (int)out.size, b64);
+		gnutls_free(out.data);
+		explicit_bzero(plain, sizeof(plain));
+		if (code != 235) {
+			code = 0;   /* our configuration: retry, not bounce */
+			goto fail;
+		}
+	}
+	/* MAIL, RCPTs and DATA, in one write when the relay pipelines. */
+	{
+		size_t cap = 600 + e->nrcpts * (STORE_ADDR_MAX + 16), n = 0;
+		char *cmds = malloc(cap);
+
+		if (!cmds) {
+			code = 0;
+			goto fail;
+		}
+		n += (size_t)snprintf(cmds + n, cap - n, "MAIL FROM:<%s> SIZE=%zu"
+				      "\r\n", e->sender, len);
+		if (!c.pipelining) {
+			code = rc_cmd(&c, text, sizeof(text), "%s", cmds);
+			n = 0;
+			if (by_code(code) != RC_OK) {
+				free(cmds);
+				goto fail;
+			}
+		}
+		for (uint32_t i = 0; i < e->nrcpts; i++) {
+			int m = snprintf(cmds + n, cap - n, "RCPT TO:<%s>\r\n",
+					 e->rcpts[i]);
+
+			if (c.pipelining) {
+				n += (size_t)m;
+				continue;
+			}
+			code = rc_cmd(&c, text, sizeof(text), "%s", cmds);
+			res[i].outcome = by_code(code) == RC_OK ? RC_PENDING
+				       : by_code(code);
+			snprintf(res[i].text, sizeof(res[i].text), "%s", text);
+			accepted += res[i].outcome == RC_PENDING;
+		}
+		if (c.pipelining) {
+			n += (size_t)snprintf(cmds + n, cap - n, "DATA\r\n");
+			if (rc_write(&c, cmds, n) ||
+			    (code = rc_reply(&c, text, sizeof(text), false)) < 0) {
+				free(cmds);
+				goto fail;
+			}
+			if (by_code(code) != RC_OK) {
+				free(cmds);
+				goto fail;
+			}
+			for (uint32_t i = 0; i < e->nrcpts; i++) {
+				code = rc_reply(&c, text, sizeof(text), false);
+				if (code < 0) {
+					free(cmds);
+					goto fail;
+				}
+				res[i].outcome = by_code(code) == RC_OK
+						 ? RC_PENDING : by_code(code);
+				snprintf(res[i].text, sizeof(res[i].text), "%s",
+					 text);
+				accepted += res[i].outcome == RC_PENDING;
+			}
+			code = rc_reply(&c, text, sizeof(text), false);
+		} else if (accepted) {
+			code = rc_cmd(&c, text, sizeof(text), "DATA\r\n");
+		}
+		free(cmds);
+	}
+	if (!accepted) {
+		rc_write(&c, "QUIT\r\n", 6);
+		rc_close(&c);
+		return;
+	}
+	if (code != 354)
+		goto fail;
+	/* The body, dot-stuffed, then the end. */
+	for (size_t off = 0; off < len;) {
+		const char *lf = memchr(body + off, '\n', len - off);
+		size_t n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
+
+		if (body[off] == '.' && rc_write(&c, ".", 1))
+			break;
+		if (rc_write(&c, body + off, n))
+			break;
+		off += n;
+	}
+	code = rc_cmd(&c, text, sizeof(text), ".\r\n");
+	settle_all(res, e->nrcpts, code < 0 ? RC_TEMP : by_code(code),
+		   code < 0 ? "connection lost after DATA" : text);
+	rc_cmd(&c, text, sizeof(text), "QUIT\r\n");
+	rc_close(&c);
+	return;
+fail:
+	/* A failure before the message was taken: 5xx bounces, anything
+	 * else (4xx, no answer, TLS, our own configuration) retries. */
+	if (!text[0])
+		snprintf(text, sizeof(text), "relay %s: no answer",
+			 cfg->submitd.relay);
+	settle_all(res, e->nrcpts, code >= 500 && code < 600 ? RC_PERM
+		   : RC_TEMP, text);
+	rc_close(&c);
+}
+
+/* ---- settling ---- */
+
+struct settle {
+	uint64_t id;
+	struct rcpt_result *res;
+	uint32_t nres;
+	const char *body;
+	size_t len;
+	uint64_t now;
+};
+
+static void dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
+		     const struct settle *s, const char *headers, size_t hlen)
+{
+	const char *host = relay.cfg->submitd.hostname;
+	char date[64];
+	time_t t = (time_t)s->now;
+	struct tm tm;
+	size_t n = 0;
+
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	n += (size_t)snprintf(out + n, cap - n,
+		"From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+		"To: <%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+		"Date: %s\r\nAuto-Submitted: auto-replied\r\n"
+		"Message-ID: <dsn.%llu.%llu@%s>\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=delivery-status;"
+		" boundary=\"postern-dsn\"\r\n\r\n--postern-dsn\r\n"
+		"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+		"Your message could not be delivered to these recipients:\r\n\r\n",
+		host, e->sender, date, (unsigned long long)e->id,
+		(unsigned long long)s->now, host);
+	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++)
+		if (s->res[i].outcome == RC_PERM)
+			n += (size_t)snprintf(out + n, cap - n, "  <%s>: %s\r\n",
+					      e->rcpts[i], s->res[i].text);
+	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
+		"Content-Type: message/delivery-status\r\n\r\n"
+		"Reporting-MTA: dns; %s\r\n", host);
+	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++)
+		if (s->res[i].outcome == RC_PERM)
+			n += (size_t)snprintf(out + n, cap - n,
+				"\r\nFinal-Recipient: rfc822; %s\r\nAction: "
+				"failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: "
+				"smtp; %s\r\n", e->rcpts[i], s->res[i].text);
+	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
+		"Content-Type: text/rfc822-headers\r\n\r\n%.*s\r\n"
+		"--postern-dsn--\r\n", (int)hlen, headers);
+}
+
+static int settle_write(struct store_write *w, void *arg)
+{
+	struct settle *s = arg;
+	struct store_queue_entry e;
+	struct store_account sender;
+	uint32_t keep = 0, failed = 0;
+	int r = store_queue_get(store_write_reader(w), s->id, &e);
+
+	if (r)
+		return r == -PST_ENOTFOUND ? 0 : r;   /* deleted meanwhile */
+	bool expired = s->now - e.created >= relay.cfg->submitd.queue_lifetime /
+					       1000;
+
+	for (uint32_t i = 0; i < e.nrcpts && i < s->nres; i++) {
+		if (s->res[i].outcome == RC_TEMP && expired) {
+			s->res[i].outcome = RC_PERM;
+			snprintf(s->res[i].text, sizeof(s->res[i].text),
+				 "gave up after %llu s in the queue: %.180s",
+				 (unsigned long long)(s->now - e.created),
+				 e.last_error[0] ? e.last_error : "no answer");
+		}
+		failed += s->res[i].outcome == RC_PERM;
+	}
+	if (failed) {
+		const char *hend = memmem(s->body, s->len, "\r\n\r\n", 4);
+		size_t hlen = hend ? (size_t)(hend - s->body) : s->len;
+		size_t cap = 8192 + hlen + failed * 600;
+		char *dsn = malloc(cap);
+
+		if (hlen > 64 * 1024)
+			hlen = 64 * 1024;
+		if (!dsn) {
+			store_queue_entry_free(&e);
+			return -ENOMEM;
+		}
+		dsn_text(dsn, cap, &e, s, s->body, hlen);
+		r = store_account_get(store_write_reader(w), e.sender, &sender);
+		if (r == 0) {
+			struct store_msg_in m = { .folder = STORE_INBOX,
+						  .body = dsn,
+						  .len = strlen(dsn) };
+
+			r = store_msg_add(w, sender.id, &m, NULL);
+		} else if (r == -PST_ENOTFOUND) {
+			log_event(LOGL_ERR, 0, "bounce_undeliverable",
+				  "queue=%llu sender=%s why=\"sender is not a "
+				  "local account\"", (unsigned long long)e.id,
+				  e.sender);
+			r = 0;
+		}
+		free(dsn);
+		if (r) {
+			store_queue_entry_free(&e);
+			return r;
+		}
+	}
+	for (uint32_t i = 0; i < e.nrcpts; i++) {
+		enum rcpt_outcome o = i < s->nres ? s->res[i].outcome : RC_TEMP;
+
+		if (o == RC_TEMP || o == RC_PENDING) {
+			if (keep != i)
+				memcpy(e.rcpts[keep], e.rcpts[i],
+				       sizeof(e.rcpts[i]));
+			if (i < s->nres && s->res[i].text[0])
+				snprintf(e.last_error, sizeof(e.last_error),
+					 "%s", s->res[i].text);
+			keep++;
+		}
+	}
+	if (keep == 0) {
+		r = store_queue_del(w, e.id);
+	} else {
+		uint64_t delay = relay.cfg->submitd.queue_retry / 1000;
+
+		for (uint32_t i = 0; i < e.attempts && delay <
+			     relay.cfg->submitd.queue_retry_max / 1000; i++)
+			delay *= 2;
+		if (delay > relay.cfg->submitd.queue_retry_max / 1000)
+			delay = relay.cfg->submitd.queue_retry_max / 1000;
+		e.nrcpts = keep;
+		e.attempts++;
+		e.next_attempt = s->now + (delay ? delay : 1);
+		r = store_queue_update(w, &e);
+	}
+	log_event(LOGL_INFO, 0, "relay_attempt", "queue=%llu delivered=%u "
+		  "bounced=%u deferred=%u", (unsigned long long)e.id,
+		  s->nres - failed - keep, failed, keep);
+	store_queue_entry_free(&e);
+	return r;
+}
+
+static int due(const struct store_queue_entry *e, void *arg)
+{
+	uint64_t *ids = arg;
+
+	if (ids[0] >= RELAY_BATCH)
+		return 1;
+	if (e->next_attempt <= (uint64_t)time(NULL))
+		ids[1 + ids[0]++] = e->id;
+	return 0;
+}
+
+static void relay_one(uint64_t id)
+{
+	struct store_queue_entry e;
+	struct store_read *r;
+	struct rcpt_result *res;
+	char *body = NULL;
+	int err;
+
+	if (store_read_begin(relay.st, &r))
+		return;
+	err = store_queue_get(r, id, &e);
+	if (!err && (body = malloc(e.size ? e.size : 1))) {
+		size_t off = 0;
+
+		for (uint32_t i = 0; i < e.nchunks && !err; i++) {
+			const void *p;
+			size_t n;
+
+			err = store_body_chunk(r, STORE_QUEUE_ACCOUNT, id, i, &p,
+					       &n);
+			if (!err && off + n <= e.size) {
+				memcpy(body + off, p, n);
+				off += n;
+			}
+		}
+	}
+	store_read_end(r);
+	if (err || !body) {
+		if (!err)
+			store_queue_entry_free(&e);
+		free(body);
+		return;
+	}
+	res = calloc(e.nrcpts, sizeof(*res));
+	if (res) {
+		struct settle s = { .id = id, .res = res, .nres = e.nrcpts,
+				    .body = body, .len = e.size,
+				    .now = (uint64_t)time(NULL) };
+
+		relay_send(&e, body, e.size, res);
+		s.now = (uint64_t)time(NULL);
+		err = store_write(relay.st, settle_write, &s);
+		if (err)
+			log_event(LOGL_ERR, 0, "relay_settle_failed",
+				  "queue=%llu error=\"%s\"",
+				  (unsigned long long)id, pst_strerror(err));
+	}
+	free(res);
+	free(body);
+	store_queue_entry_free(&e);
+}
+
+static void *relay_thread(void *arg)
+{
+	for (;;) {
+		uint64_t ids[1 + RELAY_BATCH] = { 0 };
+		struct store_read *r;
+		struct timespec ts;
+
+		pthread_mutex_lock(&relay.mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;   /* look at the queue at least each second */
+		while (!relay.stop && !relay.kick &&
+		       pthread_cond_timedwait(&relay.cv, &relay.mu, &ts) == 0)
+			;
+		relay.kick = false;
+		if (relay.stop) {
+			pthread_mutex_unlock(&relay.mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&relay.mu);
+		if (store_read_begin(relay.st, &r))
+			continue;
+		store_queue_each(r, due, ids);
+		store_read_end(r);
+		for (uint64_t i = 0; i < ids[0] && !relay.stop; i++)
+			relay_one(ids[1 + i]);
+	}
+}
+
+int relay_start(const struct postern_config *cfg, struct store *st)
+{
+	int r;
+
+	relay.cfg = cfg;
+	relay.st = st;
+	if (!cfg->submitd.relay[0])
+		return 0;   /* local delivery only: nothing is ever queued */
+	if (gnutls_certificate_allocate_credentials(&relay.cred) < 0)
+		return -ENOMEM;
+	r = cfg->submitd.relay_ca[0]
+	    ? gnutls_certificate_set_x509_trust_file(relay.cred,
+						     cfg->submitd.relay_ca,
+						     GNUTLS_X509_FMT_PEM)
+	    : gnutls_certificate_set_x509_system_trust(relay.cred);
+	if (r < 0 && cfg->submitd.relay_ca[0])
+		return -PST_ECONFIG;
+	if (pthread_create(&relay.thread, NULL, relay_thread, NULL))
+		return -EAGAIN;
+	relay.running = true;
+	return 0;
+}
+
+void relay_stop(void)
+{
+	if (!relay.running)
+		return;
+	pthread_mutex_lock(&relay.mu);
+	relay.stop = true;
+	pthread_cond_signal(&relay.cv);
+	pthread_mutex_unlock(&relay.mu);
+	pthread_join(relay.thread, NULL);
+	gnutls_certificate_free_credentials(relay.cred);
+	relay.running = false;
+}
+
+void relay_kick(void)
+{
+	pthread_mutex_lock(&relay.mu);
+	relay.kick = true;
+	pthread_cond_signal(&relay.cv);
+	pthread_mutex_unlock(&relay.mu);
+}

@@ -1,0 +1,330 @@
+/* smtp_deliver.c — what happens to an accepted message: RFC 6409 fixups
+ * (Received, Date and Message-ID when missing), then one store commit that
+ * files it in every local recipient's mailbox and queues it once for the
+ * remote ones. Only after that commit is durable does the client get 250
+ * (LMTP: one reply per recipient). Also the per-account sending limits. */
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "msg_norm.h"
+#include "smtp_session.h"
+
+/* ---- sending limits (per process, per account) ---- */
+
+#define RATE_BUCKETS 1024
+
+struct rate {
+	struct rate *next;
+	uint64_t account_id;
+	uint64_t hour, day;          /* window starts, unix seconds */
+	uint64_t msgs, rcpts;
+};
+
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rate *rates[RATE_BUCKETS];
+
+static struct rate *rate_get(uint64_t id, uint64_t now)
+{
+	struct rate *r;
+
+	for (r = rates[id % RATE_BUCKETS]; r; r = r->next)
+		if (r->account_id == id)
+			break;
+	if (!r && (r = calloc(1, sizeof(*r)))) {
+		r->account_id = id;
+		r->next = rates[id % RATE_BUCKETS];
+		rates[id % RATE_BUCKETS] = r;
+	}
+	if (r && now - r->hour >= 3600) {
+		r->hour = now;
+		r->msgs = 0;
+	}
+	if (r && now - r->day >= 86400) {
+		r->day = now;
+		r->rcpts = 0;
+	}
+	return r;
+}
+
+int smtp_rate_check_message(struct smtp_session *s)
+{
+	uint64_t lim = smtp_cfg->limits.send_messages_per_hour;
+	struct rate *r;
+	bool over;
+
+	if (!lim)
+		return 0;
+	pthread_mutex_lock(&rate_mu);
+	r = rate_get(s->account.id, (uint64_t)time(NULL));
+	over = r && r->msgs >= lim;
+	pthread_mutex_unlock(&rate_mu);
+	if (!over)
+		return 0;
+	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=messages",
+		  s->account.address);
+	smtp_reply(s, 450, "4.7.1", "Sending limit reached: at most %llu "
+		   "messages per hour; try again later",
+		   (unsigned long long)lim);
+	return -1;
+}
+
+int smtp_rate_check_rcpt(struct smtp_session *s)
+{
+	uint64_t lim = smtp_cfg->limits.send_recipients_per_day;
+	struct rate *r;
+	bool over;
+
+	if (!lim)
+		return 0;
+	pthread_mutex_lock(&rate_mu);
+	r = rate_get(s->account.id, (uint64_t)time(NULL));
+	over = r && r->rcpts + s->nrcpts >= lim;
+	pthread_mutex_unlock(&rate_mu);
+	if (!over)
+		return 0;
+	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=recipients",
+		  s->account.address);
+	smtp_reply(s, 450, "4.7.1", "Sending limit reached: at most %llu "
+		   "recipients per day; try again later",
+		   (unsigned long long)lim);
+	return -1;
+}
+
+static void rate_count(struct smtp_session *s)
+{
+	struct rate *r;
+
+	pthread_mutex_lock(&rate_mu);
+	r = rate_get(s->account.id, (uint64_t)time(NULL));
+	if (r) {
+		r->msgs++;
+		r->rcpts += s->nrcpts;
+	}
+	pthread_mutex_unlock(&rate_mu);
+}
+
+/* ---- fixups ---- */
+
+static bool has_header(const char *msg, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = msg, *end = msg + len;
+
+	while (p < end && !(p + 1 < end && p[0] == '\r' && p[1] == '\n')) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if ((size_t)(end - p) > nl && strncasecmp(p, name, nl) == 0 &&
+		    p[nl] == ':')
+			return true;
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return false;
+}
+
+static void rfc5322_date(char *buf, size_t cap)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, cap, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+struct deliver_job {
+	struct io_post post;
+	struct io_worker *w;
+	char id[24];
+	char *msg;
+	size_t len;
+	bool lmtp, spam;
+	char sender[STORE_ADDR_MAX + 1];
+	uint32_t nrcpts, nremote;
+	struct smtp_rcpt *rcpts;
+	int result;
+	uint64_t queue_id;
+};
+
+static void job_free(struct deliver_job *j)
+{
+	free(j->msg);
+	free(j->rcpts);
+	free(j);
+}
+
+static int deliver_write(struct store_write *w, void *arg)
+{
+	struct deliver_job *j = arg;
+	struct store_msg_in m = { .folder = j->spam ? STORE_SPAM : STORE_INBOX,
+				  .body = j->msg, .len = j->len };
+	int e;
+
+	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		if (!j->rcpts[i].account_id)
+			continue;
+		if ((e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL)))
+			return e;
+	}
+	if (j->nremote) {
+		struct store_queue_entry q = { .nrcpts = j->nremote };
+
+		q.rcpts = calloc(j->nremote, sizeof(*q.rcpts));
+		if (!q.rcpts)
+			return -ENOMEM;
+		for (uint32_t i = 0, n = 0; i < j->nrcpts; i++)
+			if (!j->rcpts[i].account_id)
+				strcpy(q.rcpts[n++], j->rcpts[i].addr);
+		snprintf(q.sender, sizeof(q.sender), "%s", j->sender);
+		e = store_queue_add(w, &q, j->msg, j->len);
+		j->queue_id = q.id;
+		store_queue_entry_free(&q);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+static void deliver_answer(void *sess, struct io_post *p)
+{
+	struct deliver_job *j = (struct deliver_job *)p;
+	struct smtp_session *s = sess;
+
+	if (!s) {   /* the client went away: the message is stored anyway */
+		job_free(j);
+		return;
+	}
+	s->flags &= ~(unsigned)SMTP_F_BUSY;
+	if (j->lmtp) {
+		/* One commit for all: each recipient is told its outcome,
+		 * which is the same for all (RFC 2033 4.2). */
+		for (uint32_t i = 0; i < j->nrcpts; i++) {
+			int e = j->result;
+
+			if (e == 0)
+				smtp_reply(s, 250, "2.1.5", "<%s> delivered",
+					   j->rcpts[i].addr);
+			else if (e == -PST_EFULL)
+				smtp_reply(s, 452, "4.3.1", "<%s> store full",
+					   j->rcpts[i].addr);
+			else
+				smtp_reply(s, 451, "4.3.0", "<%s> %s",
+					   j->rcpts[i].addr, pst_strerror(e));
+		}
+	} else if (j->result == 0) {
+		rate_count(s);
+		log_event(LOGL_INFO, s->id, "accepted", "id=%s from=%s rcpts=%u "
+			  "remote=%u size=%zu queue=%llu", j->id, j->sender,
+			  j->nrcpts, j->nremote, j->len,
+			  (unsigned long long)j->queue_id);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", j->id);
+		if (j->nremote)
+			relay_kick();
+	} else if (j->result == -PST_EFULL) {
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+	} else {
+		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
+			  pst_strerror(j->result));
+		smtp_reply(s, 451, "4.3.0", "Local error in processing; try "
+			   "again later");
+	}
+	smtp_txn_reset(s);
+	job_free(j);
+	io_conn_resume(s->io);
+}
+
+static void deliver_done(void *arg, int result)
+{
+	struct deliver_job *j = arg;
+
+	j->result = result;
+	io_worker_post(j->w, &j->post);
+}
+
+static bool spam_verdict(const char *msg, size_t len)
+{
+	char name[128];
+	const char *h = smtp_cfg->store.spam_header, *colon = strchr(h, ':');
+	const char *v;
+
+	if (!*h || !colon || (size_t)(colon - h) >= sizeof(name))
+		return false;
+	memcpy(name, h, (size_t)(colon - h));
+	name[colon - h] = '\0';
+	for (v = colon + 1; *v == ' '; v++)
+		;
+	return msg_header_is(msg, len, name, v);
+}
+
+void smtp_deliver(struct smtp_session *s)
+{
+	struct deliver_job *j = calloc(1, sizeof(*j));
+	bool lmtp = s->flags & SMTP_F_LMTP;
+	char hdr[2048], date[64];
+	uint8_t rnd[9];
+	int n = 0;
+
+	if (!j) {
+		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp_txn_reset(s);
+		return;
+	}
+	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
+	for (int i = 0; i < 9; i++)
+		snprintf(j->id + 2 * i, 3, "%02X", rnd[i]);
+	rfc5322_date(date, sizeof(date));
+	n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
+		      "Received: from %s (%s)\r\n\tby %s (Postern) with %s id "
+		      "%s;\r\n\t%s\r\n", s->helo[0] ? s->helo : "unknown",
+		      io_conn_peer_host(s->io), smtp_cfg->submitd.hostname,
+		      lmtp ? "LMTP" : (s->flags & SMTP_F_TLS) ? "ESMTPSA"
+		      : "ESMTPA", j->id, date);
+	if (!lmtp && !has_header(s->msg, s->msg_len, "Date"))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Date: %s\r\n",
+			      date);
+	if (!lmtp && !has_header(s->msg, s->msg_len, "Message-ID"))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
+			      "Message-ID: <%s.%lld@%s>\r\n", j->id,
+			      (long long)time(NULL), smtp_cfg->submitd.hostname);
+	j->len = (size_t)n + s->msg_len;
+	j->msg = malloc(j->len ? j->len : 1);
+	j->rcpts = malloc(s->nrcpts * sizeof(*j->rcpts));
+	if (!j->msg || !j->rcpts) {
+		job_free(j);
+		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp_txn_reset(s);
+		return;
+	}
+	memcpy(j->msg, hdr, (size_t)n);
+	memcpy(j->msg + n, s->msg, s->msg_len);
+	memcpy(j->rcpts, s->rcpts, s->nrcpts * sizeof(*j->rcpts));
+	j->nrcpts = s->nrcpts;
+	for (uint32_t i = 0; i < s->nrcpts; i++)
+		if (!s->rcpts[i].account_id)
+			j->nremote++;
+	snprintf(j->sender, sizeof(j->sender), "%s", s->mail_from);
+	j->lmtp = lmtp;
+	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
+	 * sending to a colleague is not filtered here. */
+	j->spam = lmtp && spam_verdict(s->msg, s->msg_len);
+	j->w = io_conn_worker(s->io);
+	j->post.sess = s->id;
+	j->post.fn = deliver_answer;
+	s->flags |= SMTP_F_BUSY;
+	io_conn_pause(s->io);
+	if (store_write_async(smtp_store, deliver_write, j, deliver_done)) {
+		job_free(j);
+		s->flags &= ~(unsigned)SMTP_F_BUSY;
+		smtp_reply(s, 451, "4.3.0", "Store unavailable");
+		smtp_txn_reset(s);
+		io_conn_resume(s->io);
+	}
+}
