@@ -101,8 +101,10 @@ void smtp_auth_cmd(struct smtp_session *s, char *args)
 		if (strcmp(initial, "=") == 0)
 			initial = "=";   /* an empty initial response */
 	}
-	smtp__sasl(s, sasl_start(&s->sasl, args, initial, &prompt, &cr, &why),
-		   prompt, &cr, why);
+	enum sasl_status st = sasl_start(&s->sasl, args, initial, &prompt, &cr,
+					 &why);
+
+	smtp__sasl(s, st, prompt, &cr, why);
 }
 
 void smtp_auth_line(struct smtp_session *s, char *line, size_t len)
@@ -110,6 +112,8 @@ void smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 	struct sasl_creds cr;
 	const char *prompt = "", *why = "";
 
-	smtp__sasl(s, sasl_continue(&s->sasl, line, len, &prompt, &cr, &why),
-		   prompt, &cr, why);
+	enum sasl_status st = sasl_continue(&s->sasl, line, len, &prompt, &cr,
+					    &why);
+
+	smtp__sasl(s, st, prompt, &cr, why);
 }

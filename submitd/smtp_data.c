@@ -111,6 +111,8 @@ void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 		smtp__data_end(s);
 		return;
 	}
+	if (len > smtp_cfg->limits.smtp_text_line_max)
+		s->data_err |= SMTP_DE_LONG_LINE;
 	if (lf && !crlf && smtp_cfg->submitd.bare_newline == CFG_BARE_NL_REJECT)
 		s->data_err |= SMTP_DE_BARE_LF;
 	if (memchr(p, '\r', clen))

@@ -43,6 +43,7 @@ int cli_app_password(int argc, char **argv);
 int cli_deliver(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_queue(int argc, char **argv);
 int cli_client_settings(int argc, char **argv);
 
 #endif

@@ -201,6 +201,78 @@ static int user_result(int e, const char *verb, struct user_op *op)
 
 static int user_import_passwd(int argc, char **argv);
 
+/* ---- allowed senders: addresses an account may use in MAIL FROM ---- */
+
+struct sender_op {
+	char address[STORE_ADDR_MAX + 1], sender[STORE_ADDR_MAX + 1];
+	bool add;
+};
+
+static int sender_w(struct store_write *w, void *arg)
+{
+	struct sender_op *op = arg;
+	struct store_account a;
+	int e = store_account_get(store_write_reader(w), op->address, &a);
+
+	if (e)
+		return e;
+	return op->add ? store_sender_add(w, a.id, op->sender)
+		       : store_sender_del(w, a.id, op->sender);
+}
+
+static int print_sender(const char *addr, void *arg)
+{
+	printf("%s\n", addr);
+	return 0;
+}
+
+static int user_sender(int argc, char **argv)
+{
+	struct sender_op op = { 0 };
+	struct store_account a;
+	struct store_read *r;
+	int e;
+
+	if (argc < 2)
+		return cli_usage("user sender add|del ADDR SENDER, "
+				 "user sender list ADDR");
+	if ((e = cli_addr(argv[1], op.address)))
+		return e;
+	if (strcmp(argv[0], "list") == 0 && argc == 2) {
+		if ((e = store_read_begin(cli.st, &r)))
+			return cli_fail(e, "user sender list");
+		e = store_account_get(r, op.address, &a);
+		if (e == 0)
+			e = store_sender_each(r, a.id, print_sender, NULL);
+		store_read_end(r);
+	} else if ((strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0)
+		   && argc == 3) {
+		if ((e = cli_addr(argv[2], op.sender)))
+			return e;
+		op.add = argv[0][0] == 'a';
+		e = store_write(cli.st, sender_w, &op);
+		if (e == -PST_EEXIST) {
+			fprintf(stderr, "postern: %s may already send as %s\n",
+				op.address, op.sender);
+			return EX_CANTCREAT;
+		}
+	} else {
+		return cli_usage("user sender add|del ADDR SENDER, "
+				 "user sender list ADDR");
+	}
+	if (e == -PST_ENOTFOUND) {
+		fprintf(stderr, "postern: no such %s\n", op.add || argc == 2
+			? "user" : "sender for this user");
+		return op.add || argc == 2 ? EX_NOUSER : EX_DATAERR;
+	}
+	if (e)
+		return cli_fail(e, "user sender");
+	if (argc == 3)
+		printf("%s %s send as %s\n", op.address, op.add ? "may now"
+		       : "may no longer", op.sender);
+	return EX_OK;
+}
+
 static int print_msg(const struct store_msg *m, void *arg)
 {
 	char when[16];
@@ -244,6 +316,8 @@ int cli_user(int argc, char **argv)
 	}
 	if (strcmp(verb, "import") == 0)
 		return user_import_passwd(argc - 1, argv + 1);
+	if (strcmp(verb, "sender") == 0)
+		return user_sender(argc - 1, argv + 1);
 	if (argc < 2)
 		return cli_usage("user %s needs an ADDR",
 				 *verb ? verb : "add|del|list|show|passwd|set");

@@ -28,6 +28,8 @@ static const char usage_text[] =
 "  app-password revoke ADDR NAME|ID\n"
 "  deliver ADDR [--folder Inbox|Spam|Archive]   (message on stdin)\n"
 "  import ADDR maildir|mbox PATH\n"
+"  user sender add|del ADDR SENDER   user sender list ADDR\n"
+"  queue list | queue flush | queue delete ID\n"
 "  check                             client-settings ADDR\n"
 "Exit status follows sysexits(3): 64 usage, 65 bad data, 67 no such user,\n"
 "68 no such domain, 73 already exists, 75 try again later, 78 config.\n";
@@ -160,6 +162,7 @@ static const struct {
 	{ "deliver", cli_deliver, true },
 	{ "import", cli_import, true },
 	{ "check", cli_check, true },
+	{ "queue", cli_queue, true },
 	{ "client-settings", cli_client_settings, false },
 };
 
