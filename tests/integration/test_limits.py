@@ -165,7 +165,7 @@ def test_smtp_sequence_and_tls_required(submitd, client):
     c.cmd("X" * 600)
     assert c.line() == "500 5.5.6 Line too long (limit 512 octets)"
     c.cmd("NOOP")
-    assert c.line() == "250 2.0.0 OK"
+    assert c.line() == "250 2.0.0 Ok"
 
 
 def test_lmtp_unix_socket(submitd):
