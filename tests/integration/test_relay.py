@@ -223,3 +223,31 @@ def test_required_tls_not_offered_stays_queued(submitd, sink):
     submit(d, ["carol@remote.test"])
     assert wait_for(lambda: "does not offer STARTTLS" in queue(d))
     assert sink.received == []
+
+
+def test_auth_to_relay(submitd):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    seen = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and
+              auth_data.login == b"relayuser" and
+              auth_data.password == b"relay-secret")
+        seen.append((mechanism, ok))
+        return AuthResult(success=ok)
+
+    handler = Sink()
+    ctl = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                     authenticator=authenticator, auth_required=True,
+                     auth_require_tls=False)
+    ctl.start()
+    try:
+        d = submitd(relay_cfg(ctl.port, relay_user="relayuser",
+                              relay_password="relay-secret"))
+        d.add_user("ann@example.com")
+        submit(d, ["carol@remote.test"])
+        assert wait_for(lambda: handler.received)
+        assert seen == [("PLAIN", True)]
+        assert "relay-secret" not in d.log()
+    finally:
+        ctl.stop()

@@ -345,3 +345,17 @@ def test_kill9_after_250_keeps_the_message(d, client):
     d.proc.wait(10)
     assert len(messages(d, "bob@example.com")) == 20
     assert "0 problems" in d.cli("check").stdout.decode()
+
+
+def test_recipients_per_day_limit(submitd, client):
+    d = submitd({"limits": {"send_recipients_per_day": 2}})
+    for u in ("ann", "b1", "b2", "b3"):
+        d.add_user(f"{u}@example.com")
+    c = ready(d, client)
+    assert send(c, "ann@example.com", ["b1@example.com", "b2@example.com"],
+                b"S: x\r\n\r\nb\r\n.\r\n").startswith("250")
+    c.cmd("MAIL FROM:<ann@example.com>")
+    c.line()
+    c.cmd("RCPT TO:<b3@example.com>")
+    assert c.line().startswith("450 4.7.1 Sending limit reached: at most 2 "
+                               "recipients per day")
