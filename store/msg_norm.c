@@ -86,3 +86,17 @@ bool msg_header_is(const char *msg, size_t len, const char *name,
 	}
 	return false;
 }
+
+bool msg_has_spam_verdict(const char *msg, size_t len, const char *spec)
+{
+	char name[128];
+	const char *colon = strchr(spec, ':'), *v;
+
+	if (!*spec || !colon || (size_t)(colon - spec) >= sizeof(name))
+		return false;
+	memcpy(name, spec, (size_t)(colon - spec));
+	name[colon - spec] = '\0';
+	for (v = colon + 1; *v == ' '; v++)
+		;
+	return msg_header_is(msg, len, name, v);
+}

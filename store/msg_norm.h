@@ -23,4 +23,8 @@ int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
 bool msg_header_is(const char *msg, size_t len, const char *name,
 		   const char *value);
 
+/* The spam verdict of an MTA's filter: spec is "Name: value" (the
+ * [store] spam_header key); "" never matches. */
+bool msg_has_spam_verdict(const char *msg, size_t len, const char *spec);
+
 #endif

@@ -166,7 +166,7 @@ int store_app_password_each(struct store_read *r, uint64_t account_id,
 				      void *arg), void *arg);
 /* Counts for `postern check`. */
 struct store_check {
-	uint64_t domains, accounts, messages, bytes, chunks;
+	uint64_t domains, accounts, messages, bytes, chunks, queued;
 	uint64_t problems;
 };
 int store_check(struct store_read *r,

@@ -749,6 +749,21 @@ static int check_account(const struct store_account *a, void *arg)
 	return store_msg_each(x->r, a->id, check_msg, x);
 }
 
+static int check_queued(const struct store_queue_entry *e, void *arg)
+{
+	struct check_ctx *x = arg;
+	struct store_msg m = { .uid = e->id, .size = e->size,
+			       .nchunks = e->nchunks };
+
+	/* A queue body is checked like a message of account 0. */
+	x->c->queued++;
+	x->account_id = STORE_QUEUE_ACCOUNT;
+	check_msg(&m, x);
+	x->c->messages--;
+	x->c->bytes -= e->size;
+	return 0;
+}
+
 static int check_domain(const struct store_domain *d, void *arg)
 {
 	((struct check_ctx *)arg)->c->domains++;
@@ -764,7 +779,8 @@ int store_check(struct store_read *r,
 	int e;
 
 	if ((e = store_domain_each(r, check_domain, &x)) ||
-	    (e = store_account_each(r, NULL, check_account, &x)))
+	    (e = store_account_each(r, NULL, check_account, &x)) ||
+	    (e = store_queue_each(r, check_queued, &x)))
 		return e;
 	*out = c;
 	return 0;

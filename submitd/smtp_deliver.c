@@ -54,9 +54,11 @@ static struct rate *rate_get(uint64_t id, uint64_t now)
 	return r;
 }
 
-int smtp_rate_check_message(struct smtp_session *s)
+/* messages: per hour at MAIL; recipients: per day at RCPT. */
+static int rate_check(struct smtp_session *s, bool recipients)
 {
-	uint64_t lim = smtp_cfg->limits.send_messages_per_hour;
+	uint64_t lim = recipients ? smtp_cfg->limits.send_recipients_per_day
+				  : smtp_cfg->limits.send_messages_per_hour;
 	struct rate *r;
 	bool over;
 
@@ -64,38 +66,26 @@ int smtp_rate_check_message(struct smtp_session *s)
 		return 0;
 	pthread_mutex_lock(&rate_mu);
 	r = rate_get(s->account.id, (uint64_t)time(NULL));
-	over = r && r->msgs >= lim;
+	over = r && (recipients ? r->rcpts + s->nrcpts : r->msgs) >= lim;
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
-	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=messages",
-		  s->account.address);
+	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
+		  s->account.address, recipients ? "recipients" : "messages");
 	smtp_reply(s, 450, "4.7.1", "Sending limit reached: at most %llu "
-		   "messages per hour; try again later",
-		   (unsigned long long)lim);
+		   "%s; try again later", (unsigned long long)lim,
+		   recipients ? "recipients per day" : "messages per hour");
 	return -1;
+}
+
+int smtp_rate_check_message(struct smtp_session *s)
+{
+	return rate_check(s, false);
 }
 
 int smtp_rate_check_rcpt(struct smtp_session *s)
 {
-	uint64_t lim = smtp_cfg->limits.send_recipients_per_day;
-	struct rate *r;
-	bool over;
-
-	if (!lim)
-		return 0;
-	pthread_mutex_lock(&rate_mu);
-	r = rate_get(s->account.id, (uint64_t)time(NULL));
-	over = r && r->rcpts + s->nrcpts >= lim;
-	pthread_mutex_unlock(&rate_mu);
-	if (!over)
-		return 0;
-	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=recipients",
-		  s->account.address);
-	smtp_reply(s, 450, "4.7.1", "Sending limit reached: at most %llu "
-		   "recipients per day; try again later",
-		   (unsigned long long)lim);
-	return -1;
+	return rate_check(s, true);
 }
 
 static void rate_count(struct smtp_session *s)
@@ -249,21 +239,6 @@ static void deliver_done(void *arg, int result)
 	io_worker_post(j->w, &j->post);
 }
 
-static bool spam_verdict(const char *msg, size_t len)
-{
-	char name[128];
-	const char *h = smtp_cfg->store.spam_header, *colon = strchr(h, ':');
-	const char *v;
-
-	if (!*h || !colon || (size_t)(colon - h) >= sizeof(name))
-		return false;
-	memcpy(name, h, (size_t)(colon - h));
-	name[colon - h] = '\0';
-	for (v = colon + 1; *v == ' '; v++)
-		;
-	return msg_header_is(msg, len, name, v);
-}
-
 void smtp_deliver(struct smtp_session *s)
 {
 	struct deliver_job *j = calloc(1, sizeof(*j));
@@ -314,7 +289,8 @@ void smtp_deliver(struct smtp_session *s)
 	j->lmtp = lmtp;
 	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
 	 * sending to a colleague is not filtered here. */
-	j->spam = lmtp && spam_verdict(s->msg, s->msg_len);
+	j->spam = lmtp && msg_has_spam_verdict(s->msg, s->msg_len,
+						 smtp_cfg->store.spam_header);
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = deliver_answer;

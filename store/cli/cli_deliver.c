@@ -72,20 +72,9 @@ static int slurp(FILE *f, uint64_t max, char **out, size_t *len)
 	return 0;
 }
 
-/* Spam verdict from the configured "Name: value" header. */
 static bool is_spam(const char *msg, size_t len)
 {
-	char name[128];
-	const char *h = cli.cfg.store.spam_header, *colon = strchr(h, ':');
-	const char *v;
-
-	if (!*h || !colon || (size_t)(colon - h) >= sizeof(name))
-		return false;
-	memcpy(name, h, (size_t)(colon - h));
-	name[colon - h] = '\0';
-	for (v = colon + 1; *v == ' '; v++)
-		;
-	return msg_header_is(msg, len, name, v);
+	return msg_has_spam_verdict(msg, len, cli.cfg.store.spam_header);
 }
 
 int cli_deliver(int argc, char **argv)

@@ -27,10 +27,11 @@ int cli_check(int argc, char **argv)
 	if (e)
 		return cli_fail(e, "check");
 	printf("store %s: %llu domains, %llu accounts, %llu messages, "
-	       "%llu bytes in %llu chunks, %llu problems\n", cli.cfg.store.path,
-	       (unsigned long long)c.domains, (unsigned long long)c.accounts,
-	       (unsigned long long)c.messages, (unsigned long long)c.bytes,
-	       (unsigned long long)c.chunks, (unsigned long long)c.problems);
+	       "%llu bytes in %llu chunks, %llu queued, %llu problems\n",
+	       cli.cfg.store.path, (unsigned long long)c.domains,
+	       (unsigned long long)c.accounts, (unsigned long long)c.messages,
+	       (unsigned long long)c.bytes, (unsigned long long)c.chunks,
+	       (unsigned long long)c.queued, (unsigned long long)c.problems);
 	return c.problems ? EX_DATAERR : EX_OK;
 }
 
