@@ -186,6 +186,7 @@ def test_queue_delete(submitd):
     submit(d, ["carol@remote.test"])
     assert wait_for(lambda: "attempts 1" in queue(d))
     qid = queue(d).split()[0]
+    assert "1 queued, 0 problems" in d.cli("check").stdout.decode()
     assert d.cli("queue", "delete", qid).returncode == 0
     assert "0 messages queued" in queue(d)
     assert d.cli("queue", "delete", qid, check=False).returncode == 65
