@@ -262,6 +262,11 @@ static void pop3__retr(struct pop3_session *s, char *args)
 
 	if (pop3__msgno(s, args, &idx))
 		return;
+	if (pop3_retr_prepare(s, idx)) {
+		pop3_reply_err(s, "[SYS/TEMP] Message %u is no longer "
+			       "available", idx + 1);
+		return;
+	}
 	pop3_reply_ok(s, "%llu octets", (unsigned long long)s->msgs[idx].size);
 	pop3_retr_start(s, idx, false, 0);
 }
@@ -281,6 +286,11 @@ static void pop3__top(struct pop3_session *s, char *args)
 		return;
 	if (cfg_parse_uint(sp + 1, 0, UINT64_MAX, &lines)) {
 		pop3_reply_err(s, "Invalid line count");
+		return;
+	}
+	if (pop3_retr_prepare(s, idx)) {
+		pop3_reply_err(s, "[SYS/TEMP] Message %u is no longer "
+			       "available", idx + 1);
 		return;
 	}
 	pop3_reply_ok(s, "Top of message follows");

@@ -21,6 +21,20 @@ void pop3_retr_free(struct pop3_session *s)
 	memset(&s->retr, 0, sizeof(s->retr));
 }
 
+static int retr_fetch(struct pop3_session *s);
+
+int pop3_retr_prepare(struct pop3_session *s, uint32_t msg)
+{
+	struct pop3_retr *r = &s->retr;
+
+	/* The first chunk before "+OK": a message removed since login (by an
+	 * administrator) gets an -ERR, not a broken reply. */
+	r->msg = msg;
+	r->chunk = 0;
+	r->len = r->off = 0;
+	return s->msgs[msg].nchunks ? retr_fetch(s) : 0;
+}
+
 void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
 		     uint64_t lines)
 {
@@ -29,9 +43,6 @@ void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
 	r->active = true;
 	r->top = top;
 	r->count = !top;
-	r->msg = msg;
-	r->chunk = 0;
-	r->len = r->off = 0;
 	r->line_start = true;
 	r->in_header = true;
 	r->lines_left = lines;

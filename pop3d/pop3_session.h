@@ -102,7 +102,8 @@ void pop3_maildrop_free(struct pop3_session *s);
 void pop3_maildrop_update(struct pop3_session *s);
 void pop3_maildrop_log_logout(struct pop3_session *s, const char *how);
 
-/* pop3_retr.c */
+/* pop3_retr.c: prepare (reads the first chunk) before "+OK", then start */
+int pop3_retr_prepare(struct pop3_session *s, uint32_t msg);
 void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
 		     uint64_t lines);
 void pop3_retr_pump(struct pop3_session *s);

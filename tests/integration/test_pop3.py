@@ -364,3 +364,15 @@ def test_logout_line_and_uidl_hash_stable(pop, client):
     assert "listed=2 retrieved=1 deleted=0" in lines[0]
     h = [l.split("uidl_hash=")[1] for l in lines]
     assert h[0] == h[1]
+
+
+def test_message_removed_by_admin_during_session(pop, client):
+    c = tls_client(pop, client)
+    login(c)
+    pop.cli("user", "del", "ann@example.com")
+    c.cmd("RETR 1")
+    assert c.line() == "-ERR [SYS/TEMP] Message 1 is no longer available"
+    c.cmd("TOP 2 0")
+    assert c.line() == "-ERR [SYS/TEMP] Message 2 is no longer available"
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
