@@ -65,6 +65,7 @@ struct io_conn {
 
 	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
 	bool started, reading, paused, in_process, closing, eof, want_drained;
+	bool registered;
 };
 
 struct io_wreq {
@@ -159,6 +160,8 @@ static void io__free(struct io_conn *c)
 {
 	struct io_worker *w = c->w;
 
+	if (c->registered)
+		io_worker_unregister(w, c->id);
 	if (c->ops && c->ops->on_close)
 		c->ops->on_close(c->sess);
 	if (c->prev)
@@ -775,6 +778,22 @@ int io_conn_start(struct io_conn *c, bool implicit_tls)
 	}
 	io__update_reading(c);
 	return 0;
+}
+
+int io_conn_adopt(struct io_conn *c, const struct io_conn_ops *ops,
+		  void *sess, bool implicit_tls)
+{
+	if (!sess) {
+		io_conn_close(c);
+		return -ENOMEM;
+	}
+	io_conn_bind(c, ops, sess);   /* from here on_close frees sess */
+	if (io_worker_register(c->w, c->id, sess)) {
+		io_conn_close(c);
+		return -ENOMEM;
+	}
+	c->registered = true;
+	return io_conn_start(c, implicit_tls);
 }
 
 int io_conn_starttls(struct io_conn *c)

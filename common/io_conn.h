@@ -128,6 +128,12 @@ void io_worker_close_all(struct io_worker *w);
 void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess);
 /* Start reading; with implicit_tls, the handshake first (on_tls_ready). */
 int io_conn_start(struct io_conn *c, bool implicit_tls);
+/* The usual accept: register sess with the worker under the connection id
+ * (so posted results find it; unregistered when the connection is freed),
+ * bind ops, start. On failure the connection is closing, the return is
+ * non-zero, and on_close frees sess (unless sess was NULL). */
+int io_conn_adopt(struct io_conn *c, const struct io_conn_ops *ops,
+		  void *sess, bool implicit_tls);
 uint64_t io_conn_id(const struct io_conn *c);
 const char *io_conn_peer(const struct io_conn *c);   /* "addr:port" */
 const char *io_conn_peer_host(const struct io_conn *c);   /* "addr" */

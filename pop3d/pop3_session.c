@@ -118,7 +118,6 @@ static void pop3__on_close(void *sess)
 		pop3_maildrop_log_logout(s, "dropped");   /* nothing applied */
 	if (s->locked)
 		pop3_maildrop_unlock(s->account.id);
-	io_worker_unregister(io_conn_worker(s->io), s->id);
 	pop3_retr_free(s);
 	pop3_maildrop_free(s);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
@@ -139,20 +138,16 @@ void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	struct pop3_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == POP3_LISTEN_TLS;
 
-	if (!s || io_worker_register(io_conn_worker(c), io_conn_id(c), s)) {
-		free(s);
-		io_conn_close(c);
-		return;
+	if (s) {
+		s->id = io_conn_id(c);
+		s->io = c;
+		s->state = POP3_AUTHORIZATION;
+		s->verdict = v;
+		if (v != CONN_OK)
+			s->flags |= POP3_F_REFUSED;
 	}
-	s->id = io_conn_id(c);
-	s->io = c;
-	s->state = POP3_AUTHORIZATION;
-	s->verdict = v;
-	if (v != CONN_OK)
-		s->flags |= POP3_F_REFUSED;
-	io_conn_bind(c, &pop3_ops, s);
-	if (io_conn_start(c, implicit))
-		return;   /* closed; on_close frees s */
+	if (io_conn_adopt(c, &pop3_ops, s, implicit))
+		return;   /* closing; on_close frees s */
 	if (!implicit)
 		pop3__greet(s);
 	io_conn_flush(c);

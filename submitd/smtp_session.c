@@ -114,7 +114,6 @@ static void smtp__on_close(void *sess)
 {
 	struct smtp_session *s = sess;
 
-	io_worker_unregister(io_conn_worker(s->io), s->id);
 	smtp_txn_reset(s);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
 	free(s);
@@ -134,24 +133,20 @@ void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == SMTP_LISTEN_TLS;
 
-	if (!s || io_worker_register(io_conn_worker(c), io_conn_id(c), s)) {
-		free(s);
-		io_conn_close(c);
-		return;
+	if (s) {
+		s->id = io_conn_id(c);
+		s->io = c;
+		s->state = SMTP_GREETED;
+		s->verdict = v;
+		if (v != CONN_OK)
+			s->flags |= SMTP_F_REFUSED;
+		if (kind == SMTP_LISTEN_LMTP)
+			s->flags |= SMTP_F_LMTP;
+		if (kind == SMTP_LISTEN_STARTTLS)
+			s->flags |= SMTP_F_STARTTLS_PORT;
 	}
-	s->id = io_conn_id(c);
-	s->io = c;
-	s->state = SMTP_GREETED;
-	s->verdict = v;
-	if (v != CONN_OK)
-		s->flags |= SMTP_F_REFUSED;
-	if (kind == SMTP_LISTEN_LMTP)
-		s->flags |= SMTP_F_LMTP;
-	if (kind == SMTP_LISTEN_STARTTLS)
-		s->flags |= SMTP_F_STARTTLS_PORT;
-	io_conn_bind(c, &smtp_ops, s);
-	if (io_conn_start(c, implicit))
-		return;
+	if (io_conn_adopt(c, &smtp_ops, s, implicit))
+		return;   /* closing; on_close frees s */
 	if (kind == SMTP_LISTEN_LMTP)   /* the MTA does not log in */
 		io_conn_set_timeout(c, IO_TIMEOUT_LOGIN, 0);
 	if (!implicit)
