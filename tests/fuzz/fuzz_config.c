@@ -1,0 +1,26 @@
+/* Fuzz target: the config value parsers (numbers, durations, sizes, listen
+ * lists), which see whatever an operator typed. */
+#include <stdint.h>
+#include <string.h>
+
+#include "config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char s[2048], err[CFG_ERR_MAX];
+	struct cfg_listen l;
+	uint64_t v;
+	bool b;
+	size_t n = size < sizeof(s) - 1 ? size : sizeof(s) - 1;
+
+	memcpy(s, data, n);
+	s[n] = '\0';
+	cfg_parse_uint(s, 0, UINT64_MAX, &v);
+	cfg_parse_duration_ms(s, &v);
+	cfg_parse_size(s, &v);
+	cfg_parse_bool(s, &b);
+	cfg_parse_listen(s, &l, err);
+	return 0;
+}
