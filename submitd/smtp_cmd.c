@@ -187,7 +187,9 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 {
 	if (s->flags & SMTP_F_LMTP)
 		return 0;
-	if (smtp__starttls_allowed(s)) {
+	/* Without TLS only a client that could log in anyway (loopback with
+	 * plain_auth_loopback, e.g. a local webmail) may send. */
+	if (smtp__starttls_allowed(s) && !(s->flags & SMTP_F_AUTHED)) {
 		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return -1;
 	}

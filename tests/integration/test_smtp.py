@@ -359,3 +359,20 @@ def test_recipients_per_day_limit(submitd, client):
     c.cmd("RCPT TO:<b3@example.com>")
     assert c.line().startswith("450 4.7.1 Sending limit reached: at most 2 "
                                "recipients per day")
+
+
+def test_plain_auth_on_loopback_only_when_allowed(submitd, client):
+    d = submitd({"submitd": {"plain_auth_loopback": "yes"}})
+    d.add_user("ann@example.com")
+    c = client(d.ports["starttls"])
+    c.line()
+    c.cmd("EHLO client.test")
+    ext = [l[4:] for l in c.smtp_reply()[1:]]
+    assert "AUTH PLAIN LOGIN" in ext and "STARTTLS" in ext
+    c.cmd("AUTH PLAIN " + b64(b"\0ann@example.com\0secret"))
+    assert c.line().startswith("235")
+    # a local application (webmail) may now send without TLS
+    assert send(c, "ann@example.com", ["ann@example.com"],
+                b"Subject: local\r\n\r\nx\r\n.\r\n").startswith("250")
+    # from a non-loopback address nothing changes: covered by the
+    # default-config tests, where AUTH is never offered before STARTTLS
