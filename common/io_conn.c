@@ -537,10 +537,12 @@ static void io__dispatch(struct io_conn *c, enum linebuf_ev ev,
 			c->ops->on_too_long(c->sess);
 		return;
 	}
+	/* Any input that makes progress (a command, a message line, a BDAT
+	 * piece) means the client is not idle. */
+	if (c->lim.idle_ms)
+		c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) +
+					       c->lim.idle_ms;
 	if (c->mode == LB_MODE_LINE) {
-		if (c->lim.idle_ms)
-			c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) +
-						       c->lim.idle_ms;
 		c->ops->on_line(c->sess, ln->p, ln->len);
 		return;
 	}

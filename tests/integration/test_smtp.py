@@ -376,3 +376,22 @@ def test_plain_auth_on_loopback_only_when_allowed(submitd, client):
                 b"Subject: local\r\n\r\nx\r\n.\r\n").startswith("250")
     # from a non-loopback address nothing changes: covered by the
     # default-config tests, where AUTH is never offered before STARTTLS
+
+
+def test_slow_data_upload_is_not_idle(submitd, client):
+    """A message arriving slowly but steadily outlives idle_timeout."""
+    d = submitd({"submitd": {"idle_timeout": "1s"}})
+    d.add_user("ann@example.com")
+    c = ready(d, client)
+    c.cmd("MAIL FROM:<ann@example.com>")
+    c.line()
+    c.cmd("RCPT TO:<ann@example.com>")
+    c.line()
+    c.cmd("DATA")
+    c.line()
+    c.send(b"Subject: slow\r\n\r\n")
+    for i in range(6):                  # 3 s in all, a line every 0.5 s
+        time.sleep(0.5)
+        c.send(b"line %d\r\n" % i)
+    c.send(b".\r\n")
+    assert c.line().startswith("250 2.0.0")
