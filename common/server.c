@@ -234,6 +234,18 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 				if (r == 0)
 					r = a->is_unix ? server__bind_unix(a, &fd)
 						       : server__bind_tcp(a, &fd);
+				/* The default lists [::]; a host without IPv6
+				 * still serves IPv4. */
+				if (wi == 0 && (r == -EAFNOSUPPORT ||
+						r == -EADDRNOTAVAIL) &&
+				    a->ss.ss_family == AF_INET6 &&
+				    !a->is_unix) {
+					log_event(LOGL_WARN, 0, "listen_skipped",
+						  "key=%s addr=%s error=\"%s\"",
+						  def->key, a->text,
+						  strerror(-r));
+					break;
+				}
 				if (r) {
 					snprintf(err, CFG_ERR_MAX,
 						 "%s: [%s] %s: cannot listen on "
@@ -242,6 +254,10 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 						 a->text, strerror(-r));
 					return r;
 				}
+				if (wi == 0)
+					log_event(LOGL_INFO, 0, "listening",
+						  "key=%s addr=%s", def->key,
+						  a->text);
 				sk = &w->socks[w->nsocks++];
 				sk->fd = fd;
 				sk->def = def;
@@ -431,11 +447,6 @@ static int server__run(const char *progname, bool check_only)
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		uv_thread_create(&srv.workers[i].thread, server__worker_run,
 				 &srv.workers[i]);
-	for (unsigned d = 0; d < srv.proto.nlisten; d++)
-		for (unsigned i = 0; i < srv.proto.listen[d].addrs->n; i++)
-			log_event(LOGL_INFO, 0, "listening", "key=%s addr=%s",
-				  srv.proto.listen[d].key,
-				  srv.proto.listen[d].addrs->a[i].text);
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", progname, POSTERN_VERSION, srv.nworkers,
 		  srv.cfg->file);

@@ -101,8 +101,10 @@ def test_1000_messages(pop3d, tmp_path):
 
 
 def rss_kb(pid):
+    """Anonymous resident memory: the heap, not the store's mapped pages
+    (reading a message through LMDB's map touches file-backed pages)."""
     for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
+        if l.startswith("RssAnon:"):
             return int(l.split()[1])
     return 0
 
