@@ -101,7 +101,6 @@ static uint64_t io__next_id(void)
 }
 
 uint64_t io_conn_id(const struct io_conn *c) { return c->id; }
-uv_loop_t *io_conn_loop(const struct io_conn *c) { return c->w->loop; }
 struct io_worker *io_conn_worker(const struct io_conn *c) { return c->w; }
 const char *io_conn_peer(const struct io_conn *c) { return c->peer; }
 const char *io_conn_peer_host(const struct io_conn *c) { return c->peer_host; }

@@ -119,7 +119,6 @@ struct io_worker *io_conn_worker(const struct io_conn *c);
 int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out);
-uv_loop_t *io_conn_loop(const struct io_conn *c);
 const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);

@@ -44,11 +44,6 @@ void linebuf_commit(struct linebuf *lb, size_t n)
 	lb->len += n;
 }
 
-size_t linebuf_space(struct linebuf *lb)
-{
-	return lb->cap - (lb->len - lb->start);
-}
-
 size_t linebuf_feed(struct linebuf *lb, const char *p, size_t n)
 {
 	size_t space;

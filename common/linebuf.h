@@ -49,8 +49,6 @@ int linebuf_init(struct linebuf *lb, size_t cap);
 void linebuf_free(struct linebuf *lb);
 /* Take up to n bytes; returns how many were taken (0 when full). */
 size_t linebuf_feed(struct linebuf *lb, const char *p, size_t n);
-/* Space linebuf_feed() can take now. */
-size_t linebuf_space(struct linebuf *lb);
 /* Room to write into directly, then linebuf_commit() what was written. */
 char *linebuf_tail(struct linebuf *lb, size_t *space);
 void linebuf_commit(struct linebuf *lb, size_t n);

@@ -41,7 +41,7 @@ static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 		return;
 	}
 	s->user[0] = '\0';
-	s->flags &= ~(unsigned)(POP3_F_BUSY | POP3_F_RECENT);
+	s->flags &= ~(unsigned)POP3_F_RECENT;
 	io_conn_resume(s->io);
 }
 
@@ -81,7 +81,6 @@ static void pop3__login_ok(struct pop3_session *s,
 			  io_conn_peer(s->io), allowed ? "account" : "domain");
 		pop3_reply_err(s, "[SYS/PERM] POP access is not enabled for "
 			       "this account; ask your administrator");
-		s->flags &= ~(unsigned)POP3_F_BUSY;
 		s->user[0] = '\0';
 		io_conn_resume(s->io);
 		return;
@@ -101,7 +100,6 @@ static void pop3__login_ok(struct pop3_session *s,
 			pop3_reply_err(s, "[LOGIN-DELAY] Minimum time between "
 				       "logins not reached; wait %llu seconds",
 				       (unsigned long long)wait_s);
-		s->flags &= ~(unsigned)POP3_F_BUSY;
 		s->user[0] = '\0';
 		io_conn_resume(s->io);
 		return;
@@ -116,7 +114,6 @@ static void pop3__login_ok(struct pop3_session *s,
 		return;
 	}
 	s->state = POP3_TRANSACTION;
-	s->flags &= ~(unsigned)POP3_F_BUSY;
 	io_conn_set_timeout(s->io, IO_TIMEOUT_LOGIN, 0);
 	log_event(LOGL_INFO, s->id, "login", "user=%s peer=%s method=%s "
 		  "recent=%s messages=%u bytes=%llu",
@@ -168,6 +165,5 @@ void pop3_login_start(struct pop3_session *s, const char *user,
 		s->flags &= ~(unsigned)POP3_F_RECENT;
 		return;
 	}
-	s->flags |= POP3_F_BUSY;
 	io_conn_pause(s->io);   /* pipelined commands wait for the answer */
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert.h"
 #include "err.h"
 #include "log.h"
 #include "pop3_session.h"
@@ -83,13 +84,13 @@ static int retr_fetch(struct pop3_session *s)
 	if ((e = store_read_begin(pop3d.store, &rd)))
 		return e;
 	e = store_body_chunk(rd, s->account.id, m->uid, r->chunk, &p, &n);
-	if (e == 0 && n <= STORE_CHUNK_SIZE)
+	if (e == 0 && fails_assert(n <= STORE_CHUNK_SIZE))
+		e = -PST_ECORRUPT;   /* a damaged store: this session only */
+	if (e == 0)
 		memcpy(r->buf, p, n);
 	store_read_end(rd);
 	if (e)
 		return e;
-	if (n > STORE_CHUNK_SIZE)
-		return -PST_ECORRUPT;
 	r->len = n;
 	r->off = 0;
 	r->chunk++;

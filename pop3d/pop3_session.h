@@ -30,8 +30,7 @@ enum pop3_flag {
 	POP3_F_TLS = 1 << 0,          /* TLS is up (implicit or STLS) */
 	POP3_F_REFUSED = 1 << 1,      /* over a connection limit */
 	POP3_F_GREETED = 1 << 2,
-	POP3_F_BUSY = 1 << 3,         /* waiting for auth or the store */
-	POP3_F_RECENT = 1 << 4,       /* recent:user login */
+	POP3_F_RECENT = 1 << 3,       /* recent:user login */
 };
 
 /* One message of the snapshot taken at login. */

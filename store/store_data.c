@@ -165,12 +165,6 @@ int store_domain_put(struct store_write *w, const struct store_domain *d,
 		   create ? MDB_NOOVERWRITE : 0);
 }
 
-static int count_one(MDB_val *k, MDB_val *v, void *arg)
-{
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
 int store_domain_del(struct store_write *w, const char *name)
 {
 	char suffix[STORE_DOMAIN_MAX + 2];
@@ -196,7 +190,6 @@ int store_domain_del(struct store_write *w, const char *name)
 			users++;
 	}
 	mdb_cursor_close(cur);
-	(void)count_one;
 	if (users)
 		return -PST_EBUSY;
 	return del(w, DB_DOMAINS, str_val(name));

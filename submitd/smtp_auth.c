@@ -13,7 +13,6 @@ static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 	struct smtp_session *s = sess;
 	char q[STORE_ADDR_MAX * 4 + 8];
 
-	s->flags &= ~(unsigned)SMTP_F_BUSY;
 	if (io_conn_closing(s->io))
 		return;
 	if (o->result == AUTH_OK) {
@@ -82,7 +81,6 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 			smtp_reply(s, 454, "4.7.0", "Server busy; try again "
 				   "shortly");
 		} else {
-			s->flags |= SMTP_F_BUSY;
 			io_conn_pause(s->io);
 		}
 		explicit_bzero(cr, sizeof(*cr));

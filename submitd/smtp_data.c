@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "assert.h"
 #include "log.h"
 #include "msg_norm.h"
 #include "smtp_session.h"
@@ -48,7 +49,6 @@ void smtp_data_begin(struct smtp_session *s)
 	s->msg_len = 0;
 	s->data_err = 0;
 	s->prev_crlf = true;       /* the DATA command's own line end */
-	s->line_start = true;
 	s->in_long_line = false;
 	io_conn_set_mode(s->io, LB_MODE_DATA, 0);
 }
@@ -96,12 +96,8 @@ void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 		 * message at its end rather than store it cut. */
 		s->data_err |= SMTP_DE_LONG_LINE;
 		s->in_long_line = partial;
-		if (!partial) {
+		if (!partial)
 			s->prev_crlf = len >= 2 && p[len - 2] == '\r';
-			s->line_start = true;
-		} else {
-			s->line_start = false;
-		}
 		return;
 	}
 	lf = len && p[len - 1] == '\n';
@@ -126,7 +122,6 @@ void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 	smtp__append(s, p, clen);
 	smtp__append(s, "\r\n", 2);
 	s->prev_crlf = crlf;
-	s->line_start = true;
 }
 
 /* ---- BDAT ---- */
@@ -200,6 +195,11 @@ void smtp_bdat_cmd(struct smtp_session *s, char *args)
 
 void smtp_bdat_on_data(struct smtp_session *s, char *p, size_t len)
 {
+	/* The io layer hands out at most what BDAT announced. */
+	if (fails_assert(len <= s->bdat_left)) {
+		io_conn_close(s->io);
+		return;
+	}
 	if (!(s->data_err & SMTP_DE_BDAT_SEQ))
 		smtp__append(s, p, len);
 	s->bdat_left -= len;

@@ -192,7 +192,6 @@ static void deliver_answer(void *sess, struct io_post *p)
 		job_free(j);
 		return;
 	}
-	s->flags &= ~(unsigned)SMTP_F_BUSY;
 	if (j->lmtp) {
 		/* One commit for all: each recipient is told its outcome,
 		 * which is the same for all (RFC 2033 4.2). */
@@ -294,11 +293,9 @@ void smtp_deliver(struct smtp_session *s)
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = deliver_answer;
-	s->flags |= SMTP_F_BUSY;
 	io_conn_pause(s->io);
 	if (store_write_async(smtp_store, deliver_write, j, deliver_done)) {
 		job_free(j);
-		s->flags &= ~(unsigned)SMTP_F_BUSY;
 		smtp_reply(s, 451, "4.3.0", "Store unavailable");
 		smtp_txn_reset(s);
 		io_conn_resume(s->io);

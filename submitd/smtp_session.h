@@ -35,7 +35,6 @@ enum smtp_flag {
 	SMTP_F_STARTTLS_PORT = 1 << 4,
 	SMTP_F_AUTHED = 1 << 5,
 	SMTP_F_EHLO = 1 << 6,         /* EHLO (not HELO): extensions allowed */
-	SMTP_F_BUSY = 1 << 7,
 };
 
 /* Why a received message will be refused at its end. */
@@ -71,7 +70,7 @@ struct smtp_session {
 	char *msg;
 	size_t msg_len, msg_cap;
 	unsigned data_err;
-	bool prev_crlf, line_start, in_long_line, bdat;
+	bool prev_crlf, in_long_line, bdat;
 	uint64_t bdat_left;
 	bool bdat_last;
 };
