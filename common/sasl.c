@@ -74,12 +74,14 @@ static enum sasl_status sasl__plain(struct sasl_state *st, const char *b64,
 
 	st->mech = SASL_NONE;
 	if (sasl_b64_decode(b64, len, buf, sizeof(buf), &n)) {
+		st->fail = SASL_FAIL_SYNTAX;
 		*why = "Invalid base64 data";
 		return SASL_FAIL;
 	}
 	if (sasl_plain_split(buf, n, &user, &pass, &passlen) ||
 	    strlen(user) >= sizeof(out->user) || passlen >= sizeof(out->pass)) {
 		explicit_bzero(buf, sizeof(buf));
+		st->fail = SASL_FAIL_CREDS;
 		*why = "Malformed PLAIN response";
 		return SASL_FAIL;
 	}
@@ -107,12 +109,14 @@ enum sasl_status sasl_continue(struct sasl_state *st, const char *line,
 	if (sasl_b64_decode(line, len, buf, sizeof(buf), &n) ||
 	    memchr(buf, '\0', n)) {
 		st->mech = SASL_NONE;
+		st->fail = SASL_FAIL_SYNTAX;
 		*why = "Invalid base64 data";
 		return SASL_FAIL;
 	}
 	if (st->step == 0) {        /* LOGIN: the user name */
 		if (n == 0 || n >= sizeof(st->user)) {
 			st->mech = SASL_NONE;
+			st->fail = SASL_FAIL_CREDS;
 			*why = "Bad user name";
 			return SASL_FAIL;
 		}
@@ -123,6 +127,7 @@ enum sasl_status sasl_continue(struct sasl_state *st, const char *line,
 	}
 	st->mech = SASL_NONE;       /* LOGIN: the password */
 	if (n >= sizeof(out->pass)) {
+		st->fail = SASL_FAIL_CREDS;
 		*why = "Password too long";
 		return SASL_FAIL;
 	}
@@ -154,6 +159,7 @@ enum sasl_status sasl_start(struct sasl_state *st, const char *mech,
 		*prompt = SASL_PROMPT_USER;
 		return SASL_CONTINUE;
 	}
+	st->fail = SASL_FAIL_MECH;
 	*why = "Unsupported authentication mechanism";
 	return SASL_FAIL;
 }

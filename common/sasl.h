@@ -34,8 +34,12 @@ enum sasl_status {
 
 #define SASL_USER_MAX 320
 
+/* What kind of SASL_FAIL: the reply code differs by protocol. */
+enum sasl_fail { SASL_FAIL_SYNTAX, SASL_FAIL_MECH, SASL_FAIL_CREDS };
+
 struct sasl_state {
 	enum sasl_mech mech;
+	enum sasl_fail fail;        /* set with SASL_FAIL */
 	int step;
 	char user[SASL_USER_MAX];
 };

@@ -149,9 +149,8 @@ static void pop3__sasl_result(struct pop3_session *s, enum sasl_status st,
 		pop3_reply_err(s, "AUTH cancelled");
 		return;
 	case SASL_FAIL:
-		pop3_reply_err(s, "%s%s", strcmp(why, "Invalid base64 data") &&
-			       strcmp(why, "Unsupported authentication "
-				      "mechanism") ? "[AUTH] " : "", why);
+		pop3_reply_err(s, "%s%s", s->sasl.fail == SASL_FAIL_CREDS
+			       ? "[AUTH] " : "", why);
 		return;
 	case SASL_DONE:
 		snprintf(s->user, sizeof(s->user), "%s", cr->user);

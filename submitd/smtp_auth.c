@@ -69,10 +69,10 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 		smtp_reply(s, 501, "5.0.0", "Authentication cancelled");
 		return;
 	case SASL_FAIL:
-		smtp_reply(s, strcmp(why, "Unsupported authentication "
-				     "mechanism") ? 501 : 504,
-			   strcmp(why, "Unsupported authentication mechanism")
-			   ? "5.5.2" : "5.5.4", "%s", why);
+		if (s->sasl.fail == SASL_FAIL_MECH)
+			smtp_reply(s, 504, "5.5.4", "%s", why);
+		else
+			smtp_reply(s, 501, "5.5.2", "%s", why);
 		smtp_cmd_error(s);
 		return;
 	case SASL_DONE:

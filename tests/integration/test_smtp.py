@@ -92,6 +92,10 @@ def test_auth_required_and_failures(d, client):
     assert c.line() == "535 5.7.8 Authentication credentials invalid"
     c.cmd("AUTH PLAIN " + b64(b"bob@example.com\0ann@example.com\0secret"))
     assert c.line() == "501 5.5.2 Malformed PLAIN response"   # no proxy
+    c.cmd("AUTH CRAM-MD5")
+    assert c.line() == "504 5.5.4 Unsupported authentication mechanism"
+    c.cmd("AUTH PLAIN %%%%")
+    assert c.line() == "501 5.5.2 Invalid base64 data"
     c.cmd("AUTH LOGIN")
     assert c.line() == "334 VXNlcm5hbWU6"
     c.cmd(b64(b"ann@example.com"))
