@@ -10,6 +10,9 @@
 #define SASL_PROMPT_USER "VXNlcm5hbWU6"   /* "Username:" */
 #define SASL_PROMPT_PASS "UGFzc3dvcmQ6"   /* "Password:" */
 #define SASL_MAX 2048                      /* decoded response bytes */
+/* A continuation line carries SASL_MAX bytes in base64, so it may be longer
+ * than a protocol's command line; the io layer's line buffer allows it. */
+#define SASL_LINE_MAX 4096
 
 /* Strict base64 ("=" alone is empty). Returns 0, or -EINVAL for anything
  * that is not base64, or -E2BIG over cap. out is NUL-terminated. */

@@ -19,6 +19,7 @@
 #include "assert.h"
 #include "err.h"
 #include "log.h"
+#include "sasl.h"
 #include "server.h"
 #include "tls_creds.h"
 
@@ -317,6 +318,23 @@ int server_lock_file(const char *path, char err[CFG_ERR_MAX])
 		return e;
 	}
 	return 0;   /* held until the process exits */
+}
+
+struct io_limits server_io_limits(const struct postern_config *cfg,
+				  uint64_t cmd_line_max,
+				  uint64_t data_line_max, uint64_t idle_ms)
+{
+	return (struct io_limits){
+		.line_max = cmd_line_max > SASL_LINE_MAX ? cmd_line_max
+							 : SASL_LINE_MAX,
+		.data_line_max = data_line_max,
+		.discard_max = cfg->limits.line_discard_max,
+		.output_max = cfg->limits.output_buffer_max,
+		.idle_ms = idle_ms,
+		.login_ms = cfg->limits.login_timeout,
+		.line_ms = cfg->limits.line_timeout,
+		.handshake_ms = cfg->tls.handshake_timeout,
+	};
 }
 
 /* ---- main thread ---- */

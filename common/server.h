@@ -52,6 +52,13 @@ struct server_proto {
 	void (*fini)(void);
 };
 
+/* The io limits every daemon uses: its command line limit (the io buffer
+ * also fits a SASL continuation line), its message line limit (0: none)
+ * and idle timeout; the rest from [limits] and [tls]. */
+struct io_limits server_io_limits(const struct postern_config *cfg,
+				  uint64_t cmd_line_max,
+				  uint64_t data_line_max, uint64_t idle_ms);
+
 /* Fill proto from cfg; returns 0 or -PST_ECONFIG with err. */
 typedef int (*server_setup_fn)(const struct postern_config *cfg,
 			       struct server_proto *proto,

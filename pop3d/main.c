@@ -8,9 +8,6 @@
 #include "pop3_session.h"
 #include "server.h"
 
-/* AUTH continuation lines may be longer than a command (RFC 5034). */
-#define POP3_IO_LINE_MAX 4096
-
 static int pop3d_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 {
 	char why[512];
@@ -58,16 +55,9 @@ static int pop3d_setup(const struct postern_config *cfg,
 	p->workers = cfg->pop3d.workers;
 	p->user = cfg->pop3d.user;
 	p->log_level = cfg->pop3d.log_level;
-	p->limits = (struct io_limits){
-		.line_max = cfg->limits.pop3_line_max > POP3_IO_LINE_MAX
-			    ? cfg->limits.pop3_line_max : POP3_IO_LINE_MAX,
-		.discard_max = cfg->limits.line_discard_max,
-		.output_max = cfg->limits.output_buffer_max,
-		.idle_ms = cfg->pop3d.idle_timeout,
-		.login_ms = cfg->limits.login_timeout,
-		.line_ms = cfg->limits.line_timeout,
-		.handshake_ms = cfg->tls.handshake_timeout,
-	};
+	/* Commands are held to pop3_line_max in pop3_cmd.c. */
+	p->limits = server_io_limits(cfg, cfg->limits.pop3_line_max, 0,
+				     cfg->pop3d.idle_timeout);
 	p->init = pop3d_init;
 	p->fini = pop3d_fini;
 	p->accept = pop3_session_accept;

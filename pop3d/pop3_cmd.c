@@ -5,11 +5,11 @@
  * function. CAPA is computed from the same session flags the checks use, so
  * what is advertised is what is accepted. Message numbers are parsed
  * strictly: "LIST 1x", "LIST 4294967297" and "LIST 0" are errors. */
-#include <ctype.h>
 #include <string.h>
 #include <stdio.h>
 #include <strings.h>
 
+#include "cmd_table.h"
 #include "log.h"
 #include "pop3_session.h"
 #include "sasl.h"
@@ -359,9 +359,9 @@ static void pop3__bad(struct pop3_session *s)
 
 void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 {
-	char verb[POP3_VERB_MAX + 1], q[64];
+	const struct pop3_cmd *cmd;
+	char q[64], *args;
 	size_t vlen;
-	char *args;
 
 	if (s->flags & POP3_F_REFUSED)
 		return;
@@ -386,35 +386,22 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 		pop3__bad(s);
 		return;
 	}
-	vlen = strcspn(line, " ");
-	args = line + vlen;
-	if (vlen == 0 || vlen > POP3_VERB_MAX)
-		goto unknown;
-	for (size_t i = 0; i < vlen; i++)
-		verb[i] = (char)toupper((unsigned char)line[i]);
-	verb[vlen] = '\0';
-	if (*args == ' ')
-		args++;
-	for (size_t i = 0; i < sizeof(pop3_cmds) / sizeof(*pop3_cmds); i++) {
-		const struct pop3_cmd *cmd = &pop3_cmds[i];
-
-		if (strcmp(cmd->verb, verb) != 0)
-			continue;
-		if (!(cmd->states & s->state)) {
-			pop3_reply_err(s, "%s is not valid in this state", verb);
-			pop3__bad(s);
-			return;
-		}
-		if (cmd->check && cmd->check(s, args)) {
-			pop3__bad(s);
-			return;
-		}
-		cmd->proceed(s, args);
+	cmd = CMD_TABLE_FIND(pop3_cmds, POP3_VERB_MAX, line, &vlen, &args);
+	if (!cmd) {
+		log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
+			  log_quote(q, sizeof(q), line, vlen));
+		pop3_reply_err(s, "Unknown command");
+		pop3__bad(s);
 		return;
 	}
-unknown:
-	log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
-		  log_quote(q, sizeof(q), line, vlen));
-	pop3_reply_err(s, "Unknown command");
-	pop3__bad(s);
+	if (!(cmd->states & s->state)) {
+		pop3_reply_err(s, "%s is not valid in this state", cmd->verb);
+		pop3__bad(s);
+		return;
+	}
+	if (cmd->check && cmd->check(s, args)) {
+		pop3__bad(s);
+		return;
+	}
+	cmd->proceed(s, args);
 }

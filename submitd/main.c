@@ -66,18 +66,10 @@ static int submitd_setup(const struct postern_config *cfg,
 	p->workers = cfg->submitd.workers;
 	p->user = cfg->submitd.user;
 	p->log_level = cfg->submitd.log_level;
-	p->limits = (struct io_limits){
-		/* AUTH continuation lines may exceed a command line */
-		.line_max = cfg->limits.smtp_line_max > 4096
-			    ? cfg->limits.smtp_line_max : 4096,
-		.data_line_max = cfg->limits.smtp_text_line_max,
-		.discard_max = cfg->limits.line_discard_max,
-		.output_max = cfg->limits.output_buffer_max,
-		.idle_ms = cfg->submitd.idle_timeout,
-		.login_ms = cfg->limits.login_timeout,
-		.line_ms = cfg->limits.line_timeout,
-		.handshake_ms = cfg->tls.handshake_timeout,
-	};
+	/* Commands are held to smtp_line_max in smtp_cmd.c. */
+	p->limits = server_io_limits(cfg, cfg->limits.smtp_line_max,
+				     cfg->limits.smtp_text_line_max,
+				     cfg->submitd.idle_timeout);
 	p->init = submitd_init;
 	p->fini = submitd_fini;
 	p->accept = smtp_session_accept;

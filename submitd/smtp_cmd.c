@@ -4,11 +4,11 @@
  * and returns non-zero to refuse) and its proceed function. EHLO's extension
  * list is computed from the same flags the checks use, so what is advertised
  * is what is accepted. Every reply carries an enhanced status code. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_table.h"
 #include "err.h"
 #include "log.h"
 #include "smtp_session.h"
@@ -411,9 +411,9 @@ void smtp_cmd_error(struct smtp_session *s)
 
 void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 {
-	char verb[SMTP_VERB_MAX + 1], q[64];
-	size_t vlen = strcspn(line, " ");
-	char *args = line + vlen;
+	const struct smtp_cmd *cmd;
+	char q[64], *args;
+	size_t vlen;
 
 	if (s->flags & SMTP_F_REFUSED)
 		return;
@@ -428,33 +428,24 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 		smtp_cmd_error(s);
 		return;
 	}
-	if (vlen == 0 || vlen > SMTP_VERB_MAX)
-		goto unknown;
-	for (size_t i = 0; i < vlen; i++)
-		verb[i] = (char)toupper((unsigned char)line[i]);
-	verb[vlen] = '\0';
+	cmd = CMD_TABLE_FIND(smtp_cmds, SMTP_VERB_MAX, line, &vlen, &args);
 	while (*args == ' ')
 		args++;
-	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(*smtp_cmds); i++) {
-		const struct smtp_cmd *cmd = &smtp_cmds[i];
-
-		if (strcmp(cmd->verb, verb) != 0)
-			continue;
-		if (!(cmd->states & s->state)) {
-			smtp_reply(s, 503, "5.5.1", "Bad sequence of commands");
-			smtp_cmd_error(s);
-			return;
-		}
-		if (cmd->check && cmd->check(s, args)) {
-			smtp_cmd_error(s);
-			return;
-		}
-		cmd->proceed(s, args);
+	if (!cmd) {
+		log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
+			  log_quote(q, sizeof(q), line, vlen));
+		smtp_reply(s, 500, "5.5.2", "Command not recognized");
+		smtp_cmd_error(s);
 		return;
 	}
-unknown:
-	log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
-		  log_quote(q, sizeof(q), line, vlen));
-	smtp_reply(s, 500, "5.5.2", "Command not recognized");
-	smtp_cmd_error(s);
+	if (!(cmd->states & s->state)) {
+		smtp_reply(s, 503, "5.5.1", "Bad sequence of commands");
+		smtp_cmd_error(s);
+		return;
+	}
+	if (cmd->check && cmd->check(s, args)) {
+		smtp_cmd_error(s);
+		return;
+	}
+	cmd->proceed(s, args);
 }

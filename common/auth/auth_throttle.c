@@ -91,14 +91,22 @@ static struct tentry *tfind(struct auth_throttle *t, const uint8_t key[16],
 	return victim;
 }
 
+/* The live entry for (kind, a, b); with create, a slot for it. */
+static struct tentry *tentry(struct auth_throttle *t, char kind,
+			     const char *a, const char *b, uint64_t now,
+			     bool create)
+{
+	uint8_t key[16];
+
+	tkey(t, kind, a, b, key);
+	return tfind(t, key, now, create);
+}
+
 static uint32_t tcount(struct auth_throttle *t, char kind, const char *a,
 		       const char *b, uint64_t now)
 {
-	uint8_t key[16];
-	struct tentry *e;
+	struct tentry *e = tentry(t, kind, a, b, now, false);
 
-	tkey(t, kind, a, b, key);
-	e = tfind(t, key, now, false);
 	return e ? e->failures : 0;
 }
 
@@ -130,11 +138,8 @@ bool auth_throttle_check(struct auth_throttle *t, const char *addr,
 static void tbump(struct auth_throttle *t, char kind, const char *a,
 		  const char *b, uint64_t now)
 {
-	uint8_t key[16];
-	struct tentry *e;
+	struct tentry *e = tentry(t, kind, a, b, now, true);
 
-	tkey(t, kind, a, b, key);
-	e = tfind(t, key, now, true);
 	e->failures++;
 	e->last_ms = now;
 }
@@ -152,11 +157,8 @@ void auth_throttle_failed(struct auth_throttle *t, const char *addr,
 static void tclear(struct auth_throttle *t, char kind, const char *a,
 		   const char *b, uint64_t now)
 {
-	uint8_t key[16];
-	struct tentry *e;
+	struct tentry *e = tentry(t, kind, a, b, now, false);
 
-	tkey(t, kind, a, b, key);
-	e = tfind(t, key, now, false);
 	if (e)
 		e->failures = 0;
 }

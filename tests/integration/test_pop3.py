@@ -376,3 +376,11 @@ def test_message_removed_by_admin_during_session(pop, client):
     assert c.line() == "-ERR [SYS/TEMP] Message 2 is no longer available"
     c.cmd("QUIT")
     assert c.line().startswith("+OK")
+
+
+def test_password_with_spaces(pop3d, client):
+    """RFC 1939: PASS takes the rest of the line, spaces included."""
+    d = pop3d()
+    d.add_user("ann@example.com", password=" two words ")
+    c = tls_client(d, client)
+    assert login(c, pw=" two words ").startswith("+OK Logged in")

@@ -1,0 +1,28 @@
+/* cmd_table.c — see cmd_table.h. */
+#include <strings.h>
+#include <string.h>
+
+#include "cmd_table.h"
+
+const void *cmd_table_find(const void *table, size_t n, size_t stride,
+			   size_t verb_max, char *line, size_t *verb_len,
+			   char **args)
+{
+	size_t vlen = strcspn(line, " ");
+	char *a = line + vlen;
+
+	if (*a == ' ')   /* one: a POP3 password may begin with a space */
+		a++;
+	*verb_len = vlen;
+	*args = a;
+	if (vlen == 0 || vlen > verb_max)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *entry = (const char *)table + i * stride;
+		const char *verb = *(const char *const *)(const void *)entry;
+
+		if (strlen(verb) == vlen && strncasecmp(verb, line, vlen) == 0)
+			return entry;
+	}
+	return NULL;
+}
