@@ -289,3 +289,19 @@ def test_bad_config_and_usage(cli, tmp_path):
                        timeout=30)
     assert r.returncode == 0 and "client-settings" in r.stdout
     assert cli("bogus", ok=64)
+
+
+def test_corrupt_or_unusable_store_is_a_clear_error(cli, user):
+    before = cli("user", "show", user).out
+    data = cli.folder / "store" / "data.mdb"
+    saved = data.read_bytes()
+    data.write_bytes(b"\0" * 8192)                 # not an LMDB file
+    r = cli("user", "show", user, ok=None)
+    assert r.returncode != 0 and r.err.startswith("postern: ")
+    assert len(r.err.strip().splitlines()) == 1
+    data.write_bytes(saved)                          # nothing else touched
+    assert cli("user", "show", user).out == before
+    cli.conf.write_text(cli.conf.read_text().replace(
+        f"path = {cli.folder}/store", "path = /proc/postern-store"))
+    r = cli("domain", "list", ok=None)
+    assert r.returncode != 0 and "/proc/postern-store" in r.err

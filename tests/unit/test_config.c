@@ -198,6 +198,28 @@ static void test_missing_file(void **state)
 			    "No such file or directory");
 }
 
+static void test_documented_defaults(void **state)
+{
+	/* The values the issues and RFCs name. */
+	static struct postern_config cfg;
+
+	cfg_defaults(&cfg);
+	assert_int_equal(cfg.pop3d.idle_timeout, 10 * 60 * 1000);  /* RFC 1939 */
+	assert_int_equal(cfg.submitd.idle_timeout, 5 * 60 * 1000); /* RFC 5321 */
+	assert_int_equal(cfg.limits.login_timeout, 60 * 1000);
+	assert_int_equal(cfg.limits.pop3_line_max, 255);           /* RFC 2449 */
+	assert_int_equal(cfg.limits.smtp_line_max, 512);
+	assert_int_equal(cfg.limits.smtp_text_line_max, 1000);
+	assert_int_equal(cfg.auth.argon2_memory, 19456);           /* OWASP */
+	assert_int_equal(cfg.auth.argon2_time, 2);
+	assert_int_equal(cfg.pop3d.listen_tls.n, 2);
+	assert_string_equal(cfg.pop3d.listen_tls.a[0].text, "0.0.0.0:995");
+	assert_string_equal(cfg.submitd.listen_starttls.a[1].text, "[::]:587");
+	assert_true(cfg.submitd.listen_lmtp.a[0].is_unix);
+	assert_string_equal(cfg.store.path, "/var/lib/postern");
+	assert_string_equal(cfg.store.spam_header, "X-Spam-Flag: YES");
+}
+
 static void test_print_defaults_reloads(void **state)
 {
 	/* What --print-defaults prints must load back to the defaults. */
@@ -225,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_load_ok),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_documented_defaults),
 		cmocka_unit_test(test_print_defaults_reloads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
