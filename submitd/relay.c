@@ -149,6 +149,19 @@ static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
 	return rc_reply(c, text, cap, false);
 }
 
+/* EHLO, noting the extensions the relay offers. */
+static int rc_ehlo(struct rconn *c, const char *hostname, char *text,
+		   size_t cap)
+{
+	char line[300];
+
+	c->pipelining = c->starttls = c->auth = false;
+	snprintf(line, sizeof(line), "EHLO %s\r\n", hostname);
+	if (rc_write(c, line, strlen(line)))
+		return -EIO;
+	return rc_reply(c, text, cap, true);
+}
+
 static int rc_connect(const char *hostport, uint64_t timeout_ms,
 		      struct rconn *c, char *host, size_t hostcap)
 {
@@ -234,6 +247,17 @@ static enum rcpt_outcome by_code(int code)
 	       : code >= 500 && code < 600 ? RC_PERM : RC_TEMP;
 }
 
+/* A RCPT reply: accepted recipients stay pending until the DATA reply.
+ * Returns 1 if accepted. */
+static int rcpt_answer(struct rcpt_result *r, int code, const char *text)
+{
+	enum rcpt_outcome o = by_code(code);
+
+	r->outcome = o == RC_OK ? RC_PENDING : o;
+	snprintf(r->text, sizeof(r->text), "%s", text);
+	return o == RC_OK;
+}
+
 static void relay_send(const struct store_queue_entry *e, const char *body,
 		       size_t len, struct rcpt_result *res)
 {
@@ -253,15 +277,9 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 	}
 	if ((code = rc_reply(&c, text, sizeof(text), false)) != 220)
 		goto fail;
-	{
-		char line[300];
-
-		snprintf(line, sizeof(line), "EHLO %s\r\n",
-			 cfg->submitd.hostname);
-		if (rc_write(&c, line, strlen(line)) ||
-		    (code = rc_reply(&c, text, sizeof(text), true)) != 250)
-			goto fail;
-	}
+	if ((code = rc_ehlo(&c, cfg->submitd.hostname, text,
+			    sizeof(text))) != 250)
+		goto fail;
 	if (cfg->submitd.relay_tls != CFG_RELAY_TLS_NONE) {
 		if (!c.starttls) {
 			if (cfg->submitd.relay_tls == CFG_RELAY_TLS_REQUIRED) {
@@ -283,13 +301,9 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 				code = 0;
 				goto fail;
 			}
-			c.pipelining = c.auth = false;
-			char line[300];
-
-			snprintf(line, sizeof(line), "EHLO %s\r\n",
-				 cfg->submitd.hostname);
-			if (rc_write(&c, line, strlen(line)) ||
-			    (code = rc_reply(&c, text, sizeof(text), true)) != 250)
+			/* RFC 3207: what was learned before TLS is void */
+			if ((code = rc_ehlo(&c, cfg->submitd.hostname, text,
+					    sizeof(text))) != 250)
 				goto fail;
 		}
 	}
@@ -344,10 +358,7 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 				continue;
 			}
 			code = rc_cmd(&c, text, sizeof(text), "%s", cmds);
-			res[i].outcome = by_code(code) == RC_OK ? RC_PENDING
-				       : by_code(code);
-			snprintf(res[i].text, sizeof(res[i].text), "%s", text);
-			accepted += res[i].outcome == RC_PENDING;
+			accepted += rcpt_answer(&res[i], code, text);
 		}
 		if (c.pipelining) {
 			n += (size_t)snprintf(cmds + n, cap - n, "DATA\r\n");
@@ -366,11 +377,7 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 					free(cmds);
 					goto fail;
 				}
-				res[i].outcome = by_code(code) == RC_OK
-						 ? RC_PENDING : by_code(code);
-				snprintf(res[i].text, sizeof(res[i].text), "%s",
-					 text);
-				accepted += res[i].outcome == RC_PENDING;
+				accepted += rcpt_answer(&res[i], code, text);
 			}
 			code = rc_reply(&c, text, sizeof(text), false);
 		} else if (accepted) {

@@ -252,3 +252,27 @@ def test_auth_to_relay(submitd):
         assert "relay-secret" not in d.log()
     finally:
         ctl.stop()
+
+
+def test_relay_to_a_pipelining_smarthost(submitd, pki):
+    """A second postern-submitd as the smarthost: STARTTLS with a verified
+    certificate, AUTH, and PIPELINING (which aiosmtpd does not offer)."""
+    upstream = submitd()
+    upstream.add_user("ann@example.com")
+    upstream.add_user("carol@remote.test")
+    upstream.add_user("dave@remote.test")
+    d = submitd(relay_cfg(upstream.ports["starttls"], relay_tls="required",
+                          relay_ca=str(pki["localhost"][0]),
+                          relay_user="ann@example.com",
+                          relay_password="secret"))
+    d.config["submitd"]["relay"] = f"localhost:{upstream.ports['starttls']}"
+    d.stop()
+    d.start()
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test", "dave@remote.test", "nobody@remote.test"])
+    # delivered to the two that exist; the unknown one bounces back home
+    assert wait_for(lambda: len(inbox(upstream, "carol@remote.test")) == 1)
+    assert len(inbox(upstream, "dave@remote.test")) == 1
+    assert wait_for(lambda: len(inbox(d)) == 1)
+    assert wait_for(lambda: "0 messages queued" in queue(d))
+    assert "method=password" in upstream.log()       # it authenticated
