@@ -276,3 +276,14 @@ def test_relay_to_a_pipelining_smarthost(submitd, pki):
     assert wait_for(lambda: len(inbox(d)) == 1)
     assert wait_for(lambda: "0 messages queued" in queue(d))
     assert "method=password" in upstream.log()       # it authenticated
+
+
+def test_opportunistic_tls_both_ways(submitd, sink, tls_sink):
+    """opportunistic: STARTTLS when offered (certificate not verified, as
+    with a self-signed relay), plain when not."""
+    for target in (sink, tls_sink):
+        d = submitd(relay_cfg(target.port, relay_tls="opportunistic"))
+        d.add_user("ann@example.com")
+        submit(d, ["carol@remote.test"])
+        assert wait_for(lambda: target.received), target
+        d.stop()
