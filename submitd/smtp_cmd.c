@@ -11,6 +11,7 @@
 #include "cmd_table.h"
 #include "err.h"
 #include "log.h"
+#include "smtp_parse.h"
 #include "smtp_session.h"
 
 #define SMTP_VERB_MAX 8
@@ -54,9 +55,11 @@ static int smtp__hello_check(struct smtp_session *s, char *args, bool lmtp)
 			   : "This is an LMTP server; use LHLO");
 		return -1;
 	}
-	if (!*args || strlen(args) >= sizeof(s->helo)) {
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
-			   lmtp ? "LHLO" : "EHLO");
+	/* The argument goes into the Received: line of every message of the
+	 * session: only a domain or an address literal, nothing else. */
+	if (strlen(args) >= sizeof(s->helo) || smtp_parse_helo(args)) {
+		smtp_reply(s, 501, "5.5.2", "Syntax: %s domain or address "
+			   "literal", lmtp ? "LHLO" : "EHLO");
 		return -1;
 	}
 	return 0;
@@ -78,7 +81,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	char size[32];
 	unsigned n = 0;
 
-	smtp_txn_reset(s);
+	smtp_session_txn_end(s);
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
 	s->flags |= SMTP_F_EHLO;
@@ -102,7 +105,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 
 static void smtp__helo(struct smtp_session *s, char *args)
 {
-	smtp_txn_reset(s);
+	smtp_session_txn_end(s);
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
 	s->flags &= ~(unsigned)SMTP_F_EHLO;
@@ -125,7 +128,7 @@ static void smtp__starttls(struct smtp_session *s, char *args)
 {
 	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* RFC 3207 4.2: forget everything learned before TLS. */
-	smtp_txn_reset(s);
+	smtp_session_txn_end(s);
 	s->state = SMTP_GREETED;
 	s->helo[0] = '\0';
 	io_conn_starttls(s->io);
@@ -145,42 +148,45 @@ static int smtp__auth_check(struct smtp_session *s, char *args)
 	return 0;
 }
 
-/* "<addr> PARAM=V ..." after FROM: or TO:. Writes the address ("" for <>)
- * and returns the parameters, or NULL after replying. */
+/* "<path> params" after FROM: or TO:. Writes the normalised address ("" for
+ * <>) and returns the parameters, or NULL after replying. */
 static char *smtp__path(struct smtp_session *s, char *args, const char *kw,
-			char out[STORE_ADDR_MAX + 1], bool allow_null)
+			char out[STORE_ADDR_MAX + 1], bool allow_null,
+			bool smtputf8)
 {
-	size_t kl = strlen(kw);
-	char *lt, *gt;
+	char *mailbox, *params;
+	bool utf8;
 
-	if (strncasecmp(args, kw, kl) != 0) {
+	switch (smtp_parse_path(args, kw, true, &mailbox, &params, &utf8)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_NO_PATH:
 		smtp_reply(s, 501, "5.5.4", "Syntax: %s<address>", kw);
 		return NULL;
-	}
-	lt = args + kl;
-	while (*lt == ' ')
-		lt++;
-	gt = *lt == '<' ? strchr(lt, '>') : NULL;
-	if (!gt) {
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s<address>", kw);
+	default:
+		smtp_reply(s, 501, "5.1.3", "Bad address syntax (RFC 5321 "
+			   "4.1.2)");
 		return NULL;
 	}
-	*gt = '\0';
-	if (lt[1] == '\0') {
+	if (utf8 && !smtputf8) {
+		smtp_reply(s, 553, "5.6.7", "Non-ASCII address needs the "
+			   "SMTPUTF8 parameter");
+		return NULL;
+	}
+	if (!*mailbox) {
 		if (!allow_null) {
 			smtp_reply(s, 553, "5.1.3", "Null address not allowed "
 				   "here");
 			return NULL;
 		}
 		out[0] = '\0';
-	} else if (store_addr_normalize(lt + 1, out)) {
-		smtp_reply(s, 553, "5.1.3", "Bad address syntax");
+	} else if (store_addr_normalize(mailbox, out)) {
+		/* Grammatical, but not a form mailboxes here can have
+		 * (quoted local parts with spaces, address literals). */
+		smtp_reply(s, 553, "5.1.3", "Address not supported here");
 		return NULL;
 	}
-	gt++;
-	while (*gt == ' ')
-		gt++;
-	return gt;
+	return params;
 }
 
 static int smtp__mail_check(struct smtp_session *s, char *args)
@@ -214,47 +220,58 @@ static int smtp__sender_allowed(struct smtp_session *s, const char *from)
 	return e;
 }
 
+/* MAIL's parameters decide whether its path may be UTF-8, so they are
+ * read first (from a copy: the path is parsed from the original). */
+static int smtp__mail_params(struct smtp_session *s, char *args,
+			     struct smtp_mail_params *mp)
+{
+	char copy[1024], *mailbox, *params;
+	const char *bad;
+	bool utf8;
+
+	if (strlen(args) >= sizeof(copy)) {
+		smtp_reply(s, 501, "5.5.4", "Syntax error");
+		return -1;
+	}
+	strcpy(copy, args);
+	memset(mp, 0, sizeof(*mp));
+	if (smtp_parse_path(copy, "FROM:", true, &mailbox, &params, &utf8) ||
+	    !*params)
+		return 0;       /* path errors are answered by smtp__path */
+	if (!(s->flags & SMTP_F_EHLO)) {
+		smtp_reply(s, 555, "5.5.4", "Parameters need EHLO");
+		return -1;
+	}
+	switch (smtp_parse_mail_params(params, mp, &bad)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_UNKNOWN_PARAM:
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s", bad);
+		return -1;
+	default:
+		smtp_reply(s, 501, "5.5.4", "Bad parameter %.40s", bad);
+		return -1;
+	}
+	if (mp->size > smtp_cfg->limits.message_max) {
+		smtp_reply(s, 552, "5.3.4", "Message too big (limit %llu octets)",
+			   (unsigned long long)smtp_cfg->limits.message_max);
+		return -1;
+	}
+	return 0;
+}
+
 static void smtp__mail(struct smtp_session *s, char *args)
 {
-	char from[STORE_ADDR_MAX + 1], *params, *tok, *save = NULL;
+	char from[STORE_ADDR_MAX + 1];
+	struct smtp_mail_params mp;
 	bool lmtp = s->flags & SMTP_F_LMTP;
 	int e;
 
-	params = smtp__path(s, args, "FROM:", from, lmtp);
-	if (!params) {
+	if (smtp__mail_params(s, args, &mp))
+		return;
+	if (!smtp__path(s, args, "FROM:", from, lmtp, mp.smtputf8)) {
 		smtp_cmd_error(s);
 		return;
-	}
-	for (tok = strtok_r(params, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save)) {
-		uint64_t size;
-
-		if (!(s->flags & SMTP_F_EHLO)) {
-			smtp_reply(s, 555, "5.5.4", "Parameters need EHLO");
-			return;
-		}
-		if (strncasecmp(tok, "SIZE=", 5) == 0) {
-			if (cfg_parse_uint(tok + 5, 0, UINT64_MAX, &size)) {
-				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
-				return;
-			}
-			if (size > smtp_cfg->limits.message_max) {
-				smtp_reply(s, 552, "5.3.4", "Message too big "
-					   "(limit %llu octets)",
-					   (unsigned long long)
-					   smtp_cfg->limits.message_max);
-				return;
-			}
-		} else if (strcasecmp(tok, "BODY=7BIT") == 0 ||
-			   strcasecmp(tok, "BODY=8BITMIME") == 0 ||
-			   strcasecmp(tok, "SMTPUTF8") == 0 ||
-			   strncasecmp(tok, "AUTH=", 5) == 0) {
-			continue;   /* accepted; nothing to do */
-		} else {
-			smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s",
-				   tok);
-			return;
-		}
 	}
 	if (!lmtp) {
 		e = smtp__sender_allowed(s, from);
@@ -272,7 +289,8 @@ static void smtp__mail(struct smtp_session *s, char *args)
 		if (smtp_rate_check_message(s))
 			return;
 	}
-	strcpy(s->mail_from, from);
+	strcpy(s->txn.mail_from, from);
+	s->txn.smtputf8 = mp.smtputf8;
 	s->state = SMTP_MAIL;
 	smtp_reply(s, 250, "2.1.0", "Ok");
 }
@@ -286,7 +304,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	uint64_t account_id = 0;
 	int e, de, ae;
 
-	params = smtp__path(s, args, "TO:", to, false);
+	params = smtp__path(s, args, "TO:", to, false, s->txn.smtputf8);
 	if (!params) {
 		smtp_cmd_error(s);
 		return;
@@ -295,7 +313,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s", params);
 		return;
 	}
-	if (s->nrcpts >= smtp_cfg->limits.recipients_max) {
+	if (s->txn.nrcpts >= smtp_cfg->limits.recipients_max) {
 		smtp_reply(s, 452, "4.5.3", "Too many recipients (limit %llu)",
 			   (unsigned long long)smtp_cfg->limits.recipients_max);
 		return;
@@ -326,24 +344,24 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 			   "not configured on this server", to);
 		return;
 	}
-	for (uint32_t i = 0; i < s->nrcpts; i++) {
-		if (strcmp(s->rcpts[i].addr, to) == 0) {   /* given twice */
+	for (uint32_t i = 0; i < s->txn.nrcpts; i++) {
+		if (strcmp(s->txn.rcpts[i].addr, to) == 0) {   /* given twice */
 			smtp_reply(s, 250, "2.1.5", "Ok");
 			return;
 		}
 	}
 	if (!(s->flags & SMTP_F_LMTP) && smtp_rate_check_rcpt(s))
 		return;
-	struct smtp_rcpt *nr = realloc(s->rcpts, (s->nrcpts + 1) * sizeof(*nr));
+	struct smtp_rcpt *nr = realloc(s->txn.rcpts, (s->txn.nrcpts + 1) * sizeof(*nr));
 
 	if (!nr) {
 		smtp_reply(s, 451, "4.3.0", "Out of memory");
 		return;
 	}
-	s->rcpts = nr;
-	strcpy(s->rcpts[s->nrcpts].addr, to);
-	s->rcpts[s->nrcpts].account_id = account_id;
-	s->nrcpts++;
+	s->txn.rcpts = nr;
+	strcpy(s->txn.rcpts[s->txn.nrcpts].addr, to);
+	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
+	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
 	smtp_reply(s, 250, "2.1.5", "Ok");
 }
@@ -356,7 +374,7 @@ static void smtp__data(struct smtp_session *s, char *args)
 
 static void smtp__rset(struct smtp_session *s, char *args)
 {
-	smtp_txn_reset(s);
+	smtp_session_txn_end(s);
 	smtp_reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -390,7 +408,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "AUTH", SMTP_READY, smtp__auth_check, smtp_auth_cmd },
 	{ "MAIL", SMTP_READY, smtp__mail_check, smtp__mail },
 	{ "RCPT", SMTP_MAIL | SMTP_RCPT, NULL, smtp__rcpt },
-	{ "DATA", SMTP_RCPT, smtp__no_args, smtp__data },
+	{ "DATA", SMTP_RCPT, smtp_data_check, smtp__data },
 	{ "BDAT", SMTP_ANY, NULL, smtp_bdat_cmd },
 	{ "RSET", SMTP_ANY, smtp__no_args, smtp__rset },
 	{ "NOOP", SMTP_ANY, NULL, smtp__noop },

@@ -66,7 +66,7 @@ static int rate_check(struct smtp_session *s, bool recipients)
 		return 0;
 	pthread_mutex_lock(&rate_mu);
 	r = rate_get(s->account.id, (uint64_t)time(NULL));
-	over = r && (recipients ? r->rcpts + s->nrcpts : r->msgs) >= lim;
+	over = r && (recipients ? r->rcpts + s->txn.nrcpts : r->msgs) >= lim;
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
@@ -96,7 +96,7 @@ static void rate_count(struct smtp_session *s)
 	r = rate_get(s->account.id, (uint64_t)time(NULL));
 	if (r) {
 		r->msgs++;
-		r->rcpts += s->nrcpts;
+		r->rcpts += s->txn.nrcpts;
 	}
 	pthread_mutex_unlock(&rate_mu);
 }
@@ -225,7 +225,7 @@ static void deliver_answer(void *sess, struct io_post *p)
 		smtp_reply(s, 451, "4.3.0", "Local error in processing; try "
 			   "again later");
 	}
-	smtp_txn_reset(s);
+	smtp_session_txn_end(s);
 	job_free(j);
 	io_conn_resume(s->io);
 }
@@ -248,7 +248,7 @@ void smtp_deliver(struct smtp_session *s)
 
 	if (!j) {
 		smtp_reply(s, 451, "4.3.0", "Out of memory");
-		smtp_txn_reset(s);
+		smtp_session_txn_end(s);
 		return;
 	}
 	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
@@ -261,34 +261,34 @@ void smtp_deliver(struct smtp_session *s)
 		      io_conn_peer_host(s->io), smtp_cfg->submitd.hostname,
 		      lmtp ? "LMTP" : (s->flags & SMTP_F_TLS) ? "ESMTPSA"
 		      : "ESMTPA", j->id, date);
-	if (!lmtp && !has_header(s->msg, s->msg_len, "Date"))
+	if (!lmtp && !has_header(s->txn.body.buf, s->txn.body.len, "Date"))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Date: %s\r\n",
 			      date);
-	if (!lmtp && !has_header(s->msg, s->msg_len, "Message-ID"))
+	if (!lmtp && !has_header(s->txn.body.buf, s->txn.body.len, "Message-ID"))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
 			      "Message-ID: <%s.%lld@%s>\r\n", j->id,
 			      (long long)time(NULL), smtp_cfg->submitd.hostname);
-	j->len = (size_t)n + s->msg_len;
+	j->len = (size_t)n + s->txn.body.len;
 	j->msg = malloc(j->len ? j->len : 1);
-	j->rcpts = malloc(s->nrcpts * sizeof(*j->rcpts));
+	j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts));
 	if (!j->msg || !j->rcpts) {
 		job_free(j);
 		smtp_reply(s, 451, "4.3.0", "Out of memory");
-		smtp_txn_reset(s);
+		smtp_session_txn_end(s);
 		return;
 	}
 	memcpy(j->msg, hdr, (size_t)n);
-	memcpy(j->msg + n, s->msg, s->msg_len);
-	memcpy(j->rcpts, s->rcpts, s->nrcpts * sizeof(*j->rcpts));
-	j->nrcpts = s->nrcpts;
-	for (uint32_t i = 0; i < s->nrcpts; i++)
-		if (!s->rcpts[i].account_id)
+	memcpy(j->msg + n, s->txn.body.buf, s->txn.body.len);
+	memcpy(j->rcpts, s->txn.rcpts, s->txn.nrcpts * sizeof(*j->rcpts));
+	j->nrcpts = s->txn.nrcpts;
+	for (uint32_t i = 0; i < s->txn.nrcpts; i++)
+		if (!s->txn.rcpts[i].account_id)
 			j->nremote++;
-	snprintf(j->sender, sizeof(j->sender), "%s", s->mail_from);
+	snprintf(j->sender, sizeof(j->sender), "%s", s->txn.mail_from);
 	j->lmtp = lmtp;
 	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
 	 * sending to a colleague is not filtered here. */
-	j->spam = lmtp && msg_has_spam_verdict(s->msg, s->msg_len,
+	j->spam = lmtp && msg_has_spam_verdict(s->txn.body.buf, s->txn.body.len,
 						 smtp_cfg->store.spam_header);
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
@@ -297,7 +297,7 @@ void smtp_deliver(struct smtp_session *s)
 	if (store_write_async(smtp_store, deliver_write, j, deliver_done)) {
 		job_free(j);
 		smtp_reply(s, 451, "4.3.0", "Store unavailable");
-		smtp_txn_reset(s);
+		smtp_session_txn_end(s);
 		io_conn_resume(s->io);
 	}
 }

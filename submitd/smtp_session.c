@@ -28,18 +28,9 @@ void smtp_reply(struct smtp_session *s, int code, const char *enh,
 		io_conn_printf(s->io, "%d %s\r\n", code, buf);
 }
 
-void smtp_txn_reset(struct smtp_session *s)
+void smtp_session_txn_end(struct smtp_session *s)
 {
-	free(s->rcpts);
-	s->rcpts = NULL;
-	s->nrcpts = 0;
-	free(s->msg);
-	s->msg = NULL;
-	s->msg_len = s->msg_cap = 0;
-	s->mail_from[0] = '\0';
-	s->data_err = 0;
-	s->bdat = s->bdat_last = false;
-	s->bdat_left = 0;
+	smtp_txn_reset(&s->txn);
 	if (s->state & (SMTP_MAIL | SMTP_RCPT | SMTP_DATA))
 		s->state = SMTP_READY;
 }
@@ -73,7 +64,7 @@ static void smtp__on_data(void *sess, char *p, size_t len, bool partial)
 {
 	struct smtp_session *s = sess;
 
-	if (s->bdat)
+	if (s->txn.bdat)
 		smtp_bdat_on_data(s, p, len);
 	else
 		smtp_data_on_line(s, p, len, partial);
@@ -114,7 +105,7 @@ static void smtp__on_close(void *sess)
 {
 	struct smtp_session *s = sess;
 
-	smtp_txn_reset(s);
+	smtp_txn_reset(&s->txn);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
 	free(s);
 }

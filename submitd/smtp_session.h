@@ -15,6 +15,7 @@
 #include "config.h"
 #include "io_conn.h"
 #include "sasl.h"
+#include "smtp_txn.h"
 #include "store.h"
 
 enum smtp_listener { SMTP_LISTEN_TLS, SMTP_LISTEN_STARTTLS, SMTP_LISTEN_LMTP };
@@ -37,21 +38,6 @@ enum smtp_flag {
 	SMTP_F_EHLO = 1 << 6,         /* EHLO (not HELO): extensions allowed */
 };
 
-/* Why a received message will be refused at its end. */
-enum smtp_data_err {
-	SMTP_DE_TOO_BIG = 1 << 0,
-	SMTP_DE_LONG_LINE = 1 << 1,
-	SMTP_DE_BARE_CR = 1 << 2,
-	SMTP_DE_BARE_LF = 1 << 3,     /* with bare_newline = reject */
-	SMTP_DE_NUL = 1 << 4,
-	SMTP_DE_BDAT_SEQ = 1 << 5,    /* BDAT without a good MAIL/RCPT */
-};
-
-struct smtp_rcpt {
-	char addr[STORE_ADDR_MAX + 1];
-	uint64_t account_id;          /* 0: remote, goes to the queue */
-};
-
 struct smtp_session {
 	uint64_t id;
 	struct io_conn *io;
@@ -63,16 +49,7 @@ struct smtp_session {
 	struct sasl_state sasl;
 	struct store_account account; /* after AUTH */
 
-	/* the transaction */
-	char mail_from[STORE_ADDR_MAX + 1];
-	struct smtp_rcpt *rcpts;
-	uint32_t nrcpts;
-	char *msg;
-	size_t msg_len, msg_cap;
-	unsigned data_err;
-	bool prev_crlf, in_long_line, bdat;
-	uint64_t bdat_left;
-	bool bdat_last;
+	struct smtp_txn txn;
 };
 
 extern const struct postern_config *smtp_cfg;
@@ -83,7 +60,8 @@ void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
 void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len);
 /* Count a bad command; closes the session after [limits] errors_max. */
 void smtp_cmd_error(struct smtp_session *s);
-void smtp_txn_reset(struct smtp_session *s);
+/* End the transaction (its data freed) and go back to READY. */
+void smtp_session_txn_end(struct smtp_session *s);
 bool smtp_auth_offered(const struct smtp_session *s);
 
 /* smtp_auth.c */
@@ -91,6 +69,7 @@ void smtp_auth_cmd(struct smtp_session *s, char *args);
 void smtp_auth_line(struct smtp_session *s, char *line, size_t len);
 
 /* smtp_data.c: DATA and BDAT bodies */
+int smtp_data_check(struct smtp_session *s, char *args);
 void smtp_data_begin(struct smtp_session *s);
 void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 		       bool partial);
