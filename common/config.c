@@ -146,6 +146,24 @@ static const struct cfg_key cfg_keys[] = {
 	  "argon2id passes." },
 	{ "auth", "argon2_lanes", CFG_UINT, F(auth.argon2_lanes), "1", 1, 64, NULL,
 	  "argon2id parallelism." },
+	{ "auth", "argon2_stored_factor", CFG_UINT, F(auth.argon2_stored_factor),
+	  "8", 1, 64, NULL,
+	  "A stored argon2 hash (imported, or made under older settings) may\n"
+	  "use at most this many times argon2_memory, argon2_memory x\n"
+	  "argon2_time and argon2_lanes; a costlier one is refused at import\n"
+	  "and its logins fail unhashed (it would cost every guess as much).\n"
+	  "8 admits Dovecot's argon2 defaults and RFC 9106's 64 MiB, t=3, p=4." },
+	{ "auth", "sha_crypt_rounds_max", CFG_UINT, F(auth.sha_crypt_rounds_max),
+	  "1000000", 1000, 999999999, NULL,
+	  "Most rounds a stored {SHA512-CRYPT}/{SHA256-CRYPT} hash may name\n"
+	  "(absent: 5000, the glibc and Dovecot default; passlib/Ansible\n"
+	  "use 656000). A costlier hash is refused at import and its logins\n"
+	  "fail unhashed." },
+	{ "auth", "bcrypt_cost_max", CFG_UINT, F(auth.bcrypt_cost_max), "12", 4,
+	  31, NULL,
+	  "Highest cost a stored {BLF-CRYPT} hash may name (Dovecot makes 05,\n"
+	  "PHP 10 or 12, passlib 12; each step doubles the work). A costlier\n"
+	  "hash is refused at import and its logins fail unhashed." },
 	{ "auth", "throttle_delay", CFG_DURATION, F(auth.throttle_delay), "250ms",
 	  0, 60 * SEC, NULL,
 	  "Delay before answering after the first failure; doubles with each\n"

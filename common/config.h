@@ -89,6 +89,8 @@ struct postern_config {
 	} submitd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
+		uint64_t argon2_stored_factor, sha_crypt_rounds_max;
+		uint64_t bcrypt_cost_max;
 		uint64_t throttle_delay, throttle_delay_max, throttle_window;
 		uint64_t throttle_address_failures, throttle_account_failures;
 		uint64_t cache_ttl;

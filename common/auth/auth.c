@@ -13,7 +13,7 @@
 
 struct auth_ctx {
 	struct store *st;
-	struct auth_params params;
+	struct auth_cost_bounds bounds;   /* .argon2: for new hashes */
 	struct auth_throttle *throttle;
 	struct auth_cache *cache;
 	char dummy[STORE_PHC_MAX + 1];   /* same cost as a real verify */
@@ -43,12 +43,10 @@ int auth_ctx_new(const struct postern_config *cfg, struct store *st,
 	if (!a)
 		return -ENOMEM;
 	a->st = st;
-	a->params = (struct auth_params){ (uint32_t)cfg->auth.argon2_memory,
-					  (uint32_t)cfg->auth.argon2_time,
-					  (uint32_t)cfg->auth.argon2_lanes };
+	auth_cost_bounds_from_config(cfg, &a->bounds);
 	if ((r = auth_throttle_new(&tc, &a->throttle)) ||
 	    (r = auth_cache_new(cfg->auth.cache_ttl, &a->cache)) ||
-	    (r = auth_hash_password(&a->params, "dummy", 5, a->dummy,
+	    (r = auth_hash_password(&a->bounds.argon2, "dummy", 5, a->dummy,
 				    sizeof(a->dummy)))) {
 		auth_ctx_free(a);
 		return r;
@@ -68,7 +66,29 @@ void auth_ctx_free(struct auth_ctx *a)
 
 const struct auth_params *auth_ctx_params(const struct auth_ctx *a)
 {
-	return &a->params;
+	return &a->bounds.argon2;
+}
+
+void auth_params_from_config(const struct postern_config *cfg,
+			     struct auth_params *out)
+{
+	/* The config table bounds every one of these far below 2^32. */
+	*out = (struct auth_params){
+		.m_kib = (uint32_t)cfg->auth.argon2_memory,
+		.t = (uint32_t)cfg->auth.argon2_time,
+		.p = (uint32_t)cfg->auth.argon2_lanes,
+	};
+}
+
+void auth_cost_bounds_from_config(const struct postern_config *cfg,
+				  struct auth_cost_bounds *out)
+{
+	*out = (struct auth_cost_bounds){
+		.argon2_stored_factor = (uint32_t)cfg->auth.argon2_stored_factor,
+		.sha_crypt_rounds_max = (uint32_t)cfg->auth.sha_crypt_rounds_max,
+		.bcrypt_cost_max = (uint32_t)cfg->auth.bcrypt_cost_max,
+	};
+	auth_params_from_config(cfg, &out->argon2);
 }
 
 struct rehash { uint64_t id; char phc[STORE_PHC_MAX + 1]; };
@@ -130,7 +150,7 @@ static int finish(struct auth_ctx *a, const struct auth_request *req,
 int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		uint64_t now, struct auth_outcome *out)
 {
-	char user[STORE_ADDR_MAX + 1], app[AUTH_APPPW_LEN + 1];
+	char user[STORE_ADDR_MAX + 1], app[AUTH_APPPW_LEN + 1], why[128];
 	struct auth_cache_hit hit;
 	struct store_read *r = NULL;
 	struct store_account *acct = &out->account;
@@ -151,6 +171,11 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		out->reason = "throttled";
 		return 0;
 	}
+	/* No password holds a NUL, so this reveals nothing about the account
+	 * and needs no dummy run; it still counts as a failure. */
+	if (memchr(req->pass, '\0', req->passlen))
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      "password contains NUL");
 	if ((e = store_read_begin(a->st, &r)))
 		return finish(a, req, user, now, out, AUTH_TEMPFAIL,
 			      "store unavailable");
@@ -212,6 +237,19 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		return finish(a, req, user, now, out, AUTH_FAIL,
 			      "no password set");
 	}
+	if ((e = auth_hash_cost_check(acct->phc, &a->bounds, why,
+				      sizeof(why)))) {
+		/* Running a costlier hash would let every guess burn that much
+		 * CPU before authentication; the dummy keeps the answer's
+		 * timing that of a wrong password. */
+		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		log_event(LOGL_WARN, 0, "stored_hash_refused",
+			  "account_id=%llu detail=\"%s\"",
+			  (unsigned long long)acct->id, why);
+		return finish(a, req, user, now, out, AUTH_FAIL,
+			      e == -ERANGE ? "hash-cost-too-high"
+					   : "stored hash unreadable");
+	}
 	e = auth_hash_verify(acct->phc, req->pass, req->passlen);
 	if (e == -EINVAL)
 		return finish(a, req, user, now, out, AUTH_FAIL,
@@ -219,13 +257,14 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	if (e)
 		return finish(a, req, user, now, out, AUTH_FAIL,
 			      "wrong password");
-	if (auth_hash_needs_rehash(acct->phc, &a->params)) {
+	if (auth_hash_needs_rehash(acct->phc, &a->bounds.argon2)) {
 		struct rehash rh = { .id = acct->id };
 
 		/* A migrated or old-parameter hash: replace it now that we
 		 * know the password. Failure only means trying again later. */
-		if (auth_hash_password(&a->params, req->pass, req->passlen,
-				       rh.phc, sizeof(rh.phc)) == 0 &&
+		if (auth_hash_password(&a->bounds.argon2, req->pass,
+				       req->passlen, rh.phc,
+				       sizeof(rh.phc)) == 0 &&
 		    store_write(a->st, rehash_write, &rh) == 0) {
 			memcpy(acct->phc, rh.phc, sizeof(acct->phc));
 			log_event(LOGL_INFO, 0, "password_rehashed",

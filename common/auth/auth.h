@@ -1,7 +1,9 @@
-/* auth.h — the credential check both daemons use (DESIGN.md "Auth").
+/* auth.h — the credential check both daemons use.
  *
  * auth_verify() decides one (user, password) pair from a client address:
  *   1. throttling (auth_throttle.h) refuses or sets a delay, before hashing;
+ *      a password holding a NUL is refused next (no password can: see
+ *      auth_hash.h);
  *   2. the account is looked up; an unknown user costs one dummy argon2
  *      run, the same work as a wrong password, so users cannot be found out;
  *   3. a cached verified pair (auth_cache.h) of the same credential
@@ -9,6 +11,9 @@
  *   4. a 16-letter app password is found by its digest (no argon2);
  *   5. otherwise the main password is verified (argon2id, or a migrated
  *      legacy hash), and re-hashed under the current parameters on success;
+ *      a stored hash costlier than [auth] allows (auth_hash_cost_check) is
+ *      not run: the login fails after one dummy verify, like a wrong
+ *      password, with reason "hash-cost-too-high";
  *   6. an account that requires app passwords refuses a correct main
  *      password with AUTH_APP_PASSWORD_REQUIRED.
  * The client learns only the result; `reason` says precisely why for the
@@ -62,6 +67,12 @@ int auth_ctx_new(const struct postern_config *cfg, struct store *st,
 		 struct auth_ctx **out);
 void auth_ctx_free(struct auth_ctx *a);
 const struct auth_params *auth_ctx_params(const struct auth_ctx *a);
+/* What [auth] sets: the argon2id parameters for new hashes, and the bounds
+ * on a stored hash's cost (the one place either is read from config). */
+void auth_params_from_config(const struct postern_config *cfg,
+			     struct auth_params *out);
+void auth_cost_bounds_from_config(const struct postern_config *cfg,
+				  struct auth_cost_bounds *out);
 /* Returns 0 with *out filled, or -errno for a failure to even try. */
 int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		uint64_t now_ms, struct auth_outcome *out);

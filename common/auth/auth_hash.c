@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,13 @@
 
 #define AUTH_SALT_LEN 16
 #define AUTH_HASH_LEN 32
+/* SHA-crypt rounds when a hash names none (glibc and libxcrypt). */
+#define SHA_CRYPT_ROUNDS_DEFAULT 5000
+
+static bool has_nul(const char *pw, size_t len)
+{
+	return memchr(pw, '\0', len) != NULL;
+}
 
 int auth_hash_password(const struct auth_params *p, const char *pw,
 		       size_t len, char *phc, size_t cap)
@@ -22,6 +30,8 @@ int auth_hash_password(const struct auth_params *p, const char *pw,
 					AUTH_HASH_LEN, Argon2_id);
 	int r;
 
+	if (has_nul(pw, len))
+		return -EINVAL;
 	if (need > cap)
 		return -ENOSPC;
 	if (gnutls_rnd(GNUTLS_RND_RANDOM, salt, sizeof(salt)) < 0)
@@ -59,10 +69,12 @@ bool auth_hash_known(const char *phc)
 	       legacy_body(phc) != NULL;
 }
 
+/* pw holds no NUL (auth_hash_verify checked): crypt(3) wants a C string,
+ * so the copy is exactly len bytes and a terminator, wiped in full. */
 static int crypt_verify(const char *setting, const char *pw, size_t len)
 {
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	char *copy = strndup(pw, len);
+	char *copy = malloc(len + 1);
 	const char *out;
 	int r = -PST_EAUTH;
 
@@ -71,13 +83,13 @@ static int crypt_verify(const char *setting, const char *pw, size_t len)
 		free(copy);
 		return -ENOMEM;
 	}
-	if (strlen(copy) == len) {    /* a NUL inside never matches */
-		out = crypt_r(copy, setting, cd);
-		if (out && out[0] != '*' && strlen(out) == strlen(setting) &&
-		    gnutls_memcmp(out, setting, strlen(setting)) == 0)
-			r = 0;
-	}
-	explicit_bzero(copy, len);
+	memcpy(copy, pw, len);
+	copy[len] = '\0';
+	out = crypt_r(copy, setting, cd);
+	if (out && out[0] != '*' && strlen(out) == strlen(setting) &&
+	    gnutls_memcmp(out, setting, strlen(setting)) == 0)
+		r = 0;
+	explicit_bzero(copy, len + 1);
 	explicit_bzero(cd, sizeof(*cd));
 	free(copy);
 	free(cd);
@@ -89,6 +101,8 @@ int auth_hash_verify(const char *phc, const char *pw, size_t len)
 	const char *body;
 	int r;
 
+	if (has_nul(pw, len))
+		return -PST_EAUTH;    /* never a password: nothing to run */
 	if (strncmp(phc, "$argon2id$", 10) == 0) {
 		r = argon2id_verify(phc, pw, len);
 	} else if (strncmp(phc, "{ARGON2I}", 9) == 0 &&
@@ -113,4 +127,124 @@ bool auth_hash_needs_rehash(const char *phc, const struct auth_params *p)
 	snprintf(want, sizeof(want), "$argon2id$v=19$m=%u,t=%u,p=%u$",
 		 p->m_kib, p->t, p->p);
 	return strncmp(phc, want, strlen(want)) != 0;
+}
+
+/* ---- cost bounds ---- */
+
+static int refuse(int code, char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && cap) {
+		va_start(ap, fmt);
+		vsnprintf(why, cap, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* `key` then a decimal number ending at `end`, as the hash libraries read
+ * it (strtoull, but no sign or space first). One too large for 64 bits
+ * reads as ULLONG_MAX, which is over any bound, as it should be. */
+static int read_num(const char **s, const char *key, char end, uint64_t *out)
+{
+	size_t kl = strlen(key);
+	const char *d = *s + kl;
+	char *stop;
+	unsigned long long v;
+
+	if (strncmp(*s, key, kl) != 0 || *d < '0' || *d > '9')
+		return -EINVAL;
+	v = strtoull(d, &stop, 10);
+	if (*stop != end)
+		return -EINVAL;
+	*s = stop + 1;
+	*out = v;
+	return 0;
+}
+
+/* "[v=N$]m=N,t=N,p=N$..." after "$argon2id$" or "$argon2i$". */
+static int argon2_cost(const char *s, const struct auth_cost_bounds *b,
+		       char *why, size_t cap)
+{
+	const struct auth_params *c = &b->argon2;
+	uint64_t v, m, t, l, f = b->argon2_stored_factor;
+
+	if (strncmp(s, "v=", 2) == 0 && read_num(&s, "v=", '$', &v))
+		return refuse(-EINVAL, why, cap, "unreadable argon2 version");
+	if (read_num(&s, "m=", ',', &m) || read_num(&s, "t=", ',', &t) ||
+	    read_num(&s, "p=", '$', &l))
+		return refuse(-EINVAL, why, cap,
+			      "unreadable argon2 parameters");
+	/* Past 32 bits libargon2 would not run it; within them the product
+	 * cannot overflow. */
+	if (m > UINT32_MAX || t > UINT32_MAX || m > f * c->m_kib ||
+	    m * t > f * c->m_kib * c->t || l > f * c->p)
+		return refuse(-ERANGE, why, cap,
+			      "argon2 m=%llu,t=%llu,p=%llu costs more than "
+			      "argon2_stored_factor=%u times m=%u,t=%u,p=%u",
+			      (unsigned long long)m, (unsigned long long)t,
+			      (unsigned long long)l, b->argon2_stored_factor,
+			      c->m_kib, c->t, c->p);
+	return 0;
+}
+
+/* "$5$" or "$6$", then "rounds=N$" or the default. */
+static int sha_crypt_cost(const char *s, const struct auth_cost_bounds *b,
+			  char *why, size_t cap)
+{
+	uint64_t rounds = SHA_CRYPT_ROUNDS_DEFAULT;
+
+	s += 3;
+	if (strncmp(s, "rounds=", 7) == 0 &&
+	    read_num(&s, "rounds=", '$', &rounds))
+		return refuse(-EINVAL, why, cap,
+			      "unreadable SHA-crypt rounds");
+	if (rounds > b->sha_crypt_rounds_max)
+		return refuse(-ERANGE, why, cap, "SHA-crypt rounds=%llu over "
+			      "sha_crypt_rounds_max=%u",
+			      (unsigned long long)rounds,
+			      b->sha_crypt_rounds_max);
+	return 0;
+}
+
+/* "$2" [abxy] "$" two digits "$": the cost is log2 of the rounds, 04..31
+ * (crypt_blowfish and libxcrypt refuse anything else). */
+static int bcrypt_cost(const char *s, const struct auth_cost_bounds *b,
+		       char *why, size_t cap)
+{
+	unsigned cost;
+
+	s += 2;
+	if (*s && strchr("abxy", *s))
+		s++;
+	if (s[0] != '$' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
+	    s[2] > '9' || s[3] != '$')
+		return refuse(-EINVAL, why, cap, "unreadable bcrypt cost");
+	cost = (unsigned)(s[1] - '0') * 10 + (unsigned)(s[2] - '0');
+	if (cost < 4 || cost > 31)
+		return refuse(-EINVAL, why, cap,
+			      "bcrypt cost %u outside 04..31", cost);
+	if (cost > b->bcrypt_cost_max)
+		return refuse(-ERANGE, why, cap,
+			      "bcrypt cost %u over bcrypt_cost_max=%u", cost,
+			      b->bcrypt_cost_max);
+	return 0;
+}
+
+int auth_hash_cost_check(const char *stored,
+			 const struct auth_cost_bounds *b, char *why,
+			 size_t cap)
+{
+	const char *body;
+
+	if (strncmp(stored, "$argon2id$", 10) == 0)
+		return argon2_cost(stored + 10, b, why, cap);
+	if (strncmp(stored, "{ARGON2I}$argon2i$", 18) == 0)
+		return argon2_cost(stored + 18, b, why, cap);
+	if (!(body = legacy_body(stored)))
+		return refuse(-EINVAL, why, cap, "unknown hash scheme");
+	if (body[1] == '2')
+		return bcrypt_cost(body, b, why, cap);
+	return sha_crypt_cost(body, b, why, cap);
 }

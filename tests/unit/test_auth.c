@@ -1,6 +1,8 @@
 /* Unit tests: the auth library — hashes (argon2id, migrated schemes, rehash),
- * app passwords, throttling, the cache, the whole verify flow on a real
- * store, and the async pool delivering to a libuv loop by session id. */
+ * passwords holding NUL refused at every entry point, the cost bounds on
+ * stored hashes, app passwords, throttling, the cache, the whole verify flow
+ * on a real store, and the async pool delivering to a libuv loop by session
+ * id. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,20 @@
 #include "err.h"
 
 static const struct auth_params fast = { 256, 1, 1 };
+
+/* glibc's explicit_bzero is not instrumented, so ASan would not see a wipe
+ * that runs past its buffer; this definition replaces it in the test
+ * binary (the executable's symbol wins at link time) with stores ASan
+ * checks. Only where string.h does not turn it into a fortified inline. */
+#if !defined(__USE_FORTIFY_LEVEL) || __USE_FORTIFY_LEVEL == 0
+void explicit_bzero(void *s, size_t n)
+{
+	volatile unsigned char *c = s;
+
+	while (n--)
+		*c++ = 0;
+}
+#endif
 
 static void test_argon2id(void **state)
 {
@@ -73,6 +89,195 @@ static void test_legacy_schemes(void **state)
 	snprintf(phc, sizeof(phc), "{ARGON2I}%s", enc);
 	assert_int_equal(auth_hash_verify(phc, "pw5", 3), 0);
 	assert_false(auth_hash_known("{SHA512-CRYPT}$1$md5"));
+}
+
+/* A NUL-free prefix that is the right password, then a NUL and more: every
+ * entry point must refuse it, whatever the scheme, without running a hash
+ * on a truncated copy. Under ASan this is also the overflow check: the old
+ * legacy path copied up to the NUL and then wiped the full length. */
+static void test_nul_in_password(void **state)
+{
+	static const char pw[] = "old pw\0and a long tail past the NUL";
+	const size_t len = sizeof(pw) - 1;
+	char phc[STORE_PHC_MAX + 1], enc[256], norm[AUTH_APPPW_LEN + 1];
+	struct crypt_data cd;
+	const char *settings[][2] = {
+		{ "{SHA512-CRYPT}", "$6$saltsalt$" },
+		{ "{SHA256-CRYPT}", "$5$saltsalt$" },
+		{ "{BLF-CRYPT}", "$2b$04$abcdefghijklmnopqrstuu" },
+	};
+
+	/* the password-setting path */
+	assert_int_equal(auth_hash_password(&fast, pw, len, phc, sizeof(phc)),
+			 -EINVAL);
+	assert_int_equal(auth_hash_password(&fast, "\0", 1, phc, sizeof(phc)),
+			 -EINVAL);
+	/* verification, each scheme, against a hash of the prefix */
+	assert_int_equal(auth_hash_password(&fast, "old pw", 6, phc,
+					    sizeof(phc)), 0);
+	assert_int_equal(auth_hash_verify(phc, pw, len), -PST_EAUTH);
+	assert_int_equal(argon2_hash(1, 256, 1, "old pw", 6,
+				     "0123456789abcdef", 16, NULL, 32, enc,
+				     sizeof(enc), Argon2_i, ARGON2_VERSION_13),
+			 ARGON2_OK);
+	snprintf(phc, sizeof(phc), "{ARGON2I}%s", enc);
+	assert_int_equal(auth_hash_verify(phc, pw, len), -PST_EAUTH);
+	for (size_t i = 0; i < sizeof(settings) / sizeof(*settings); i++) {
+		memset(&cd, 0, sizeof(cd));
+		snprintf(phc, sizeof(phc), "%s%s", settings[i][0],
+			 crypt_r("old pw", settings[i][1], &cd));
+		assert_int_equal(auth_hash_verify(phc, "old pw", 6), 0);
+		assert_int_equal(auth_hash_verify(phc, pw, len), -PST_EAUTH);
+		assert_int_equal(auth_hash_verify(phc, "old pw\0", 7),
+				 -PST_EAUTH);
+	}
+	/* app passwords: 16 letters with a NUL among them are not one */
+	assert_false(auth_apppw_normalize("abcdefgh\0ijklmnop", 17, norm));
+	assert_false(auth_apppw_normalize("abcdefghijklmnop\0", 17, norm));
+}
+
+/* Bounds for the table: argon2 m=1024,t=2,p=1 x4, 10000 rounds, cost 10. */
+static const struct auth_cost_bounds tight = {
+	.argon2 = { 1024, 2, 1 }, .argon2_stored_factor = 4,
+	.sha_crypt_rounds_max = 10000, .bcrypt_cost_max = 10,
+};
+
+static void test_cost_bounds(void **state)
+{
+	static const struct { const char *stored; int want; } t[] = {
+		/* SHA-crypt: rounds absent means 5000 */
+		{ "{SHA512-CRYPT}$6$saltsalt$hash", 0 },
+		{ "{SHA256-CRYPT}$5$saltsalt$hash", 0 },
+		{ "{SHA512-CRYPT}$6$rounds=1000$salt$hash", 0 },
+		{ "{SHA512-CRYPT}$6$rounds=10000$salt$hash", 0 },      /* at */
+		{ "{SHA512-CRYPT}$6$rounds=10001$salt$hash", -ERANGE },
+		{ "{SHA256-CRYPT}$5$rounds=10001$salt$hash", -ERANGE },
+		{ "{SHA512-CRYPT}$6$rounds=999999999$salt$hash", -ERANGE },
+		{ "{SHA512-CRYPT}$6$rounds=99999999999999999999999$s$h",
+		  -ERANGE },                                   /* overflows */
+		{ "{SHA512-CRYPT}$6$rounds=18446744073709551616$s$h", -ERANGE },
+		{ "{SHA512-CRYPT}$6$rounds=0010000$salt$hash", 0 },
+		{ "{SHA512-CRYPT}$6$rounds=1x$salt$hash", -EINVAL },
+		{ "{SHA512-CRYPT}$6$rounds=$salt$hash", -EINVAL },
+		{ "{SHA512-CRYPT}$6$rounds=-1$salt$hash", -EINVAL },
+		{ "{SHA512-CRYPT}$6$rounds=+9$salt$hash", -EINVAL },
+		{ "{SHA512-CRYPT}$6$rounds= 9$salt$hash", -EINVAL },
+		{ "{SHA512-CRYPT}$6$rounds=5000", -EINVAL },
+		/* bcrypt: two digits, 04..31 (the loop below covers each) */
+		{ "{BLF-CRYPT}$2y$10$abcdefghijklmnopqrstuu", 0 },
+		{ "{BLF-CRYPT}$2b$11$abcdefghijklmnopqrstuu", -ERANGE },
+		{ "{BLF-CRYPT}$2$05$abcdefghijklmnopqrstuu", 0 },
+		{ "{BLF-CRYPT}$2y$03$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$32$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$99$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$5$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$1a$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$100$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2q$05$abcdefghijklmnopqrstuu", -EINVAL },
+		{ "{BLF-CRYPT}$2y$", -EINVAL },
+		/* argon2: m <= 4096, m*t <= 8192, p <= 4 */
+		{ "$argon2id$v=19$m=1024,t=2,p=1$c2FsdA$aGFzaA", 0 },
+		{ "$argon2id$m=1024,t=2,p=1$c2FsdA$aGFzaA", 0 },   /* no v= */
+		{ "$argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA", 0 },  /* at */
+		{ "$argon2id$v=19$m=4097,t=1,p=1$c2FsdA$aGFzaA", -ERANGE },
+		{ "$argon2id$v=19$m=1024,t=8,p=1$c2FsdA$aGFzaA", 0 },
+		{ "$argon2id$v=19$m=1024,t=9,p=1$c2FsdA$aGFzaA", -ERANGE },
+		{ "$argon2id$v=19$m=2048,t=5,p=1$c2FsdA$aGFzaA", -ERANGE },
+		{ "$argon2id$v=19$m=1024,t=2,p=4$c2FsdA$aGFzaA", 0 },
+		{ "$argon2id$v=19$m=1024,t=2,p=5$c2FsdA$aGFzaA", -ERANGE },
+		{ "$argon2id$v=19$m=4294967296,t=1,p=1$c2FsdA$aGFzaA",
+		  -ERANGE },
+		{ "$argon2id$v=19$m=1024,t=99999999999999999999999,p=1$s$h",
+		  -ERANGE },
+		{ "$argon2id$v=19$m=1x,t=2,p=1$c2FsdA$aGFzaA", -EINVAL },
+		{ "$argon2id$v=19$t=2,m=1024,p=1$c2FsdA$aGFzaA", -EINVAL },
+		{ "$argon2id$v=19$m=1024,t=2$c2FsdA$aGFzaA", -EINVAL },
+		{ "$argon2id$v=x$m=1024,t=2,p=1$c2FsdA$aGFzaA", -EINVAL },
+		{ "{ARGON2I}$argon2i$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA", 0 },
+		{ "{ARGON2I}$argon2i$v=19$m=8192,t=1,p=1$c2FsdA$aGFzaA",
+		  -ERANGE },
+		/* not a form the library verifies */
+		{ "{MD5}abc", -EINVAL },
+		{ "$argon2d$v=19$m=1024,t=2,p=1$c2FsdA$aGFzaA", -EINVAL },
+		{ "{SHA512-CRYPT}$1$md5", -EINVAL },
+		{ "", -EINVAL },
+	};
+	struct auth_cost_bounds none = { 0 }, lo = tight;
+	char why[160], phc[64];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++) {
+		int r = auth_hash_cost_check(t[i].stored, &tight, NULL, 0);
+
+		if (r != t[i].want)
+			fail_msg("%s: %d, want %d", t[i].stored, r, t[i].want);
+	}
+	for (int cost = 4; cost <= 31; cost++) {
+		snprintf(phc, sizeof(phc), "{BLF-CRYPT}$2y$%02d$%s", cost,
+			 "abcdefghijklmnopqrstuu");
+		assert_int_equal(auth_hash_cost_check(phc, &tight, NULL, 0),
+				 cost <= 10 ? 0 : -ERANGE);
+	}
+	/* the default 5000 counts against a bound below it */
+	lo.sha_crypt_rounds_max = 4999;
+	assert_int_equal(auth_hash_cost_check("{SHA512-CRYPT}$6$salt$hash",
+					      &lo, NULL, 0), -ERANGE);
+	/* zero bounds admit nothing */
+	assert_int_equal(auth_hash_cost_check("{BLF-CRYPT}$2y$04$x", &none,
+					      NULL, 0), -ERANGE);
+	assert_int_equal(auth_hash_cost_check(
+		"$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA", &none, NULL, 0),
+		-ERANGE);
+	/* the explanation names the key to raise */
+	why[0] = '\0';
+	assert_int_equal(auth_hash_cost_check(
+		"{SHA512-CRYPT}$6$rounds=20000$s$h", &tight, why, sizeof(why)),
+		-ERANGE);
+	assert_non_null(strstr(why, "sha_crypt_rounds_max=10000"));
+	assert_int_equal(auth_hash_cost_check(
+		"{BLF-CRYPT}$2y$12$abcdefghijklmnopqrstuu", &tight, why,
+		sizeof(why)), -ERANGE);
+	assert_non_null(strstr(why, "bcrypt_cost_max=10"));
+	assert_int_equal(auth_hash_cost_check(
+		"$argon2id$v=19$m=9999,t=1,p=1$c2FsdA$aGFzaA", &tight, why,
+		sizeof(why)), -ERANGE);
+	assert_non_null(strstr(why, "argon2_stored_factor=4"));
+	assert_int_equal(auth_hash_cost_check("{MD5}x", &tight, why, 8),
+			 -EINVAL);
+	assert_int_equal(strlen(why), 7);                 /* truncated */
+}
+
+/* The configured defaults admit what real migrations bring: glibc and
+ * Dovecot SHA-crypt (5000), passlib/Ansible (656000), Dovecot bcrypt
+ * (05), PHP/passlib bcrypt (12), and Dovecot's libsodium argon2 defaults
+ * (argon2id m=64 MiB,t=2; argon2i m=32 MiB,t=4). */
+static void test_cost_defaults(void **state)
+{
+	static const char *const ok[] = {
+		"{SHA512-CRYPT}$6$saltsalt$hash",
+		"{SHA512-CRYPT}$6$rounds=656000$saltsalt$hash",
+		"{SHA256-CRYPT}$5$rounds=535000$saltsalt$hash",
+		"{BLF-CRYPT}$2y$05$abcdefghijklmnopqrstuu",
+		"{BLF-CRYPT}$2b$12$abcdefghijklmnopqrstuu",
+		"$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA",
+		"{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$c2FsdA$aGFzaA",
+		"$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+	};
+	static const char *const refused[] = {
+		"{SHA512-CRYPT}$6$rounds=999999999$saltsalt$hash",
+		"{BLF-CRYPT}$2y$13$abcdefghijklmnopqrstuu",
+		"$argon2id$v=19$m=262144,t=3,p=1$c2FsdA$aGFzaA",
+	};
+	struct postern_config c;
+	struct auth_cost_bounds b;
+
+	cfg_defaults(&c);
+	auth_cost_bounds_from_config(&c, &b);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+		if (auth_hash_cost_check(ok[i], &b, NULL, 0) != 0)
+			fail_msg("refused by default: %s", ok[i]);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++)
+		if (auth_hash_cost_check(refused[i], &b, NULL, 0) != -ERANGE)
+			fail_msg("admitted by default: %s", refused[i]);
 }
 
 static void test_app_passwords(void **state)
@@ -370,6 +575,73 @@ static void test_legacy_rehash_on_login(void **state)
 	assert_int_equal(auth_hash_verify(a.phc, "migrated", 8), 0);
 }
 
+/* A stored hash over its bound fails the login even with the right
+ * password, by reason, without being run; one at the bound still works. */
+static void test_over_cost_hash_refused(void **state)
+{
+	const struct auth_params *p = auth_ctx_params(ctx);
+	struct crypt_data cd;
+	char phc[STORE_PHC_MAX + 1], enc[256], salt[64];
+	struct auth_outcome o;
+
+	/* setup_store: argon2 m=256,t=1,p=1 and the default bounds (x8,
+	 * 1000000 rounds, bcrypt 12) */
+	memset(&cd, 0, sizeof(cd));
+	snprintf(phc, sizeof(phc), "{SHA512-CRYPT}%s",
+		 crypt_r("pw", "$6$rounds=1000001$saltsalt$", &cd));
+	add_user("fay@example.com", phc);
+	o = verify("fay@example.com", "pw", "10.4.4.4");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "hash-cost-too-high");
+
+	memset(&cd, 0, sizeof(cd));
+	snprintf(salt, sizeof(salt), "%s", crypt_gensalt("$2b$", 13, NULL, 0));
+	snprintf(phc, sizeof(phc), "{BLF-CRYPT}%s", crypt_r("pw", salt, &cd));
+	add_user("gus@example.com", phc);
+	o = verify("gus@example.com", "pw", "10.4.4.4");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "hash-cost-too-high");
+
+	assert_int_equal(argon2_hash(1, p->m_kib * 8 + 8, 1, "pw", 2,
+				     "0123456789abcdef", 16, NULL, 32, enc,
+				     sizeof(enc), Argon2_id,
+				     ARGON2_VERSION_13), ARGON2_OK);
+	add_user("hal@example.com", enc);
+	o = verify("hal@example.com", "pw", "10.4.4.5");
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "hash-cost-too-high");
+
+	/* at the bound: verified, and re-hashed under the current params */
+	assert_int_equal(argon2_hash(1, p->m_kib * 8, 1, "pw", 2,
+				     "0123456789abcdef", 16, NULL, 32, enc,
+				     sizeof(enc), Argon2_id,
+				     ARGON2_VERSION_13), ARGON2_OK);
+	add_user("ida@example.com", enc);
+	o = verify("ida@example.com", "pw", "10.4.4.5");
+	assert_int_equal(o.result, AUTH_OK);
+}
+
+/* The login path refuses a NUL in the password before it looks anything
+ * up, though the part before the NUL is right. */
+static void test_nul_password_login(void **state)
+{
+	char phc[STORE_PHC_MAX + 1];
+	struct auth_request req = { "jo@example.com", "pw\0x", 4, "10.5.5.5" };
+	struct auth_outcome o;
+
+	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "pw", 2, phc,
+					    sizeof(phc)), 0);
+	add_user("jo@example.com", phc);
+	assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+	assert_int_equal(o.result, AUTH_FAIL);
+	assert_string_equal(o.reason, "password contains NUL");
+	req.passlen = 3;                              /* "pw\0" */
+	assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+	assert_int_equal(o.result, AUTH_FAIL);
+	o = verify("jo@example.com", "pw", "10.5.5.5");
+	assert_int_equal(o.result, AUTH_OK);
+}
+
 static void test_throttled_flow(void **state)
 {
 	char phc[STORE_PHC_MAX + 1];
@@ -467,6 +739,9 @@ int main(void)
 	const struct CMUnitTest pure[] = {
 		cmocka_unit_test(test_argon2id),
 		cmocka_unit_test(test_legacy_schemes),
+		cmocka_unit_test(test_nul_in_password),
+		cmocka_unit_test(test_cost_bounds),
+		cmocka_unit_test(test_cost_defaults),
 		cmocka_unit_test(test_app_passwords),
 		cmocka_unit_test(test_throttle),
 		cmocka_unit_test(test_cache),
@@ -475,6 +750,8 @@ int main(void)
 		cmocka_unit_test(test_verify_flow),
 		cmocka_unit_test(test_app_password_and_require),
 		cmocka_unit_test(test_legacy_rehash_on_login),
+		cmocka_unit_test(test_over_cost_hash_refused),
+		cmocka_unit_test(test_nul_password_login),
 		cmocka_unit_test(test_throttled_flow),
 		cmocka_unit_test(test_async_pool),
 		cmocka_unit_test(test_pool_queue_full),
