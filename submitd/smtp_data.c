@@ -1,13 +1,8 @@
 /* smtp_data.c — the message body commands: DATA (RFC 5321 4.1.1.4) and
- * BDAT (RFC 3030). Framing is here; what the octets may be is smtp_body's,
- * the same for both commands.
- *
- * DATA ends only at CRLF "." CRLF: the "." line must end in CRLF and the line
- * before it too (or be the first). A bare LF is never a line end for that
- * purpose, so "\n.\n", "\n.\r\n", "\r\n.\n" never end the message (the SMTP
- * smuggling class, CVE-2023-51764); smtp_body then stores or refuses the
- * bare LF per bare_newline. A refused message is read to its end and then
- * refused, so what is accepted is never cut.
+ * BDAT (RFC 3030). Where DATA ends is smtp_dot's (CRLF "." CRLF only);
+ * what the octets may be is smtp_body's, the same for both commands. A
+ * refused message is read to its end and then refused, so what is
+ * accepted is never cut.
  *
  * BDAT: DATA inside a BDAT transaction is 503 (RFC 3030 2); a BDAT without
  * MAIL and RCPT has its chunk read and refused with 503, as the size tells
@@ -33,8 +28,7 @@ static struct smtp_body_limits smtp__body_limits(void)
 void smtp_data_begin(struct smtp_session *s)
 {
 	s->state = SMTP_DATA;
-	s->txn.prev_crlf = true;       /* the DATA command's own line end */
-	s->txn.mid_line = false;
+	smtp_dot_init(&s->txn.dot);
 	io_conn_set_mode(s->io, LB_MODE_DATA, 0);
 }
 
@@ -92,23 +86,13 @@ void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 		       bool partial)
 {
 	struct smtp_body_limits l = smtp__body_limits();
-	struct smtp_txn *t = &s->txn;
-	bool line_start = !t->mid_line;
+	const char *text = p;
 
-	t->mid_line = partial;
-	if (line_start && !partial && t->prev_crlf && len == 3 &&
-	    memcmp(p, ".\r\n", 3) == 0) {
+	if (smtp_dot_piece(&s->txn.dot, &text, &len, partial)) {
 		smtp__data_end(s);
 		return;
 	}
-	if (!partial)
-		t->prev_crlf = len >= 2 && p[len - 2] == '\r' &&
-			       p[len - 1] == '\n';
-	if (line_start && len && p[0] == '.') {     /* dot-unstuffing */
-		p++;
-		len--;
-	}
-	smtp_body_feed(&t->body, &l, p, len);
+	smtp_body_feed(&s->txn.body, &l, text, len);
 }
 
 /* ---- BDAT ---- */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "smtp_body.h"
+#include "smtp_dot.h"
 #include "store.h"
 
 struct smtp_rcpt {
@@ -24,9 +25,7 @@ struct smtp_txn {
 	struct smtp_rcpt *rcpts;
 	uint32_t nrcpts;
 	struct smtp_body body;
-	/* DATA framing: the previous line ended in CRLF; the current line
-	 * is a continuation of a longer one (pieces from the line reader). */
-	bool prev_crlf, mid_line;
+	struct smtp_dot dot;          /* DATA framing */
 	/* BDAT (RFC 3030): in a BDAT transaction; the last chunk; octets of
 	 * the current chunk still to come; BDAT without MAIL and RCPT (its
 	 * chunks are read and refused). */
