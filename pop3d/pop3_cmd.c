@@ -69,12 +69,13 @@ static void pop3__capa(struct pop3_session *s, char *args)
 	if (s->state == POP3_AUTHORIZATION && pop3_login_allowed(s))
 		io_conn_printf(s->io, "USER\r\nSASL PLAIN LOGIN\r\n");
 	/* EXPIRE: mail is removed by the server only for an account in once
-	 * mode with after=delete; before login, say it depends on the user. */
+	 * mode with after=delete, and never by a recent: session (whose QUIT
+	 * changes nothing); before login, say it depends on the user. */
 	if (s->state == POP3_TRANSACTION)
 		io_conn_printf(s->io, "EXPIRE %s\r\n",
 			       s->account.pop.mode == STORE_MODE_ONCE &&
-			       s->account.pop.after == STORE_AFTER_DELETE
-			       ? "0" : "NEVER");
+			       s->account.pop.after == STORE_AFTER_DELETE &&
+			       !(s->flags & POP3_F_RECENT) ? "0" : "NEVER");
 	else
 		io_conn_printf(s->io, "EXPIRE NEVER USER\r\n");
 	if (cfg->pop3d.login_delay)

@@ -2,7 +2,8 @@
  * gives one session at a time a mailbox ([IN-USE]), the snapshot taken at
  * login under the account's POP settings, and the UPDATE state that applies
  * deletions and downloads in one store commit at QUIT (and never on a
- * dropped connection). */
+ * dropped connection). A recent: session lists what the account received in
+ * the last recent_days wherever it was filed, and its QUIT changes nothing. */
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
@@ -78,17 +79,16 @@ struct snap {
 	struct pop3_session *s;
 	uint32_t cap, limit;
 	uint64_t since_uid, recent_after;
-	bool inbox, spam, recent;
+	bool folders[STORE_FOLDER_N], recent, add_blank;
 };
 
 static int snap_add(const struct store_msg *m, void *arg)
 {
 	struct snap *sn = arg;
 	struct pop3_session *s = sn->s;
-	bool folder_ok = (m->folder == STORE_INBOX && sn->inbox) ||
-			 (m->folder == STORE_SPAM && sn->spam);
 
-	if (!folder_ok || m->uid <= sn->since_uid)
+	if (m->folder >= STORE_FOLDER_N || !sn->folders[m->folder] ||
+	    m->uid <= sn->since_uid)
 		return 0;
 	if (sn->recent) {
 		/* recent: every message of the last days, downloaded or not */
@@ -112,26 +112,38 @@ static int snap_add(const struct store_msg *m, void *arg)
 
 	memset(pm, 0, sizeof(*pm));
 	pm->uid = m->uid;
-	pm->size = m->size;
+	/* The store recorded at delivery whether the header ends with a blank
+	 * line, so the added CRLF is counted here without reading bodies. */
+	pm->blank_added = sn->add_blank &&
+			  (m->flags & STORE_MSG_NO_BLANK_LINE);
+	pm->size = m->size + (pm->blank_added ? 2 : 0);
 	pm->nchunks = m->nchunks;
 	memcpy(pm->uidl, m->uidl, sizeof(pm->uidl));
-	s->total_size += m->size;
+	s->total_size += pm->size;
 	return 0;
 }
 
 int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed)
 {
 	const struct store_pop *pop = &s->account.pop;
+	bool mail = pop->spam != STORE_SPAM_ONLY;
 	struct snap sn = {
 		.s = s, .limit = pop->list_limit,
-		.inbox = pop->spam != STORE_SPAM_ONLY,
-		.spam = pop->spam != STORE_SPAM_EXCLUDE,
 		.recent = s->flags & POP3_F_RECENT,
+		.add_blank = pop3d.cfg->pop3d.add_missing_blank_line,
 		.since_uid = pop->access == STORE_POP_SINCE_NOW
 			     ? s->account.pop_since_uid : 0,
 	};
 	struct store_read *r;
 	int e;
+
+	/* Normal sessions see Inbox (and Spam, per pop-spam). Recent mode is
+	 * all mail the account received in the last days wherever it was
+	 * filed (Gmail's), so Archive too: a first client's downloads that
+	 * pop-after=archive moved there stay visible to the second. */
+	sn.folders[STORE_INBOX] = mail;
+	sn.folders[STORE_ARCHIVE] = mail && sn.recent;
+	sn.folders[STORE_SPAM] = pop->spam != STORE_SPAM_EXCLUDE;
 
 	sn.recent_after = (uint64_t)time(NULL) -
 			  pop3d.cfg->pop3d.recent_days * 86400;
@@ -250,13 +262,35 @@ static void update_done(void *arg, int result)
 	io_worker_post(u->w, &u->post);
 }
 
+/* A recent: session is a second client that must not disturb the first:
+ * its DELEs were accepted (RFC 1939 clients delete after downloading and
+ * must not see errors) but remove and mark nothing, like its downloads. */
+static void update_recent(struct pop3_session *s)
+{
+	uint32_t marked = 0;
+
+	for (uint32_t i = 0; i < s->nmsgs; i++)
+		marked += s->msgs[i].deleted;
+	if (marked)
+		log_event(LOGL_INFO, s->id, "recent_dele_ignored", "marked=%u "
+			  "reason=\"recent mode leaves the mailbox unchanged\"",
+			  marked);
+	pop3_reply_ok(s, "Postern POP3 server signing off (recent mode: "
+		      "mailbox unchanged)");
+	pop3_maildrop_log_logout(s, "quit");
+	pop3_session_end(s);
+}
+
 void pop3_maildrop_update(struct pop3_session *s)
 {
-	bool once = s->account.pop.mode == STORE_MODE_ONCE &&
-		    !(s->flags & POP3_F_RECENT);
+	bool once = s->account.pop.mode == STORE_MODE_ONCE;
 	struct pop3_update *u;
 	uint32_t n = 0;
 
+	if (s->flags & POP3_F_RECENT) {
+		update_recent(s);
+		return;
+	}
 	for (uint32_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].deleted)
 			s->n_deleted++;

@@ -5,7 +5,10 @@
  * connection is writable; when it is not, streaming stops and on_drained
  * resumes it. Input processing is paused meanwhile, so pipelined commands
  * are answered in order. Memory per RETR: one chunk, whatever the message
- * size. */
+ * size. The state of the line being sent (dot-stuffing, TOP's count in
+ * pop3_top.c) carries from slice to slice and chunk to chunk. A message
+ * stored without the header's blank line gets it at the end when
+ * add_missing_blank_line is set; its snapshot size already counts it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,20 +48,24 @@ void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
 	r->top = top;
 	r->count = !top;
 	r->line_start = true;
-	r->in_header = true;
-	r->lines_left = lines;
+	pop3_top_init(&r->lines, lines);
 	io_conn_pause(s->io);
 	pop3_retr_pump(s);
 }
 
-static void retr_finish(struct pop3_session *s)
+/* whole: the message was sent to its end (RETR, or a TOP that asked for
+ * more lines than the body has), so the blank line the snapshot counted in
+ * its size is due. */
+static void retr_finish(struct pop3_session *s, bool whole)
 {
 	struct pop3_retr *r = &s->retr;
 
 	if (!r->line_start)
 		io_conn_write(s->io, "\r\n", 2);
-	if (r->in_header && !r->top && pop3d.cfg->pop3d.add_missing_blank_line)
+	if (whole && s->msgs[r->msg].blank_added) {
 		io_conn_write(s->io, "\r\n", 2);
+		s->bytes_out += 2;
+	}
 	io_conn_write(s->io, ".\r\n", 3);
 	if (r->count) {
 		s->msgs[r->msg].retrieved = true;
@@ -119,7 +126,7 @@ void pop3_retr_pump(struct pop3_session *s)
 			int e;
 
 			if (r->chunk == s->msgs[r->msg].nchunks) {
-				retr_finish(s);
+				retr_finish(s, true);
 				return;
 			}
 			if ((e = retr_fetch(s))) {
@@ -139,24 +146,17 @@ void pop3_retr_pump(struct pop3_session *s)
 			char *p = r->buf + r->off;
 			char *lf = memchr(p, '\n', end - r->off);
 			size_t n = lf ? (size_t)(lf - p) + 1 : end - r->off;
-			bool blank = r->line_start && n == 2 && p[0] == '\r' &&
-				     p[1] == '\n';
-			bool body_line = !r->in_header && r->line_start;
 
 			if (r->line_start && p[0] == '.')
 				io_conn_write(s->io, ".", 1);   /* dot-stuffing */
 			retr_piece(s, p, n);
 			r->off += n;
 			r->line_start = lf != NULL;
-			if (r->in_header && blank) {
-				r->in_header = false;
-				if (r->top && r->lines_left == 0) {
-					retr_finish(s);
-					return;
-				}
-			} else if (r->top && body_line && lf &&
-				   --r->lines_left == 0) {
-				retr_finish(s);
+			/* The line state lives in r->lines, not in this slice:
+			 * a line, or the header's blank line, may be cut by the
+			 * slice or chunk end. */
+			if (r->top && pop3_top_feed(&r->lines, p, n)) {
+				retr_finish(s, false);
 				return;
 			}
 		}

@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "io_conn.h"
+#include "pop3_top.h"
 #include "sasl.h"
 #include "store.h"
 
@@ -33,11 +34,12 @@ enum pop3_flag {
 	POP3_F_RECENT = 1 << 3,       /* recent:user login */
 };
 
-/* One message of the snapshot taken at login. */
+/* One message of the snapshot taken at login. size is what RETR sends:
+ * the stored octets, plus the CRLF of add_missing_blank_line (blank_added). */
 struct pop3_msg {
 	uint64_t uid, size;
 	uint32_t nchunks;
-	bool deleted, retrieved;
+	bool deleted, retrieved, blank_added;
 	char uidl[STORE_UIDL_MAX + 1];
 };
 
@@ -47,8 +49,8 @@ struct pop3_retr {
 	uint32_t msg, chunk;
 	char *buf;
 	size_t len, off;
-	bool line_start, in_header;
-	uint64_t lines_left;
+	bool line_start;              /* the next octet begins a line */
+	struct pop3_top lines;        /* TOP only */
 };
 
 struct pop3_session {

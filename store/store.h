@@ -1,4 +1,4 @@
-/* store.h — libpostern-store: the LMDB mailstore (DESIGN.md "Store").
+/* store.h — libpostern-store: the LMDB mailstore.
  *
  * The API speaks in domains, accounts, app passwords, messages, body chunks
  * and transactions, never in LMDB types, so a second backend can sit behind
@@ -38,7 +38,7 @@
 #define STORE_APP_NAME_MAX 63
 #define STORE_CHUNK_SIZE (256 * 1024)
 
-/* ---- POP access settings (DESIGN.md "POP access settings") ---- */
+/* ---- POP access settings (README "Accounts and settings") ---- */
 
 enum store_pop_access { STORE_POP_OFF, STORE_POP_ALL, STORE_POP_SINCE_NOW };
 enum store_pop_spam { STORE_SPAM_EXCLUDE, STORE_SPAM_INCLUDE, STORE_SPAM_ONLY };
@@ -95,6 +95,13 @@ int store_folder_parse(const char *s, uint8_t *out);   /* case-insensitive */
 enum store_msg_flag {
 	STORE_MSG_SEEN = 1 << 0,
 	STORE_MSG_POP_HIDDEN = 1 << 1,     /* done with by POP, kept on server */
+	/* A fact about the body, set by store_msg_add and kept by
+	 * store_msg_update whatever the caller passes: no blank line (nothing,
+	 * or a lone CR, before an LF) ends the header. POP's
+	 * add_missing_blank_line needs it for sizes without reading bodies.
+	 * Messages stored before it existed never have it, so POP sends them
+	 * as stored. */
+	STORE_MSG_NO_BLANK_LINE = 1 << 2,
 };
 
 struct store_msg {

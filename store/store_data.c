@@ -573,6 +573,20 @@ static bool uidl_ok(const char *u)
 	return true;
 }
 
+/* The rule of STORE_MSG_NO_BLANK_LINE (and of pop3d's TOP): a blank line
+ * has nothing, or a lone CR, before its LF. Scans the header only, unless
+ * there is no blank line. */
+static bool has_blank_line(const char *p, size_t len)
+{
+	const char *end = p + len, *lf;
+
+	for (; p < end && (lf = memchr(p, '\n', (size_t)(end - p)));
+	     p = lf + 1)
+		if (lf == p || (lf == p + 1 && *p == '\r'))
+			return true;
+	return false;
+}
+
 int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out)
 {
@@ -608,7 +622,9 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		     0)))
 		return e;
 	rec.m.folder = m->folder;
-	rec.m.flags = m->flags;
+	rec.m.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
+	if (!has_blank_line(m->body, m->len))
+		rec.m.flags |= STORE_MSG_NO_BLANK_LINE;
 	rec.m.internal_date = m->internal_date ? m->internal_date : now_s();
 	rec.m.size = m->len;
 	rec.m.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
@@ -667,7 +683,8 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 	if (m->folder >= STORE_FOLDER_N)
 		return -EINVAL;
 	rec.m.folder = m->folder;
-	rec.m.flags = m->flags;
+	rec.m.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
+		      (rec.m.flags & STORE_MSG_NO_BLANK_LINE);
 	msg_key(&k, account_id, m->uid);
 	return put(w, DB_MESSAGES, key_val(&k), &rec, sizeof(rec), 0);
 }

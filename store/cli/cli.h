@@ -14,6 +14,11 @@
 #include "config.h"
 #include "store.h"
 
+/* The longest line taken from a passwd-file or a dovecot-uidlist, its line
+ * end not counted. A longer line is refused whole: a part of it taken for a
+ * line of its own would be text its author chose (an account, a UIDL). */
+#define CLI_LINE_MAX 4095
+
 struct cli {
 	const char *config_path;
 	struct postern_config cfg;
@@ -36,6 +41,13 @@ int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
 		      bool *req_app_set, bool allow_domain_keys,
 		      bool *pop_allowed, bool *pop_allowed_set);
 void cli_print_pop(const struct store_pop *pop);
+/* Read the next whole line of f, without its LF or CRLF, into *buf, a
+ * getline(3) buffer the caller frees (allocated here large enough for any
+ * accepted line, so a password in it is never copied by a realloc).
+ * 0 with *len; -ENODATA at the end; -PST_ETOOLONG (longer than
+ * CLI_LINE_MAX) or -EILSEQ (a NUL byte) for a line read to its end and
+ * refused; -errno for a read error. */
+int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
 
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);

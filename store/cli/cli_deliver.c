@@ -152,9 +152,23 @@ int cli_deliver(int argc, char **argv)
 	return EX_OK;
 }
 
-/* ---- import ---- */
+/* ---- import ----
+ *
+ * Every message that can be stored is stored; each one that cannot is named
+ * with its reason and counted as refused (exit 65 at the end). Only a store
+ * that stops working (full, busy, I/O) stops an import. A UIDL the old
+ * server showed that RFC 1939 does not allow, or that an earlier message of
+ * the same Maildir already has, is stored in a digest form (reported): the
+ * mail is kept, and the same input always gives the same form, so running
+ * an import again adds nothing twice. */
 
-struct import_stats { unsigned added, present, refused; };
+struct import_stats { unsigned added, present, refused, replaced; };
+
+/* Store errors about one message: it is refused and the import goes on. */
+static bool msg_error(int e)
+{
+	return e == -EINVAL || e == -PST_ELIMIT;
+}
 
 static int import_one(const char *address, const char *what, const char *raw,
 		      size_t rawlen, const char *uidl, uint64_t date,
@@ -173,7 +187,7 @@ static int import_one(const char *address, const char *what, const char *raw,
 		fprintf(stderr, "postern: %s: skipped: %s\n", what,
 			e == -EINVAL ? why : pst_strerror(e));
 		s->refused++;
-		return 0;
+		return e == -ENOMEM ? e : 0;
 	}
 	snprintf(op.address, sizeof(op.address), "%s", address);
 	op.m = (struct store_msg_in){ .folder = STORE_INBOX,
@@ -187,179 +201,587 @@ static int import_one(const char *address, const char *what, const char *raw,
 		s->present++;     /* imported before: idempotent */
 		return 0;
 	}
+	if (msg_error(e)) {
+		fprintf(stderr, "postern: %s: refused by the store: %s\n", what,
+			pst_strerror(e));
+		s->refused++;
+		return 0;
+	}
 	if (e)
 		return e;
 	s->added++;
 	return 0;
 }
 
-/* UIDLs Dovecot showed for this Maildir: filename base -> UIDL. */
-struct uidmap { char **base, **uidl; size_t n; };
+/* RFC 1939: 1 to STORE_UIDL_MAX octets in 0x21-0x7E. */
+static bool uidl_valid(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n == 0 || n > STORE_UIDL_MAX)
+		return false;
+	for (; *u; u++)
+		if ((unsigned char)*u < 0x21 || (unsigned char)*u > 0x7e)
+			return false;
+	return true;
+}
+
+/* The digest form: SHA-256 of text in hex, 64 octets. */
+static void uidl_digest(const char *text, size_t len,
+			char out[STORE_UIDL_MAX + 1])
+{
+	uint8_t d[32];
+
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, text, len, d);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* A stable UIDL for a message the old server gave none: its file name
+ * base when that is a valid UIDL, else the digest of it. */
+static void uidl_from(const char *text, char out[STORE_UIDL_MAX + 1])
+{
+	if (uidl_valid(text))
+		snprintf(out, STORE_UIDL_MAX + 1, "%s", text);
+	else
+		uidl_digest(text, strlen(text), out);
+}
+
+/* text in double quotes, bytes outside 0x20-0x7E (and " \) as \xNN. */
+static void print_quoted(const char *t)
+{
+	fputc('"', stderr);
+	for (; *t; t++) {
+		unsigned char c = (unsigned char)*t;
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
+	fputc('"', stderr);
+}
+
+/* One dovecot-uidlist record: the file name base it lists (the name before
+ * its first ':', as Dovecot compares them), the same without size fields,
+ * the UIDL Dovecot showed and the IMAP UID (Dovecot's message order). */
+struct uidrec {
+	char *base, *plain, *uidl;
+	uint64_t uid;
+	uint64_t dup_of;      /* a matched record with this UIDL and a lower
+			       * UID has it; 0: none */
+	bool claimed;         /* matched to a file already */
+};
+
+struct uidmap {
+	struct uidrec *r;     /* sorted by base, bases unique */
+	struct uidrec **by_plain;
+	size_t n, cap;
+};
 
 static void uidmap_free(struct uidmap *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
-		free(m->base[i]);
-		free(m->uidl[i]);
+		free(m->r[i].base);
+		free(m->r[i].plain);
+		free(m->r[i].uidl);
 	}
-	free(m->base);
-	free(m->uidl);
+	free(m->r);
+	free(m->by_plain);
 }
 
-static const char *uidmap_get(const struct uidmap *m, const char *base)
+/* base without its ",S=<size>" and ",W=<size>" fields: Dovecot renames a
+ * file whose sizes it finds wrong, so the file may carry other sizes than
+ * the uidlist lists for it. */
+static char *strip_sizes(const char *base)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->base[i], base) == 0)
-			return m->uidl[i];
-	return NULL;
-}
+	char *out = malloc(strlen(base) + 1), *o = out;
 
-/* dovecot-uidlist v3: "3 V<validity> N<next> ...", then
- * "<uid> [<key><value> ...] :<filename base>"; key P is a saved POP3 UIDL. */
-static int read_uidlist(const char *dir, struct uidmap *m)
-{
-	char path[4096], line[4096];
-	unsigned long long validity = 0;
-	FILE *f;
+	if (!out)
+		return NULL;
+	while (*base) {
+		size_t digits;
 
-	snprintf(path, sizeof(path), "%s/dovecot-uidlist", dir);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(line, sizeof(line), f)) {
-		char *v = strstr(line, " V");
-
-		if (line[0] != '3' || !v) {
-			fprintf(stderr, "postern: %s: not a version 3 uidlist; "
-				"UIDLs will be new\n", path);
-			fclose(f);
-			return 0;
-		}
-		validity = strtoull(v + 2, NULL, 10);
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strstr(line, " :"), *tok, *save = NULL;
-		char uidl[STORE_UIDL_MAX + 1] = "";
-		unsigned long long uid;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!colon)
+		if (base[0] == ',' && (base[1] == 'S' || base[1] == 'W') &&
+		    base[2] == '=' &&
+		    (digits = strspn(base + 3, "0123456789")) &&
+		    (base[3 + digits] == ',' || !base[3 + digits])) {
+			base += 3 + digits;
 			continue;
-		*colon = '\0';
-		uid = strtoull(line, NULL, 10);
-		for (tok = strtok_r(line, " ", &save); tok;
-		     tok = strtok_r(NULL, " ", &save))
-			if (tok[0] == 'P' && tok[1])
-				snprintf(uidl, sizeof(uidl), "%s", tok + 1);
-		if (!uidl[0])   /* Dovecot's default pop3_uidl_format */
-			snprintf(uidl, sizeof(uidl), "%08llx%08llx", uid,
-				 validity);
-		char **nb = realloc(m->base, (m->n + 1) * sizeof(char *));
-		char **nu = nb ? realloc(m->uidl, (m->n + 1) * sizeof(char *))
-			       : NULL;
-
-		if (!nb || !nu) {
-			if (nb)
-				m->base = nb;
-			fclose(f);
-			return -ENOMEM;
 		}
-		m->base = nb;
-		m->uidl = nu;
-		m->base[m->n] = strdup(colon + 2);
-		m->uidl[m->n] = strdup(uidl);
-		m->n++;
+		*o++ = *base++;
 	}
-	fclose(f);
+	*o = '\0';
+	return out;
+}
+
+static int rec_cmp_base(const void *a, const void *b)
+{
+	const struct uidrec *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+
+	return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
+}
+
+/* Bases are unique once uidmap_index() ran. */
+static int rec_cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct uidrec *)a)->base,
+		      ((const struct uidrec *)b)->base);
+}
+
+static int rec_cmp_plain(const void *a, const void *b)
+{
+	const struct uidrec *const *x = a, *const *y = b;
+
+	return strcmp((*x)->plain, (*y)->plain);
+}
+
+static int rec_cmp_uidl(const void *a, const void *b)
+{
+	const struct uidrec *const *x = a, *const *y = b;
+	int c = strcmp((*x)->uidl, (*y)->uidl);
+
+	return c ? c : ((*x)->uid > (*y)->uid) - ((*x)->uid < (*y)->uid);
+}
+
+/* A decimal number that starts at s (no sign, no space), in 32 bits as
+ * Dovecot's UIDs and UIDVALIDITY are. */
+static int read_u32(const char *s, char **end, uint64_t *out)
+{
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, end, 10);
+	if (errno || v > UINT32_MAX)
+		return -EINVAL;
+	*out = v;
 	return 0;
 }
 
-/* A stable UIDL for a message the old server gave none: from its name. */
-static void uidl_from(const char *text, char out[STORE_UIDL_MAX + 1])
+/* The header: "3 V<validity> N<next uid> G<guid> ..." (Dovecot 1.1 and
+ * later) or "1 <validity> <next uid>" (Dovecot 1.0, Courier). *version is
+ * 0 for another version, which Dovecot does not read either. */
+static const char *uidlist_header(const char *line, unsigned *version,
+				  uint64_t *validity)
 {
-	uint8_t d[32];
-	bool printable = strlen(text) <= STORE_UIDL_MAX;
+	char *end;
 
-	for (const char *p = text; *p && printable; p++)
-		printable = *p > 0x20 && *p < 0x7f;
-	if (printable) {
-		snprintf(out, STORE_UIDL_MAX + 1, "%s", text);
+	if (line[0] < '0' || line[0] > '9' || line[1] != ' ')
+		return "not a dovecot-uidlist header";
+	*version = (unsigned)(line[0] - '0');
+	*validity = 0;
+	line += 2;
+	if (*version == 1) {
+		if (read_u32(line, &end, validity) || *end != ' ')
+			return "unreadable version 1 header";
+	} else if (*version == 3) {
+		for (const char *t = line; *t; t += strspn(t, " ")) {
+			if (*t == 'V' && (read_u32(t + 1, &end, validity) ||
+					  (*end && *end != ' ')))
+				return "unreadable UIDVALIDITY (V)";
+			t += strcspn(t, " ");
+		}
+	} else {
+		*version = 0;
+		return NULL;
+	}
+	return *validity ? NULL : "no UIDVALIDITY in the header";
+}
+
+/* An entry: "<uid> [<key><value> ...] :<file name>" (version 3, where key
+ * P holds the UIDL Dovecot showed) or "<uid> <file name>" (version 1). The
+ * name may be a base or, as Dovecot wrote before 2.0.6, a whole name with
+ * ":2,<flags>". line is changed. */
+static int uidlist_entry(char *line, unsigned version, uint64_t validity,
+			 struct uidmap *m, const char **why)
+{
+	static const char bad[] = "not a dovecot-uidlist entry (want UID "
+				  "[KEYVALUE ...] :FILENAME)";
+	char *p, *uidl = NULL, dflt[17];
+	uint64_t uid;
+	struct uidrec *r;
+
+	*why = bad;
+	if (read_u32(line, &p, &uid) || uid == 0 || *p != ' ')
+		return -EBADMSG;
+	p += strspn(p, " ");
+	if (version == 3) {
+		while (*p && *p != ':') {
+			char *tok = p;
+
+			p += strcspn(p, " ");
+			if (*p)
+				*p++ = '\0';
+			p += strspn(p, " ");
+			if (tok[0] == 'P')
+				uidl = tok + 1;
+		}
+		if (*p++ != ':')
+			return -EBADMSG;
+	}
+	if (!*p || *p == ':' || strchr(p, '/'))
+		return -EBADMSG;
+	p[strcspn(p, ":")] = '\0';
+	*why = NULL;
+	if (!uidl || !*uidl) {     /* Dovecot's default pop3_uidl_format */
+		snprintf(dflt, sizeof(dflt), "%08llx%08llx",
+			 (unsigned long long)uid, (unsigned long long)validity);
+		uidl = dflt;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 256;
+		struct uidrec *nr = realloc(m->r, cap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		m->r = nr;
+		m->cap = cap;
+	}
+	r = &m->r[m->n];
+	*r = (struct uidrec){ .base = strdup(p), .uidl = strdup(uidl),
+			      .uid = uid };
+	r->plain = r->base ? strip_sizes(r->base) : NULL;
+	m->n++;
+	if (!r->base || !r->plain || !r->uidl)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Sorts, and drops a base listed twice as Dovecot does (the later line, the
+ * higher UID, wins). */
+static int uidmap_index(struct uidmap *m)
+{
+	size_t n = 0;
+
+	qsort(m->r, m->n, sizeof(*m->r), rec_cmp_base);
+	for (size_t i = 0; i < m->n; i++) {
+		if (i + 1 < m->n && strcmp(m->r[i].base, m->r[i + 1].base) == 0) {
+			free(m->r[i].base);
+			free(m->r[i].plain);
+			free(m->r[i].uidl);
+			continue;
+		}
+		m->r[n++] = m->r[i];
+	}
+	m->n = n;
+	if (!n)
+		return 0;
+	if (!(m->by_plain = malloc(n * sizeof(*m->by_plain))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		m->by_plain[i] = &m->r[i];
+	qsort(m->by_plain, n, sizeof(*m->by_plain), rec_cmp_plain);
+	return 0;
+}
+
+/* Reads dir/dovecot-uidlist (none: an empty map). A line it cannot read
+ * whole stops the import before anything is stored (-EBADMSG, reported):
+ * guessing would give messages UIDLs their clients never saw. */
+static int read_uidlist(const char *dir, struct uidmap *m)
+{
+	char path[4096], *line = NULL, toolong[64];
+	size_t cap = 0, len;
+	unsigned lineno = 0, version = 0;
+	uint64_t validity = 0;
+	const char *why = NULL;
+	FILE *f;
+	int e;
+
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", dir);
+	if (!(f = fopen(path, "r"))) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
+		return -EBADMSG;
+	}
+	snprintf(toolong, sizeof(toolong), "line longer than %d octets",
+		 CLI_LINE_MAX);
+	for (;;) {
+		e = cli_read_line(f, &line, &cap, &len);
+		if (e == -ENODATA) {
+			e = 0;
+			break;
+		}
+		lineno++;
+		if (e == -PST_ETOOLONG)
+			why = toolong;
+		else if (e == -EILSEQ)
+			why = "NUL byte in the line";
+		else if (e)
+			why = pst_strerror(e);
+		else if (lineno == 1)
+			why = uidlist_header(line, &version, &validity);
+		else if (line[0])
+			e = uidlist_entry(line, version, validity, m, &why);
+		if (why || e)
+			break;
+		if (lineno == 1 && !version) {
+			fprintf(stderr, "postern: %s: a uidlist version Dovecot "
+				"no longer reads; UIDLs will be new\n", path);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (why) {
+		fprintf(stderr, "postern: %s:%u: %s; nothing imported (fix the "
+			"file, or remove it and the messages get new UIDLs)\n",
+			path, lineno, why);
+		return -EBADMSG;
+	}
+	return e ? e : uidmap_index(m);
+}
+
+/* The record for a file name base: the one that lists it (Dovecot's
+ * match, exact); else (!exact) the one whose base differs only in size
+ * fields, if just one does and no file matched it already. */
+static struct uidrec *uidmap_find(struct uidmap *m, const char *base,
+				  bool exact)
+{
+	struct uidrec key = { .base = (char *)base }, *kp = &key, **pp;
+
+	if (!m->n)
+		return NULL;
+	if (exact) {
+		struct uidrec *r = bsearch(&key, m->r, m->n, sizeof(*m->r),
+					   rec_cmp_name);
+
+		return r && !r->claimed ? r : NULL;   /* in cur/ and new/ */
+	}
+	if (!(key.plain = strip_sizes(base)))
+		return NULL;
+	pp = bsearch(&kp, m->by_plain, m->n, sizeof(*m->by_plain),
+		     rec_cmp_plain);
+	if (pp && ((pp > m->by_plain && !rec_cmp_plain(pp - 1, pp)) ||
+		   (pp + 1 < m->by_plain + m->n && !rec_cmp_plain(pp + 1, pp))))
+		pp = NULL;   /* ambiguous: leave it */
+	free(key.plain);
+	return pp && !(*pp)->claimed ? *pp : NULL;
+}
+
+/* A message file of the Maildir, with the uidlist record it matched. */
+struct md_file {
+	char *path, *base;
+	const char *name;
+	struct uidrec *rec;
+};
+
+static int md_file_cmp(const void *a, const void *b)
+{
+	const struct md_file *x = a, *y = b;
+	uint64_t ux = x->rec ? x->rec->uid : UINT64_MAX;
+	uint64_t uy = y->rec ? y->rec->uid : UINT64_MAX;
+
+	if (ux != uy)
+		return ux < uy ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int not_hidden(const struct dirent *de)
+{
+	return de->d_name[0] != '.';
+}
+
+/* The files of dir/cur and dir/new; -ENOENT (reported) if neither is
+ * there. */
+static int md_list(const char *dir, struct md_file **out, size_t *n_out)
+{
+	static const char *const subs[] = { "cur", "new" };
+	struct md_file *files = NULL;
+	size_t n = 0;
+	int found = 0, e = 0;
+
+	for (size_t si = 0; si < 2 && !e; si++) {
+		char sub[4096];
+		struct dirent **names;
+		int k;
+
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[si]);
+		if ((k = scandir(sub, &names, not_hidden, alphasort)) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			fprintf(stderr, "postern: %s: %s\n", sub, strerror(errno));
+			e = -ENOENT;
+			break;
+		}
+		found++;
+		struct md_file *nf = realloc(files, (n + (size_t)k + 1) *
+						    sizeof(*nf));
+		if (!nf)
+			e = -ENOMEM;
+		else
+			files = nf;
+		for (int i = 0; i < k; i++) {
+			struct md_file *f = &files[n];
+
+			if (!e) {
+				*f = (struct md_file){ 0 };
+				if (asprintf(&f->path, "%s/%s", sub,
+					     names[i]->d_name) < 0) {
+					f->path = NULL;
+					e = -ENOMEM;
+				} else {
+					n++;
+					f->name = strrchr(f->path, '/') + 1;
+					f->base = strndup(f->name,
+							  strcspn(f->name, ":"));
+					if (!f->base)
+						e = -ENOMEM;
+				}
+			}
+			free(names[i]);
+		}
+		free(names);
+	}
+	if (!e && !found) {
+		fprintf(stderr, "postern: %s: not a Maildir (no cur/ or new/)\n",
+			dir);
+		e = -ENOENT;
+	}
+	*out = files;
+	*n_out = n;
+	return e;
+}
+
+/* The UIDL to store for f into out; what was changed is reported when the
+ * message is stored (report[0] set). */
+static void md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
+		    char *report, size_t cap)
+{
+	const struct uidrec *r = f->rec;
+	size_t n;
+
+	report[0] = '\0';
+	if (!r) {
+		uidl_from(f->base, out);
 		return;
 	}
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, text, strlen(text), d);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
+	if (r->dup_of) {
+		/* the pair, not the UIDL alone: its digest would be shared.
+		 * Both come from one uidlist line, so they fit. */
+		char pair[CLI_LINE_MAX + 2];
+
+		n = (size_t)snprintf(pair, sizeof(pair), "%s\n%s", r->uidl,
+				     r->base);
+		uidl_digest(pair, n < sizeof(pair) ? n : sizeof(pair) - 1, out);
+		snprintf(report, cap, "is also the UIDL of the message with "
+			 "Dovecot UID %llu", (unsigned long long)r->dup_of);
+		return;
+	}
+	if (uidl_valid(r->uidl)) {
+		snprintf(out, STORE_UIDL_MAX + 1, "%s", r->uidl);
+		return;
+	}
+	n = strlen(r->uidl);
+	uidl_digest(r->uidl, n, out);
+	snprintf(report, cap, n > STORE_UIDL_MAX
+		 ? "is longer than %d octets" : "has a byte outside 0x21-0x7E "
+		 "(RFC 1939 allows no other)", STORE_UIDL_MAX);
+}
+
+/* A UIDL that two matched records give (Dovecot allows it, a store
+ * account cannot): the lower UID keeps it, the others are marked. */
+static int mark_dup_uidls(struct md_file *files, size_t n)
+{
+	struct uidrec **recs = malloc((n ? n : 1) * sizeof(*recs));
+	size_t k = 0;
+
+	if (!recs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (files[i].rec)
+			recs[k++] = files[i].rec;
+	qsort(recs, k, sizeof(*recs), rec_cmp_uidl);
+	for (size_t i = 1; i < k; i++)
+		if (strcmp(recs[i]->uidl, recs[i - 1]->uidl) == 0)
+			recs[i]->dup_of = recs[i - 1]->dup_of
+					  ? recs[i - 1]->dup_of
+					  : recs[i - 1]->uid;
+	free(recs);
+	return 0;
 }
 
 static int import_maildir(const char *address, const char *dir,
 			  struct import_stats *s)
 {
-	static const char *const subs[] = { "cur", "new" };
 	struct uidmap m = { 0 };
-	int e = read_uidlist(dir, &m), found = 0;
+	struct md_file *files = NULL;
+	size_t n = 0;
+	int e = read_uidlist(dir, &m);
 
-	for (size_t si = 0; si < 2 && !e; si++) {
-		char sub[4096];
-		struct dirent *de;
-		DIR *d;
+	if (!e)
+		e = md_list(dir, &files, &n);
+	/* Dovecot's match first, for every file; then the size-field one
+	 * for the files left, so it never takes a record a file has. */
+	for (size_t pass = 0; pass < 2 && !e; pass++)
+		for (size_t i = 0; i < n; i++) {
+			struct uidrec *r;
 
-		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[si]);
-		if (!(d = opendir(sub)))
-			continue;
-		found++;
-		while (!e && (de = readdir(d))) {
-			char path[8192], base[1024], uidl[STORE_UIDL_MAX + 1];
-			const char *known, *info;
-			struct stat st;
-			uint8_t flags = 0;
-			char *raw;
-			size_t len;
-			FILE *f;
-
-			if (de->d_name[0] == '.')
+			if (files[i].rec ||
+			    !(r = uidmap_find(&m, files[i].base, pass == 0)))
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
-			snprintf(base, sizeof(base), "%s", de->d_name);
-			base[strcspn(base, ":")] = '\0';
-			info = strstr(de->d_name, ":2,");
-			if (info && strchr(info + 3, 'S'))
-				flags |= STORE_MSG_SEEN;
-			if (!(f = fopen(path, "r")) || fstat(fileno(f), &st)) {
-				fprintf(stderr, "postern: %s: %s\n", path,
-					strerror(errno));
-				if (f)
-					fclose(f);
-				s->refused++;
-				continue;
-			}
-			e = slurp(f, cli.cfg.limits.message_max, &raw, &len);
-			fclose(f);
-			if (e == -PST_ELIMIT) {
-				fprintf(stderr, "postern: %s: skipped: larger "
-					"than message_max\n", path);
-				s->refused++;
-				e = 0;
-				continue;
-			}
-			if (e)
-				break;
-			known = uidmap_get(&m, base);
-			if (known)
-				snprintf(uidl, sizeof(uidl), "%s", known);
-			else
-				uidl_from(base, uidl);
-			e = import_one(address, path, raw, len, uidl,
-				       (uint64_t)st.st_mtime, flags, s);
-			free(raw);
+			r->claimed = true;
+			files[i].rec = r;
 		}
-		closedir(d);
+	if (!e)
+		e = mark_dup_uidls(files, n);
+	/* Dovecot's order: by its UID, then files it had not listed. */
+	if (!e)
+		qsort(files, n, sizeof(*files), md_file_cmp);
+	for (size_t i = 0; i < n && !e; i++) {
+		const struct md_file *mf = &files[i];
+		char uidl[STORE_UIDL_MAX + 1], report[128];
+		const char *info = strstr(mf->name, ":2,");
+		uint8_t flags = info && strchr(info + 3, 'S') ? STORE_MSG_SEEN
+							      : 0;
+		unsigned added = s->added;
+		struct stat st;
+		char *raw;
+		size_t len;
+		FILE *f;
+
+		if (!(f = fopen(mf->path, "r")) || fstat(fileno(f), &st)) {
+			fprintf(stderr, "postern: %s: skipped: %s\n", mf->path,
+				strerror(errno));
+			if (f)
+				fclose(f);
+			s->refused++;
+			continue;
+		}
+		e = slurp(f, cli.cfg.limits.message_max, &raw, &len);
+		fclose(f);
+		if (e == -ENOMEM)
+			break;
+		if (e) {
+			fprintf(stderr, "postern: %s: skipped: %s\n", mf->path,
+				e == -PST_ELIMIT ? "larger than [limits] "
+				"message_max" : pst_strerror(e));
+			s->refused++;
+			e = 0;
+			continue;
+		}
+		md_uidl(mf, uidl, report, sizeof(report));
+		e = import_one(address, mf->path, raw, len, uidl,
+			       (uint64_t)st.st_mtime, flags, s);
+		free(raw);
+		if (report[0] && s->added > added) {
+			fprintf(stderr, "postern: %s: UIDL ", mf->path);
+			print_quoted(mf->rec->uidl);
+			fprintf(stderr, " %s; stored as %s (a client that "
+				"leaves mail on the server fetches it once "
+				"more)\n", report, uidl);
+			s->replaced++;
+		}
 	}
+	for (size_t i = 0; i < n; i++) {
+		free(files[i].path);
+		free(files[i].base);
+	}
+	free(files);
 	uidmap_free(&m);
-	if (!e && !found) {
-		fprintf(stderr, "postern: %s: not a Maildir (no cur/ or new/)\n",
-			dir);
-		return -ENOENT;
-	}
 	return e;
 }
 
@@ -375,8 +797,10 @@ static int import_mbox(const char *address, const char *path,
 	FILE *f = fopen(path, "r");
 	int e;
 
-	if (!f)
-		return -errno;
+	if (!f) {
+		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
+		return -ENOENT;
+	}
 	e = slurp(f, UINT64_MAX / 2, &all, &len);
 	fclose(f);
 	if (e)
@@ -497,11 +921,16 @@ int cli_import(int argc, char **argv)
 	e = strcmp(argv[1], "maildir") == 0
 	    ? import_maildir(address, argv[2], &s)
 	    : import_mbox(address, argv[2], &s);
-	printf("imported %u messages, %u already present, %u refused\n",
-	       s.added, s.present, s.refused);
+	printf("imported %u messages, %u already present, %u refused, "
+	       "%u UIDLs replaced\n", s.added, s.present, s.refused,
+	       s.replaced);
+	/* not a Maildir or an mbox; an unusable uidlist: reported */
 	if (e == -ENOENT || e == -EINVAL)
 		return EX_NOINPUT;
+	if (e == -EBADMSG)
+		return EX_DATAERR;
 	if (e)
-		return cli_fail(e, "import into %s", address);
+		return cli_fail(e, "import into %s stopped (what is counted "
+				"above was imported)", address);
 	return s.refused ? EX_DATAERR : EX_OK;
 }

@@ -1,4 +1,8 @@
-/* cli_misc.c — `postern check` and `postern client-settings`. */
+/* cli_misc.c — `postern check` and `postern client-settings`.
+ *
+ * client-settings prints settings only for an account that exists: for any
+ * other address it says which part is missing (67 no such user, 68 no such
+ * domain), as `user show` does, rather than settings that cannot work. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -49,6 +53,32 @@ static unsigned first_port(const struct cfg_listen *l)
 	return 0;
 }
 
+/* EX_OK if addr has an account; else the message and status. */
+static int account_exists(const char *addr)
+{
+	const char *dom = strrchr(addr, '@') + 1;
+	struct store_account a;
+	struct store_domain d;
+	struct store_read *r;
+	int e;
+
+	if ((e = store_read_begin(cli.st, &r)))
+		return cli_fail(e, "client-settings");
+	e = store_account_get(r, addr, &a);
+	if (e == -PST_ENOTFOUND && store_domain_get(r, dom, &d) == -PST_ENOTFOUND) {
+		store_read_end(r);
+		fprintf(stderr, "postern: no such domain: %s (add it with "
+			"`postern domain add`)\n", dom);
+		return EX_NOHOST;
+	}
+	store_read_end(r);
+	if (e == -PST_ENOTFOUND) {
+		fprintf(stderr, "postern: no such user: %s\n", addr);
+		return EX_NOUSER;
+	}
+	return e ? cli_fail(e, "client-settings %s", addr) : EX_OK;
+}
+
 int cli_client_settings(int argc, char **argv)
 {
 	char addr[STORE_ADDR_MAX + 1];
@@ -62,6 +92,8 @@ int cli_client_settings(int argc, char **argv)
 	if (argc != 1)
 		return cli_usage("client-settings ADDR");
 	if ((e = cli_addr(argv[0], addr)))
+		return e;
+	if ((e = account_exists(addr)))
 		return e;
 	printf("Mail client settings for %s\n\n", addr);
 	printf("Incoming Mail (POP3) Server\n  Server: %s\n", host);

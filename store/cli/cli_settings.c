@@ -1,5 +1,5 @@
 /* cli_settings.c — the POP setting words shared by `user set` and
- * `domain set` (DESIGN.md "POP access settings"). */
+ * `domain set` (README "Accounts and settings"). */
 #include <stdio.h>
 #include <string.h>
 

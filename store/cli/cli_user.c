@@ -1,10 +1,19 @@
-/* cli_user.c — `postern user add|del|list|show|passwd|set|import`. */
+/* cli_user.c — `postern user add|del|list|show|passwd|set|messages|sender`
+ * and `postern user import passwd-file` (Dovecot accounts).
+ *
+ * `user messages` prints every flag a message has, so the outcome of each
+ * pop-after setting can be told apart. A passwd-file is taken one whole line
+ * at a time: a line that is too long, holds a NUL, names an invalid address
+ * or a hash whose verification would cost more than [auth] allows is
+ * refused with FILE:LINE and the rest of the file still imported (exit 65
+ * if anything was refused). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "auth_hash.h"
 #include "cli.h"
 #include "err.h"
@@ -19,9 +28,10 @@ struct user_op {
 
 static struct auth_params cli_params(void)
 {
-	return (struct auth_params){ (uint32_t)cli.cfg.auth.argon2_memory,
-				     (uint32_t)cli.cfg.auth.argon2_time,
-				     (uint32_t)cli.cfg.auth.argon2_lanes };
+	struct auth_params p;
+
+	auth_params_from_config(&cli.cfg, &p);
+	return p;
 }
 
 /* Apply checked setting words to an account. */
@@ -96,7 +106,7 @@ static int print_user(const struct store_account *a, void *arg)
 	return 0;
 }
 
-struct msg_stats { uint64_t n[STORE_FOLDER_N], bytes, hidden; };
+struct msg_stats { uint64_t n[STORE_FOLDER_N], bytes, hidden, seen; };
 
 static int count_msg(const struct store_msg *m, void *arg)
 {
@@ -106,6 +116,8 @@ static int count_msg(const struct store_msg *m, void *arg)
 	s->bytes += m->size;
 	if (m->flags & STORE_MSG_POP_HIDDEN)
 		s->hidden++;
+	if (m->flags & STORE_MSG_SEEN)
+		s->seen++;
 	return 0;
 }
 
@@ -154,13 +166,16 @@ static int show_user(const struct store_account *a)
 	if (a->pop.access == STORE_POP_SINCE_NOW)
 		printf("pop-since-uid: %llu\n",
 		       (unsigned long long)a->pop_since_uid);
+	/* hidden (pop-after=keep or read) and seen (read, or imported as
+	 * read) are separate marks; one count for both hid which was which. */
 	printf("messages: %llu (Inbox %llu, Spam %llu, Archive %llu), "
-	       "%llu bytes, %llu hidden from POP\n",
+	       "%llu bytes, %llu hidden from POP, %llu marked read\n",
 	       (unsigned long long)(s.n[0] + s.n[1] + s.n[2]),
 	       (unsigned long long)s.n[STORE_INBOX],
 	       (unsigned long long)s.n[STORE_SPAM],
 	       (unsigned long long)s.n[STORE_ARCHIVE],
-	       (unsigned long long)s.bytes, (unsigned long long)s.hidden);
+	       (unsigned long long)s.bytes, (unsigned long long)s.hidden,
+	       (unsigned long long)s.seen);
 	return 0;
 }
 
@@ -273,16 +288,45 @@ static int user_sender(int argc, char **argv)
 	return EX_OK;
 }
 
+/* Every flag by name, so keep (hidden), read (seen,hidden) and a message
+ * imported as read (seen) differ in `user messages`. */
+static const struct { uint8_t bit; const char *name; } msg_flag_names[] = {
+	{ STORE_MSG_SEEN, "seen" },
+	{ STORE_MSG_POP_HIDDEN, "hidden" },
+	{ STORE_MSG_NO_BLANK_LINE, "no-blank-line" },
+};
+
+/* "seen,hidden", "-" for none; a bit without a name as 0xNN. */
+static void msg_flags_text(uint8_t flags, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(msg_flag_names) / sizeof(*msg_flag_names);
+	     i++) {
+		if (!(flags & msg_flag_names[i].bit))
+			continue;
+		flags &= (uint8_t)~msg_flag_names[i].bit;
+		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s",
+				      n ? "," : "", msg_flag_names[i].name);
+	}
+	if (flags)
+		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0,
+				      "%s0x%02x", n ? "," : "", flags);
+	if (!n)
+		snprintf(out, cap, "-");
+}
+
 static int print_msg(const struct store_msg *m, void *arg)
 {
-	char when[16];
+	char when[16], flags[64];
 	time_t t = (time_t)m->internal_date;
 
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
-	printf("%-8llu %-8s %-10llu %s %-6s %s\n", (unsigned long long)m->uid,
-	       store_folder_name(m->folder), (unsigned long long)m->size, when,
-	       (m->flags & STORE_MSG_POP_HIDDEN) ? "hidden"
-	       : (m->flags & STORE_MSG_SEEN) ? "seen" : "-", m->uidl);
+	msg_flags_text(m->flags, flags, sizeof(flags));
+	printf("%-8llu %-8s %-10llu %s %-12s %s\n",
+	       (unsigned long long)m->uid, store_folder_name(m->folder),
+	       (unsigned long long)m->size, when, flags, m->uidl);
 	return 0;
 }
 
@@ -374,8 +418,8 @@ int cli_user(int argc, char **argv)
 			return cli_fail(e, "user messages");
 		e = store_account_get(r, op.a.address, &op.a);
 		if (e == 0) {
-			printf("uid      folder   size       date       flags  "
-			       "uidl\n");
+			printf("uid      folder   size       date       "
+			       "flags        uidl\n");
 			e = store_msg_each(r, op.a.id, print_msg, NULL);
 		}
 		store_read_end(r);
@@ -411,41 +455,85 @@ static int import_w(struct store_write *w, void *arg)
 	return e;
 }
 
-/* The stored form for a passwd-file password field, or an error text. */
-static const char *import_hash(const char *field, char *phc, size_t cap)
+/* The stored form of a passwd-file password field into phc; or -EINVAL
+ * with the reason in why. A kept hash is verified at every login, before
+ * the password is known to be right, so its cost is bounded here too. */
+static int import_hash(const char *field, char *phc, size_t cap, char *why,
+		       size_t whycap)
 {
 	static const char *const kept[] = { "{SHA512-CRYPT}", "{SHA256-CRYPT}",
 					    "{BLF-CRYPT}", "{ARGON2I}" };
 	struct auth_params p = cli_params();
+	struct auth_cost_bounds b;
+	const char *err = NULL;
+	size_t n;
 
 	if (strncmp(field, "{ARGON2ID}", 10) == 0) {
 		if (strncmp(field + 10, "$argon2id$", 10) != 0)
-			return "{ARGON2ID} without an argon2id PHC string";
-		snprintf(phc, cap, "%s", field + 10);
-		return NULL;
-	}
-	if (strncmp(field, "{PLAIN}", 7) == 0) {
+			err = "{ARGON2ID} without an argon2id PHC string";
+		field += 10;
+	} else if (strncmp(field, "{PLAIN}", 7) == 0) {
 		if (!field[7])
-			return "empty {PLAIN} password";
-		return auth_hash_password(&p, field + 7, strlen(field + 7), phc,
-					  cap) ? "cannot hash" : NULL;
+			err = "empty {PLAIN} password";
+		else if (auth_hash_password(&p, field + 7, strlen(field + 7),
+					    phc, cap))
+			err = "cannot hash";
+		if (err)
+			snprintf(why, whycap, "%s", err);
+		return err ? -EINVAL : 0;
+	} else {
+		size_t i = 0;
+
+		while (i < sizeof(kept) / sizeof(*kept) &&
+		       strncmp(field, kept[i], strlen(kept[i])) != 0)
+			i++;
+		if (i == sizeof(kept) / sizeof(*kept))
+			err = "unsupported password scheme (want ARGON2ID, "
+			      "ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT "
+			      "or PLAIN)";
 	}
-	for (size_t i = 0; i < sizeof(kept) / sizeof(*kept); i++) {
-		if (strncmp(field, kept[i], strlen(kept[i])) == 0) {
-			snprintf(phc, cap, "%s", field);
-			return auth_hash_known(phc) ? NULL
-			       : "hash does not match its scheme";
-		}
+	if (!err && (n = strlen(field)) >= cap)
+		err = "hash longer than a stored hash may be";
+	if (!err) {
+		memcpy(phc, field, n + 1);
+		if (!auth_hash_known(phc))
+			err = "hash does not match its scheme";
 	}
-	return "unsupported password scheme (want ARGON2ID, ARGON2I, "
-	       "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or PLAIN)";
+	if (err) {
+		snprintf(why, whycap, "%s", err);
+		return -EINVAL;
+	}
+	auth_cost_bounds_from_config(&cli.cfg, &b);
+	return auth_hash_cost_check(phc, &b, why, whycap) ? -EINVAL : 0;
+}
+
+/* The address a passwd-file user field names, or the reason it names none.
+ * A field that would not fit is refused, never cut to what fits. */
+static const char *import_user(const char *field, const char *domain,
+			       char out[STORE_ADDR_MAX + 1])
+{
+	char user[STORE_ADDR_MAX + 2];
+	int n;
+
+	if (strchr(field, '@'))
+		n = snprintf(user, sizeof(user), "%s", field);
+	else if (domain)
+		n = snprintf(user, sizeof(user), "%s@%s", field, domain);
+	else
+		return "user without @domain (give --domain)";
+	if (n < 0 || (size_t)n >= sizeof(user) ||
+	    store_addr_normalize(user, out))
+		return "not a valid address";
+	return NULL;
 }
 
 static int user_import_passwd(int argc, char **argv)
 {
 	const char *domain = NULL;
-	char line[4096];
+	char *line = NULL, toolong[64], why_buf[256];
+	size_t cap = 0, len;
 	unsigned lineno = 0, added = 0, skipped = 0;
+	int status = EX_OK;
 	FILE *f;
 
 	if (argc < 2 || strcmp(argv[0], "passwd-file") != 0)
@@ -459,14 +547,27 @@ static int user_import_passwd(int argc, char **argv)
 		fprintf(stderr, "postern: %s: %s\n", argv[1], strerror(errno));
 		return EX_NOINPUT;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	snprintf(toolong, sizeof(toolong), "line longer than %d octets",
+		 CLI_LINE_MAX);
+	for (;;) {
 		struct import_op op = { 0 };
-		char user[STORE_ADDR_MAX + 2], *colon, *pwf, *end;
+		char *colon, *pwf, *end;
 		const char *why;
-		int e;
+		int e = cli_read_line(f, &line, &cap, &len);
 
+		if (e == -ENODATA)
+			break;
 		lineno++;
-		line[strcspn(line, "\r\n")] = '\0';
+		if (e == -PST_ETOOLONG || e == -EILSEQ) {
+			why = e == -EILSEQ ? "NUL byte in the line" : toolong;
+			goto skip;
+		}
+		if (e) {
+			fprintf(stderr, "postern: %s:%u: %s\n", argv[1], lineno,
+				pst_strerror(e));
+			status = EX_IOERR;
+			break;
+		}
 		if (!line[0] || line[0] == '#')
 			continue;
 		colon = strchr(line, ':');
@@ -479,22 +580,15 @@ static int user_import_passwd(int argc, char **argv)
 		end = strchr(pwf, ':');
 		if (end)
 			*end = '\0';
-		if (strchr(line, '@'))
-			snprintf(user, sizeof(user), "%s", line);
-		else if (domain)
-			snprintf(user, sizeof(user), "%s@%s", line, domain);
-		else {
-			why = "user without @domain (give --domain)";
+		if ((why = import_user(line, domain, op.a.address)))
+			goto skip;
+		if (import_hash(pwf, op.phc, sizeof(op.phc), why_buf,
+				sizeof(why_buf))) {
+			why = why_buf;
 			goto skip;
 		}
-		if (store_addr_normalize(user, op.a.address)) {
-			why = "not a valid address";
-			goto skip;
-		}
-		if ((why = import_hash(pwf, op.phc, sizeof(op.phc))))
-			goto skip;
 		e = store_write(cli.st, import_w, &op);
-		explicit_bzero(line, sizeof(line));
+		explicit_bzero(op.phc, sizeof(op.phc));
 		if (e == 0) {
 			added++;
 			continue;
@@ -504,12 +598,16 @@ static int user_import_passwd(int argc, char **argv)
 					    "domain add)"
 		      : pst_strerror(e);
 skip:
-		explicit_bzero(line, sizeof(line));
 		skipped++;
 		fprintf(stderr, "postern: %s:%u: skipped: %s\n", argv[1], lineno,
 			why);
 	}
+	if (line)
+		explicit_bzero(line, cap);   /* {PLAIN} passwords were in it */
+	free(line);
 	fclose(f);
 	printf("imported %u accounts, skipped %u lines\n", added, skipped);
+	if (status != EX_OK)
+		return status;
 	return skipped ? EX_DATAERR : EX_OK;
 }

@@ -96,6 +96,32 @@ int cli_addr(const char *in, char out[STORE_ADDR_MAX + 1])
 	return EX_DATAERR;
 }
 
+int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len)
+{
+	ssize_t n;
+
+	if (!*buf) {
+		*cap = CLI_LINE_MAX + 3;   /* the line, CR, LF and a NUL */
+		if (!(*buf = malloc(*cap)))
+			return -ENOMEM;
+	}
+	errno = 0;
+	n = getline(buf, cap, f);
+	if (n < 0)
+		return ferror(f) || !feof(f) ? -(errno ? errno : EIO) : -ENODATA;
+	if (n > 0 && (*buf)[n - 1] == '\n')
+		n--;
+	if (n > 0 && (*buf)[n - 1] == '\r')
+		n--;
+	(*buf)[n] = '\0';
+	if (memchr(*buf, '\0', (size_t)n))
+		return -EILSEQ;
+	if ((size_t)n > CLI_LINE_MAX)
+		return -PST_ETOOLONG;
+	*len = (size_t)n;
+	return 0;
+}
+
 int cli_read_password(bool from_stdin, char *buf, size_t cap, size_t *len)
 {
 	char again[1024];
@@ -163,7 +189,7 @@ static const struct {
 	{ "import", cli_import, true },
 	{ "check", cli_check, true },
 	{ "queue", cli_queue, true },
-	{ "client-settings", cli_client_settings, false },
+	{ "client-settings", cli_client_settings, true },
 };
 
 int main(int argc, char **argv)

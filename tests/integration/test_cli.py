@@ -1,13 +1,16 @@
 """The `postern` admin CLI, run as a real binary against a real store:
-domains, users, POP settings, app passwords, deliver (LDA exit codes),
-Maildir/mbox/passwd-file migration, check and client-settings."""
+domains, users, POP settings and what `user messages` shows after each
+pop-after outcome of a real POP3 session, app passwords, deliver (LDA exit
+codes), Maildir/mbox/passwd-file migration (more in test_cli_import.py),
+check and client-settings."""
 import os
+import poplib
 import subprocess
 import time
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, insecure_context
 
 POSTERN = str(BUILD / "store" / "cli" / "postern")
 
@@ -192,6 +195,48 @@ def test_check_and_client_settings(cli, user):
     assert f"Username: {user}" in cs
 
 
+def test_client_settings_needs_an_account(cli, user):
+    """Settings for an address that cannot log in are no help: the same
+    exit codes as `user show`."""
+    r = cli("client-settings", "zed@example.com", ok=67)
+    assert r.err == "postern: no such user: zed@example.com\n" and r.out == ""
+    r = cli("client-settings", "ann@nowhere.test", ok=68)
+    assert "no such domain: nowhere.test" in r.err and r.out == ""
+    assert "Username: ann@example.com" in cli("client-settings", user).out
+
+
+def test_messages_show_each_pop_after_outcome(pop3d):
+    """A standard-mode client deletes message 1 and QUITs, under each
+    pop-after: `user messages` tells the four outcomes apart (keep and read
+    looked the same), and `user show` counts hidden and read apart."""
+    d = pop3d()
+    seen = {}
+    for after in ("delete", "keep", "read", "archive"):
+        addr = f"{after}@example.com"
+        d.add_user(addr, "secret", f"pop-after={after}")
+        for i in (1, 2):
+            d.deliver(addr, b"Subject: m%d\r\n\r\nbody\r\n" % i)
+        p = poplib.POP3_SSL("127.0.0.1", d.ports["tls"],
+                            context=insecure_context(), timeout=10)
+        p.user(addr)
+        p.pass_("secret")
+        p.dele(1)
+        p.quit()
+        out = d.cli("user", "messages", addr).stdout.decode()
+        seen[after] = [(w[0], w[1], w[4]) for w in
+                       map(str.split, out.splitlines()[1:])]
+    assert seen == {
+        "delete": [("2", "Inbox", "-")],
+        "keep": [("1", "Inbox", "hidden"), ("2", "Inbox", "-")],
+        "read": [("1", "Inbox", "seen,hidden"), ("2", "Inbox", "-")],
+        "archive": [("1", "Archive", "-"), ("2", "Inbox", "-")],
+    }
+    show = {a: d.cli("user", "show", f"{a}@example.com").stdout.decode()
+            for a in ("keep", "read")}
+    assert "1 hidden from POP, 0 marked read" in show["keep"]
+    assert "1 hidden from POP, 1 marked read" in show["read"]
+
+
 def test_import_passwd_file(cli, tmp_path):
     cli("domain", "add", "example.com")
     sha = subprocess.run(["openssl", "passwd", "-6", "-salt", "abc", "old"],
@@ -248,8 +293,9 @@ def test_import_maildir_idempotent_with_dovecot_uidls(cli, user, tmp_path):
     # the UIDLs Dovecot showed: default %08Xu%08Xv (lowercase hex) or saved P
     rows = [l.split() for l in cli("user", "messages", user).out.splitlines()[1:]]
     by_uidl = {r[-1]: r for r in rows}
-    assert set(by_uidl) == {"0000000159682f00", "00000002oldpop",
-                            "0000000359682f00"}
+    # in the order Dovecot listed them (its UIDs), not the directory's
+    assert [r[-1] for r in rows] == ["0000000159682f00", "00000002oldpop",
+                                     "0000000359682f00"]
     assert by_uidl["0000000159682f00"][4] == "seen"
     assert by_uidl["0000000359682f00"][3] == "2023-11-14"   # file date kept
 

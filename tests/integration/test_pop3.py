@@ -2,12 +2,13 @@
 POP access settings seen across sessions, and byte-exact retrieval."""
 import hashlib
 import poplib
+import re
 import socket
 import time
 
 import pytest
 
-from conftest import Client, insecure_context
+from conftest import REPO, Client, insecure_context
 
 MSG1 = b"Subject: one\r\nFrom: a@example.org\r\n\r\n.starts with a dot\r\n..two dots\r\nend\r\n"
 MSG2 = b"Subject: two\r\n\r\nline 1\r\nline 2\r\nline 3\r\n"
@@ -20,9 +21,10 @@ def login(c, user="ann@example.com", pw="secret"):
     return c.line()
 
 
-def retr_raw(c, n):
-    """RETR n; the body as the server sent it, dot-stuffing undone."""
-    c.cmd(f"RETR {n}")
+def retr_raw(c, n, verb="RETR"):
+    """RETR n (or "TOP n k" with verb="TOP"); the body as the server sent
+    it, dot-stuffing undone."""
+    c.cmd(f"{verb} {n}")
     status = c.line()
     assert status.startswith("+OK"), status
     out = b""
@@ -121,6 +123,86 @@ def test_top(pop, client):
     assert c.line() == "-ERR Usage: TOP msg lines"
     c.cmd("TOP 1 x")
     assert c.line() == "-ERR Invalid line count"
+
+
+def c_define(path, name):
+    """The value of `#define name <int expr>` in a source file, so that the
+    test follows the code's constants."""
+    m = re.search(rf"^#define {name} \(?([0-9* ]+)\)?", (REPO / path).read_text(),
+                  re.M)
+    assert m, f"{name} not found in {path}"
+    return eval(m.group(1), {})
+
+
+def top_expected(msg, n):
+    """TOP n worked out from the whole message: the header up to and with
+    its blank line, then n body lines."""
+    end = 2 if msg.startswith(b"\r\n") else msg.index(b"\r\n\r\n") + 4
+    body = re.findall(rb"[^\n]*\n", msg[end:])
+    return msg[:end] + b"".join(body[:n])
+
+
+def header_of(length):
+    """Header lines (with their CRLFs) of exactly `length` octets."""
+    out = b""
+    i = 0
+    while length - len(out) > 90:
+        out += b"X-Pad-%04d: %s\r\n" % (i, b"h" * 60)
+        i += 1
+    rest = length - len(out) - len(b"X-Last: \r\n")
+    assert rest >= 0
+    return out + b"X-Last: " + b"t" * rest + b"\r\n"
+
+
+def test_top_and_sizes_across_slice_and_chunk_boundaries(pop3d, client):
+    """RETR streams a store chunk at a time in write slices; a body line, and
+    the blank line ending the header (split between its CR and LF too), cut
+    by a slice or chunk end must still be counted by TOP, and RETR must
+    still send what LIST says (add_missing_blank_line adds nothing to a
+    message that has the blank line)."""
+    slice_ = c_define("pop3d/pop3_retr.c", "RETR_SLICE")
+    chunk = c_define("store/store.h", "STORE_CHUNK_SIZE")
+    body = b"".join(b"%sbody line %d %s\r\n" % (b"." if i % 3 == 0 else b"",
+                                                  i, b"b" * (700 + i % 5))
+                    for i in range(40))
+    msgs = []
+    for boundary in (slice_, chunk):
+        # the blank line's CR at boundary-1 is the split between CR and LF
+        for at in range(boundary - 3, boundary + 2):
+            msgs.append(header_of(at) + b"\r\n" + body)
+    # short header, long body: lines cut by slice ends and the chunk end
+    msgs.append(b"Subject: long\r\n\r\n" +
+                body * (chunk // len(body) + 2))
+    d = pop3d({"pop3d": {"add_missing_blank_line": "yes"}})
+    d.add_user("ann@example.com")
+    for m in msgs:
+        d.deliver("ann@example.com", m)
+    c = tls_client(d, client)
+    assert login(c).startswith("+OK")
+    for i, m in enumerate(msgs, 1):
+        c.cmd(f"LIST {i}")
+        assert c.line() == f"+OK {i} {len(m)}"
+        status, got = retr_raw(c, i)
+        assert status == f"+OK {len(m)} octets"
+        assert got == m, f"message {i}: RETR sent {len(got)} octets"
+        # n around the first body line a slice end cuts and the one the
+        # chunk end cuts, all of the body, and more
+        start = len(top_expected(m, 0))
+        ends = [start] + [start + x.end()
+                          for x in re.finditer(rb"\n", m[start:])]
+        cut = [k for b in range(slice_, len(m), slice_)
+               for k in range(1, len(ends)) if ends[k - 1] < b < ends[k]]
+        assert cut, "no body line is cut: the test checks nothing"
+        cut = {cut[0]} | {k for k in range(1, len(ends))
+                          if ends[k - 1] < chunk < ends[k]}
+        for n in sorted({0, 1, len(ends) - 1, len(ends) + 5} |
+                        {k + d for k in cut for d in (-1, 0, 1)}):
+            _, got = retr_raw(c, f"{i} {n}", "TOP")
+            assert got == top_expected(m, n), (
+                f"message {i} TOP {n}: {len(got)} octets, "
+                f"{len(top_expected(m, n))} expected")
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
 
 
 @pytest.mark.parametrize("arg,err", [

@@ -1,4 +1,4 @@
-"""The POP access settings (DESIGN.md), each checked by what a later session
+"""The POP access settings (README), each checked by what a later session
 sees: access off/all/since-now, domain switch, require-app-password, spam,
 standard vs once mode, recent:, after=delete/keep/read/archive, list limit,
 LOGIN-DELAY, EXPIRE, and the client workarounds."""
@@ -147,11 +147,86 @@ def test_once_mode_downloaded_not_listed_again(d):
     assert subjects(d) == ["m3"]                        # recent marks nothing
 
 
+def test_recent_lists_archived_and_spam_but_not_deleted(d):
+    """recent: is the last days of all mail the account received, wherever
+    it was filed (Gmail's recent mode): what once/archive moved to Archive
+    and what once/keep hid stay listed; Spam per pop-spam; mail really
+    deleted is gone."""
+    d.cli("user", "set", "ann@example.com", "pop-mode=once",
+          "pop-after=archive")
+    d.deliver("ann@example.com", msg(9, b"X-Spam-Flag: YES\r\n"))
+    c, r = session(d)
+    c.cmd("RETR 1")
+    c.line()
+    c.multiline()
+    c.cmd("QUIT")
+    assert c.line().endswith("(1 messages done with)")
+    c.close()
+    assert [x[1] for x in rows(d)] == ["Archive", "Inbox", "Spam"]
+    assert subjects(d) == ["m2"]
+    assert subjects(d, "recent:ann@example.com") == ["m1", "m2"]
+    d.cli("user", "set", "ann@example.com", "pop-spam=include")
+    assert subjects(d, "recent:ann@example.com") == ["m1", "m2", "m9"]
+    d.cli("user", "set", "ann@example.com", "pop-spam=only")
+    assert subjects(d, "recent:ann@example.com") == ["m9"]
+    # hidden by keep: listed; deleted: not
+    d.cli("user", "set", "ann@example.com", "pop-spam=exclude",
+          "pop-after=keep")
+    retr_all_and(d)                                  # m2 hidden
+    assert subjects(d) == []
+    assert subjects(d, "recent:ann@example.com") == ["m1", "m2"]
+    d.deliver("ann@example.com", msg(3))
+    d.cli("user", "set", "ann@example.com", "pop-after=delete")
+    retr_all_and(d)                                  # m3 deleted
+    assert [x[1] for x in rows(d)] == ["Archive", "Inbox", "Spam"]
+    assert subjects(d, "recent:ann@example.com") == ["m1", "m2"]
+
+
+@pytest.mark.parametrize("mode", ["once", "standard"])
+def test_recent_session_deletes_nothing(d, mode):
+    """A recent: client must not disturb the first client: CAPA says EXPIRE
+    NEVER, DELE is accepted (RFC 1939), QUIT removes and marks nothing."""
+    d.cli("user", "set", "ann@example.com", f"pop-mode={mode}",
+          "pop-after=delete")
+    c, r = session(d, "recent:ann@example.com")
+    assert r.startswith("+OK Logged in, 2 messages")
+    c.cmd("CAPA")
+    c.line()
+    assert "EXPIRE NEVER" in c.multiline()
+    c.cmd("RETR 1")
+    c.line()
+    c.multiline()
+    c.cmd("DELE 1")
+    assert c.line() == "+OK Message 1 deleted"
+    c.cmd("DELE 2")
+    assert c.line() == "+OK Message 2 deleted"
+    c.cmd("STAT")
+    assert c.line() == "+OK 0 0"                     # as RFC 1939 says
+    c.cmd("QUIT")
+    assert c.line() == ("+OK Postern POP3 server signing off (recent mode: "
+                        "mailbox unchanged)")
+    assert c.closed()
+    c.close()
+    time.sleep(0.1)
+    assert len(rows(d)) == 2
+    assert subjects(d) == ["m1", "m2"]               # the first client's view
+    log = d.log()
+    assert "event=recent_dele_ignored" in log and "marked=2" in log
+    assert "deleted=0" in [l for l in log.splitlines()
+                           if "event=logout" in l][0]
+    # a normal session still says what it does
+    c, r = session(d)
+    c.cmd("CAPA")
+    c.line()
+    assert ("EXPIRE 0" if mode == "once" else "EXPIRE NEVER") in c.multiline()
+    c.close()
+
+
 @pytest.mark.parametrize("after,check", [
     ("delete", lambda r: r == []),
     ("keep", lambda r: [x[1] for x in r] == ["Inbox"] * 2 and
      [x[4] for x in r] == ["hidden"] * 2),
-    ("read", lambda r: [x[4] for x in r] == ["hidden"] * 2),
+    ("read", lambda r: [x[4] for x in r] == ["seen,hidden"] * 2),
     ("archive", lambda r: [x[1] for x in r] == ["Archive"] * 2),
 ])
 def test_after_actions(d, after, check):
@@ -278,3 +353,43 @@ def test_workarounds_nul_and_missing_blank_line(pop3d, tmp_path):
     assert b"\0" not in got[1] + got[2]
     assert b"Subject: headers only\r\n\r\n.\r\n" in got[1] + got[2]
     c.close()
+
+
+def test_added_blank_line_counted_in_sizes(pop3d, tmp_path):
+    """LIST, STAT, the RETR status and the logout line's bytes count the
+    CRLF that add_missing_blank_line adds, and RETR sends exactly that;
+    TOP gets the blank line too. A message that has one gets nothing."""
+    d = pop3d({"pop3d": {"add_missing_blank_line": "yes"}})
+    d.add_user("ann@example.com")
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    bodies = {"1.a.host:2,": b"Subject: headers only\r\nX-A: b\r\n",
+              "2.b.host:2,": b"Subject: has a body\r\n\r\nbody\r\n"}
+    for name, b in bodies.items():
+        (md / "cur" / name).write_bytes(b)
+    d.cli("import", "ann@example.com", "maildir", str(md))
+    sent = [bodies["1.a.host:2,"] + b"\r\n", bodies["2.b.host:2,"]]
+    c, r = session(d)
+    total = sum(map(len, sent))
+    assert r == f"+OK Logged in, 2 messages ({total} octets)"
+    c.cmd("STAT")
+    assert c.line() == f"+OK 2 {total}"
+    c.cmd("LIST")
+    c.line()
+    assert c.multiline() == [f"{i} {len(b)}" for i, b in enumerate(sent, 1)]
+    for i, b in enumerate(sent, 1):
+        c.cmd(f"RETR {i}")
+        assert c.line() == f"+OK {len(b)} octets"
+        assert "\r\n".join(c.multiline()).encode() + b"\r\n" == b
+    c.cmd("TOP 1 5")
+    c.line()
+    assert "\r\n".join(c.multiline()).encode() + b"\r\n" == sent[0]
+    c.cmd("QUIT")
+    c.line()
+    assert c.closed()
+    c.close()
+    time.sleep(0.1)
+    # bytes: both RETRs and the TOP, as sent before dot-stuffing
+    logout = [l for l in d.log().splitlines() if "event=logout" in l]
+    assert f"bytes={total + len(sent[0])} " in logout[0] + " "

@@ -205,6 +205,66 @@ static void test_messages_chunks_uidls(void **state)
 	store_close(st);
 }
 
+struct upd_op { uint64_t acct; struct store_msg m; };
+
+static int upd_msg(struct store_write *w, void *arg)
+{
+	struct upd_op *op = arg;
+
+	return store_msg_update(w, op->acct, &op->m);
+}
+
+static uint8_t flags_of(struct store *st, uint64_t acct, uint64_t uid)
+{
+	struct store_read *r;
+	struct store_msg m;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_msg_get(r, acct, uid, &m), 0);
+	store_read_end(r);
+	return m.flags;
+}
+
+/* STORE_MSG_NO_BLANK_LINE is worked out from the body at delivery (a line
+ * with nothing or a lone CR before its LF ends the header), whatever the
+ * caller says, and store_msg_update keeps it. */
+static void test_no_blank_line_flag(void **state)
+{
+	static const struct { const char *body; bool none; } cases[] = {
+		{ "Subject: a\r\n\r\nbody\r\n", false },
+		{ "\r\nbody, empty header\r\n", false },
+		{ "Subject: a\r\n\r\n", false },
+		{ "Subject: a\n\nbare LF\n", false },
+		{ "Subject: headers only\r\nX: y\r\n", true },
+		{ "Subject: a\r\r\nX: \r\r\n", true },
+		{ "Subject: no end", true },
+	};
+	struct store *st = fresh();
+	uint64_t acct = make_account(st, "ann@example.com");
+	struct msg_op op = { .acct = acct };
+	struct upd_op up = { .acct = acct };
+	struct store_read *r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		/* a caller's claim either way is ignored */
+		op.m = (struct store_msg_in){ .body = cases[i].body,
+			.len = strlen(cases[i].body), .flags = cases[i].none
+			? STORE_MSG_SEEN : STORE_MSG_SEEN | STORE_MSG_NO_BLANK_LINE };
+		assert_int_equal(store_write(st, add_msg, &op), 0);
+		assert_int_equal(flags_of(st, acct, op.uid), STORE_MSG_SEEN |
+				 (cases[i].none ? STORE_MSG_NO_BLANK_LINE : 0));
+		assert_int_equal(store_read_begin(st, &r), 0);
+		assert_int_equal(store_msg_get(r, acct, op.uid, &up.m), 0);
+		store_read_end(r);
+		up.m.flags = cases[i].none ? STORE_MSG_POP_HIDDEN
+			     : STORE_MSG_POP_HIDDEN | STORE_MSG_NO_BLANK_LINE;
+		assert_int_equal(store_write(st, upd_msg, &up), 0);
+		assert_int_equal(flags_of(st, acct, op.uid), STORE_MSG_POP_HIDDEN |
+				 (cases[i].none ? STORE_MSG_NO_BLANK_LINE : 0));
+	}
+	store_close(st);
+}
+
 struct del_op { uint64_t acct, uid; };
 
 static int del_msg(struct store_write *w, void *arg)
@@ -627,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_domains_and_accounts),
 		cmocka_unit_test(test_domain_del_refused_with_accounts),
 		cmocka_unit_test(test_messages_chunks_uidls),
+		cmocka_unit_test(test_no_blank_line_flag),
 		cmocka_unit_test(test_uids_never_reused),
 		cmocka_unit_test(test_account_del_removes_mail),
 		cmocka_unit_test(test_group_commit_rollback_alone),
