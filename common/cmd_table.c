@@ -2,7 +2,7 @@
 #include <strings.h>
 #include <string.h>
 
-#include "cmd_table.h"
+#include "common/cmd_table.h"
 
 const void *cmd_table_find(const void *table, size_t n, size_t stride,
 			   size_t verb_max, char *line, size_t *verb_len,

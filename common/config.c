@@ -10,8 +10,8 @@
 #include <strings.h>
 #include <sys/un.h>
 
-#include "config.h"
-#include "err.h"
+#include "common/config.h"
+#include "common/err.h"
 
 enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
 		CFG_LISTEN, CFG_LIST };
@@ -258,7 +258,7 @@ int cfg_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 /* digits followed by one unit from units[]; returns value * its factor. */
-static int parse_with_unit(const char *s, const char *const units[],
+static int cfg__parse_with_unit(const char *s, const char *const units[],
 			   const uint64_t factors[], uint64_t *out)
 {
 	char num[32];
@@ -287,7 +287,7 @@ int cfg_parse_duration_ms(const char *s, uint64_t *out)
 	static const char *const u[] = { "", "s", "ms", "m", "h", "d", NULL };
 	static const uint64_t f[] = { 1000, 1000, 1, 60000, 3600000,
 				      86400000 };
-	return parse_with_unit(s, u, f, out);
+	return cfg__parse_with_unit(s, u, f, out);
 }
 
 int cfg_parse_size(const char *s, uint64_t *out)
@@ -295,7 +295,7 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	static const char *const u[] = { "", "K", "M", "G", "T", NULL };
 	static const uint64_t f[] = { 1, 1ULL << 10, 1ULL << 20, 1ULL << 30,
 				      1ULL << 40 };
-	return parse_with_unit(s, u, f, out);
+	return cfg__parse_with_unit(s, u, f, out);
 }
 
 int cfg_parse_bool(const char *s, bool *out)
@@ -316,7 +316,7 @@ int cfg_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static char *trim(char *s)
+static char *cfg__trim(char *s)
 {
 	char *e;
 
@@ -328,7 +328,7 @@ static char *trim(char *s)
 	return s;
 }
 
-static int parse_one_addr(char *t, struct cfg_listen_addr *a,
+static int cfg__parse_one_addr(char *t, struct cfg_listen_addr *a,
 			  char err[CFG_ERR_MAX])
 {
 	char *host, *port;
@@ -402,12 +402,12 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	if (*trim(buf) == '\0') {
+	if (*cfg__trim(buf) == '\0') {
 		*out = l;
 		return 0;
 	}
 	while ((tok = strsep(&rest, ","))) {
-		char *t = trim(tok);
+		char *t = cfg__trim(tok);
 
 		if (l.n == CFG_LIST_MAX) {
 			snprintf(err, CFG_ERR_MAX, "more than %d addresses",
@@ -418,7 +418,7 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 			snprintf(err, CFG_ERR_MAX, "empty address in list");
 			return -EINVAL;
 		}
-		if (parse_one_addr(t, &l.a[l.n], err))
+		if (cfg__parse_one_addr(t, &l.a[l.n], err))
 			return -EINVAL;
 		l.n++;
 	}
@@ -426,7 +426,7 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 	return 0;
 }
 
-static int parse_strlist(const char *s, struct cfg_strlist *out,
+static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
 			 char err[CFG_ERR_MAX])
 {
 	char buf[CFG_LIST_MAX * PATH_MAX];
@@ -438,10 +438,10 @@ static int parse_strlist(const char *s, struct cfg_strlist *out,
 	}
 	strcpy(buf, s);
 	out->n = 0;
-	if (*trim(buf) == '\0')
+	if (*cfg__trim(buf) == '\0')
 		return 0;
 	while ((tok = strsep(&rest, ","))) {
-		char *t = trim(tok);
+		char *t = cfg__trim(tok);
 
 		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
 			snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
@@ -454,7 +454,7 @@ static int parse_strlist(const char *s, struct cfg_strlist *out,
 }
 
 /* Parse value into the key's field. On error writes a message to err. */
-static int cfg_set(struct postern_config *cfg, const struct cfg_key *k,
+static int cfg__set(struct postern_config *cfg, const struct cfg_key *k,
 		   const char *value, char err[CFG_ERR_MAX])
 {
 	char *field = (char *)cfg + k->off;
@@ -527,7 +527,7 @@ static int cfg_set(struct postern_config *cfg, const struct cfg_key *k,
 	case CFG_LISTEN:
 		return cfg_parse_listen(value, (struct cfg_listen *)field, err);
 	case CFG_LIST:
-		return parse_strlist(value, (struct cfg_strlist *)field, err);
+		return cfg__parse_strlist(value, (struct cfg_strlist *)field, err);
 	}
 	return -EINVAL;
 }
@@ -538,7 +538,7 @@ void cfg_defaults(struct postern_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < CFG_NKEYS; i++) {
-		int r = cfg_set(cfg, &cfg_keys[i], cfg_keys[i].def, err);
+		int r = cfg__set(cfg, &cfg_keys[i], cfg_keys[i].def, err);
 
 		/* A default that does not parse is a bug in the table. */
 		if (r) {
@@ -557,7 +557,7 @@ struct cfg_ctx {
 	char msg[CFG_ERR_MAX];
 };
 
-static int cfg_ini_handler(void *user, const char *section, const char *name,
+static int cfg__ini_handler(void *user, const char *section, const char *name,
 			   const char *value)
 {
 	struct cfg_ctx *ctx = user;
@@ -576,7 +576,7 @@ static int cfg_ini_handler(void *user, const char *section, const char *name,
 			continue;
 		if (ctx->seen[i]) {
 			snprintf(msg, sizeof(msg), "set twice");
-		} else if (cfg_set(ctx->cfg, k, value, msg) == 0) {
+		} else if (cfg__set(ctx->cfg, k, value, msg) == 0) {
 			ctx->seen[i] = true;
 			return 1;
 		}
@@ -620,7 +620,7 @@ int cfg_load(struct postern_config *cfg, const char *path,
 		return -ENOMEM;
 	}
 	ctx->cfg = cfg;
-	line = ini_parse_file(f, cfg_ini_handler, ctx);
+	line = ini_parse_file(f, cfg__ini_handler, ctx);
 	fclose(f);
 	if (line != 0) {
 		if (ctx->failed)

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "conn_limit.h"
+#include "common/conn_limit.h"
+#include "common/contract.h"
 
 struct conn_slot {
 	uint8_t addr[16];
@@ -55,7 +55,7 @@ void conn_limit_free(struct conn_limit *l)
 }
 
 /* 16-byte key; false for addresses not counted per address. */
-static bool addr_key(const struct sockaddr *sa, uint8_t key[16])
+static bool conn_limit__addr_key(const struct sockaddr *sa, uint8_t key[16])
 {
 	if (!sa)
 		return false;
@@ -74,7 +74,7 @@ static bool addr_key(const struct sockaddr *sa, uint8_t key[16])
 	return false;
 }
 
-static size_t slot_hash(const uint8_t key[16])
+static size_t conn_limit__slot_hash(const uint8_t key[16])
 {
 	uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
 
@@ -83,9 +83,9 @@ static size_t slot_hash(const uint8_t key[16])
 	return (size_t)h;
 }
 
-static struct conn_slot *slot_find(struct conn_limit *l, const uint8_t key[16])
+static struct conn_slot *conn_limit__slot_find(struct conn_limit *l, const uint8_t key[16])
 {
-	for (size_t i = slot_hash(key) & l->mask;; i = (i + 1) & l->mask) {
+	for (size_t i = conn_limit__slot_hash(key) & l->mask;; i = (i + 1) & l->mask) {
 		struct conn_slot *s = &l->slots[i];
 
 		if (s->count == 0 || memcmp(s->addr, key, 16) == 0)
@@ -93,13 +93,13 @@ static struct conn_slot *slot_find(struct conn_limit *l, const uint8_t key[16])
 	}
 }
 
-static void slot_remove(struct conn_limit *l, struct conn_slot *s)
+static void conn_limit__slot_remove(struct conn_limit *l, struct conn_slot *s)
 {
 	size_t i = (size_t)(s - l->slots);
 
 	l->slots[i].count = 0;
 	for (size_t j = (i + 1) & l->mask; l->slots[j].count; j = (j + 1) & l->mask) {
-		size_t home = slot_hash(l->slots[j].addr) & l->mask;
+		size_t home = conn_limit__slot_hash(l->slots[j].addr) & l->mask;
 
 		/* Move j back into the hole at i unless its home lies in (i, j]. */
 		if (((j - home) & l->mask) >= ((j - i) & l->mask)) {
@@ -115,13 +115,13 @@ enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 {
 	enum conn_verdict v = CONN_OK;
 	uint8_t key[16];
-	bool keyed = addr_key(addr, key);
+	bool keyed = conn_limit__addr_key(addr, key);
 
 	pthread_mutex_lock(&l->mu);
 	if (l->total >= l->max_total) {
 		v = CONN_OVER_TOTAL;
 	} else if (keyed) {
-		struct conn_slot *s = slot_find(l, key);
+		struct conn_slot *s = conn_limit__slot_find(l, key);
 
 		if (s->count >= l->max_per_addr) {
 			v = CONN_OVER_PER_ADDR;
@@ -139,17 +139,17 @@ enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr)
 {
 	uint8_t key[16];
-	bool keyed = addr_key(addr, key);
+	bool keyed = conn_limit__addr_key(addr, key);
 
 	pthread_mutex_lock(&l->mu);
 	REQUIRE(l->total > 0);
 	l->total--;
 	if (keyed) {
-		struct conn_slot *s = slot_find(l, key);
+		struct conn_slot *s = conn_limit__slot_find(l, key);
 
 		REQUIRE(s->count > 0);
 		if (--s->count == 0)
-			slot_remove(l, s);
+			conn_limit__slot_remove(l, s);
 	}
 	pthread_mutex_unlock(&l->mu);
 }

@@ -1,7 +1,7 @@
 /* err.c — names for the codes of err.h. */
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 const char *pst_strerror(int err)
 {

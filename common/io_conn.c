@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "conn_limit.h"
-#include "err.h"
-#include "io_conn.h"
-#include "log.h"
-#include "tls_creds.h"
+#include "common/conn_limit.h"
+#include "common/contract.h"
+#include "common/err.h"
+#include "common/io_conn.h"
+#include "common/log.h"
+#include "common/tls_creds.h"
 
 #define IO_RECORD_MAX 16384       /* one TLS record of bulk output */
 #define IO_LINGER_MS 5000         /* bound on flushing output at close */

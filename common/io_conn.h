@@ -36,8 +36,8 @@
 #include <pthread.h>
 #include <uv.h>
 
-#include "conn_limit.h"
-#include "linebuf.h"
+#include "common/conn_limit.h"
+#include "common/linebuf.h"
 
 struct io_conn;
 

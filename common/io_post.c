@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "assert.h"
-#include "io_conn.h"
+#include "common/contract.h"
+#include "common/io_conn.h"
 
 struct io_sess_ref {
 	struct io_sess_ref *next;

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "linebuf.h"
+#include "common/contract.h"
+#include "common/linebuf.h"
 
 int linebuf_init(struct linebuf *lb, size_t cap)
 {
@@ -22,7 +22,7 @@ void linebuf_free(struct linebuf *lb)
 	lb->buf = NULL;
 }
 
-static void linebuf_compact(struct linebuf *lb)
+static void linebuf__compact(struct linebuf *lb)
 {
 	if (lb->start == 0)
 		return;
@@ -33,7 +33,7 @@ static void linebuf_compact(struct linebuf *lb)
 
 char *linebuf_tail(struct linebuf *lb, size_t *space)
 {
-	linebuf_compact(lb);
+	linebuf__compact(lb);
 	*space = lb->cap - lb->len;
 	return lb->buf + lb->len;
 }
@@ -71,7 +71,7 @@ size_t linebuf_clear(struct linebuf *lb)
 	return n;
 }
 
-static enum linebuf_ev next_line(struct linebuf *lb,
+static enum linebuf_ev linebuf__next_line(struct linebuf *lb,
 				 const struct linebuf_rules *r,
 				 struct linebuf_line *out)
 {
@@ -117,7 +117,7 @@ static enum linebuf_ev next_line(struct linebuf *lb,
 	return LB_LINE;
 }
 
-static enum linebuf_ev next_data(struct linebuf *lb, struct linebuf_line *out)
+static enum linebuf_ev linebuf__next_data(struct linebuf *lb, struct linebuf_line *out)
 {
 	char *s = lb->buf + lb->start;
 	size_t avail = lb->len - lb->start;
@@ -148,9 +148,9 @@ enum linebuf_ev linebuf_next(struct linebuf *lb, const struct linebuf_rules *r,
 
 	switch (r->mode) {
 	case LB_MODE_LINE:
-		return next_line(lb, r, out);
+		return linebuf__next_line(lb, r, out);
 	case LB_MODE_DATA:
-		return avail ? next_data(lb, out) : LB_NEED_MORE;
+		return avail ? linebuf__next_data(lb, out) : LB_NEED_MORE;
 	case LB_MODE_RAW:
 		if (!avail || !r->raw_left)
 			return LB_NEED_MORE;

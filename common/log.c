@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "assert.h"
-#include "log.h"
+#include "common/contract.h"
+#include "common/log.h"
 
 #define LOG_LINE_MAX 2048
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sasl.h"
+#include "common/sasl.h"
 
 int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
 		    size_t *outlen)

@@ -16,12 +16,12 @@
 
 #include <gnutls/gnutls.h>
 
-#include "assert.h"
-#include "err.h"
-#include "log.h"
-#include "sasl.h"
-#include "server.h"
-#include "tls_creds.h"
+#include "common/contract.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/sasl.h"
+#include "common/server.h"
+#include "common/tls_creds.h"
 
 #define SERVER_SOCKS_MAX (SERVER_LISTEN_MAX * CFG_LIST_MAX)
 #define SERVER_BACKLOG 511

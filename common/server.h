@@ -18,9 +18,9 @@
 #ifndef POSTERN_SERVER_H
 #define POSTERN_SERVER_H
 
-#include "config.h"
-#include "conn_limit.h"
-#include "io_conn.h"
+#include "common/config.h"
+#include "common/conn_limit.h"
+#include "common/io_conn.h"
 
 #define SERVER_LISTEN_MAX 4
 

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "err.h"
-#include "log.h"
-#include "tls_creds.h"
+#include "common/contract.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/tls_creds.h"
 
 struct tls_creds {
 	atomic_uint refs;
@@ -24,7 +24,7 @@ static struct {
 	struct cfg_strlist cert, key;
 } tls = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static int creds_load(struct tls_creds **out, char err[CFG_ERR_MAX])
+static int tls_creds__creds_load(struct tls_creds **out, char err[CFG_ERR_MAX])
 {
 	struct tls_creds *c = calloc(1, sizeof(*c));
 	int r;
@@ -86,7 +86,7 @@ int tls_creds_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 			return -PST_ETLS;
 		}
 	}
-	r = creds_load(&c, err);
+	r = tls_creds__creds_load(&c, err);
 	if (r)
 		return r;
 	tls.current = c;
@@ -96,7 +96,7 @@ int tls_creds_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 int tls_creds_reload(char err[CFG_ERR_MAX])
 {
 	struct tls_creds *c, *old;
-	int r = creds_load(&c, err);
+	int r = tls_creds__creds_load(&c, err);
 
 	if (r)
 		return r;

@@ -15,7 +15,7 @@
 
 #include <gnutls/gnutls.h>
 
-#include "config.h"
+#include "common/config.h"
 
 struct tls_creds;
 

@@ -2,13 +2,13 @@
  * (STLS). See pop3_session.h for the protocol state. */
 #include <stdio.h>
 
-#include "auth.h"
-#include "err.h"
-#include "log.h"
-#include "pop3_session.h"
-#include "server.h"
+#include "common/auth/auth.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/server.h"
+#include "pop3d/pop3_session.h"
 
-static int pop3d_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
+static int pop3d__init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 {
 	char why[512];
 	int r;
@@ -36,14 +36,14 @@ static int pop3d_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 	return 0;
 }
 
-static void pop3d_fini(void)
+static void pop3d__fini(void)
 {
 	auth_pool_free(pop3d.pool);
 	auth_ctx_free(pop3d.auth);
 	store_close(pop3d.store);   /* stops the writer after its queue */
 }
 
-static int pop3d_setup(const struct postern_config *cfg,
+static int pop3d__setup(const struct postern_config *cfg,
 		       struct server_proto *p, char err[CFG_ERR_MAX])
 {
 	pop3d.cfg = cfg;
@@ -58,13 +58,13 @@ static int pop3d_setup(const struct postern_config *cfg,
 	/* Commands are held to pop3_line_max in pop3_cmd.c. */
 	p->limits = server_io_limits(cfg, cfg->limits.pop3_line_max, 0,
 				     cfg->pop3d.idle_timeout);
-	p->init = pop3d_init;
-	p->fini = pop3d_fini;
+	p->init = pop3d__init;
+	p->fini = pop3d__fini;
 	p->accept = pop3_session_accept;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	return server_main(argc, argv, "postern-pop3d", pop3d_setup);
+	return server_main(argc, argv, "postern-pop3d", pop3d__setup);
 }

@@ -9,10 +9,16 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "cmd_table.h"
-#include "log.h"
-#include "pop3_session.h"
-#include "sasl.h"
+#include "common/cmd_table.h"
+#include "common/log.h"
+#include "common/sasl.h"
+#include "pop3d/pop3_args.h"
+#include "pop3d/pop3_cmd.h"
+#include "pop3d/pop3_login.h"
+#include "pop3d/pop3_maildrop.h"
+#include "pop3d/pop3_reply.h"
+#include "pop3d/pop3_retr.h"
+#include "pop3d/pop3_session.h"
 
 #define POP3_VERB_MAX 4           /* every POP3 verb is 3-4 letters */
 
@@ -39,7 +45,7 @@ bool pop3_login_allowed(const struct pop3_session *s)
 static int pop3__no_args(struct pop3_session *s, char *args)
 {
 	if (*args) {
-		pop3_reply_err(s, "No arguments expected");
+		pop3_reply_err(s->io, "No arguments expected");
 		return -1;
 	}
 	return 0;
@@ -48,7 +54,7 @@ static int pop3__no_args(struct pop3_session *s, char *args)
 static int pop3__login_check(struct pop3_session *s, char *args)
 {
 	if (!pop3_login_allowed(s)) {
-		pop3_reply_err(s, "[AUTH] Log in only after STLS (TLS "
+		pop3_reply_err(s->io, "[AUTH] Log in only after STLS (TLS "
 			       "required)");
 		return -1;
 	}
@@ -61,7 +67,7 @@ static void pop3__capa(struct pop3_session *s, char *args)
 {
 	const struct postern_config *cfg = pop3d.cfg;
 
-	pop3_reply_ok(s, "Capability list follows");
+	pop3_reply_ok(s->io, "Capability list follows");
 	io_conn_printf(s->io, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 		       "PIPELINING\r\n");
 	if (pop3__stls_allowed(s))
@@ -90,7 +96,7 @@ static int pop3__stls_check(struct pop3_session *s, char *args)
 	if (pop3__no_args(s, args))
 		return -1;
 	if (!pop3__stls_allowed(s)) {
-		pop3_reply_err(s, "TLS is already active");
+		pop3_reply_err(s->io, "TLS is already active");
 		return -1;
 	}
 	return 0;
@@ -98,7 +104,7 @@ static int pop3__stls_check(struct pop3_session *s, char *args)
 
 static void pop3__stls(struct pop3_session *s, char *args)
 {
-	pop3_reply_ok(s, "Begin TLS negotiation now");
+	pop3_reply_ok(s->io, "Begin TLS negotiation now");
 	io_conn_starttls(s->io);
 }
 
@@ -107,7 +113,7 @@ static int pop3__user_check(struct pop3_session *s, char *args)
 	if (pop3__login_check(s, args))
 		return -1;
 	if (!*args || strlen(args) >= sizeof(s->user)) {
-		pop3_reply_err(s, "Usage: USER name");
+		pop3_reply_err(s->io, "Usage: USER name");
 		return -1;
 	}
 	return 0;
@@ -116,7 +122,7 @@ static int pop3__user_check(struct pop3_session *s, char *args)
 static void pop3__user(struct pop3_session *s, char *args)
 {
 	strcpy(s->user, args);
-	pop3_reply_ok(s, "Send PASS");
+	pop3_reply_ok(s->io, "Send PASS");
 }
 
 static int pop3__pass_check(struct pop3_session *s, char *args)
@@ -124,7 +130,7 @@ static int pop3__pass_check(struct pop3_session *s, char *args)
 	if (pop3__login_check(s, args))
 		return -1;
 	if (!s->user[0]) {
-		pop3_reply_err(s, "USER first");
+		pop3_reply_err(s->io, "USER first");
 		return -1;
 	}
 	return 0;
@@ -147,10 +153,10 @@ static void pop3__sasl_result(struct pop3_session *s, enum sasl_status st,
 		io_conn_printf(s->io, "+ %s\r\n", prompt);
 		return;
 	case SASL_CANCEL:
-		pop3_reply_err(s, "AUTH cancelled");
+		pop3_reply_err(s->io, "AUTH cancelled");
 		return;
 	case SASL_FAIL:
-		pop3_reply_err(s, "%s%s", s->sasl.fail == SASL_FAIL_CREDS
+		pop3_reply_err(s->io, "%s%s", s->sasl.fail == SASL_FAIL_CREDS
 			       ? "[AUTH] " : "", why);
 		return;
 	case SASL_DONE:
@@ -163,45 +169,48 @@ static void pop3__sasl_result(struct pop3_session *s, enum sasl_status st,
 
 static void pop3__auth(struct pop3_session *s, char *args)
 {
-	char *mech = args, *initial = strchr(args, ' ');
+	char *mech, *initial;
 	struct sasl_creds cr;
 	const char *prompt = "", *why = "";
 	enum sasl_status st;
 
 	if (!*args) {   /* RFC 1734 style: list the mechanisms */
-		pop3_reply_ok(s, "Mechanisms follow");
+		pop3_reply_ok(s->io, "Mechanisms follow");
 		io_conn_printf(s->io, "PLAIN\r\nLOGIN\r\n.\r\n");
 		return;
 	}
-	if (initial)
-		*initial++ = '\0';
+	pop3_args_auth(args, &mech, &initial);
 	st = sasl_start(&s->sasl, mech, initial, &prompt, &cr, &why);
 	pop3__sasl_result(s, st, prompt, &cr, why);
 }
 
 /* ---- TRANSACTION ---- */
 
-/* "n" -> index of a message that exists and is not deleted. */
-static int pop3__msgno(struct pop3_session *s, const char *arg, uint32_t *idx)
+/* n -> index of a message that exists and is not deleted. */
+static int pop3__msg_index(struct pop3_session *s, uint32_t n, uint32_t *idx)
 {
-	uint64_t n;
-
-	if (cfg_parse_uint(arg, 1, UINT32_MAX, &n)) {
-		pop3_reply_err(s, "Invalid message number");
-		return -1;
-	}
 	if (n > s->nmsgs) {
-		pop3_reply_err(s, "There is no message %llu",
-			       (unsigned long long)n);
+		pop3_reply_err(s->io, "There is no message %u", n);
 		return -1;
 	}
 	if (s->msgs[n - 1].deleted) {
-		pop3_reply_err(s, "Message %llu is deleted",
-			       (unsigned long long)n);
+		pop3_reply_err(s->io, "Message %u is deleted", n);
 		return -1;
 	}
-	*idx = (uint32_t)(n - 1);
+	*idx = n - 1;
 	return 0;
+}
+
+/* "n" -> index of a message that exists and is not deleted. */
+static int pop3__msgno(struct pop3_session *s, const char *arg, uint32_t *idx)
+{
+	uint32_t n;
+
+	if (pop3_args_msgno(arg, &n)) {
+		pop3_reply_err(s->io, "Invalid message number");
+		return -1;
+	}
+	return pop3__msg_index(s, n, idx);
 }
 
 static void pop3__stat(struct pop3_session *s, char *args)
@@ -214,7 +223,7 @@ static void pop3__stat(struct pop3_session *s, char *args)
 			bytes += s->msgs[i].size;
 		}
 	}
-	pop3_reply_ok(s, "%llu %llu", (unsigned long long)n,
+	pop3_reply_ok(s->io, "%llu %llu", (unsigned long long)n,
 		      (unsigned long long)bytes);
 }
 
@@ -226,13 +235,13 @@ static void pop3__list_or_uidl(struct pop3_session *s, char *args, bool uidl)
 		if (pop3__msgno(s, args, &idx))
 			return;
 		if (uidl)
-			pop3_reply_ok(s, "%u %s", idx + 1, s->msgs[idx].uidl);
+			pop3_reply_ok(s->io, "%u %s", idx + 1, s->msgs[idx].uidl);
 		else
-			pop3_reply_ok(s, "%u %llu", idx + 1,
+			pop3_reply_ok(s->io, "%u %llu", idx + 1,
 				      (unsigned long long)s->msgs[idx].size);
 		return;
 	}
-	pop3_reply_ok(s, uidl ? "Unique-ID listing follows"
+	pop3_reply_ok(s->io, uidl ? "Unique-ID listing follows"
 		      : "Scan listing follows");
 	for (uint32_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].deleted)
@@ -263,37 +272,40 @@ static void pop3__retr(struct pop3_session *s, char *args)
 	if (pop3__msgno(s, args, &idx))
 		return;
 	if (pop3_retr_prepare(s, idx)) {
-		pop3_reply_err(s, "[SYS/TEMP] Message %u is no longer "
+		pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer "
 			       "available", idx + 1);
 		return;
 	}
-	pop3_reply_ok(s, "%llu octets", (unsigned long long)s->msgs[idx].size);
+	pop3_reply_ok(s->io, "%llu octets", (unsigned long long)s->msgs[idx].size);
 	pop3_retr_start(s, idx, false, 0);
 }
 
 static void pop3__top(struct pop3_session *s, char *args)
 {
-	char *sp = strchr(args, ' ');
 	uint64_t lines;
-	uint32_t idx;
+	uint32_t n, idx;
 
-	if (!sp) {
-		pop3_reply_err(s, "Usage: TOP msg lines");
+	switch (pop3_args_top(args, &n, &lines)) {
+	case POP3_ARGS_OK:
+		break;
+	case POP3_ARGS_MISSING:
+		pop3_reply_err(s->io, "Usage: TOP msg lines");
+		return;
+	case POP3_ARGS_MSGNO:
+		pop3_reply_err(s->io, "Invalid message number");
+		return;
+	default:
+		pop3_reply_err(s->io, "Invalid line count");
 		return;
 	}
-	*sp = '\0';
-	if (pop3__msgno(s, args, &idx))
+	if (pop3__msg_index(s, n, &idx))
 		return;
-	if (cfg_parse_uint(sp + 1, 0, UINT64_MAX, &lines)) {
-		pop3_reply_err(s, "Invalid line count");
-		return;
-	}
 	if (pop3_retr_prepare(s, idx)) {
-		pop3_reply_err(s, "[SYS/TEMP] Message %u is no longer "
+		pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer "
 			       "available", idx + 1);
 		return;
 	}
-	pop3_reply_ok(s, "Top of message follows");
+	pop3_reply_ok(s->io, "Top of message follows");
 	pop3_retr_start(s, idx, true, lines);
 }
 
@@ -304,19 +316,19 @@ static void pop3__dele(struct pop3_session *s, char *args)
 	if (pop3__msgno(s, args, &idx))
 		return;
 	s->msgs[idx].deleted = true;
-	pop3_reply_ok(s, "Message %u deleted", idx + 1);
+	pop3_reply_ok(s->io, "Message %u deleted", idx + 1);
 }
 
 static void pop3__rset(struct pop3_session *s, char *args)
 {
 	for (uint32_t i = 0; i < s->nmsgs; i++)
 		s->msgs[i].deleted = false;
-	pop3_reply_ok(s, "Maildrop has %u messages", s->nmsgs);
+	pop3_reply_ok(s->io, "Maildrop has %u messages", s->nmsgs);
 }
 
 static void pop3__noop(struct pop3_session *s, char *args)
 {
-	pop3_reply_ok(s, "%s", "");
+	pop3_reply_ok(s->io, "%s", "");
 }
 
 static void pop3__quit(struct pop3_session *s, char *args)
@@ -327,7 +339,7 @@ static void pop3__quit(struct pop3_session *s, char *args)
 		pop3_maildrop_update(s);
 		return;
 	}
-	pop3_reply_ok(s, "Postern POP3 server signing off");
+	pop3_reply_ok(s->io, "Postern POP3 server signing off");
 	pop3_session_end(s);
 }
 
@@ -354,7 +366,7 @@ static void pop3__bad(struct pop3_session *s)
 		return;
 	log_event(LOGL_INFO, s->id, "too_many_errors", "errors=%u",
 		  s->bad_commands);
-	pop3_reply_err(s, "Too many bad commands, closing connection");
+	pop3_reply_err(s->io, "Too many bad commands, closing connection");
 	pop3_session_end(s);
 }
 
@@ -368,7 +380,7 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 		return;
 	if (memchr(line, '\0', len)) {
 		s->sasl.mech = SASL_NONE;
-		pop3_reply_err(s, "NUL byte in command");
+		pop3_reply_err(s->io, "NUL byte in command");
 		pop3__bad(s);
 		return;
 	}
@@ -382,7 +394,7 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 		return;
 	}
 	if (len + 2 > pop3d.cfg->limits.pop3_line_max) {
-		pop3_reply_err(s, "Line too long (limit %llu octets)",
+		pop3_reply_err(s->io, "Line too long (limit %llu octets)",
 			       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
 		pop3__bad(s);
 		return;
@@ -391,12 +403,12 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 	if (!cmd) {
 		log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
 			  log_quote(q, sizeof(q), line, vlen));
-		pop3_reply_err(s, "Unknown command");
+		pop3_reply_err(s->io, "Unknown command");
 		pop3__bad(s);
 		return;
 	}
 	if (!(cmd->states & s->state)) {
-		pop3_reply_err(s, "%s is not valid in this state", cmd->verb);
+		pop3_reply_err(s->io, "%s is not valid in this state", cmd->verb);
 		pop3__bad(s);
 		return;
 	}

@@ -9,34 +9,37 @@
 #include <string.h>
 #include <strings.h>
 
-#include "err.h"
-#include "log.h"
-#include "auth_async.h"
-#include "pop3_session.h"
+#include "common/auth/auth_async.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "pop3d/pop3_login.h"
+#include "pop3d/pop3_maildrop.h"
+#include "pop3d/pop3_reply.h"
+#include "pop3d/pop3_session.h"
 
 static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 {
 	switch (r) {
 	case AUTH_APP_PASSWORD_REQUIRED:
-		pop3_reply_err(s, "[AUTH] Application-specific password "
+		pop3_reply_err(s->io, "[AUTH] Application-specific password "
 			       "required: log in with an app password made "
 			       "for this mail client");
 		break;
 	case AUTH_THROTTLED:
-		pop3_reply_err(s, "[SYS/TEMP] Too many failed logins; try "
+		pop3_reply_err(s->io, "[SYS/TEMP] Too many failed logins; try "
 			       "again later");
 		break;
 	case AUTH_TEMPFAIL:
-		pop3_reply_err(s, "[SYS/TEMP] Temporary server error; try "
+		pop3_reply_err(s->io, "[SYS/TEMP] Temporary server error; try "
 			       "again later");
 		break;
 	default:
-		pop3_reply_err(s, "[AUTH] Authentication failed");
+		pop3_reply_err(s->io, "[AUTH] Authentication failed");
 		break;
 	}
 	if (r != AUTH_TEMPFAIL &&
 	    ++s->auth_failures >= pop3d.cfg->limits.auth_failures_max) {
-		pop3_reply_err(s, "Too many failed logins, closing connection");
+		pop3_reply_err(s->io, "Too many failed logins, closing connection");
 		pop3_session_end(s);
 		return;
 	}
@@ -79,7 +82,7 @@ static void pop3__login_ok(struct pop3_session *s,
 			  log_quote(q, sizeof(q), s->account.address,
 				    strlen(s->account.address)),
 			  io_conn_peer(s->io), allowed ? "account" : "domain");
-		pop3_reply_err(s, "[SYS/PERM] POP access is not enabled for "
+		pop3_reply_err(s->io, "[SYS/PERM] POP access is not enabled for "
 			       "this account; ask your administrator");
 		s->user[0] = '\0';
 		io_conn_resume(s->io);
@@ -94,10 +97,10 @@ static void pop3__login_ok(struct pop3_session *s,
 			  io_conn_peer(s->io), e == -PST_EBUSY ? "mailbox in use"
 			  : "login delay");
 		if (e == -PST_EBUSY)
-			pop3_reply_err(s, "[IN-USE] Mailbox is in use by another "
+			pop3_reply_err(s->io, "[IN-USE] Mailbox is in use by another "
 				       "session");
 		else
-			pop3_reply_err(s, "[LOGIN-DELAY] Minimum time between "
+			pop3_reply_err(s->io, "[LOGIN-DELAY] Minimum time between "
 				       "logins not reached; wait %llu seconds",
 				       (unsigned long long)wait_s);
 		s->user[0] = '\0';
@@ -108,7 +111,7 @@ static void pop3__login_ok(struct pop3_session *s,
 	if ((e = pop3_maildrop_snapshot(s, allowed))) {
 		log_event(LOGL_ERR, s->id, "snapshot_failed", "error=\"%s\"",
 			  pst_strerror(e));
-		pop3_reply_err(s, "[SYS/TEMP] Cannot open the mailbox; try "
+		pop3_reply_err(s->io, "[SYS/TEMP] Cannot open the mailbox; try "
 			       "again later");
 		pop3_session_end(s);
 		return;
@@ -122,7 +125,7 @@ static void pop3__login_ok(struct pop3_session *s,
 		  io_conn_peer(s->io), o->app_id ? "app-password" : "password",
 		  s->flags & POP3_F_RECENT ? "yes" : "no", s->nmsgs,
 		  (unsigned long long)s->total_size);
-	pop3_reply_ok(s, "Logged in, %u messages (%llu octets)", s->nmsgs,
+	pop3_reply_ok(s->io, "Logged in, %u messages (%llu octets)", s->nmsgs,
 		      (unsigned long long)s->total_size);
 	io_conn_resume(s->io);
 }
@@ -161,7 +164,7 @@ void pop3_login_start(struct pop3_session *s, const char *user,
 			     pop3__auth_result);
 	if (e) {
 		log_event(LOGL_WARN, s->id, "auth_queue_full", NULL);
-		pop3_reply_err(s, "[SYS/TEMP] Server busy; try again shortly");
+		pop3_reply_err(s->io, "[SYS/TEMP] Server busy; try again shortly");
 		s->flags &= ~(unsigned)POP3_F_RECENT;
 		return;
 	}

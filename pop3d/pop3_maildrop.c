@@ -11,9 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "log.h"
-#include "pop3_session.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "pop3d/pop3_maildrop.h"
+#include "pop3d/pop3_reply.h"
+#include "pop3d/pop3_session.h"
 
 /* ---- the lock (per process: pop3d is the only POP reader) ---- */
 
@@ -82,7 +84,7 @@ struct snap {
 	bool folders[STORE_FOLDER_N], recent, add_blank;
 };
 
-static int snap_add(const struct store_msg *m, void *arg)
+static int pop3__snap_add(const struct store_msg *m, void *arg)
 {
 	struct snap *sn = arg;
 	struct pop3_session *s = sn->s;
@@ -150,7 +152,7 @@ int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed)
 	if ((e = store_read_begin(pop3d.store, &r)))
 		return e;
 	/* One pass over the index; no bodies are touched. */
-	e = store_msg_each(r, s->account.id, snap_add, &sn);
+	e = store_msg_each(r, s->account.id, pop3__snap_add, &sn);
 	store_read_end(r);
 	return e < 0 ? e : 0;
 }
@@ -196,7 +198,7 @@ struct pop3_update {
 	uint64_t uids[];
 };
 
-static int update_write(struct store_write *w, void *arg)
+static int pop3__update_write(struct store_write *w, void *arg)
 {
 	struct pop3_update *u = arg;
 
@@ -232,7 +234,7 @@ static int update_write(struct store_write *w, void *arg)
 	return 0;
 }
 
-static void update_answer(void *sess, struct io_post *m)
+static void pop3__update_answer(void *sess, struct io_post *m)
 {
 	struct pop3_update *u = (struct pop3_update *)m;
 	struct pop3_session *s = sess;
@@ -241,11 +243,11 @@ static void update_answer(void *sess, struct io_post *m)
 		if (u->result) {
 			log_event(LOGL_ERR, s->id, "update_failed",
 				  "error=\"%s\"", pst_strerror(u->result));
-			pop3_reply_err(s, "[SYS/TEMP] Some deleted messages "
+			pop3_reply_err(s->io, "[SYS/TEMP] Some deleted messages "
 				       "were not removed; try again");
 			pop3_maildrop_log_logout(s, "update_failed");
 		} else {
-			pop3_reply_ok(s, "Postern POP3 server signing off (%u "
+			pop3_reply_ok(s->io, "Postern POP3 server signing off (%u "
 				      "messages done with)", u->n);
 			pop3_maildrop_log_logout(s, "quit");
 		}
@@ -254,7 +256,7 @@ static void update_answer(void *sess, struct io_post *m)
 	free(u);
 }
 
-static void update_done(void *arg, int result)
+static void pop3__update_done(void *arg, int result)
 {
 	struct pop3_update *u = arg;
 
@@ -265,7 +267,7 @@ static void update_done(void *arg, int result)
 /* A recent: session is a second client that must not disturb the first:
  * its DELEs were accepted (RFC 1939 clients delete after downloading and
  * must not see errors) but remove and mark nothing, like its downloads. */
-static void update_recent(struct pop3_session *s)
+static void pop3__update_recent(struct pop3_session *s)
 {
 	uint32_t marked = 0;
 
@@ -275,7 +277,7 @@ static void update_recent(struct pop3_session *s)
 		log_event(LOGL_INFO, s->id, "recent_dele_ignored", "marked=%u "
 			  "reason=\"recent mode leaves the mailbox unchanged\"",
 			  marked);
-	pop3_reply_ok(s, "Postern POP3 server signing off (recent mode: "
+	pop3_reply_ok(s->io, "Postern POP3 server signing off (recent mode: "
 		      "mailbox unchanged)");
 	pop3_maildrop_log_logout(s, "quit");
 	pop3_session_end(s);
@@ -288,7 +290,7 @@ void pop3_maildrop_update(struct pop3_session *s)
 	uint32_t n = 0;
 
 	if (s->flags & POP3_F_RECENT) {
-		update_recent(s);
+		pop3__update_recent(s);
 		return;
 	}
 	for (uint32_t i = 0; i < s->nmsgs; i++) {
@@ -298,14 +300,14 @@ void pop3_maildrop_update(struct pop3_session *s)
 			n++;
 	}
 	if (n == 0) {
-		pop3_reply_ok(s, "Postern POP3 server signing off");
+		pop3_reply_ok(s->io, "Postern POP3 server signing off");
 		pop3_maildrop_log_logout(s, "quit");
 		pop3_session_end(s);
 		return;
 	}
 	u = calloc(1, sizeof(*u) + n * sizeof(uint64_t));
 	if (!u) {
-		pop3_reply_err(s, "[SYS/TEMP] Out of memory; nothing removed");
+		pop3_reply_err(s->io, "[SYS/TEMP] Out of memory; nothing removed");
 		pop3_session_end(s);
 		return;
 	}
@@ -314,13 +316,13 @@ void pop3_maildrop_update(struct pop3_session *s)
 			u->uids[u->n++] = s->msgs[i].uid;
 	u->w = io_conn_worker(s->io);
 	u->post.sess = s->id;
-	u->post.fn = update_answer;
+	u->post.fn = pop3__update_answer;
 	u->account_id = s->account.id;
 	u->after = s->account.pop.after;
 	io_conn_pause(s->io);
-	if (store_write_async(pop3d.store, update_write, u, update_done)) {
+	if (store_write_async(pop3d.store, pop3__update_write, u, pop3__update_done)) {
 		free(u);
-		pop3_reply_err(s, "[SYS/TEMP] Store unavailable; nothing "
+		pop3_reply_err(s->io, "[SYS/TEMP] Store unavailable; nothing "
 			       "removed");
 		pop3_session_end(s);
 	}

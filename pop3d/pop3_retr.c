@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "err.h"
-#include "log.h"
-#include "pop3_session.h"
+#include "common/contract.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "pop3d/pop3_retr.h"
+#include "pop3d/pop3_session.h"
+#include "pop3d/pop3_top.h"
 
 #define RETR_SLICE 16384
 
@@ -25,7 +27,7 @@ void pop3_retr_free(struct pop3_session *s)
 	memset(&s->retr, 0, sizeof(s->retr));
 }
 
-static int retr_fetch(struct pop3_session *s);
+static int pop3__retr_fetch(struct pop3_session *s);
 
 int pop3_retr_prepare(struct pop3_session *s, uint32_t msg)
 {
@@ -36,7 +38,7 @@ int pop3_retr_prepare(struct pop3_session *s, uint32_t msg)
 	r->msg = msg;
 	r->chunk = 0;
 	r->len = r->off = 0;
-	return s->msgs[msg].nchunks ? retr_fetch(s) : 0;
+	return s->msgs[msg].nchunks ? pop3__retr_fetch(s) : 0;
 }
 
 void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
@@ -56,7 +58,7 @@ void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
 /* whole: the message was sent to its end (RETR, or a TOP that asked for
  * more lines than the body has), so the blank line the snapshot counted in
  * its size is due. */
-static void retr_finish(struct pop3_session *s, bool whole)
+static void pop3__retr_finish(struct pop3_session *s, bool whole)
 {
 	struct pop3_retr *r = &s->retr;
 
@@ -77,7 +79,7 @@ static void retr_finish(struct pop3_session *s, bool whole)
 	io_conn_resume(s->io);
 }
 
-static int retr_fetch(struct pop3_session *s)
+static int pop3__retr_fetch(struct pop3_session *s)
 {
 	struct pop3_retr *r = &s->retr;
 	const struct pop3_msg *m = &s->msgs[r->msg];
@@ -105,7 +107,7 @@ static int retr_fetch(struct pop3_session *s)
 }
 
 /* Write one line piece (up to and including '\n', or the slice end). */
-static void retr_piece(struct pop3_session *s, char *p, size_t n)
+static void pop3__retr_piece(struct pop3_session *s, char *p, size_t n)
 {
 	if (pop3d.cfg->pop3d.nul_to_0x80)
 		for (char *z = memchr(p, '\0', n); z;
@@ -126,10 +128,10 @@ void pop3_retr_pump(struct pop3_session *s)
 			int e;
 
 			if (r->chunk == s->msgs[r->msg].nchunks) {
-				retr_finish(s, true);
+				pop3__retr_finish(s, true);
 				return;
 			}
-			if ((e = retr_fetch(s))) {
+			if ((e = pop3__retr_fetch(s))) {
 				/* The reply has begun: all we can do is drop
 				 * the connection rather than send a lie. */
 				log_event(LOGL_ERR, s->id, "retr_failed",
@@ -149,14 +151,14 @@ void pop3_retr_pump(struct pop3_session *s)
 
 			if (r->line_start && p[0] == '.')
 				io_conn_write(s->io, ".", 1);   /* dot-stuffing */
-			retr_piece(s, p, n);
+			pop3__retr_piece(s, p, n);
 			r->off += n;
 			r->line_start = lf != NULL;
 			/* The line state lives in r->lines, not in this slice:
 			 * a line, or the header's blank line, may be cut by the
 			 * slice or chunk end. */
 			if (r->top && pop3_top_feed(&r->lines, p, n)) {
-				retr_finish(s, false);
+				pop3__retr_finish(s, false);
 				return;
 			}
 		}

@@ -3,42 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "assert.h"
-#include "log.h"
-#include "pop3_session.h"
+#include "common/contract.h"
+#include "common/log.h"
+#include "pop3d/pop3_cmd.h"
+#include "pop3d/pop3_maildrop.h"
+#include "pop3d/pop3_reply.h"
+#include "pop3d/pop3_retr.h"
+#include "pop3d/pop3_session.h"
 
 struct pop3d pop3d;
-
-static void pop3__reply(struct pop3_session *s, const char *status,
-			const char *fmt, va_list ap)
-{
-	char buf[512];
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-
-	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));
-	if (n == 0)
-		io_conn_printf(s->io, "%s\r\n", status);
-	else
-		io_conn_printf(s->io, "%s %s\r\n", status, buf);
-}
-
-void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pop3__reply(s, "+OK", fmt, ap);
-	va_end(ap);
-}
-
-void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pop3__reply(s, "-ERR", fmt, ap);
-	va_end(ap);
-}
 
 void pop3_session_end(struct pop3_session *s)
 {
@@ -50,13 +23,13 @@ static void pop3__greet(struct pop3_session *s)
 {
 	s->flags |= POP3_F_GREETED;
 	if (s->flags & POP3_F_REFUSED) {
-		pop3_reply_err(s, "[SYS/TEMP] Too many connections%s, try again "
+		pop3_reply_err(s->io, "[SYS/TEMP] Too many connections%s, try again "
 			       "later", s->verdict == CONN_OVER_PER_ADDR ?
 			       " from your address" : "");
 		pop3_session_end(s);
 		return;
 	}
-	pop3_reply_ok(s, "Postern POP3 server ready");
+	pop3_reply_ok(s->io, "Postern POP3 server ready");
 }
 
 static void pop3__on_line(void *sess, char *line, size_t len)
@@ -71,7 +44,7 @@ static void pop3__on_too_long(void *sess)
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
 		  (unsigned long long)pop3d.cfg->limits.pop3_line_max);
 	s->sasl.mech = SASL_NONE;   /* an AUTH exchange does not survive it */
-	pop3_reply_err(s, "Line too long (limit %llu octets)",
+	pop3_reply_err(s->io, "Line too long (limit %llu octets)",
 		       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
 }
 
@@ -99,13 +72,13 @@ static void pop3__on_timeout(void *sess, enum io_timeout which)
 
 	switch (which) {
 	case IO_TIMEOUT_LOGIN:
-		pop3_reply_err(s, "[SYS/TEMP] Login time limit exceeded");
+		pop3_reply_err(s->io, "[SYS/TEMP] Login time limit exceeded");
 		break;
 	case IO_TIMEOUT_LINE:
-		pop3_reply_err(s, "Command line not completed in time");
+		pop3_reply_err(s->io, "Command line not completed in time");
 		break;
 	default:
-		pop3_reply_err(s, "Disconnected for inactivity");
+		pop3_reply_err(s->io, "Disconnected for inactivity");
 		break;
 	}
 }

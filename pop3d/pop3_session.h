@@ -12,12 +12,12 @@
 
 #include <stdint.h>
 
-#include "auth.h"
-#include "config.h"
-#include "io_conn.h"
-#include "pop3_top.h"
-#include "sasl.h"
-#include "store.h"
+#include "common/auth/auth.h"
+#include "common/config.h"
+#include "common/io_conn.h"
+#include "common/sasl.h"
+#include "pop3d/pop3_top.h"
+#include "store/store.h"
 
 enum pop3_listener { POP3_LISTEN_TLS, POP3_LISTEN_PLAIN };
 
@@ -85,36 +85,6 @@ extern struct pop3d pop3d;
 
 void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
 
-/* pop3_cmd.c */
-void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len);
-bool pop3_login_allowed(const struct pop3_session *s);
-
-/* pop3_login.c: credentials -> auth pool -> checks -> snapshot */
-void pop3_login_start(struct pop3_session *s, const char *user,
-		      const char *pass, size_t passlen);
-
-/* pop3_maildrop.c */
-int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
-		       uint64_t *wait_s);
-void pop3_maildrop_unlock(uint64_t account_id);
-int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed);
-void pop3_maildrop_free(struct pop3_session *s);
-/* QUIT in TRANSACTION: apply deletions and downloads in one commit. */
-void pop3_maildrop_update(struct pop3_session *s);
-void pop3_maildrop_log_logout(struct pop3_session *s, const char *how);
-
-/* pop3_retr.c: prepare (reads the first chunk) before "+OK", then start */
-int pop3_retr_prepare(struct pop3_session *s, uint32_t msg);
-void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
-		     uint64_t lines);
-void pop3_retr_pump(struct pop3_session *s);
-void pop3_retr_free(struct pop3_session *s);
-
-/* Replies. */
-void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* Close the session after what is queued has been sent. */
 void pop3_session_end(struct pop3_session *s);
 

@@ -1,5 +1,5 @@
 /* pop3_top.c — see pop3_top.h. */
-#include "pop3_top.h"
+#include "pop3d/pop3_top.h"
 
 void pop3_top_init(struct pop3_top *t, uint64_t body_lines)
 {

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "msg_norm.h"
+#include "store/msg_norm.h"
 
 int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
 		  size_t *outlen, const char **why)

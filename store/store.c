@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "assert.h"
-#include "err.h"
-#include "store_int.h"
+#include "common/contract.h"
+#include "common/err.h"
+#include "store/store_int.h"
 
 #define STORE_MAX_READERS 1024
 #define STORE_BATCH_MAX 256      /* write functions per commit */

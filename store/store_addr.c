@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "store.h"
+#include "store/store.h"
 
 int store_domain_normalize(const char *in, char out[STORE_DOMAIN_MAX + 1])
 {

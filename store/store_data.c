@@ -11,8 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "err.h"
-#include "store_int.h"
+#include "common/err.h"
+#include "store/store_int.h"
 
 #define REC_VERSION 1
 
@@ -26,33 +26,33 @@ struct rec_app_pw { uint64_t account_id; uint32_t app_id; };
 
 struct key { uint8_t b[8 + 8 + 4 + STORE_UIDL_MAX]; size_t n; };
 
-static void key_u64(struct key *k, uint64_t v)
+static void store__key_u64(struct key *k, uint64_t v)
 {
 	v = htobe64(v);
 	memcpy(k->b + k->n, &v, 8);
 	k->n += 8;
 }
 
-static void key_u32(struct key *k, uint32_t v)
+static void store__key_u32(struct key *k, uint32_t v)
 {
 	v = htobe32(v);
 	memcpy(k->b + k->n, &v, 4);
 	k->n += 4;
 }
 
-static MDB_val key_val(const struct key *k)
+static MDB_val store__key_val(const struct key *k)
 {
 	return store__val(k->b, k->n);
 }
 
-static MDB_val str_val(const char *s)
+static MDB_val store__str_val(const char *s)
 {
 	return store__val(s, strlen(s));
 }
 
 /* ---- generic helpers ---- */
 
-static int get_fixed(struct store_read *r, int db, MDB_val k, void *out,
+static int store__get_fixed(struct store_read *r, int db, MDB_val k, void *out,
 		     size_t size)
 {
 	MDB_val v;
@@ -66,7 +66,7 @@ static int get_fixed(struct store_read *r, int db, MDB_val k, void *out,
 	return 0;
 }
 
-static int put(struct store_write *w, int db, MDB_val k, const void *p,
+static int store__put(struct store_write *w, int db, MDB_val k, const void *p,
 	       size_t n, unsigned flags)
 {
 	MDB_val v = store__val(p, n);
@@ -74,14 +74,14 @@ static int put(struct store_write *w, int db, MDB_val k, const void *p,
 	return store__err(mdb_put(w->txn, w->st->db[db], &k, &v, flags));
 }
 
-static int del(struct store_write *w, int db, MDB_val k)
+static int store__del(struct store_write *w, int db, MDB_val k)
 {
 	return store__err(mdb_del(w->txn, w->st->db[db], &k, NULL));
 }
 
 /* Call fn for every entry whose key starts with prefix. fn returns non-zero
  * to stop. With delete set, every visited entry is deleted. */
-static int each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
 		       size_t plen, bool delete,
 		       int (*fn)(MDB_val *k, MDB_val *v, void *arg), void *arg)
 {
@@ -108,7 +108,7 @@ static int each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
 }
 
-static uint64_t now_s(void)
+static uint64_t store__now_s(void)
 {
 	return (uint64_t)time(NULL);
 }
@@ -147,7 +147,7 @@ int store_domain_get(struct store_read *r, const char *name,
 		     struct store_domain *out)
 {
 	struct rec_domain rec;
-	int e = get_fixed(r, DB_DOMAINS, str_val(name), &rec, sizeof(rec));
+	int e = store__get_fixed(r, DB_DOMAINS, store__str_val(name), &rec, sizeof(rec));
 
 	if (e == 0)
 		*out = rec.d;
@@ -160,8 +160,8 @@ int store_domain_put(struct store_write *w, const struct store_domain *d,
 	struct rec_domain rec = { .ver = REC_VERSION, .d = *d };
 
 	if (create && !rec.d.created)
-		rec.d.created = now_s();
-	return put(w, DB_DOMAINS, str_val(d->name), &rec, sizeof(rec),
+		rec.d.created = store__now_s();
+	return store__put(w, DB_DOMAINS, store__str_val(d->name), &rec, sizeof(rec),
 		   create ? MDB_NOOVERWRITE : 0);
 }
 
@@ -192,7 +192,7 @@ int store_domain_del(struct store_write *w, const char *name)
 	mdb_cursor_close(cur);
 	if (users)
 		return -PST_EBUSY;
-	return del(w, DB_DOMAINS, str_val(name));
+	return store__del(w, DB_DOMAINS, store__str_val(name));
 }
 
 struct each_ctx {
@@ -202,7 +202,7 @@ struct each_ctx {
 	struct store_read *r;
 };
 
-static int domain_visit(MDB_val *k, MDB_val *v, void *arg)
+static int store__domain_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
 	struct rec_domain rec;
@@ -220,8 +220,8 @@ int store_domain_each(struct store_read *r,
 {
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 
-	return each_prefix(r->txn, r->st->db[DB_DOMAINS], "", 0, false,
-			   domain_visit, &c);
+	return store__each_prefix(r->txn, r->st->db[DB_DOMAINS], "", 0, false,
+			   store__domain_visit, &c);
 }
 
 /* ---- accounts ---- */
@@ -233,8 +233,8 @@ int store_account_get_by_id(struct store_read *r, uint64_t id,
 	struct rec_account rec;
 	int e;
 
-	key_u64(&k, id);
-	e = get_fixed(r, DB_ACCOUNT_IDS, key_val(&k), &rec, sizeof(rec));
+	store__key_u64(&k, id);
+	e = store__get_fixed(r, DB_ACCOUNT_IDS, store__key_val(&k), &rec, sizeof(rec));
 	if (e == 0)
 		*out = rec.a;
 	return e;
@@ -244,22 +244,22 @@ int store_account_get(struct store_read *r, const char *address,
 		      struct store_account *out)
 {
 	uint64_t id = 0;
-	int e = get_fixed(r, DB_ACCOUNTS, str_val(address), &id, sizeof(id));
+	int e = store__get_fixed(r, DB_ACCOUNTS, store__str_val(address), &id, sizeof(id));
 
 	return e ? e : store_account_get_by_id(r, id, out);
 }
 
-static int next_counter(struct store_write *w, const char *name,
+static int store__next_counter(struct store_write *w, const char *name,
 			uint64_t *out)
 {
-	MDB_val k = str_val(name);
+	MDB_val k = store__str_val(name);
 	uint64_t v = 0;
-	int e = get_fixed(&w->reader, DB_META, k, &v, sizeof(v));
+	int e = store__get_fixed(&w->reader, DB_META, k, &v, sizeof(v));
 
 	if (e && e != -PST_ENOTFOUND)
 		return e;
 	v++;
-	if ((e = put(w, DB_META, k, &v, sizeof(v), 0)))
+	if ((e = store__put(w, DB_META, k, &v, sizeof(v), 0)))
 		return e;
 	*out = v;
 	return 0;
@@ -275,25 +275,25 @@ int store_account_put(struct store_write *w, struct store_account *a,
 	if (create) {
 		uint64_t id = 0;
 
-		if ((e = get_fixed(&w->reader, DB_ACCOUNTS, str_val(a->address),
+		if ((e = store__get_fixed(&w->reader, DB_ACCOUNTS, store__str_val(a->address),
 				   &id, sizeof(id))) == 0)
 			return -PST_EEXIST;
 		if (e != -PST_ENOTFOUND)
 			return e;
-		if ((e = next_counter(w, "next_account_id", &a->id)))
+		if ((e = store__next_counter(w, "next_account_id", &a->id)))
 			return e;
 		a->next_uid = 1;
-		a->created = now_s();
-		if ((e = put(w, DB_ACCOUNTS, str_val(a->address), &a->id,
+		a->created = store__now_s();
+		if ((e = store__put(w, DB_ACCOUNTS, store__str_val(a->address), &a->id,
 			     sizeof(a->id), MDB_NOOVERWRITE)))
 			return e;
 	}
 	rec.a = *a;
-	key_u64(&k, a->id);
-	return put(w, DB_ACCOUNT_IDS, key_val(&k), &rec, sizeof(rec), 0);
+	store__key_u64(&k, a->id);
+	return store__put(w, DB_ACCOUNT_IDS, store__key_val(&k), &rec, sizeof(rec), 0);
 }
 
-static int app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
+static int store__app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct store_write *w = arg;
 	struct rec_app_meta rec;
@@ -301,7 +301,7 @@ static int app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
 	if (v->mv_size != sizeof(rec))
 		return -PST_ECORRUPT;
 	memcpy(&rec, v->mv_data, sizeof(rec));
-	return del(w, DB_APP_PW, store__val(rec.digest, 32));
+	return store__del(w, DB_APP_PW, store__val(rec.digest, 32));
 }
 
 int store_account_del(struct store_write *w, const char *address)
@@ -312,23 +312,23 @@ int store_account_del(struct store_write *w, const char *address)
 
 	if ((e = store_account_get(&w->reader, address, &a)))
 		return e;
-	key_u64(&k, a.id);
-	if ((e = each_prefix(w->txn, w->st->db[DB_APP_META], k.b, 8, true,
-			     app_meta_drop, w)) ||
-	    (e = each_prefix(w->txn, w->st->db[DB_MESSAGES], k.b, 8, true,
+	store__key_u64(&k, a.id);
+	if ((e = store__each_prefix(w->txn, w->st->db[DB_APP_META], k.b, 8, true,
+			     store__app_meta_drop, w)) ||
+	    (e = store__each_prefix(w->txn, w->st->db[DB_MESSAGES], k.b, 8, true,
 			     NULL, NULL)) ||
-	    (e = each_prefix(w->txn, w->st->db[DB_UIDLS], k.b, 8, true,
+	    (e = store__each_prefix(w->txn, w->st->db[DB_UIDLS], k.b, 8, true,
 			     NULL, NULL)) ||
-	    (e = each_prefix(w->txn, w->st->db[DB_BODIES], k.b, 8, true,
+	    (e = store__each_prefix(w->txn, w->st->db[DB_BODIES], k.b, 8, true,
 			     NULL, NULL)) ||
-	    (e = each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
+	    (e = store__each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
 			     NULL, NULL)) ||
-	    (e = del(w, DB_ACCOUNT_IDS, key_val(&k))))
+	    (e = store__del(w, DB_ACCOUNT_IDS, store__key_val(&k))))
 		return e;
-	return del(w, DB_ACCOUNTS, str_val(address));
+	return store__del(w, DB_ACCOUNTS, store__str_val(address));
 }
 
-static int account_visit(MDB_val *k, MDB_val *v, void *arg)
+static int store__account_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
 	struct store_account a;
@@ -356,8 +356,8 @@ int store_account_each(struct store_read *r, const char *domain,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .domain = domain,
 			      .r = r };
 
-	return each_prefix(r->txn, r->st->db[DB_ACCOUNTS], "", 0, false,
-			   account_visit, &c);
+	return store__each_prefix(r->txn, r->st->db[DB_ACCOUNTS], "", 0, false,
+			   store__account_visit, &c);
 }
 
 /* ---- app passwords ---- */
@@ -366,7 +366,7 @@ int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id)
 {
 	struct rec_app_pw rec;
-	int e = get_fixed(r, DB_APP_PW, store__val(digest, 32), &rec,
+	int e = store__get_fixed(r, DB_APP_PW, store__val(digest, 32), &rec,
 			  sizeof(rec));
 
 	if (e)
@@ -378,7 +378,7 @@ int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 
 struct app_scan { uint32_t max_id; const char *name; bool name_taken; };
 
-static int app_scan_visit(MDB_val *k, MDB_val *v, void *arg)
+static int store__app_scan_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct app_scan *s = arg;
 	struct rec_app_meta rec;
@@ -405,9 +405,9 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 
 	if (strlen(name) > STORE_APP_NAME_MAX || !*name)
 		return -EINVAL;
-	key_u64(&k, account_id);
-	if ((e = each_prefix(w->txn, w->st->db[DB_APP_META], k.b, 8, false,
-			     app_scan_visit, &scan)))
+	store__key_u64(&k, account_id);
+	if ((e = store__each_prefix(w->txn, w->st->db[DB_APP_META], k.b, 8, false,
+			     store__app_scan_visit, &scan)))
 		return e;
 	if (scan.name_taken)
 		return -PST_EEXIST;
@@ -416,23 +416,23 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 	strcpy(meta.p.name, name);
 	meta.p.created = now;
 	memcpy(meta.digest, digest, 32);
-	key_u32(&k, pw.app_id);
-	if ((e = put(w, DB_APP_PW, store__val(digest, 32), &pw, sizeof(pw),
+	store__key_u32(&k, pw.app_id);
+	if ((e = store__put(w, DB_APP_PW, store__val(digest, 32), &pw, sizeof(pw),
 		     MDB_NOOVERWRITE)) ||
-	    (e = put(w, DB_APP_META, key_val(&k), &meta, sizeof(meta), 0)))
+	    (e = store__put(w, DB_APP_META, store__key_val(&k), &meta, sizeof(meta), 0)))
 		return e;
 	*id_out = pw.app_id;
 	return 0;
 }
 
-static int app_meta_key(struct store_write *w, uint64_t account_id,
+static int store__app_meta_key(struct store_write *w, uint64_t account_id,
 			uint32_t app_id, struct key *k,
 			struct rec_app_meta *rec)
 {
 	k->n = 0;
-	key_u64(k, account_id);
-	key_u32(k, app_id);
-	return get_fixed(&w->reader, DB_APP_META, key_val(k), rec,
+	store__key_u64(k, account_id);
+	store__key_u32(k, app_id);
+	return store__get_fixed(&w->reader, DB_APP_META, store__key_val(k), rec,
 			 sizeof(*rec));
 }
 
@@ -442,12 +442,12 @@ int store_app_password_del(struct store_write *w, uint64_t account_id,
 	struct rec_app_meta rec;
 	struct rec_app_pw tomb = { .account_id = account_id, .app_id = 0 };
 	struct key k;
-	int e = app_meta_key(w, account_id, app_id, &k, &rec);
+	int e = store__app_meta_key(w, account_id, app_id, &k, &rec);
 
-	if (e || (e = put(w, DB_APP_PW, store__val(rec.digest, 32), &tomb,
+	if (e || (e = store__put(w, DB_APP_PW, store__val(rec.digest, 32), &tomb,
 			  sizeof(tomb), 0)))
 		return e;
-	return del(w, DB_APP_META, key_val(&k));
+	return store__del(w, DB_APP_META, store__key_val(&k));
 }
 
 int store_app_password_used(struct store_write *w, uint64_t account_id,
@@ -455,16 +455,16 @@ int store_app_password_used(struct store_write *w, uint64_t account_id,
 {
 	struct rec_app_meta rec;
 	struct key k;
-	int e = app_meta_key(w, account_id, app_id, &k, &rec);
+	int e = store__app_meta_key(w, account_id, app_id, &k, &rec);
 
 	if (e)
 		return e;
 	rec.p.last_used = when;
 	snprintf(rec.p.last_addr, sizeof(rec.p.last_addr), "%s", addr);
-	return put(w, DB_APP_META, key_val(&k), &rec, sizeof(rec), 0);
+	return store__put(w, DB_APP_META, store__key_val(&k), &rec, sizeof(rec), 0);
 }
 
-static int app_visit(MDB_val *k, MDB_val *v, void *arg)
+static int store__app_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
 	struct rec_app_meta rec;
@@ -483,24 +483,24 @@ int store_app_password_each(struct store_read *r, uint64_t account_id,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
-	key_u64(&k, account_id);
-	return each_prefix(r->txn, r->st->db[DB_APP_META], k.b, 8, false,
-			   app_visit, &c);
+	store__key_u64(&k, account_id);
+	return store__each_prefix(r->txn, r->st->db[DB_APP_META], k.b, 8, false,
+			   store__app_visit, &c);
 }
 
 /* ---- messages ---- */
 
-static void msg_key(struct key *k, uint64_t account_id, uint64_t uid)
+static void store__msg_key(struct key *k, uint64_t account_id, uint64_t uid)
 {
 	k->n = 0;
-	key_u64(k, account_id);
-	key_u64(k, uid);
+	store__key_u64(k, account_id);
+	store__key_u64(k, uid);
 }
 
-static void uidl_key(struct key *k, uint64_t account_id, const char *uidl)
+static void store__uidl_key(struct key *k, uint64_t account_id, const char *uidl)
 {
 	k->n = 0;
-	key_u64(k, account_id);
+	store__key_u64(k, account_id);
 	memcpy(k->b + k->n, uidl, strlen(uidl));
 	k->n += strlen(uidl);
 }
@@ -512,14 +512,14 @@ int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 	struct key k;
 	int e;
 
-	msg_key(&k, account_id, uid);
-	e = get_fixed(r, DB_MESSAGES, key_val(&k), &rec, sizeof(rec));
+	store__msg_key(&k, account_id, uid);
+	e = store__get_fixed(r, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec));
 	if (e == 0)
 		*out = rec.m;
 	return e;
 }
 
-static int msg_visit(MDB_val *k, MDB_val *v, void *arg)
+static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
 	struct rec_msg rec;
@@ -537,9 +537,9 @@ int store_msg_each(struct store_read *r, uint64_t account_id,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
-	key_u64(&k, account_id);
-	return each_prefix(r->txn, r->st->db[DB_MESSAGES], k.b, 8, false,
-			   msg_visit, &c);
+	store__key_u64(&k, account_id);
+	return store__each_prefix(r->txn, r->st->db[DB_MESSAGES], k.b, 8, false,
+			   store__msg_visit, &c);
 }
 
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
@@ -549,9 +549,9 @@ int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 	MDB_val v;
 	int rc;
 
-	msg_key(&k, account_id, uid);
-	key_u32(&k, chunk);
-	MDB_val kv = key_val(&k);
+	store__msg_key(&k, account_id, uid);
+	store__key_u32(&k, chunk);
+	MDB_val kv = store__key_val(&k);
 	rc = mdb_get(r->txn, r->st->db[DB_BODIES], &kv, &v);
 	if (rc)
 		return store__err(rc);
@@ -560,7 +560,7 @@ int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 	return 0;
 }
 
-static bool uidl_ok(const char *u)
+static bool store__uidl_ok(const char *u)
 {
 	size_t n = strlen(u);
 
@@ -576,7 +576,7 @@ static bool uidl_ok(const char *u)
 /* The rule of STORE_MSG_NO_BLANK_LINE (and of pop3d's TOP): a blank line
  * has nothing, or a lone CR, before its LF. Scans the header only, unless
  * there is no blank line. */
-static bool has_blank_line(const char *p, size_t len)
+static bool store__has_blank_line(const char *p, size_t len)
 {
 	const char *end = p + len, *lf;
 
@@ -602,7 +602,7 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		return e;
 	rec.m.uid = a.next_uid;
 	if (m->uidl && *m->uidl) {
-		if (!uidl_ok(m->uidl))
+		if (!store__uidl_ok(m->uidl))
 			return -EINVAL;
 		snprintf(rec.m.uidl, sizeof(rec.m.uidl), "%s", m->uidl);
 	} else {
@@ -611,21 +611,21 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 			 (unsigned long long)account_id,
 			 (unsigned long long)rec.m.uid);
 	}
-	uidl_key(&k, account_id, rec.m.uidl);
-	e = get_fixed(&w->reader, DB_UIDLS, key_val(&k), &existing,
+	store__uidl_key(&k, account_id, rec.m.uidl);
+	e = store__get_fixed(&w->reader, DB_UIDLS, store__key_val(&k), &existing,
 		      sizeof(existing));
 	if (e == 0)
 		return -PST_EEXIST;
 	if (e != -PST_ENOTFOUND)
 		return e;
-	if ((e = put(w, DB_UIDLS, key_val(&k), &rec.m.uid, sizeof(rec.m.uid),
+	if ((e = store__put(w, DB_UIDLS, store__key_val(&k), &rec.m.uid, sizeof(rec.m.uid),
 		     0)))
 		return e;
 	rec.m.folder = m->folder;
 	rec.m.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
-	if (!has_blank_line(m->body, m->len))
+	if (!store__has_blank_line(m->body, m->len))
 		rec.m.flags |= STORE_MSG_NO_BLANK_LINE;
-	rec.m.internal_date = m->internal_date ? m->internal_date : now_s();
+	rec.m.internal_date = m->internal_date ? m->internal_date : store__now_s();
 	rec.m.size = m->len;
 	rec.m.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
 				   STORE_CHUNK_SIZE);
@@ -634,14 +634,14 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		size_t n = m->len - off < STORE_CHUNK_SIZE ? m->len - off
 							   : STORE_CHUNK_SIZE;
 
-		msg_key(&k, account_id, rec.m.uid);
-		key_u32(&k, i);
-		if ((e = put(w, DB_BODIES, key_val(&k),
+		store__msg_key(&k, account_id, rec.m.uid);
+		store__key_u32(&k, i);
+		if ((e = store__put(w, DB_BODIES, store__key_val(&k),
 			     (const char *)m->body + off, n, 0)))
 			return e;
 	}
-	msg_key(&k, account_id, rec.m.uid);
-	if ((e = put(w, DB_MESSAGES, key_val(&k), &rec, sizeof(rec),
+	store__msg_key(&k, account_id, rec.m.uid);
+	if ((e = store__put(w, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec),
 		     MDB_NOOVERWRITE)))
 		return e;
 	a.next_uid++;
@@ -661,14 +661,14 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 	if ((e = store_msg_get(&w->reader, account_id, uid, &m)))
 		return e;
 	for (uint32_t i = 0; i < m.nchunks; i++) {
-		msg_key(&k, account_id, uid);
-		key_u32(&k, i);
-		if ((e = del(w, DB_BODIES, key_val(&k))))
+		store__msg_key(&k, account_id, uid);
+		store__key_u32(&k, i);
+		if ((e = store__del(w, DB_BODIES, store__key_val(&k))))
 			return e;
 	}
 	/* The UIDL stays reserved in the index, so it is never reused. */
-	msg_key(&k, account_id, uid);
-	return del(w, DB_MESSAGES, key_val(&k));
+	store__msg_key(&k, account_id, uid);
+	return store__del(w, DB_MESSAGES, store__key_val(&k));
 }
 
 int store_msg_update(struct store_write *w, uint64_t account_id,
@@ -685,8 +685,8 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 	rec.m.folder = m->folder;
 	rec.m.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
 		      (rec.m.flags & STORE_MSG_NO_BLANK_LINE);
-	msg_key(&k, account_id, m->uid);
-	return put(w, DB_MESSAGES, key_val(&k), &rec, sizeof(rec), 0);
+	store__msg_key(&k, account_id, m->uid);
+	return store__put(w, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec), 0);
 }
 
 /* ---- check ---- */
@@ -699,9 +699,9 @@ struct check_ctx {
 	uint64_t account_id;
 };
 
-static void check_problem(struct check_ctx *x, const char *fmt, ...)
+static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void check_problem(struct check_ctx *x, const char *fmt, ...)
+static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
 {
 	char buf[256];
 	va_list ap;
@@ -714,7 +714,7 @@ static void check_problem(struct check_ctx *x, const char *fmt, ...)
 		x->problem(buf, x->arg);
 }
 
-static int check_msg(const struct store_msg *m, void *arg)
+static int store__check_msg(const struct store_msg *m, void *arg)
 {
 	struct check_ctx *x = arg;
 	uint64_t total = 0;
@@ -727,7 +727,7 @@ static int check_msg(const struct store_msg *m, void *arg)
 		int e = store_body_chunk(x->r, x->account_id, m->uid, i, &p, &n);
 
 		if (e) {
-			check_problem(x, "account %llu message %llu: chunk %u "
+			store__check_problem(x, "account %llu message %llu: chunk %u "
 				      "missing", (unsigned long long)x->account_id,
 				      (unsigned long long)m->uid, i);
 			return 0;
@@ -736,7 +736,7 @@ static int check_msg(const struct store_msg *m, void *arg)
 		total += n;
 	}
 	if (total != m->size)
-		check_problem(x, "account %llu message %llu: body is %llu "
+		store__check_problem(x, "account %llu message %llu: body is %llu "
 			      "bytes, index says %llu",
 			      (unsigned long long)x->account_id,
 			      (unsigned long long)m->uid,
@@ -745,7 +745,7 @@ static int check_msg(const struct store_msg *m, void *arg)
 	return 0;
 }
 
-static int check_account(const struct store_account *a, void *arg)
+static int store__check_account(const struct store_account *a, void *arg)
 {
 	struct check_ctx *x = arg;
 	struct store_domain d;
@@ -753,13 +753,13 @@ static int check_account(const struct store_account *a, void *arg)
 
 	x->c->accounts++;
 	if (!at || store_domain_get(x->r, at + 1, &d))
-		check_problem(x, "account %s: its domain does not exist",
+		store__check_problem(x, "account %s: its domain does not exist",
 			      a->address);
 	x->account_id = a->id;
-	return store_msg_each(x->r, a->id, check_msg, x);
+	return store_msg_each(x->r, a->id, store__check_msg, x);
 }
 
-static int check_queued(const struct store_queue_entry *e, void *arg)
+static int store__check_queued(const struct store_queue_entry *e, void *arg)
 {
 	struct check_ctx *x = arg;
 	struct store_msg m = { .uid = e->id, .size = e->size,
@@ -768,13 +768,13 @@ static int check_queued(const struct store_queue_entry *e, void *arg)
 	/* A queue body is checked like a message of account 0. */
 	x->c->queued++;
 	x->account_id = STORE_QUEUE_ACCOUNT;
-	check_msg(&m, x);
+	store__check_msg(&m, x);
 	x->c->messages--;
 	x->c->bytes -= e->size;
 	return 0;
 }
 
-static int check_domain(const struct store_domain *d, void *arg)
+static int store__check_domain(const struct store_domain *d, void *arg)
 {
 	((struct check_ctx *)arg)->c->domains++;
 	return 0;
@@ -788,9 +788,9 @@ int store_check(struct store_read *r,
 	struct check_ctx x = { .r = r, .c = &c, .problem = problem, .arg = arg };
 	int e;
 
-	if ((e = store_domain_each(r, check_domain, &x)) ||
-	    (e = store_account_each(r, NULL, check_account, &x)) ||
-	    (e = store_queue_each(r, check_queued, &x)))
+	if ((e = store_domain_each(r, store__check_domain, &x)) ||
+	    (e = store_account_each(r, NULL, store__check_account, &x)) ||
+	    (e = store_queue_each(r, store__check_queued, &x)))
 		return e;
 	*out = c;
 	return 0;

@@ -6,7 +6,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
-#include "store.h"
+#include "store/store.h"
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,

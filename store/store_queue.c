@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "store_int.h"
+#include "common/err.h"
+#include "store/store_int.h"
 
 #define QREC_VERSION 1
 
@@ -31,14 +31,14 @@ void store_queue_entry_free(struct store_queue_entry *e)
 	e->rcpts = NULL;
 }
 
-static void qkey(uint64_t id, uint8_t k[8])
+static void store__qkey(uint64_t id, uint8_t k[8])
 {
 	uint64_t be = htobe64(id);
 
 	memcpy(k, &be, 8);
 }
 
-static void bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
+static void store__bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
 {
 	uint64_t zero = 0, be = htobe64(id);
 	uint32_t c = htobe32(chunk);
@@ -48,7 +48,7 @@ static void bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
 	memcpy(k + 16, &c, 4);
 }
 
-static int qput(struct store_write *w, const struct store_queue_entry *e)
+static int store__qput(struct store_write *w, const struct store_queue_entry *e)
 {
 	size_t n = sizeof(struct qrec_head) + e->nrcpts * sizeof(rcpt_t);
 	struct qrec_head *h = calloc(1, n);
@@ -68,14 +68,14 @@ static int qput(struct store_write *w, const struct store_queue_entry *e)
 	memcpy(h->sender, e->sender, sizeof(h->sender));
 	memcpy(h->last_error, e->last_error, sizeof(h->last_error));
 	memcpy(h + 1, e->rcpts, e->nrcpts * sizeof(rcpt_t));
-	qkey(e->id, k);
+	store__qkey(e->id, k);
 	MDB_val kv = store__val(k, 8), v = store__val(h, n);
 	rc = mdb_put(w->txn, w->st->db[DB_QUEUE], &kv, &v, 0);
 	free(h);
 	return store__err(rc);
 }
 
-static int qparse(const MDB_val *v, struct store_queue_entry *out)
+static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 {
 	struct qrec_head h;
 
@@ -131,13 +131,13 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 							: STORE_CHUNK_SIZE;
 		uint8_t bk[20];
 
-		bkey(id, i, bk);
+		store__bkey(id, i, bk);
 		MDB_val kv = store__val(bk, 20), vv = store__val(
 			(const char *)body + off, n);
 		if ((rc = mdb_put(w->txn, w->st->db[DB_BODIES], &kv, &vv, 0)))
 			return store__err(rc);
 	}
-	return qput(w, e);
+	return store__qput(w, e);
 }
 
 int store_queue_update(struct store_write *w,
@@ -149,7 +149,7 @@ int store_queue_update(struct store_write *w,
 	if (r)
 		return r;
 	store_queue_entry_free(&cur);
-	return qput(w, e);
+	return store__qput(w, e);
 }
 
 int store_queue_del(struct store_write *w, uint64_t id)
@@ -163,7 +163,7 @@ int store_queue_del(struct store_write *w, uint64_t id)
 	for (uint32_t i = 0; i < e.nchunks; i++) {
 		uint8_t bk[20];
 
-		bkey(id, i, bk);
+		store__bkey(id, i, bk);
 		MDB_val kv = store__val(bk, 20);
 		rc = mdb_del(w->txn, w->st->db[DB_BODIES], &kv, NULL);
 		if (rc && rc != MDB_NOTFOUND) {
@@ -172,7 +172,7 @@ int store_queue_del(struct store_write *w, uint64_t id)
 		}
 	}
 	store_queue_entry_free(&e);
-	qkey(id, k);
+	store__qkey(id, k);
 	MDB_val kv = store__val(k, 8);
 	return store__err(mdb_del(w->txn, w->st->db[DB_QUEUE], &kv, NULL));
 }
@@ -184,10 +184,10 @@ int store_queue_get(struct store_read *r, uint64_t id,
 	MDB_val kv, v;
 	int rc;
 
-	qkey(id, k);
+	store__qkey(id, k);
 	kv = store__val(k, 8);
 	rc = mdb_get(r->txn, r->st->db[DB_QUEUE], &kv, &v);
-	return rc ? store__err(rc) : qparse(&v, out);
+	return rc ? store__err(rc) : store__qparse(&v, out);
 }
 
 int store_queue_each(struct store_read *r,
@@ -204,7 +204,7 @@ int store_queue_each(struct store_read *r,
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct store_queue_entry e;
 
-		if ((ret = qparse(&v, &e)))
+		if ((ret = store__qparse(&v, &e)))
 			break;
 		ret = fn(&e, arg);
 		store_queue_entry_free(&e);
@@ -217,7 +217,7 @@ int store_queue_each(struct store_read *r,
 
 /* ---- allowed senders ---- */
 
-static MDB_val skey(uint64_t account_id, const char *address, uint8_t *buf)
+static MDB_val store__skey(uint64_t account_id, const char *address, uint8_t *buf)
 {
 	size_t n = strlen(address);
 	uint64_t be = htobe64(account_id);
@@ -231,7 +231,7 @@ int store_sender_add(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = skey(account_id, address, buf), v = store__val("", 0);
+	MDB_val k = store__skey(account_id, address, buf), v = store__val("", 0);
 
 	return store__err(mdb_put(w->txn, w->st->db[DB_SENDERS], &k, &v,
 				  MDB_NOOVERWRITE));
@@ -241,7 +241,7 @@ int store_sender_del(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = skey(account_id, address, buf);
+	MDB_val k = store__skey(account_id, address, buf);
 
 	return store__err(mdb_del(w->txn, w->st->db[DB_SENDERS], &k, NULL));
 }
@@ -250,7 +250,7 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 			 const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = skey(account_id, address, buf), v;
+	MDB_val k = store__skey(account_id, address, buf), v;
 
 	return store__err(mdb_get(r->txn, r->st->db[DB_SENDERS], &k, &v));
 }

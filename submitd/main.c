@@ -3,14 +3,15 @@
  * and relay.c. */
 #include <stdio.h>
 
-#include "auth.h"
-#include "err.h"
-#include "smtp_session.h"
-#include "server.h"
+#include "common/auth/auth.h"
+#include "common/err.h"
+#include "common/server.h"
+#include "submitd/relay.h"
+#include "submitd/smtp_session.h"
 
 static struct auth_ctx *submitd_auth;
 
-static int submitd_init(const struct postern_config *cfg,
+static int submitd__init(const struct postern_config *cfg,
 			char err[CFG_ERR_MAX])
 {
 	char why[512], lock[PATH_MAX + 16];
@@ -42,7 +43,7 @@ static int submitd_init(const struct postern_config *cfg,
 	return 0;
 }
 
-static void submitd_fini(void)
+static void submitd__fini(void)
 {
 	relay_stop();
 	auth_pool_free(smtp_pool);
@@ -50,7 +51,7 @@ static void submitd_fini(void)
 	store_close(smtp_store);
 }
 
-static int submitd_setup(const struct postern_config *cfg,
+static int submitd__setup(const struct postern_config *cfg,
 			 struct server_proto *p, char err[CFG_ERR_MAX])
 {
 	smtp_cfg = cfg;
@@ -70,13 +71,13 @@ static int submitd_setup(const struct postern_config *cfg,
 	p->limits = server_io_limits(cfg, cfg->limits.smtp_line_max,
 				     cfg->limits.smtp_text_line_max,
 				     cfg->submitd.idle_timeout);
-	p->init = submitd_init;
-	p->fini = submitd_fini;
+	p->init = submitd__init;
+	p->fini = submitd__fini;
 	p->accept = smtp_session_accept;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	return server_main(argc, argv, "postern-submitd", submitd_setup);
+	return server_main(argc, argv, "postern-submitd", submitd__setup);
 }

@@ -23,9 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "log.h"
-#include "smtp_session.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "submitd/relay.h"
+#include "submitd/smtp_session.h"
 
 #define RELAY_BATCH 64
 
@@ -56,7 +57,7 @@ struct rconn {
 	bool pipelining, starttls, auth;
 };
 
-static int rc_write(struct rconn *c, const char *p, size_t n)
+static int relay__rc_write(struct rconn *c, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = c->tls ? gnutls_record_send(c->tls, p, n)
@@ -73,7 +74,7 @@ static int rc_write(struct rconn *c, const char *p, size_t n)
 	return 0;
 }
 
-static int rc_line(struct rconn *c, char *out, size_t cap)
+static int relay__rc_line(struct rconn *c, char *out, size_t cap)
 {
 	for (;;) {
 		char *lf = memchr(c->buf, '\n', c->len);
@@ -107,12 +108,12 @@ static int rc_line(struct rconn *c, char *out, size_t cap)
 }
 
 /* One reply; the last line's text goes to text. Returns the code or <0. */
-static int rc_reply(struct rconn *c, char *text, size_t cap, bool ehlo)
+static int relay__rc_reply(struct rconn *c, char *text, size_t cap, bool ehlo)
 {
 	char line[1024];
 
 	for (;;) {
-		if (rc_line(c, line, sizeof(line)) || strlen(line) < 3)
+		if (relay__rc_line(c, line, sizeof(line)) || strlen(line) < 3)
 			return -EIO;
 		if (ehlo && strlen(line) > 4) {
 			const char *ext = line + 4;
@@ -131,9 +132,9 @@ static int rc_reply(struct rconn *c, char *text, size_t cap, bool ehlo)
 	}
 }
 
-static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
+static int relay__rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
 		  ...) __attribute__((format(printf, 4, 5)));
-static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
+static int relay__rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
 		  ...)
 {
 	char line[1100];
@@ -144,25 +145,25 @@ static int rc_cmd(struct rconn *c, char *text, size_t cap, const char *fmt,
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) ||
-	    rc_write(c, line, (size_t)n))
+	    relay__rc_write(c, line, (size_t)n))
 		return -EIO;
-	return rc_reply(c, text, cap, false);
+	return relay__rc_reply(c, text, cap, false);
 }
 
 /* EHLO, noting the extensions the relay offers. */
-static int rc_ehlo(struct rconn *c, const char *hostname, char *text,
+static int relay__rc_ehlo(struct rconn *c, const char *hostname, char *text,
 		   size_t cap)
 {
 	char line[300];
 
 	c->pipelining = c->starttls = c->auth = false;
 	snprintf(line, sizeof(line), "EHLO %s\r\n", hostname);
-	if (rc_write(c, line, strlen(line)))
+	if (relay__rc_write(c, line, strlen(line)))
 		return -EIO;
-	return rc_reply(c, text, cap, true);
+	return relay__rc_reply(c, text, cap, true);
 }
 
-static int rc_connect(const char *hostport, uint64_t timeout_ms,
+static int relay__rc_connect(const char *hostport, uint64_t timeout_ms,
 		      struct rconn *c, char *host, size_t hostcap)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
@@ -201,7 +202,7 @@ static int rc_connect(const char *hostport, uint64_t timeout_ms,
 	return c->fd < 0 ? -ECONNREFUSED : 0;
 }
 
-static int rc_starttls(struct rconn *c, const char *host, bool verify)
+static int relay__rc_starttls(struct rconn *c, const char *host, bool verify)
 {
 	int r;
 
@@ -219,7 +220,7 @@ static int rc_starttls(struct rconn *c, const char *host, bool verify)
 	return r < 0 ? -PST_ETLS : 0;
 }
 
-static void rc_close(struct rconn *c)
+static void relay__rc_close(struct rconn *c)
 {
 	if (c->tls) {
 		gnutls_bye(c->tls, GNUTLS_SHUT_WR);
@@ -230,7 +231,7 @@ static void rc_close(struct rconn *c)
 }
 
 /* Mark every pending recipient. */
-static void settle_all(struct rcpt_result *res, uint32_t n,
+static void relay__settle_all(struct rcpt_result *res, uint32_t n,
 		       enum rcpt_outcome o, const char *text)
 {
 	for (uint32_t i = 0; i < n; i++) {
@@ -241,7 +242,7 @@ static void settle_all(struct rcpt_result *res, uint32_t n,
 	}
 }
 
-static enum rcpt_outcome by_code(int code)
+static enum rcpt_outcome relay__by_code(int code)
 {
 	return code >= 200 && code < 300 ? RC_OK
 	       : code >= 500 && code < 600 ? RC_PERM : RC_TEMP;
@@ -249,16 +250,16 @@ static enum rcpt_outcome by_code(int code)
 
 /* A RCPT reply: accepted recipients stay pending until the DATA reply.
  * Returns 1 if accepted. */
-static int rcpt_answer(struct rcpt_result *r, int code, const char *text)
+static int relay__rcpt_answer(struct rcpt_result *r, int code, const char *text)
 {
-	enum rcpt_outcome o = by_code(code);
+	enum rcpt_outcome o = relay__by_code(code);
 
 	r->outcome = o == RC_OK ? RC_PENDING : o;
 	snprintf(r->text, sizeof(r->text), "%s", text);
 	return o == RC_OK;
 }
 
-static void relay_send(const struct store_queue_entry *e, const char *body,
+static void relay__send(const struct store_queue_entry *e, const char *body,
 		       size_t len, struct rcpt_result *res)
 {
 	const struct postern_config *cfg = relay.cfg;
@@ -267,17 +268,17 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 	int code, r;
 	uint32_t accepted = 0;
 
-	r = rc_connect(cfg->submitd.relay, cfg->submitd.relay_timeout, &c,
+	r = relay__rc_connect(cfg->submitd.relay, cfg->submitd.relay_timeout, &c,
 		       host, sizeof(host));
 	if (r) {
 		snprintf(text, sizeof(text), "relay %s: %s", cfg->submitd.relay,
 			 strerror(-r));
-		settle_all(res, e->nrcpts, RC_TEMP, text);
+		relay__settle_all(res, e->nrcpts, RC_TEMP, text);
 		return;
 	}
-	if ((code = rc_reply(&c, text, sizeof(text), false)) != 220)
+	if ((code = relay__rc_reply(&c, text, sizeof(text), false)) != 220)
 		goto fail;
-	if ((code = rc_ehlo(&c, cfg->submitd.hostname, text,
+	if ((code = relay__rc_ehlo(&c, cfg->submitd.hostname, text,
 			    sizeof(text))) != 250)
 		goto fail;
 	if (cfg->submitd.relay_tls != CFG_RELAY_TLS_NONE) {
@@ -290,10 +291,10 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 				goto fail;
 			}
 		} else {
-			if ((code = rc_cmd(&c, text, sizeof(text),
+			if ((code = relay__rc_cmd(&c, text, sizeof(text),
 					   "STARTTLS\r\n")) != 220)
 				goto fail;
-			if (rc_starttls(&c, host, cfg->submitd.relay_tls ==
+			if (relay__rc_starttls(&c, host, cfg->submitd.relay_tls ==
 					CFG_RELAY_TLS_REQUIRED)) {
 				snprintf(text, sizeof(text), "TLS with relay %s "
 					 "failed (certificate?)",
@@ -302,7 +303,7 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 				goto fail;
 			}
 			/* RFC 3207: what was learned before TLS is void */
-			if ((code = rc_ehlo(&c, cfg->submitd.hostname, text,
+			if ((code = relay__rc_ehlo(&c, cfg->submitd.hostname, text,
 					    sizeof(text))) != 250)
 				goto fail;
 		}
@@ -321,7 +322,7 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 			goto fail;
 		}
 		b64 = (char *)out.data;
-		code = rc_cmd(&c, text, sizeof(text), "AUTH PLAIN %.*s\r\n",
+		code = relay__rc_cmd(&c, text, sizeof(text), "AUTH PLAIN %.*s\r\n",
 			      (int)out.size, b64);
 		gnutls_free(out.data);
 		explicit_bzero(plain, sizeof(plain));
@@ -342,9 +343,9 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 		n += (size_t)snprintf(cmds + n, cap - n, "MAIL FROM:<%s> SIZE=%zu"
 				      "\r\n", e->sender, len);
 		if (!c.pipelining) {
-			code = rc_cmd(&c, text, sizeof(text), "%s", cmds);
+			code = relay__rc_cmd(&c, text, sizeof(text), "%s", cmds);
 			n = 0;
-			if (by_code(code) != RC_OK) {
+			if (relay__by_code(code) != RC_OK) {
 				free(cmds);
 				goto fail;
 			}
@@ -357,37 +358,37 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 				n += (size_t)m;
 				continue;
 			}
-			code = rc_cmd(&c, text, sizeof(text), "%s", cmds);
-			accepted += rcpt_answer(&res[i], code, text);
+			code = relay__rc_cmd(&c, text, sizeof(text), "%s", cmds);
+			accepted += relay__rcpt_answer(&res[i], code, text);
 		}
 		if (c.pipelining) {
 			n += (size_t)snprintf(cmds + n, cap - n, "DATA\r\n");
-			if (rc_write(&c, cmds, n) ||
-			    (code = rc_reply(&c, text, sizeof(text), false)) < 0) {
+			if (relay__rc_write(&c, cmds, n) ||
+			    (code = relay__rc_reply(&c, text, sizeof(text), false)) < 0) {
 				free(cmds);
 				goto fail;
 			}
-			if (by_code(code) != RC_OK) {
+			if (relay__by_code(code) != RC_OK) {
 				free(cmds);
 				goto fail;
 			}
 			for (uint32_t i = 0; i < e->nrcpts; i++) {
-				code = rc_reply(&c, text, sizeof(text), false);
+				code = relay__rc_reply(&c, text, sizeof(text), false);
 				if (code < 0) {
 					free(cmds);
 					goto fail;
 				}
-				accepted += rcpt_answer(&res[i], code, text);
+				accepted += relay__rcpt_answer(&res[i], code, text);
 			}
-			code = rc_reply(&c, text, sizeof(text), false);
+			code = relay__rc_reply(&c, text, sizeof(text), false);
 		} else if (accepted) {
-			code = rc_cmd(&c, text, sizeof(text), "DATA\r\n");
+			code = relay__rc_cmd(&c, text, sizeof(text), "DATA\r\n");
 		}
 		free(cmds);
 	}
 	if (!accepted) {
-		rc_write(&c, "QUIT\r\n", 6);
-		rc_close(&c);
+		relay__rc_write(&c, "QUIT\r\n", 6);
+		relay__rc_close(&c);
 		return;
 	}
 	if (code != 354)
@@ -397,17 +398,17 @@ static void relay_send(const struct store_queue_entry *e, const char *body,
 		const char *lf = memchr(body + off, '\n', len - off);
 		size_t n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
 
-		if (body[off] == '.' && rc_write(&c, ".", 1))
+		if (body[off] == '.' && relay__rc_write(&c, ".", 1))
 			break;
-		if (rc_write(&c, body + off, n))
+		if (relay__rc_write(&c, body + off, n))
 			break;
 		off += n;
 	}
-	code = rc_cmd(&c, text, sizeof(text), ".\r\n");
-	settle_all(res, e->nrcpts, code < 0 ? RC_TEMP : by_code(code),
+	code = relay__rc_cmd(&c, text, sizeof(text), ".\r\n");
+	relay__settle_all(res, e->nrcpts, code < 0 ? RC_TEMP : relay__by_code(code),
 		   code < 0 ? "connection lost after DATA" : text);
-	rc_cmd(&c, text, sizeof(text), "QUIT\r\n");
-	rc_close(&c);
+	relay__rc_cmd(&c, text, sizeof(text), "QUIT\r\n");
+	relay__rc_close(&c);
 	return;
 fail:
 	/* A failure before the message was taken: 5xx bounces, anything
@@ -415,9 +416,9 @@ fail:
 	if (!text[0])
 		snprintf(text, sizeof(text), "relay %s: no answer",
 			 cfg->submitd.relay);
-	settle_all(res, e->nrcpts, code >= 500 && code < 600 ? RC_PERM
+	relay__settle_all(res, e->nrcpts, code >= 500 && code < 600 ? RC_PERM
 		   : RC_TEMP, text);
-	rc_close(&c);
+	relay__rc_close(&c);
 }
 
 /* ---- settling ---- */
@@ -431,7 +432,7 @@ struct settle {
 	uint64_t now;
 };
 
-static void dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
+static void relay__dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
 		     const struct settle *s, const char *headers, size_t hlen)
 {
 	const char *host = relay.cfg->submitd.hostname;
@@ -471,7 +472,7 @@ static void dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
 		"--postern-dsn--\r\n", (int)hlen, headers);
 }
 
-static int settle_write(struct store_write *w, void *arg)
+static int relay__settle_write(struct store_write *w, void *arg)
 {
 	struct settle *s = arg;
 	struct store_queue_entry e;
@@ -506,7 +507,7 @@ static int settle_write(struct store_write *w, void *arg)
 			store_queue_entry_free(&e);
 			return -ENOMEM;
 		}
-		dsn_text(dsn, cap, &e, s, s->body, hlen);
+		relay__dsn_text(dsn, cap, &e, s, s->body, hlen);
 		r = store_account_get(store_write_reader(w), e.sender, &sender);
 		if (r == 0) {
 			struct store_msg_in m = { .folder = STORE_INBOX,
@@ -562,7 +563,7 @@ static int settle_write(struct store_write *w, void *arg)
 	return r;
 }
 
-static int due(const struct store_queue_entry *e, void *arg)
+static int relay__due(const struct store_queue_entry *e, void *arg)
 {
 	uint64_t *ids = arg;
 
@@ -573,7 +574,7 @@ static int due(const struct store_queue_entry *e, void *arg)
 	return 0;
 }
 
-static void relay_one(uint64_t id)
+static void relay__one(uint64_t id)
 {
 	struct store_queue_entry e;
 	struct store_read *r;
@@ -612,9 +613,9 @@ static void relay_one(uint64_t id)
 				    .body = body, .len = e.size,
 				    .now = (uint64_t)time(NULL) };
 
-		relay_send(&e, body, e.size, res);
+		relay__send(&e, body, e.size, res);
 		s.now = (uint64_t)time(NULL);
-		err = store_write(relay.st, settle_write, &s);
+		err = store_write(relay.st, relay__settle_write, &s);
 		if (err)
 			log_event(LOGL_ERR, 0, "relay_settle_failed",
 				  "queue=%llu error=\"%s\"",
@@ -625,7 +626,7 @@ static void relay_one(uint64_t id)
 	store_queue_entry_free(&e);
 }
 
-static void *relay_thread(void *arg)
+static void *relay__thread(void *arg)
 {
 	for (;;) {
 		uint64_t ids[1 + RELAY_BATCH] = { 0 };
@@ -646,10 +647,10 @@ static void *relay_thread(void *arg)
 		pthread_mutex_unlock(&relay.mu);
 		if (store_read_begin(relay.st, &r))
 			continue;
-		store_queue_each(r, due, ids);
+		store_queue_each(r, relay__due, ids);
 		store_read_end(r);
 		for (uint64_t i = 0; i < ids[0] && !relay.stop; i++)
-			relay_one(ids[1 + i]);
+			relay__one(ids[1 + i]);
 	}
 }
 
@@ -670,7 +671,7 @@ int relay_start(const struct postern_config *cfg, struct store *st)
 	    : gnutls_certificate_set_x509_system_trust(relay.cred);
 	if (r < 0 && cfg->submitd.relay_ca[0])
 		return -PST_ECONFIG;
-	if (pthread_create(&relay.thread, NULL, relay_thread, NULL))
+	if (pthread_create(&relay.thread, NULL, relay__thread, NULL))
 		return -EAGAIN;
 	relay.running = true;
 	return 0;

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth_async.h"
-#include "log.h"
-#include "smtp_session.h"
+#include "common/auth/auth_async.h"
+#include "common/log.h"
+#include "submitd/smtp_auth.h"
+#include "submitd/smtp_cmd.h"
+#include "submitd/smtp_reply.h"
+#include "submitd/smtp_session.h"
 
 static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 {
@@ -24,7 +27,7 @@ static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 				    strlen(o->account.address)),
 			  io_conn_peer(s->io),
 			  o->app_id ? "app-password" : "password");
-		smtp_reply(s, 235, "2.7.0", "Authentication successful");
+		smtp_reply(s->io, 235, "2.7.0", "Authentication successful");
 		io_conn_resume(s->io);
 		return;
 	}
@@ -33,23 +36,23 @@ static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 		  (unsigned long long)o->delay_ms);
 	switch (o->result) {
 	case AUTH_APP_PASSWORD_REQUIRED:
-		smtp_reply(s, 534, "5.7.9", "Application-specific password "
+		smtp_reply(s->io, 534, "5.7.9", "Application-specific password "
 			   "required: log in with an app password");
 		break;
 	case AUTH_THROTTLED:
-		smtp_reply(s, 454, "4.7.0", "Too many failed logins; try again "
+		smtp_reply(s->io, 454, "4.7.0", "Too many failed logins; try again "
 			   "later");
 		break;
 	case AUTH_TEMPFAIL:
-		smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		smtp_reply(s->io, 454, "4.7.0", "Temporary authentication failure");
 		break;
 	default:
-		smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		smtp_reply(s->io, 535, "5.7.8", "Authentication credentials invalid");
 		break;
 	}
 	if (o->result != AUTH_TEMPFAIL &&
 	    ++s->auth_failures >= smtp_cfg->limits.auth_failures_max) {
-		smtp_reply(s, 421, "4.7.0", "%s Too many failed logins, closing "
+		smtp_reply(s->io, 421, "4.7.0", "%s Too many failed logins, closing "
 			   "connection", smtp_cfg->submitd.hostname);
 		io_conn_close(s->io);
 		return;
@@ -66,19 +69,19 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 		io_conn_printf(s->io, "334 %s\r\n", prompt);
 		return;
 	case SASL_CANCEL:
-		smtp_reply(s, 501, "5.0.0", "Authentication cancelled");
+		smtp_reply(s->io, 501, "5.0.0", "Authentication cancelled");
 		return;
 	case SASL_FAIL:
 		if (s->sasl.fail == SASL_FAIL_MECH)
-			smtp_reply(s, 504, "5.5.4", "%s", why);
+			smtp_reply(s->io, 504, "5.5.4", "%s", why);
 		else
-			smtp_reply(s, 501, "5.5.2", "%s", why);
+			smtp_reply(s->io, 501, "5.5.2", "%s", why);
 		smtp_cmd_error(s);
 		return;
 	case SASL_DONE:
 		if (auth_async_start(smtp_pool, s->io, cr->user, cr->pass,
 				     cr->passlen, smtp__auth_result)) {
-			smtp_reply(s, 454, "4.7.0", "Server busy; try again "
+			smtp_reply(s->io, 454, "4.7.0", "Server busy; try again "
 				   "shortly");
 		} else {
 			io_conn_pause(s->io);

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_body.h"
+#include "submitd/smtp_body.h"
 
 #define SMTP_BODY_FIRST_CAP 65536
 

@@ -8,11 +8,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cmd_table.h"
-#include "err.h"
-#include "log.h"
-#include "smtp_parse.h"
-#include "smtp_session.h"
+#include "common/cmd_table.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "submitd/smtp_auth.h"
+#include "submitd/smtp_cmd.h"
+#include "submitd/smtp_data.h"
+#include "submitd/smtp_deliver.h"
+#include "submitd/smtp_parse.h"
+#include "submitd/smtp_reply.h"
+#include "submitd/smtp_session.h"
 
 #define SMTP_VERB_MAX 8
 #define SMTP_ANY (SMTP_GREETED | SMTP_READY | SMTP_MAIL | SMTP_RCPT)
@@ -42,7 +47,7 @@ bool smtp_auth_offered(const struct smtp_session *s)
 static int smtp__no_args(struct smtp_session *s, char *args)
 {
 	if (*args) {
-		smtp_reply(s, 501, "5.5.4", "Syntax error, no parameters allowed");
+		smtp_reply(s->io, 501, "5.5.4", "Syntax error, no parameters allowed");
 		return -1;
 	}
 	return 0;
@@ -51,14 +56,14 @@ static int smtp__no_args(struct smtp_session *s, char *args)
 static int smtp__hello_check(struct smtp_session *s, char *args, bool lmtp)
 {
 	if (!!(s->flags & SMTP_F_LMTP) != lmtp) {
-		smtp_reply(s, 500, "5.5.1", lmtp ? "LHLO is for LMTP only"
+		smtp_reply(s->io, 500, "5.5.1", lmtp ? "LHLO is for LMTP only"
 			   : "This is an LMTP server; use LHLO");
 		return -1;
 	}
 	/* The argument goes into the Received: line of every message of the
 	 * session: only a domain or an address literal, nothing else. */
 	if (strlen(args) >= sizeof(s->helo) || smtp_parse_helo(args)) {
-		smtp_reply(s, 501, "5.5.2", "Syntax: %s domain or address "
+		smtp_reply(s->io, 501, "5.5.2", "Syntax: %s domain or address "
 			   "literal", lmtp ? "LHLO" : "EHLO");
 		return -1;
 	}
@@ -109,7 +114,7 @@ static void smtp__helo(struct smtp_session *s, char *args)
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
 	s->flags &= ~(unsigned)SMTP_F_EHLO;
-	smtp_reply(s, 250, NULL, "%s", smtp_cfg->submitd.hostname);
+	smtp_reply(s->io, 250, NULL, "%s", smtp_cfg->submitd.hostname);
 }
 
 static int smtp__starttls_check(struct smtp_session *s, char *args)
@@ -117,7 +122,7 @@ static int smtp__starttls_check(struct smtp_session *s, char *args)
 	if (smtp__no_args(s, args))
 		return -1;
 	if (!smtp__starttls_allowed(s)) {
-		smtp_reply(s, 503, "5.5.1", (s->flags & SMTP_F_TLS)
+		smtp_reply(s->io, 503, "5.5.1", (s->flags & SMTP_F_TLS)
 			   ? "TLS already active" : "STARTTLS not offered here");
 		return -1;
 	}
@@ -126,7 +131,7 @@ static int smtp__starttls_check(struct smtp_session *s, char *args)
 
 static void smtp__starttls(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
+	smtp_reply(s->io, 220, "2.0.0", "Ready to start TLS");
 	/* RFC 3207 4.2: forget everything learned before TLS. */
 	smtp_session_txn_end(s);
 	s->state = SMTP_GREETED;
@@ -137,11 +142,11 @@ static void smtp__starttls(struct smtp_session *s, char *args)
 static int smtp__auth_check(struct smtp_session *s, char *args)
 {
 	if (s->flags & SMTP_F_AUTHED) {
-		smtp_reply(s, 503, "5.5.1", "Already authenticated");
+		smtp_reply(s->io, 503, "5.5.1", "Already authenticated");
 		return -1;
 	}
 	if (!smtp_auth_offered(s)) {
-		smtp_reply(s, 538, "5.7.11", "Encryption required for "
+		smtp_reply(s->io, 538, "5.7.11", "Encryption required for "
 			   "requested authentication mechanism");
 		return -1;
 	}
@@ -161,21 +166,21 @@ static char *smtp__path(struct smtp_session *s, char *args, const char *kw,
 	case SMTP_PARSE_OK:
 		break;
 	case SMTP_PARSE_NO_PATH:
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s<address>", kw);
+		smtp_reply(s->io, 501, "5.5.4", "Syntax: %s<address>", kw);
 		return NULL;
 	default:
-		smtp_reply(s, 501, "5.1.3", "Bad address syntax (RFC 5321 "
+		smtp_reply(s->io, 501, "5.1.3", "Bad address syntax (RFC 5321 "
 			   "4.1.2)");
 		return NULL;
 	}
 	if (utf8 && !smtputf8) {
-		smtp_reply(s, 553, "5.6.7", "Non-ASCII address needs the "
+		smtp_reply(s->io, 553, "5.6.7", "Non-ASCII address needs the "
 			   "SMTPUTF8 parameter");
 		return NULL;
 	}
 	if (!*mailbox) {
 		if (!allow_null) {
-			smtp_reply(s, 553, "5.1.3", "Null address not allowed "
+			smtp_reply(s->io, 553, "5.1.3", "Null address not allowed "
 				   "here");
 			return NULL;
 		}
@@ -183,7 +188,7 @@ static char *smtp__path(struct smtp_session *s, char *args, const char *kw,
 	} else if (store_addr_normalize(mailbox, out)) {
 		/* Grammatical, but not a form mailboxes here can have
 		 * (quoted local parts with spaces, address literals). */
-		smtp_reply(s, 553, "5.1.3", "Address not supported here");
+		smtp_reply(s->io, 553, "5.1.3", "Address not supported here");
 		return NULL;
 	}
 	return params;
@@ -196,11 +201,11 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 	/* Without TLS only a client that could log in anyway (loopback with
 	 * plain_auth_loopback, e.g. a local webmail) may send. */
 	if (smtp__starttls_allowed(s) && !(s->flags & SMTP_F_AUTHED)) {
-		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		smtp_reply(s->io, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return -1;
 	}
 	if (!(s->flags & SMTP_F_AUTHED)) {
-		smtp_reply(s, 530, "5.7.0", "Authentication required");
+		smtp_reply(s->io, 530, "5.7.0", "Authentication required");
 		return -1;
 	}
 	return 0;
@@ -230,7 +235,7 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 	bool utf8;
 
 	if (strlen(args) >= sizeof(copy)) {
-		smtp_reply(s, 501, "5.5.4", "Syntax error");
+		smtp_reply(s->io, 501, "5.5.4", "Syntax error");
 		return -1;
 	}
 	strcpy(copy, args);
@@ -239,21 +244,21 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 	    !*params)
 		return 0;       /* path errors are answered by smtp__path */
 	if (!(s->flags & SMTP_F_EHLO)) {
-		smtp_reply(s, 555, "5.5.4", "Parameters need EHLO");
+		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
 		return -1;
 	}
 	switch (smtp_parse_mail_params(params, mp, &bad)) {
 	case SMTP_PARSE_OK:
 		break;
 	case SMTP_PARSE_UNKNOWN_PARAM:
-		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s", bad);
+		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter %.40s", bad);
 		return -1;
 	default:
-		smtp_reply(s, 501, "5.5.4", "Bad parameter %.40s", bad);
+		smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
 		return -1;
 	}
 	if (mp->size > smtp_cfg->limits.message_max) {
-		smtp_reply(s, 552, "5.3.4", "Message too big (limit %llu octets)",
+		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu octets)",
 			   (unsigned long long)smtp_cfg->limits.message_max);
 		return -1;
 	}
@@ -276,13 +281,13 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	if (!lmtp) {
 		e = smtp__sender_allowed(s, from);
 		if (e == -EAGAIN) {
-			smtp_reply(s, 451, "4.3.0", "Temporary store error");
+			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 			return;
 		}
 		if (e) {
 			log_event(LOGL_INFO, s->id, "sender_refused",
 				  "user=%s from=%s", s->account.address, from);
-			smtp_reply(s, 553, "5.7.1", "Sender address not allowed "
+			smtp_reply(s->io, 553, "5.7.1", "Sender address not allowed "
 				   "for this account");
 			return;
 		}
@@ -292,7 +297,7 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
 	s->state = SMTP_MAIL;
-	smtp_reply(s, 250, "2.1.0", "Ok");
+	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }
 
 static void smtp__rcpt(struct smtp_session *s, char *args)
@@ -310,43 +315,43 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	if (*params) {
-		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.40s", params);
+		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter %.40s", params);
 		return;
 	}
 	if (s->txn.nrcpts >= smtp_cfg->limits.recipients_max) {
-		smtp_reply(s, 452, "4.5.3", "Too many recipients (limit %llu)",
+		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
 			   (unsigned long long)smtp_cfg->limits.recipients_max);
 		return;
 	}
 	if ((e = store_read_begin(smtp_store, &r))) {
-		smtp_reply(s, 451, "4.3.0", "Temporary store error");
+		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
 	}
 	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
 	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
 	store_read_end(r);
 	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
-		smtp_reply(s, 451, "4.3.0", "Temporary store error");
+		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
 	}
 	if (de == 0 && ae) {
-		smtp_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: "
+		smtp_reply(s->io, 550, "5.1.1", "<%s>: Recipient address rejected: "
 			   "User unknown", to);
 		return;
 	}
 	if (de == 0) {
 		account_id = a.id;
 	} else if (s->flags & SMTP_F_LMTP) {
-		smtp_reply(s, 550, "5.1.2", "<%s>: Not a local domain", to);
+		smtp_reply(s->io, 550, "5.1.2", "<%s>: Not a local domain", to);
 		return;
 	} else if (!smtp_cfg->submitd.relay[0]) {
-		smtp_reply(s, 550, "5.7.1", "<%s>: Relaying to other domains is "
+		smtp_reply(s->io, 550, "5.7.1", "<%s>: Relaying to other domains is "
 			   "not configured on this server", to);
 		return;
 	}
 	for (uint32_t i = 0; i < s->txn.nrcpts; i++) {
 		if (strcmp(s->txn.rcpts[i].addr, to) == 0) {   /* given twice */
-			smtp_reply(s, 250, "2.1.5", "Ok");
+			smtp_reply(s->io, 250, "2.1.5", "Ok");
 			return;
 		}
 	}
@@ -355,7 +360,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	struct smtp_rcpt *nr = realloc(s->txn.rcpts, (s->txn.nrcpts + 1) * sizeof(*nr));
 
 	if (!nr) {
-		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		return;
 	}
 	s->txn.rcpts = nr;
@@ -363,41 +368,41 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
 	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
-	smtp_reply(s, 250, "2.1.5", "Ok");
+	smtp_reply(s->io, 250, "2.1.5", "Ok");
 }
 
 static void smtp__data(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_reply(s->io, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	smtp_data_begin(s);
 }
 
 static void smtp__rset(struct smtp_session *s, char *args)
 {
 	smtp_session_txn_end(s);
-	smtp_reply(s, 250, "2.0.0", "Ok");
+	smtp_reply(s->io, 250, "2.0.0", "Ok");
 }
 
 static void smtp__noop(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 250, "2.0.0", "Ok");
+	smtp_reply(s->io, 250, "2.0.0", "Ok");
 }
 
 static void smtp__quit(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 221, "2.0.0", "%s closing connection",
+	smtp_reply(s->io, 221, "2.0.0", "%s closing connection",
 		   smtp_cfg->submitd.hostname);
 	io_conn_close(s->io);
 }
 
 static void smtp__vrfy(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 252, "2.5.0", "Cannot VRFY user; send the message");
+	smtp_reply(s->io, 252, "2.5.0", "Cannot VRFY user; send the message");
 }
 
 static void smtp__help(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, 214, "2.0.0", "See RFC 5321 and RFC 6409");
+	smtp_reply(s->io, 214, "2.0.0", "See RFC 5321 and RFC 6409");
 }
 
 static const struct smtp_cmd smtp_cmds[] = {
@@ -422,7 +427,7 @@ void smtp_cmd_error(struct smtp_session *s)
 	if (++s->errors < smtp_cfg->limits.errors_max)
 		return;
 	log_event(LOGL_INFO, s->id, "too_many_errors", "errors=%u", s->errors);
-	smtp_reply(s, 421, "4.7.0", "%s Too many errors, closing connection",
+	smtp_reply(s->io, 421, "4.7.0", "%s Too many errors, closing connection",
 		   smtp_cfg->submitd.hostname);
 	io_conn_close(s->io);
 }
@@ -436,12 +441,12 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 	if (s->flags & SMTP_F_REFUSED)
 		return;
 	if (memchr(line, '\0', len)) {
-		smtp_reply(s, 500, "5.5.2", "NUL byte in command");
+		smtp_reply(s->io, 500, "5.5.2", "NUL byte in command");
 		smtp_cmd_error(s);
 		return;
 	}
 	if (len + 2 > smtp_cfg->limits.smtp_line_max) {
-		smtp_reply(s, 500, "5.5.6", "Line too long (limit %llu octets)",
+		smtp_reply(s->io, 500, "5.5.6", "Line too long (limit %llu octets)",
 			   (unsigned long long)smtp_cfg->limits.smtp_line_max);
 		smtp_cmd_error(s);
 		return;
@@ -452,12 +457,12 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 	if (!cmd) {
 		log_event(LOGL_DEBUG, s->id, "unknown_command", "verb=%s",
 			  log_quote(q, sizeof(q), line, vlen));
-		smtp_reply(s, 500, "5.5.2", "Command not recognized");
+		smtp_reply(s->io, 500, "5.5.2", "Command not recognized");
 		smtp_cmd_error(s);
 		return;
 	}
 	if (!(cmd->states & s->state)) {
-		smtp_reply(s, 503, "5.5.1", "Bad sequence of commands");
+		smtp_reply(s->io, 503, "5.5.1", "Bad sequence of commands");
 		smtp_cmd_error(s);
 		return;
 	}

@@ -11,9 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "assert.h"
-#include "log.h"
-#include "smtp_session.h"
+#include "common/contract.h"
+#include "common/log.h"
+#include "submitd/smtp_body.h"
+#include "submitd/smtp_data.h"
+#include "submitd/smtp_deliver.h"
+#include "submitd/smtp_dot.h"
+#include "submitd/smtp_reply.h"
+#include "submitd/smtp_session.h"
 
 static struct smtp_body_limits smtp__body_limits(void)
 {
@@ -36,23 +41,23 @@ void smtp_data_begin(struct smtp_session *s)
 static void smtp__body_reply(struct smtp_session *s, unsigned e)
 {
 	if (e & SMTP_BODY_TOO_BIG)
-		smtp_reply(s, 552, "5.3.4", "Message too big (limit %llu "
+		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu "
 			   "octets)", (unsigned long long)
 			   smtp_cfg->limits.message_max);
 	else if (e & SMTP_BODY_LONG_LINE)
-		smtp_reply(s, 554, "5.6.0", "Message has a line longer than "
+		smtp_reply(s->io, 554, "5.6.0", "Message has a line longer than "
 			   "%llu octets", (unsigned long long)
 			   smtp_cfg->limits.smtp_text_line_max);
 	else if (e & SMTP_BODY_BARE_CR)
-		smtp_reply(s, 554, "5.6.0", "Message has a bare CR (not part "
+		smtp_reply(s->io, 554, "5.6.0", "Message has a bare CR (not part "
 			   "of CRLF)");
 	else if (e & SMTP_BODY_NUL)
-		smtp_reply(s, 554, "5.6.0", "Message has a NUL byte");
+		smtp_reply(s->io, 554, "5.6.0", "Message has a NUL byte");
 	else if (e & SMTP_BODY_BARE_LF)
-		smtp_reply(s, 554, "5.6.0", "Message has a bare LF; line ends "
+		smtp_reply(s->io, 554, "5.6.0", "Message has a bare LF; line ends "
 			   "must be CRLF");
 	else
-		smtp_reply(s, 554, "5.6.0", "Message is empty");
+		smtp_reply(s->io, 554, "5.6.0", "Message is empty");
 }
 
 /* LMTP answers the end of data once per accepted recipient (RFC 2033
@@ -100,11 +105,11 @@ void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 int smtp_data_check(struct smtp_session *s, char *args)
 {
 	if (*args) {
-		smtp_reply(s, 501, "5.5.4", "Syntax error, no parameters allowed");
+		smtp_reply(s->io, 501, "5.5.4", "Syntax error, no parameters allowed");
 		return -1;
 	}
 	if (s->txn.bdat) {
-		smtp_reply(s, 503, "5.5.1", "DATA not allowed in a BDAT "
+		smtp_reply(s->io, 503, "5.5.1", "DATA not allowed in a BDAT "
 			   "transaction");
 		return -1;
 	}
@@ -116,7 +121,7 @@ static void smtp__bdat_chunk_done(struct smtp_session *s)
 	struct smtp_txn *t = &s->txn;
 
 	if (t->bdat_bad_seq) {
-		smtp_reply(s, 503, "5.5.1", "BDAT without a valid MAIL and RCPT");
+		smtp_reply(s->io, 503, "5.5.1", "BDAT without a valid MAIL and RCPT");
 		smtp_session_txn_end(s);
 		return;
 	}
@@ -124,7 +129,7 @@ static void smtp__bdat_chunk_done(struct smtp_session *s)
 		smtp__data_end(s);
 		return;
 	}
-	smtp_reply(s, 250, "2.0.0", "%llu octets received",
+	smtp_reply(s->io, 250, "2.0.0", "%llu octets received",
 		   (unsigned long long)t->body.received);
 }
 
@@ -139,7 +144,7 @@ void smtp_bdat_cmd(struct smtp_session *s, char *args)
 	if (cfg_parse_uint(args, 0, UINT64_MAX, &n) ||
 	    (sp && strcasecmp(sp, "LAST") != 0)) {
 		/* Without a size we cannot know where the data ends. */
-		smtp_reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		smtp_reply(s->io, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 		io_conn_close(s->io);
 		return;
 	}

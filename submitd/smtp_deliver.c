@@ -12,10 +12,13 @@
 #include <strings.h>
 #include <time.h>
 
-#include "err.h"
-#include "log.h"
-#include "msg_norm.h"
-#include "smtp_session.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "store/msg_norm.h"
+#include "submitd/relay.h"
+#include "submitd/smtp_deliver.h"
+#include "submitd/smtp_reply.h"
+#include "submitd/smtp_session.h"
 
 /* ---- sending limits (per process, per account) ---- */
 
@@ -31,7 +34,7 @@ struct rate {
 static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rate *rates[RATE_BUCKETS];
 
-static struct rate *rate_get(uint64_t id, uint64_t now)
+static struct rate *smtp__rate_get(uint64_t id, uint64_t now)
 {
 	struct rate *r;
 
@@ -55,7 +58,7 @@ static struct rate *rate_get(uint64_t id, uint64_t now)
 }
 
 /* messages: per hour at MAIL; recipients: per day at RCPT. */
-static int rate_check(struct smtp_session *s, bool recipients)
+static int smtp__rate_check(struct smtp_session *s, bool recipients)
 {
 	uint64_t lim = recipients ? smtp_cfg->limits.send_recipients_per_day
 				  : smtp_cfg->limits.send_messages_per_hour;
@@ -65,14 +68,14 @@ static int rate_check(struct smtp_session *s, bool recipients)
 	if (!lim)
 		return 0;
 	pthread_mutex_lock(&rate_mu);
-	r = rate_get(s->account.id, (uint64_t)time(NULL));
+	r = smtp__rate_get(s->account.id, (uint64_t)time(NULL));
 	over = r && (recipients ? r->rcpts + s->txn.nrcpts : r->msgs) >= lim;
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
 	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
 		  s->account.address, recipients ? "recipients" : "messages");
-	smtp_reply(s, 450, "4.7.1", "Sending limit reached: at most %llu "
+	smtp_reply(s->io, 450, "4.7.1", "Sending limit reached: at most %llu "
 		   "%s; try again later", (unsigned long long)lim,
 		   recipients ? "recipients per day" : "messages per hour");
 	return -1;
@@ -80,20 +83,20 @@ static int rate_check(struct smtp_session *s, bool recipients)
 
 int smtp_rate_check_message(struct smtp_session *s)
 {
-	return rate_check(s, false);
+	return smtp__rate_check(s, false);
 }
 
 int smtp_rate_check_rcpt(struct smtp_session *s)
 {
-	return rate_check(s, true);
+	return smtp__rate_check(s, true);
 }
 
-static void rate_count(struct smtp_session *s)
+static void smtp__rate_count(struct smtp_session *s)
 {
 	struct rate *r;
 
 	pthread_mutex_lock(&rate_mu);
-	r = rate_get(s->account.id, (uint64_t)time(NULL));
+	r = smtp__rate_get(s->account.id, (uint64_t)time(NULL));
 	if (r) {
 		r->msgs++;
 		r->rcpts += s->txn.nrcpts;
@@ -103,7 +106,7 @@ static void rate_count(struct smtp_session *s)
 
 /* ---- fixups ---- */
 
-static bool has_header(const char *msg, size_t len, const char *name)
+static bool smtp__has_header(const char *msg, size_t len, const char *name)
 {
 	size_t nl = strlen(name);
 	const char *p = msg, *end = msg + len;
@@ -121,7 +124,7 @@ static bool has_header(const char *msg, size_t len, const char *name)
 	return false;
 }
 
-static void rfc5322_date(char *buf, size_t cap)
+static void smtp__rfc5322_date(char *buf, size_t cap)
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -144,14 +147,14 @@ struct deliver_job {
 	uint64_t queue_id;
 };
 
-static void job_free(struct deliver_job *j)
+static void smtp__job_free(struct deliver_job *j)
 {
 	free(j->msg);
 	free(j->rcpts);
 	free(j);
 }
 
-static int deliver_write(struct store_write *w, void *arg)
+static int smtp__deliver_write(struct store_write *w, void *arg)
 {
 	struct deliver_job *j = arg;
 	struct store_msg_in m = { .folder = j->spam ? STORE_SPAM : STORE_INBOX,
@@ -183,13 +186,13 @@ static int deliver_write(struct store_write *w, void *arg)
 	return 0;
 }
 
-static void deliver_answer(void *sess, struct io_post *p)
+static void smtp__deliver_answer(void *sess, struct io_post *p)
 {
 	struct deliver_job *j = (struct deliver_job *)p;
 	struct smtp_session *s = sess;
 
 	if (!s) {   /* the client went away: the message is stored anyway */
-		job_free(j);
+		smtp__job_free(j);
 		return;
 	}
 	if (j->lmtp) {
@@ -199,38 +202,38 @@ static void deliver_answer(void *sess, struct io_post *p)
 			int e = j->result;
 
 			if (e == 0)
-				smtp_reply(s, 250, "2.1.5", "<%s> delivered",
+				smtp_reply(s->io, 250, "2.1.5", "<%s> delivered",
 					   j->rcpts[i].addr);
 			else if (e == -PST_EFULL)
-				smtp_reply(s, 452, "4.3.1", "<%s> store full",
+				smtp_reply(s->io, 452, "4.3.1", "<%s> store full",
 					   j->rcpts[i].addr);
 			else
-				smtp_reply(s, 451, "4.3.0", "<%s> %s",
+				smtp_reply(s->io, 451, "4.3.0", "<%s> %s",
 					   j->rcpts[i].addr, pst_strerror(e));
 		}
 	} else if (j->result == 0) {
-		rate_count(s);
+		smtp__rate_count(s);
 		log_event(LOGL_INFO, s->id, "accepted", "id=%s from=%s rcpts=%u "
 			  "remote=%u size=%zu queue=%llu", j->id, j->sender,
 			  j->nrcpts, j->nremote, j->len,
 			  (unsigned long long)j->queue_id);
-		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", j->id);
+		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
 		if (j->nremote)
 			relay_kick();
 	} else if (j->result == -PST_EFULL) {
-		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+		smtp_reply(s->io, 452, "4.3.1", "Insufficient system storage");
 	} else {
 		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
 			  pst_strerror(j->result));
-		smtp_reply(s, 451, "4.3.0", "Local error in processing; try "
+		smtp_reply(s->io, 451, "4.3.0", "Local error in processing; try "
 			   "again later");
 	}
 	smtp_session_txn_end(s);
-	job_free(j);
+	smtp__job_free(j);
 	io_conn_resume(s->io);
 }
 
-static void deliver_done(void *arg, int result)
+static void smtp__deliver_done(void *arg, int result)
 {
 	struct deliver_job *j = arg;
 
@@ -247,24 +250,24 @@ void smtp_deliver(struct smtp_session *s)
 	int n = 0;
 
 	if (!j) {
-		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		smtp_session_txn_end(s);
 		return;
 	}
 	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
 	for (int i = 0; i < 9; i++)
 		snprintf(j->id + 2 * i, 3, "%02X", rnd[i]);
-	rfc5322_date(date, sizeof(date));
+	smtp__rfc5322_date(date, sizeof(date));
 	n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
 		      "Received: from %s (%s)\r\n\tby %s (Postern) with %s id "
 		      "%s;\r\n\t%s\r\n", s->helo[0] ? s->helo : "unknown",
 		      io_conn_peer_host(s->io), smtp_cfg->submitd.hostname,
 		      lmtp ? "LMTP" : (s->flags & SMTP_F_TLS) ? "ESMTPSA"
 		      : "ESMTPA", j->id, date);
-	if (!lmtp && !has_header(s->txn.body.buf, s->txn.body.len, "Date"))
+	if (!lmtp && !smtp__has_header(s->txn.body.buf, s->txn.body.len, "Date"))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Date: %s\r\n",
 			      date);
-	if (!lmtp && !has_header(s->txn.body.buf, s->txn.body.len, "Message-ID"))
+	if (!lmtp && !smtp__has_header(s->txn.body.buf, s->txn.body.len, "Message-ID"))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
 			      "Message-ID: <%s.%lld@%s>\r\n", j->id,
 			      (long long)time(NULL), smtp_cfg->submitd.hostname);
@@ -272,8 +275,8 @@ void smtp_deliver(struct smtp_session *s)
 	j->msg = malloc(j->len ? j->len : 1);
 	j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts));
 	if (!j->msg || !j->rcpts) {
-		job_free(j);
-		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp__job_free(j);
+		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		smtp_session_txn_end(s);
 		return;
 	}
@@ -292,11 +295,11 @@ void smtp_deliver(struct smtp_session *s)
 						 smtp_cfg->store.spam_header);
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
-	j->post.fn = deliver_answer;
+	j->post.fn = smtp__deliver_answer;
 	io_conn_pause(s->io);
-	if (store_write_async(smtp_store, deliver_write, j, deliver_done)) {
-		job_free(j);
-		smtp_reply(s, 451, "4.3.0", "Store unavailable");
+	if (store_write_async(smtp_store, smtp__deliver_write, j, smtp__deliver_done)) {
+		smtp__job_free(j);
+		smtp_reply(s->io, 451, "4.3.0", "Store unavailable");
 		smtp_session_txn_end(s);
 		io_conn_resume(s->io);
 	}

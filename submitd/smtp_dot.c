@@ -1,7 +1,7 @@
 /* smtp_dot.c — see smtp_dot.h. */
 #include <string.h>
 
-#include "smtp_dot.h"
+#include "submitd/smtp_dot.h"
 
 void smtp_dot_init(struct smtp_dot *d)
 {

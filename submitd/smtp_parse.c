@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
-#include "smtp_parse.h"
+#include "common/config.h"
+#include "submitd/smtp_parse.h"
 
 bool smtp_utf8_valid(const char *str, size_t n)
 {
@@ -44,7 +44,7 @@ bool smtp_utf8_valid(const char *str, size_t n)
 	return true;
 }
 
-static bool is_alnum(unsigned char c)
+static bool smtp__is_alnum(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9');
@@ -70,7 +70,7 @@ static bool smtp__domain_ok(const char *d, size_t n, bool utf8,
 		}
 		if (label == 0 && c == '-')
 			return false;
-		if (!(is_alnum(c) || c == '-' || (underscore && c == '_') ||
+		if (!(smtp__is_alnum(c) || c == '-' || (underscore && c == '_') ||
 		      (utf8 && c >= 0x80)))
 			return false;
 		label++;
@@ -105,10 +105,10 @@ static bool smtp__addr_literal_ok(const char *a, size_t n)
 		return inet_pton(AF_INET6, tmp, buf) == 1;
 	}
 	/* General-address-literal: Standardized-tag = Ldh-str */
-	if (colon == a || colon[-1] == '-' || !is_alnum((unsigned char)a[0]))
+	if (colon == a || colon[-1] == '-' || !smtp__is_alnum((unsigned char)a[0]))
 		return false;
 	for (const char *p = a; p < colon; p++)
-		if (!is_alnum((unsigned char)*p) && *p != '-')
+		if (!smtp__is_alnum((unsigned char)*p) && *p != '-')
 			return false;
 	if (colon + 1 == a + n)
 		return false;
@@ -130,7 +130,7 @@ int smtp_parse_helo(const char *arg)
 /* atext (RFC 5322 3.2.3), plus UTF8-non-ascii under RFC 6531. */
 static bool smtp__atext(unsigned char c)
 {
-	return is_alnum(c) || c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c);
+	return smtp__is_alnum(c) || c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c);
 }
 
 /* Local-part = Dot-string / Quoted-string. Returns its length, 0 if bad. */
@@ -266,10 +266,10 @@ static bool smtp__param_ok(const char *tok)
 	const char *eq = strchr(tok, '=');
 	const char *kend = eq ? eq : tok + strlen(tok);
 
-	if (kend == tok || !is_alnum((unsigned char)tok[0]))
+	if (kend == tok || !smtp__is_alnum((unsigned char)tok[0]))
 		return false;
 	for (const char *p = tok; p < kend; p++)
-		if (!is_alnum((unsigned char)*p) && *p != '-')
+		if (!smtp__is_alnum((unsigned char)*p) && *p != '-')
 			return false;
 	if (!eq)
 		return true;

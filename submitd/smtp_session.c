@@ -3,30 +3,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "assert.h"
-#include "log.h"
-#include "smtp_session.h"
+#include "common/contract.h"
+#include "common/log.h"
+#include "submitd/smtp_auth.h"
+#include "submitd/smtp_cmd.h"
+#include "submitd/smtp_data.h"
+#include "submitd/smtp_reply.h"
+#include "submitd/smtp_session.h"
+#include "submitd/smtp_txn.h"
 
 const struct postern_config *smtp_cfg;
 struct store *smtp_store;
 struct auth_pool *smtp_pool;
-
-void smtp_reply(struct smtp_session *s, int code, const char *enh,
-		const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	REQUIRE(n >= 0 && (size_t)n < sizeof(buf));
-	if (enh)
-		io_conn_printf(s->io, "%d %s %s\r\n", code, enh, buf);
-	else
-		io_conn_printf(s->io, "%d %s\r\n", code, buf);
-}
 
 void smtp_session_txn_end(struct smtp_session *s)
 {
@@ -39,14 +27,14 @@ static void smtp__greet(struct smtp_session *s)
 {
 	s->flags |= SMTP_F_GREETED;
 	if (s->flags & SMTP_F_REFUSED) {
-		smtp_reply(s, 421, NULL, "4.7.0 %s Too many connections%s, try "
+		smtp_reply(s->io, 421, NULL, "4.7.0 %s Too many connections%s, try "
 			   "again later", smtp_cfg->submitd.hostname,
 			   s->verdict == CONN_OVER_PER_ADDR ?
 			   " from your address" : "");
 		io_conn_close(s->io);
 		return;
 	}
-	smtp_reply(s, 220, NULL, "%s %s Postern", smtp_cfg->submitd.hostname,
+	smtp_reply(s->io, 220, NULL, "%s %s Postern", smtp_cfg->submitd.hostname,
 		   s->flags & SMTP_F_LMTP ? "LMTP" : "ESMTP");
 }
 
@@ -77,7 +65,7 @@ static void smtp__on_too_long(void *sess)
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
 		  (unsigned long long)smtp_cfg->limits.smtp_line_max);
 	s->sasl.mech = SASL_NONE;
-	smtp_reply(s, 500, "5.5.6", "Line too long (limit %llu octets)",
+	smtp_reply(s->io, 500, "5.5.6", "Line too long (limit %llu octets)",
 		   (unsigned long long)smtp_cfg->limits.smtp_line_max);
 	smtp_cmd_error(s);
 }
@@ -95,7 +83,7 @@ static void smtp__on_timeout(void *sess, enum io_timeout which)
 {
 	struct smtp_session *s = sess;
 
-	smtp_reply(s, 421, "4.4.2", "%s Error: %s", smtp_cfg->submitd.hostname,
+	smtp_reply(s->io, 421, "4.4.2", "%s Error: %s", smtp_cfg->submitd.hostname,
 		   which == IO_TIMEOUT_LOGIN ? "login time limit exceeded" :
 		   which == IO_TIMEOUT_LINE ? "command not completed in time" :
 		   "timeout exceeded");

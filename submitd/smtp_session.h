@@ -11,12 +11,12 @@
 
 #include <stdint.h>
 
-#include "auth.h"
-#include "config.h"
-#include "io_conn.h"
-#include "sasl.h"
-#include "smtp_txn.h"
-#include "store.h"
+#include "common/auth/auth.h"
+#include "common/config.h"
+#include "common/io_conn.h"
+#include "common/sasl.h"
+#include "store/store.h"
+#include "submitd/smtp_txn.h"
 
 enum smtp_listener { SMTP_LISTEN_TLS, SMTP_LISTEN_STARTTLS, SMTP_LISTEN_LMTP };
 
@@ -57,38 +57,7 @@ extern struct store *smtp_store;
 extern struct auth_pool *smtp_pool;
 
 void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
-void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len);
-/* Count a bad command; closes the session after [limits] errors_max. */
-void smtp_cmd_error(struct smtp_session *s);
 /* End the transaction (its data freed) and go back to READY. */
 void smtp_session_txn_end(struct smtp_session *s);
-bool smtp_auth_offered(const struct smtp_session *s);
-
-/* smtp_auth.c */
-void smtp_auth_cmd(struct smtp_session *s, char *args);
-void smtp_auth_line(struct smtp_session *s, char *line, size_t len);
-
-/* smtp_data.c: DATA and BDAT bodies */
-int smtp_data_check(struct smtp_session *s, char *args);
-void smtp_data_begin(struct smtp_session *s);
-void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
-		       bool partial);
-void smtp_bdat_cmd(struct smtp_session *s, char *args);
-void smtp_bdat_on_data(struct smtp_session *s, char *p, size_t len);
-
-/* smtp_deliver.c: fixups, then local delivery and the queue */
-void smtp_deliver(struct smtp_session *s);
-/* Rate limits per account; 0 or a 4xx already answered. */
-int smtp_rate_check_message(struct smtp_session *s);
-int smtp_rate_check_rcpt(struct smtp_session *s);
-
-/* "CODE X.Y.Z text" replies; multi-line ones are written by hand. */
-void smtp_reply(struct smtp_session *s, int code, const char *enh,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* relay.c: the queue runner thread */
-int relay_start(const struct postern_config *cfg, struct store *st);
-void relay_stop(void);
-void relay_kick(void);
 
 #endif

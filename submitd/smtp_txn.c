@@ -2,7 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_txn.h"
+#include "submitd/smtp_body.h"
+#include "submitd/smtp_txn.h"
 
 void smtp_txn_reset(struct smtp_txn *t)
 {

@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "smtp_body.h"
-#include "smtp_dot.h"
-#include "store.h"
+#include "store/store.h"
+#include "submitd/smtp_body.h"
+#include "submitd/smtp_dot.h"
 
 struct smtp_rcpt {
 	char addr[STORE_ADDR_MAX + 1];

@@ -4,12 +4,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "auth_apppw.h"
-#include "auth_cache.h"
-#include "auth_throttle.h"
-#include "err.h"
-#include "log.h"
+#include "common/auth/auth.h"
+#include "common/auth/auth_apppw.h"
+#include "common/auth/auth_cache.h"
+#include "common/auth/auth_throttle.h"
+#include "common/err.h"
+#include "common/log.h"
 
 struct auth_ctx {
 	struct store *st;
@@ -93,7 +93,7 @@ void auth_cost_bounds_from_config(const struct postern_config *cfg,
 
 struct rehash { uint64_t id; char phc[STORE_PHC_MAX + 1]; };
 
-static int rehash_write(struct store_write *w, void *arg)
+static int auth__rehash_write(struct store_write *w, void *arg)
 {
 	struct rehash *rh = arg;
 	struct store_account acct;
@@ -107,20 +107,20 @@ static int rehash_write(struct store_write *w, void *arg)
 
 struct app_used { uint64_t id; uint32_t app; uint64_t when; char addr[48]; };
 
-static int app_used_write(struct store_write *w, void *arg)
+static int auth__app_used_write(struct store_write *w, void *arg)
 {
 	struct app_used *u = arg;
 
 	return store_app_password_used(w, u->id, u->app, u->when, u->addr);
 }
 
-static void app_used_done(void *arg, int result)
+static void auth__app_used_done(void *arg, int result)
 {
 	free(arg);
 }
 
 /* Record an app password's last use; never holds up the login. */
-static void note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
+static void auth__note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
 			 const char *addr)
 {
 	struct app_used *u = calloc(1, sizeof(*u));
@@ -130,11 +130,11 @@ static void note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
 	*u = (struct app_used){ .id = id, .app = app,
 				.when = (uint64_t)time(NULL) };
 	snprintf(u->addr, sizeof(u->addr), "%s", addr);
-	if (store_write_async(a->st, app_used_write, u, app_used_done) == -EROFS)
+	if (store_write_async(a->st, auth__app_used_write, u, auth__app_used_done) == -EROFS)
 		free(u);
 }
 
-static int finish(struct auth_ctx *a, const struct auth_request *req,
+static int auth__finish(struct auth_ctx *a, const struct auth_request *req,
 		  const char *user, uint64_t now, struct auth_outcome *out,
 		  enum auth_result res, const char *reason)
 {
@@ -162,7 +162,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		/* Same work as any other failure. */
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
 		snprintf(user, sizeof(user), "%s", "-");
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      "malformed user name");
 	}
 	if (!auth_throttle_check(a->throttle, req->addr, user, now,
@@ -174,20 +174,20 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	/* No password holds a NUL, so this reveals nothing about the account
 	 * and needs no dummy run; it still counts as a failure. */
 	if (memchr(req->pass, '\0', req->passlen))
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      "password contains NUL");
 	if ((e = store_read_begin(a->st, &r)))
-		return finish(a, req, user, now, out, AUTH_TEMPFAIL,
+		return auth__finish(a, req, user, now, out, AUTH_TEMPFAIL,
 			      "store unavailable");
 	e = store_account_get(r, user, acct);
 	if (e == -PST_ENOTFOUND) {
 		store_read_end(r);
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
-		return finish(a, req, user, now, out, AUTH_FAIL, "unknown user");
+		return auth__finish(a, req, user, now, out, AUTH_FAIL, "unknown user");
 	}
 	if (e) {
 		store_read_end(r);
-		return finish(a, req, user, now, out, AUTH_TEMPFAIL,
+		return auth__finish(a, req, user, now, out, AUTH_TEMPFAIL,
 			      "store error");
 	}
 	if (auth_cache_lookup(a->cache, user, req->pass, req->passlen, now,
@@ -196,12 +196,12 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		store_read_end(r);
 		out->app_id = hit.app_id;
 		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
-			return finish(a, req, user, now, out,
+			return auth__finish(a, req, user, now, out,
 				      AUTH_APP_PASSWORD_REQUIRED,
 				      "app password required");
 		if (hit.app_id)
-			note_app_use(a, acct->id, hit.app_id, req->addr);
-		return finish(a, req, user, now, out, AUTH_OK, "cached");
+			auth__note_app_use(a, acct->id, hit.app_id, req->addr);
+		return auth__finish(a, req, user, now, out, AUTH_OK, "cached");
 	}
 
 	is_app = auth_apppw_normalize(req->pass, req->passlen, app);
@@ -217,7 +217,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 			if (app_id == 0) {
 				auth_hash_verify(a->dummy, req->pass,
 						 req->passlen);
-				return finish(a, req, user, now, out, AUTH_FAIL,
+				return auth__finish(a, req, user, now, out, AUTH_FAIL,
 					      "revoked app password");
 			}
 			out->app_id = app_id;
@@ -225,8 +225,8 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 						       app_id };
 			auth_cache_store(a->cache, user, req->pass,
 					 req->passlen, now, &hit);
-			note_app_use(a, acct->id, app_id, req->addr);
-			return finish(a, req, user, now, out, AUTH_OK,
+			auth__note_app_use(a, acct->id, app_id, req->addr);
+			return auth__finish(a, req, user, now, out, AUTH_OK,
 				      "app password");
 		}
 	}
@@ -234,7 +234,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 
 	if (!acct->phc[0]) {
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      "no password set");
 	}
 	if ((e = auth_hash_cost_check(acct->phc, &a->bounds, why,
@@ -246,16 +246,16 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		log_event(LOGL_WARN, 0, "stored_hash_refused",
 			  "account_id=%llu detail=\"%s\"",
 			  (unsigned long long)acct->id, why);
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      e == -ERANGE ? "hash-cost-too-high"
 					   : "stored hash unreadable");
 	}
 	e = auth_hash_verify(acct->phc, req->pass, req->passlen);
 	if (e == -EINVAL)
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      "stored hash unreadable");
 	if (e)
-		return finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(a, req, user, now, out, AUTH_FAIL,
 			      "wrong password");
 	if (auth_hash_needs_rehash(acct->phc, &a->bounds.argon2)) {
 		struct rehash rh = { .id = acct->id };
@@ -265,7 +265,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		if (auth_hash_password(&a->bounds.argon2, req->pass,
 				       req->passlen, rh.phc,
 				       sizeof(rh.phc)) == 0 &&
-		    store_write(a->st, rehash_write, &rh) == 0) {
+		    store_write(a->st, auth__rehash_write, &rh) == 0) {
 			memcpy(acct->phc, rh.phc, sizeof(acct->phc));
 			log_event(LOGL_INFO, 0, "password_rehashed",
 				  "account_id=%llu",
@@ -275,8 +275,8 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	hit = (struct auth_cache_hit){ acct->id, acct->cred_gen, 0 };
 	auth_cache_store(a->cache, user, req->pass, req->passlen, now, &hit);
 	if (acct->flags & STORE_ACCT_REQUIRE_APP_PW)
-		return finish(a, req, user, now, out,
+		return auth__finish(a, req, user, now, out,
 			      AUTH_APP_PASSWORD_REQUIRED,
 			      "app password required");
-	return finish(a, req, user, now, out, AUTH_OK, "password");
+	return auth__finish(a, req, user, now, out, AUTH_OK, "password");
 }

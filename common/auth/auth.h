@@ -32,9 +32,9 @@
 
 #include <stdint.h>
 
-#include "auth_hash.h"
-#include "config.h"
-#include "store.h"
+#include "common/auth/auth_hash.h"
+#include "common/config.h"
+#include "store/store.h"
 
 #define AUTH_PASS_MAX 1024
 

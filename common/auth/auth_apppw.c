@@ -4,7 +4,7 @@
 #include <gnutls/gnutls.h>
 #include <string.h>
 
-#include "auth_apppw.h"
+#include "common/auth/auth_apppw.h"
 
 int auth_apppw_generate(char out[AUTH_APPPW_LEN + 1])
 {

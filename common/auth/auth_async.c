@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "auth_async.h"
+#include "common/auth/auth_async.h"
 
 struct auth_async {
 	struct io_post post;
@@ -12,23 +12,23 @@ struct auth_async {
 	struct auth_outcome o;
 };
 
-static void aa_free(uv_handle_t *h)
+static void auth__aa_free(uv_handle_t *h)
 {
 	free(h->data);
 }
 
-static void aa_delayed(uv_timer_t *t)
+static void auth__aa_delayed(uv_timer_t *t)
 {
 	struct auth_async *aa = t->data;
 	void *sess = io_worker_find(aa->w, aa->post.sess);
 
 	if (sess)
 		aa->done(sess, &aa->o);
-	uv_close((uv_handle_t *)&aa->timer, aa_free);
+	uv_close((uv_handle_t *)&aa->timer, auth__aa_free);
 }
 
 /* On the loop: answer now, or after the delay. */
-static void aa_arrived(void *sess, struct io_post *m)
+static void auth__aa_arrived(void *sess, struct io_post *m)
 {
 	struct auth_async *aa = (struct auth_async *)m;
 
@@ -40,7 +40,7 @@ static void aa_arrived(void *sess, struct io_post *m)
 	    aa->o.delay_ms) {
 		uv_timer_init(aa->w->loop, &aa->timer);
 		aa->timer.data = aa;
-		uv_timer_start(&aa->timer, aa_delayed, aa->o.delay_ms, 0);
+		uv_timer_start(&aa->timer, auth__aa_delayed, aa->o.delay_ms, 0);
 		return;
 	}
 	aa->done(sess, &aa->o);
@@ -48,7 +48,7 @@ static void aa_arrived(void *sess, struct io_post *m)
 }
 
 /* On a pool thread. */
-static void aa_verified(void *arg, const struct auth_outcome *o)
+static void auth__aa_verified(void *arg, const struct auth_outcome *o)
 {
 	struct auth_async *aa = arg;
 
@@ -68,9 +68,9 @@ int auth_async_start(struct auth_pool *pool, struct io_conn *c,
 		return -ENOMEM;
 	aa->w = io_conn_worker(c);
 	aa->post.sess = io_conn_id(c);
-	aa->post.fn = aa_arrived;
+	aa->post.fn = auth__aa_arrived;
 	aa->done = done;
-	e = auth_pool_submit(pool, &req, aa_verified, aa);
+	e = auth_pool_submit(pool, &req, auth__aa_verified, aa);
 	if (e)
 		free(aa);
 	return e;

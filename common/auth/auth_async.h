@@ -8,8 +8,8 @@
 #ifndef POSTERN_AUTH_ASYNC_H
 #define POSTERN_AUTH_ASYNC_H
 
-#include "auth.h"
-#include "io_conn.h"
+#include "common/auth/auth.h"
+#include "common/io_conn.h"
 
 typedef void (*auth_async_done)(void *sess, const struct auth_outcome *o);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_cache.h"
+#include "common/auth/auth_cache.h"
 
 struct centry {
 	uint8_t key[32];
@@ -46,7 +46,7 @@ void auth_cache_free(struct auth_cache *c)
 	free(c);
 }
 
-static struct centry *ckey(struct auth_cache *c, const char *user,
+static struct centry *auth__ckey(struct auth_cache *c, const char *user,
 			   const char *pw, size_t len, uint8_t key[32])
 {
 	gnutls_hmac_hd_t h;
@@ -70,7 +70,7 @@ bool auth_cache_lookup(struct auth_cache *c, const char *user,
 
 	if (!c->ttl_ms)
 		return false;
-	e = ckey(c, user, pw, len, key);
+	e = auth__ckey(c, user, pw, len, key);
 	pthread_mutex_lock(&c->mu);
 	if (e->expires_ms > now_ms && gnutls_memcmp(e->key, key, 32) == 0) {
 		*out = e->hit;
@@ -89,7 +89,7 @@ void auth_cache_store(struct auth_cache *c, const char *user, const char *pw,
 
 	if (!c->ttl_ms)
 		return;
-	e = ckey(c, user, pw, len, key);
+	e = auth__ckey(c, user, pw, len, key);
 	pthread_mutex_lock(&c->mu);
 	memcpy(e->key, key, 32);
 	e->expires_ms = now_ms + c->ttl_ms;
@@ -101,7 +101,7 @@ void auth_cache_forget(struct auth_cache *c, const char *user,
 		       const char *pw, size_t len)
 {
 	uint8_t key[32];
-	struct centry *e = ckey(c, user, pw, len, key);
+	struct centry *e = auth__ckey(c, user, pw, len, key);
 
 	pthread_mutex_lock(&c->mu);
 	if (gnutls_memcmp(e->key, key, 32) == 0)

@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_hash.h"
-#include "err.h"
+#include "common/auth/auth_hash.h"
+#include "common/err.h"
 
 #define AUTH_SALT_LEN 16
 #define AUTH_HASH_LEN 32
 /* SHA-crypt rounds when a hash names none (glibc and libxcrypt). */
 #define SHA_CRYPT_ROUNDS_DEFAULT 5000
 
-static bool has_nul(const char *pw, size_t len)
+static bool auth__has_nul(const char *pw, size_t len)
 {
 	return memchr(pw, '\0', len) != NULL;
 }
@@ -30,7 +30,7 @@ int auth_hash_password(const struct auth_params *p, const char *pw,
 					AUTH_HASH_LEN, Argon2_id);
 	int r;
 
-	if (has_nul(pw, len))
+	if (auth__has_nul(pw, len))
 		return -EINVAL;
 	if (need > cap)
 		return -ENOSPC;
@@ -49,7 +49,7 @@ static const struct legacy legacy_crypt[] = {
 	{ "{BLF-CRYPT}", "$2" },
 };
 
-static const char *legacy_body(const char *phc)
+static const char *auth__legacy_body(const char *phc)
 {
 	for (size_t i = 0; i < sizeof(legacy_crypt) / sizeof(*legacy_crypt); i++) {
 		size_t tl = strlen(legacy_crypt[i].tag);
@@ -66,12 +66,12 @@ bool auth_hash_known(const char *phc)
 {
 	return strncmp(phc, "$argon2id$", 10) == 0 ||
 	       strncmp(phc, "{ARGON2I}$argon2i$", 18) == 0 ||
-	       legacy_body(phc) != NULL;
+	       auth__legacy_body(phc) != NULL;
 }
 
 /* pw holds no NUL (auth_hash_verify checked): crypt(3) wants a C string,
  * so the copy is exactly len bytes and a terminator, wiped in full. */
-static int crypt_verify(const char *setting, const char *pw, size_t len)
+static int auth__crypt_verify(const char *setting, const char *pw, size_t len)
 {
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	char *copy = malloc(len + 1);
@@ -101,15 +101,15 @@ int auth_hash_verify(const char *phc, const char *pw, size_t len)
 	const char *body;
 	int r;
 
-	if (has_nul(pw, len))
+	if (auth__has_nul(pw, len))
 		return -PST_EAUTH;    /* never a password: nothing to run */
 	if (strncmp(phc, "$argon2id$", 10) == 0) {
 		r = argon2id_verify(phc, pw, len);
 	} else if (strncmp(phc, "{ARGON2I}", 9) == 0 &&
 		   strncmp(phc + 9, "$argon2i$", 9) == 0) {
 		r = argon2i_verify(phc + 9, pw, len);
-	} else if ((body = legacy_body(phc))) {
-		return crypt_verify(body, pw, len);
+	} else if ((body = auth__legacy_body(phc))) {
+		return auth__crypt_verify(body, pw, len);
 	} else {
 		return -EINVAL;
 	}
@@ -131,7 +131,7 @@ bool auth_hash_needs_rehash(const char *phc, const struct auth_params *p)
 
 /* ---- cost bounds ---- */
 
-static int refuse(int code, char *why, size_t cap, const char *fmt, ...)
+static int auth__refuse(int code, char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -146,7 +146,7 @@ static int refuse(int code, char *why, size_t cap, const char *fmt, ...)
 /* `key` then a decimal number ending at `end`, as the hash libraries read
  * it (strtoull, but no sign or space first). One too large for 64 bits
  * reads as ULLONG_MAX, which is over any bound, as it should be. */
-static int read_num(const char **s, const char *key, char end, uint64_t *out)
+static int auth__read_num(const char **s, const char *key, char end, uint64_t *out)
 {
 	size_t kl = strlen(key);
 	const char *d = *s + kl;
@@ -164,23 +164,23 @@ static int read_num(const char **s, const char *key, char end, uint64_t *out)
 }
 
 /* "[v=N$]m=N,t=N,p=N$..." after "$argon2id$" or "$argon2i$". */
-static int argon2_cost(const char *s, const struct auth_cost_bounds *b,
+static int auth__argon2_cost(const char *s, const struct auth_cost_bounds *b,
 		       char *why, size_t cap)
 {
 	const struct auth_params *c = &b->argon2;
 	uint64_t v, m, t, l, f = b->argon2_stored_factor;
 
-	if (strncmp(s, "v=", 2) == 0 && read_num(&s, "v=", '$', &v))
-		return refuse(-EINVAL, why, cap, "unreadable argon2 version");
-	if (read_num(&s, "m=", ',', &m) || read_num(&s, "t=", ',', &t) ||
-	    read_num(&s, "p=", '$', &l))
-		return refuse(-EINVAL, why, cap,
+	if (strncmp(s, "v=", 2) == 0 && auth__read_num(&s, "v=", '$', &v))
+		return auth__refuse(-EINVAL, why, cap, "unreadable argon2 version");
+	if (auth__read_num(&s, "m=", ',', &m) || auth__read_num(&s, "t=", ',', &t) ||
+	    auth__read_num(&s, "p=", '$', &l))
+		return auth__refuse(-EINVAL, why, cap,
 			      "unreadable argon2 parameters");
 	/* Past 32 bits libargon2 would not run it; within them the product
 	 * cannot overflow. */
 	if (m > UINT32_MAX || t > UINT32_MAX || m > f * c->m_kib ||
 	    m * t > f * c->m_kib * c->t || l > f * c->p)
-		return refuse(-ERANGE, why, cap,
+		return auth__refuse(-ERANGE, why, cap,
 			      "argon2 m=%llu,t=%llu,p=%llu costs more than "
 			      "argon2_stored_factor=%u times m=%u,t=%u,p=%u",
 			      (unsigned long long)m, (unsigned long long)t,
@@ -190,18 +190,18 @@ static int argon2_cost(const char *s, const struct auth_cost_bounds *b,
 }
 
 /* "$5$" or "$6$", then "rounds=N$" or the default. */
-static int sha_crypt_cost(const char *s, const struct auth_cost_bounds *b,
+static int auth__sha_crypt_cost(const char *s, const struct auth_cost_bounds *b,
 			  char *why, size_t cap)
 {
 	uint64_t rounds = SHA_CRYPT_ROUNDS_DEFAULT;
 
 	s += 3;
 	if (strncmp(s, "rounds=", 7) == 0 &&
-	    read_num(&s, "rounds=", '$', &rounds))
-		return refuse(-EINVAL, why, cap,
+	    auth__read_num(&s, "rounds=", '$', &rounds))
+		return auth__refuse(-EINVAL, why, cap,
 			      "unreadable SHA-crypt rounds");
 	if (rounds > b->sha_crypt_rounds_max)
-		return refuse(-ERANGE, why, cap, "SHA-crypt rounds=%llu over "
+		return auth__refuse(-ERANGE, why, cap, "SHA-crypt rounds=%llu over "
 			      "sha_crypt_rounds_max=%u",
 			      (unsigned long long)rounds,
 			      b->sha_crypt_rounds_max);
@@ -210,7 +210,7 @@ static int sha_crypt_cost(const char *s, const struct auth_cost_bounds *b,
 
 /* "$2" [abxy] "$" two digits "$": the cost is log2 of the rounds, 04..31
  * (crypt_blowfish and libxcrypt refuse anything else). */
-static int bcrypt_cost(const char *s, const struct auth_cost_bounds *b,
+static int auth__bcrypt_cost(const char *s, const struct auth_cost_bounds *b,
 		       char *why, size_t cap)
 {
 	unsigned cost;
@@ -220,13 +220,13 @@ static int bcrypt_cost(const char *s, const struct auth_cost_bounds *b,
 		s++;
 	if (s[0] != '$' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
 	    s[2] > '9' || s[3] != '$')
-		return refuse(-EINVAL, why, cap, "unreadable bcrypt cost");
+		return auth__refuse(-EINVAL, why, cap, "unreadable bcrypt cost");
 	cost = (unsigned)(s[1] - '0') * 10 + (unsigned)(s[2] - '0');
 	if (cost < 4 || cost > 31)
-		return refuse(-EINVAL, why, cap,
+		return auth__refuse(-EINVAL, why, cap,
 			      "bcrypt cost %u outside 04..31", cost);
 	if (cost > b->bcrypt_cost_max)
-		return refuse(-ERANGE, why, cap,
+		return auth__refuse(-ERANGE, why, cap,
 			      "bcrypt cost %u over bcrypt_cost_max=%u", cost,
 			      b->bcrypt_cost_max);
 	return 0;
@@ -239,12 +239,12 @@ int auth_hash_cost_check(const char *stored,
 	const char *body;
 
 	if (strncmp(stored, "$argon2id$", 10) == 0)
-		return argon2_cost(stored + 10, b, why, cap);
+		return auth__argon2_cost(stored + 10, b, why, cap);
 	if (strncmp(stored, "{ARGON2I}$argon2i$", 18) == 0)
-		return argon2_cost(stored + 18, b, why, cap);
-	if (!(body = legacy_body(stored)))
-		return refuse(-EINVAL, why, cap, "unknown hash scheme");
+		return auth__argon2_cost(stored + 18, b, why, cap);
+	if (!(body = auth__legacy_body(stored)))
+		return auth__refuse(-EINVAL, why, cap, "unknown hash scheme");
 	if (body[1] == '2')
-		return bcrypt_cost(body, b, why, cap);
-	return sha_crypt_cost(body, b, why, cap);
+		return auth__bcrypt_cost(body, b, why, cap);
+	return auth__sha_crypt_cost(body, b, why, cap);
 }

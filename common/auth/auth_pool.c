@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "auth.h"
+#include "common/auth/auth.h"
+#include "common/contract.h"
 
 struct auth_job {
 	struct auth_job *next;
@@ -29,13 +29,13 @@ struct auth_pool {
 	pthread_t threads[];
 };
 
-static void job_free(struct auth_job *j)
+static void auth__job_free(struct auth_job *j)
 {
 	explicit_bzero(j->pass, sizeof(j->pass));
 	free(j);
 }
 
-static void *pool_thread(void *arg)
+static void *auth__pool_thread(void *arg)
 {
 	struct auth_pool *p = arg;
 
@@ -65,7 +65,7 @@ static void *pool_thread(void *arg)
 		}
 		explicit_bzero(j->pass, sizeof(j->pass));
 		j->done(j->arg, &j->out);
-		job_free(j);
+		auth__job_free(j);
 	}
 }
 
@@ -81,7 +81,7 @@ int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&p->threads[i], NULL, pool_thread, p)) {
+		if (pthread_create(&p->threads[i], NULL, auth__pool_thread, p)) {
 			p->nthreads = i;
 			auth_pool_free(p);
 			return -EAGAIN;
@@ -106,7 +106,7 @@ void auth_pool_free(struct auth_pool *p)
 		struct auth_job *j = p->head;
 
 		p->head = j->next;
-		job_free(j);
+		auth__job_free(j);
 	}
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
@@ -132,7 +132,7 @@ int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
 	pthread_mutex_lock(&p->mu);
 	if (p->queued >= p->queue_max) {
 		pthread_mutex_unlock(&p->mu);
-		job_free(j);
+		auth__job_free(j);
 		return -EAGAIN;
 	}
 	if (p->tail)

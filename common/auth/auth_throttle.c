@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_throttle.h"
+#include "common/auth/auth_throttle.h"
 
 #define WAYS 4
 
@@ -45,7 +45,7 @@ void auth_throttle_free(struct auth_throttle *t)
 	free(t);
 }
 
-static void tkey(struct auth_throttle *t, char kind, const char *a,
+static void auth__tkey(struct auth_throttle *t, char kind, const char *a,
 		 const char *b, uint8_t key[16])
 {
 	uint8_t full[32];
@@ -60,7 +60,7 @@ static void tkey(struct auth_throttle *t, char kind, const char *a,
 
 /* The entry for key, or NULL; with create, a slot for it (the oldest or an
  * expired one in its set). */
-static struct tentry *tfind(struct auth_throttle *t, const uint8_t key[16],
+static struct tentry *auth__tfind(struct auth_throttle *t, const uint8_t key[16],
 			    uint64_t now, bool create)
 {
 	size_t set;
@@ -92,20 +92,20 @@ static struct tentry *tfind(struct auth_throttle *t, const uint8_t key[16],
 }
 
 /* The live entry for (kind, a, b); with create, a slot for it. */
-static struct tentry *tentry(struct auth_throttle *t, char kind,
+static struct tentry *auth__tentry(struct auth_throttle *t, char kind,
 			     const char *a, const char *b, uint64_t now,
 			     bool create)
 {
 	uint8_t key[16];
 
-	tkey(t, kind, a, b, key);
-	return tfind(t, key, now, create);
+	auth__tkey(t, kind, a, b, key);
+	return auth__tfind(t, key, now, create);
 }
 
-static uint32_t tcount(struct auth_throttle *t, char kind, const char *a,
+static uint32_t auth__tcount(struct auth_throttle *t, char kind, const char *a,
 		       const char *b, uint64_t now)
 {
-	struct tentry *e = tentry(t, kind, a, b, now, false);
+	struct tentry *e = auth__tentry(t, kind, a, b, now, false);
 
 	return e ? e->failures : 0;
 }
@@ -118,9 +118,9 @@ bool auth_throttle_check(struct auth_throttle *t, const char *addr,
 	uint64_t d = 0;
 
 	pthread_mutex_lock(&t->mu);
-	na = tcount(t, 'a', addr, NULL, now_ms);
-	nu = tcount(t, 'u', account, NULL, now_ms);
-	np = tcount(t, 'p', account, addr, now_ms);
+	na = auth__tcount(t, 'a', addr, NULL, now_ms);
+	nu = auth__tcount(t, 'u', account, NULL, now_ms);
+	np = auth__tcount(t, 'p', account, addr, now_ms);
 	pthread_mutex_unlock(&t->mu);
 	n = na > nu ? na : nu;
 	n = n > np ? n : np;
@@ -135,10 +135,10 @@ bool auth_throttle_check(struct auth_throttle *t, const char *addr,
 	return na < t->cfg.address_failures && np < t->cfg.account_failures;
 }
 
-static void tbump(struct auth_throttle *t, char kind, const char *a,
+static void auth__tbump(struct auth_throttle *t, char kind, const char *a,
 		  const char *b, uint64_t now)
 {
-	struct tentry *e = tentry(t, kind, a, b, now, true);
+	struct tentry *e = auth__tentry(t, kind, a, b, now, true);
 
 	e->failures++;
 	e->last_ms = now;
@@ -148,16 +148,16 @@ void auth_throttle_failed(struct auth_throttle *t, const char *addr,
 			  const char *account, uint64_t now_ms)
 {
 	pthread_mutex_lock(&t->mu);
-	tbump(t, 'a', addr, NULL, now_ms);
-	tbump(t, 'u', account, NULL, now_ms);
-	tbump(t, 'p', account, addr, now_ms);
+	auth__tbump(t, 'a', addr, NULL, now_ms);
+	auth__tbump(t, 'u', account, NULL, now_ms);
+	auth__tbump(t, 'p', account, addr, now_ms);
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void tclear(struct auth_throttle *t, char kind, const char *a,
+static void auth__tclear(struct auth_throttle *t, char kind, const char *a,
 		   const char *b, uint64_t now)
 {
-	struct tentry *e = tentry(t, kind, a, b, now, false);
+	struct tentry *e = auth__tentry(t, kind, a, b, now, false);
 
 	if (e)
 		e->failures = 0;
@@ -167,7 +167,7 @@ void auth_throttle_succeeded(struct auth_throttle *t, const char *addr,
 			     const char *account, uint64_t now_ms)
 {
 	pthread_mutex_lock(&t->mu);
-	tclear(t, 'a', addr, NULL, now_ms);
-	tclear(t, 'p', account, addr, now_ms);
+	auth__tclear(t, 'a', addr, NULL, now_ms);
+	auth__tclear(t, 'p', account, addr, now_ms);
 	pthread_mutex_unlock(&t->mu);
 }

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <sysexits.h>
 
-#include "config.h"
-#include "store.h"
+#include "common/config.h"
+#include "store/store.h"
 
 /* The longest line taken from a passwd-file or a dovecot-uidlist, its line
  * end not counted. A longer line is refused whole: a part of it taken for a

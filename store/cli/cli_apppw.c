@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth_apppw.h"
-#include "cli.h"
-#include "err.h"
+#include "common/auth/auth_apppw.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
 struct app_op {
 	char address[STORE_ADDR_MAX + 1];
@@ -18,7 +18,7 @@ struct app_op {
 	bool by_id;
 };
 
-static int bump_gen(struct store_write *w, const char *address)
+static int cli__bump_gen(struct store_write *w, const char *address)
 {
 	struct store_account a;
 	int e = store_account_get(store_write_reader(w), address, &a);
@@ -29,7 +29,7 @@ static int bump_gen(struct store_write *w, const char *address)
 	return store_account_put(w, &a, false);
 }
 
-static int add_w(struct store_write *w, void *arg)
+static int cli__add_w(struct store_write *w, void *arg)
 {
 	struct app_op *op = arg;
 	struct store_account a;
@@ -40,12 +40,12 @@ static int add_w(struct store_write *w, void *arg)
 	if ((e = store_app_password_add(w, a.id, op->name, op->digest,
 					(uint64_t)time(NULL), &op->id)))
 		return e;
-	return bump_gen(w, op->address);
+	return cli__bump_gen(w, op->address);
 }
 
 struct find { const char *name; uint32_t id; };
 
-static int find_app(const struct store_app_password *p, void *arg)
+static int cli__find_app(const struct store_app_password *p, void *arg)
 {
 	struct find *f = arg;
 
@@ -56,7 +56,7 @@ static int find_app(const struct store_app_password *p, void *arg)
 	return 0;
 }
 
-static int revoke_w(struct store_write *w, void *arg)
+static int cli__revoke_w(struct store_write *w, void *arg)
 {
 	struct app_op *op = arg;
 	struct store_account a;
@@ -68,7 +68,7 @@ static int revoke_w(struct store_write *w, void *arg)
 		struct find f = { .name = op->name };
 
 		e = store_app_password_each(store_write_reader(w), a.id,
-					    find_app, &f);
+					    cli__find_app, &f);
 		if (e < 0)
 			return e;
 		if (!f.id)
@@ -77,10 +77,10 @@ static int revoke_w(struct store_write *w, void *arg)
 	}
 	if ((e = store_app_password_del(w, a.id, op->id)))
 		return e;
-	return bump_gen(w, op->address);
+	return cli__bump_gen(w, op->address);
 }
 
-static void fmt_time(uint64_t t, char *buf, size_t cap)
+static void cli__fmt_time(uint64_t t, char *buf, size_t cap)
 {
 	time_t tt = (time_t)t;
 
@@ -90,12 +90,12 @@ static void fmt_time(uint64_t t, char *buf, size_t cap)
 		strftime(buf, cap, "%Y-%m-%d %H:%M UTC", gmtime(&tt));
 }
 
-static int print_app(const struct store_app_password *p, void *arg)
+static int cli__print_app(const struct store_app_password *p, void *arg)
 {
 	char created[32], used[32];
 
-	fmt_time(p->created, created, sizeof(created));
-	fmt_time(p->last_used, used, sizeof(used));
+	cli__fmt_time(p->created, created, sizeof(created));
+	cli__fmt_time(p->last_used, used, sizeof(used));
 	printf("%-4u %-24s created %s, last used %s%s%s\n", p->id, p->name,
 	       created, used, p->last_addr[0] ? " from " : "", p->last_addr);
 	return 0;
@@ -123,7 +123,7 @@ int cli_app_password(int argc, char **argv)
 		if (auth_apppw_generate(pw))
 			return cli_fail(-EIO, "generating a password");
 		auth_apppw_digest(pw, op.digest);
-		e = store_write(cli.st, add_w, &op);
+		e = store_write(cli.st, cli__add_w, &op);
 		if (e == -PST_EEXIST) {
 			fprintf(stderr, "postern: %s already has an app password "
 				"named '%s'\n", op.address, op.name);
@@ -139,7 +139,7 @@ int cli_app_password(int argc, char **argv)
 			op.by_id = true;
 			op.id = (uint32_t)id;
 		}
-		e = store_write(cli.st, revoke_w, &op);
+		e = store_write(cli.st, cli__revoke_w, &op);
 	} else if (strcmp(verb, "list") == 0) {
 		if (argc != 2)
 			return cli_usage("app-password list ADDR");
@@ -147,7 +147,7 @@ int cli_app_password(int argc, char **argv)
 			return cli_fail(e, "app-password list");
 		e = store_account_get(r, op.address, &a);
 		if (e == 0)
-			e = store_app_password_each(r, a.id, print_app, NULL);
+			e = store_app_password_each(r, a.id, cli__print_app, NULL);
 		store_read_end(r);
 	} else {
 		return cli_usage("unknown app-password command '%s'", verb);

@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
-#include "err.h"
-#include "msg_norm.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
+#include "store/msg_norm.h"
 
 struct deliver_op {
 	char address[STORE_ADDR_MAX + 1];
@@ -24,7 +24,7 @@ struct deliver_op {
 	uint64_t uid;
 };
 
-static int deliver_w(struct store_write *w, void *arg)
+static int cli__deliver_w(struct store_write *w, void *arg)
 {
 	struct deliver_op *op = arg;
 	struct store_account a;
@@ -34,7 +34,7 @@ static int deliver_w(struct store_write *w, void *arg)
 }
 
 /* Read all of f, refusing more than max bytes. */
-static int slurp(FILE *f, uint64_t max, char **out, size_t *len)
+static int cli__slurp(FILE *f, uint64_t max, char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0;
 	char *buf = malloc(cap);
@@ -72,7 +72,7 @@ static int slurp(FILE *f, uint64_t max, char **out, size_t *len)
 	return 0;
 }
 
-static bool is_spam(const char *msg, size_t len)
+static bool cli__is_spam(const char *msg, size_t len)
 {
 	return msg_has_spam_verdict(msg, len, cli.cfg.store.spam_header);
 }
@@ -115,7 +115,7 @@ int cli_deliver(int argc, char **argv)
 		if (e)
 			return EX_TEMPFAIL;
 	}
-	e = slurp(stdin, cli.cfg.limits.message_max, &raw, &rawlen);
+	e = cli__slurp(stdin, cli.cfg.limits.message_max, &raw, &rawlen);
 	if (e == -PST_ELIMIT) {
 		fprintf(stderr, "postern: message larger than [limits] "
 			"message_max (%llu bytes)\n",
@@ -132,11 +132,11 @@ int cli_deliver(int argc, char **argv)
 	}
 	if (e)
 		return cli_fail(e, "reading the message");
-	if (!folder_set && is_spam(msg, len))
+	if (!folder_set && cli__is_spam(msg, len))
 		op.m.folder = STORE_SPAM;
 	op.m.body = msg;
 	op.m.len = len;
-	e = store_write(cli.st, deliver_w, &op);
+	e = store_write(cli.st, cli__deliver_w, &op);
 	free(msg);
 	if (e == -PST_ENOTFOUND) {
 		fprintf(stderr, "postern: no such user: %s\n", op.address);
@@ -165,12 +165,12 @@ int cli_deliver(int argc, char **argv)
 struct import_stats { unsigned added, present, refused, replaced; };
 
 /* Store errors about one message: it is refused and the import goes on. */
-static bool msg_error(int e)
+static bool cli__msg_error(int e)
 {
 	return e == -EINVAL || e == -PST_ELIMIT;
 }
 
-static int import_one(const char *address, const char *what, const char *raw,
+static int cli__import_one(const char *address, const char *what, const char *raw,
 		      size_t rawlen, const char *uidl, uint64_t date,
 		      uint8_t flags, struct import_stats *s)
 {
@@ -193,15 +193,15 @@ static int import_one(const char *address, const char *what, const char *raw,
 	op.m = (struct store_msg_in){ .folder = STORE_INBOX,
 				      .internal_date = date, .uidl = uidl,
 				      .body = msg, .len = len, .flags = flags };
-	if (is_spam(msg, len))
+	if (cli__is_spam(msg, len))
 		op.m.folder = STORE_SPAM;
-	e = store_write(cli.st, deliver_w, &op);
+	e = store_write(cli.st, cli__deliver_w, &op);
 	free(msg);
 	if (e == -PST_EEXIST) {
 		s->present++;     /* imported before: idempotent */
 		return 0;
 	}
-	if (msg_error(e)) {
+	if (cli__msg_error(e)) {
 		fprintf(stderr, "postern: %s: refused by the store: %s\n", what,
 			pst_strerror(e));
 		s->refused++;
@@ -214,7 +214,7 @@ static int import_one(const char *address, const char *what, const char *raw,
 }
 
 /* RFC 1939: 1 to STORE_UIDL_MAX octets in 0x21-0x7E. */
-static bool uidl_valid(const char *u)
+static bool cli__uidl_valid(const char *u)
 {
 	size_t n = strlen(u);
 
@@ -227,7 +227,7 @@ static bool uidl_valid(const char *u)
 }
 
 /* The digest form: SHA-256 of text in hex, 64 octets. */
-static void uidl_digest(const char *text, size_t len,
+static void cli__uidl_digest(const char *text, size_t len,
 			char out[STORE_UIDL_MAX + 1])
 {
 	uint8_t d[32];
@@ -239,16 +239,16 @@ static void uidl_digest(const char *text, size_t len,
 
 /* A stable UIDL for a message the old server gave none: its file name
  * base when that is a valid UIDL, else the digest of it. */
-static void uidl_from(const char *text, char out[STORE_UIDL_MAX + 1])
+static void cli__uidl_from(const char *text, char out[STORE_UIDL_MAX + 1])
 {
-	if (uidl_valid(text))
+	if (cli__uidl_valid(text))
 		snprintf(out, STORE_UIDL_MAX + 1, "%s", text);
 	else
-		uidl_digest(text, strlen(text), out);
+		cli__uidl_digest(text, strlen(text), out);
 }
 
 /* text in double quotes, bytes outside 0x20-0x7E (and " \) as \xNN. */
-static void print_quoted(const char *t)
+static void cli__print_quoted(const char *t)
 {
 	fputc('"', stderr);
 	for (; *t; t++) {
@@ -279,7 +279,7 @@ struct uidmap {
 	size_t n, cap;
 };
 
-static void uidmap_free(struct uidmap *m)
+static void cli__uidmap_free(struct uidmap *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->r[i].base);
@@ -293,7 +293,7 @@ static void uidmap_free(struct uidmap *m)
 /* base without its ",S=<size>" and ",W=<size>" fields: Dovecot renames a
  * file whose sizes it finds wrong, so the file may carry other sizes than
  * the uidlist lists for it. */
-static char *strip_sizes(const char *base)
+static char *cli__strip_sizes(const char *base)
 {
 	char *out = malloc(strlen(base) + 1), *o = out;
 
@@ -315,7 +315,7 @@ static char *strip_sizes(const char *base)
 	return out;
 }
 
-static int rec_cmp_base(const void *a, const void *b)
+static int cli__rec_cmp_base(const void *a, const void *b)
 {
 	const struct uidrec *x = a, *y = b;
 	int c = strcmp(x->base, y->base);
@@ -323,21 +323,21 @@ static int rec_cmp_base(const void *a, const void *b)
 	return c ? c : (x->uid > y->uid) - (x->uid < y->uid);
 }
 
-/* Bases are unique once uidmap_index() ran. */
-static int rec_cmp_name(const void *a, const void *b)
+/* Bases are unique once cli__uidmap_index() ran. */
+static int cli__rec_cmp_name(const void *a, const void *b)
 {
 	return strcmp(((const struct uidrec *)a)->base,
 		      ((const struct uidrec *)b)->base);
 }
 
-static int rec_cmp_plain(const void *a, const void *b)
+static int cli__rec_cmp_plain(const void *a, const void *b)
 {
 	const struct uidrec *const *x = a, *const *y = b;
 
 	return strcmp((*x)->plain, (*y)->plain);
 }
 
-static int rec_cmp_uidl(const void *a, const void *b)
+static int cli__rec_cmp_uidl(const void *a, const void *b)
 {
 	const struct uidrec *const *x = a, *const *y = b;
 	int c = strcmp((*x)->uidl, (*y)->uidl);
@@ -347,7 +347,7 @@ static int rec_cmp_uidl(const void *a, const void *b)
 
 /* A decimal number that starts at s (no sign, no space), in 32 bits as
  * Dovecot's UIDs and UIDVALIDITY are. */
-static int read_u32(const char *s, char **end, uint64_t *out)
+static int cli__read_u32(const char *s, char **end, uint64_t *out)
 {
 	unsigned long long v;
 
@@ -364,7 +364,7 @@ static int read_u32(const char *s, char **end, uint64_t *out)
 /* The header: "3 V<validity> N<next uid> G<guid> ..." (Dovecot 1.1 and
  * later) or "1 <validity> <next uid>" (Dovecot 1.0, Courier). *version is
  * 0 for another version, which Dovecot does not read either. */
-static const char *uidlist_header(const char *line, unsigned *version,
+static const char *cli__uidlist_header(const char *line, unsigned *version,
 				  uint64_t *validity)
 {
 	char *end;
@@ -375,11 +375,11 @@ static const char *uidlist_header(const char *line, unsigned *version,
 	*validity = 0;
 	line += 2;
 	if (*version == 1) {
-		if (read_u32(line, &end, validity) || *end != ' ')
+		if (cli__read_u32(line, &end, validity) || *end != ' ')
 			return "unreadable version 1 header";
 	} else if (*version == 3) {
 		for (const char *t = line; *t; t += strspn(t, " ")) {
-			if (*t == 'V' && (read_u32(t + 1, &end, validity) ||
+			if (*t == 'V' && (cli__read_u32(t + 1, &end, validity) ||
 					  (*end && *end != ' ')))
 				return "unreadable UIDVALIDITY (V)";
 			t += strcspn(t, " ");
@@ -395,7 +395,7 @@ static const char *uidlist_header(const char *line, unsigned *version,
  * P holds the UIDL Dovecot showed) or "<uid> <file name>" (version 1). The
  * name may be a base or, as Dovecot wrote before 2.0.6, a whole name with
  * ":2,<flags>". line is changed. */
-static int uidlist_entry(char *line, unsigned version, uint64_t validity,
+static int cli__uidlist_entry(char *line, unsigned version, uint64_t validity,
 			 struct uidmap *m, const char **why)
 {
 	static const char bad[] = "not a dovecot-uidlist entry (want UID "
@@ -405,7 +405,7 @@ static int uidlist_entry(char *line, unsigned version, uint64_t validity,
 	struct uidrec *r;
 
 	*why = bad;
-	if (read_u32(line, &p, &uid) || uid == 0 || *p != ' ')
+	if (cli__read_u32(line, &p, &uid) || uid == 0 || *p != ' ')
 		return -EBADMSG;
 	p += strspn(p, " ");
 	if (version == 3) {
@@ -443,7 +443,7 @@ static int uidlist_entry(char *line, unsigned version, uint64_t validity,
 	r = &m->r[m->n];
 	*r = (struct uidrec){ .base = strdup(p), .uidl = strdup(uidl),
 			      .uid = uid };
-	r->plain = r->base ? strip_sizes(r->base) : NULL;
+	r->plain = r->base ? cli__strip_sizes(r->base) : NULL;
 	m->n++;
 	if (!r->base || !r->plain || !r->uidl)
 		return -ENOMEM;
@@ -452,11 +452,11 @@ static int uidlist_entry(char *line, unsigned version, uint64_t validity,
 
 /* Sorts, and drops a base listed twice as Dovecot does (the later line, the
  * higher UID, wins). */
-static int uidmap_index(struct uidmap *m)
+static int cli__uidmap_index(struct uidmap *m)
 {
 	size_t n = 0;
 
-	qsort(m->r, m->n, sizeof(*m->r), rec_cmp_base);
+	qsort(m->r, m->n, sizeof(*m->r), cli__rec_cmp_base);
 	for (size_t i = 0; i < m->n; i++) {
 		if (i + 1 < m->n && strcmp(m->r[i].base, m->r[i + 1].base) == 0) {
 			free(m->r[i].base);
@@ -473,14 +473,14 @@ static int uidmap_index(struct uidmap *m)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		m->by_plain[i] = &m->r[i];
-	qsort(m->by_plain, n, sizeof(*m->by_plain), rec_cmp_plain);
+	qsort(m->by_plain, n, sizeof(*m->by_plain), cli__rec_cmp_plain);
 	return 0;
 }
 
 /* Reads dir/dovecot-uidlist (none: an empty map). A line it cannot read
  * whole stops the import before anything is stored (-EBADMSG, reported):
  * guessing would give messages UIDLs their clients never saw. */
-static int read_uidlist(const char *dir, struct uidmap *m)
+static int cli__read_uidlist(const char *dir, struct uidmap *m)
 {
 	char path[4096], *line = NULL, toolong[64];
 	size_t cap = 0, len;
@@ -513,9 +513,9 @@ static int read_uidlist(const char *dir, struct uidmap *m)
 		else if (e)
 			why = pst_strerror(e);
 		else if (lineno == 1)
-			why = uidlist_header(line, &version, &validity);
+			why = cli__uidlist_header(line, &version, &validity);
 		else if (line[0])
-			e = uidlist_entry(line, version, validity, m, &why);
+			e = cli__uidlist_entry(line, version, validity, m, &why);
 		if (why || e)
 			break;
 		if (lineno == 1 && !version) {
@@ -532,13 +532,13 @@ static int read_uidlist(const char *dir, struct uidmap *m)
 			path, lineno, why);
 		return -EBADMSG;
 	}
-	return e ? e : uidmap_index(m);
+	return e ? e : cli__uidmap_index(m);
 }
 
 /* The record for a file name base: the one that lists it (Dovecot's
  * match, exact); else (!exact) the one whose base differs only in size
  * fields, if just one does and no file matched it already. */
-static struct uidrec *uidmap_find(struct uidmap *m, const char *base,
+static struct uidrec *cli__uidmap_find(struct uidmap *m, const char *base,
 				  bool exact)
 {
 	struct uidrec key = { .base = (char *)base }, *kp = &key, **pp;
@@ -547,16 +547,16 @@ static struct uidrec *uidmap_find(struct uidmap *m, const char *base,
 		return NULL;
 	if (exact) {
 		struct uidrec *r = bsearch(&key, m->r, m->n, sizeof(*m->r),
-					   rec_cmp_name);
+					   cli__rec_cmp_name);
 
 		return r && !r->claimed ? r : NULL;   /* in cur/ and new/ */
 	}
-	if (!(key.plain = strip_sizes(base)))
+	if (!(key.plain = cli__strip_sizes(base)))
 		return NULL;
 	pp = bsearch(&kp, m->by_plain, m->n, sizeof(*m->by_plain),
-		     rec_cmp_plain);
-	if (pp && ((pp > m->by_plain && !rec_cmp_plain(pp - 1, pp)) ||
-		   (pp + 1 < m->by_plain + m->n && !rec_cmp_plain(pp + 1, pp))))
+		     cli__rec_cmp_plain);
+	if (pp && ((pp > m->by_plain && !cli__rec_cmp_plain(pp - 1, pp)) ||
+		   (pp + 1 < m->by_plain + m->n && !cli__rec_cmp_plain(pp + 1, pp))))
 		pp = NULL;   /* ambiguous: leave it */
 	free(key.plain);
 	return pp && !(*pp)->claimed ? *pp : NULL;
@@ -569,7 +569,7 @@ struct md_file {
 	struct uidrec *rec;
 };
 
-static int md_file_cmp(const void *a, const void *b)
+static int cli__md_file_cmp(const void *a, const void *b)
 {
 	const struct md_file *x = a, *y = b;
 	uint64_t ux = x->rec ? x->rec->uid : UINT64_MAX;
@@ -580,14 +580,14 @@ static int md_file_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int not_hidden(const struct dirent *de)
+static int cli__not_hidden(const struct dirent *de)
 {
 	return de->d_name[0] != '.';
 }
 
 /* The files of dir/cur and dir/new; -ENOENT (reported) if neither is
  * there. */
-static int md_list(const char *dir, struct md_file **out, size_t *n_out)
+static int cli__md_list(const char *dir, struct md_file **out, size_t *n_out)
 {
 	static const char *const subs[] = { "cur", "new" };
 	struct md_file *files = NULL;
@@ -600,7 +600,7 @@ static int md_list(const char *dir, struct md_file **out, size_t *n_out)
 		int k;
 
 		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[si]);
-		if ((k = scandir(sub, &names, not_hidden, alphasort)) < 0) {
+		if ((k = scandir(sub, &names, cli__not_hidden, alphasort)) < 0) {
 			if (errno == ENOENT || errno == ENOTDIR)
 				continue;
 			fprintf(stderr, "postern: %s: %s\n", sub, strerror(errno));
@@ -648,7 +648,7 @@ static int md_list(const char *dir, struct md_file **out, size_t *n_out)
 
 /* The UIDL to store for f into out; what was changed is reported when the
  * message is stored (report[0] set). */
-static void md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
+static void cli__md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
 		    char *report, size_t cap)
 {
 	const struct uidrec *r = f->rec;
@@ -656,7 +656,7 @@ static void md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
 
 	report[0] = '\0';
 	if (!r) {
-		uidl_from(f->base, out);
+		cli__uidl_from(f->base, out);
 		return;
 	}
 	if (r->dup_of) {
@@ -666,17 +666,17 @@ static void md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
 
 		n = (size_t)snprintf(pair, sizeof(pair), "%s\n%s", r->uidl,
 				     r->base);
-		uidl_digest(pair, n < sizeof(pair) ? n : sizeof(pair) - 1, out);
+		cli__uidl_digest(pair, n < sizeof(pair) ? n : sizeof(pair) - 1, out);
 		snprintf(report, cap, "is also the UIDL of the message with "
 			 "Dovecot UID %llu", (unsigned long long)r->dup_of);
 		return;
 	}
-	if (uidl_valid(r->uidl)) {
+	if (cli__uidl_valid(r->uidl)) {
 		snprintf(out, STORE_UIDL_MAX + 1, "%s", r->uidl);
 		return;
 	}
 	n = strlen(r->uidl);
-	uidl_digest(r->uidl, n, out);
+	cli__uidl_digest(r->uidl, n, out);
 	snprintf(report, cap, n > STORE_UIDL_MAX
 		 ? "is longer than %d octets" : "has a byte outside 0x21-0x7E "
 		 "(RFC 1939 allows no other)", STORE_UIDL_MAX);
@@ -684,7 +684,7 @@ static void md_uidl(const struct md_file *f, char out[STORE_UIDL_MAX + 1],
 
 /* A UIDL that two matched records give (Dovecot allows it, a store
  * account cannot): the lower UID keeps it, the others are marked. */
-static int mark_dup_uidls(struct md_file *files, size_t n)
+static int cli__mark_dup_uidls(struct md_file *files, size_t n)
 {
 	struct uidrec **recs = malloc((n ? n : 1) * sizeof(*recs));
 	size_t k = 0;
@@ -694,7 +694,7 @@ static int mark_dup_uidls(struct md_file *files, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (files[i].rec)
 			recs[k++] = files[i].rec;
-	qsort(recs, k, sizeof(*recs), rec_cmp_uidl);
+	qsort(recs, k, sizeof(*recs), cli__rec_cmp_uidl);
 	for (size_t i = 1; i < k; i++)
 		if (strcmp(recs[i]->uidl, recs[i - 1]->uidl) == 0)
 			recs[i]->dup_of = recs[i - 1]->dup_of
@@ -704,16 +704,16 @@ static int mark_dup_uidls(struct md_file *files, size_t n)
 	return 0;
 }
 
-static int import_maildir(const char *address, const char *dir,
+static int cli__import_maildir(const char *address, const char *dir,
 			  struct import_stats *s)
 {
 	struct uidmap m = { 0 };
 	struct md_file *files = NULL;
 	size_t n = 0;
-	int e = read_uidlist(dir, &m);
+	int e = cli__read_uidlist(dir, &m);
 
 	if (!e)
-		e = md_list(dir, &files, &n);
+		e = cli__md_list(dir, &files, &n);
 	/* Dovecot's match first, for every file; then the size-field one
 	 * for the files left, so it never takes a record a file has. */
 	for (size_t pass = 0; pass < 2 && !e; pass++)
@@ -721,16 +721,16 @@ static int import_maildir(const char *address, const char *dir,
 			struct uidrec *r;
 
 			if (files[i].rec ||
-			    !(r = uidmap_find(&m, files[i].base, pass == 0)))
+			    !(r = cli__uidmap_find(&m, files[i].base, pass == 0)))
 				continue;
 			r->claimed = true;
 			files[i].rec = r;
 		}
 	if (!e)
-		e = mark_dup_uidls(files, n);
+		e = cli__mark_dup_uidls(files, n);
 	/* Dovecot's order: by its UID, then files it had not listed. */
 	if (!e)
-		qsort(files, n, sizeof(*files), md_file_cmp);
+		qsort(files, n, sizeof(*files), cli__md_file_cmp);
 	for (size_t i = 0; i < n && !e; i++) {
 		const struct md_file *mf = &files[i];
 		char uidl[STORE_UIDL_MAX + 1], report[128];
@@ -751,7 +751,7 @@ static int import_maildir(const char *address, const char *dir,
 			s->refused++;
 			continue;
 		}
-		e = slurp(f, cli.cfg.limits.message_max, &raw, &len);
+		e = cli__slurp(f, cli.cfg.limits.message_max, &raw, &len);
 		fclose(f);
 		if (e == -ENOMEM)
 			break;
@@ -763,13 +763,13 @@ static int import_maildir(const char *address, const char *dir,
 			e = 0;
 			continue;
 		}
-		md_uidl(mf, uidl, report, sizeof(report));
-		e = import_one(address, mf->path, raw, len, uidl,
+		cli__md_uidl(mf, uidl, report, sizeof(report));
+		e = cli__import_one(address, mf->path, raw, len, uidl,
 			       (uint64_t)st.st_mtime, flags, s);
 		free(raw);
 		if (report[0] && s->added > added) {
 			fprintf(stderr, "postern: %s: UIDL ", mf->path);
-			print_quoted(mf->rec->uidl);
+			cli__print_quoted(mf->rec->uidl);
 			fprintf(stderr, " %s; stored as %s (a client that "
 				"leaves mail on the server fetches it once "
 				"more)\n", report, uidl);
@@ -781,13 +781,13 @@ static int import_maildir(const char *address, const char *dir,
 		free(files[i].base);
 	}
 	free(files);
-	uidmap_free(&m);
+	cli__uidmap_free(&m);
 	return e;
 }
 
 /* mbox (mboxrd/mboxo): messages start at "From " lines; ">From " lines
  * lose one '>'. The date comes from the From_ line. */
-static int import_mbox(const char *address, const char *path,
+static int cli__import_mbox(const char *address, const char *path,
 		       struct import_stats *s)
 {
 	char *all, *msg = NULL;
@@ -801,7 +801,7 @@ static int import_mbox(const char *address, const char *path,
 		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
 		return -ENOENT;
 	}
-	e = slurp(f, UINT64_MAX / 2, &all, &len);
+	e = cli__slurp(f, UINT64_MAX / 2, &all, &len);
 	fclose(f);
 	if (e)
 		return e;
@@ -835,7 +835,7 @@ static int import_mbox(const char *address, const char *path,
 				if (mlen && msg[mlen - 1] == '\n' && mlen > 1 &&
 				    msg[mlen - 2] == '\n')
 					mlen--;
-				e = import_one(address, what, msg, mlen, uidl,
+				e = cli__import_one(address, what, msg, mlen, uidl,
 					       date, 0, s);
 				mlen = 0;
 			}
@@ -919,8 +919,8 @@ int cli_import(int argc, char **argv)
 		return EX_NOUSER;
 	}
 	e = strcmp(argv[1], "maildir") == 0
-	    ? import_maildir(address, argv[2], &s)
-	    : import_mbox(address, argv[2], &s);
+	    ? cli__import_maildir(address, argv[2], &s)
+	    : cli__import_mbox(address, argv[2], &s);
 	printf("imported %u messages, %u already present, %u refused, "
 	       "%u UIDLs replaced\n", s.added, s.present, s.refused,
 	       s.replaced);

@@ -3,8 +3,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "err.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
 struct domain_op {
 	struct store_domain d;
@@ -12,17 +12,17 @@ struct domain_op {
 	int nwords;
 };
 
-static int domain_add_w(struct store_write *w, void *arg)
+static int cli__domain_add_w(struct store_write *w, void *arg)
 {
 	return store_domain_put(w, &((struct domain_op *)arg)->d, true);
 }
 
-static int domain_del_w(struct store_write *w, void *arg)
+static int cli__domain_del_w(struct store_write *w, void *arg)
 {
 	return store_domain_del(w, ((struct domain_op *)arg)->d.name);
 }
 
-static int domain_set_w(struct store_write *w, void *arg)
+static int cli__domain_set_w(struct store_write *w, void *arg)
 {
 	struct domain_op *op = arg;
 	int e = store_domain_get(store_write_reader(w), op->d.name, &op->d);
@@ -43,13 +43,13 @@ static int domain_set_w(struct store_write *w, void *arg)
 	return store_domain_put(w, &op->d, false);
 }
 
-static int print_domain(const struct store_domain *d, void *arg)
+static int cli__print_domain(const struct store_domain *d, void *arg)
 {
 	printf("%s\n", d->name);
 	return 0;
 }
 
-static void show_domain(const struct store_domain *d)
+static void cli__show_domain(const struct store_domain *d)
 {
 	char when[32];
 	time_t t = (time_t)d->created;
@@ -74,7 +74,7 @@ int cli_domain(int argc, char **argv)
 			return cli_usage("domain list takes no arguments");
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "domain list");
-		e = store_domain_each(r, print_domain, NULL);
+		e = store_domain_each(r, cli__print_domain, NULL);
 		store_read_end(r);
 		return e ? cli_fail(e, "domain list") : EX_OK;
 	}
@@ -93,7 +93,7 @@ int cli_domain(int argc, char **argv)
 		op.d.pop_default = (struct store_pop){
 			.access = STORE_POP_ALL, .spam = STORE_SPAM_EXCLUDE,
 			.mode = STORE_MODE_STANDARD, .after = STORE_AFTER_DELETE };
-		e = store_write(cli.st, domain_add_w, &op);
+		e = store_write(cli.st, cli__domain_add_w, &op);
 		if (e == -PST_EEXIST) {
 			fprintf(stderr, "postern: domain %s already exists\n",
 				op.d.name);
@@ -107,7 +107,7 @@ int cli_domain(int argc, char **argv)
 	if (strcmp(verb, "del") == 0) {
 		if (argc != 2)
 			return cli_usage("domain del takes one DOMAIN");
-		e = store_write(cli.st, domain_del_w, &op);
+		e = store_write(cli.st, cli__domain_del_w, &op);
 		if (e == -PST_EBUSY) {
 			fprintf(stderr, "postern: domain %s still has accounts; "
 				"delete them first (postern user list %s)\n",
@@ -124,7 +124,7 @@ int cli_domain(int argc, char **argv)
 		e = store_domain_get(r, op.d.name, &op.d);
 		store_read_end(r);
 		if (e == 0)
-			show_domain(&op.d);
+			cli__show_domain(&op.d);
 		goto result;
 	}
 	if (strcmp(verb, "set") == 0) {
@@ -139,9 +139,9 @@ int cli_domain(int argc, char **argv)
 				return e;
 		op.words = argv + 2;
 		op.nwords = argc - 2;
-		e = store_write(cli.st, domain_set_w, &op);
+		e = store_write(cli.st, cli__domain_set_w, &op);
 		if (e == 0)
-			show_domain(&op.d);
+			cli__show_domain(&op.d);
 		goto result;
 	}
 	return cli_usage("unknown domain command '%s'", verb);

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "err.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
-static void problem(const char *what, void *arg)
+static void cli__problem(const char *what, void *arg)
 {
 	printf("problem: %s\n", what);
 }
@@ -26,7 +26,7 @@ int cli_check(int argc, char **argv)
 		return cli_usage("check takes no arguments");
 	if ((e = store_read_begin(cli.st, &r)))
 		return cli_fail(e, "check");
-	e = store_check(r, problem, NULL, &c);
+	e = store_check(r, cli__problem, NULL, &c);
 	store_read_end(r);
 	if (e)
 		return cli_fail(e, "check");
@@ -39,7 +39,7 @@ int cli_check(int argc, char **argv)
 	return c.problems ? EX_DATAERR : EX_OK;
 }
 
-static unsigned first_port(const struct cfg_listen *l)
+static unsigned cli__first_port(const struct cfg_listen *l)
 {
 	for (unsigned i = 0; i < l->n; i++) {
 		const struct sockaddr_storage *ss = &l->a[i].ss;
@@ -54,7 +54,7 @@ static unsigned first_port(const struct cfg_listen *l)
 }
 
 /* EX_OK if addr has an account; else the message and status. */
-static int account_exists(const char *addr)
+static int cli__account_exists(const char *addr)
 {
 	const char *dom = strrchr(addr, '@') + 1;
 	struct store_account a;
@@ -83,17 +83,17 @@ int cli_client_settings(int argc, char **argv)
 {
 	char addr[STORE_ADDR_MAX + 1];
 	const char *host = cli.cfg.submitd.hostname;
-	unsigned pop_tls = first_port(&cli.cfg.pop3d.listen_tls);
-	unsigned pop_plain = first_port(&cli.cfg.pop3d.listen_plain);
-	unsigned smtp_tls = first_port(&cli.cfg.submitd.listen_tls);
-	unsigned smtp_start = first_port(&cli.cfg.submitd.listen_starttls);
+	unsigned pop_tls = cli__first_port(&cli.cfg.pop3d.listen_tls);
+	unsigned pop_plain = cli__first_port(&cli.cfg.pop3d.listen_plain);
+	unsigned smtp_tls = cli__first_port(&cli.cfg.submitd.listen_tls);
+	unsigned smtp_start = cli__first_port(&cli.cfg.submitd.listen_starttls);
 	int e;
 
 	if (argc != 1)
 		return cli_usage("client-settings ADDR");
 	if ((e = cli_addr(argv[0], addr)))
 		return e;
-	if ((e = account_exists(addr)))
+	if ((e = cli__account_exists(addr)))
 		return e;
 	printf("Mail client settings for %s\n\n", addr);
 	printf("Incoming Mail (POP3) Server\n  Server: %s\n", host);

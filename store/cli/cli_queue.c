@@ -5,10 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "err.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
-static int print_entry(const struct store_queue_entry *e, void *arg)
+static int cli__print_entry(const struct store_queue_entry *e, void *arg)
 {
 	char created[32], next[32];
 	time_t c = (time_t)e->created, n = (time_t)e->next_attempt;
@@ -27,7 +27,7 @@ static int print_entry(const struct store_queue_entry *e, void *arg)
 	return 0;
 }
 
-static int flush_w(struct store_write *w, void *arg)
+static int cli__flush_w(struct store_write *w, void *arg)
 {
 	uint64_t *ids = arg;
 
@@ -48,7 +48,7 @@ static int flush_w(struct store_write *w, void *arg)
 	return 0;
 }
 
-static int collect(const struct store_queue_entry *e, void *arg)
+static int cli__collect(const struct store_queue_entry *e, void *arg)
 {
 	uint64_t *ids = arg;
 
@@ -58,7 +58,7 @@ static int collect(const struct store_queue_entry *e, void *arg)
 	return 0;
 }
 
-static int delete_w(struct store_write *w, void *arg)
+static int cli__delete_w(struct store_write *w, void *arg)
 {
 	return store_queue_del(w, *(uint64_t *)arg);
 }
@@ -73,7 +73,7 @@ int cli_queue(int argc, char **argv)
 	if (strcmp(verb, "list") == 0 && argc == 1) {
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "queue list");
-		e = store_queue_each(r, print_entry, &n);
+		e = store_queue_each(r, cli__print_entry, &n);
 		store_read_end(r);
 		if (e)
 			return cli_fail(e, "queue list");
@@ -86,9 +86,9 @@ int cli_queue(int argc, char **argv)
 		ids[0] = 0;
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "queue flush");
-		e = store_queue_each(r, collect, ids);
+		e = store_queue_each(r, cli__collect, ids);
 		store_read_end(r);
-		if (e < 0 || (e = store_write(cli.st, flush_w, ids)))
+		if (e < 0 || (e = store_write(cli.st, cli__flush_w, ids)))
 			return cli_fail(e, "queue flush");
 		printf("%llu messages due now; postern-submitd sends them within "
 		       "a second\n", (unsigned long long)ids[0]);
@@ -99,7 +99,7 @@ int cli_queue(int argc, char **argv)
 
 		if (cfg_parse_uint(argv[1], 1, UINT64_MAX, &id))
 			return cli_usage("queue delete takes a queue id");
-		e = store_write(cli.st, delete_w, &id);
+		e = store_write(cli.st, cli__delete_w, &id);
 		if (e == -PST_ENOTFOUND) {
 			fprintf(stderr, "postern: no queued message %llu\n",
 				(unsigned long long)id);

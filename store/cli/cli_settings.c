@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "store/cli/cli.h"
 
-static int bad(const char *word, const char *allowed)
+static int cli__bad(const char *word, const char *allowed)
 {
 	fprintf(stderr, "postern: '%s': expected %s\n", word, allowed);
 	return EX_USAGE;
@@ -21,39 +21,39 @@ int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
 	size_t kl;
 
 	if (!eq || (kl = (size_t)(eq - word)) >= sizeof(key))
-		return bad(word, "KEY=VALUE");
+		return cli__bad(word, "KEY=VALUE");
 	memcpy(key, word, kl);
 	key[kl] = '\0';
 	v = eq + 1;
 	if (strcmp(key, "pop") == 0)
 		return store_pop_access_parse(v, &pop->access)
-		       ? bad(word, "pop=off|all|since-now") : EX_OK;
+		       ? cli__bad(word, "pop=off|all|since-now") : EX_OK;
 	if (strcmp(key, "pop-spam") == 0)
 		return store_pop_spam_parse(v, &pop->spam)
-		       ? bad(word, "pop-spam=exclude|include|only") : EX_OK;
+		       ? cli__bad(word, "pop-spam=exclude|include|only") : EX_OK;
 	if (strcmp(key, "pop-mode") == 0)
 		return store_pop_mode_parse(v, &pop->mode)
-		       ? bad(word, "pop-mode=standard|once") : EX_OK;
+		       ? cli__bad(word, "pop-mode=standard|once") : EX_OK;
 	if (strcmp(key, "pop-after") == 0)
 		return store_pop_after_parse(v, &pop->after)
-		       ? bad(word, "pop-after=delete|keep|read|archive") : EX_OK;
+		       ? cli__bad(word, "pop-after=delete|keep|read|archive") : EX_OK;
 	if (strcmp(key, "pop-list-limit") == 0) {
 		uint64_t n;
 
 		if (cfg_parse_uint(v, 0, 100000, &n))
-			return bad(word, "pop-list-limit=N (0 to 100000; 0 = all)");
+			return cli__bad(word, "pop-list-limit=N (0 to 100000; 0 = all)");
 		pop->list_limit = (uint32_t)n;
 		return EX_OK;
 	}
 	if (strcmp(key, "require-app-password") == 0) {
 		if (cfg_parse_bool(v, req_app))
-			return bad(word, "require-app-password=yes|no");
+			return cli__bad(word, "require-app-password=yes|no");
 		*req_app_set = true;
 		return EX_OK;
 	}
 	if (allow_domain_keys && strcmp(key, "pop-allowed") == 0) {
 		if (cfg_parse_bool(v, pop_allowed))
-			return bad(word, "pop-allowed=yes|no");
+			return cli__bad(word, "pop-allowed=yes|no");
 		*pop_allowed_set = true;
 		return EX_OK;
 	}

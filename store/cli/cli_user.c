@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "auth_hash.h"
-#include "cli.h"
-#include "err.h"
+#include "common/auth/auth.h"
+#include "common/auth/auth_hash.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
 struct user_op {
 	struct store_account a;
@@ -26,7 +26,7 @@ struct user_op {
 	bool missing_domain;
 };
 
-static struct auth_params cli_params(void)
+static struct auth_params cli__params(void)
 {
 	struct auth_params p;
 
@@ -35,7 +35,7 @@ static struct auth_params cli_params(void)
 }
 
 /* Apply checked setting words to an account. */
-static void apply_words(struct store_account *a, char **words, int n)
+static void cli__apply_words(struct store_account *a, char **words, int n)
 {
 	for (int i = 0; i < n; i++) {
 		bool ra = false, ras = false, pa, pas = false;
@@ -58,7 +58,7 @@ static void apply_words(struct store_account *a, char **words, int n)
 	}
 }
 
-static int user_add_w(struct store_write *w, void *arg)
+static int cli__user_add_w(struct store_write *w, void *arg)
 {
 	struct user_op *op = arg;
 	struct store_domain d;
@@ -76,11 +76,11 @@ static int user_add_w(struct store_write *w, void *arg)
 		snprintf(op->a.phc, sizeof(op->a.phc), "%s", op->phc);
 	if ((e = store_account_put(w, &op->a, true)))
 		return e;
-	apply_words(&op->a, op->words, op->nwords);
+	cli__apply_words(&op->a, op->words, op->nwords);
 	return store_account_put(w, &op->a, false);
 }
 
-static int user_update_w(struct store_write *w, void *arg)
+static int cli__user_update_w(struct store_write *w, void *arg)
 {
 	struct user_op *op = arg;
 	int e = store_account_get(store_write_reader(w), op->a.address, &op->a);
@@ -91,16 +91,16 @@ static int user_update_w(struct store_write *w, void *arg)
 		snprintf(op->a.phc, sizeof(op->a.phc), "%s", op->phc);
 		op->a.cred_gen++;
 	}
-	apply_words(&op->a, op->words, op->nwords);
+	cli__apply_words(&op->a, op->words, op->nwords);
 	return store_account_put(w, &op->a, false);
 }
 
-static int user_del_w(struct store_write *w, void *arg)
+static int cli__user_del_w(struct store_write *w, void *arg)
 {
 	return store_account_del(w, ((struct user_op *)arg)->a.address);
 }
 
-static int print_user(const struct store_account *a, void *arg)
+static int cli__print_user(const struct store_account *a, void *arg)
 {
 	printf("%s\n", a->address);
 	return 0;
@@ -108,7 +108,7 @@ static int print_user(const struct store_account *a, void *arg)
 
 struct msg_stats { uint64_t n[STORE_FOLDER_N], bytes, hidden, seen; };
 
-static int count_msg(const struct store_msg *m, void *arg)
+static int cli__count_msg(const struct store_msg *m, void *arg)
 {
 	struct msg_stats *s = arg;
 
@@ -121,15 +121,15 @@ static int count_msg(const struct store_msg *m, void *arg)
 	return 0;
 }
 
-static int count_app(const struct store_app_password *p, void *arg)
+static int cli__count_app(const struct store_app_password *p, void *arg)
 {
 	(*(unsigned *)arg)++;
 	return 0;
 }
 
-static const char *hash_kind(const char *phc)
+static const char *cli__hash_kind(const char *phc)
 {
-	struct auth_params p = cli_params();
+	struct auth_params p = cli__params();
 
 	if (!phc[0])
 		return "none set";
@@ -140,7 +140,7 @@ static const char *hash_kind(const char *phc)
 	return "migrated hash (upgraded to argon2id at next login)";
 }
 
-static int show_user(const struct store_account *a)
+static int cli__show_user(const struct store_account *a)
 {
 	struct msg_stats s = { 0 };
 	struct store_read *r;
@@ -151,16 +151,16 @@ static int show_user(const struct store_account *a)
 
 	if ((e = store_read_begin(cli.st, &r)))
 		return e;
-	e = store_msg_each(r, a->id, count_msg, &s);
+	e = store_msg_each(r, a->id, cli__count_msg, &s);
 	if (!e)
-		e = store_app_password_each(r, a->id, count_app, &apps);
+		e = store_app_password_each(r, a->id, cli__count_app, &apps);
 	store_read_end(r);
 	if (e)
 		return e;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 	printf("address: %s\nid: %llu\ncreated: %s\npassword: %s\n"
 	       "require-app-password: %s\napp-passwords: %u\n", a->address,
-	       (unsigned long long)a->id, when, hash_kind(a->phc),
+	       (unsigned long long)a->id, when, cli__hash_kind(a->phc),
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no", apps);
 	cli_print_pop(&a->pop);
 	if (a->pop.access == STORE_POP_SINCE_NOW)
@@ -179,7 +179,7 @@ static int show_user(const struct store_account *a)
 	return 0;
 }
 
-static int check_words(char **words, int n)
+static int cli__check_words(char **words, int n)
 {
 	struct store_pop scratch = { 0 };
 	bool b, bs, p, ps;
@@ -192,7 +192,7 @@ static int check_words(char **words, int n)
 	return EX_OK;
 }
 
-static int user_result(int e, const char *verb, struct user_op *op)
+static int cli__user_result(int e, const char *verb, struct user_op *op)
 {
 	if (e == -PST_ENOTFOUND && op->missing_domain) {
 		fprintf(stderr, "postern: no such domain: %s (add it with "
@@ -214,7 +214,7 @@ static int user_result(int e, const char *verb, struct user_op *op)
 	return EX_OK;
 }
 
-static int user_import_passwd(int argc, char **argv);
+static int cli__user_import_passwd(int argc, char **argv);
 
 /* ---- allowed senders: addresses an account may use in MAIL FROM ---- */
 
@@ -223,7 +223,7 @@ struct sender_op {
 	bool add;
 };
 
-static int sender_w(struct store_write *w, void *arg)
+static int cli__sender_w(struct store_write *w, void *arg)
 {
 	struct sender_op *op = arg;
 	struct store_account a;
@@ -235,13 +235,13 @@ static int sender_w(struct store_write *w, void *arg)
 		       : store_sender_del(w, a.id, op->sender);
 }
 
-static int print_sender(const char *addr, void *arg)
+static int cli__print_sender(const char *addr, void *arg)
 {
 	printf("%s\n", addr);
 	return 0;
 }
 
-static int user_sender(int argc, char **argv)
+static int cli__user_sender(int argc, char **argv)
 {
 	struct sender_op op = { 0 };
 	struct store_account a;
@@ -258,14 +258,14 @@ static int user_sender(int argc, char **argv)
 			return cli_fail(e, "user sender list");
 		e = store_account_get(r, op.address, &a);
 		if (e == 0)
-			e = store_sender_each(r, a.id, print_sender, NULL);
+			e = store_sender_each(r, a.id, cli__print_sender, NULL);
 		store_read_end(r);
 	} else if ((strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0)
 		   && argc == 3) {
 		if ((e = cli_addr(argv[2], op.sender)))
 			return e;
 		op.add = argv[0][0] == 'a';
-		e = store_write(cli.st, sender_w, &op);
+		e = store_write(cli.st, cli__sender_w, &op);
 		if (e == -PST_EEXIST) {
 			fprintf(stderr, "postern: %s may already send as %s\n",
 				op.address, op.sender);
@@ -297,7 +297,7 @@ static const struct { uint8_t bit; const char *name; } msg_flag_names[] = {
 };
 
 /* "seen,hidden", "-" for none; a bit without a name as 0xNN. */
-static void msg_flags_text(uint8_t flags, char *out, size_t cap)
+static void cli__msg_flags_text(uint8_t flags, char *out, size_t cap)
 {
 	size_t n = 0;
 
@@ -317,13 +317,13 @@ static void msg_flags_text(uint8_t flags, char *out, size_t cap)
 		snprintf(out, cap, "-");
 }
 
-static int print_msg(const struct store_msg *m, void *arg)
+static int cli__print_msg(const struct store_msg *m, void *arg)
 {
 	char when[16], flags[64];
 	time_t t = (time_t)m->internal_date;
 
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
-	msg_flags_text(m->flags, flags, sizeof(flags));
+	cli__msg_flags_text(m->flags, flags, sizeof(flags));
 	printf("%-8llu %-8s %-10llu %s %-12s %s\n",
 	       (unsigned long long)m->uid, store_folder_name(m->folder),
 	       (unsigned long long)m->size, when, flags, m->uidl);
@@ -335,7 +335,7 @@ int cli_user(int argc, char **argv)
 	struct user_op op = { 0 };
 	const char *verb = argc > 0 ? argv[0] : "";
 	char pw[1024], phc[STORE_PHC_MAX + 1];
-	struct auth_params params = cli_params();
+	struct auth_params params = cli__params();
 	bool from_stdin = false;
 	struct store_read *r;
 	size_t pwlen;
@@ -353,15 +353,15 @@ int cli_user(int argc, char **argv)
 		}
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "user list");
-		e = store_account_each(r, argc == 2 ? dom : NULL, print_user,
+		e = store_account_each(r, argc == 2 ? dom : NULL, cli__print_user,
 				       NULL);
 		store_read_end(r);
 		return e ? cli_fail(e, "user list") : EX_OK;
 	}
 	if (strcmp(verb, "import") == 0)
-		return user_import_passwd(argc - 1, argv + 1);
+		return cli__user_import_passwd(argc - 1, argv + 1);
 	if (strcmp(verb, "sender") == 0)
-		return user_sender(argc - 1, argv + 1);
+		return cli__user_sender(argc - 1, argv + 1);
 	if (argc < 2)
 		return cli_usage("user %s needs an ADDR",
 				 *verb ? verb : "add|del|list|show|passwd|set");
@@ -373,7 +373,7 @@ int cli_user(int argc, char **argv)
 	}
 	op.words = argv + first_word;
 	op.nwords = argc - first_word;
-	if ((e = check_words(op.words, op.nwords)))
+	if ((e = cli__check_words(op.words, op.nwords)))
 		return e;
 
 	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
@@ -386,9 +386,9 @@ int cli_user(int argc, char **argv)
 		if (e)
 			return cli_fail(e, "hashing the password");
 		op.phc = phc;
-		e = store_write(cli.st, strcmp(verb, "add") == 0 ? user_add_w
-				: user_update_w, &op);
-		if ((e = user_result(e, verb, &op)))
+		e = store_write(cli.st, strcmp(verb, "add") == 0 ? cli__user_add_w
+				: cli__user_update_w, &op);
+		if ((e = cli__user_result(e, verb, &op)))
 			return e;
 		printf(strcmp(verb, "add") == 0 ? "user %s added\n"
 		       : "password of %s changed\n", op.a.address);
@@ -399,16 +399,16 @@ int cli_user(int argc, char **argv)
 	if (strcmp(verb, "set") == 0) {
 		if (op.nwords == 0)
 			return cli_usage("user set ADDR KEY=VALUE ...");
-		e = store_write(cli.st, user_update_w, &op);
-		if ((e = user_result(e, verb, &op)))
+		e = store_write(cli.st, cli__user_update_w, &op);
+		if ((e = cli__user_result(e, verb, &op)))
 			return e;
-		return show_user(&op.a) ? EX_SOFTWARE : EX_OK;
+		return cli__show_user(&op.a) ? EX_SOFTWARE : EX_OK;
 	}
 	if (op.nwords)
 		return cli_usage("user %s takes only ADDR", verb);
 	if (strcmp(verb, "del") == 0) {
-		e = store_write(cli.st, user_del_w, &op);
-		if ((e = user_result(e, verb, &op)))
+		e = store_write(cli.st, cli__user_del_w, &op);
+		if ((e = cli__user_result(e, verb, &op)))
 			return e;
 		printf("user %s deleted with all its mail\n", op.a.address);
 		return EX_OK;
@@ -420,19 +420,19 @@ int cli_user(int argc, char **argv)
 		if (e == 0) {
 			printf("uid      folder   size       date       "
 			       "flags        uidl\n");
-			e = store_msg_each(r, op.a.id, print_msg, NULL);
+			e = store_msg_each(r, op.a.id, cli__print_msg, NULL);
 		}
 		store_read_end(r);
-		return user_result(e, verb, &op);
+		return cli__user_result(e, verb, &op);
 	}
 	if (strcmp(verb, "show") == 0) {
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "user show");
 		e = store_account_get(r, op.a.address, &op.a);
 		store_read_end(r);
-		if ((e = user_result(e, verb, &op)))
+		if ((e = cli__user_result(e, verb, &op)))
 			return e;
-		return show_user(&op.a) ? EX_SOFTWARE : EX_OK;
+		return cli__show_user(&op.a) ? EX_SOFTWARE : EX_OK;
 	}
 	return cli_usage("unknown user command '%s'", verb);
 }
@@ -445,11 +445,11 @@ struct import_op {
 	bool missing_domain;
 };
 
-static int import_w(struct store_write *w, void *arg)
+static int cli__import_w(struct store_write *w, void *arg)
 {
 	struct import_op *op = arg;
 	struct user_op uop = { .a = op->a, .phc = op->phc };
-	int e = user_add_w(w, &uop);
+	int e = cli__user_add_w(w, &uop);
 
 	op->missing_domain = uop.missing_domain;
 	return e;
@@ -458,12 +458,12 @@ static int import_w(struct store_write *w, void *arg)
 /* The stored form of a passwd-file password field into phc; or -EINVAL
  * with the reason in why. A kept hash is verified at every login, before
  * the password is known to be right, so its cost is bounded here too. */
-static int import_hash(const char *field, char *phc, size_t cap, char *why,
+static int cli__import_hash(const char *field, char *phc, size_t cap, char *why,
 		       size_t whycap)
 {
 	static const char *const kept[] = { "{SHA512-CRYPT}", "{SHA256-CRYPT}",
 					    "{BLF-CRYPT}", "{ARGON2I}" };
-	struct auth_params p = cli_params();
+	struct auth_params p = cli__params();
 	struct auth_cost_bounds b;
 	const char *err = NULL;
 	size_t n;
@@ -509,7 +509,7 @@ static int import_hash(const char *field, char *phc, size_t cap, char *why,
 
 /* The address a passwd-file user field names, or the reason it names none.
  * A field that would not fit is refused, never cut to what fits. */
-static const char *import_user(const char *field, const char *domain,
+static const char *cli__import_user(const char *field, const char *domain,
 			       char out[STORE_ADDR_MAX + 1])
 {
 	char user[STORE_ADDR_MAX + 2];
@@ -527,7 +527,7 @@ static const char *import_user(const char *field, const char *domain,
 	return NULL;
 }
 
-static int user_import_passwd(int argc, char **argv)
+static int cli__user_import_passwd(int argc, char **argv)
 {
 	const char *domain = NULL;
 	char *line = NULL, toolong[64], why_buf[256];
@@ -580,14 +580,14 @@ static int user_import_passwd(int argc, char **argv)
 		end = strchr(pwf, ':');
 		if (end)
 			*end = '\0';
-		if ((why = import_user(line, domain, op.a.address)))
+		if ((why = cli__import_user(line, domain, op.a.address)))
 			goto skip;
-		if (import_hash(pwf, op.phc, sizeof(op.phc), why_buf,
+		if (cli__import_hash(pwf, op.phc, sizeof(op.phc), why_buf,
 				sizeof(why_buf))) {
 			why = why_buf;
 			goto skip;
 		}
-		e = store_write(cli.st, import_w, &op);
+		e = store_write(cli.st, cli__import_w, &op);
 		explicit_bzero(op.phc, sizeof(op.phc));
 		if (e == 0) {
 			added++;

@@ -8,8 +8,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "err.h"
+#include "common/err.h"
+#include "store/cli/cli.h"
 
 struct cli cli;
 

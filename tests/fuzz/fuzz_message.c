@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "msg_norm.h"
+#include "common/contract.h"
+#include "store/msg_norm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

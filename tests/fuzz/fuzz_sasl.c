@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "assert.h"
-#include "sasl.h"
+#include "common/contract.h"
+#include "common/sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

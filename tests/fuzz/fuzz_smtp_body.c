@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "assert.h"
-#include "smtp_body.h"
+#include "common/contract.h"
+#include "submitd/smtp_body.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "assert.h"
-#include "smtp_dot.h"
+#include "common/contract.h"
+#include "submitd/smtp_dot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assert.h"
-#include "smtp_parse.h"
+#include "common/contract.h"
+#include "submitd/smtp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

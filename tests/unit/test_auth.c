@@ -18,11 +18,11 @@
 #include <time.h>
 #include <pthread.h>
 
-#include "auth.h"
-#include "auth_apppw.h"
-#include "auth_cache.h"
-#include "auth_throttle.h"
-#include "err.h"
+#include "common/auth/auth.h"
+#include "common/auth/auth_apppw.h"
+#include "common/auth/auth_cache.h"
+#include "common/auth/auth_throttle.h"
+#include "common/err.h"
 
 static const struct auth_params fast = { 256, 1, 1 };
 

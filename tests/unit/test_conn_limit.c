@@ -10,7 +10,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "conn_limit.h"
+#include "common/conn_limit.h"
 
 static struct sockaddr_in v4(uint32_t host)
 {

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "linebuf.h"
+#include "common/linebuf.h"
 
 static const struct linebuf_rules line10 = { .mode = LB_MODE_LINE, .max = 10,
 					     .discard_max = 20 };

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "log.h"
+#include "common/err.h"
+#include "common/log.h"
 
 static void capture(char *out, size_t cap, void (*fn)(void))
 {

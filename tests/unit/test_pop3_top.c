@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#include "pop3_top.h"
+#include "pop3d/pop3_top.h"
 
 /* Octets TOP sends of msg, fed in pieces cut at LFs and every `slice`. */
 static size_t top_sliced(const char *msg, size_t len, uint64_t lines,

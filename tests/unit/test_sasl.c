@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "sasl.h"
+#include "common/sasl.h"
 
 static void test_b64_strict(void **state)
 {

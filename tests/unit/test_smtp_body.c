@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "smtp_body.h"
+#include "submitd/smtp_body.h"
 
 struct row {
 	const char *in;

@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "smtp_dot.h"
+#include "submitd/smtp_dot.h"
 
 struct row {
 	const char *in;

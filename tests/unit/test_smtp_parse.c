@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "smtp_parse.h"
+#include "submitd/smtp_parse.h"
 
 /* Rows leave out the fields that do not apply to them. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "msg_norm.h"
-#include "store.h"
+#include "common/err.h"
+#include "store/msg_norm.h"
+#include "store/store.h"
 
 #define MAP (64ULL << 20)
 

@@ -1,12 +1,12 @@
-/* assert.h — the two kinds of assertion (STYLE.md principle 4).
+/* contract.h — the two kinds of assertion (docs/ARCHITECTURE.md, "Contracts").
  *
  * REQUIRE(cond): always on, aborts. Only for memory-safety invariants that no
  *   client input can reach; a failure is a bug in Postern.
  * fails_assert(cond): logs the failed condition and evaluates to true, so the
  *   caller drops this one session:  if (fails_assert(n <= cap)) return -EPROTO;
  *   Use it for anything a client could conceivably trigger. */
-#ifndef POSTERN_ASSERT_H
-#define POSTERN_ASSERT_H
+#ifndef POSTERN_CONTRACT_H
+#define POSTERN_CONTRACT_H
 
 #include <stdbool.h>
 #include <stdio.h>
