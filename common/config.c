@@ -221,6 +221,11 @@ static const struct cfg_key cfg_keys[] = {
 	  "Output queued for a slow client before reading from it pauses." },
 	{ "limits", "message_max", CFG_SIZE, F(limits.message_max), "35M",
 	  1024, 2048 * MIB, NULL, "Largest message accepted (SMTP SIZE)." },
+	{ "limits", "data_memory_max", CFG_SIZE, F(limits.data_memory_max),
+	  "512M", 1 * MIB, 64 * 1024 * MIB, NULL,
+	  "Memory all messages being received (DATA/BDAT) and not yet stored "
+	  "may take together, per daemon; past it a message is refused with "
+	  "452 4.3.1 (try again later)." },
 	{ "limits", "recipients_max", CFG_UINT, F(limits.recipients_max), "100",
 	  1, 100000, NULL, "Recipients per message." },
 	{ "limits", "errors_max", CFG_UINT, F(limits.errors_max), "10", 1, 1000,

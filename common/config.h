@@ -102,7 +102,7 @@ struct postern_config {
 		uint64_t line_discard_max;
 		uint64_t login_timeout, line_timeout, drain_timeout;
 		uint64_t output_buffer_max;
-		uint64_t message_max, recipients_max;
+		uint64_t message_max, recipients_max, data_memory_max;
 		uint64_t errors_max, auth_failures_max;
 		uint64_t send_messages_per_hour, send_recipients_per_day;
 	} limits;

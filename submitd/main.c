@@ -55,6 +55,7 @@ static int submitd__setup(const struct postern_config *cfg,
 			 struct server_proto *p, char err[CFG_ERR_MAX])
 {
 	smtp_cfg = cfg;
+	smtp_budget.max = cfg->limits.data_memory_max;
 	p->name = "submitd";
 	p->listen[p->nlisten++] = (struct server_listen){
 		"listen_tls", &cfg->submitd.listen_tls, SMTP_LISTEN_TLS, true };

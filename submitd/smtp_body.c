@@ -1,10 +1,61 @@
 /* smtp_body.c — see smtp_body.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "submitd/smtp_body.h"
 
 #define SMTP_BODY_FIRST_CAP 65536
+
+int smtp_budget_take(struct smtp_budget *b, uint64_t n)
+{
+	uint64_t cur = atomic_load(&b->used);
+
+	do {
+		if (n > b->max || cur > b->max - n)
+			return -ENOMEM;
+	} while (!atomic_compare_exchange_weak(&b->used, &cur, cur + n));
+	return 0;
+}
+
+void smtp_budget_give(struct smtp_budget *b, uint64_t n)
+{
+	atomic_fetch_sub(&b->used, n);
+}
+
+/* Room for n more octets: capacity doubles, up to message_max, each new
+ * octet of it taken from the budget first. */
+static int smtp__body_grow(struct smtp_body *b, const struct smtp_body_limits *l,
+			   size_t n)
+{
+	size_t cap = b->cap ? b->cap : SMTP_BODY_FIRST_CAP;
+	uint64_t more;
+	char *nm;
+
+	while (cap < b->len + n)
+		cap *= 2;
+	if (cap > l->message_max)
+		cap = (size_t)l->message_max;   /* len + n <= message_max */
+	more = cap - b->cap;
+	if (l->budget && smtp_budget_take(l->budget, more)) {
+		b->err |= SMTP_BODY_NO_MEMORY;
+		return -ENOMEM;
+	}
+	if (!(nm = realloc(b->mem, SMTP_BODY_HEADROOM + cap))) {
+		if (l->budget)
+			smtp_budget_give(l->budget, more);
+		b->err |= SMTP_BODY_NO_MEMORY;
+		return -ENOMEM;
+	}
+	if (l->budget) {
+		b->budget = l->budget;
+		b->held += more;
+	}
+	b->mem = nm;
+	b->buf = nm + SMTP_BODY_HEADROOM;
+	b->cap = cap;
+	return 0;
+}
 
 static void smtp__body_keep(struct smtp_body *b,
 			    const struct smtp_body_limits *l, const char *p,
@@ -16,19 +67,8 @@ static void smtp__body_keep(struct smtp_body *b,
 		b->err |= SMTP_BODY_TOO_BIG;
 		return;
 	}
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : SMTP_BODY_FIRST_CAP;
-		char *nb;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		if (!(nb = realloc(b->buf, cap))) {
-			b->err |= SMTP_BODY_TOO_BIG;
-			return;
-		}
-		b->buf = nb;
-		b->cap = cap;
-	}
+	if (b->len + n > b->cap && smtp__body_grow(b, l, n))
+		return;
 	memcpy(b->buf + b->len, p, n);
 	b->len += n;
 }
@@ -106,8 +146,26 @@ unsigned smtp_body_finish(struct smtp_body *b, const struct smtp_body_limits *l)
 	return b->err;
 }
 
+int smtp_body_take(struct smtp_body *b, const char *head, size_t hlen,
+		   char **msg, size_t *len, char **mem,
+		   struct smtp_budget **budget, uint64_t *held)
+{
+	if (hlen > SMTP_BODY_HEADROOM || !b->buf)
+		return -EINVAL;
+	*msg = b->buf - hlen;
+	memcpy(*msg, head, hlen);
+	*len = hlen + b->len;
+	*mem = b->mem;
+	*budget = b->budget;
+	*held = b->held;
+	memset(b, 0, sizeof(*b));
+	return 0;
+}
+
 void smtp_body_free(struct smtp_body *b)
 {
-	free(b->buf);
+	if (b->budget)
+		smtp_budget_give(b->budget, b->held);
+	free(b->mem);
 	memset(b, 0, sizeof(*b));
 }

@@ -27,6 +27,7 @@ static struct smtp_body_limits smtp__body_limits(void)
 		.line_max = smtp_cfg->limits.smtp_text_line_max,
 		.bare_lf_reject = smtp_cfg->submitd.bare_newline ==
 				  CFG_BARE_NL_REJECT,
+		.budget = &smtp_budget,
 	};
 }
 
@@ -56,6 +57,9 @@ static void smtp__body_reply(struct smtp_session *s, unsigned e)
 	else if (e & SMTP_BODY_BARE_LF)
 		smtp_reply(s->io, 554, "5.6.0", "Message has a bare LF; line ends "
 			   "must be CRLF");
+	else if (e & SMTP_BODY_NO_MEMORY)
+		smtp_reply(s->io, 452, "4.3.1", "Insufficient system storage; "
+			   "try again later");
 	else
 		smtp_reply(s->io, 554, "5.6.0", "Message is empty");
 }

@@ -137,8 +137,11 @@ struct deliver_job {
 	struct io_post post;
 	struct io_worker *w;
 	char id[24];
-	char *msg;
+	char *msg;                    /* into mem: header fields, then body */
 	size_t len;
+	char *mem;                    /* the session's body buffer, taken over */
+	struct smtp_budget *budget;   /* ... and the budget it holds */
+	uint64_t held;
 	bool lmtp, spam;
 	char sender[STORE_ADDR_MAX + 1];
 	uint32_t nrcpts, nremote;
@@ -149,7 +152,9 @@ struct deliver_job {
 
 static void smtp__job_free(struct deliver_job *j)
 {
-	free(j->msg);
+	if (j->budget)
+		smtp_budget_give(j->budget, j->held);
+	free(j->mem);
 	free(j->rcpts);
 	free(j);
 }
@@ -241,15 +246,54 @@ static void smtp__deliver_done(void *arg, int result)
 	io_worker_post(j->w, &j->post);
 }
 
+/* The RFC 6409 fixups: Received always, Date and Message-ID when missing.
+ * Returns their length, or -1 if they do not fit (they always do: every
+ * part is bounded, helo by its buffer, hostname by the config). */
+static int smtp__fixups(struct smtp_session *s, const char *id,
+			char hdr[SMTP_BODY_HEADROOM])
+{
+	const struct smtp_body *b = &s->txn.body;
+	bool lmtp = s->flags & SMTP_F_LMTP;
+	size_t cap = SMTP_BODY_HEADROOM, n = 0;
+	char date[64];
+	int r;
+
+	smtp__rfc5322_date(date, sizeof(date));
+	r = snprintf(hdr, cap, "Received: from %s (%s)\r\n\tby %s (Postern) "
+		     "with %s id %s;\r\n\t%s\r\n",
+		     s->helo[0] ? s->helo : "unknown", io_conn_peer_host(s->io),
+		     smtp_cfg->submitd.hostname, lmtp ? "LMTP" :
+		     (s->flags & SMTP_F_TLS) ? "ESMTPSA" : "ESMTPA", id, date);
+	if (r < 0 || (size_t)r >= cap)
+		return -1;
+	n = (size_t)r;
+	if (!lmtp && !smtp__has_header(b->buf, b->len, "Date")) {
+		r = snprintf(hdr + n, cap - n, "Date: %s\r\n", date);
+		if (r < 0 || (size_t)r >= cap - n)
+			return -1;
+		n += (size_t)r;
+	}
+	if (!lmtp && !smtp__has_header(b->buf, b->len, "Message-ID")) {
+		r = snprintf(hdr + n, cap - n, "Message-ID: <%s.%lld@%s>\r\n",
+			     id, (long long)time(NULL),
+			     smtp_cfg->submitd.hostname);
+		if (r < 0 || (size_t)r >= cap - n)
+			return -1;
+		n += (size_t)r;
+	}
+	return (int)n;
+}
+
 void smtp_deliver(struct smtp_session *s)
 {
 	struct deliver_job *j = calloc(1, sizeof(*j));
 	bool lmtp = s->flags & SMTP_F_LMTP;
-	char hdr[2048], date[64];
+	char hdr[SMTP_BODY_HEADROOM];
 	uint8_t rnd[9];
-	int n = 0;
+	int n;
 
-	if (!j) {
+	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts)))) {
+		free(j);
 		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		smtp_session_txn_end(s);
 		return;
@@ -257,31 +301,20 @@ void smtp_deliver(struct smtp_session *s)
 	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
 	for (int i = 0; i < 9; i++)
 		snprintf(j->id + 2 * i, 3, "%02X", rnd[i]);
-	smtp__rfc5322_date(date, sizeof(date));
-	n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
-		      "Received: from %s (%s)\r\n\tby %s (Postern) with %s id "
-		      "%s;\r\n\t%s\r\n", s->helo[0] ? s->helo : "unknown",
-		      io_conn_peer_host(s->io), smtp_cfg->submitd.hostname,
-		      lmtp ? "LMTP" : (s->flags & SMTP_F_TLS) ? "ESMTPSA"
-		      : "ESMTPA", j->id, date);
-	if (!lmtp && !smtp__has_header(s->txn.body.buf, s->txn.body.len, "Date"))
-		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Date: %s\r\n",
-			      date);
-	if (!lmtp && !smtp__has_header(s->txn.body.buf, s->txn.body.len, "Message-ID"))
-		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
-			      "Message-ID: <%s.%lld@%s>\r\n", j->id,
-			      (long long)time(NULL), smtp_cfg->submitd.hostname);
-	j->len = (size_t)n + s->txn.body.len;
-	j->msg = malloc(j->len ? j->len : 1);
-	j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts));
-	if (!j->msg || !j->rcpts) {
+	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
+	 * sending to a colleague is not filtered here. */
+	j->spam = lmtp && msg_has_spam_verdict(s->txn.body.buf, s->txn.body.len,
+						 smtp_cfg->store.spam_header);
+	/* The header fields go into the headroom in front of the body, and
+	 * the job takes the buffer over: no copy of the message. */
+	if ((n = smtp__fixups(s, j->id, hdr)) < 0 ||
+	    smtp_body_take(&s->txn.body, hdr, (size_t)n, &j->msg, &j->len,
+			   &j->mem, &j->budget, &j->held)) {
 		smtp__job_free(j);
-		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
+		smtp_reply(s->io, 451, "4.3.0", "Local error in processing");
 		smtp_session_txn_end(s);
 		return;
 	}
-	memcpy(j->msg, hdr, (size_t)n);
-	memcpy(j->msg + n, s->txn.body.buf, s->txn.body.len);
 	memcpy(j->rcpts, s->txn.rcpts, s->txn.nrcpts * sizeof(*j->rcpts));
 	j->nrcpts = s->txn.nrcpts;
 	for (uint32_t i = 0; i < s->txn.nrcpts; i++)
@@ -289,15 +322,12 @@ void smtp_deliver(struct smtp_session *s)
 			j->nremote++;
 	snprintf(j->sender, sizeof(j->sender), "%s", s->txn.mail_from);
 	j->lmtp = lmtp;
-	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
-	 * sending to a colleague is not filtered here. */
-	j->spam = lmtp && msg_has_spam_verdict(s->txn.body.buf, s->txn.body.len,
-						 smtp_cfg->store.spam_header);
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = smtp__deliver_answer;
 	io_conn_pause(s->io);
-	if (store_write_async(smtp_store, smtp__deliver_write, j, smtp__deliver_done)) {
+	if (store_write_async(smtp_store, smtp__deliver_write, j,
+			      smtp__deliver_done)) {
 		smtp__job_free(j);
 		smtp_reply(s->io, 451, "4.3.0", "Store unavailable");
 		smtp_session_txn_end(s);

@@ -15,6 +15,7 @@
 const struct postern_config *smtp_cfg;
 struct store *smtp_store;
 struct auth_pool *smtp_pool;
+struct smtp_budget smtp_budget;
 
 void smtp_session_txn_end(struct smtp_session *s)
 {

@@ -55,6 +55,8 @@ struct smtp_session {
 extern const struct postern_config *smtp_cfg;
 extern struct store *smtp_store;
 extern struct auth_pool *smtp_pool;
+/* Messages in flight, all workers ([limits] data_memory_max). */
+extern struct smtp_budget smtp_budget;
 
 void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
 /* End the transaction (its data freed) and go back to READY. */

@@ -1,6 +1,7 @@
 /* Fuzz target: the DATA/BDAT body path. The input is split into chunks at
  * the offsets its first bytes choose; an accepted body must be CRLF-only,
- * end in CRLF, hold no NUL and be within the limits. */
+ * end in CRLF, hold no NUL and be within the limits; the budget is given
+ * back in full. */
 #include <stdint.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct smtp_budget budget = { .max = 2048 };
 	struct smtp_body_limits l = { .message_max = 4096, .line_max = 200 };
 	struct smtp_body b = { 0 };
 	size_t off = 0, step;
@@ -18,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	l.bare_lf_reject = data[0] & 1;
+	if (data[0] & 2)
+		l.budget = &budget;
 	step = 1 + data[1] % 64;
 	data += 2;
 	size -= 2;
@@ -40,5 +44,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	smtp_body_free(&b);
+	REQUIRE(atomic_load(&budget.used) == 0);
 	return 0;
 }

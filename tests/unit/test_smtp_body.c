@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "submitd/smtp_body.h"
@@ -122,6 +124,76 @@ static void test_empty_feed_is_harmless(void **state)
 	smtp_body_free(&b);
 }
 
+static void test_budget_bounds_growth_and_is_given_back(void **state)
+{
+	struct smtp_budget budget = { .max = 100 * 1024 };
+	struct smtp_body_limits l = { .message_max = 1024 * 1024,
+				      .line_max = 1000, .budget = &budget };
+	struct smtp_body a = { 0 }, b = { 0 };
+	char line[100];
+
+	memset(line, 'x', 98);
+	memcpy(line + 98, "\r\n", 2);
+	/* a takes the first 64 KiB; b cannot double past the 100 KiB left */
+	smtp_body_feed(&a, &l, line, 100);
+	assert_int_equal(atomic_load(&budget.used), 65536);
+	for (int i = 0; i < 700; i++)
+		smtp_body_feed(&b, &l, line, 100);
+	assert_true(smtp_body_finish(&b, &l) & SMTP_BODY_NO_MEMORY);
+	assert_true(atomic_load(&budget.used) <= budget.max);
+	smtp_body_free(&b);
+	assert_int_equal(atomic_load(&budget.used), 65536);
+	smtp_body_free(&a);
+	assert_int_equal(atomic_load(&budget.used), 0);
+}
+
+static void test_growth_stops_at_message_max(void **state)
+{
+	struct smtp_body_limits l = { .message_max = 100000, .line_max = 1000 };
+	struct smtp_body b = { 0 };
+	char line[100];
+
+	memset(line, 'x', 98);
+	memcpy(line + 98, "\r\n", 2);
+	for (int i = 0; i < 1000; i++)
+		smtp_body_feed(&b, &l, line, 100);
+	assert_int_equal(smtp_body_finish(&b, &l), 0);
+	assert_int_equal(b.len, 100000);
+	assert_int_equal(b.cap, 100000);   /* not 131072 */
+	smtp_body_free(&b);
+}
+
+static void test_take_puts_the_head_in_front_without_a_copy(void **state)
+{
+	struct smtp_budget budget = { .max = 1 << 20 };
+	struct smtp_body_limits l = { .message_max = 1000, .line_max = 1000,
+				      .budget = &budget };
+	struct smtp_body b = { 0 };
+	struct smtp_budget *from;
+	char *msg, *mem, head[SMTP_BODY_HEADROOM + 1];
+	const char *body_at;
+	uint64_t held;
+	size_t len;
+
+	smtp_body_feed(&b, &l, "body\r\n", 6);
+	assert_int_equal(smtp_body_finish(&b, &l), 0);
+	body_at = b.buf;
+	memset(head, 'h', sizeof(head));
+	assert_int_equal(smtp_body_take(&b, head, sizeof(head), &msg, &len,
+					&mem, &from, &held), -EINVAL);
+	assert_int_equal(smtp_body_take(&b, "H: v\r\n", 6, &msg, &len, &mem,
+					&from, &held), 0);
+	assert_ptr_equal(msg + 6, body_at);
+	assert_int_equal(len, 12);
+	assert_memory_equal(msg, "H: v\r\nbody\r\n", 12);
+	assert_null(b.buf);
+	assert_ptr_equal(from, &budget);
+	assert_int_equal(atomic_load(&budget.used), held);
+	smtp_budget_give(from, held);
+	free(mem);
+	assert_int_equal(atomic_load(&budget.used), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +201,9 @@ int main(void)
 		cmocka_unit_test(test_too_big_stops_buffering),
 		cmocka_unit_test(test_lf_normalisation_counts_toward_the_size),
 		cmocka_unit_test(test_empty_feed_is_harmless),
+		cmocka_unit_test(test_budget_bounds_growth_and_is_given_back),
+		cmocka_unit_test(test_growth_stops_at_message_max),
+		cmocka_unit_test(test_take_puts_the_head_in_front_without_a_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
