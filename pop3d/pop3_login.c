@@ -1,7 +1,8 @@
 /* pop3_login.c — from credentials to TRANSACTION state.
  *
  * The password goes to the auth pool through auth_async (never verified on
- * the loop); a failure is answered after the throttling delay. A success still has to pass, in this order: the domain's
+ * the loop); a failure is answered after the throttling delay. A success
+ * still has to pass, in this order: the domain's
  * and the account's POP access (told apart from a wrong password only now,
  * with [SYS/PERM]), the mailbox lock ([IN-USE]) and LOGIN-DELAY; then the
  * snapshot is taken and the session enters TRANSACTION. */

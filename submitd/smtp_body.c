@@ -25,8 +25,8 @@ void smtp_budget_give(struct smtp_budget *b, uint64_t n)
 
 /* Room for n more octets: capacity doubles, up to message_max, each new
  * octet of it taken from the budget first. */
-static int smtp__body_grow(struct smtp_body *b, const struct smtp_body_limits *l,
-			   size_t n)
+static int smtp__body_grow(struct smtp_body *b,
+			   const struct smtp_body_limits *l, size_t n)
 {
 	size_t cap = b->cap ? b->cap : SMTP_BODY_FIRST_CAP;
 	uint64_t more;

@@ -82,12 +82,13 @@ void smtp_body_feed(struct smtp_body *b, const struct smtp_body_limits *l,
 /* The message is complete: a pending CR is bare, a last line without its
  * end gets CRLF (BDAT), and an empty body is SMTP_BODY_EMPTY. Returns the
  * error bits (0: b->buf/b->len is the message to store). */
-unsigned smtp_body_finish(struct smtp_body *b, const struct smtp_body_limits *l);
+unsigned smtp_body_finish(struct smtp_body *b,
+			  const struct smtp_body_limits *l);
 /* Hand the finished message on with `head` (at most SMTP_BODY_HEADROOM
- * octets) put in front of it, without copying the body: *msg and *len are the
- * whole message, *mem the allocation to free and *held what to give back
- * to *budget once it is freed. The body is empty afterwards. Returns
- * -EINVAL if head does not fit (nothing is changed then). */
+ * octets) put in front of it, without copying the body: *msg and *len
+ * are the whole message, *mem the allocation to free and *held what to
+ * give back to *budget once it is freed. The body is empty afterwards.
+ * Returns -EINVAL if head does not fit (nothing is changed then). */
 int smtp_body_take(struct smtp_body *b, const char *head, size_t hlen,
 		   char **msg, size_t *len, char **mem,
 		   struct smtp_budget **budget, uint64_t *held);

@@ -357,7 +357,8 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	}
 	if (!(s->flags & SMTP_F_LMTP) && smtp_rate_check_rcpt(s))
 		return;
-	struct smtp_rcpt *nr = realloc(s->txn.rcpts, (s->txn.nrcpts + 1) * sizeof(*nr));
+	struct smtp_rcpt *nr = realloc(s->txn.rcpts,
+				       (s->txn.nrcpts + 1) * sizeof(*nr));
 
 	if (!nr) {
 		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
