@@ -18,8 +18,9 @@
  * that is not base64, or -E2BIG over cap. out is NUL-terminated. */
 int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
 		    size_t *outlen);
-/* authzid NUL authcid NUL passwd. -EINVAL if malformed or if an authzid
- * other than the authcid is asked for (no proxy logins). */
+/* authzid NUL authcid NUL passwd. -EINVAL if malformed (an empty authcid,
+ * a NUL in the password), or if an authzid other than the authcid is asked
+ * for (no proxy logins). */
 int sasl_plain_split(const char *buf, size_t len, const char **user,
 		     const char **pass, size_t *passlen);
 

@@ -198,11 +198,13 @@ struct store_read *store_write_reader(struct store_write *w);
 
 int store_domain_put(struct store_write *w, const struct store_domain *d,
 		     bool create);   /* create: -PST_EEXIST if present */
+/* -PST_EBUSY while accounts of the domain remain. */
 int store_domain_del(struct store_write *w, const char *name);
 /* Fills a->id, next_uid and created when creating. */
 int store_account_put(struct store_write *w, struct store_account *a,
 		      bool create);
-/* Deletes the account with its messages, bodies and app passwords. */
+/* Deletes the account with its messages, UIDL index, bodies, app passwords
+ * and allowed senders. */
 int store_account_del(struct store_write *w, const char *address);
 
 /* A message to add. The body is given whole (CRLF-normalised already);
@@ -215,7 +217,9 @@ struct store_msg_in {
 	size_t len;
 	uint8_t flags;
 };
-/* -PST_EEXIST if uidl is given and already used in the account. */
+/* -PST_EEXIST if uidl is given and already used in the account (also by a
+ * message deleted since: a UIDL is never reused); -EINVAL for a uidl RFC
+ * 1939 does not allow (1-70 octets in 0x21-0x7E) or a bad folder. */
 int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out);
 int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid);
@@ -286,9 +290,9 @@ int store_sender_each(struct store_read *r, uint64_t account_id,
 /* ---- addresses ---- */
 
 /* "Local@Example.COM" -> "local@example.com": validates the shape (local
- * part 1-64 octets, no space, control or '@'; domain of LDH labels, up to
- * 253 octets) and folds ASCII to lower case in both parts, so an address
- * names one account however it is typed. Returns 0 or -EINVAL. */
+ * part 1-64 octets, no space, control, DEL, '@', '<' or '>'; domain of LDH
+ * labels, up to 253 octets) and folds ASCII to lower case in both parts, so
+ * an address names one account however it is typed. Returns 0 or -EINVAL. */
 int store_addr_normalize(const char *in, char out[STORE_ADDR_MAX + 1]);
 /* Validates and lower-cases a domain name. */
 int store_domain_normalize(const char *in, char out[STORE_DOMAIN_MAX + 1]);
