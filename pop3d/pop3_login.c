@@ -6,6 +6,7 @@
  * and the account's POP access (told apart from a wrong password only now,
  * with [SYS/PERM]), the mailbox lock ([IN-USE]) and LOGIN-DELAY; then the
  * snapshot is taken and the session enters TRANSACTION. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -163,6 +164,16 @@ void pop3_login_start(struct pop3_session *s, const char *user,
 	}
 	e = auth_async_start(pop3d.pool, s->io, user, pass, passlen,
 			     pop3__auth_result);
+	if (e == -EINVAL) {
+		/* Longer than any password can be: a failed login like any
+		 * other, answered now (nothing to hash). */
+		struct auth_outcome o = { .result = AUTH_FAIL,
+					  .reason = "password too long" };
+
+		s->flags &= ~(unsigned)POP3_F_RECENT;
+		pop3__auth_result(s, &o);
+		return;
+	}
 	if (e) {
 		log_event(LOGL_WARN, s->id, "auth_queue_full", NULL);
 		pop3_reply_err(s->io, "[SYS/TEMP] Server busy; try again shortly");

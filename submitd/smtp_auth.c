@@ -1,6 +1,7 @@
 /* smtp_auth.c — AUTH PLAIN and LOGIN (RFC 4954) through the auth library.
  * The password is checked on the auth pool; the answer comes back after the
  * throttling delay. An authzid other than the user is refused (sasl.c). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +65,8 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 		       const char *prompt, struct sasl_creds *cr,
 		       const char *why)
 {
+	int e;
+
 	switch (st) {
 	case SASL_CONTINUE:
 		io_conn_printf(s->io, "334 %s\r\n", prompt);
@@ -79,14 +82,22 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 		smtp_cmd_error(s);
 		return;
 	case SASL_DONE:
-		if (auth_async_start(smtp_pool, s->io, cr->user, cr->pass,
-				     cr->passlen, smtp__auth_result)) {
+		e = auth_async_start(smtp_pool, s->io, cr->user, cr->pass,
+				     cr->passlen, smtp__auth_result);
+		explicit_bzero(cr, sizeof(*cr));
+		if (e == -EINVAL) {
+			/* Longer than any password can be: a failed login
+			 * like any other, answered now (nothing to hash). */
+			struct auth_outcome o = { .result = AUTH_FAIL,
+						  .reason = "password too long" };
+
+			smtp__auth_result(s, &o);
+		} else if (e) {
 			smtp_reply(s->io, 454, "4.7.0", "Server busy; try again "
 				   "shortly");
 		} else {
 			io_conn_pause(s->io);
 		}
-		explicit_bzero(cr, sizeof(*cr));
 		return;
 	}
 }

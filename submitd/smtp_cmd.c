@@ -300,6 +300,15 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }
 
+static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->txn.nrcpts; i++)
+		n += s->txn.rcpts[i].account_id == 0;
+	return n;
+}
+
 static void smtp__rcpt(struct smtp_session *s, char *args)
 {
 	char to[STORE_ADDR_MAX + 1], *params;
@@ -347,6 +356,12 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	} else if (!smtp_cfg->submitd.relay[0]) {
 		smtp_reply(s->io, 550, "5.7.1", "<%s>: Relaying to other domains is "
 			   "not configured on this server", to);
+		return;
+	} else if (smtp__remote_rcpts(s) >= STORE_QUEUE_RCPT_MAX) {
+		/* One queue entry holds this many; recipients_max may allow
+		 * more local ones. Refused here rather than after DATA. */
+		smtp_reply(s->io, 452, "4.5.3", "Too many remote recipients "
+			   "(limit %d)", STORE_QUEUE_RCPT_MAX);
 		return;
 	}
 	for (uint32_t i = 0; i < s->txn.nrcpts; i++) {

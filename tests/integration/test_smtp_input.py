@@ -256,3 +256,50 @@ def test_bdat_bare_cr_across_chunks(d, client):
     assert c.line().startswith("250 2.0.0")
     c.send(b"BDAT 3 LAST\r\n\ncd")
     assert c.line().startswith("250 2.0.0 Ok: queued as ")
+
+
+def test_overlong_password_is_a_failed_login_not_busy(d, client, pop3d):
+    """A password longer than any stored one (AUTH_PASS_MAX) is a failed
+    login, not 'server busy' (a temporary error makes clients retry)."""
+    cred = b64(b"\0ann@example.com\0" + b"p" * 1500)
+    c = client(d.ports["tls"], tls=True)
+    c.line()
+    c.cmd("EHLO client.test")
+    c.smtp_reply()
+    c.cmd("AUTH PLAIN")
+    assert c.line() == "334 "
+    c.cmd(cred)
+    assert c.line() == "535 5.7.8 Authentication credentials invalid"
+    assert 'reason="password too long"' in d.log()
+    p = pop3d({"store": d.config["store"]})
+    c = client(p.ports["tls"], tls=True)
+    c.line()
+    c.cmd("AUTH PLAIN")
+    assert c.line().startswith("+")
+    c.cmd(cred)
+    assert c.line() == "-ERR [AUTH] Authentication failed"
+    c.cmd("USER ann@example.com")        # the session goes on
+    assert c.line().startswith("+OK")
+
+
+def test_remote_recipients_are_held_to_what_one_queue_entry_takes(submitd,
+                                                                  client):
+    """recipients_max may allow more recipients than one queue entry holds
+    (1000): the one past it is refused at RCPT, not after DATA."""
+    from conftest import free_port
+    d = submitd({"limits": {"recipients_max": 1500},
+                 "submitd": {"relay": f"127.0.0.1:{free_port()}",
+                             "relay_tls": "none", "queue_retry": "1h"}})
+    d.add_user("ann@example.com")
+    c = ready(d, client)
+    c.cmd("MAIL FROM:<ann@example.com>")
+    assert c.line() == "250 2.1.0 Ok"
+    c.send("".join(f"RCPT TO:<r{i}@remote.example>\r\n"
+                   for i in range(1001)))       # pipelined
+    replies = [c.line() for _ in range(1001)]
+    assert replies[:1000] == ["250 2.1.5 Ok"] * 1000
+    assert replies[1000].startswith("452 4.5.3 ")
+    c.cmd("DATA")
+    assert c.line().startswith("354")
+    c.send(b"Subject: many\r\n\r\nx\r\n.\r\n")
+    assert c.line().startswith("250 2.0.0 Ok: queued as ")
