@@ -3,14 +3,20 @@
 #include <string.h>
 
 #include "common/cmd_table.h"
+#include "common/contract.h"
 
 const void *cmd_table_find(const void *table, size_t n, size_t stride,
 			   size_t verb_max, char *line, size_t *verb_len,
 			   char **args)
 {
-	size_t vlen = strcspn(line, " ");
-	char *a = line + vlen;
+	size_t vlen;
+	char *a;
 
+	/* Every entry starts with its verb pointer. */
+	REQUIRE((table || n == 0) && stride >= sizeof(const char *) && line &&
+		verb_len && args);
+	vlen = strcspn(line, " ");
+	a = line + vlen;
 	if (*a == ' ')   /* one: a POP3 password may begin with a space */
 		a++;
 	*verb_len = vlen;

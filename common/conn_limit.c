@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,11 @@ struct conn_slot {
 	uint32_t count;         /* 0: empty */
 };
 
+#define CONN_LIMIT_MAGIC 0x434c494dU   /* "CLIM" */
+#define CONN_LIMIT_VALID(l) ((l) && (l)->magic == CONN_LIMIT_MAGIC)
+
 struct conn_limit {
+	uint32_t magic;         /* CONN_LIMIT_MAGIC while live */
 	pthread_mutex_t mu;
 	uint64_t total, max_total, max_per_addr;
 	size_t mask;
@@ -25,9 +30,16 @@ struct conn_limit {
 int conn_limit_new(uint64_t max_total, uint64_t max_per_addr,
 		   struct conn_limit **out)
 {
-	struct conn_limit *l = calloc(1, sizeof(*l));
+	struct conn_limit *l;
 	size_t cap = 16;
 
+	REQUIRE(out);
+	/* The table must hold max_total keys with room to spare, or probing
+	 * never ends; a bound this large is a configuration error, not a bug
+	 * (config.c holds it to 1000000). */
+	if (max_total > SIZE_MAX / 4 / sizeof(struct conn_slot))
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	while (cap < 2 * max_total)
@@ -41,6 +53,7 @@ int conn_limit_new(uint64_t max_total, uint64_t max_per_addr,
 	l->mask = cap - 1;
 	l->max_total = max_total;
 	l->max_per_addr = max_per_addr;
+	l->magic = CONN_LIMIT_MAGIC;
 	*out = l;
 	return 0;
 }
@@ -49,6 +62,8 @@ void conn_limit_free(struct conn_limit *l)
 {
 	if (!l)
 		return;
+	REQUIRE(CONN_LIMIT_VALID(l));
+	l->magic = 0;
 	pthread_mutex_destroy(&l->mu);
 	free(l->slots);
 	free(l);
@@ -115,8 +130,10 @@ enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 {
 	enum conn_verdict v = CONN_OK;
 	uint8_t key[16];
-	bool keyed = conn_limit__addr_key(addr, key);
+	bool keyed;
 
+	REQUIRE(CONN_LIMIT_VALID(l));   /* addr may be NULL: total only */
+	keyed = conn_limit__addr_key(addr, key);
 	pthread_mutex_lock(&l->mu);
 	if (l->total >= l->max_total) {
 		v = CONN_OVER_TOTAL;
@@ -139,8 +156,10 @@ enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr)
 {
 	uint8_t key[16];
-	bool keyed = conn_limit__addr_key(addr, key);
+	bool keyed;
 
+	REQUIRE(CONN_LIMIT_VALID(l));   /* addr may be NULL: total only */
+	keyed = conn_limit__addr_key(addr, key);
 	pthread_mutex_lock(&l->mu);
 	REQUIRE(l->total > 0);
 	l->total--;
@@ -158,6 +177,7 @@ uint64_t conn_limit_total(struct conn_limit *l)
 {
 	uint64_t t;
 
+	REQUIRE(CONN_LIMIT_VALID(l));
 	pthread_mutex_lock(&l->mu);
 	t = l->total;
 	pthread_mutex_unlock(&l->mu);

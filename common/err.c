@@ -19,6 +19,10 @@ const char *pst_strerror(int err)
 		[PST_EAUTH - PST_ERR_BASE]     = "authentication failed",
 		[PST_EBUSY - PST_ERR_BASE]     = "in use",
 	};
+	/* Any int is a valid argument (no REQUIRE): the range checks below
+	 * keep the index in the table, and this keeps the table whole. */
+	_Static_assert(sizeof(names) / sizeof(*names) ==
+		       PST_ERR_END - PST_ERR_BASE, "a name for every pst_err");
 	int code = -err;
 
 	if (code > PST_ERR_BASE && code < PST_ERR_END)

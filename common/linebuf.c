@@ -1,13 +1,27 @@
 /* linebuf.c — see linebuf.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/contract.h"
 #include "common/linebuf.h"
 
+/* Entry checks only: linebuf_feed and linebuf_next run on every read, so the
+ * per-byte loops below check nothing. The invariant start <= len <= cap is
+ * what every index into buf relies on. */
+#define LINEBUF_REQUIRE_STATE(lb)                                            \
+	REQUIRE((lb) && (lb)->start <= (lb)->len && (lb)->len <= (lb)->cap)
+#define LINEBUF_REQUIRE_BUF(lb)                                              \
+	do {                                                                 \
+		LINEBUF_REQUIRE_STATE(lb);                                   \
+		REQUIRE((lb)->buf);                                          \
+	} while (0)
+
 int linebuf_init(struct linebuf *lb, size_t cap)
 {
+	/* cap + 1 must not wrap; a 0 cap could never frame a line. */
+	REQUIRE(lb && cap > 0 && cap < SIZE_MAX);
 	memset(lb, 0, sizeof(*lb));
 	lb->buf = malloc(cap + 1);      /* +1: room for a NUL after a line */
 	if (!lb->buf)
@@ -18,6 +32,7 @@ int linebuf_init(struct linebuf *lb, size_t cap)
 
 void linebuf_free(struct linebuf *lb)
 {
+	REQUIRE(lb);   /* lb->buf may be NULL: never initialised, or freed */
 	free(lb->buf);
 	lb->buf = NULL;
 }
@@ -33,6 +48,8 @@ static void linebuf__compact(struct linebuf *lb)
 
 char *linebuf_tail(struct linebuf *lb, size_t *space)
 {
+	LINEBUF_REQUIRE_BUF(lb);
+	REQUIRE(space);
 	linebuf__compact(lb);
 	*space = lb->cap - lb->len;
 	return lb->buf + lb->len;
@@ -40,6 +57,7 @@ char *linebuf_tail(struct linebuf *lb, size_t *space)
 
 void linebuf_commit(struct linebuf *lb, size_t n)
 {
+	LINEBUF_REQUIRE_BUF(lb);
 	REQUIRE(n <= lb->cap - lb->len);
 	lb->len += n;
 }
@@ -47,8 +65,10 @@ void linebuf_commit(struct linebuf *lb, size_t n)
 size_t linebuf_feed(struct linebuf *lb, const char *p, size_t n)
 {
 	size_t space;
-	char *t = linebuf_tail(lb, &space);
+	char *t;
 
+	REQUIRE(p || n == 0);   /* lb is checked by linebuf_tail */
+	t = linebuf_tail(lb, &space);
 	if (n > space)
 		n = space;
 	memcpy(t, p, n);
@@ -58,13 +78,16 @@ size_t linebuf_feed(struct linebuf *lb, const char *p, size_t n)
 
 size_t linebuf_pending(const struct linebuf *lb)
 {
+	LINEBUF_REQUIRE_STATE(lb);
 	return lb->len - lb->start;
 }
 
 size_t linebuf_clear(struct linebuf *lb)
 {
-	size_t n = lb->len - lb->start;
+	size_t n;
 
+	LINEBUF_REQUIRE_STATE(lb);
+	n = lb->len - lb->start;
 	lb->start = lb->len = 0;
 	lb->discarding = false;
 	lb->discarded = 0;
@@ -144,8 +167,11 @@ static enum linebuf_ev linebuf__next_data(struct linebuf *lb, struct linebuf_lin
 enum linebuf_ev linebuf_next(struct linebuf *lb, const struct linebuf_rules *r,
 			     struct linebuf_line *out)
 {
-	size_t avail = lb->len - lb->start;
+	size_t avail;
 
+	LINEBUF_REQUIRE_BUF(lb);
+	REQUIRE(r && out);
+	avail = lb->len - lb->start;
 	switch (r->mode) {
 	case LB_MODE_LINE:
 		return linebuf__next_line(lb, r, out);

@@ -23,6 +23,7 @@ static const char *const level_names[] = {
 
 int log_level_parse(const char *s, enum log_level *out)
 {
+	REQUIRE(s && out);
 	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names); i++) {
 		if (strcmp(s, level_names[i]) == 0) {
 			*out = (enum log_level)i;
@@ -32,7 +33,12 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
-void log_set_level(enum log_level lvl) { atomic_store(&log_min, (int)lvl); }
+void log_set_level(enum log_level lvl)
+{
+	REQUIRE((unsigned)lvl <= LOGL_ERR);   /* log_event indexes by it */
+	atomic_store(&log_min, (int)lvl);
+}
+
 void log_set_fd(int fd) { atomic_store(&log_fd, fd); }
 int log_enabled(enum log_level lvl) { return (int)lvl >= atomic_load(&log_min); }
 
@@ -43,6 +49,7 @@ void log_event(enum log_level lvl, uint64_t sess, const char *event,
 	size_t n = 0;
 	int r;
 
+	REQUIRE((unsigned)lvl <= LOGL_ERR && event);   /* fmt may be NULL */
 	if (!log_enabled(lvl))
 		return;
 	if (!getenv("JOURNAL_STREAM")) {
@@ -87,7 +94,7 @@ char *log_quote(char *dst, size_t cap, const char *src, size_t len)
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
-	REQUIRE(cap >= 8);
+	REQUIRE(dst && cap >= 8 && (src || len == 0));
 	dst[o++] = '"';
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)src[i];
@@ -121,6 +128,7 @@ char *log_quote(char *dst, size_t cap, const char *src, size_t len)
 
 bool pst__assert_failed(const char *cond, const char *file, int line)
 {
+	REQUIRE(cond && file);   /* string literals from fails_assert() */
 	log_event(LOGL_ERR, 0, "assert_failed", "cond=\"%s\" at=%s:%d",
 		  cond, file, line);
 	return true;

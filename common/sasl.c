@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/contract.h"
 #include "common/sasl.h"
 
 int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
@@ -12,6 +13,8 @@ int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
 {
 	gnutls_datum_t src, dst = { NULL, 0 };
 
+	/* cap > 0: the NUL always goes in, even for "=". */
+	REQUIRE((in || len == 0) && out && cap > 0 && outlen);
 	if (len == 1 && in[0] == '=') {
 		out[0] = '\0';
 		*outlen = 0;
@@ -47,8 +50,10 @@ int sasl_b64_decode(const char *in, size_t len, char *out, size_t cap,
 int sasl_plain_split(const char *buf, size_t len, const char **user,
 		     const char **pass, size_t *passlen)
 {
-	const char *authz = buf, *nul1 = memchr(buf, '\0', len), *nul2;
+	const char *authz = buf, *nul1, *nul2;
 
+	REQUIRE(buf && user && pass && passlen);
+	nul1 = memchr(buf, '\0', len);
 	if (!nul1)
 		return -EINVAL;
 	nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - buf));
@@ -100,6 +105,7 @@ enum sasl_status sasl_continue(struct sasl_state *st, const char *line,
 	char buf[SASL_MAX];
 	size_t n;
 
+	REQUIRE(st && (line || len == 0) && prompt && out && why);
 	if (len == 1 && line[0] == '*') {
 		st->mech = SASL_NONE;
 		return SASL_CANCEL;
@@ -142,6 +148,7 @@ enum sasl_status sasl_start(struct sasl_state *st, const char *mech,
 			    const char *initial, const char **prompt,
 			    struct sasl_creds *out, const char **why)
 {
+	REQUIRE(st && mech && prompt && out && why);   /* initial may be NULL */
 	memset(st, 0, sizeof(*st));
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		st->mech = SASL_PLAIN;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/contract.h"
 #include "store/msg_norm.h"
 
 int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
@@ -13,6 +14,7 @@ int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
 	bool blank = false, at_line_start = true;
 	char *buf;
 
+	REQUIRE((in || len == 0) && out && outlen && why);
 	if (len == 0) {
 		*why = "empty message";
 		return -EINVAL;
@@ -59,9 +61,12 @@ int msg_normalize(const char *in, size_t len, unsigned flags, char **out,
 bool msg_header_is(const char *msg, size_t len, const char *name,
 		   const char *value)
 {
-	size_t nl = strlen(name), vl = strlen(value);
+	size_t nl, vl;
 	const char *p = msg, *end = msg + len;
 
+	REQUIRE((msg || len == 0) && name && value);
+	nl = strlen(name);
+	vl = strlen(value);
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		size_t ll = (size_t)((eol ? eol : end) - p);
@@ -90,8 +95,12 @@ bool msg_header_is(const char *msg, size_t len, const char *name,
 bool msg_has_spam_verdict(const char *msg, size_t len, const char *spec)
 {
 	char name[128];
-	const char *colon = strchr(spec, ':'), *v;
+	const char *colon, *v;
 
+	/* spec is the operator's [store] spam_header: any text is handled
+	 * below (too long a name never matches); only NULL is a bug. */
+	REQUIRE((msg || len == 0) && spec);
+	colon = strchr(spec, ':');
 	if (!*spec || !colon || (size_t)(colon - spec) >= sizeof(name))
 		return false;
 	memcpy(name, spec, (size_t)(colon - spec));

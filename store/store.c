@@ -52,6 +52,7 @@ int store__err(int rc)
 
 MDB_val store__val(const void *p, size_t n)
 {
+	REQUIRE(p || n == 0);
 	return (MDB_val){ .mv_size = n, .mv_data = (void *)p };
 }
 
@@ -89,12 +90,15 @@ static int store__schema(struct store *st, MDB_txn *txn, bool create,
 int store_open(const char *path, uint64_t map_size, unsigned flags,
 	       struct store **out, char *err, size_t errlen)
 {
-	struct store *st = calloc(1, sizeof(*st));
+	struct store *st;
 	char dummy[8];
 	MDB_txn *txn = NULL;
 	bool create = flags & STORE_CREATE;
 	int rc, r;
 
+	/* err may be NULL; if not, err[0] is written whatever happens. */
+	REQUIRE(path && out && (!err || errlen > 0));
+	st = calloc(1, sizeof(*st));
 	if (!err) {
 		err = dummy;
 		errlen = sizeof(dummy);
@@ -171,6 +175,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	REQUIRE(st->env);   /* only what store_open returned */
 	store_writer_stop(st);
 	mdb_env_close(st->env);
 	pthread_mutex_destroy(&st->mu);
@@ -182,9 +187,11 @@ void store_close(struct store *st)
 
 int store_read_begin(struct store *st, struct store_read **out)
 {
-	struct store_read *r = calloc(1, sizeof(*r));
+	struct store_read *r;
 	int rc;
 
+	REQUIRE(st && st->env && out);
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
@@ -200,14 +207,16 @@ int store_read_begin(struct store *st, struct store_read **out)
 
 void store_read_end(struct store_read *r)
 {
-	if (!r || !r->owned)
+	if (!r || !r->owned)   /* NULL, or borrowed from a write: nothing */
 		return;
+	REQUIRE(r->txn);
 	mdb_txn_abort(r->txn);
 	free(r);
 }
 
 struct store_read *store_write_reader(struct store_write *w)
 {
+	REQUIRE(w && w->txn && w->reader.txn == w->txn);
 	return &w->reader;
 }
 
@@ -318,6 +327,7 @@ static void *store__writer(void *arg)
 
 void store_writer_stats(struct store *st, uint64_t *batches, uint64_t *jobs)
 {
+	REQUIRE(st && batches && jobs);
 	pthread_mutex_lock(&st->mu);
 	*batches = st->batches;
 	*jobs = st->jobs;
@@ -326,7 +336,7 @@ void store_writer_stats(struct store *st, uint64_t *batches, uint64_t *jobs)
 
 int store_writer_start(struct store *st)
 {
-	REQUIRE(!st->writer_running);
+	REQUIRE(st && !st->writer_running);
 	st->writer_stop = false;
 	if (pthread_create(&st->thread, NULL, store__writer, st))
 		return -EAGAIN;
@@ -336,6 +346,7 @@ int store_writer_start(struct store *st)
 
 void store_writer_stop(struct store *st)
 {
+	REQUIRE(st);
 	if (!st->writer_running)
 		return;
 	pthread_mutex_lock(&st->mu);
@@ -362,6 +373,7 @@ int store_write(struct store *st, store_write_fn fn, void *arg)
 	pthread_cond_t cv;
 	struct store_job j = { .fn = fn, .arg = arg, .cv = &cv };
 
+	REQUIRE(st && fn);
 	if (st->readonly)
 		return -EROFS;
 	if (!st->writer_running)
@@ -381,9 +393,9 @@ int store_write_async(struct store *st, store_write_fn fn, void *arg,
 {
 	struct store_job *j;
 
+	REQUIRE(st && fn && done);
 	if (st->readonly)
 		return -EROFS;
-	REQUIRE(done);
 	if (!st->writer_running) {   /* the CLI: no thread, do it now */
 		done(arg, store__write_direct(st, fn, arg));
 		return 0;

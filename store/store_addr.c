@@ -2,12 +2,15 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/contract.h"
 #include "store/store.h"
 
 int store_domain_normalize(const char *in, char out[STORE_DOMAIN_MAX + 1])
 {
-	size_t n = strlen(in), label = 0;
+	size_t n, label = 0;
 
+	REQUIRE(in && out);   /* in's content is a client's: -EINVAL */
+	n = strlen(in);
 	if (n == 0 || n > STORE_DOMAIN_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i <= n; i++) {
@@ -35,9 +38,12 @@ int store_domain_normalize(const char *in, char out[STORE_DOMAIN_MAX + 1])
 
 int store_addr_normalize(const char *in, char out[STORE_ADDR_MAX + 1])
 {
-	const char *at = strrchr(in, '@');
-	size_t local, n = strlen(in);
+	const char *at;
+	size_t local, n;
 
+	REQUIRE(in && out);   /* in's content is a client's: -EINVAL */
+	at = strrchr(in, '@');
+	n = strlen(in);
 	if (!at || n > STORE_ADDR_MAX)
 		return -EINVAL;
 	local = (size_t)(at - in);

@@ -11,10 +11,18 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/contract.h"
 #include "common/err.h"
 #include "store/store_int.h"
 
 #define REC_VERSION 1
+
+/* Entry contracts: a read or write handle is live (its transaction open).
+ * The store structs live in store_int.h and carry no magic number. */
+#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
+#define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
+/* A fixed-size string field of a record is NUL-terminated within it. */
+#define STORE_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)
 
 struct rec_domain { uint32_t ver; struct store_domain d; };
 struct rec_account { uint32_t ver; struct store_account a; };
@@ -128,6 +136,7 @@ static const char *const folder_names[] = { "Inbox", "Spam", "Archive" };
 	}                                                                    \
 	int fn##_parse(const char *s, uint8_t *out)                          \
 	{                                                                    \
+		REQUIRE(s && out);                                           \
 		for (unsigned i = 0; i < sizeof(arr) / sizeof(*arr); i++)    \
 			if (strcasecmp(s, arr[i]) == 0) {                    \
 				*out = (uint8_t)i;                           \
@@ -147,8 +156,14 @@ int store_domain_get(struct store_read *r, const char *name,
 		     struct store_domain *out)
 {
 	struct rec_domain rec;
-	int e = store__get_fixed(r, DB_DOMAINS, store__str_val(name), &rec, sizeof(rec));
+	int e;
 
+	REQUIRE(STORE_READ_OK(r) && name && out);
+	e = store__get_fixed(r, DB_DOMAINS, store__str_val(name), &rec, sizeof(rec));
+	/* A damaged record is an error, never a string without its end:
+	 * store_domain_put REQUIREs the end. */
+	if (e == 0 && !STORE_STR_OK(rec.d.name))
+		e = -PST_ECORRUPT;
 	if (e == 0)
 		*out = rec.d;
 	return e;
@@ -157,8 +172,10 @@ int store_domain_get(struct store_read *r, const char *name,
 int store_domain_put(struct store_write *w, const struct store_domain *d,
 		     bool create)
 {
-	struct rec_domain rec = { .ver = REC_VERSION, .d = *d };
+	struct rec_domain rec = { .ver = REC_VERSION };
 
+	REQUIRE(STORE_WRITE_OK(w) && d && STORE_STR_OK(d->name));
+	rec.d = *d;
 	if (create && !rec.d.created)
 		rec.d.created = store__now_s();
 	return store__put(w, DB_DOMAINS, store__str_val(d->name), &rec, sizeof(rec),
@@ -174,6 +191,7 @@ int store_domain_del(struct store_write *w, const char *name)
 	MDB_val k, v;
 	int rc, e;
 
+	REQUIRE(STORE_WRITE_OK(w) && name);
 	if ((e = store_domain_get(&w->reader, name, &d)))
 		return e;
 	/* Refuse while accounts remain: deleting mail is the operator's
@@ -210,6 +228,8 @@ static int store__domain_visit(MDB_val *k, MDB_val *v, void *arg)
 	if (v->mv_size != sizeof(rec))
 		return -PST_ECORRUPT;
 	memcpy(&rec, v->mv_data, sizeof(rec));
+	if (!STORE_STR_OK(rec.d.name))
+		return -PST_ECORRUPT;
 	return ((int (*)(const struct store_domain *, void *))c->fn)(&rec.d,
 								    c->arg);
 }
@@ -220,6 +240,7 @@ int store_domain_each(struct store_read *r,
 {
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 
+	REQUIRE(STORE_READ_OK(r) && fn);
 	return store__each_prefix(r->txn, r->st->db[DB_DOMAINS], "", 0, false,
 			   store__domain_visit, &c);
 }
@@ -233,8 +254,13 @@ int store_account_get_by_id(struct store_read *r, uint64_t id,
 	struct rec_account rec;
 	int e;
 
+	REQUIRE(STORE_READ_OK(r) && out);
 	store__key_u64(&k, id);
 	e = store__get_fixed(r, DB_ACCOUNT_IDS, store__key_val(&k), &rec, sizeof(rec));
+	/* As for domains: store_account_put REQUIREs both ends, and auth
+	 * strlen()s the hash. */
+	if (e == 0 && (!STORE_STR_OK(rec.a.address) || !STORE_STR_OK(rec.a.phc)))
+		e = -PST_ECORRUPT;
 	if (e == 0)
 		*out = rec.a;
 	return e;
@@ -244,8 +270,10 @@ int store_account_get(struct store_read *r, const char *address,
 		      struct store_account *out)
 {
 	uint64_t id = 0;
-	int e = store__get_fixed(r, DB_ACCOUNTS, store__str_val(address), &id, sizeof(id));
+	int e;
 
+	REQUIRE(STORE_READ_OK(r) && address && out);
+	e = store__get_fixed(r, DB_ACCOUNTS, store__str_val(address), &id, sizeof(id));
 	return e ? e : store_account_get_by_id(r, id, out);
 }
 
@@ -272,6 +300,9 @@ int store_account_put(struct store_write *w, struct store_account *a,
 	struct key k = { .n = 0 };
 	int e;
 
+	/* The strings are keys and are strlen'd by every reader. */
+	REQUIRE(STORE_WRITE_OK(w) && a && STORE_STR_OK(a->address) &&
+		STORE_STR_OK(a->phc));
 	if (create) {
 		uint64_t id = 0;
 
@@ -310,6 +341,7 @@ int store_account_del(struct store_write *w, const char *address)
 	struct key k = { .n = 0 };
 	int e;
 
+	REQUIRE(STORE_WRITE_OK(w) && address);
 	if ((e = store_account_get(&w->reader, address, &a)))
 		return e;
 	store__key_u64(&k, a.id);
@@ -356,6 +388,7 @@ int store_account_each(struct store_read *r, const char *domain,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .domain = domain,
 			      .r = r };
 
+	REQUIRE(STORE_READ_OK(r) && fn);   /* domain may be NULL: all */
 	return store__each_prefix(r->txn, r->st->db[DB_ACCOUNTS], "", 0, false,
 			   store__account_visit, &c);
 }
@@ -366,9 +399,11 @@ int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id)
 {
 	struct rec_app_pw rec;
-	int e = store__get_fixed(r, DB_APP_PW, store__val(digest, 32), &rec,
-			  sizeof(rec));
+	int e;
 
+	REQUIRE(STORE_READ_OK(r) && digest && account_id && app_id);
+	e = store__get_fixed(r, DB_APP_PW, store__val(digest, 32), &rec,
+			     sizeof(rec));
 	if (e)
 		return e;
 	*account_id = rec.account_id;
@@ -403,6 +438,8 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 	struct key k = { .n = 0 };
 	int e;
 
+	/* name's length is the operator's input: -EINVAL below, not here. */
+	REQUIRE(STORE_WRITE_OK(w) && name && digest && id_out);
 	if (strlen(name) > STORE_APP_NAME_MAX || !*name)
 		return -EINVAL;
 	store__key_u64(&k, account_id);
@@ -442,8 +479,10 @@ int store_app_password_del(struct store_write *w, uint64_t account_id,
 	struct rec_app_meta rec;
 	struct rec_app_pw tomb = { .account_id = account_id, .app_id = 0 };
 	struct key k;
-	int e = store__app_meta_key(w, account_id, app_id, &k, &rec);
+	int e;
 
+	REQUIRE(STORE_WRITE_OK(w));
+	e = store__app_meta_key(w, account_id, app_id, &k, &rec);
 	if (e || (e = store__put(w, DB_APP_PW, store__val(rec.digest, 32), &tomb,
 			  sizeof(tomb), 0)))
 		return e;
@@ -455,8 +494,10 @@ int store_app_password_used(struct store_write *w, uint64_t account_id,
 {
 	struct rec_app_meta rec;
 	struct key k;
-	int e = store__app_meta_key(w, account_id, app_id, &k, &rec);
+	int e;
 
+	REQUIRE(STORE_WRITE_OK(w) && addr);
+	e = store__app_meta_key(w, account_id, app_id, &k, &rec);
 	if (e)
 		return e;
 	rec.p.last_used = when;
@@ -483,6 +524,7 @@ int store_app_password_each(struct store_read *r, uint64_t account_id,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
+	REQUIRE(STORE_READ_OK(r) && fn);
 	store__key_u64(&k, account_id);
 	return store__each_prefix(r->txn, r->st->db[DB_APP_META], k.b, 8, false,
 			   store__app_visit, &c);
@@ -512,6 +554,7 @@ int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 	struct key k;
 	int e;
 
+	REQUIRE(STORE_READ_OK(r) && out);
 	store__msg_key(&k, account_id, uid);
 	e = store__get_fixed(r, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec));
 	if (e == 0)
@@ -537,6 +580,7 @@ int store_msg_each(struct store_read *r, uint64_t account_id,
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
+	REQUIRE(STORE_READ_OK(r) && fn);
 	store__key_u64(&k, account_id);
 	return store__each_prefix(r->txn, r->st->db[DB_MESSAGES], k.b, 8, false,
 			   store__msg_visit, &c);
@@ -549,6 +593,7 @@ int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 	MDB_val v;
 	int rc;
 
+	REQUIRE(STORE_READ_OK(r) && data && len);
 	store__msg_key(&k, account_id, uid);
 	store__key_u32(&k, chunk);
 	MDB_val kv = store__key_val(&k);
@@ -596,6 +641,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 	uint64_t existing;
 	int e;
 
+	/* uid_out and m->uidl may be NULL; the body is read m->len bytes. */
+	REQUIRE(STORE_WRITE_OK(w) && m && (m->body || m->len == 0));
 	if (m->folder >= STORE_FOLDER_N)
 		return -EINVAL;
 	if ((e = store_account_get_by_id(&w->reader, account_id, &a)))
@@ -658,6 +705,7 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 	struct key k;
 	int e;
 
+	REQUIRE(STORE_WRITE_OK(w));
 	if ((e = store_msg_get(&w->reader, account_id, uid, &m)))
 		return e;
 	for (uint32_t i = 0; i < m.nchunks; i++) {
@@ -678,6 +726,7 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 	struct key k;
 	int e;
 
+	REQUIRE(STORE_WRITE_OK(w) && m);
 	if ((e = store_msg_get(&w->reader, account_id, m->uid, &rec.m)))
 		return e;
 	if (m->folder >= STORE_FOLDER_N)
@@ -788,6 +837,7 @@ int store_check(struct store_read *r,
 	struct check_ctx x = { .r = r, .c = &c, .problem = problem, .arg = arg };
 	int e;
 
+	REQUIRE(STORE_READ_OK(r) && out);   /* problem may be NULL */
 	if ((e = store_domain_each(r, store__check_domain, &x)) ||
 	    (e = store_account_each(r, NULL, store__check_account, &x)) ||
 	    (e = store_queue_each(r, store__check_queued, &x)))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/contract.h"
 #include "common/err.h"
 #include "store/store_int.h"
 
@@ -25,8 +26,17 @@ struct qrec_head {
 
 typedef char rcpt_t[STORE_ADDR_MAX + 1];
 
+/* Entry contracts: a read or write handle is live (its transaction open).
+ * The store structs live in store_int.h and carry no magic number. */
+#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
+#define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
+/* A sender key is copied into a buffer of 8 + STORE_ADDR_MAX + 1 bytes.
+ * Callers pass normalised addresses held in char[STORE_ADDR_MAX + 1]. */
+#define STORE_SENDER_OK(a) ((a) && strnlen((a), STORE_ADDR_MAX + 1) <= STORE_ADDR_MAX)
+
 void store_queue_entry_free(struct store_queue_entry *e)
 {
+	REQUIRE(e);
 	free(e->rcpts);
 	e->rcpts = NULL;
 }
@@ -108,10 +118,15 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 {
 	MDB_val k = store__val("next_queue_id", 13), v;
 	uint64_t id = 0;
-	int rc = mdb_get(w->txn, w->st->db[DB_META], &k, &v);
+	int rc;
 
+	/* nrcpts may come from a client's RCPTs (recipients_max may exceed
+	 * STORE_QUEUE_RCPT_MAX): -EINVAL below, not a REQUIRE. */
+	REQUIRE(STORE_WRITE_OK(w) && e && (e->rcpts || e->nrcpts == 0) &&
+		(body || len == 0));
 	if (e->nrcpts == 0 || e->nrcpts > STORE_QUEUE_RCPT_MAX)
 		return -EINVAL;
+	rc = mdb_get(w->txn, w->st->db[DB_META], &k, &v);
 	if (rc == 0 && v.mv_size == sizeof(id))
 		memcpy(&id, v.mv_data, sizeof(id));
 	else if (rc && rc != MDB_NOTFOUND)
@@ -144,8 +159,13 @@ int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e)
 {
 	struct store_queue_entry cur;
-	int r = store_queue_get(&w->reader, e->id, &cur);
+	int r;
 
+	/* e comes from store_queue_get (nrcpts <= STORE_QUEUE_RCPT_MAX),
+	 * its recipient list only ever shortened. */
+	REQUIRE(STORE_WRITE_OK(w) && e && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
+		(e->rcpts || e->nrcpts == 0));
+	r = store_queue_get(&w->reader, e->id, &cur);
 	if (r)
 		return r;
 	store_queue_entry_free(&cur);
@@ -156,8 +176,10 @@ int store_queue_del(struct store_write *w, uint64_t id)
 {
 	struct store_queue_entry e;
 	uint8_t k[8];
-	int r = store_queue_get(&w->reader, id, &e), rc;
+	int r, rc;
 
+	REQUIRE(STORE_WRITE_OK(w));
+	r = store_queue_get(&w->reader, id, &e);
 	if (r)
 		return r;
 	for (uint32_t i = 0; i < e.nchunks; i++) {
@@ -184,6 +206,7 @@ int store_queue_get(struct store_read *r, uint64_t id,
 	MDB_val kv, v;
 	int rc;
 
+	REQUIRE(STORE_READ_OK(r) && out);
 	store__qkey(id, k);
 	kv = store__val(k, 8);
 	rc = mdb_get(r->txn, r->st->db[DB_QUEUE], &kv, &v);
@@ -196,8 +219,10 @@ int store_queue_each(struct store_read *r,
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE], &cur), ret = 0;
+	int rc, ret = 0;
 
+	REQUIRE(STORE_READ_OK(r) && fn);
+	rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE], &cur);
 	if (rc)
 		return store__err(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !ret;
@@ -231,8 +256,10 @@ int store_sender_add(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = store__skey(account_id, address, buf), v = store__val("", 0);
+	MDB_val k, v = store__val("", 0);
 
+	REQUIRE(STORE_WRITE_OK(w) && STORE_SENDER_OK(address));
+	k = store__skey(account_id, address, buf);
 	return store__err(mdb_put(w->txn, w->st->db[DB_SENDERS], &k, &v,
 				  MDB_NOOVERWRITE));
 }
@@ -241,8 +268,10 @@ int store_sender_del(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = store__skey(account_id, address, buf);
+	MDB_val k;
 
+	REQUIRE(STORE_WRITE_OK(w) && STORE_SENDER_OK(address));
+	k = store__skey(account_id, address, buf);
 	return store__err(mdb_del(w->txn, w->st->db[DB_SENDERS], &k, NULL));
 }
 
@@ -250,8 +279,12 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 			 const char *address)
 {
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
-	MDB_val k = store__skey(account_id, address, buf), v;
+	MDB_val k, v;
 
+	/* MAIL FROM reaches here only as smtp__path's normalised
+	 * char[STORE_ADDR_MAX + 1], so no client can make it longer. */
+	REQUIRE(STORE_READ_OK(r) && STORE_SENDER_OK(address));
+	k = store__skey(account_id, address, buf);
 	return store__err(mdb_get(r->txn, r->st->db[DB_SENDERS], &k, &v));
 }
 
@@ -264,6 +297,7 @@ int store_sender_each(struct store_read *r, uint64_t account_id,
 	MDB_val k, v;
 	int rc, ret = 0;
 
+	REQUIRE(STORE_READ_OK(r) && fn);
 	memcpy(prefix, &be, 8);
 	if ((rc = mdb_cursor_open(r->txn, r->st->db[DB_SENDERS], &cur)))
 		return store__err(rc);

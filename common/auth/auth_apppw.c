@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "common/auth/auth_apppw.h"
+#include "common/contract.h"
 
 int auth_apppw_generate(char out[AUTH_APPPW_LEN + 1])
 {
 	size_t n = 0;
 
+	REQUIRE(out);
 	while (n < AUTH_APPPW_LEN) {
 		uint8_t b[32];
 
@@ -28,6 +30,7 @@ void auth_apppw_format(const char *pw, char out[AUTH_APPPW_LEN + 4])
 {
 	size_t o = 0;
 
+	REQUIRE(pw && out);   /* pw: AUTH_APPPW_LEN letters, as generated */
 	for (size_t i = 0; i < AUTH_APPPW_LEN; i++) {
 		if (i && i % 4 == 0)
 			out[o++] = ' ';
@@ -41,6 +44,9 @@ bool auth_apppw_normalize(const char *in, size_t len,
 {
 	size_t n = 0;
 
+	/* in is what a client typed: its length and bytes are refused
+	 * below (false), never here. */
+	REQUIRE((in || len == 0) && out);
 	for (size_t i = 0; i < len; i++) {
 		char c = in[i];
 
@@ -58,5 +64,6 @@ bool auth_apppw_normalize(const char *in, size_t len,
 
 void auth_apppw_digest(const char pw[AUTH_APPPW_LEN], uint8_t out[32])
 {
+	REQUIRE(pw && out);
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, pw, AUTH_APPPW_LEN, out);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/auth/auth_cache.h"
+#include "common/contract.h"
 
 struct centry {
 	uint8_t key[32];
@@ -14,7 +15,11 @@ struct centry {
 	struct auth_cache_hit hit;
 };
 
+#define AUTH_CACHE_MAGIC 0x41434348U   /* "ACCH" */
+#define AUTH_CACHE_VALID(c) ((c) && (c)->magic == AUTH_CACHE_MAGIC)
+
 struct auth_cache {
+	uint32_t magic;           /* AUTH_CACHE_MAGIC while live */
 	pthread_mutex_t mu;
 	uint64_t ttl_ms;
 	uint8_t secret[32];
@@ -23,16 +28,20 @@ struct auth_cache {
 
 int auth_cache_new(uint64_t ttl_ms, struct auth_cache **out)
 {
-	struct auth_cache *c = calloc(1, sizeof(*c));
+	struct auth_cache *c;
 
+	REQUIRE(out);
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
 	c->ttl_ms = ttl_ms;
 	if (gnutls_rnd(GNUTLS_RND_KEY, c->secret, sizeof(c->secret)) < 0) {
+		pthread_mutex_destroy(&c->mu);
 		free(c);
 		return -EIO;
 	}
+	c->magic = AUTH_CACHE_MAGIC;
 	*out = c;
 	return 0;
 }
@@ -41,6 +50,7 @@ void auth_cache_free(struct auth_cache *c)
 {
 	if (!c)
 		return;
+	REQUIRE(AUTH_CACHE_VALID(c));
 	pthread_mutex_destroy(&c->mu);
 	gnutls_memset(c, 0, sizeof(*c));
 	free(c);
@@ -68,6 +78,7 @@ bool auth_cache_lookup(struct auth_cache *c, const char *user,
 	struct centry *e;
 	bool hit = false;
 
+	REQUIRE(AUTH_CACHE_VALID(c) && user && (pw || len == 0) && out);
 	if (!c->ttl_ms)
 		return false;
 	e = auth__ckey(c, user, pw, len, key);
@@ -87,6 +98,7 @@ void auth_cache_store(struct auth_cache *c, const char *user, const char *pw,
 	uint8_t key[32];
 	struct centry *e;
 
+	REQUIRE(AUTH_CACHE_VALID(c) && user && (pw || len == 0) && hit);
 	if (!c->ttl_ms)
 		return;
 	e = auth__ckey(c, user, pw, len, key);
@@ -101,8 +113,10 @@ void auth_cache_forget(struct auth_cache *c, const char *user,
 		       const char *pw, size_t len)
 {
 	uint8_t key[32];
-	struct centry *e = auth__ckey(c, user, pw, len, key);
+	struct centry *e;
 
+	REQUIRE(AUTH_CACHE_VALID(c) && user && (pw || len == 0));
+	e = auth__ckey(c, user, pw, len, key);
 	pthread_mutex_lock(&c->mu);
 	if (gnutls_memcmp(e->key, key, 32) == 0)
 		e->expires_ms = 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/auth/auth_hash.h"
+#include "common/contract.h"
 #include "common/err.h"
 
 #define AUTH_SALT_LEN 16
@@ -26,10 +27,13 @@ int auth_hash_password(const struct auth_params *p, const char *pw,
 		       size_t len, char *phc, size_t cap)
 {
 	uint8_t salt[AUTH_SALT_LEN];
-	size_t need = argon2_encodedlen(p->t, p->m_kib, p->p, AUTH_SALT_LEN,
-					AUTH_HASH_LEN, Argon2_id);
+	size_t need;
 	int r;
 
+	/* pw's bytes and cap are checked below (-EINVAL, -ENOSPC). */
+	REQUIRE(p && (pw || len == 0) && phc);
+	need = argon2_encodedlen(p->t, p->m_kib, p->p, AUTH_SALT_LEN,
+				 AUTH_HASH_LEN, Argon2_id);
 	if (auth__has_nul(pw, len))
 		return -EINVAL;
 	if (need > cap)
@@ -64,6 +68,7 @@ static const char *auth__legacy_body(const char *phc)
 
 bool auth_hash_known(const char *phc)
 {
+	REQUIRE(phc);
 	return strncmp(phc, "$argon2id$", 10) == 0 ||
 	       strncmp(phc, "{ARGON2I}$argon2i$", 18) == 0 ||
 	       auth__legacy_body(phc) != NULL;
@@ -101,6 +106,9 @@ int auth_hash_verify(const char *phc, const char *pw, size_t len)
 	const char *body;
 	int r;
 
+	/* The password is the client's: any bytes, any length it can send;
+	 * only the pointers are the caller's. */
+	REQUIRE(phc && (pw || len == 0));
 	if (auth__has_nul(pw, len))
 		return -PST_EAUTH;    /* never a password: nothing to run */
 	if (strncmp(phc, "$argon2id$", 10) == 0) {
@@ -124,6 +132,7 @@ bool auth_hash_needs_rehash(const char *phc, const struct auth_params *p)
 {
 	char want[64];
 
+	REQUIRE(phc && p);
 	snprintf(want, sizeof(want), "$argon2id$v=19$m=%u,t=%u,p=%u$",
 		 p->m_kib, p->t, p->p);
 	return strncmp(phc, want, strlen(want)) != 0;
@@ -131,6 +140,8 @@ bool auth_hash_needs_rehash(const char *phc, const struct auth_params *p)
 
 /* ---- cost bounds ---- */
 
+static int auth__refuse(int code, char *why, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 static int auth__refuse(int code, char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
@@ -238,6 +249,7 @@ int auth_hash_cost_check(const char *stored,
 {
 	const char *body;
 
+	REQUIRE(stored && b);   /* why may be NULL */
 	if (strncmp(stored, "$argon2id$", 10) == 0)
 		return auth__argon2_cost(stored + 10, b, why, cap);
 	if (strncmp(stored, "{ARGON2I}$argon2i$", 18) == 0)

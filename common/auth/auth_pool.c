@@ -19,7 +19,11 @@ struct auth_job {
 	struct auth_outcome out;
 };
 
+#define AUTH_POOL_MAGIC 0x41504f4cU   /* "APOL" */
+#define AUTH_POOL_VALID(p) ((p) && (p)->magic == AUTH_POOL_MAGIC)
+
 struct auth_pool {
+	uint32_t magic;           /* AUTH_POOL_MAGIC while live */
 	struct auth_ctx *ctx;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -72,10 +76,15 @@ static void *auth__pool_thread(void *arg)
 int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
 		  struct auth_pool **out)
 {
-	struct auth_pool *p = calloc(1, sizeof(*p) + threads * sizeof(pthread_t));
+	struct auth_pool *p;
 
+	/* threads and queue_max are [auth] workers and queue_max, which
+	 * config.c bounds (1..64, 1..100000); 0 would be harmless here. */
+	REQUIRE(a && out);
+	p = calloc(1, sizeof(*p) + threads * sizeof(pthread_t));
 	if (!p)
 		return -ENOMEM;
+	p->magic = AUTH_POOL_MAGIC;
 	p->ctx = a;
 	p->queue_max = queue_max;
 	pthread_mutex_init(&p->mu, NULL);
@@ -96,6 +105,7 @@ void auth_pool_free(struct auth_pool *p)
 {
 	if (!p)
 		return;
+	REQUIRE(AUTH_POOL_VALID(p));
 	pthread_mutex_lock(&p->mu);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cv);
@@ -110,6 +120,7 @@ void auth_pool_free(struct auth_pool *p)
 	}
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	p->magic = 0;
 	free(p);
 }
 
@@ -118,6 +129,10 @@ int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
 {
 	struct auth_job *j;
 
+	/* The user name's and password's lengths are the client's: -EINVAL
+	 * below. The pointers are the session's: a NULL is a bug. */
+	REQUIRE(AUTH_POOL_VALID(p) && req && req->user &&
+		(req->pass || req->passlen == 0) && req->addr && done);
 	if (req->passlen > AUTH_PASS_MAX || strlen(req->user) >= sizeof(j->user))
 		return -EINVAL;
 	j = calloc(1, sizeof(*j));
