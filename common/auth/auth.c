@@ -134,61 +134,46 @@ static void auth__note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
 		free(u);
 }
 
-static int auth__finish(struct auth_ctx *a, const struct auth_request *req,
-		  const char *user, uint64_t now, struct auth_outcome *out,
-		  enum auth_result res, const char *reason)
+static int auth__finish(struct auth_outcome *out, enum auth_result res,
+			const char *reason)
 {
 	out->result = res;
 	out->reason = reason;
-	if (res == AUTH_OK || res == AUTH_APP_PASSWORD_REQUIRED)
-		auth_throttle_succeeded(a->throttle, req->addr, user, now);
-	else if (res == AUTH_FAIL)
-		auth_throttle_failed(a->throttle, req->addr, user, now);
 	return 0;
 }
 
-int auth_verify(struct auth_ctx *a, const struct auth_request *req,
-		uint64_t now, struct auth_outcome *out)
+/* Steps 1 (after throttling) to 6 of auth.h, for an admitted attempt. */
+static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
+			  const char *user, bool malformed, uint64_t now,
+			  struct auth_outcome *out)
 {
-	char user[STORE_ADDR_MAX + 1], app[AUTH_APPPW_LEN + 1], why[128];
+	char app[AUTH_APPPW_LEN + 1], why[128];
 	struct auth_cache_hit hit;
 	struct store_read *r = NULL;
 	struct store_account *acct = &out->account;
 	bool is_app;
 	int e;
 
-	memset(out, 0, sizeof(*out));
-	if (store_addr_normalize(req->user, user)) {
+	if (malformed) {
 		/* Same work as any other failure. */
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
-		snprintf(user, sizeof(user), "%s", "-");
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
-			      "malformed user name");
-	}
-	if (!auth_throttle_check(a->throttle, req->addr, user, now,
-				 &out->delay_ms)) {
-		out->result = AUTH_THROTTLED;
-		out->reason = "throttled";
-		return 0;
+		return auth__finish(out, AUTH_FAIL, "malformed user name");
 	}
 	/* No password holds a NUL, so this reveals nothing about the account
 	 * and needs no dummy run; it still counts as a failure. */
 	if (memchr(req->pass, '\0', req->passlen))
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
-			      "password contains NUL");
+		return auth__finish(out, AUTH_FAIL, "password contains NUL");
 	if ((e = store_read_begin(a->st, &r)))
-		return auth__finish(a, req, user, now, out, AUTH_TEMPFAIL,
-			      "store unavailable");
+		return auth__finish(out, AUTH_TEMPFAIL, "store unavailable");
 	e = store_account_get(r, user, acct);
 	if (e == -PST_ENOTFOUND) {
 		store_read_end(r);
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
-		return auth__finish(a, req, user, now, out, AUTH_FAIL, "unknown user");
+		return auth__finish(out, AUTH_FAIL, "unknown user");
 	}
 	if (e) {
 		store_read_end(r);
-		return auth__finish(a, req, user, now, out, AUTH_TEMPFAIL,
-			      "store error");
+		return auth__finish(out, AUTH_TEMPFAIL, "store error");
 	}
 	if (auth_cache_lookup(a->cache, user, req->pass, req->passlen, now,
 			      &hit) && hit.account_id == acct->id &&
@@ -196,12 +181,11 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		store_read_end(r);
 		out->app_id = hit.app_id;
 		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
-			return auth__finish(a, req, user, now, out,
-				      AUTH_APP_PASSWORD_REQUIRED,
+			return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 				      "app password required");
 		if (hit.app_id)
 			auth__note_app_use(a, acct->id, hit.app_id, req->addr);
-		return auth__finish(a, req, user, now, out, AUTH_OK, "cached");
+		return auth__finish(out, AUTH_OK, "cached");
 	}
 
 	is_app = auth_apppw_normalize(req->pass, req->passlen, app);
@@ -217,7 +201,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 			if (app_id == 0) {
 				auth_hash_verify(a->dummy, req->pass,
 						 req->passlen);
-				return auth__finish(a, req, user, now, out, AUTH_FAIL,
+				return auth__finish(out, AUTH_FAIL,
 					      "revoked app password");
 			}
 			out->app_id = app_id;
@@ -226,16 +210,14 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 			auth_cache_store(a->cache, user, req->pass,
 					 req->passlen, now, &hit);
 			auth__note_app_use(a, acct->id, app_id, req->addr);
-			return auth__finish(a, req, user, now, out, AUTH_OK,
-				      "app password");
+			return auth__finish(out, AUTH_OK, "app password");
 		}
 	}
 	store_read_end(r);
 
 	if (!acct->phc[0]) {
 		auth_hash_verify(a->dummy, req->pass, req->passlen);
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
-			      "no password set");
+		return auth__finish(out, AUTH_FAIL, "no password set");
 	}
 	if ((e = auth_hash_cost_check(acct->phc, &a->bounds, why,
 				      sizeof(why)))) {
@@ -246,17 +228,15 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		log_event(LOGL_WARN, 0, "stored_hash_refused",
 			  "account_id=%llu detail=\"%s\"",
 			  (unsigned long long)acct->id, why);
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
+		return auth__finish(out, AUTH_FAIL,
 			      e == -ERANGE ? "hash-cost-too-high"
 					   : "stored hash unreadable");
 	}
 	e = auth_hash_verify(acct->phc, req->pass, req->passlen);
 	if (e == -EINVAL)
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
-			      "stored hash unreadable");
+		return auth__finish(out, AUTH_FAIL, "stored hash unreadable");
 	if (e)
-		return auth__finish(a, req, user, now, out, AUTH_FAIL,
-			      "wrong password");
+		return auth__finish(out, AUTH_FAIL, "wrong password");
 	if (auth_hash_needs_rehash(acct->phc, &a->bounds.argon2)) {
 		struct rehash rh = { .id = acct->id };
 
@@ -275,8 +255,54 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	hit = (struct auth_cache_hit){ acct->id, acct->cred_gen, 0 };
 	auth_cache_store(a->cache, user, req->pass, req->passlen, now, &hit);
 	if (acct->flags & STORE_ACCT_REQUIRE_APP_PW)
-		return auth__finish(a, req, user, now, out,
-			      AUTH_APP_PASSWORD_REQUIRED,
+		return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 			      "app password required");
-	return auth__finish(a, req, user, now, out, AUTH_OK, "password");
+	return auth__finish(out, AUTH_OK, "password");
+}
+
+static enum auth_throttle_result auth__throttle_result(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+	case AUTH_APP_PASSWORD_REQUIRED:    /* the password was right */
+		return AUTH_THROTTLE_SUCCEEDED;
+	case AUTH_FAIL:
+		return AUTH_THROTTLE_FAILED;
+	default:
+		return AUTH_THROTTLE_NO_VERDICT;
+	}
+}
+
+int auth_verify(struct auth_ctx *a, const struct auth_request *req,
+		uint64_t now, struct auth_outcome *out)
+{
+	char user[STORE_ADDR_MAX + 1];
+	struct auth_throttle_ticket tk;
+	enum auth_throttle_verdict v;
+	bool malformed;
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	/* A malformed name is throttled (and fails) as the account "-". */
+	malformed = store_addr_normalize(req->user, user) != 0;
+	if (malformed)
+		snprintf(user, sizeof(user), "%s", "-");
+	/* Until attempts in flight elsewhere settle, the limit may or may not
+	 * be reached (auth_throttle.h): this thread waits for them, as a
+	 * series would. */
+	while ((v = auth_throttle_admit(a->throttle, req->addr, user, now,
+					&out->delay_ms, &tk)) ==
+	       AUTH_THROTTLE_WAIT)
+		auth_throttle_wait(a->throttle, &tk);
+	if (v == AUTH_THROTTLE_REFUSE) {
+		out->result = AUTH_THROTTLED;
+		out->reason = "throttled";
+		return 0;
+	}
+	e = auth__admitted(a, req, user, malformed, now, out);
+	/* Every admitted attempt is settled, whatever happened. */
+	auth_throttle_settle(a->throttle, &tk, now,
+			     e ? AUTH_THROTTLE_NO_VERDICT
+			       : auth__throttle_result(out->result));
+	return e;
 }

@@ -1,9 +1,13 @@
 /* auth.h — the credential check both daemons use.
  *
  * auth_verify() decides one (user, password) pair from a client address:
- *   1. throttling (auth_throttle.h) refuses or sets a delay, before hashing;
- *      a password holding a NUL is refused next (no password can: see
- *      auth_hash.h);
+ *   1. the user name is normalised (a malformed one is throttled as the
+ *      account "-", then fails after one dummy run); throttling
+ *      (auth_throttle.h) refuses or sets a delay, before hashing, counting
+ *      the attempts still being verified on other threads as the failures
+ *      they may turn out to be (a burst is throttled as the same attempts
+ *      one after another); a password holding a NUL is refused next (no
+ *      password can: see auth_hash.h);
  *   2. the account is looked up; an unknown user costs one dummy argon2
  *      run, the same work as a wrong password, so users cannot be found out;
  *   3. a cached verified pair (auth_cache.h) of the same credential
@@ -26,7 +30,11 @@
  *
  * Ownership: the ctx and pool are owned by the daemon; requests are copied
  * (the password is wiped as soon as it is checked).
- * Threading: auth_verify() and auth_pool_submit() are thread-safe. */
+ * Threading: auth_verify() and auth_pool_submit() are thread-safe.
+ * auth_verify() hashes, after a login whose hash needs re-hashing it
+ * waits for a store commit (store_write), and an attempt the throttle cannot
+ * decide until others settle waits for them (auth_throttle_wait): never
+ * call it on a loop thread. */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
 
@@ -90,7 +98,9 @@ int auth_pool_new(struct auth_ctx *a, unsigned threads, unsigned queue_max,
 		  struct auth_pool **out);
 /* Stops the threads; jobs not started are dropped without a call. */
 void auth_pool_free(struct auth_pool *p);
-/* -EAGAIN when the queue is full (answer [SYS/TEMP] / 454 4.7.0). */
+/* -EAGAIN when the queue is full (answer [SYS/TEMP] / 454 4.7.0);
+ * -EINVAL when the password is longer than AUTH_PASS_MAX or the user name
+ * does not fit; -ENOMEM. */
 int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
 		     auth_done_fn done, void *arg);
 

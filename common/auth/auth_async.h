@@ -14,7 +14,10 @@
 typedef void (*auth_async_done)(void *sess, const struct auth_outcome *o);
 
 /* The session must be registered with io_worker_register() under
- * io_conn_id(c). Returns 0, or -EAGAIN when the pool's queue is full. */
+ * io_conn_id(c) (io_conn_adopt() does it). Returns 0, or what
+ * auth_pool_submit() returns (-EAGAIN when the pool's queue is full,
+ * -EINVAL for a password over AUTH_PASS_MAX) or -ENOMEM; done is then not
+ * called. */
 int auth_async_start(struct auth_pool *pool, struct io_conn *c,
 		     const char *user, const char *pass, size_t passlen,
 		     auth_async_done done);

@@ -7,17 +7,25 @@
 #include <string.h>
 
 #include "common/auth/auth_throttle.h"
+#include "common/contract.h"
 
 #define WAYS 4
+
+/* The ticket's keys, in this order. */
+enum { KEY_ADDR, KEY_ACCOUNT, KEY_PAIR, NKEYS };
 
 struct tentry {
 	uint8_t key[16];
 	uint32_t failures;
-	uint64_t last_ms;
+	uint32_t pending;       /* admitted, not yet settled */
+	uint64_t last_ms;       /* last failure (or creation) */
 };
 
 struct auth_throttle {
 	pthread_mutex_t mu;
+	pthread_cond_t settled_cv;
+	uint64_t settled;       /* settlements so far: what waiters watch */
+	unsigned waiters;
 	struct auth_throttle_cfg cfg;
 	uint8_t secret[16];      /* keys are hashed: no collisions on demand */
 	struct tentry e[AUTH_THROTTLE_ENTRIES];
@@ -31,6 +39,7 @@ int auth_throttle_new(const struct auth_throttle_cfg *cfg,
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->settled_cv, NULL);
 	t->cfg = *cfg;
 	gnutls_rnd(GNUTLS_RND_NONCE, t->secret, sizeof(t->secret));
 	*out = t;
@@ -41,6 +50,7 @@ void auth_throttle_free(struct auth_throttle *t)
 {
 	if (!t)
 		return;
+	pthread_cond_destroy(&t->settled_cv);
 	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
@@ -58,8 +68,29 @@ static void auth__tkey(struct auth_throttle *t, char kind, const char *a,
 	memcpy(key, full, 16);
 }
 
-/* The entry for key, or NULL; with create, a slot for it (the oldest or an
- * expired one in its set). */
+/* Forget e's failures once the window has passed since the last one. A
+ * `now` older than that (a verifier that read the clock before another
+ * one's failure was counted) is not a reason: unsigned time running
+ * backwards would otherwise wipe the count, and a concurrent burst with it. */
+static void auth__tage(struct auth_throttle *t, struct tentry *e, uint64_t now)
+{
+	if (e->failures && now > e->last_ms &&
+	    now - e->last_ms >= t->cfg.window_ms)
+		e->failures = 0;
+}
+
+/* Which entry to give up first: a free one, then one with failures only,
+ * then one with attempts in flight; the oldest among equals. */
+static bool auth__tbetter_victim(const struct tentry *e, const struct tentry *v)
+{
+	int re = e->pending ? 2 : e->failures ? 1 : 0;
+	int rv = v->pending ? 2 : v->failures ? 1 : 0;
+
+	return re != rv ? re < rv : e->last_ms < v->last_ms;
+}
+
+/* The live entry for key, or NULL; with create, a slot for it (free, or
+ * else the best victim in its set). */
 static struct tentry *auth__tfind(struct auth_throttle *t, const uint8_t key[16],
 			    uint64_t now, bool create)
 {
@@ -70,60 +101,62 @@ static struct tentry *auth__tfind(struct auth_throttle *t, const uint8_t key[16]
 	set = (set % (AUTH_THROTTLE_ENTRIES / WAYS)) * WAYS;
 	for (int i = 0; i < WAYS; i++) {
 		struct tentry *e = &t->e[set + (size_t)i];
-		bool live = e->failures && now - e->last_ms < t->cfg.window_ms;
 
-		if (live && memcmp(e->key, key, 16) == 0)
+		auth__tage(t, e, now);
+		if ((e->failures || e->pending) && memcmp(e->key, key, 16) == 0)
 			return e;
-		if (!live) {
-			e->failures = 0;
-			if (!victim || victim->failures)
-				victim = e;
-		} else if (!victim || (victim->failures &&
-				       e->last_ms < victim->last_ms)) {
+		if (!victim || auth__tbetter_victim(e, victim))
 			victim = e;
-		}
 	}
 	if (!create)
 		return NULL;
 	memcpy(victim->key, key, 16);
 	victim->failures = 0;
+	victim->pending = 0;
 	victim->last_ms = now;
 	return victim;
 }
 
-/* The live entry for (kind, a, b); with create, a slot for it. */
-static struct tentry *auth__tentry(struct auth_throttle *t, char kind,
-			     const char *a, const char *b, uint64_t now,
-			     bool create)
+enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
+					       const char *addr,
+					       const char *account,
+					       uint64_t now_ms,
+					       uint64_t *delay_ms,
+					       struct auth_throttle_ticket *tk)
 {
-	uint8_t key[16];
-
-	auth__tkey(t, kind, a, b, key);
-	return auth__tfind(t, key, now, create);
-}
-
-static uint32_t auth__tcount(struct auth_throttle *t, char kind, const char *a,
-		       const char *b, uint64_t now)
-{
-	struct tentry *e = auth__tentry(t, kind, a, b, now, false);
-
-	return e ? e->failures : 0;
-}
-
-bool auth_throttle_check(struct auth_throttle *t, const char *addr,
-			 const char *account, uint64_t now_ms,
-			 uint64_t *delay_ms)
-{
-	uint32_t na, nu, np, n;
+	uint32_t failed[NKEYS], seen[NKEYS], n = 0;
+	enum auth_throttle_verdict v;
 	uint64_t d = 0;
 
+	/* Hashed outside the lock: the only costly part. */
+	auth__tkey(t, 'a', addr, NULL, tk->key[KEY_ADDR]);
+	auth__tkey(t, 'u', account, NULL, tk->key[KEY_ACCOUNT]);
+	auth__tkey(t, 'p', account, addr, tk->key[KEY_PAIR]);
+	tk->admitted = false;
 	pthread_mutex_lock(&t->mu);
-	na = auth__tcount(t, 'a', addr, NULL, now_ms);
-	nu = auth__tcount(t, 'u', account, NULL, now_ms);
-	np = auth__tcount(t, 'p', account, addr, now_ms);
+	for (int k = 0; k < NKEYS; k++) {
+		struct tentry *e = auth__tfind(t, tk->key[k], now_ms, false);
+
+		failed[k] = e ? e->failures : 0;
+		/* What a series would have counted by now, if every
+		 * attempt still in flight fails. */
+		seen[k] = e ? e->failures + e->pending : 0;
+		n = seen[k] > n ? seen[k] : n;
+	}
+	if (failed[KEY_ADDR] >= t->cfg.address_failures ||
+	    failed[KEY_PAIR] >= t->cfg.account_failures) {
+		v = AUTH_THROTTLE_REFUSE;
+	} else if (seen[KEY_ADDR] >= t->cfg.address_failures ||
+		   seen[KEY_PAIR] >= t->cfg.account_failures) {
+		v = AUTH_THROTTLE_WAIT;
+		tk->seen = t->settled;
+	} else {
+		v = AUTH_THROTTLE_ADMIT;
+		for (int k = 0; k < NKEYS; k++)
+			auth__tfind(t, tk->key[k], now_ms, true)->pending++;
+		tk->admitted = true;
+	}
 	pthread_mutex_unlock(&t->mu);
-	n = na > nu ? na : nu;
-	n = n > np ? n : np;
 	if (n) {
 		d = t->cfg.delay_ms;
 		for (uint32_t i = 1; i < n && d < t->cfg.delay_max_ms; i++)
@@ -132,42 +165,51 @@ bool auth_throttle_check(struct auth_throttle *t, const char *addr,
 			d = t->cfg.delay_max_ms;
 	}
 	*delay_ms = d;
-	return na < t->cfg.address_failures && np < t->cfg.account_failures;
+	return v;
 }
 
-static void auth__tbump(struct auth_throttle *t, char kind, const char *a,
-		  const char *b, uint64_t now)
+void auth_throttle_wait(struct auth_throttle *t,
+			const struct auth_throttle_ticket *tk)
 {
-	struct tentry *e = auth__tentry(t, kind, a, b, now, true);
-
-	e->failures++;
-	e->last_ms = now;
-}
-
-void auth_throttle_failed(struct auth_throttle *t, const char *addr,
-			  const char *account, uint64_t now_ms)
-{
+	/* A waiter holding a pending count could wait on itself. */
+	REQUIRE(!tk->admitted);
 	pthread_mutex_lock(&t->mu);
-	auth__tbump(t, 'a', addr, NULL, now_ms);
-	auth__tbump(t, 'u', account, NULL, now_ms);
-	auth__tbump(t, 'p', account, addr, now_ms);
+	t->waiters++;
+	while (t->settled == tk->seen)
+		pthread_cond_wait(&t->settled_cv, &t->mu);
+	t->waiters--;
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void auth__tclear(struct auth_throttle *t, char kind, const char *a,
-		   const char *b, uint64_t now)
+void auth_throttle_settle(struct auth_throttle *t,
+			  struct auth_throttle_ticket *tk, uint64_t now_ms,
+			  enum auth_throttle_result r)
 {
-	struct tentry *e = auth__tentry(t, kind, a, b, now, false);
-
-	if (e)
-		e->failures = 0;
-}
-
-void auth_throttle_succeeded(struct auth_throttle *t, const char *addr,
-			     const char *account, uint64_t now_ms)
-{
+	if (!tk->admitted)
+		return;
 	pthread_mutex_lock(&t->mu);
-	auth__tclear(t, 'a', addr, NULL, now_ms);
-	auth__tclear(t, 'p', account, addr, now_ms);
+	for (int k = 0; k < NKEYS; k++) {
+		/* A failure whose entry was given up under a flood is still
+		 * counted, in a new one. */
+		struct tentry *e = auth__tfind(t, tk->key[k], now_ms,
+					       r == AUTH_THROTTLE_FAILED);
+
+		if (!e)
+			continue;
+		/* 0 only if the entry was given up and made again since. */
+		if (e->pending)
+			e->pending--;
+		if (r == AUTH_THROTTLE_FAILED) {
+			e->failures++;
+			if (now_ms > e->last_ms)
+				e->last_ms = now_ms;
+		} else if (r == AUTH_THROTTLE_SUCCEEDED && k != KEY_ACCOUNT) {
+			e->failures = 0;
+		}
+	}
+	t->settled++;
+	if (t->waiters)
+		pthread_cond_broadcast(&t->settled_cv);
 	pthread_mutex_unlock(&t->mu);
+	tk->admitted = false;
 }

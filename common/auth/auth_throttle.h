@@ -9,9 +9,38 @@
  * an address that has not failed still works while someone elsewhere guesses
  * at the same account. A success clears the address and pair counts.
  *
+ * Attempts in flight count: auth_throttle_admit() decides an attempt and,
+ * if it may go on, counts it as pending under its three keys until
+ * auth_throttle_settle() gives its verdict (a failure turns it into a
+ * failure, a success clears as above, no verdict just drops it). So
+ * attempts checked at the same moment on different threads see each other,
+ * and a burst of N parallel attempts is decided exactly as N serial ones,
+ * in the order they were admitted:
+ *   - the delay counts the pending attempts as failures (the k-th of a
+ *     burst waits as the k-th of a series);
+ *   - the settled failures alone at a limit refuse (AUTH_THROTTLE_REFUSE);
+ *   - below it, but at it with the pending ones, the outcome depends on
+ *     attempts still being verified (AUTH_THROTTLE_WAIT): the caller waits
+ *     for one to settle (auth_throttle_wait) and asks again, so a correct
+ *     password is refused only if those attempts did fail, and a guess is
+ *     never tried beyond the limit.
+ * Every admitted attempt must be settled exactly once, by the thread that
+ * verifies it; that is what bounds the wait: a pending count is only ever
+ * held by an attempt being verified. Timestamps may arrive out of order
+ * (each verifier reads the clock before hashing): an entry is never
+ * expired by a time older than its last failure.
+ *
  * Memory is fixed at creation (AUTH_THROTTLE_ENTRIES, 4-way sets); under a
- * flood of distinct keys the oldest entry in a set is replaced.
- * Threading: all functions are thread-safe (one mutex). */
+ * flood of distinct keys the oldest entry in a set is replaced, an entry
+ * with attempts in flight last. Attempts in flight add at most three entries
+ * each, and there are never more in flight than [auth] workers (the pool's
+ * threads, where auth_verify() runs).
+ * Cost: three HMAC-SHA256 per admission (outside the lock), one mutex hold
+ * per admission and per settlement scanning three 4-entry sets; a
+ * broadcast per settlement only while someone waits. Only an attempt at a
+ * limit waits, holding its pool thread while the others are verified.
+ * Threading: all functions are thread-safe (one mutex); a ticket belongs to
+ * the thread that admitted it. */
 #ifndef POSTERN_AUTH_THROTTLE_H
 #define POSTERN_AUTH_THROTTLE_H
 
@@ -27,16 +56,44 @@ struct auth_throttle_cfg {
 
 struct auth_throttle;
 
+/* One attempt: its keys, and whether it is pending. Caller-owned. */
+struct auth_throttle_ticket {
+	uint8_t key[3][16];
+	uint64_t seen;          /* settlements counted when told to wait */
+	bool admitted;          /* pending: auth_throttle_settle() it */
+};
+
+enum auth_throttle_verdict {
+	AUTH_THROTTLE_ADMIT,    /* go on; settle the ticket with the verdict */
+	AUTH_THROTTLE_REFUSE,   /* refuse now; nothing was counted */
+	AUTH_THROTTLE_WAIT,     /* undecided: auth_throttle_wait(), ask again */
+};
+
+enum auth_throttle_result {
+	AUTH_THROTTLE_FAILED,       /* wrong credentials: counts */
+	AUTH_THROTTLE_SUCCEEDED,    /* clears the address and pair counts */
+	AUTH_THROTTLE_NO_VERDICT,   /* e.g. a store error: counts nothing */
+};
+
 int auth_throttle_new(const struct auth_throttle_cfg *cfg,
 		      struct auth_throttle **out);
 void auth_throttle_free(struct auth_throttle *t);
-/* False: refuse now. *delay_ms: how long to wait before answering. */
-bool auth_throttle_check(struct auth_throttle *t, const char *addr,
-			 const char *account, uint64_t now_ms,
-			 uint64_t *delay_ms);
-void auth_throttle_failed(struct auth_throttle *t, const char *addr,
-			  const char *account, uint64_t now_ms);
-void auth_throttle_succeeded(struct auth_throttle *t, const char *addr,
-			     const char *account, uint64_t now_ms);
+/* Decides one attempt; *delay_ms: how long to wait before answering a
+ * failure (or the refusal). Fills *tk. */
+enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
+					       const char *addr,
+					       const char *account,
+					       uint64_t now_ms,
+					       uint64_t *delay_ms,
+					       struct auth_throttle_ticket *tk);
+/* After AUTH_THROTTLE_WAIT: blocks until an attempt admitted elsewhere has
+ * settled since (about one verification's time). Never call it while
+ * holding an admitted ticket. */
+void auth_throttle_wait(struct auth_throttle *t,
+			const struct auth_throttle_ticket *tk);
+/* The verdict of an admitted attempt; does nothing for one not admitted. */
+void auth_throttle_settle(struct auth_throttle *t,
+			  struct auth_throttle_ticket *tk, uint64_t now_ms,
+			  enum auth_throttle_result r);
 
 #endif

@@ -313,41 +313,156 @@ static const struct auth_throttle_cfg tcfg = {
 	.address_failures = 6, .account_failures = 3,
 };
 
+/* A look at the verdict and delay an attempt would get, counting nothing. */
+static enum auth_throttle_verdict peek(struct auth_throttle *t,
+				       const char *addr, const char *acct,
+				       uint64_t now, uint64_t *d)
+{
+	struct auth_throttle_ticket tk;
+	enum auth_throttle_verdict v = auth_throttle_admit(t, addr, acct, now,
+							   d, &tk);
+
+	auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_NO_VERDICT);
+	return v;
+}
+
+/* One whole attempt, admitted and settled. */
+static void attempt(struct auth_throttle *t, const char *addr,
+		    const char *acct, uint64_t now, enum auth_throttle_result r)
+{
+	struct auth_throttle_ticket tk;
+	uint64_t d;
+
+	assert_int_equal(auth_throttle_admit(t, addr, acct, now, &d, &tk),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &tk, now, r);
+}
+
 static void test_throttle(void **state)
 {
 	struct auth_throttle *t;
 	uint64_t d, now = 1000000;
+	const enum auth_throttle_result fail = AUTH_THROTTLE_FAILED;
 
 	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
-	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 0);
-	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
-	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	attempt(t, "1.1.1.1", "ann@x.org", now, fail);
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 100);
-	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
-	assert_true(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	attempt(t, "1.1.1.1", "ann@x.org", now, fail);
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 200);                    /* growing */
-	auth_throttle_failed(t, "1.1.1.1", "ann@x.org", now);
+	attempt(t, "1.1.1.1", "ann@x.org", now, fail);
 	/* the pair is refused now ... */
-	assert_false(auth_throttle_check(t, "1.1.1.1", "ann@x.org", now, &d));
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_REFUSE);
 	/* ... another address for the same account only waits */
-	assert_true(auth_throttle_check(t, "2.2.2.2", "ann@x.org", now, &d));
+	assert_int_equal(peek(t, "2.2.2.2", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 400);
 	/* the same address, another account: per-address count applies */
-	assert_true(auth_throttle_check(t, "1.1.1.1", "bob@x.org", now, &d));
+	assert_int_equal(peek(t, "1.1.1.1", "bob@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	for (int i = 0; i < 3; i++)
-		auth_throttle_failed(t, "1.1.1.1", "bob@x.org", now);
-	assert_false(auth_throttle_check(t, "1.1.1.1", "carl@x.org", now, &d));
+		attempt(t, "1.1.1.1", "bob@x.org", now, fail);
+	assert_int_equal(peek(t, "1.1.1.1", "carl@x.org", now, &d),
+			 AUTH_THROTTLE_REFUSE);
 	assert_int_equal(d, 1000);                   /* capped */
 	/* forgotten after the window */
-	assert_true(auth_throttle_check(t, "1.1.1.1", "carl@x.org",
-					now + 60001, &d));
+	assert_int_equal(peek(t, "1.1.1.1", "carl@x.org", now + 60001, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 0);
 	/* success clears the address */
-	auth_throttle_failed(t, "3.3.3.3", "dan@x.org", now);
-	auth_throttle_succeeded(t, "3.3.3.3", "dan@x.org", now);
-	assert_true(auth_throttle_check(t, "3.3.3.3", "eve@x.org", now, &d));
+	attempt(t, "3.3.3.3", "dan@x.org", now, fail);
+	attempt(t, "3.3.3.3", "dan@x.org", now, AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(peek(t, "3.3.3.3", "eve@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
 	assert_int_equal(d, 0);
+	/* no verdict (a store error) counts nothing */
+	attempt(t, "4.4.4.4", "fay@x.org", now, AUTH_THROTTLE_NO_VERDICT);
+	assert_int_equal(peek(t, "4.4.4.4", "fay@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
+	assert_int_equal(d, 0);
+	auth_throttle_free(t);
+}
+
+/* Attempts admitted and not yet settled (being hashed on other threads)
+ * count: a burst is decided as the same attempts one after another. */
+static void test_throttle_in_flight(void **state)
+{
+	struct auth_throttle *t;
+	struct auth_throttle_ticket tk[4], late, odd[2];
+	uint64_t d, now = 1000000;
+
+	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
+	/* Three wrong guesses at once (account_failures 3): each is
+	 * admitted with the delay of its place in a series ... */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(auth_throttle_admit(t, "1.1.1.1", "ann@x.org",
+						     now, &d, &tk[i]),
+				 AUTH_THROTTLE_ADMIT);
+		assert_int_equal(d, i ? 100u << (i - 1) : 0);
+	}
+	/* ... and a fourth is not tried while they could all fail. */
+	assert_int_equal(auth_throttle_admit(t, "1.1.1.1", "ann@x.org", now,
+					     &d, &late), AUTH_THROTTLE_WAIT);
+	auth_throttle_settle(t, &tk[0], now, AUTH_THROTTLE_FAILED);
+	/* something settled since: no wait (and no thread needed) */
+	auth_throttle_wait(t, &late);
+	assert_int_equal(auth_throttle_admit(t, "1.1.1.1", "ann@x.org", now,
+					     &d, &late), AUTH_THROTTLE_WAIT);
+	auth_throttle_settle(t, &tk[1], now, AUTH_THROTTLE_FAILED);
+	auth_throttle_settle(t, &tk[2], now, AUTH_THROTTLE_FAILED);
+	/* three failures: refused, as after three in a row */
+	assert_int_equal(auth_throttle_admit(t, "1.1.1.1", "ann@x.org", now,
+					     &d, &late), AUTH_THROTTLE_REFUSE);
+	assert_int_equal(d, 400);
+	/* settling what was never admitted changes nothing */
+	auth_throttle_settle(t, &late, now, AUTH_THROTTLE_FAILED);
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_REFUSE);
+	assert_int_equal(d, 400);
+
+	/* A correct password in the middle of a burst: held only while the
+	 * guesses before it could reach the limit, and let in once one of
+	 * them turns out to be the right password. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(auth_throttle_admit(t, "2.2.2.2", "bob@x.org",
+						     now, &d, &tk[i]),
+				 AUTH_THROTTLE_ADMIT);
+	assert_int_equal(auth_throttle_admit(t, "2.2.2.2", "bob@x.org", now,
+					     &d, &tk[3]), AUTH_THROTTLE_WAIT);
+	auth_throttle_settle(t, &tk[0], now, AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(auth_throttle_admit(t, "2.2.2.2", "bob@x.org", now,
+					     &d, &tk[3]), AUTH_THROTTLE_ADMIT);
+	assert_int_equal(d, 200);       /* two ahead of it may still fail */
+	auth_throttle_settle(t, &tk[1], now, AUTH_THROTTLE_FAILED);
+	auth_throttle_settle(t, &tk[2], now, AUTH_THROTTLE_FAILED);
+	auth_throttle_settle(t, &tk[3], now, AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(peek(t, "2.2.2.2", "bob@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
+	/* the success cleared the address and pair; the account remembers */
+	assert_int_equal(d, 200);
+
+	/* Verifiers finish out of order: the one that read the clock first
+	 * settles last. Its older time must not expire the newer failure. */
+	assert_int_equal(auth_throttle_admit(t, "3.3.3.3", "carl@x.org", now,
+					     &d, &odd[0]), AUTH_THROTTLE_ADMIT);
+	assert_int_equal(auth_throttle_admit(t, "3.3.3.3", "carl@x.org",
+					     now + 5, &d, &odd[1]),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &odd[1], now + 5, AUTH_THROTTLE_FAILED);
+	auth_throttle_settle(t, &odd[0], now, AUTH_THROTTLE_FAILED);
+	assert_int_equal(peek(t, "3.3.3.3", "carl@x.org", now + 5, &d),
+			 AUTH_THROTTLE_ADMIT);
+	assert_int_equal(d, 200);       /* both counted */
+	assert_int_equal(peek(t, "3.3.3.3", "carl@x.org", now + 5 + 60000,
+			      &d), AUTH_THROTTLE_ADMIT);
+	assert_int_equal(d, 0);         /* and forgotten after the window */
 	auth_throttle_free(t);
 }
 
@@ -661,6 +776,87 @@ static void test_throttled_flow(void **state)
 	assert_int_equal(o.result, AUTH_OK);          /* elsewhere: fine */
 }
 
+/* The same as test_throttled_flow, but the guesses arrive at once on as
+ * many threads: each is still delayed as its place in a series, and the
+ * next is refused as after four failures in a row. */
+struct burst_arg {
+	pthread_barrier_t *gate;
+	const char *user, *addr;
+	int r;
+	struct auth_outcome o;
+};
+
+static void *burst_guess(void *arg)
+{
+	struct burst_arg *b = arg;
+	struct auth_request req = { b->user, "guess", 5, b->addr };
+
+	pthread_barrier_wait(b->gate);
+	b->r = auth_verify(ctx, &req, auth_now_ms(), &b->o);
+	return NULL;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static void test_parallel_burst_flow(void **state)
+{
+	enum { N = 4 };   /* cfg.auth.throttle_account_failures */
+	/* The costliest hash [auth] admits (argon2_stored_factor 8): the
+	 * longer each guess is in flight, the surer the others are checked
+	 * meanwhile. */
+	const struct auth_params slow = { 256 * 8, 1, 1 };
+	/* A few rounds, each on its own account and address: a race the
+	 * code lost would rarely be won every time. */
+	static const char *const round[][3] = {
+		{ "kim@example.com", "10.6.6.6", "10.6.6.7" },
+		{ "lee@example.com", "10.6.7.6", "10.6.7.7" },
+		{ "max@example.com", "10.6.8.6", "10.6.8.7" },
+	};
+	char phc[STORE_PHC_MAX + 1];
+
+	assert_int_equal(cfg.auth.throttle_account_failures, N);
+	assert_int_equal(auth_hash_password(&slow, "pw", 2, phc, sizeof(phc)),
+			 0);
+	for (size_t k = 0; k < sizeof(round) / sizeof(round[0]); k++) {
+		pthread_barrier_t gate;
+		pthread_t th[N];
+		struct burst_arg b[N];
+		uint64_t delays[N], want = 0;
+		struct auth_outcome o;
+
+		add_user(round[k][0], phc);
+		assert_int_equal(pthread_barrier_init(&gate, NULL, N), 0);
+		for (int i = 0; i < N; i++) {
+			b[i] = (struct burst_arg){ .gate = &gate,
+						   .user = round[k][0],
+						   .addr = round[k][1], .r = -1 };
+			assert_int_equal(pthread_create(&th[i], NULL,
+							burst_guess, &b[i]), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(b[i].r, 0);
+			assert_int_equal(b[i].o.result, AUTH_FAIL);
+			delays[i] = b[i].o.delay_ms;
+		}
+		pthread_barrier_destroy(&gate);
+		qsort(delays, N, sizeof(delays[0]), cmp_u64);
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(delays[i], want);
+			want = want ? want * 2 : cfg.auth.throttle_delay;
+		}
+		o = verify(round[k][0], "pw", round[k][1]);
+		assert_int_equal(o.result, AUTH_THROTTLED);
+		o = verify(round[k][0], "pw", round[k][2]);
+		assert_int_equal(o.result, AUTH_OK);
+	}
+}
+
 /* ---- async ---- */
 
 struct got {
@@ -744,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_cost_defaults),
 		cmocka_unit_test(test_app_passwords),
 		cmocka_unit_test(test_throttle),
+		cmocka_unit_test(test_throttle_in_flight),
 		cmocka_unit_test(test_cache),
 	};
 	const struct CMUnitTest flow[] = {
@@ -753,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_over_cost_hash_refused),
 		cmocka_unit_test(test_nul_password_login),
 		cmocka_unit_test(test_throttled_flow),
+		cmocka_unit_test(test_parallel_burst_flow),
 		cmocka_unit_test(test_async_pool),
 		cmocka_unit_test(test_pool_queue_full),
 	};
