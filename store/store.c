@@ -5,13 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/contract.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "store/store_int.h"
 
 #define STORE_MAX_READERS 1024
 #define STORE_BATCH_MAX 256      /* write functions per commit */
+/* How long recovery waits for the transactions open in this process to
+ * end; past it the attempt fails (temporary error) and the next one
+ * tries again. Bounded so that a thread that holds a read while it waits
+ * for a write can never deadlock with the writer's recovery. */
+#define STORE_RECOVER_WAIT_MS 2000
 
 static const char *const store_db_names[DB_N] = {
 	[DB_META] = "meta", [DB_DOMAINS] = "domains",
@@ -87,6 +94,112 @@ static int store__schema(struct store *st, MDB_txn *txn, bool create,
 	return 0;
 }
 
+static int store__env_create(struct store *st)
+{
+	int rc;
+
+	if ((rc = mdb_env_create(&st->env)))
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(st->env, DB_N)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) ||
+	    (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size))) {
+		mdb_env_close(st->env);
+		st->env = NULL;
+	}
+	return rc;
+}
+
+static int store__env_open(struct store *st)
+{
+	/* MDB_NOTLS: read transactions are not tied to threads' TLS slots. */
+	return mdb_env_open(st->env, st->path, MDB_NOTLS |
+			    (st->readonly ? MDB_RDONLY : 0), 0640);
+}
+
+/* After a failed meta-page write LMDB marks the environment fatal
+ * (MDB_PANIC) for the life of the handle: close it and open it again, with
+ * the databases' handles. Called with envlock held exclusive. */
+static int store__reopen(struct store *st)
+{
+	MDB_txn *txn;
+	int rc;
+
+	mdb_env_close(st->env);
+	st->env = NULL;
+	if ((rc = store__env_create(st)))
+		return rc;
+	if ((rc = store__env_open(st)) ||
+	    (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))) {
+		mdb_env_close(st->env);
+		st->env = NULL;
+		return rc;
+	}
+	for (int i = 0; i < DB_N && !rc; i++)
+		rc = mdb_dbi_open(txn, store_db_names[i], 0, &st->db[i]);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/* A transaction could not begin because of something this process can
+ * repair: another process grew the map (MDB_MAP_RESIZED: adopt its size),
+ * or a write failed fatally (MDB_PANIC: reopen). gen is env_gen as the
+ * caller saw it before it began; the caller holds no envlock. Returns 0
+ * when the caller should begin again. */
+static int store__recover(struct store *st, int rc, uint64_t gen)
+{
+	struct timespec until;
+	int r = 0;
+
+	if (rc != MDB_MAP_RESIZED && rc != MDB_PANIC)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STORE_RECOVER_WAIT_MS / 1000;
+	until.tv_nsec += (STORE_RECOVER_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_rwlock_timedwrlock(&st->envlock, &until))
+		return rc;
+	if (st->env_gen == gen) {      /* nobody recovered meanwhile */
+		if (rc == MDB_MAP_RESIZED && st->env)
+			r = mdb_env_set_mapsize(st->env, 0);
+		else                   /* MDB_PANIC, or a reopen that failed */
+			r = store__reopen(st);
+		st->env_gen++;
+		log_event(r ? LOGL_ERR : LOGL_WARN, 0, "store_recovered",
+			  "what=%s result=\"%s\"", rc == MDB_MAP_RESIZED
+			  ? "map-resized" : "reopen",
+			  r ? mdb_strerror(r) : "ok");
+	}
+	pthread_rwlock_unlock(&st->envlock);
+	return r;
+}
+
+/* Begin a transaction under envlock (held shared until it ends),
+ * recovering once from what store__recover can repair. */
+static int store__txn_begin(struct store *st, MDB_txn *parent,
+			    unsigned flags, MDB_txn **txn)
+{
+	for (int attempt = 0;; attempt++) {
+		uint64_t gen;
+		int rc;
+
+		pthread_rwlock_rdlock(&st->envlock);
+		gen = st->env_gen;
+		rc = st->env ? mdb_txn_begin(st->env, parent, flags, txn)
+			     : MDB_PANIC;
+		if (rc == 0)
+			return 0;
+		pthread_rwlock_unlock(&st->envlock);
+		if (attempt || store__recover(st, rc, gen))
+			return rc;
+	}
+}
+
 int store_open(const char *path, uint64_t map_size, unsigned flags,
 	       struct store **out, char *err, size_t errlen)
 {
@@ -108,23 +221,24 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 		return -ENOMEM;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_rwlock_init(&st->envlock, NULL);
 	st->readonly = flags & STORE_READONLY;
 	if (create && mkdir(path, 0750) && errno != EEXIST) {
 		r = -errno;
 		snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&st->env)) ||
-	    (rc = mdb_env_set_maxdbs(st->env, DB_N)) ||
-	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) ||
-	    (rc = mdb_env_set_mapsize(st->env, (size_t)map_size))) {
+	st->map_size = map_size;
+	if (!(st->path = strdup(path))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = store__env_create(st))) {
 		r = store__err(rc);
 		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
 		goto fail;
 	}
-	/* MDB_NOTLS: read transactions are not tied to threads' TLS slots. */
-	rc = mdb_env_open(st->env, path, MDB_NOTLS |
-			  (st->readonly ? MDB_RDONLY : 0), 0640);
+	rc = store__env_open(st);
 	if (rc) {
 		r = store__err(rc);
 		snprintf(err, errlen, "%s: cannot open store: %s", path,
@@ -167,6 +281,8 @@ fail:
 		mdb_txn_abort(txn);
 	if (st->env)
 		mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->envlock);
+	free(st->path);
 	free(st);
 	return r;
 }
@@ -175,11 +291,13 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	REQUIRE(st->env);   /* only what store_open returned */
+	REQUIRE(st->path);   /* only what store_open returned */
 	store_writer_stop(st);
-	mdb_env_close(st->env);
+	mdb_env_close(st->env);   /* NULL after a failed recovery: no-op */
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
+	pthread_rwlock_destroy(&st->envlock);
+	free(st->path);
 	free(st);
 }
 
@@ -190,11 +308,11 @@ int store_read_begin(struct store *st, struct store_read **out)
 	struct store_read *r;
 	int rc;
 
-	REQUIRE(st && st->env && out);
+	REQUIRE(st && st->path && out);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
+	rc = store__txn_begin(st, NULL, MDB_RDONLY, &r->txn);
 	if (rc) {
 		free(r);
 		return store__err(rc);
@@ -211,6 +329,7 @@ void store_read_end(struct store_read *r)
 		return;
 	REQUIRE(r->txn);
 	mdb_txn_abort(r->txn);
+	pthread_rwlock_unlock(&r->st->envlock);
 	free(r);
 }
 
@@ -235,23 +354,24 @@ static int store__run_in(struct store *st, MDB_txn *txn, store_write_fn fn,
 static int store__write_direct(struct store *st, store_write_fn fn, void *arg)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	int rc = store__txn_begin(st, NULL, 0, &txn);
 	int r;
 
 	if (rc)
 		return store__err(rc);
 	r = store__run_in(st, txn, fn, arg);
-	if (r) {
+	if (r)
 		mdb_txn_abort(txn);
-		return r;
-	}
-	return store__err(mdb_txn_commit(txn));
+	else
+		r = store__err(mdb_txn_commit(txn));
+	pthread_rwlock_unlock(&st->envlock);
+	return r;
 }
 
 static void store__run_batch(struct store *st, struct store_job *jobs)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	int rc = store__txn_begin(st, NULL, 0, &txn);
 
 	for (struct store_job *j = jobs; j; j = j->next) {
 		MDB_txn *child;
@@ -275,6 +395,7 @@ static void store__run_batch(struct store *st, struct store_job *jobs)
 	}
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
+		pthread_rwlock_unlock(&st->envlock);
 		if (rc)
 			for (struct store_job *j = jobs; j; j = j->next)
 				if (j->result == 0)

@@ -18,6 +18,15 @@ struct store {
 	MDB_env *env;
 	MDB_dbi db[DB_N];
 	bool readonly;
+	/* Every transaction of this process holds envlock shared; recovery
+	 * (adopting a map size another process set, reopening after a fatal
+	 * write error) holds it exclusive, so no transaction is open then, as
+	 * LMDB requires. env_gen counts recoveries, so that of several
+	 * threads that saw the same failure only one recovers. */
+	pthread_rwlock_t envlock;
+	uint64_t env_gen;
+	char *path;
+	uint64_t map_size;
 	/* group-commit writer */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -226,6 +226,8 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 		if (j->nremote)
 			relay_kick();
 	} else if (j->result == -PST_EFULL) {
+		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
+			  pst_strerror(j->result));
 		smtp_reply(s->io, 452, "4.3.1", "Insufficient system storage");
 	} else {
 		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
