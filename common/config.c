@@ -14,7 +14,7 @@
 #include "common/err.h"
 
 enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
-		CFG_LISTEN, CFG_LIST };
+		CFG_LISTEN, CFG_LIST, CFG_MODE };
 
 struct cfg_key {
 	const char *section, *name;
@@ -49,8 +49,13 @@ static const struct cfg_key cfg_keys[] = {
 	{ "tls", "key", CFG_LIST, F(tls.key), "/etc/postern/tls/privkey.pem",
 	  0, 0, NULL, "Private keys, one for each cert, in the same order." },
 	{ "tls", "priority", CFG_STR, F(tls.priority),
-	  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE", 0, 0,
-	  NULL, "GnuTLS priority string. The default allows TLS 1.2 and 1.3 only." },
+	  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"
+	  "+CHACHA20-POLY1305:+AES-256-CCM:+AES-128-GCM:+AES-128-CCM:"
+	  "%SERVER_PRECEDENCE", 0, 0, NULL,
+	  "GnuTLS priority string, for clients and for the relay. The default\n"
+	  "allows TLS 1.2 and 1.3 with AEAD ciphers only (no CBC: LUCKY13).\n"
+	  "For very old clients (TLS 1.2 with CBC only), README gives the\n"
+	  "string that adds CBC back." },
 	{ "tls", "handshake_timeout", CFG_DURATION, F(tls.handshake_timeout),
 	  "30s", 1, 3600 * SEC, NULL, "Time a client has to finish the TLS handshake." },
 	{ "tls", "tickets", CFG_BOOL, F(tls.tickets), "yes", 0, 0, NULL,
@@ -100,6 +105,18 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "listen_lmtp", CFG_LISTEN, F(submitd.listen_lmtp),
 	  "unix:/run/postern/lmtp.sock", 0, 0, NULL,
 	  "LMTP intake for an MTA (RFC 2033); unix:PATH or a loopback address." },
+	{ "submitd", "listen_lmtp_owner", CFG_STR, F(submitd.lmtp_perm.owner), "",
+	  0, 0, NULL,
+	  "Owner of the LMTP unix socket. Empty: the service user (user, below)\n"
+	  "when started as root, else unchanged." },
+	{ "submitd", "listen_lmtp_group", CFG_STR, F(submitd.lmtp_perm.group), "",
+	  0, 0, NULL,
+	  "Group of the LMTP unix socket: the MTA's (postfix for Postfix).\n"
+	  "Empty: the owner's primary group when started as root, else unchanged." },
+	{ "submitd", "listen_lmtp_mode", CFG_MODE, F(submitd.lmtp_perm.mode),
+	  "0660", 0, 0, NULL,
+	  "Mode of the LMTP unix socket, in octal. Whoever can write to it can\n"
+	  "deliver mail from any sender to any mailbox: owner and group only." },
 	{ "submitd", "relay", CFG_STR, F(submitd.relay), "", 0, 0, NULL,
 	  "Smarthost (host:port) for mail to other domains. Empty: local only." },
 	{ "submitd", "relay_tls", CFG_ENUM, F(submitd.relay_tls), "required", 0, 0,
@@ -210,9 +227,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "limits", "login_timeout", CFG_DURATION, F(limits.login_timeout), "60s",
 	  1, 3600 * SEC, NULL,
 	  "From connect, time to finish TLS and log in." },
-	{ "limits", "line_timeout", CFG_DURATION, F(limits.line_timeout), "60s",
+	{ "limits", "line_timeout", CFG_DURATION, F(limits.line_timeout), "20s",
 	  1, 3600 * SEC, NULL,
-	  "From a command line's first byte, time to send the rest." },
+	  "From a command line's first byte, time to send the rest, on every\n"
+	  "port, before and after login (message text after DATA is not a\n"
+	  "command line)." },
 	{ "limits", "drain_timeout", CFG_DURATION, F(limits.drain_timeout), "30s",
 	  0, 3600 * SEC, NULL,
 	  "On SIGTERM, time live sessions get to finish before they are closed." },
@@ -301,6 +320,21 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	static const uint64_t f[] = { 1, 1ULL << 10, 1ULL << 20, 1ULL << 30,
 				      1ULL << 40 };
 	return cfg__parse_with_unit(s, u, f, out);
+}
+
+int cfg_parse_mode(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (strlen(s) != 4 || s[0] != '0')
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '7')
+			return -EINVAL;
+		v = v * 8 + (unsigned)(*p - '0');
+	}
+	*out = v;
+	return 0;
 }
 
 int cfg_parse_bool(const char *s, bool *out)
@@ -533,6 +567,18 @@ static int cfg__set(struct postern_config *cfg, const struct cfg_key *k,
 		return cfg_parse_listen(value, (struct cfg_listen *)field, err);
 	case CFG_LIST:
 		return cfg__parse_strlist(value, (struct cfg_strlist *)field, err);
+	case CFG_MODE: {
+		unsigned m;
+
+		if (cfg_parse_mode(value, &m)) {
+			snprintf(err, CFG_ERR_MAX, "'%s' is not an octal file mode "
+				 "(four digits 0-7 with a leading 0, e.g. 0660)",
+				 value);
+			return -EINVAL;
+		}
+		memcpy(field, &m, sizeof(m));
+		return 0;
+	}
 	}
 	return -EINVAL;
 }

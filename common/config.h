@@ -42,6 +42,13 @@ struct cfg_strlist {
 	char v[CFG_LIST_MAX][PATH_MAX];
 };
 
+/* How a unix socket is made: owner and group names ("": the service user
+ * and its group) and the file mode. */
+struct cfg_sock_perm {
+	char owner[64], group[64];
+	unsigned mode;
+};
+
 enum cfg_relay_tls { CFG_RELAY_TLS_REQUIRED, CFG_RELAY_TLS_OPPORTUNISTIC,
 		     CFG_RELAY_TLS_NONE };
 enum cfg_bare_newline { CFG_BARE_NL_NORMALIZE, CFG_BARE_NL_REJECT };
@@ -75,6 +82,7 @@ struct postern_config {
 	struct {
 		char hostname[256];
 		struct cfg_listen listen_tls, listen_starttls, listen_lmtp;
+		struct cfg_sock_perm lmtp_perm;   /* listen_lmtp_owner etc. */
 		char relay[256];
 		unsigned relay_tls;     /* enum cfg_relay_tls */
 		uint64_t workers;
@@ -125,6 +133,9 @@ int cfg_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cfg_parse_duration_ms(const char *s, uint64_t *out);
 int cfg_parse_size(const char *s, uint64_t *out);
 int cfg_parse_bool(const char *s, bool *out);
+/* A file mode written as in chmod, in octal with its leading zero: "0660".
+ * Exactly four digits 0-7, the first 0 (no set-id or sticky bits). */
+int cfg_parse_mode(const char *s, unsigned *out);
 /* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX]);

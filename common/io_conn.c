@@ -47,6 +47,9 @@ struct io_conn {
 	enum io_tls_state tls_state;
 	gnutls_session_t tls;
 	struct tls_creds *creds;
+	/* Ciphertext went into GnuTLS and no plaintext came out yet: a record
+	 * begun and not finished (see io__fill). */
+	bool tls_partial;
 
 	/* Input: bytes from the socket not yet consumed (ciphertext under TLS).
 	 * rx points at the worker's read buffer during a read callback, or at
@@ -100,20 +103,58 @@ static uint64_t io__next_id(void)
 	return atomic_fetch_add(&io__id_counter, 1) + 1;
 }
 
-uint64_t io_conn_id(const struct io_conn *c) { return c->id; }
-struct io_worker *io_conn_worker(const struct io_conn *c) { return c->w; }
-const char *io_conn_peer(const struct io_conn *c) { return c->peer; }
-const char *io_conn_peer_host(const struct io_conn *c) { return c->peer_host; }
-bool io_conn_peer_is_loopback(const struct io_conn *c) { return c->loopback; }
-bool io_conn_is_tls(const struct io_conn *c) { return c->tls_state == IO_TLS; }
-bool io_conn_closing(const struct io_conn *c) { return c->closing; }
+/* Every exported function starts with IO_ON_LOOP (io_conn.h). */
+uint64_t io_conn_id(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->id;
+}
+
+struct io_worker *io_conn_worker(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->w;
+}
+
+const char *io_conn_peer(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->peer;
+}
+
+const char *io_conn_peer_host(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->peer_host;
+}
+
+bool io_conn_peer_is_loopback(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->loopback;
+}
+
+bool io_conn_is_tls(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->tls_state == IO_TLS;
+}
+
+bool io_conn_closing(const struct io_conn *c)
+{
+	IO_ON_LOOP(c->w);
+	return c->closing;
+}
+
 const struct sockaddr *io_conn_peer_addr(struct io_conn *c)
 {
+	IO_ON_LOOP(c->w);
 	return c->is_unix ? NULL : (const struct sockaddr *)&c->peer_ss;
 }
 
 const char *io_conn_tls_desc(const struct io_conn *c, char *buf, size_t cap)
 {
+	IO_ON_LOOP(c->w);
 	if (c->tls_state != IO_TLS)
 		return NULL;
 	snprintf(buf, cap, "%s/%s",
@@ -201,6 +242,7 @@ static void io__close_handles(struct io_conn *c)
 
 void io_conn_close(struct io_conn *c)
 {
+	IO_ON_LOOP(c->w);
 	if (c->closing)
 		return;
 	c->closing = true;
@@ -220,6 +262,7 @@ void io_conn_close(struct io_conn *c)
 
 void io_worker_close_all(struct io_worker *w)
 {
+	IO_ON_LOOP(w);
 	/* uv_close() defers the frees to the loop, so the list is stable. */
 	for (struct io_conn *c = w->conns; c; c = c->next)
 		io_conn_close(c);
@@ -323,6 +366,7 @@ static ssize_t io__tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
 
 void io_conn_write(struct io_conn *c, const void *p, size_t n)
 {
+	IO_ON_LOOP(c->w);
 	if (c->closing || n == 0)
 		return;
 	if (c->olen + n > c->ocap) {
@@ -352,6 +396,7 @@ void io_conn_printf(struct io_conn *c, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	IO_ON_LOOP(c->w);
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
@@ -363,6 +408,7 @@ void io_conn_flush(struct io_conn *c)
 {
 	size_t off = 0;
 
+	IO_ON_LOOP(c->w);
 	if (c->olen == 0 || c->tls_state == IO_HANDSHAKE ||
 	    uv_is_closing(&c->u.h))
 		return;
@@ -405,6 +451,7 @@ fail:
 
 bool io_conn_writable(struct io_conn *c)
 {
+	IO_ON_LOOP(c->w);
 	if (c->closing)
 		return false;
 	if (c->pending + c->olen < c->lim.output_max)
@@ -460,6 +507,7 @@ static void io__arm_timer(struct io_conn *c)
 
 void io_conn_set_timeout(struct io_conn *c, enum io_timeout which, uint64_t ms)
 {
+	IO_ON_LOOP(c->w);
 	c->deadline[which] = ms ? uv_now(c->w->loop) + ms : 0;
 	io__arm_timer(c);
 }
@@ -509,19 +557,40 @@ static int io__fill(struct io_conn *c)
 		linebuf_commit(&c->lb, n);
 		return (int)(n > 0);
 	}
+	size_t rx_before = c->rx_off;
+
 	for (;;) {
 		ssize_t r = gnutls_record_recv(c->tls, tail, space);
 
 		if (r > 0) {
 			linebuf_commit(&c->lb, (size_t)r);
+			c->tls_partial = false;
 			return 1;
 		}
 		if (r == GNUTLS_E_INTERRUPTED)
 			continue;
-		if (r == GNUTLS_E_AGAIN)
+		if (r == GNUTLS_E_AGAIN) {
+			/* GnuTLS took bytes and gave nothing: part of a record
+			 * (it reads a stream record by record, exactly). A
+			 * client trickling a record is as slow as one
+			 * trickling a line, and is timed the same way. (A
+			 * whole record without text, such as a TLS 1.3
+			 * KeyUpdate, counts too: clients send those rarely,
+			 * and a command finishes it.) */
+			if (c->rx_off != rx_before)
+				c->tls_partial = true;
 			return 0;
+		}
 		if (r == 0)
 			return -PST_EPROTO;   /* close_notify */
+		if (r == GNUTLS_E_REHANDSHAKE) {
+			/* The client asks to renegotiate (a TLS 1.2 hello
+			 * after the handshake). We never do: the session
+			 * ends here, before anything else it sent is read. */
+			log_event(LOGL_INFO, c->id, "tls_renegotiation_refused",
+				  "peer=%s", c->peer);
+			return -PST_ETLS;
+		}
 		log_event(LOGL_DEBUG, c->id, "tls_error", "error=\"%s\"",
 			  gnutls_strerror((int)r));
 		return -PST_ETLS;
@@ -555,6 +624,8 @@ static void io__dispatch(struct io_conn *c, enum linebuf_ev ev,
 
 static void io__process(struct io_conn *c)
 {
+	bool need_more = false, progress = false;
+
 	if (c->in_process)
 		return;     /* the outer call's loop picks up the change */
 	c->in_process = true;
@@ -583,6 +654,7 @@ static void io__process(struct io_conn *c)
 		}
 		if (ev != LB_NEED_MORE) {
 			io__dispatch(c, ev, &ln);
+			progress = true;
 			continue;
 		}
 		r = io__fill(c);
@@ -592,14 +664,23 @@ static void io__process(struct io_conn *c)
 			io_conn_close(c);
 			break;
 		}
+		need_more = true;
 		break;
 	}
 	if (!c->closing) {
-		/* A line begun and not finished must be finished in time. */
-		bool partial = c->mode == LB_MODE_LINE &&
-			       linebuf_pending(&c->lb) > 0;
+		/* A command line begun and not finished must be finished in
+		 * line_ms from its first byte: bytes short of a line end, a
+		 * too-long line still being skipped, or a TLS record still
+		 * arriving. Only when we wait for the client: not while it
+		 * waits for us (paused for async work, or not reading our
+		 * output), when what is buffered may be whole lines. After a
+		 * line was handled the next one gets its own time. Cost: a
+		 * few compares per read. */
+		bool partial = need_more && c->mode == LB_MODE_LINE &&
+			       (linebuf_pending(&c->lb) > 0 ||
+				c->lb.discarding || c->tls_partial);
 
-		if (partial && !c->deadline[IO_TIMEOUT_LINE])
+		if (partial && (progress || !c->deadline[IO_TIMEOUT_LINE]))
 			c->deadline[IO_TIMEOUT_LINE] = uv_now(c->w->loop) +
 						       c->lim.line_ms;
 		else if (!partial)
@@ -621,8 +702,10 @@ static void io__handshake(struct io_conn *c)
 	if (r < 0) {
 		log_event(LOGL_INFO, c->id, "tls_handshake_failed",
 			  "peer=%s error=\"%s\"", c->peer, gnutls_strerror(r));
-		c->closing = true;
-		io__close_handles(c);
+		/* Tell the client why (e.g. no shared cipher) rather than
+		 * just hanging up; the close waits for the alert to go out. */
+		gnutls_alert_send_appropriate(c->tls, r);
+		io_conn_close(c);
 		return;
 	}
 	c->tls_state = IO_TLS;
@@ -688,9 +771,11 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out)
 {
-	struct io_conn *c = calloc(1, sizeof(*c));
+	struct io_conn *c;
 	int r;
 
+	IO_ON_LOOP(w);
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	size_t cap = lim->line_max > lim->data_line_max ? lim->line_max
@@ -738,6 +823,7 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 
 void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess)
 {
+	IO_ON_LOOP(c->w);
 	c->ops = ops;
 	c->sess = sess;
 }
@@ -762,6 +848,7 @@ static int io__tls_begin(struct io_conn *c)
 
 int io_conn_start(struct io_conn *c, bool implicit_tls)
 {
+	IO_ON_LOOP(c->w);
 	REQUIRE(c->ops && !c->started);
 	c->started = true;
 	if (c->lim.login_ms)
@@ -784,6 +871,7 @@ int io_conn_start(struct io_conn *c, bool implicit_tls)
 int io_conn_adopt(struct io_conn *c, const struct io_conn_ops *ops,
 		  void *sess, bool implicit_tls)
 {
+	IO_ON_LOOP(c->w);
 	if (!sess) {
 		io_conn_close(c);
 		return -ENOMEM;
@@ -802,6 +890,7 @@ int io_conn_starttls(struct io_conn *c)
 	size_t dropped;
 	int r;
 
+	IO_ON_LOOP(c->w);
 	if (c->tls_state != IO_PLAIN || c->closing)
 		return -EINVAL;
 	io_conn_flush(c);           /* the go-ahead reply, in plaintext */
@@ -821,17 +910,20 @@ int io_conn_starttls(struct io_conn *c)
 void io_conn_set_mode(struct io_conn *c, enum linebuf_mode mode,
 		      size_t raw_left)
 {
+	IO_ON_LOOP(c->w);
 	c->mode = mode;
 	c->raw_left = raw_left;
 }
 
 void io_conn_pause(struct io_conn *c)
 {
+	IO_ON_LOOP(c->w);
 	c->paused = true;
 }
 
 void io_conn_resume(struct io_conn *c)
 {
+	IO_ON_LOOP(c->w);
 	if (!c->paused)
 		return;
 	c->paused = false;

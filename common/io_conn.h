@@ -17,14 +17,17 @@
  * buffered or in the same read — is discarded unparsed (CVE-2011-0411).
  *
  * Ownership: the server creates a connection at accept and hands it to the
- * protocol's accept function, which calls io_conn_bind() with its session.
+ * protocol's accept function, which gives it its session with
+ * io_conn_adopt() (registered under the connection id, bound, started).
  * io_conn_close() may be called any number of times from anywhere on the
- * loop; once the handles are closed, on_close() is called exactly once (the
- * session frees itself there) and then the connection frees itself. No
- * pointer to a connection may be kept past on_close.
+ * loop; once the handles are closed, the session id is unregistered,
+ * on_close() is called exactly once (the session frees itself there) and
+ * then the connection frees itself. No pointer to a connection may be kept
+ * past on_close.
  *
  * Threading: a connection belongs to its worker's loop thread; every
- * function here must be called on that thread. */
+ * function here must be called on that thread (checked in debug builds,
+ * IO_ON_LOOP below), except io_worker_post(). */
 #ifndef POSTERN_IO_CONN_H
 #define POSTERN_IO_CONN_H
 
@@ -37,6 +40,7 @@
 #include <uv.h>
 
 #include "common/conn_limit.h"
+#include "common/contract.h"
 #include "common/linebuf.h"
 
 struct io_conn;
@@ -55,8 +59,9 @@ struct io_conn_ops {
 	void (*on_tls_ready)(void *sess);
 	/* The output queue fell below the low mark after being full. */
 	void (*on_drained)(void *sess);
-	/* Idle, login or line deadline passed: answer and close. If NULL, the
-	 * connection is closed without a word. */
+	/* Idle, login or line deadline passed: write the answer; the io layer
+	 * closes the connection afterwards (without a word if this is NULL).
+	 * A handshake deadline closes without calling it. */
 	void (*on_timeout)(void *sess, enum io_timeout which);
 	/* Last call for this session: free it. */
 	void (*on_close)(void *sess);
@@ -73,9 +78,10 @@ struct io_limits {
 
 /* A result posted to a loop from another thread (auth pool, store writer),
  * addressed to a session by id. On the loop, fn runs with the session
- * pointer, or NULL if that session has gone; fn frees the message. After
- * the worker closed, fn(NULL, m) runs on the posting thread: with NULL, fn
- * must only free. */
+ * pointer, or NULL if that session has gone; fn frees the message. A message
+ * still queued when the worker closes gets fn(NULL, m) on the loop thread;
+ * one posted after that, on the posting thread. With NULL, fn must only
+ * free. */
 struct io_post {
 	struct io_post *next;
 	uint64_t sess;
@@ -88,6 +94,7 @@ struct io_post {
 struct io_worker {
 	uv_loop_t *loop;
 	unsigned index;
+	pthread_t thread;         /* the loop's thread (IO_ON_LOOP) */
 	struct io_conn *conns;    /* all live connections, for shutdown */
 	unsigned nconns;
 	void (*on_conn_gone)(struct io_worker *w);   /* after each free */
@@ -102,8 +109,27 @@ struct io_worker {
 	char rbuf[64 * 1024];     /* read buffer: consumed or spilled per read */
 };
 
-/* Set up / tear down the post queue and registry (loop thread). */
+/* Loop-owned objects (connections, the session registry) are touched only
+ * on their loop's thread; results from elsewhere come through
+ * io_worker_post(). Builds without NDEBUG check it on entry to the
+ * io_conn_* and registry functions and abort on a violation: meson's debug
+ * and debugoptimized builds, and any build while b_ndebug stays false (its
+ * default; -Db_ndebug=if-release turns the check off in release builds).
+ * The cost is pthread_self() (a thread-register read) and a compare per
+ * call, a few calls per command: nothing next to a read or a write. */
+#ifndef NDEBUG
+#define IO_ON_LOOP(w) REQUIRE(pthread_equal((w)->thread, pthread_self()))
+#else
+#define IO_ON_LOOP(w) ((void)(w))
+#endif
+
+/* Set up the post queue and registry (before the loop runs: the runtime
+ * calls it on the main thread) / tear them down (loop thread). */
 int io_worker_init(struct io_worker *w, uv_loop_t *loop, unsigned index);
+/* The calling thread runs the loop from now on (io_worker_init records its
+ * caller; a runtime that starts the loop on a new thread calls this there
+ * first). */
+void io_worker_set_thread(struct io_worker *w);
 void io_worker_close(struct io_worker *w);
 /* Any thread. */
 void io_worker_post(struct io_worker *w, struct io_post *m);

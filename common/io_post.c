@@ -1,7 +1,8 @@
 /* io_post.c — results from other threads back to a worker's loop, and the
  * per-worker registry that turns a session id back into a session (see
  * io_conn.h). Nothing here keeps a session pointer across threads: only ids
- * travel. */
+ * travel. The registry is the loop's: its functions check the thread
+ * (IO_ON_LOOP); io_worker_post() is the one for any thread. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -38,13 +39,20 @@ int io_worker_init(struct io_worker *w, uv_loop_t *loop, unsigned index)
 {
 	w->loop = loop;
 	w->index = index;
+	w->thread = pthread_self();
 	pthread_mutex_init(&w->post_mu, NULL);
 	w->post_async.data = w;
 	return uv_async_init(loop, &w->post_async, io__post_drain);
 }
 
+void io_worker_set_thread(struct io_worker *w)
+{
+	w->thread = pthread_self();
+}
+
 void io_worker_close(struct io_worker *w)
 {
+	IO_ON_LOOP(w);
 	/* Anything still queued is delivered to no session and freed. */
 	pthread_mutex_lock(&w->post_mu);
 	struct io_post *list = w->posts;
@@ -77,8 +85,10 @@ void io_worker_post(struct io_worker *w, struct io_post *m)
 
 int io_worker_register(struct io_worker *w, uint64_t id, void *sess)
 {
-	struct io_sess_ref *r = malloc(sizeof(*r));
+	struct io_sess_ref *r;
 
+	IO_ON_LOOP(w);
+	r = malloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->id = id;
@@ -92,6 +102,7 @@ void io_worker_unregister(struct io_worker *w, uint64_t id)
 {
 	struct io_sess_ref **pp = &w->sess[id % IO_SESS_BUCKETS];
 
+	IO_ON_LOOP(w);
 	for (; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
 			struct io_sess_ref *r = *pp;
@@ -105,6 +116,7 @@ void io_worker_unregister(struct io_worker *w, uint64_t id)
 
 void *io_worker_find(struct io_worker *w, uint64_t id)
 {
+	IO_ON_LOOP(w);
 	for (struct io_sess_ref *r = w->sess[id % IO_SESS_BUCKETS]; r; r = r->next)
 		if (r->id == id)
 			return r->sess;

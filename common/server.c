@@ -50,12 +50,21 @@ struct server_worker {
 	bool draining, finished;
 };
 
+/* A unix socket's owner, group and mode, names resolved to ids; -1: leave
+ * as created. */
+struct server_perm {
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+};
+
 static struct {
 	const struct postern_config *cfg;
 	struct server_proto proto;
 	struct conn_limit *limit;
 	struct server_worker *workers;
 	unsigned nworkers;
+	struct server_perm unix_perm[SERVER_LISTEN_MAX];   /* per listen[] */
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
@@ -143,6 +152,7 @@ static void server__worker_run(void *arg)
 {
 	struct server_worker *w = arg;
 
+	io_worker_set_thread(&w->io);   /* the loop is this thread's now */
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
@@ -188,7 +198,62 @@ static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
 	return 0;
 }
 
-static int server__bind_unix(const struct cfg_listen_addr *a, int *out)
+/* Any unix socket other than LMTP's (a POP3 or submission listener on
+ * unix:PATH) is made as the LMTP socket is by default. */
+static const struct cfg_sock_perm server__unix_default = { "", "", 0660 };
+
+static const struct cfg_sock_perm *server__unix_perm(const struct server_listen *def)
+{
+	return def->addrs == &srv.cfg->submitd.listen_lmtp
+	       ? &srv.cfg->submitd.lmtp_perm : &server__unix_default;
+}
+
+/* Names to ids, before anything is bound, so that --check reports an
+ * unknown one. An empty owner is the service user when we start as root
+ * (it would own the socket anyway had it created it); an empty group is
+ * the owner's primary group. */
+static int server__resolve_perm(const struct cfg_sock_perm *p,
+				struct server_perm *out, char err[CFG_ERR_MAX])
+{
+	const char *owner = p->owner[0] ? p->owner
+			    : geteuid() == 0 ? srv.proto.user : "";
+	struct passwd *pw = NULL;
+
+	out->uid = (uid_t)-1;
+	out->gid = (gid_t)-1;
+	out->mode = (mode_t)p->mode;
+	if (owner[0]) {
+		pw = getpwnam(owner);
+		if (!pw && p->owner[0]) {
+			snprintf(err, CFG_ERR_MAX, "%s: [submitd] "
+				 "listen_lmtp_owner: no such user '%s'",
+				 srv.cfg->file, owner);
+			return -PST_ECONFIG;
+		}
+		/* An unknown service user is reported when we switch to it. */
+		if (pw) {
+			out->uid = pw->pw_uid;
+			out->gid = pw->pw_gid;
+		}
+	}
+	if (p->group[0]) {
+		struct group *gr = getgrnam(p->group);
+
+		if (!gr) {
+			snprintf(err, CFG_ERR_MAX, "%s: [submitd] "
+				 "listen_lmtp_group: no such group '%s'",
+				 srv.cfg->file, p->group);
+			return -PST_ECONFIG;
+		}
+		out->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* On failure *why names the step that failed, for the message. */
+static int server__bind_unix(const struct cfg_listen_addr *a,
+			     const struct server_perm *perm, int *out,
+			     const char **why)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -204,14 +269,58 @@ static int server__bind_unix(const struct cfg_listen_addr *a, int *out)
 	if (fd < 0)
 		return -errno;
 	memcpy(sun.sun_path, a->path, strlen(a->path) + 1);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) ||
-	    chmod(a->path, 0666)) {   /* the MTA's user must reach it */
+	/* Until listen() (after this, on the worker's loop) a connect is
+	 * refused whatever the mode, so setting it after bind leaves no
+	 * window. Whoever can connect can deliver as any sender. */
+	*why = "";
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun))) {
 		e = -errno;
 		close(fd);
 		return e;
 	}
+	if ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
+	    chown(a->path, perm->uid, perm->gid)) {
+		/* Not root: only a group the daemon's user is in. */
+		*why = " (setting its owner and group; a daemon not started "
+		       "as root may only give it a group its user is in)";
+		goto fail;
+	}
+	if (chmod(a->path, perm->mode)) {
+		*why = " (setting its mode)";
+		goto fail;
+	}
 	*out = fd;
 	return 0;
+fail:
+	e = -errno;
+	close(fd);
+	unlink(a->path);
+	return e;
+}
+
+static int server__resolve_all(char err[CFG_ERR_MAX])
+{
+	for (unsigned d = 0; d < srv.proto.nlisten; d++) {
+		int r = server__resolve_perm(server__unix_perm(&srv.proto.listen[d]),
+					     &srv.unix_perm[d], err);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* What the socket file ended up as, for whoever wires the MTA to it. */
+static void server__log_unix(const struct server_listen *def,
+			     const struct cfg_listen_addr *a)
+{
+	struct stat st;
+
+	if (stat(a->path, &st))
+		memset(&st, 0, sizeof(st));
+	log_event(LOGL_INFO, 0, "listening", "key=%s addr=%s mode=%04o uid=%u "
+		  "gid=%u", def->key, a->text, (unsigned)(st.st_mode & 07777),
+		  (unsigned)st.st_uid, (unsigned)st.st_gid);
 }
 
 static int server__bind_all(char err[CFG_ERR_MAX])
@@ -225,6 +334,7 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 			for (unsigned wi = 0; wi < srv.nworkers; wi++) {
 				struct server_worker *w = &srv.workers[wi];
 				struct server_sock *sk;
+				const char *why = "";
 				int r, fd = -1;
 
 				if (a->is_unix && wi > 0)
@@ -233,7 +343,8 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 				r = !a->is_unix && wi == 0 ? server__probe_tcp(a)
 							   : 0;
 				if (r == 0)
-					r = a->is_unix ? server__bind_unix(a, &fd)
+					r = a->is_unix ? server__bind_unix(a,
+							&srv.unix_perm[d], &fd, &why)
 						       : server__bind_tcp(a, &fd);
 				/* The default lists [::]; a host without IPv6
 				 * still serves IPv4. */
@@ -250,12 +361,14 @@ static int server__bind_all(char err[CFG_ERR_MAX])
 				if (r) {
 					snprintf(err, CFG_ERR_MAX,
 						 "%s: [%s] %s: cannot listen on "
-						 "%s: %s", srv.cfg->file,
+						 "%s: %s%s", srv.cfg->file,
 						 srv.proto.name, def->key,
-						 a->text, strerror(-r));
+						 a->text, strerror(-r), why);
 					return r;
 				}
-				if (wi == 0)
+				if (wi == 0 && a->is_unix)
+					server__log_unix(def, a);
+				else if (wi == 0)
 					log_event(LOGL_INFO, 0, "listening",
 						  "key=%s addr=%s", def->key,
 						  a->text);
@@ -422,6 +535,9 @@ static int server__run(const char *progname, bool check_only)
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = server__resolve_all(err);
+	if (r)
+		goto fail;
 	if (check_only) {
 		printf("%s: configuration %s is valid\n", progname, srv.cfg->file);
 		return 0;

@@ -1,11 +1,12 @@
 /* server.h — the daemon runtime both daemons share.
  *
  * server_main() parses the command line (-c FILE, --check, --print-defaults,
- * --version), loads the configuration and TLS credentials, binds every
- * listener (one SO_REUSEPORT socket per worker for TCP; unix sockets are
- * served by worker 0), drops to the service user, and runs `workers` event
- * loops, one per thread. New connections go to the protocol's accept
- * function on the worker's loop.
+ * --version), loads the configuration and TLS credentials, runs the
+ * protocol's init (store, lock file, threads of its own; --check stops
+ * after it), binds every listener (one SO_REUSEPORT socket per worker for
+ * TCP; unix sockets are served by worker 0), drops to the service user, and
+ * runs `workers` event loops, one per thread. New connections go to the
+ * protocol's accept function on the worker's loop.
  *
  * Signals (main thread): SIGHUP reloads the certificates (live sessions keep
  * theirs); SIGTERM or SIGINT stop accepting, give live sessions
@@ -42,8 +43,9 @@ struct server_proto {
 	/* Prepare protocol state before workers start; 0 or -errno. */
 	int (*init)(const struct postern_config *cfg, char err[CFG_ERR_MAX]);
 	/* A new connection. verdict != CONN_OK: refuse it in the protocol's
-	 * words and close. The function must io_conn_bind() + io_conn_start(),
-	 * or io_conn_close(). */
+	 * words and close. The function hands the connection its session with
+	 * io_conn_adopt() (register, bind, start; on failure the connection is
+	 * closing and on_close frees the session), or calls io_conn_close(). */
 	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict);
 	/* Per worker, on the main thread before its loop runs / on the
 	 * worker's thread when it has no connections left. Optional. */

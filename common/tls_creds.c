@@ -160,3 +160,9 @@ int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out)
 	*out = s;
 	return 0;
 }
+
+gnutls_priority_t tls_creds_priority(void)
+{
+	REQUIRE(tls.priority);
+	return tls.priority;
+}

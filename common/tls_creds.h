@@ -1,4 +1,4 @@
-/* tls_creds.h — the daemon's certificates, priority and ticket key.
+/* tls_creds.h — the daemon's certificates, TLS priority and ticket key.
  *
  * One current credential set per process. tls_creds_acquire() hands a new
  * connection a reference; tls_creds_reload() (SIGHUP) loads the files again
@@ -30,5 +30,10 @@ void tls_creds_release(struct tls_creds *c);
 
 /* A server session on creds, with priority and tickets set. */
 int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out);
+
+/* The [tls] priority, for TLS clients of ours too (the relay), so that one
+ * policy governs both directions. Valid from tls_creds_init() to
+ * tls_creds_shutdown(); any thread (GnuTLS only reads it). */
+gnutls_priority_t tls_creds_priority(void);
 
 #endif

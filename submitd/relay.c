@@ -3,8 +3,9 @@
  *
  * It is its own thread with blocking sockets (bounded by relay_timeout), so
  * it never touches an event loop. Each pass takes the entries that are due,
- * speaks SMTP to the relay (STARTTLS as relay_tls says, optional AUTH PLAIN,
- * pipelined when offered), and then in one store commit: removes delivered
+ * speaks SMTP to the relay (STARTTLS as relay_tls says, under the same
+ * [tls] priority as incoming TLS; optional AUTH PLAIN; pipelined when
+ * offered), and then in one store commit: removes delivered
  * and permanently failed recipients, puts an RFC 3464 bounce in the sender's
  * Inbox for the failed ones, and reschedules the rest with exponential
  * backoff — or bounces them when the entry outlives queue_lifetime. A
@@ -25,6 +26,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls_creds.h"
 #include "submitd/relay.h"
 #include "submitd/smtp_session.h"
 
@@ -202,13 +204,22 @@ static int relay__rc_connect(const char *hostport, uint64_t timeout_ms,
 	return c->fd < 0 ? -ECONNREFUSED : 0;
 }
 
-static int relay__rc_starttls(struct rconn *c, const char *host, bool verify)
+/* On failure, why says what went wrong (GnuTLS's words, and the alert the
+ * relay sent if it sent one). */
+static int relay__rc_starttls(struct rconn *c, const char *host, bool verify,
+			      char *why, size_t cap)
 {
 	int r;
 
+	snprintf(why, cap, "out of memory");
 	if (gnutls_init(&c->tls, GNUTLS_CLIENT) < 0)
 		return -ENOMEM;
-	gnutls_set_default_priority(c->tls);
+	/* Outgoing TLS follows the same [tls] priority as incoming. */
+	r = gnutls_priority_set(c->tls, tls_creds_priority());
+	if (r < 0) {
+		snprintf(why, cap, "%s", gnutls_strerror(r));
+		return -PST_ETLS;
+	}
 	gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, relay.cred);
 	gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, host, strlen(host));
 	if (verify)
@@ -217,7 +228,14 @@ static int relay__rc_starttls(struct rconn *c, const char *host, bool verify)
 	do {
 		r = gnutls_handshake(c->tls);
 	} while (r < 0 && !gnutls_error_is_fatal(r));
-	return r < 0 ? -PST_ETLS : 0;
+	if (r < 0) {
+		snprintf(why, cap, "%s%s%s", gnutls_strerror(r),
+			 r == GNUTLS_E_FATAL_ALERT_RECEIVED ? " " : "",
+			 r == GNUTLS_E_FATAL_ALERT_RECEIVED
+			 ? gnutls_alert_get_name(gnutls_alert_get(c->tls)) : "");
+		return -PST_ETLS;
+	}
+	return 0;
 }
 
 static void relay__rc_close(struct rconn *c)
@@ -294,11 +312,17 @@ static void relay__send(const struct store_queue_entry *e, const char *body,
 			if ((code = relay__rc_cmd(&c, text, sizeof(text),
 					   "STARTTLS\r\n")) != 220)
 				goto fail;
+			char why[160];
+
 			if (relay__rc_starttls(&c, host, cfg->submitd.relay_tls ==
-					CFG_RELAY_TLS_REQUIRED)) {
+					CFG_RELAY_TLS_REQUIRED, why,
+					sizeof(why))) {
 				snprintf(text, sizeof(text), "TLS with relay %s "
-					 "failed (certificate?)",
-					 cfg->submitd.relay);
+					 "failed: %s", cfg->submitd.relay, why);
+				log_event(LOGL_WARN, 0, "relay_tls_failed",
+					  "queue=%llu relay=%s error=\"%s\"",
+					  (unsigned long long)e->id,
+					  cfg->submitd.relay, why);
 				code = 0;
 				goto fail;
 			}
