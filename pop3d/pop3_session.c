@@ -78,7 +78,9 @@ static void pop3__on_timeout(void *sess, enum io_timeout which)
 		pop3_reply_err(s->io, "Command line not completed in time");
 		break;
 	default:
-		pop3_reply_err(s->io, "Disconnected for inactivity");
+		/* RFC 1939 3: the autologout timer closes the connection
+		 * without a response (and without UPDATE). */
+		log_event(LOGL_INFO, s->id, "autologout", NULL);
 		break;
 	}
 }

@@ -53,6 +53,16 @@ static int smtp__no_args(struct smtp_session *s, char *args)
 	return 0;
 }
 
+/* VRFY SP String (RFC 5321 4.1.1.6): the argument is required. */
+static int smtp__one_arg(struct smtp_session *s, char *args)
+{
+	if (!*args) {
+		smtp_reply(s->io, 501, "5.5.4", "Syntax: VRFY user-or-address");
+		return -1;
+	}
+	return 0;
+}
+
 static int smtp__hello_check(struct smtp_session *s, char *args, bool lmtp)
 {
 	if (!!(s->flags & SMTP_F_LMTP) != lmtp) {
@@ -434,7 +444,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "RSET", SMTP_ANY, smtp__no_args, smtp__rset },
 	{ "NOOP", SMTP_ANY, NULL, smtp__noop },
 	{ "QUIT", SMTP_ANY, smtp__no_args, smtp__quit },
-	{ "VRFY", SMTP_ANY, NULL, smtp__vrfy },
+	{ "VRFY", SMTP_ANY, smtp__one_arg, smtp__vrfy },
 	{ "HELP", SMTP_ANY, NULL, smtp__help },
 };
 
