@@ -5,7 +5,7 @@ Layers, lowest first (docs/ARCHITECTURE.md, "Layers"):
   0 common      common/ without common/auth/: config, log, io, runtime
   1 store       store/ without store/cli/: the mailstore
   2 auth        common/auth/: reads accounts through the store API
-  3 programs    pop3d/, submitd/, store/cli/ (each on its own: no program
+  3 programs    pop3d/, submitd/, webd/, store/cli/ (each on its own: no program
                 includes another program's headers)
 A file may include headers of its own layer and of lower ones only, and
 every project include is anchored at the repository root ("common/log.h").
@@ -30,7 +30,7 @@ def unit(path: str):
         return 3, "store/cli"
     if path.startswith("store/"):
         return 1, None
-    for prog in ("pop3d", "submitd"):
+    for prog in ("pop3d", "submitd", "webd"):
         if path.startswith(prog + "/"):
             return 3, prog
     return None

@@ -3,11 +3,10 @@
  * client-settings prints settings only for an account that exists: for any
  * other address it says which part is missing (67 no such user, 68 no such
  * domain), as `user show` does, rather than settings that cannot work. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/client_settings.h"
 #include "common/err.h"
 #include "store/cli/cli.h"
 
@@ -39,20 +38,6 @@ int cli_check(int argc, char **argv)
 	return c.problems ? EX_DATAERR : EX_OK;
 }
 
-static unsigned cli__first_port(const struct cfg_listen *l)
-{
-	for (unsigned i = 0; i < l->n; i++) {
-		const struct sockaddr_storage *ss = &l->a[i].ss;
-
-		if (l->a[i].is_unix)
-			continue;
-		return ntohs(ss->ss_family == AF_INET
-			     ? ((const struct sockaddr_in *)ss)->sin_port
-			     : ((const struct sockaddr_in6 *)ss)->sin6_port);
-	}
-	return 0;
-}
-
 /* EX_OK if addr has an account; else the message and status. */
 static int cli__account_exists(const char *addr)
 {
@@ -79,14 +64,25 @@ static int cli__account_exists(const char *addr)
 	return e ? cli_fail(e, "client-settings %s", addr) : EX_OK;
 }
 
+/* One server's lines; the settings page of postern-webd says the same. */
+static void cli__endpoints(const char *title, const char *host,
+			   const struct cs_endpoint *e, unsigned n)
+{
+	printf("%s\n  Server: %s\n", title, host);
+	for (unsigned i = 0; i < n; i++) {
+		if (e[i].implicit_tls)
+			printf("  Port: %u\n  Require SSL: Yes (SSL/TLS)\n",
+			       e[i].port);
+		else
+			printf("  %s: %u with STARTTLS\n", i ? "Or port" : "Port",
+			       e[i].port);
+	}
+}
+
 int cli_client_settings(int argc, char **argv)
 {
 	char addr[STORE_ADDR_MAX + 1];
-	const char *host = cli.cfg.submitd.hostname;
-	unsigned pop_tls = cli__first_port(&cli.cfg.pop3d.listen_tls);
-	unsigned pop_plain = cli__first_port(&cli.cfg.pop3d.listen_plain);
-	unsigned smtp_tls = cli__first_port(&cli.cfg.submitd.listen_tls);
-	unsigned smtp_start = cli__first_port(&cli.cfg.submitd.listen_starttls);
+	struct client_settings cs;
 	int e;
 
 	if (argc != 1)
@@ -95,24 +91,18 @@ int cli_client_settings(int argc, char **argv)
 		return e;
 	if ((e = cli__account_exists(addr)))
 		return e;
-	printf("Mail client settings for %s\n\n", addr);
-	printf("Incoming Mail (POP3) Server\n  Server: %s\n", host);
-	if (pop_tls)
-		printf("  Port: %u\n  Require SSL: Yes (SSL/TLS)\n", pop_tls);
-	if (pop_plain)
-		printf("  %s: %u with STARTTLS\n", pop_tls ? "Or port" : "Port",
-		       pop_plain);
-	if (!pop_tls && !pop_plain)
+	if ((e = client_settings_get(&cli.cfg, addr, &cs)))
+		return cli_fail(e, "client-settings %s", addr);
+	printf("Mail client settings for %s\n\n", cs.address);
+	cli__endpoints("Incoming Mail (POP3) Server", cs.host, cs.pop, cs.npop);
+	if (!cs.npop)
 		printf("  (POP3 is not enabled on this server)\n");
-	printf("\nOutgoing Mail (SMTP) Server\n  Server: %s\n", host);
-	if (smtp_tls)
-		printf("  Port: %u\n  Require SSL: Yes (SSL/TLS)\n", smtp_tls);
-	if (smtp_start)
-		printf("  %s: %u with STARTTLS\n", smtp_tls ? "Or port" : "Port",
-		       smtp_start);
+	printf("\n");
+	cli__endpoints("Outgoing Mail (SMTP) Server", cs.host, cs.smtp,
+		       cs.nsmtp);
 	printf("  Require Authentication: Yes\n");
 	printf("\nUsername: %s (the full address)\n"
 	       "Password: the account password, or an app password if the "
-	       "account requires one\n", addr);
+	       "account requires one\n", cs.address);
 	return EX_OK;
 }
