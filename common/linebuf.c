@@ -120,9 +120,11 @@ static enum linebuf_ev linebuf__next_line(struct linebuf *lb,
 	if (!lf) {
 		if (avail < r->max && avail < lb->cap)
 			return LB_NEED_MORE;
-		/* Over the limit before its end: report once, skip the rest. */
+		/* Over the limit before its end: report once, skip the rest.
+		 * The flood limit counts what is skipped after the report,
+		 * so it holds whatever the buffer size. */
 		lb->discarding = true;
-		lb->discarded = avail;
+		lb->discarded = 0;
 		lb->start = lb->len = 0;
 		return LB_TOOLONG;
 	}

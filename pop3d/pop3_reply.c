@@ -11,6 +11,11 @@ static void pop3__reply(struct io_conn *io, const char *status,
 	char buf[POP3_REPLY_MAX - 7];
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 
+	/* Text may quote the client: no control character of its reaches
+	 * the status line. */
+	for (char *p = buf; n > 0 && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (n <= 0)
 		io_conn_printf(io, "%s\r\n", status);
 	else

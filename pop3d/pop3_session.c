@@ -70,6 +70,8 @@ static void pop3__on_timeout(void *sess, enum io_timeout which)
 {
 	struct pop3_session *s = sess;
 
+	if (s->retr.active)
+		return;   /* mid-body: a status line would corrupt the message */
 	switch (which) {
 	case IO_TIMEOUT_LOGIN:
 		pop3_reply_err(s->io, "[SYS/TEMP] Login time limit exceeded");

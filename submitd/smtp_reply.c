@@ -21,6 +21,11 @@ void smtp_reply(struct io_conn *io, int code, const char *enh,
 	vsnprintf(buf + n, sizeof(buf) - 2 - (size_t)n, fmt, ap);
 	va_end(ap);
 	n = (int)strlen(buf);
+	/* Text may quote the client (a refused parameter): no control
+	 * character, CR or LF of its can reach the reply line. */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	memcpy(buf + n, "\r\n", 2);
 	io_conn_write(io, buf, (size_t)n + 2);
 }

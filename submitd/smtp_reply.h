@@ -2,7 +2,8 @@
  * (RFC 3463): "CODE X.Y.Z text". Writes to the connection and calls
  * nothing back into the session code. Text that would make the line longer
  * than SMTP_REPLY_MAX (RFC 5321 4.5.3.1.5: 512 octets with CRLF) is cut,
- * never an error: parts of it (addresses) come from the client.
+ * never an error: parts of it (addresses) come from the client, and its
+ * control characters (CR and LF among them) are written as '?'.
  * Multi-line replies (EHLO) are written by their command.
  * Threading: the connection's loop thread. */
 #ifndef POSTERN_SMTP_REPLY_H

@@ -2,6 +2,8 @@
  * every file of the corpus folder given as argv[1], then a fixed number of
  * deterministic mutations of each (byte flips, inserts, cuts, splices), so
  * that the sanitizer build exercises the parser on inputs nobody wrote.
+ * argv[2], if given, is the number of mutations per file (default
+ * MUTATIONS): a whole-session target costs a login per input.
  * With -fsanitize=fuzzer, libFuzzer's own main is used instead
  * (-DPOSTERN_LIBFUZZER leaves this file empty). */
 #ifndef POSTERN_LIBFUZZER
@@ -14,7 +16,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MUTATIONS 20000
-#define FUZZ_INPUT_MAX 8192
+#define FUZZ_INPUT_MAX 16384   /* run-long: -max_len for the session targets */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 
@@ -81,8 +83,11 @@ int main(int argc, char **argv)
 	struct dirent *de;
 	DIR *d;
 
-	if (argc != 2 || !(d = opendir(argv[1]))) {
-		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+	long mutations = argc == 3 ? strtol(argv[2], NULL, 10) : MUTATIONS;
+
+	if (argc < 2 || argc > 3 || mutations < 0 ||
+	    !(d = opendir(argv[1]))) {
+		fprintf(stderr, "usage: %s CORPUS_DIR [MUTATIONS]\n", argv[0]);
 		return 2;
 	}
 	while ((de = readdir(d)) && n < 256) {
@@ -107,7 +112,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		for (int m = 0; m < MUTATIONS; m++) {
+		for (long m = 0; m < mutations; m++) {
 			size_t len = lens[i];
 			size_t o = next() % n;
 

@@ -154,6 +154,18 @@ def test_utf8_paths_need_smtputf8(d, client):
     assert c.line().startswith("501 5.1.3 ")
 
 
+def test_replies_never_echo_control_characters(d, client):
+    """A refused parameter is quoted in the reply; its CR and control
+    octets are not (found by the whole-session fuzz target)."""
+    c = ready(d, client)
+    c.send(b"MAIL FROM:<ann@example.com> X=\r\x01\r\n")
+    assert c.line() == "501 5.5.4 Bad parameter X=??"
+    c.cmd("MAIL FROM:<ann@example.com>")
+    assert c.line() == "250 2.1.0 Ok"
+    c.send(b"RCPT TO:<bob@example.com> \rX\x7f\r\n")
+    assert c.line() == "555 5.5.4 Unsupported parameter ?X?"
+
+
 def test_mail_parameter_grammar(d, client):
     c = ready(d, client)
     for bad in ("SIZE=1x", "SIZE=", "SIZE=10 SIZE=10", "BODY=9BIT",

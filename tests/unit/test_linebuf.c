@@ -82,10 +82,28 @@ static void test_flood(void **state)
 	assert_int_equal(linebuf_init(&lb, 64), 0);
 	feed(&lb, "0123456789ab");
 	assert_int_equal(linebuf_next(&lb, &line10, &ln), LB_TOOLONG);
-	feed(&lb, "xxxxxxxx");                 /* 20 skipped: at the bound */
+	feed(&lb, "xxxxxxxxxxxxxxxxxxxx");     /* 20 skipped: at the bound */
 	assert_int_equal(linebuf_next(&lb, &line10, &ln), LB_NEED_MORE);
 	feed(&lb, "y");
 	assert_int_equal(linebuf_next(&lb, &line10, &ln), LB_FLOOD);
+	linebuf_free(&lb);
+}
+
+/* What was buffered when the line was reported too long is not counted
+ * as skipped: a buffer larger than discard_max (the daemons' is
+ * SASL_LINE_MAX) must not turn every over-long line into a flood. Found by
+ * the whole-session fuzz target. */
+static void test_report_is_not_a_flood(void **state)
+{
+	struct linebuf lb;
+	struct linebuf_line ln;
+
+	assert_int_equal(linebuf_init(&lb, 64), 0);
+	feed(&lb, "012345678901234567890123456789");   /* 30 > discard_max */
+	assert_int_equal(linebuf_next(&lb, &line10, &ln), LB_TOOLONG);
+	assert_int_equal(linebuf_next(&lb, &line10, &ln), LB_NEED_MORE);
+	feed(&lb, "tail\r\nCAPA\r\n");
+	expect_line(&lb, &line10, "CAPA");
 	linebuf_free(&lb);
 }
 
@@ -163,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_limit_exact),
 		cmocka_unit_test(test_too_long_then_resync),
 		cmocka_unit_test(test_flood),
+		cmocka_unit_test(test_report_is_not_a_flood),
 		cmocka_unit_test(test_nul_kept),
 		cmocka_unit_test(test_data_mode),
 		cmocka_unit_test(test_raw_mode),
