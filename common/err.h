@@ -23,6 +23,7 @@ enum pst_err {
 	PST_EVERSION,    /* store schema version not supported */
 	PST_EAUTH,       /* credentials refused */
 	PST_EBUSY,       /* resource in use (mailbox lock) */
+	PST_EUPGRADE,    /* store needs `postern store upgrade` */
 	PST_ERR_END
 };
 

@@ -1,11 +1,14 @@
 /* store.c — environment, schema version, transactions and the group-commit
  * writer thread. See store.h. */
+#include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/contract.h"
 #include "common/err.h"
@@ -63,11 +66,21 @@ MDB_val store__val(const void *p, size_t n)
 	return (MDB_val){ .mv_size = n, .mv_data = (void *)p };
 }
 
-static int store__schema(struct store *st, MDB_txn *txn, bool create,
+int store__schema_put(struct store *st, MDB_txn *txn, unsigned version)
+{
+	MDB_val k = store__val("schema_version", 14), v;
+	uint32_t le = htole32(version);
+
+	v = store__val(&le, sizeof(le));
+	return store__err(mdb_put(txn, st->db[DB_META], &k, &v, 0));
+}
+
+static int store__schema(struct store *st, MDB_txn *txn, unsigned flags,
 			 char *err, size_t errlen)
 {
 	MDB_val k = store__val("schema_version", 14), v;
-	uint32_t ver = STORE_SCHEMA_VERSION;
+	bool create = (flags & STORE_CREATE) && !st->readonly;
+	uint32_t ver;
 	int rc = mdb_get(txn, st->db[DB_META], &k, &v);
 
 	if (rc == MDB_NOTFOUND) {
@@ -76,22 +89,37 @@ static int store__schema(struct store *st, MDB_txn *txn, bool create,
 				 "version); is the path right?");
 			return -PST_EVERSION;
 		}
-		v = store__val(&ver, sizeof(ver));
-		return store__err(mdb_put(txn, st->db[DB_META], &k, &v, 0));
+		st->schema = STORE_SCHEMA_VERSION;
+		return store__schema_put(st, txn, STORE_SCHEMA_VERSION);
 	}
 	if (rc)
 		return store__err(rc);
 	if (v.mv_size != sizeof(ver))
 		return -PST_ECORRUPT;
 	memcpy(&ver, v.mv_data, sizeof(ver));
+	ver = le32toh(ver);
+	st->schema = ver;
 	if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(err, errlen, "store schema version %u is newer than "
 			 "this Postern understands (%u); run the newer Postern "
 			 "or restore a backup", ver, STORE_SCHEMA_VERSION);
 		return -PST_EVERSION;
 	}
-	/* Older versions would be migrated here; version 1 is the first. */
+	if (ver < STORE_SCHEMA_VERSION && !(flags & STORE_UPGRADE)) {
+		snprintf(err, errlen, "%s: store schema version %u needs an "
+			 "upgrade to version %u: stop postern-pop3d and "
+			 "postern-submitd, then run `postern store upgrade` "
+			 "(one transaction; a backup first is wise: `postern "
+			 "backup FILE`)", st->path, ver, STORE_SCHEMA_VERSION);
+		return -STORE_EUPGRADE;
+	}
 	return 0;
+}
+
+unsigned store_schema_version(struct store *st)
+{
+	REQUIRE(st && st->path);
+	return st->schema;
 }
 
 static int store__env_create(struct store *st)
@@ -181,8 +209,8 @@ static int store__recover(struct store *st, int rc, uint64_t gen)
 
 /* Begin a transaction under envlock (held shared until it ends),
  * recovering once from what store__recover can repair. */
-static int store__txn_begin(struct store *st, MDB_txn *parent,
-			    unsigned flags, MDB_txn **txn)
+int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
+		     MDB_txn **txn)
 {
 	for (int attempt = 0;; attempt++) {
 		uint64_t gen;
@@ -245,6 +273,15 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 			 mdb_strerror(rc));
 		goto fail;
 	}
+	/* Reader slots of processes that died (kill -9) hold old pages
+	 * from reuse until cleared: every open clears them. */
+	{
+		int dead = 0;
+
+		if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+			log_event(LOGL_WARN, 0, "store_stale_readers",
+				  "cleared=%d", dead);
+	}
 	rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) {
 		r = store__err(rc);
@@ -261,7 +298,7 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 			goto fail;
 		}
 	}
-	r = store__schema(st, txn, create && !st->readonly, err, errlen);
+	r = store__schema(st, txn, flags, err, errlen);
 	if (r) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", path, pst_strerror(r));
@@ -299,6 +336,40 @@ void store_close(struct store *st)
 	pthread_rwlock_destroy(&st->envlock);
 	free(st->path);
 	free(st);
+}
+
+/* ---- the environment as a whole ---- */
+
+int store_backup(struct store *st, int fd)
+{
+	int rc;
+
+	REQUIRE(st && st->path && fd >= 0);
+	/* Shared like any transaction: recovery (which closes the env) waits
+	 * until the copy ends. */
+	pthread_rwlock_rdlock(&st->envlock);
+	rc = st->env ? mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT)
+		     : MDB_PANIC;
+	pthread_rwlock_unlock(&st->envlock);
+	return store__err(rc);
+}
+
+int store_used_bytes(struct store *st, uint64_t *used)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	int rc;
+
+	REQUIRE(st && st->path && used);
+	pthread_rwlock_rdlock(&st->envlock);
+	rc = st->env ? mdb_env_info(st->env, &info) : MDB_PANIC;
+	if (!rc)
+		rc = mdb_env_stat(st->env, &stat);
+	pthread_rwlock_unlock(&st->envlock);
+	if (rc)
+		return store__err(rc);
+	*used = ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+	return 0;
 }
 
 /* ---- reads ---- */
@@ -368,7 +439,68 @@ static int store__write_direct(struct store *st, store_write_fn fn, void *arg)
 	return r;
 }
 
-static void store__run_batch(struct store *st, struct store_job *jobs)
+/* The map's size now (another process may have grown it). */
+static uint64_t store__map_now(struct store *st)
+{
+	MDB_envinfo info;
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&st->envlock);
+	if (st->env && mdb_env_info(st->env, &info) == 0)
+		n = info.me_mapsize;
+	pthread_rwlock_unlock(&st->envlock);
+	return n;
+}
+
+static bool store__can_grow(struct store *st)
+{
+	return st->map_max && store__map_now(st) < st->map_max;
+}
+
+/* Doubles the map, up to map_max; envlock exclusive (LMDB wants no
+ * transaction of this process open), waited for at most
+ * STORE_RECOVER_WAIT_MS. true if it grew. */
+static bool store__grow(struct store *st)
+{
+	struct timespec until;
+	MDB_envinfo info;
+	uint64_t from = 0, to = 0;
+	int rc = MDB_PANIC;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STORE_RECOVER_WAIT_MS / 1000;
+	until.tv_nsec += (STORE_RECOVER_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_rwlock_timedwrlock(&st->envlock, &until))
+		return false;
+	if (st->env && mdb_env_info(st->env, &info) == 0 &&
+	    info.me_mapsize < st->map_max) {
+		from = info.me_mapsize;
+		to = from > st->map_max / 2 ? st->map_max : from * 2;
+		if ((rc = mdb_env_set_mapsize(st->env, (size_t)to)) == 0) {
+			st->map_size = to;
+			st->env_gen++;
+		}
+	}
+	pthread_rwlock_unlock(&st->envlock);
+	if (from)
+		log_event(rc ? LOGL_ERR : LOGL_WARN, 0, "store_map_grown",
+			  "from=%llu to=%llu max=%llu result=\"%s\"",
+			  (unsigned long long)from, (unsigned long long)to,
+			  (unsigned long long)st->map_max,
+			  rc ? mdb_strerror(rc) : "ok");
+	return rc == 0;
+}
+
+/* Runs the batch in one transaction, each job in a nested one. With
+ * stop_on_full, a job or commit that finds the map full aborts the whole
+ * transaction and this returns true: nothing committed, no result final,
+ * so the batch can run again in a grown map. */
+static bool store__batch_once(struct store *st, struct store_job *jobs,
+			      bool stop_on_full)
 {
 	MDB_txn *txn;
 	int rc = store__txn_begin(st, NULL, 0, &txn);
@@ -392,15 +524,35 @@ static void store__run_batch(struct store *st, struct store_job *jobs)
 			mdb_txn_abort(child);
 		else if ((crc = mdb_txn_commit(child)))
 			j->result = store__err(crc);
+		if (stop_on_full && j->result == -PST_EFULL) {
+			mdb_txn_abort(txn);
+			pthread_rwlock_unlock(&st->envlock);
+			return true;
+		}
 	}
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
 		pthread_rwlock_unlock(&st->envlock);
+		if (rc == MDB_MAP_FULL && stop_on_full)
+			return true;
 		if (rc)
 			for (struct store_job *j = jobs; j; j = j->next)
 				if (j->result == 0)
 					j->result = store__err(rc);
 	}
+	return false;
+}
+
+static void store__run_batch(struct store *st, struct store_job *jobs)
+{
+	bool full;
+
+	/* Full and room to grow: grow and run the batch again whole. */
+	do
+		full = store__batch_once(st, jobs, store__can_grow(st));
+	while (full && store__grow(st));
+	if (full)                        /* could not grow: as without */
+		store__batch_once(st, jobs, false);
 	for (struct store_job *j = jobs, *next; j; j = next) {
 		next = j->next;
 		if (j->done) {
@@ -413,6 +565,83 @@ static void store__run_batch(struct store *st, struct store_job *jobs)
 			pthread_mutex_unlock(&st->mu);
 		}
 	}
+}
+
+/* mdb_reader_list's lines: "    pid     thread     txnid", after a
+ * header line. */
+static int store__reader_line(const char *msg, void *ctx)
+{
+	long pid;
+
+	if (sscanf(msg, " %ld", &pid) == 1 && pid > 0 && pid != (long)getpid())
+		(*(unsigned *)ctx)++;
+	return 0;
+}
+
+int store_other_readers(struct store *st, unsigned *n)
+{
+	unsigned count = 0;
+	int dead = 0, rc;
+
+	REQUIRE(st && st->path && n);
+	pthread_rwlock_rdlock(&st->envlock);
+	rc = st->env ? mdb_reader_check(st->env, &dead) : MDB_PANIC;
+	if (!rc && mdb_reader_list(st->env, store__reader_line, &count) < 0)
+		rc = EIO;
+	pthread_rwlock_unlock(&st->envlock);
+	if (rc)
+		return store__err(rc);
+	*n = count;
+	return 0;
+}
+
+void store_set_map_max(struct store *st, uint64_t max)
+{
+	REQUIRE(st && st->path && !st->writer_running);
+	st->map_max = max;
+}
+
+int store_stats(struct store *st, struct store_stats *out)
+{
+	static const struct { enum store_db db; size_t off; } counts[] = {
+		{ DB_DOMAINS, offsetof(struct store_stats, domains) },
+		{ DB_ACCOUNTS, offsetof(struct store_stats, accounts) },
+		{ DB_MESSAGES, offsetof(struct store_stats, messages) },
+		{ DB_UIDLS, offsetof(struct store_stats, uidls) },
+		{ DB_BODIES, offsetof(struct store_stats, chunks) },
+		{ DB_APP_META, offsetof(struct store_stats, app_passwords) },
+		{ DB_QUEUE, offsetof(struct store_stats, queued) },
+		{ DB_SENDERS, offsetof(struct store_stats, senders) },
+	};
+	struct store_stats s = { 0 };
+	MDB_envinfo info;
+	MDB_stat ms;
+	MDB_txn *txn;
+	int rc;
+
+	REQUIRE(st && st->path && out);
+	if ((rc = store__txn_begin(st, NULL, MDB_RDONLY, &txn)))
+		return store__err(rc);
+	rc = mdb_env_info(st->env, &info);
+	if (!rc)
+		rc = mdb_env_stat(st->env, &ms);
+	if (!rc) {
+		s.map_size = info.me_mapsize;
+		s.page_size = ms.ms_psize;
+		s.used_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+		s.readers = info.me_numreaders;
+		s.max_readers = info.me_maxreaders;
+	}
+	for (size_t i = 0; !rc && i < sizeof(counts) / sizeof(*counts); i++)
+		if (!(rc = mdb_stat(txn, st->db[counts[i].db], &ms)))
+			*(uint64_t *)((char *)&s + counts[i].off) =
+				ms.ms_entries;
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->envlock);
+	if (rc)
+		return store__err(rc);
+	*out = s;
+	return 0;
 }
 
 static void *store__writer(void *arg)

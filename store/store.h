@@ -30,7 +30,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#include "common/err.h"
+
+/* 1: values were images of the structs below; 2: explicit encoding
+ * (store_rec.h). */
+#define STORE_SCHEMA_VERSION 2
+/* store_open: the store is of an older schema version and needs `postern
+ * store upgrade` (store_upgrade). A code of its own so callers can tell it
+ * from -PST_EVERSION (newer than this program); it sits above err.h's
+ * codes until err.h names it (PST_EUPGRADE). */
+#define STORE_EUPGRADE PST_EUPGRADE
 #define STORE_ADDR_MAX 254          /* RFC 5321 path limit less <> */
 #define STORE_DOMAIN_MAX 253
 #define STORE_PHC_MAX 255
@@ -124,14 +133,62 @@ struct store_app_password {
 /* ---- environment ---- */
 
 struct store;
-enum store_open_flag { STORE_CREATE = 1 << 0, STORE_READONLY = 1 << 1 };
+enum store_open_flag {
+	STORE_CREATE = 1 << 0,
+	STORE_READONLY = 1 << 1,
+	/* Open a store of an older schema version, for store_upgrade. */
+	STORE_UPGRADE = 1 << 2,
+};
 
 /* Opens (and with STORE_CREATE makes) the store folder. -PST_EVERSION when
- * the store is newer than this program; the message in err says what to do.
- * err may be NULL. */
+ * the store is newer than this program, -STORE_EUPGRADE when it is older
+ * (unless STORE_UPGRADE); the message in err says what to do. err may be
+ * NULL. */
 int store_open(const char *path, uint64_t map_size, unsigned flags,
 	       struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
+/* The schema version of the open store (older than STORE_SCHEMA_VERSION
+ * only when opened with STORE_UPGRADE and not yet upgraded). */
+unsigned store_schema_version(struct store *st);
+/* Rewrites every record of an older schema version in the current
+ * encoding, and the schema version last, all in one write transaction: an
+ * interrupted upgrade (even kill -9) leaves the store as it was. progress
+ * (may be NULL) is called now and then, inside the transaction, with the
+ * records done and their total. *from (may be NULL) gets the version the
+ * store had. 0 also when there was nothing to do. Without the writer
+ * thread; other processes' writers wait on LMDB's lock meanwhile. */
+int store_upgrade(struct store *st,
+		  void (*progress)(uint64_t done, uint64_t total, void *arg),
+		  void *arg, unsigned *from);
+/* Writes a compacted copy of the whole store, as it is at one moment, to
+ * fd (a file or a pipe): LMDB's copy runs in its own read transaction, so
+ * the daemons go on reading and writing meanwhile and the copy holds every
+ * commit before that moment and none after. Free pages are left out and
+ * the copy's map size is this store's. Blocks until written; -errno
+ * (-EPIPE: the reader went away) or a store error. */
+int store_backup(struct store *st, int fd);
+/* The bytes of the map in use (the last page written): about what a
+ * backup writes, at most. */
+int store_used_bytes(struct store *st, uint64_t *used);
+/* Lets the writer thread grow the map when a batch finds it full:
+ * doubled, up to max bytes (0, or not above the map size: never, the
+ * default), logged as event=store_map_grown; the batch then runs again
+ * whole, so its callers see no error. Other processes adopt the new size
+ * by themselves (MDB_MAP_RESIZED). Call before store_writer_start. */
+void store_set_map_max(struct store *st, uint64_t max);
+
+/* `postern store stats`: the map and the record counts. */
+struct store_stats {
+	uint64_t map_size, used_bytes, page_size;
+	uint32_t readers, max_readers;
+	uint64_t domains, accounts, messages, uidls, chunks, app_passwords,
+		 queued, senders;
+};
+int store_stats(struct store *st, struct store_stats *out);
+/* Other live processes with the store open for reading (LMDB's reader
+ * table, dead processes' slots cleared first): the daemons, mostly.
+ * `postern store upgrade` refuses while there are any. */
+int store_other_readers(struct store *st, unsigned *n);
 /* Start/stop the group-commit writer thread. */
 int store_writer_start(struct store *st);
 void store_writer_stop(struct store *st);
@@ -171,6 +228,11 @@ int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 int store_app_password_each(struct store_read *r, uint64_t account_id,
 			    int (*fn)(const struct store_app_password *p,
 				      void *arg), void *arg);
+/* The same with each one's digest (for `postern user export`). */
+int store_app_password_each_digest(struct store_read *r, uint64_t account_id,
+				   int (*fn)(const struct store_app_password *p,
+					     const uint8_t digest[32],
+					     void *arg), void *arg);
 /* Counts for `postern check`. */
 struct store_check {
 	uint64_t domains, accounts, messages, bytes, chunks, queued;
@@ -235,6 +297,12 @@ int store_app_password_del(struct store_write *w, uint64_t account_id,
 			   uint32_t app_id);
 int store_app_password_used(struct store_write *w, uint64_t account_id,
 			    uint32_t app_id, uint64_t when, const char *addr);
+/* Puts an app password as another store had it (`postern user import
+ * accounts`): its id, name, dates and digest kept. -PST_EEXIST if the
+ * digest or the id is taken. */
+int store_app_password_put(struct store_write *w, uint64_t account_id,
+			   const uint8_t digest[32],
+			   const struct store_app_password *p);
 
 
 

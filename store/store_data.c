@@ -1,7 +1,8 @@
 /* store_data.c — the records: domains, accounts, app passwords, messages and
- * chunked bodies. Values are fixed binary layouts (the structs of store.h
- * behind a record version); keys are big-endian so that one account's
- * messages and chunks sort together and in order. */
+ * chunked bodies. Values are encoded explicitly (store_rec.c: fixed-endian
+ * fields behind a record version, decoupled from the structs of store.h);
+ * keys are big-endian so that one account's messages and chunks sort
+ * together and in order. */
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -14,8 +15,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "store/store_int.h"
-
-#define REC_VERSION 1
+#include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
  * The store structs live in store_int.h and carry no magic number. */
@@ -23,12 +23,6 @@
 #define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
 /* A fixed-size string field of a record is NUL-terminated within it. */
 #define STORE_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)
-
-struct rec_domain { uint32_t ver; struct store_domain d; };
-struct rec_account { uint32_t ver; struct store_account a; };
-struct rec_msg { uint32_t ver; struct store_msg m; };
-struct rec_app_meta { uint32_t ver; uint8_t digest[32]; struct store_app_password p; };
-struct rec_app_pw { uint64_t account_id; uint32_t app_id; };
 
 /* ---- keys ---- */
 
@@ -60,26 +54,35 @@ static MDB_val store__str_val(const char *s)
 
 /* ---- generic helpers ---- */
 
-static int store__get_fixed(struct store_read *r, int db, MDB_val k, void *out,
-		     size_t size)
-{
-	MDB_val v;
-	int rc = mdb_get(r->txn, r->st->db[db], &k, &v);
-
-	if (rc)
-		return store__err(rc);
-	if (v.mv_size != size)
-		return -PST_ECORRUPT;
-	memcpy(out, v.mv_data, size);
-	return 0;
-}
-
 static int store__put(struct store_write *w, int db, MDB_val k, const void *p,
 	       size_t n, unsigned flags)
 {
 	MDB_val v = store__val(p, n);
 
 	return store__err(mdb_put(w->txn, w->st->db[db], &k, &v, flags));
+}
+
+/* The value of k in db, pointing into the snapshot. */
+static int store__get_raw(struct store_read *r, int db, MDB_val k, MDB_val *v)
+{
+	return store__err(mdb_get(r->txn, r->st->db[db], &k, v));
+}
+
+static int store__get_u64(struct store_read *r, int db, MDB_val k,
+			  uint64_t *out)
+{
+	MDB_val v;
+	int e = store__get_raw(r, db, k, &v);
+
+	return e ? e : store__rec_u64_dec(v.mv_data, v.mv_size, out);
+}
+
+static int store__put_u64(struct store_write *w, int db, MDB_val k,
+			  uint64_t val, unsigned flags)
+{
+	uint8_t buf[REC_U64_MAX];
+
+	return store__put(w, db, k, buf, store__rec_u64_enc(val, buf), flags);
 }
 
 static int store__del(struct store_write *w, int db, MDB_val k)
@@ -155,31 +158,29 @@ NAMES(store_folder, folder_names)
 int store_domain_get(struct store_read *r, const char *name,
 		     struct store_domain *out)
 {
-	struct rec_domain rec;
+	MDB_val v;
 	int e;
 
 	REQUIRE(STORE_READ_OK(r) && name && out);
-	e = store__get_fixed(r, DB_DOMAINS, store__str_val(name), &rec, sizeof(rec));
-	/* A damaged record is an error, never a string without its end:
-	 * store_domain_put REQUIREs the end. */
-	if (e == 0 && !STORE_STR_OK(rec.d.name))
-		e = -PST_ECORRUPT;
-	if (e == 0)
-		*out = rec.d;
-	return e;
+	/* A damaged record is an error, never a string without its end
+	 * (the decoder checks). */
+	e = store__get_raw(r, DB_DOMAINS, store__str_val(name), &v);
+	return e ? e : store__rec_domain_dec(v.mv_data, v.mv_size, out);
 }
 
 int store_domain_put(struct store_write *w, const struct store_domain *d,
 		     bool create)
 {
-	struct rec_domain rec = { .ver = REC_VERSION };
+	struct store_domain rec;
+	uint8_t buf[REC_DOMAIN_MAX];
 
 	REQUIRE(STORE_WRITE_OK(w) && d && STORE_STR_OK(d->name));
-	rec.d = *d;
-	if (create && !rec.d.created)
-		rec.d.created = store__now_s();
-	return store__put(w, DB_DOMAINS, store__str_val(d->name), &rec, sizeof(rec),
-		   create ? MDB_NOOVERWRITE : 0);
+	rec = *d;
+	if (create && !rec.created)
+		rec.created = store__now_s();
+	return store__put(w, DB_DOMAINS, store__str_val(d->name), buf,
+			  store__rec_domain_enc(&rec, buf),
+			  create ? MDB_NOOVERWRITE : 0);
 }
 
 int store_domain_del(struct store_write *w, const char *name)
@@ -223,15 +224,11 @@ struct each_ctx {
 static int store__domain_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
-	struct rec_domain rec;
+	struct store_domain d;
+	int e = store__rec_domain_dec(v->mv_data, v->mv_size, &d);
 
-	if (v->mv_size != sizeof(rec))
-		return -PST_ECORRUPT;
-	memcpy(&rec, v->mv_data, sizeof(rec));
-	if (!STORE_STR_OK(rec.d.name))
-		return -PST_ECORRUPT;
-	return ((int (*)(const struct store_domain *, void *))c->fn)(&rec.d,
-								    c->arg);
+	return e ? e : ((int (*)(const struct store_domain *, void *))c->fn)(
+		&d, c->arg);
 }
 
 int store_domain_each(struct store_read *r,
@@ -251,19 +248,14 @@ int store_account_get_by_id(struct store_read *r, uint64_t id,
 			    struct store_account *out)
 {
 	struct key k = { .n = 0 };
-	struct rec_account rec;
+	MDB_val v;
 	int e;
 
 	REQUIRE(STORE_READ_OK(r) && out);
 	store__key_u64(&k, id);
-	e = store__get_fixed(r, DB_ACCOUNT_IDS, store__key_val(&k), &rec, sizeof(rec));
-	/* As for domains: store_account_put REQUIREs both ends, and auth
-	 * strlen()s the hash. */
-	if (e == 0 && (!STORE_STR_OK(rec.a.address) || !STORE_STR_OK(rec.a.phc)))
-		e = -PST_ECORRUPT;
-	if (e == 0)
-		*out = rec.a;
-	return e;
+	/* As for domains: auth strlen()s the hash; the decoder checks. */
+	e = store__get_raw(r, DB_ACCOUNT_IDS, store__key_val(&k), &v);
+	return e ? e : store__rec_account_dec(v.mv_data, v.mv_size, out);
 }
 
 int store_account_get(struct store_read *r, const char *address,
@@ -273,7 +265,7 @@ int store_account_get(struct store_read *r, const char *address,
 	int e;
 
 	REQUIRE(STORE_READ_OK(r) && address && out);
-	e = store__get_fixed(r, DB_ACCOUNTS, store__str_val(address), &id, sizeof(id));
+	e = store__get_u64(r, DB_ACCOUNTS, store__str_val(address), &id);
 	return e ? e : store_account_get_by_id(r, id, out);
 }
 
@@ -282,12 +274,12 @@ static int store__next_counter(struct store_write *w, const char *name,
 {
 	MDB_val k = store__str_val(name);
 	uint64_t v = 0;
-	int e = store__get_fixed(&w->reader, DB_META, k, &v, sizeof(v));
+	int e = store__get_u64(&w->reader, DB_META, k, &v);
 
 	if (e && e != -PST_ENOTFOUND)
 		return e;
 	v++;
-	if ((e = store__put(w, DB_META, k, &v, sizeof(v), 0)))
+	if ((e = store__put_u64(w, DB_META, k, v, 0)))
 		return e;
 	*out = v;
 	return 0;
@@ -296,7 +288,7 @@ static int store__next_counter(struct store_write *w, const char *name,
 int store_account_put(struct store_write *w, struct store_account *a,
 		      bool create)
 {
-	struct rec_account rec = { .ver = REC_VERSION };
+	uint8_t buf[REC_ACCOUNT_MAX];
 	struct key k = { .n = 0 };
 	int e;
 
@@ -306,8 +298,8 @@ int store_account_put(struct store_write *w, struct store_account *a,
 	if (create) {
 		uint64_t id = 0;
 
-		if ((e = store__get_fixed(&w->reader, DB_ACCOUNTS, store__str_val(a->address),
-				   &id, sizeof(id))) == 0)
+		if ((e = store__get_u64(&w->reader, DB_ACCOUNTS,
+					store__str_val(a->address), &id)) == 0)
 			return -PST_EEXIST;
 		if (e != -PST_ENOTFOUND)
 			return e;
@@ -315,24 +307,23 @@ int store_account_put(struct store_write *w, struct store_account *a,
 			return e;
 		a->next_uid = 1;
 		a->created = store__now_s();
-		if ((e = store__put(w, DB_ACCOUNTS, store__str_val(a->address), &a->id,
-			     sizeof(a->id), MDB_NOOVERWRITE)))
+		if ((e = store__put_u64(w, DB_ACCOUNTS, store__str_val(a->address),
+					a->id, MDB_NOOVERWRITE)))
 			return e;
 	}
-	rec.a = *a;
 	store__key_u64(&k, a->id);
-	return store__put(w, DB_ACCOUNT_IDS, store__key_val(&k), &rec, sizeof(rec), 0);
+	return store__put(w, DB_ACCOUNT_IDS, store__key_val(&k), buf,
+			  store__rec_account_enc(a, buf), 0);
 }
 
 static int store__app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct store_write *w = arg;
-	struct rec_app_meta rec;
+	struct store_app_password p;
+	uint8_t digest[32];
+	int e = store__rec_app_meta_dec(v->mv_data, v->mv_size, digest, &p);
 
-	if (v->mv_size != sizeof(rec))
-		return -PST_ECORRUPT;
-	memcpy(&rec, v->mv_data, sizeof(rec));
-	return store__del(w, DB_APP_PW, store__val(rec.digest, 32));
+	return e ? e : store__del(w, DB_APP_PW, store__val(digest, 32));
 }
 
 int store_account_del(struct store_write *w, const char *address)
@@ -372,9 +363,8 @@ static int store__account_visit(MDB_val *k, MDB_val *v, void *arg)
 		   ((char *)k->mv_data)[k->mv_size - dl - 1] != '@' ||
 		   memcmp((char *)k->mv_data + k->mv_size - dl, c->domain, dl)))
 		return 0;
-	if (v->mv_size != sizeof(id))
-		return -PST_ECORRUPT;
-	memcpy(&id, v->mv_data, sizeof(id));
+	if ((e = store__rec_u64_dec(v->mv_data, v->mv_size, &id)))
+		return e;
 	if ((e = store_account_get_by_id(c->r, id, &a)))
 		return e == -PST_ENOTFOUND ? -PST_ECORRUPT : e;
 	return ((int (*)(const struct store_account *, void *))c->fn)(&a,
@@ -398,17 +388,13 @@ int store_account_each(struct store_read *r, const char *domain,
 int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id)
 {
-	struct rec_app_pw rec;
+	MDB_val v;
 	int e;
 
 	REQUIRE(STORE_READ_OK(r) && digest && account_id && app_id);
-	e = store__get_fixed(r, DB_APP_PW, store__val(digest, 32), &rec,
-			     sizeof(rec));
-	if (e)
-		return e;
-	*account_id = rec.account_id;
-	*app_id = rec.app_id;
-	return 0;
+	e = store__get_raw(r, DB_APP_PW, store__val(digest, 32), &v);
+	return e ? e : store__rec_app_pw_dec(v.mv_data, v.mv_size, account_id,
+					     app_id);
 }
 
 struct app_scan { uint32_t max_id; const char *name; bool name_taken; };
@@ -416,14 +402,15 @@ struct app_scan { uint32_t max_id; const char *name; bool name_taken; };
 static int store__app_scan_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct app_scan *s = arg;
-	struct rec_app_meta rec;
+	struct store_app_password p;
+	uint8_t digest[32];
+	int e = store__rec_app_meta_dec(v->mv_data, v->mv_size, digest, &p);
 
-	if (v->mv_size != sizeof(rec))
-		return -PST_ECORRUPT;
-	memcpy(&rec, v->mv_data, sizeof(rec));
-	if (rec.p.id > s->max_id)
-		s->max_id = rec.p.id;
-	if (s->name && strcmp(rec.p.name, s->name) == 0)
+	if (e)
+		return e;
+	if (p.id > s->max_id)
+		s->max_id = p.id;
+	if (s->name && strcmp(p.name, s->name) == 0)
 		s->name_taken = true;
 	return 0;
 }
@@ -433,8 +420,9 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 			   uint64_t now, uint32_t *id_out)
 {
 	struct app_scan scan = { .name = name };
-	struct rec_app_meta meta = { .ver = REC_VERSION };
-	struct rec_app_pw pw = { .account_id = account_id };
+	struct store_app_password meta = { 0 };
+	uint8_t mbuf[REC_APP_META_MAX], pbuf[REC_APP_PW_MAX];
+	uint32_t app_id;
 	struct key k = { .n = 0 };
 	int e;
 
@@ -448,43 +436,48 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 		return e;
 	if (scan.name_taken)
 		return -PST_EEXIST;
-	pw.app_id = scan.max_id + 1;
-	meta.p.id = pw.app_id;
-	strcpy(meta.p.name, name);
-	meta.p.created = now;
-	memcpy(meta.digest, digest, 32);
-	store__key_u32(&k, pw.app_id);
-	if ((e = store__put(w, DB_APP_PW, store__val(digest, 32), &pw, sizeof(pw),
-		     MDB_NOOVERWRITE)) ||
-	    (e = store__put(w, DB_APP_META, store__key_val(&k), &meta, sizeof(meta), 0)))
+	app_id = scan.max_id + 1;
+	meta.id = app_id;
+	strcpy(meta.name, name);
+	meta.created = now;
+	store__key_u32(&k, app_id);
+	if ((e = store__put(w, DB_APP_PW, store__val(digest, 32), pbuf,
+			    store__rec_app_pw_enc(account_id, app_id, pbuf),
+			    MDB_NOOVERWRITE)) ||
+	    (e = store__put(w, DB_APP_META, store__key_val(&k), mbuf,
+			    store__rec_app_meta_enc(digest, &meta, mbuf), 0)))
 		return e;
-	*id_out = pw.app_id;
+	*id_out = app_id;
 	return 0;
 }
 
 static int store__app_meta_key(struct store_write *w, uint64_t account_id,
-			uint32_t app_id, struct key *k,
-			struct rec_app_meta *rec)
+			uint32_t app_id, struct key *k, uint8_t digest[32],
+			struct store_app_password *p)
 {
+	MDB_val v;
+	int e;
+
 	k->n = 0;
 	store__key_u64(k, account_id);
 	store__key_u32(k, app_id);
-	return store__get_fixed(&w->reader, DB_APP_META, store__key_val(k), rec,
-			 sizeof(*rec));
+	e = store__get_raw(&w->reader, DB_APP_META, store__key_val(k), &v);
+	return e ? e : store__rec_app_meta_dec(v.mv_data, v.mv_size, digest, p);
 }
 
 int store_app_password_del(struct store_write *w, uint64_t account_id,
 			   uint32_t app_id)
 {
-	struct rec_app_meta rec;
-	struct rec_app_pw tomb = { .account_id = account_id, .app_id = 0 };
+	struct store_app_password p;
+	uint8_t digest[32], tomb[REC_APP_PW_MAX];
 	struct key k;
 	int e;
 
 	REQUIRE(STORE_WRITE_OK(w));
-	e = store__app_meta_key(w, account_id, app_id, &k, &rec);
-	if (e || (e = store__put(w, DB_APP_PW, store__val(rec.digest, 32), &tomb,
-			  sizeof(tomb), 0)))
+	e = store__app_meta_key(w, account_id, app_id, &k, digest, &p);
+	if (e || (e = store__put(w, DB_APP_PW, store__val(digest, 32), tomb,
+				 store__rec_app_pw_enc(account_id, 0, tomb),
+				 0)))
 		return e;
 	return store__del(w, DB_APP_META, store__key_val(&k));
 }
@@ -492,29 +485,58 @@ int store_app_password_del(struct store_write *w, uint64_t account_id,
 int store_app_password_used(struct store_write *w, uint64_t account_id,
 			    uint32_t app_id, uint64_t when, const char *addr)
 {
-	struct rec_app_meta rec;
+	struct store_app_password p;
+	uint8_t digest[32], buf[REC_APP_META_MAX];
 	struct key k;
 	int e;
 
 	REQUIRE(STORE_WRITE_OK(w) && addr);
-	e = store__app_meta_key(w, account_id, app_id, &k, &rec);
+	e = store__app_meta_key(w, account_id, app_id, &k, digest, &p);
 	if (e)
 		return e;
-	rec.p.last_used = when;
-	snprintf(rec.p.last_addr, sizeof(rec.p.last_addr), "%s", addr);
-	return store__put(w, DB_APP_META, store__key_val(&k), &rec, sizeof(rec), 0);
+	p.last_used = when;
+	snprintf(p.last_addr, sizeof(p.last_addr), "%s", addr);
+	return store__put(w, DB_APP_META, store__key_val(&k), buf,
+			  store__rec_app_meta_enc(digest, &p, buf), 0);
+}
+
+int store_app_password_put(struct store_write *w, uint64_t account_id,
+			   const uint8_t digest[32],
+			   const struct store_app_password *p)
+{
+	uint8_t mbuf[REC_APP_META_MAX], pbuf[REC_APP_PW_MAX];
+	struct key k = { .n = 0 };
+	MDB_val v;
+	int e;
+
+	REQUIRE(STORE_WRITE_OK(w) && digest && p && STORE_STR_OK(p->name) &&
+		STORE_STR_OK(p->last_addr));
+	if (p->id == 0 || !p->name[0])
+		return -EINVAL;
+	store__key_u64(&k, account_id);
+	store__key_u32(&k, p->id);
+	e = store__get_raw(&w->reader, DB_APP_META, store__key_val(&k), &v);
+	if (e == 0)
+		return -PST_EEXIST;
+	if (e != -PST_ENOTFOUND)
+		return e;
+	if ((e = store__put(w, DB_APP_PW, store__val(digest, 32), pbuf,
+			    store__rec_app_pw_enc(account_id, p->id, pbuf),
+			    MDB_NOOVERWRITE)))
+		return e;
+	return store__put(w, DB_APP_META, store__key_val(&k), mbuf,
+			  store__rec_app_meta_enc(digest, p, mbuf), 0);
 }
 
 static int store__app_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
-	struct rec_app_meta rec;
+	struct store_app_password p;
+	uint8_t digest[32];
+	int e = store__rec_app_meta_dec(v->mv_data, v->mv_size, digest, &p);
 
-	if (v->mv_size != sizeof(rec))
-		return -PST_ECORRUPT;
-	memcpy(&rec, v->mv_data, sizeof(rec));
-	return ((int (*)(const struct store_app_password *, void *))c->fn)(
-		&rec.p, c->arg);
+	return e ? e : ((int (*)(const struct store_app_password *, void *))
+			c->fn)(&p, c->arg);
 }
 
 int store_app_password_each(struct store_read *r, uint64_t account_id,
@@ -528,6 +550,32 @@ int store_app_password_each(struct store_read *r, uint64_t account_id,
 	store__key_u64(&k, account_id);
 	return store__each_prefix(r->txn, r->st->db[DB_APP_META], k.b, 8, false,
 			   store__app_visit, &c);
+}
+
+static int store__app_digest_visit(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct each_ctx *c = arg;
+	struct store_app_password p;
+	uint8_t digest[32];
+	int e = store__rec_app_meta_dec(v->mv_data, v->mv_size, digest, &p);
+
+	return e ? e : ((int (*)(const struct store_app_password *,
+				 const uint8_t *, void *))c->fn)(&p, digest,
+								 c->arg);
+}
+
+int store_app_password_each_digest(struct store_read *r, uint64_t account_id,
+				   int (*fn)(const struct store_app_password *p,
+					     const uint8_t digest[32],
+					     void *arg), void *arg)
+{
+	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
+	struct key k = { .n = 0 };
+
+	REQUIRE(STORE_READ_OK(r) && fn);
+	store__key_u64(&k, account_id);
+	return store__each_prefix(r->txn, r->st->db[DB_APP_META], k.b, 8, false,
+				  store__app_digest_visit, &c);
 }
 
 /* ---- messages ---- */
@@ -550,28 +598,24 @@ static void store__uidl_key(struct key *k, uint64_t account_id, const char *uidl
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out)
 {
-	struct rec_msg rec;
 	struct key k;
+	MDB_val v;
 	int e;
 
 	REQUIRE(STORE_READ_OK(r) && out);
 	store__msg_key(&k, account_id, uid);
-	e = store__get_fixed(r, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec));
-	if (e == 0)
-		*out = rec.m;
-	return e;
+	e = store__get_raw(r, DB_MESSAGES, store__key_val(&k), &v);
+	return e ? e : store__rec_msg_dec(v.mv_data, v.mv_size, out);
 }
 
 static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 {
 	struct each_ctx *c = arg;
-	struct rec_msg rec;
+	struct store_msg m;
+	int e = store__rec_msg_dec(v->mv_data, v->mv_size, &m);
 
-	if (v->mv_size != sizeof(rec))
-		return -PST_ECORRUPT;
-	memcpy(&rec, v->mv_data, sizeof(rec));
-	return ((int (*)(const struct store_msg *, void *))c->fn)(&rec.m,
-								  c->arg);
+	return e ? e : ((int (*)(const struct store_msg *, void *))c->fn)(
+		&m, c->arg);
 }
 
 int store_msg_each(struct store_read *r, uint64_t account_id,
@@ -636,7 +680,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out)
 {
 	struct store_account a;
-	struct rec_msg rec = { .ver = REC_VERSION };
+	struct store_msg rec = { 0 };
+	uint8_t buf[REC_MSG_MAX];
 	struct key k;
 	uint64_t existing;
 	int e;
@@ -647,55 +692,53 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		return -EINVAL;
 	if ((e = store_account_get_by_id(&w->reader, account_id, &a)))
 		return e;
-	rec.m.uid = a.next_uid;
+	rec.uid = a.next_uid;
 	if (m->uidl && *m->uidl) {
 		if (!store__uidl_ok(m->uidl))
 			return -EINVAL;
-		snprintf(rec.m.uidl, sizeof(rec.m.uidl), "%s", m->uidl);
+		snprintf(rec.uidl, sizeof(rec.uidl), "%s", m->uidl);
 	} else {
 		/* Account ids and uids are never reused, so neither is this. */
-		snprintf(rec.m.uidl, sizeof(rec.m.uidl), "%llx.%llx",
+		snprintf(rec.uidl, sizeof(rec.uidl), "%llx.%llx",
 			 (unsigned long long)account_id,
-			 (unsigned long long)rec.m.uid);
+			 (unsigned long long)rec.uid);
 	}
-	store__uidl_key(&k, account_id, rec.m.uidl);
-	e = store__get_fixed(&w->reader, DB_UIDLS, store__key_val(&k), &existing,
-		      sizeof(existing));
+	store__uidl_key(&k, account_id, rec.uidl);
+	e = store__get_u64(&w->reader, DB_UIDLS, store__key_val(&k), &existing);
 	if (e == 0)
 		return -PST_EEXIST;
 	if (e != -PST_ENOTFOUND)
 		return e;
-	if ((e = store__put(w, DB_UIDLS, store__key_val(&k), &rec.m.uid, sizeof(rec.m.uid),
-		     0)))
+	if ((e = store__put_u64(w, DB_UIDLS, store__key_val(&k), rec.uid, 0)))
 		return e;
-	rec.m.folder = m->folder;
-	rec.m.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
+	rec.folder = m->folder;
+	rec.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
 	if (!store__has_blank_line(m->body, m->len))
-		rec.m.flags |= STORE_MSG_NO_BLANK_LINE;
-	rec.m.internal_date = m->internal_date ? m->internal_date : store__now_s();
-	rec.m.size = m->len;
-	rec.m.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
+		rec.flags |= STORE_MSG_NO_BLANK_LINE;
+	rec.internal_date = m->internal_date ? m->internal_date : store__now_s();
+	rec.size = m->len;
+	rec.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
 				   STORE_CHUNK_SIZE);
-	for (uint32_t i = 0; i < rec.m.nchunks; i++) {
+	for (uint32_t i = 0; i < rec.nchunks; i++) {
 		size_t off = (size_t)i * STORE_CHUNK_SIZE;
 		size_t n = m->len - off < STORE_CHUNK_SIZE ? m->len - off
 							   : STORE_CHUNK_SIZE;
 
-		store__msg_key(&k, account_id, rec.m.uid);
+		store__msg_key(&k, account_id, rec.uid);
 		store__key_u32(&k, i);
 		if ((e = store__put(w, DB_BODIES, store__key_val(&k),
 			     (const char *)m->body + off, n, 0)))
 			return e;
 	}
-	store__msg_key(&k, account_id, rec.m.uid);
-	if ((e = store__put(w, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec),
-		     MDB_NOOVERWRITE)))
+	store__msg_key(&k, account_id, rec.uid);
+	if ((e = store__put(w, DB_MESSAGES, store__key_val(&k), buf,
+			    store__rec_msg_enc(&rec, buf), MDB_NOOVERWRITE)))
 		return e;
 	a.next_uid++;
 	if ((e = store_account_put(w, &a, false)))
 		return e;
 	if (uid_out)
-		*uid_out = rec.m.uid;
+		*uid_out = rec.uid;
 	return 0;
 }
 
@@ -722,20 +765,22 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 int store_msg_update(struct store_write *w, uint64_t account_id,
 		     const struct store_msg *m)
 {
-	struct rec_msg rec = { .ver = REC_VERSION };
+	struct store_msg rec = { 0 };
+	uint8_t buf[REC_MSG_MAX];
 	struct key k;
 	int e;
 
 	REQUIRE(STORE_WRITE_OK(w) && m);
-	if ((e = store_msg_get(&w->reader, account_id, m->uid, &rec.m)))
+	if ((e = store_msg_get(&w->reader, account_id, m->uid, &rec)))
 		return e;
 	if (m->folder >= STORE_FOLDER_N)
 		return -EINVAL;
-	rec.m.folder = m->folder;
-	rec.m.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
-		      (rec.m.flags & STORE_MSG_NO_BLANK_LINE);
+	rec.folder = m->folder;
+	rec.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
+		      (rec.flags & STORE_MSG_NO_BLANK_LINE);
 	store__msg_key(&k, account_id, m->uid);
-	return store__put(w, DB_MESSAGES, store__key_val(&k), &rec, sizeof(rec), 0);
+	return store__put(w, DB_MESSAGES, store__key_val(&k), buf,
+			  store__rec_msg_enc(&rec, buf), 0);
 }
 
 /* ---- check ---- */
@@ -746,6 +791,7 @@ struct check_ctx {
 	void (*problem)(const char *what, void *arg);
 	void *arg;
 	uint64_t account_id;
+	uint64_t next_uid;           /* of the account; 0 for the queue */
 };
 
 static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
@@ -770,6 +816,25 @@ static int store__check_msg(const struct store_msg *m, void *arg)
 
 	x->c->messages++;
 	x->c->bytes += m->size;
+	if (x->account_id != STORE_QUEUE_ACCOUNT) {
+		struct key k;
+		uint64_t uid = 0;
+
+		/* The UIDL index names this message: a message and its UIDL
+		 * are written (and never removed apart) in one transaction. */
+		store__uidl_key(&k, x->account_id, m->uidl);
+		if (store__get_u64(x->r, DB_UIDLS, store__key_val(&k), &uid) ||
+		    uid != m->uid)
+			store__check_problem(x, "account %llu message %llu: "
+					     "its UIDL %s is not indexed to it",
+					     (unsigned long long)x->account_id,
+					     (unsigned long long)m->uid, m->uidl);
+		if (m->uid >= x->next_uid)
+			store__check_problem(x, "account %llu message %llu: uid "
+					     "not below the account's next uid",
+					     (unsigned long long)x->account_id,
+					     (unsigned long long)m->uid);
+	}
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const void *p;
 		size_t n;
@@ -805,6 +870,7 @@ static int store__check_account(const struct store_account *a, void *arg)
 		store__check_problem(x, "account %s: its domain does not exist",
 			      a->address);
 	x->account_id = a->id;
+	x->next_uid = a->next_uid;
 	return store_msg_each(x->r, a->id, store__check_msg, x);
 }
 
@@ -829,6 +895,57 @@ static int store__check_domain(const struct store_domain *d, void *arg)
 	return 0;
 }
 
+/* Every body chunk belongs to a message (or queue entry) that counts it: a
+ * chunk left over is a deletion half applied. */
+static int store__check_orphans(struct check_ctx *x)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(x->r->txn, x->r->st->db[DB_BODIES], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t acct, uid;
+		uint32_t chunk, nchunks = 0;
+		struct store_msg m;
+		struct store_queue_entry q;
+		int e;
+
+		if (k.mv_size != 20) {
+			store__check_problem(x, "a body key of %zu bytes",
+					     k.mv_size);
+			continue;
+		}
+		memcpy(&acct, k.mv_data, 8);
+		memcpy(&uid, (char *)k.mv_data + 8, 8);
+		memcpy(&chunk, (char *)k.mv_data + 16, 4);
+		acct = be64toh(acct);
+		uid = be64toh(uid);
+		chunk = be32toh(chunk);
+		if (acct == STORE_QUEUE_ACCOUNT) {
+			if ((e = store_queue_get(x->r, uid, &q)) == 0) {
+				nchunks = q.nchunks;
+				store_queue_entry_free(&q);
+			}
+		} else if ((e = store_msg_get(x->r, acct, uid, &m)) == 0) {
+			nchunks = m.nchunks;
+		}
+		if (e && e != -PST_ENOTFOUND) {
+			mdb_cursor_close(cur);
+			return e;
+		}
+		if (e || chunk >= nchunks)
+			store__check_problem(x, "account %llu message %llu: chunk "
+					     "%u belongs to no message",
+					     (unsigned long long)acct,
+					     (unsigned long long)uid, chunk);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
 int store_check(struct store_read *r,
 		void (*problem)(const char *what, void *arg), void *arg,
 		struct store_check *out)
@@ -840,7 +957,8 @@ int store_check(struct store_read *r,
 	REQUIRE(STORE_READ_OK(r) && out);   /* problem may be NULL */
 	if ((e = store_domain_each(r, store__check_domain, &x)) ||
 	    (e = store_account_each(r, NULL, store__check_account, &x)) ||
-	    (e = store_queue_each(r, store__check_queued, &x)))
+	    (e = store_queue_each(r, store__check_queued, &x)) ||
+	    (e = store__check_orphans(&x)))
 		return e;
 	*out = c;
 	return 0;

@@ -27,6 +27,8 @@ struct store {
 	uint64_t env_gen;
 	char *path;
 	uint64_t map_size;
+	unsigned schema;          /* as read at open, or as upgraded */
+	uint64_t map_max;         /* the writer grows the map up to this */
 	/* group-commit writer */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -51,5 +53,13 @@ struct store_write {
 /* LMDB result to our error convention. */
 int store__err(int mdb_rc);
 MDB_val store__val(const void *p, size_t n);
+/* Begins a transaction holding envlock shared (the caller unlocks it after
+ * the transaction ends); recovers once from a map another process grew or
+ * a fatal write error. Returns an LMDB code. */
+int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
+		     MDB_txn **txn);
+/* The schema version value: little-endian uint32 in every version, so any
+ * version of Postern can read it and say what to do. */
+int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
 
 #endif

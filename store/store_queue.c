@@ -1,7 +1,7 @@
 /* store_queue.c — the outbound queue and allowed senders (see store.h).
  *
- * A queue record is a fixed header followed by its recipients; the body is
- * stored in chunks like a message's, under account STORE_QUEUE_ACCOUNT and
+ * A queue record (store_rec.c) holds the entry and its recipients; the
+ * body is stored in chunks like a message's, under account STORE_QUEUE_ACCOUNT and
  * uid = queue id, so `postern check` and the chunk code serve both. */
 #include <endian.h>
 #include <errno.h>
@@ -12,19 +12,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "store/store_int.h"
-
-#define QREC_VERSION 1
-
-struct qrec_head {
-	uint32_t ver;
-	uint32_t attempts;
-	uint64_t id, created, next_attempt, size;
-	uint32_t nchunks, nrcpts;
-	char sender[STORE_ADDR_MAX + 1];
-	char last_error[STORE_QUEUE_ERR_MAX + 1];
-};
-
-typedef char rcpt_t[STORE_ADDR_MAX + 1];
+#include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
  * The store structs live in store_int.h and carry no magic number. */
@@ -60,63 +48,29 @@ static void store__bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
 
 static int store__qput(struct store_write *w, const struct store_queue_entry *e)
 {
-	size_t n = sizeof(struct qrec_head) + e->nrcpts * sizeof(rcpt_t);
-	struct qrec_head *h = calloc(1, n);
-	uint8_t k[8];
-	int rc;
+	uint8_t k[8], *buf;
+	size_t n;
+	int rc = store__rec_queue_enc(e, &buf, &n);
 
-	if (!h)
-		return -ENOMEM;
-	h->ver = QREC_VERSION;
-	h->attempts = e->attempts;
-	h->id = e->id;
-	h->created = e->created;
-	h->next_attempt = e->next_attempt;
-	h->size = e->size;
-	h->nchunks = e->nchunks;
-	h->nrcpts = e->nrcpts;
-	memcpy(h->sender, e->sender, sizeof(h->sender));
-	memcpy(h->last_error, e->last_error, sizeof(h->last_error));
-	memcpy(h + 1, e->rcpts, e->nrcpts * sizeof(rcpt_t));
+	if (rc)
+		return rc;
 	store__qkey(e->id, k);
-	MDB_val kv = store__val(k, 8), v = store__val(h, n);
+	MDB_val kv = store__val(k, 8), v = store__val(buf, n);
 	rc = mdb_put(w->txn, w->st->db[DB_QUEUE], &kv, &v, 0);
-	free(h);
+	free(buf);
 	return store__err(rc);
 }
 
 static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 {
-	struct qrec_head h;
-
-	if (v->mv_size < sizeof(h))
-		return -PST_ECORRUPT;
-	memcpy(&h, v->mv_data, sizeof(h));
-	if (h.nrcpts > STORE_QUEUE_RCPT_MAX ||
-	    v->mv_size != sizeof(h) + h.nrcpts * sizeof(rcpt_t))
-		return -PST_ECORRUPT;
-	memset(out, 0, sizeof(*out));
-	out->rcpts = malloc(h.nrcpts ? h.nrcpts * sizeof(rcpt_t) : 1);
-	if (!out->rcpts)
-		return -ENOMEM;
-	memcpy(out->rcpts, (const char *)v->mv_data + sizeof(h),
-	       h.nrcpts * sizeof(rcpt_t));
-	out->id = h.id;
-	out->created = h.created;
-	out->next_attempt = h.next_attempt;
-	out->attempts = h.attempts;
-	out->size = h.size;
-	out->nchunks = h.nchunks;
-	out->nrcpts = h.nrcpts;
-	memcpy(out->sender, h.sender, sizeof(out->sender));
-	memcpy(out->last_error, h.last_error, sizeof(out->last_error));
-	return 0;
+	return store__rec_queue_dec(v->mv_data, v->mv_size, out);
 }
 
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len)
 {
 	MDB_val k = store__val("next_queue_id", 13), v;
+	uint8_t idbuf[REC_U64_MAX];
 	uint64_t id = 0;
 	int rc;
 
@@ -127,12 +81,12 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 	if (e->nrcpts == 0 || e->nrcpts > STORE_QUEUE_RCPT_MAX)
 		return -EINVAL;
 	rc = mdb_get(w->txn, w->st->db[DB_META], &k, &v);
-	if (rc == 0 && v.mv_size == sizeof(id))
-		memcpy(&id, v.mv_data, sizeof(id));
+	if (rc == 0 && (rc = store__rec_u64_dec(v.mv_data, v.mv_size, &id)))
+		return rc;
 	else if (rc && rc != MDB_NOTFOUND)
 		return store__err(rc);
 	id++;
-	v = store__val(&id, sizeof(id));
+	v = store__val(idbuf, store__rec_u64_enc(id, idbuf));
 	if ((rc = mdb_put(w->txn, w->st->db[DB_META], &k, &v, 0)))
 		return store__err(rc);
 	e->id = id;

@@ -57,5 +57,12 @@ int cli_import(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 int cli_client_settings(int argc, char **argv);
+int cli_store(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_restore(int argc, char **argv);
+int cli_export(int argc, char **argv);
+/* cli_accounts.c: `user export`, `user import accounts`. */
+int cli_user_export(int argc, char **argv);
+int cli_user_import_accounts(int argc, char **argv);
 
 #endif

@@ -358,8 +358,13 @@ int cli_user(int argc, char **argv)
 		store_read_end(r);
 		return e ? cli_fail(e, "user list") : EX_OK;
 	}
+	if (strcmp(verb, "import") == 0 && argc > 1 &&
+	    strcmp(argv[1], "accounts") == 0)
+		return cli_user_import_accounts(argc - 2, argv + 2);
 	if (strcmp(verb, "import") == 0)
 		return cli__user_import_passwd(argc - 1, argv + 1);
+	if (strcmp(verb, "export") == 0)
+		return cli_user_export(argc - 1, argv + 1);
 	if (strcmp(verb, "sender") == 0)
 		return cli__user_sender(argc - 1, argv + 1);
 	if (argc < 2)

@@ -24,13 +24,19 @@ static const char usage_text[] =
 "      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"
 "      pop-list-limit=N  require-app-password=yes|no\n"
 "  user import passwd-file PATH [--domain D]\n"
+"  user export [DOMAIN]              user import accounts FILE|-\n"
 "  app-password add ADDR NAME        app-password list ADDR\n"
 "  app-password revoke ADDR NAME|ID\n"
 "  deliver ADDR [--folder Inbox|Spam|Archive]   (message on stdin)\n"
 "  import ADDR maildir|mbox PATH\n"
+"  export ADDR maildir DIR | export ADDR mbox FILE|-\n"
 "  user sender add|del ADDR SENDER   user sender list ADDR\n"
 "  queue list | queue flush | queue delete ID\n"
 "  check                             client-settings ADDR\n"
+"  store upgrade                     (daemons stopped; one transaction)\n"
+"  store stats                       (map size and use, readers, counts)\n"
+"  backup FILE|-                     (online: a consistent compacted copy)\n"
+"  restore FILE|-                    (into an empty [store] path)\n"
 "Exit status follows sysexits(3): 64 usage, 65 bad data, 67 no such user,\n"
 "68 no such domain, 73 already exists, 75 try again later, 78 config.\n";
 
@@ -82,7 +88,8 @@ int cli_open_store(void)
 	if (r) {
 		fprintf(stderr, "postern: %s\n", err);
 		return r == -EACCES || r == -EROFS ? EX_NOPERM
-		       : r == -PST_EVERSION ? EX_CONFIG : EX_TEMPFAIL;
+		       : r == -PST_EVERSION || r == -STORE_EUPGRADE ? EX_CONFIG
+		       : EX_TEMPFAIL;
 	}
 	return EX_OK;
 }
@@ -190,6 +197,10 @@ static const struct {
 	{ "check", cli_check, true },
 	{ "queue", cli_queue, true },
 	{ "client-settings", cli_client_settings, true },
+	{ "export", cli_export, true },
+	{ "store", cli_store, false },
+	{ "backup", cli_backup, false },
+	{ "restore", cli_restore, false },
 };
 
 int main(int argc, char **argv)

@@ -61,15 +61,18 @@ def test_usage_errors():
 def test_check_validates_certificates(tmp_path, pki):
     cert, key = pki["localhost"]
     conf = tmp_path / "postern.conf"
-    conf.write_text(f"[tls]\ncert = {cert}\nkey = {key}\n")
+    conf.write_text(f"[store]\npath = {tmp_path}/store\n"
+                    f"[tls]\ncert = {cert}\nkey = {key}\n")
     r = run([POP3D, "-c", str(conf), "--check"])
     assert r.returncode == 0, r.stderr
     assert "is valid" in r.stdout
-    conf.write_text(f"[tls]\ncert = {cert}\nkey = {tmp_path}/missing.key\n")
+    conf.write_text(f"[store]\npath = {tmp_path}/store\n"
+                    f"[tls]\ncert = {cert}\nkey = {tmp_path}/missing.key\n")
     r = run([POP3D, "-c", str(conf), "--check"])
     assert r.returncode == 1
     assert "[tls] cert" in r.stderr and "missing.key" in r.stderr
-    conf.write_text(f"[tls]\ncert = {cert}\nkey = {key}\npriority = BOGUS\n")
+    conf.write_text(f"[store]\npath = {tmp_path}/store\n"
+                    f"[tls]\ncert = {cert}\nkey = {key}\npriority = BOGUS\n")
     r = run([SUBMITD, "-c", str(conf), "--check"])
     assert r.returncode == 1 and "[tls] priority" in r.stderr
 

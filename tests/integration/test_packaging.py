@@ -169,7 +169,8 @@ def cli_commands():
             if words and re.fullmatch(r"[a-z][a-z-]+", words[0]):
                 verbs = words[1].split("|") if len(words) > 1 else []
                 pairs.add((words[0], None))
-                pairs |= {(words[0], v) for v in verbs if re.fullmatch(r"[a-z-]+", v)}
+                pairs |= {(words[0], v) for v in verbs
+                          if re.fullmatch(r"[a-z][a-z-]*", v)}   # not "-" (stdin)
     return pairs
 
 

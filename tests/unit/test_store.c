@@ -507,6 +507,471 @@ static void test_unwritable_path(void **state)
 	assert_non_null(strstr(err, "/proc/postern-no"));
 }
 
+/* ---- record encoding and schema upgrades (schema 1 -> 2) ---- */
+
+/* Raw LMDB access to the store folder, to plant records as another
+ * version wrote them and to look at what this one writes. */
+struct raw { MDB_env *env; MDB_txn *txn; };
+
+static void raw_begin(struct raw *r, size_t map)
+{
+	assert_int_equal(mdb_env_create(&r->env), 0);
+	mdb_env_set_maxdbs(r->env, 16);
+	mdb_env_set_mapsize(r->env, map);
+	assert_int_equal(mdb_env_open(r->env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+}
+
+static void raw_put(struct raw *r, const char *db, const void *k, size_t kn,
+		    const void *v, size_t vn)
+{
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)k }, val = { vn, (void *)v };
+
+	assert_int_equal(mdb_dbi_open(r->txn, db, MDB_CREATE, &dbi), 0);
+	assert_int_equal(mdb_put(r->txn, dbi, &key, &val, 0), 0);
+}
+
+static MDB_val raw_get(struct raw *r, const char *db, const void *k, size_t kn)
+{
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)k }, val = { 0, NULL };
+
+	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_get(r->txn, dbi, &key, &val), 0);
+	return val;
+}
+
+static void raw_end(struct raw *r)
+{
+	assert_int_equal(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+static void le32_at(uint8_t *b, size_t off, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void le64_at(uint8_t *b, size_t off, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void be64_at(uint8_t *b, size_t off, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[off + i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* A schema-1 store as Postern 1 wrote it on x86-64: every value the image
+ * of its struct (offsets from that build), integers little-endian. nmsg
+ * messages of one chunk each in account 1. */
+static void plant_v1(size_t map, unsigned nmsg)
+{
+	uint8_t dom[288] = { 0 }, acc[568] = { 0 }, msg[120], meta[176] = { 0 };
+	uint8_t apw[16] = { 0 }, q[560 + 255] = { 0 }, k[32], id8[8];
+	uint32_t one = 1;
+	struct raw r;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir %s", dir, dir);
+	assert_int_equal(system(cmd), 0);
+	raw_begin(&r, map);
+	raw_put(&r, "meta", "schema_version", 14, &one, 4);
+	le64_at(id8, 0, 1);
+	raw_put(&r, "meta", "next_account_id", 15, id8, 8);
+	raw_put(&r, "meta", "next_queue_id", 13, id8, 8);
+	le32_at(dom, 0, 1);
+	strcpy((char *)dom + 8, "example.com");
+	dom[262] = 1;                                /* pop_allowed */
+	dom[264] = STORE_POP_SINCE_NOW; dom[265] = STORE_SPAM_ONLY;
+	dom[266] = STORE_MODE_ONCE; dom[267] = STORE_AFTER_ARCHIVE;
+	le32_at(dom, 268, 7);
+	dom[272] = 1;
+	le64_at(dom, 280, 1600000000);
+	raw_put(&r, "domains", "example.com", 11, dom, sizeof(dom));
+	raw_put(&r, "accounts", "ann@example.com", 15, id8, 8);
+	le32_at(acc, 0, 1);
+	le64_at(acc, 8, 1);
+	strcpy((char *)acc + 16, "ann@example.com");
+	strcpy((char *)acc + 271, "$argon2id$v=19$m=256,t=1,p=1$c2FsdA$aGFzaA");
+	le32_at(acc, 528, 5);                        /* cred_gen */
+	le32_at(acc, 532, STORE_ACCT_REQUIRE_APP_PW);
+	acc[536] = STORE_POP_ALL; acc[537] = STORE_SPAM_INCLUDE;
+	acc[538] = STORE_MODE_ONCE; acc[539] = STORE_AFTER_KEEP;
+	le32_at(acc, 540, 50);
+	le64_at(acc, 544, 3);                        /* pop_since_uid */
+	le64_at(acc, 552, (uint64_t)nmsg + 1);       /* next_uid */
+	le64_at(acc, 560, 1600000001);
+	be64_at(k, 0, 1);
+	raw_put(&r, "account_ids", k, 8, acc, sizeof(acc));
+	for (unsigned i = 1; i <= nmsg; i++) {
+		char uidl[32], body[64];
+		uint8_t uk[8 + 32];
+		int n = snprintf(uidl, sizeof(uidl), "old-%u", i);
+		int bn = snprintf(body, sizeof(body), "Subject: %u\r\n\r\nbody\r\n",
+				  i);
+
+		memset(msg, 0, sizeof(msg));
+		le32_at(msg, 0, 1);
+		le64_at(msg, 8, i);
+		msg[16] = (uint8_t)(i % STORE_FOLDER_N);
+		msg[17] = STORE_MSG_SEEN;
+		le64_at(msg, 24, 1600000000 + i);
+		le64_at(msg, 32, (uint64_t)bn);
+		le32_at(msg, 40, 1);
+		memcpy(msg + 44, uidl, (size_t)n + 1);
+		be64_at(k, 0, 1);
+		be64_at(k, 8, i);
+		raw_put(&r, "messages", k, 16, msg, sizeof(msg));
+		memset(k + 16, 0, 4);
+		raw_put(&r, "bodies", k, 20, body, (size_t)bn);
+		be64_at(uk, 0, 1);
+		memcpy(uk + 8, uidl, (size_t)n);
+		le64_at(id8, 0, i);
+		raw_put(&r, "uidls", uk, 8 + (size_t)n, id8, 8);
+	}
+	memset(k, 0xab, 32);
+	le64_at(apw, 0, 1);
+	le32_at(apw, 8, 2);
+	raw_put(&r, "app_passwords", k, 32, apw, sizeof(apw));
+	le32_at(meta, 0, 1);
+	memset(meta + 4, 0xab, 32);
+	le32_at(meta, 40, 2);
+	strcpy((char *)meta + 44, "phone");
+	le64_at(meta, 112, 1600000002);
+	le64_at(meta, 120, 1600000003);
+	strcpy((char *)meta + 128, "192.0.2.7");
+	be64_at(k, 0, 1);
+	k[8] = 0; k[9] = 0; k[10] = 0; k[11] = 2;
+	raw_put(&r, "app_password_meta", k, 12, meta, sizeof(meta));
+	le32_at(q, 0, 1);
+	le32_at(q, 4, 3);                            /* attempts */
+	le64_at(q, 8, 1);
+	le64_at(q, 16, 1600000004);
+	le64_at(q, 24, 1600000005);
+	le64_at(q, 32, 0);
+	le32_at(q, 40, 0);
+	le32_at(q, 44, 1);
+	strcpy((char *)q + 48, "ann@example.com");
+	strcpy((char *)q + 303, "451 later");
+	strcpy((char *)q + 560, "carol@remote.test");
+	be64_at(k, 0, 1);
+	raw_put(&r, "queue", k, 8, q, sizeof(q));
+	raw_end(&r);
+}
+
+static int count_msg(const struct store_msg *m, void *arg)
+{
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static int first_app(const struct store_app_password *p, void *arg)
+{
+	*(struct store_app_password *)arg = *p;
+	return 1;
+}
+
+/* What plant_v1 planted, read through the API (from version-1 records
+ * before the upgrade, from version-2 ones after). */
+static void check_planted(struct store *st, unsigned nmsg)
+{
+	struct store_read *r;
+	struct store_domain d;
+	struct store_account a;
+	struct store_msg m;
+	struct store_app_password p = { 0 };
+	struct store_queue_entry q;
+	uint8_t digest[32];
+	uint64_t acc;
+	uint32_t app;
+	unsigned n = 0;
+	const void *body;
+	size_t len;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_domain_get(r, "example.com", &d), 0);
+	assert_true(d.pop_allowed && d.require_app_password_default);
+	assert_int_equal(d.pop_default.access, STORE_POP_SINCE_NOW);
+	assert_int_equal(d.pop_default.spam, STORE_SPAM_ONLY);
+	assert_int_equal(d.pop_default.mode, STORE_MODE_ONCE);
+	assert_int_equal(d.pop_default.after, STORE_AFTER_ARCHIVE);
+	assert_int_equal(d.pop_default.list_limit, 7);
+	assert_int_equal(d.created, 1600000000);
+	assert_int_equal(store_account_get(r, "ann@example.com", &a), 0);
+	assert_int_equal(a.id, 1);
+	assert_string_equal(a.phc, "$argon2id$v=19$m=256,t=1,p=1$c2FsdA$aGFzaA");
+	assert_int_equal(a.cred_gen, 5);
+	assert_int_equal(a.flags, STORE_ACCT_REQUIRE_APP_PW);
+	assert_int_equal(a.pop.access, STORE_POP_ALL);
+	assert_int_equal(a.pop.spam, STORE_SPAM_INCLUDE);
+	assert_int_equal(a.pop.mode, STORE_MODE_ONCE);
+	assert_int_equal(a.pop.after, STORE_AFTER_KEEP);
+	assert_int_equal(a.pop.list_limit, 50);
+	assert_int_equal(a.pop_since_uid, 3);
+	assert_int_equal(a.next_uid, nmsg + 1);
+	assert_int_equal(a.created, 1600000001);
+	assert_int_equal(store_msg_each(r, 1, count_msg, &n), 0);
+	assert_int_equal(n, nmsg);
+	assert_int_equal(store_msg_get(r, 1, 2, &m), 0);
+	assert_string_equal(m.uidl, "old-2");
+	assert_int_equal(m.folder, 2 % STORE_FOLDER_N);
+	assert_int_equal(m.flags, STORE_MSG_SEEN);
+	assert_int_equal(m.internal_date, 1600000002);
+	assert_int_equal(m.nchunks, 1);
+	assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
+	assert_int_equal(len, m.size);
+	assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
+	memset(digest, 0xab, 32);
+	assert_int_equal(store_app_password_find(r, digest, &acc, &app), 0);
+	assert_int_equal(acc, 1);
+	assert_int_equal(app, 2);
+	assert_int_equal(store_app_password_each(r, 1, first_app, &p), 1);
+	assert_int_equal(p.id, 2);
+	assert_string_equal(p.name, "phone");
+	assert_int_equal(p.created, 1600000002);
+	assert_int_equal(p.last_used, 1600000003);
+	assert_string_equal(p.last_addr, "192.0.2.7");
+	assert_int_equal(store_queue_get(r, 1, &q), 0);
+	assert_int_equal(q.attempts, 3);
+	assert_int_equal(q.created, 1600000004);
+	assert_int_equal(q.next_attempt, 1600000005);
+	assert_string_equal(q.sender, "ann@example.com");
+	assert_string_equal(q.last_error, "451 later");
+	assert_int_equal(q.nrcpts, 1);
+	assert_string_equal(q.rcpts[0], "carol@remote.test");
+	store_queue_entry_free(&q);
+	store_read_end(r);
+}
+
+static void test_v1_store_upgraded(void **state)
+{
+	struct store *st;
+	struct msg_op op = { .acct = 1 };
+	char err[512];
+	unsigned from = 0;
+
+	plant_v1(MAP, 20);
+	/* refused as it is, with the command that upgrades it */
+	assert_int_equal(store_open(dir, MAP, STORE_CREATE, &st, err,
+				    sizeof(err)), -STORE_EUPGRADE);
+	assert_non_null(strstr(err, "schema version 1 needs an upgrade"));
+	assert_non_null(strstr(err, "postern store upgrade"));
+	/* opened for the upgrade: version-1 records read as they are */
+	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, err,
+				    sizeof(err)), 0);
+	assert_int_equal(store_schema_version(st), 1);
+	check_planted(st, 20);
+	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
+	assert_int_equal(from, 1);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	store_close(st);
+	assert_int_equal(store_open(dir, MAP, 0, &st, err, sizeof(err)), 0);
+	check_planted(st, 20);
+	/* the counters and the UIDL index were carried over: new uids go on,
+	 * old UIDLs stay taken */
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	assert_int_equal(store_write(st, add_msg, &op), 0);
+	assert_int_equal(op.uid, 21);
+	op.m.uidl = "old-3";
+	assert_int_equal(store_write(st, add_msg, &op), -PST_EEXIST);
+	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
+	assert_int_equal(from, 2);
+	store_close(st);
+}
+
+/* Values are encoded explicitly: a version octet, then big-endian fields,
+ * whatever the host's struct layout. */
+static void test_records_explicit_encoding(void **state)
+{
+	struct store *st = fresh();
+	uint64_t acct = make_account(st, "ann@example.com");
+	struct raw r;
+	uint8_t k[8];
+	MDB_val v;
+
+	store_close(st);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, acct);
+	v = raw_get(&r, "account_ids", k, 8);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 2);
+	assert_memory_equal((uint8_t *)v.mv_data + 1, k, 8);
+	assert_int_equal(((uint8_t *)v.mv_data)[9], 15);
+	assert_memory_equal((uint8_t *)v.mv_data + 10, "ann@example.com", 15);
+	v = raw_get(&r, "accounts", "ann@example.com", 15);
+	assert_int_equal(v.mv_size, 9);
+	assert_memory_equal(v.mv_data, "\x02\0\0\0\0\0\0\0\x01", 9);
+	v = raw_get(&r, "meta", "schema_version", 14);
+	assert_memory_equal(v.mv_data, "\x02\0\0\0", 4);
+	mdb_txn_abort(r.txn);
+	mdb_env_close(r.env);
+}
+
+/* A record of a newer version is refused, not misread; a damaged one is
+ * corrupt. */
+static void test_newer_record_refused(void **state)
+{
+	struct store *st = fresh();
+	uint64_t acct = make_account(st, "ann@example.com");
+	struct store_account a;
+	struct store_read *rd;
+	struct raw r;
+	uint8_t k[8], buf[1024];
+	MDB_val v;
+
+	store_close(st);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, acct);
+	v = raw_get(&r, "account_ids", k, 8);
+	assert_true(v.mv_size < sizeof(buf));
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[0] = 3;                     /* a version from the future */
+	raw_put(&r, "account_ids", k, 8, buf, v.mv_size);
+	raw_put(&r, "domains", "example.org", 11, "\x02\x0b" "exam", 6);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_account_get_by_id(rd, acct, &a), -PST_EVERSION);
+	assert_int_equal(store_account_get(rd, "ann@example.com", &a),
+			 -PST_EVERSION);
+	{
+		struct store_domain d;
+
+		assert_int_equal(store_domain_get(rd, "example.org", &d),
+				 -PST_ECORRUPT);
+	}
+	store_read_end(rd);
+	store_close(st);
+}
+
+/* check finds what a half-applied write would leave: a body chunk no
+ * message counts, a message its UIDL index does not name. */
+static void test_check_finds_leftovers(void **state)
+{
+	struct store *st = fresh();
+	struct msg_op op = { .acct = make_account(st, "ann@example.com") };
+	struct store_check c;
+	struct store_read *rd;
+	struct raw r;
+	uint8_t k[32];
+
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	assert_int_equal(store_write(st, add_msg, &op), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 0);
+	store_read_end(rd);
+	store_close(st);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, op.acct);
+	be64_at(k, 8, 77);                   /* no message 77 */
+	memset(k + 16, 0, 4);
+	raw_put(&r, "bodies", k, 20, "left", 4);
+	memcpy(k + 8, "1.1", 3);             /* the UIDL of message 1 */
+	{
+		MDB_dbi dbi;
+		MDB_val key = { 11, k };
+
+		assert_int_equal(mdb_dbi_open(r.txn, "uidls", 0, &dbi), 0);
+		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 2);
+	store_read_end(rd);
+	store_close(st);
+}
+
+/* With a map_max, the writer grows a full map by itself (doubling) and
+ * the writes that found it full succeed; past the max, -PST_EFULL. */
+static void test_map_grows_up_to_max(void **state)
+{
+	const uint64_t small = 1ULL << 20, max = 8ULL << 20;
+	static char body[100 * 1024];
+	struct store_stats s;
+	struct store *st;
+	struct msg_op op = { 0 };
+	char cmd[128];
+	unsigned ok = 0;
+	int e = 0;
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(store_open(dir, small, STORE_CREATE, &st, NULL, 0), 0);
+	op.acct = make_account(st, "ann@example.com");
+	memset(body, 'x', sizeof(body));
+	store_set_map_max(st, max);
+	assert_int_equal(store_writer_start(st), 0);
+	op.m = (struct store_msg_in){ .body = body, .len = sizeof(body) };
+	for (unsigned i = 0; i < 200 && !(e = store_write(st, add_msg, &op));
+	     i++)
+		ok++;
+	assert_int_equal(e, -PST_EFULL);           /* at the max */
+	assert_true(ok > 3 * small / sizeof(body)); /* well past 1 MiB */
+	assert_true(ok < 2 * max / sizeof(body));
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.map_size, max);
+	assert_int_equal(s.messages, ok);
+	store_close(st);
+}
+
+/* kill -9 in the middle of an upgrade of a large store leaves version 1
+ * whole; the upgrade run again completes. */
+static void upgrade_progress(uint64_t done, uint64_t total, void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (fd >= 0 && done < total) {
+		(void)!write(fd, "p", 1);
+		*(int *)arg = -1;
+		pause();                /* killed here, mid-transaction */
+	}
+}
+
+static void test_upgrade_kill9_leaves_old_version(void **state)
+{
+	const size_t map = 1ULL << 30;
+	const unsigned nmsg = 30000;
+	struct store *st;
+	int fds[2], status;
+	char c, err[512];
+	pid_t pid;
+
+	plant_v1(map, nmsg);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = fds[1];
+
+		close(fds[0]);
+		if (store_open(dir, map, STORE_UPGRADE, &st, NULL, 0))
+			_exit(2);
+		store_upgrade(st, upgrade_progress, &fd, NULL);
+		_exit(3);               /* finished before the kill: a failure */
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);   /* mid-upgrade */
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(fds[0]);
+	assert_int_equal(store_open(dir, map, 0, &st, err, sizeof(err)),
+			 -STORE_EUPGRADE);
+	assert_int_equal(store_open(dir, map, STORE_UPGRADE, &st, NULL, 0), 0);
+	assert_int_equal(store_schema_version(st), 1);
+	check_planted(st, nmsg);
+	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
+	check_planted(st, nmsg);
+	store_close(st);
+}
+
 /* kill -9 while several threads deliver through the group-commit writer:
  * every message acknowledged before the kill is present and intact, and
  * nothing half-written is visible. */
@@ -693,6 +1158,12 @@ int main(void)
 		cmocka_unit_test(test_group_commit_rollback_alone),
 		cmocka_unit_test(test_map_full_is_an_error),
 		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_v1_store_upgraded),
+		cmocka_unit_test(test_records_explicit_encoding),
+		cmocka_unit_test(test_newer_record_refused),
+		cmocka_unit_test(test_check_finds_leftovers),
+		cmocka_unit_test(test_map_grows_up_to_max),
+		cmocka_unit_test(test_upgrade_kill9_leaves_old_version),
 		cmocka_unit_test(test_unwritable_path),
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
