@@ -125,6 +125,30 @@ static void conn_limit__slot_remove(struct conn_limit *l, struct conn_slot *s)
 	}
 }
 
+/* Count one more connection from key unless its address is at its limit.
+ * Caller holds l->mu. */
+static enum conn_verdict conn_limit__count_addr(struct conn_limit *l,
+						const uint8_t key[16])
+{
+	struct conn_slot *s = conn_limit__slot_find(l, key);
+
+	if (s->count >= l->max_per_addr)
+		return CONN_OVER_PER_ADDR;
+	memcpy(s->addr, key, 16);
+	s->count++;
+	return CONN_OK;
+}
+
+/* One connection fewer from key. Caller holds l->mu. */
+static void conn_limit__uncount_addr(struct conn_limit *l, const uint8_t key[16])
+{
+	struct conn_slot *s = conn_limit__slot_find(l, key);
+
+	REQUIRE(s->count > 0);
+	if (--s->count == 0)
+		conn_limit__slot_remove(l, s);
+}
+
 enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 				     const struct sockaddr *addr)
 {
@@ -135,20 +159,44 @@ enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 	REQUIRE(CONN_LIMIT_VALID(l));   /* addr may be NULL: total only */
 	keyed = conn_limit__addr_key(addr, key);
 	pthread_mutex_lock(&l->mu);
-	if (l->total >= l->max_total) {
+	if (l->total >= l->max_total)
 		v = CONN_OVER_TOTAL;
-	} else if (keyed) {
-		struct conn_slot *s = conn_limit__slot_find(l, key);
-
-		if (s->count >= l->max_per_addr) {
-			v = CONN_OVER_PER_ADDR;
-		} else {
-			memcpy(s->addr, key, 16);
-			s->count++;
-		}
-	}
+	else if (keyed)
+		v = conn_limit__count_addr(l, key);
 	if (v == CONN_OK)
 		l->total++;
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
+
+enum conn_verdict conn_limit_replace(struct conn_limit *l,
+				     const struct sockaddr *addr,
+				     const struct sockaddr *evict,
+				     bool *replaced)
+{
+	enum conn_verdict v = CONN_OK;
+	uint8_t key[16], ekey[16];
+	bool keyed, ekeyed;
+
+	REQUIRE(CONN_LIMIT_VALID(l) && replaced);   /* addrs may be NULL */
+	keyed = conn_limit__addr_key(addr, key);
+	ekeyed = conn_limit__addr_key(evict, ekey);
+	*replaced = false;
+	pthread_mutex_lock(&l->mu);
+	if (keyed)
+		v = conn_limit__count_addr(l, key);
+	if (v == CONN_OK) {
+		if (l->total < l->max_total) {
+			l->total++;     /* room after all: evict stays */
+		} else {
+			/* Uncounted after the count above, since a removal
+			 * may move slots; meanwhile the table holds at most
+			 * max_total + 1 keys, well within its 2 * max_total. */
+			if (ekeyed)
+				conn_limit__uncount_addr(l, ekey);
+			*replaced = true;
+		}
+	}
 	pthread_mutex_unlock(&l->mu);
 	return v;
 }
@@ -163,13 +211,8 @@ void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr)
 	pthread_mutex_lock(&l->mu);
 	REQUIRE(l->total > 0);
 	l->total--;
-	if (keyed) {
-		struct conn_slot *s = conn_limit__slot_find(l, key);
-
-		REQUIRE(s->count > 0);
-		if (--s->count == 0)
-			conn_limit__slot_remove(l, s);
-	}
+	if (keyed)
+		conn_limit__uncount_addr(l, key);
 	pthread_mutex_unlock(&l->mu);
 }
 

@@ -5,11 +5,17 @@
  * rates make contention negligible). Sized at creation for max_total entries,
  * so it never allocates afterwards. IPv4-mapped IPv6 counts as IPv4.
  *
+ * At the total limit a worker may close an idle connection to make room
+ * (the reaper in io_conn.c); conn_limit_replace() then hands that
+ * connection's slot to the new one in one step, so the total is never over
+ * max_total, not even while both are open.
+ *
  * Ownership: conn_limit_new() allocates, conn_limit_free() frees.
- * Threading: acquire/release from any thread. */
+ * Threading: acquire/replace/release from any thread. */
 #ifndef POSTERN_CONN_LIMIT_H
 #define POSTERN_CONN_LIMIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -24,6 +30,23 @@ void conn_limit_free(struct conn_limit *l);
  * Counts the connection only when CONN_OK is returned. */
 enum conn_verdict conn_limit_acquire(struct conn_limit *l,
 				     const struct sockaddr *addr);
+/* A new connection from addr that conn_limit_acquire() found over the total
+ * limit, and an open connection from evict (counted, CONN_OK) that the
+ * caller will close to make room. addr's own limit is checked exactly as
+ * in conn_limit_acquire(): no connection from an address at its limit
+ * displaces anyone. Returns:
+ *  - CONN_OK, *replaced true: evict's slot is now addr's (evict's address
+ *    count went down, addr's up, the total is unchanged). The caller closes
+ *    evict and must never release it.
+ *  - CONN_OK, *replaced false: a slot was freed meanwhile (another worker
+ *    released one); addr is counted as by conn_limit_acquire() and evict
+ *    keeps its own slot: nobody needs closing.
+ *  - CONN_OVER_PER_ADDR: nothing changed.
+ * Cost: the same few probes as an acquire plus a release, under one lock. */
+enum conn_verdict conn_limit_replace(struct conn_limit *l,
+				     const struct sockaddr *addr,
+				     const struct sockaddr *evict,
+				     bool *replaced);
 void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr);
 uint64_t conn_limit_total(struct conn_limit *l);
 

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <linux/sockios.h>         /* SIOCOUTQ */
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "common/conn_limit.h"
 #include "common/contract.h"
@@ -34,6 +36,11 @@ struct io_conn {
 
 	struct io_worker *w;
 	struct io_conn *next, *prev;
+	/* The reaper's list (io_worker.lru[lru]; -1: in none) and the time of
+	 * the last progress (uv_now() ms). */
+	struct io_conn *lru_next, *lru_prev;
+	int lru;
+	uint64_t active_at;
 	const struct io_conn_ops *ops;
 	void *sess;
 	uint64_t id;
@@ -68,7 +75,7 @@ struct io_conn {
 
 	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
 	bool started, reading, paused, in_process, closing, eof, want_drained;
-	bool registered;
+	bool registered, logged_in;
 };
 
 struct io_wreq {
@@ -194,6 +201,153 @@ static void io__describe_peer(struct io_conn *c)
 	memcpy(c->peer_host, host, sizeof(c->peer_host));
 }
 
+/* ---- the reaper's lists (see io_conn.h) ----
+ *
+ * Each list is ordered by active_at, oldest at the head, because a
+ * connection only ever enters at the tail with active_at = now (uv_now()
+ * never goes back). Cost: a touch is a few pointer writes, O(1), on each
+ * command, message piece or completed write; picking a victim looks at the
+ * heads and runs only when the daemon is at max_connections. */
+
+static void io__lru_unlink(struct io_conn *c)
+{
+	struct io_lru *l;
+
+	if (c->lru < 0)
+		return;
+	l = &c->w->lru[c->lru];
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		l->head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		l->tail = c->lru_prev;
+	c->lru_next = c->lru_prev = NULL;
+	c->lru = -1;
+	l->n--;
+}
+
+static void io__lru_append(struct io_conn *c, int which)
+{
+	struct io_lru *l = &c->w->lru[which];
+
+	c->lru = which;
+	c->lru_next = NULL;
+	c->lru_prev = l->tail;
+	if (l->tail)
+		l->tail->lru_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+/* The connection made progress: to the tail of its list. */
+static void io__touch(struct io_conn *c)
+{
+	c->active_at = uv_now(c->w->loop);
+	if (c->lru >= 0 && c->w->lru[c->lru].tail != c) {
+		int which = c->lru;
+
+		io__lru_unlink(c);
+		io__lru_append(c, which);
+	}
+}
+
+/* Bytes the kernel holds for the client: sent and not acknowledged, or not
+ * sent because its window is closed. An idle, healthy connection has none
+ * within a round trip. */
+static bool io__kernel_unsent(const struct io_conn *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+
+	if (uv_fileno(&c->u.h, &fd) || ioctl(fd, SIOCOUTQ, &n))
+		return false;
+	return n > 0;
+}
+
+/* Waiting for us, or (logged in) in transfer, whatever its last progress:
+ * an async job under way (a login being checked, a commit); after login
+ * also output the client has not taken yet (pending: handed to libuv;
+ * olen: queued; or still in the kernel's send queue, which can hold a
+ * whole message the daemon has finished writing), a message arriving
+ * (DATA/BDAT), input kept back until the output drains. Before login
+ * there is nothing to transfer: a client that does not read its replies is
+ * as idle as a silent one (and would otherwise shield itself from the
+ * reaper). Cost: a few loads, and for an idle session one ioctl; called
+ * only while picking a victim, i.e. at max_connections. */
+static bool io__busy(const struct io_conn *c)
+{
+	if (c->paused)
+		return true;
+	if (!c->logged_in)
+		return false;
+	return c->mode != LB_MODE_LINE || c->pending || c->olen ||
+	       c->rx_off < c->rx_len || io__kernel_unsent(c);
+}
+
+/* How long c must have made no progress before it may be reaped;
+ * UINT64_MAX: never. */
+static uint64_t io__reap_after(const struct io_conn *c)
+{
+	if (!c->logged_in)
+		return IO_REAP_LOGIN_IDLE_MS;
+	return c->lim.idle_ms ? c->lim.idle_ms / IO_REAP_SESSION_DIV
+			      : UINT64_MAX;
+}
+
+/* The worker's longest-idle connection that may be reaped, or NULL. Busy
+ * ones met at a head are touched (they are not idle: they wait for the
+ * client to read, or for us), which keeps them out of the next search;
+ * each is moved at most once per call (the count bounds the walk), and
+ * every busy state ends with progress that would have touched it anyway.
+ * Only the list order is changed: nothing is closed here. */
+static struct io_conn *io__reap_pick(struct io_worker *w)
+{
+	uint64_t now = uv_now(w->loop);
+
+	for (int k = 0; k < IO_LRU_N; k++) {
+		struct io_lru *l = &w->lru[k];
+
+		for (unsigned left = l->n; left && l->head; left--) {
+			struct io_conn *c = l->head;
+			uint64_t after = io__reap_after(c);
+
+			if (c->closing || io__busy(c)) {
+				io__touch(c);
+				continue;
+			}
+			if (after != UINT64_MAX && now - c->active_at >= after)
+				return c;
+			break;      /* the rest made progress more recently */
+		}
+	}
+	return NULL;
+}
+
+/* Close v so that the connection `for_id` can have its slot (already moved
+ * by conn_limit_replace: v must not release it). The client hears what a
+ * timeout would tell it: at a limit it did not reach, but the server
+ * needed the room, and [SYS/TEMP] or 421 tells it to come back. */
+static void io__reap(struct io_conn *v, uint64_t for_id)
+{
+	enum io_timeout which = v->logged_in ? IO_TIMEOUT_IDLE
+					     : IO_TIMEOUT_LOGIN;
+
+	v->limit = NULL;
+	log_event(LOGL_INFO, v->id, "reaped", "which=%s idle_ms=%llu peer=%s "
+		  "for=%08llx", v->logged_in ? "idle" : "login",
+		  (unsigned long long)(uv_now(v->w->loop) - v->active_at),
+		  v->peer, (unsigned long long)for_id);
+	/* Mid-handshake nothing can be said (as for the handshake timeout). */
+	if (v->tls_state != IO_HANDSHAKE && v->ops && v->ops->on_timeout)
+		v->ops->on_timeout(v->sess, which);
+	io_conn_close(v);
+}
+
 /* ---- lifetime ---- */
 
 static void io__free(struct io_conn *c)
@@ -202,6 +356,7 @@ static void io__free(struct io_conn *c)
 
 	if (c->registered)
 		io_worker_unregister(w, c->id);
+	io__lru_unlink(c);
 	if (c->ops && c->ops->on_close)
 		c->ops->on_close(c->sess);
 	if (c->prev)
@@ -234,6 +389,7 @@ static void io__handle_closed(uv_handle_t *h)
 
 static void io__close_handles(struct io_conn *c)
 {
+	io__lru_unlink(c);
 	if (uv_is_closing(&c->u.h))
 		return;
 	uv_close(&c->u.h, io__handle_closed);
@@ -246,6 +402,7 @@ void io_conn_close(struct io_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	io__lru_unlink(c);          /* holds its slot until freed; not a victim */
 	io_conn_flush(c);
 	if (c->tls_state == IO_TLS)
 		gnutls_bye(c->tls, GNUTLS_SHUT_WR);   /* close_notify via push */
@@ -295,6 +452,7 @@ static void io__write_done(uv_write_t *req, int status)
 	 * deadline up when the old one fires. */
 	if (c->lim.idle_ms && c->deadline[IO_TIMEOUT_IDLE])
 		c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) + c->lim.idle_ms;
+	io__touch(c);
 	if (c->want_drained && c->pending + c->olen <= c->lim.output_max / 2) {
 		c->want_drained = false;
 		if (c->ops->on_drained)
@@ -510,6 +668,15 @@ void io_conn_set_timeout(struct io_conn *c, enum io_timeout which, uint64_t ms)
 	IO_ON_LOOP(c->w);
 	c->deadline[which] = ms ? uv_now(c->w->loop) + ms : 0;
 	io__arm_timer(c);
+	if (which == IO_TIMEOUT_LOGIN && ms == 0 && !c->logged_in) {
+		/* Logged in: from now on reaped only as an idle session. */
+		c->logged_in = true;
+		if (c->lru >= 0) {
+			io__lru_unlink(c);
+			io__lru_append(c, IO_LRU_SESSION);
+		}
+		c->active_at = uv_now(c->w->loop);
+	}
 }
 
 /* ---- input ---- */
@@ -610,6 +777,7 @@ static void io__dispatch(struct io_conn *c, enum linebuf_ev ev,
 	if (c->lim.idle_ms)
 		c->deadline[IO_TIMEOUT_IDLE] = uv_now(c->w->loop) +
 					       c->lim.idle_ms;
+	io__touch(c);
 	if (c->mode == LB_MODE_LINE) {
 		c->ops->on_line(c->sess, ln->p, ln->len);
 		return;
@@ -710,6 +878,7 @@ static void io__handshake(struct io_conn *c)
 	}
 	c->tls_state = IO_TLS;
 	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	io__touch(c);
 	io__arm_timer(c);
 	log_event(LOGL_DEBUG, c->id, "tls_ready", "tls=%s resumed=%s",
 		  io_conn_tls_desc(c, desc, sizeof(desc)),
@@ -793,6 +962,7 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 	c->timer.data = c;
 	c->w = w;
 	c->lim = *lim;
+	c->lru = -1;
 	c->id = io__next_id();
 	c->next = w->conns;
 	if (w->conns)
@@ -815,8 +985,26 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 	}
 	*verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
 			 : CONN_OK;
-	if (*verdict == CONN_OK)
+	if (*verdict == CONN_OVER_TOTAL) {
+		struct io_conn *v = io__reap_pick(w);
+		bool replaced = false;
+
+		if (v) {
+			*verdict = conn_limit_replace(limit,
+						      io_conn_peer_addr(c),
+						      io_conn_peer_addr(v),
+						      &replaced);
+			if (replaced)
+				io__reap(v, c->id);
+		}
+	}
+	if (*verdict == CONN_OK) {
 		c->limit = limit;   /* released when the conn is freed */
+		/* A reaper candidate from now on; only admitted ones are,
+		 * since a victim's slot is what the newcomer gets. */
+		c->active_at = uv_now(w->loop);
+		io__lru_append(c, IO_LRU_LOGIN);
+	}
 	*out = c;
 	return 0;
 }

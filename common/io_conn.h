@@ -25,6 +25,32 @@
  * then the connection frees itself. No pointer to a connection may be kept
  * past on_close.
  *
+ * The reaper. At [limits] max_connections a new connection does not have
+ * to be refused while the daemon is full of idle ones: the worker that
+ * accepted it closes its own longest-idle connection and gives the new one
+ * that connection's slot (conn_limit_replace). Candidates, in this order:
+ *  1. a connection that has not logged in and has made no progress for
+ *     IO_REAP_LOGIN_IDLE_MS: it gets the engine's login-timeout reply
+ *     (on_timeout IO_TIMEOUT_LOGIN), or nothing during a TLS handshake;
+ *  2. a logged-in session idle for a tenth of its idle timeout
+ *     (lim.idle_ms / IO_REAP_SESSION_DIV; never if idle_ms is 0): it gets
+ *     the idle-timeout reply (on_timeout IO_TIMEOUT_IDLE).
+ * Never reaped: a connection paused for an async job (a login being
+ * checked, a commit), one closing, and a logged-in session in transfer:
+ * with output the client has not taken yet (a reply, a RETR; queued here
+ * or still in the kernel's send queue), or in DATA or BDAT (a message
+ * arriving). Before login there is nothing to transfer, so unread replies
+ * do not shield a connection.
+ * "Progress" is what resets the idle deadline: a command or message piece
+ * handled, a write completed, the TLS handshake done. The engine says that
+ * the client logged in by clearing the login deadline
+ * (io_conn_set_timeout(c, IO_TIMEOUT_LOGIN, 0)). A worker only reaps its own
+ * connections (they are its loop's); when it has none to give, the new
+ * connection is refused as before, even if another worker has idle ones
+ * (the kernel spreads connections over the workers' sockets evenly, so a
+ * worker with nothing reapable means a daemon that is mostly busy). The
+ * per-address limit is never met by reaping.
+ *
  * Threading: a connection belongs to its worker's loop thread; every
  * function here must be called on that thread (checked in debug builds,
  * IO_ON_LOOP below), except io_worker_post(). */
@@ -90,6 +116,25 @@ struct io_post {
 
 #define IO_SESS_BUCKETS 1024
 
+/* The reaper's lists (see the top of this file). */
+enum { IO_LRU_LOGIN, IO_LRU_SESSION, IO_LRU_N };
+/* A connection not logged in may be reaped after this long without
+ * progress. Long enough that a client in the middle of logging in (its
+ * gaps are round trips, and it is not idle at all while its password is
+ * checked) is never taken for an idle one; short enough that a flood of
+ * connections left idle is turned over quickly. */
+#define IO_REAP_LOGIN_IDLE_MS 2000
+/* A logged-in session may be reaped after idle_ms / this (1 min of POP3's
+ * default 10 min, 30 s of submission's 5 min): the operator's idea of how
+ * long a session may sit idle, shortened while others wait to get in. */
+#define IO_REAP_SESSION_DIV 10
+
+/* Connections ordered by their last progress, oldest at head. */
+struct io_lru {
+	struct io_conn *head, *tail;
+	unsigned n;
+};
+
 /* Per-loop state shared by the loop's connections. */
 struct io_worker {
 	uv_loop_t *loop;
@@ -97,6 +142,9 @@ struct io_worker {
 	pthread_t thread;         /* the loop's thread (IO_ON_LOOP) */
 	struct io_conn *conns;    /* all live connections, for shutdown */
 	unsigned nconns;
+	/* Admitted connections not closing, by last progress (the reaper):
+	 * [IO_LRU_LOGIN] not logged in, [IO_LRU_SESSION] logged in. */
+	struct io_lru lru[IO_LRU_N];
 	void (*on_conn_gone)(struct io_worker *w);   /* after each free */
 	void *proto;              /* the protocol's per-worker state */
 	/* results from other threads */
@@ -141,7 +189,9 @@ struct io_worker *io_conn_worker(const struct io_conn *c);
 
 /* Server side: create a connection for an accepted stream and count it
  * against `limit` (NULL: no limit). *verdict says whether it fits; a slot is
- * held, and released when the connection is freed, only for CONN_OK. */
+ * held, and released when the connection is freed, only for CONN_OK. Over
+ * the total limit, the worker's longest-idle connection, if any qualifies,
+ * is closed to make room (the reaper, above), and the verdict is CONN_OK. */
 int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out);
@@ -169,7 +219,8 @@ const char *io_conn_tls_desc(const struct io_conn *c, char *buf, size_t cap);
 
 void io_conn_set_mode(struct io_conn *c, enum linebuf_mode mode,
 		      size_t raw_left);
-/* Set (ms > 0) or clear (0) a deadline from now. */
+/* Set (ms > 0) or clear (0) a deadline from now. Clearing IO_TIMEOUT_LOGIN
+ * also means "logged in" to the reaper (see the top of this file). */
 void io_conn_set_timeout(struct io_conn *c, enum io_timeout which, uint64_t ms);
 /* Stop / resume handing lines to the engine (async work under way). */
 void io_conn_pause(struct io_conn *c);
