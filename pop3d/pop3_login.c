@@ -157,7 +157,10 @@ void pop3_login_start(struct pop3_session *s, const char *user,
 {
 	int e;
 
-	/* Gmail's recent mode: recent:user@domain */
+	/* Gmail's recent mode: recent:user@domain. Decided afresh for each
+	 * attempt: a refused recent: login must not leave the flag behind
+	 * for a plain one that follows in the same session. */
+	s->flags &= ~(unsigned)POP3_F_RECENT;
 	if (strncasecmp(user, "recent:", 7) == 0) {
 		s->flags |= POP3_F_RECENT;
 		user += 7;

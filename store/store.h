@@ -36,9 +36,8 @@
  * (store_rec.h). */
 #define STORE_SCHEMA_VERSION 2
 /* store_open: the store is of an older schema version and needs `postern
- * store upgrade` (store_upgrade). A code of its own so callers can tell it
- * from -PST_EVERSION (newer than this program); it sits above err.h's
- * codes until err.h names it (PST_EUPGRADE). */
+ * store upgrade` (store_upgrade). A code of its own (err.h's PST_EUPGRADE)
+ * so callers can tell it from -PST_EVERSION (newer than this program). */
 #define STORE_EUPGRADE PST_EUPGRADE
 #define STORE_ADDR_MAX 254          /* RFC 5321 path limit less <> */
 #define STORE_DOMAIN_MAX 253

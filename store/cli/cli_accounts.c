@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/auth/auth.h"
+#include "common/auth/auth_hash.h"
 #include "common/err.h"
 #include "store/cli/cli.h"
 
@@ -242,6 +244,20 @@ static int cli__line_user(struct store_write *w, char **f, int nf,
 			snprintf(a.phc, sizeof(a.phc), "%s",
 				 strcmp(v, "-") ? v : "");
 			e = 0;
+			if (a.phc[0]) {
+				/* As for passwd-file: a hash costlier than
+				 * [auth] allows would burn CPU per login. */
+				struct auth_cost_bounds b;
+				static char why[160];
+
+				auth_cost_bounds_from_config(&cli.cfg, &b);
+				if (!auth_hash_known(a.phc))
+					return x->why = "hash does not match "
+						"its scheme", -EINVAL;
+				if (auth_hash_cost_check(a.phc, &b, why,
+							 sizeof(why)))
+					return x->why = why, -EINVAL;
+			}
 		} else if (e == 1 && strcmp(f[i], "pop-since-uid") == 0) {
 			e = cli__u64(v, &a.pop_since_uid);
 		}

@@ -106,3 +106,33 @@ int cli_client_settings(int argc, char **argv)
 	       "account requires one\n", cs.address);
 	return EX_OK;
 }
+
+/* The zone lines an operator adds for DOMAIN (MX, RFC 6186 SRV, the
+ * autoconfig/autodiscover names, SPF and DMARC suggestions). */
+int cli_dns_records(int argc, char **argv)
+{
+	char dom[STORE_DOMAIN_MAX + 1];
+	struct store_domain d;
+	struct store_read *r;
+	int e;
+
+	if (argc != 1)
+		return cli_usage("dns-records DOMAIN");
+	if (store_domain_normalize(argv[0], dom)) {
+		fprintf(stderr, "postern: '%s' is not a valid domain name\n",
+			argv[0]);
+		return EX_DATAERR;
+	}
+	if ((e = store_read_begin(cli.st, &r)))
+		return cli_fail(e, "dns-records %s", dom);
+	e = store_domain_get(r, dom, &d);
+	store_read_end(r);
+	if (e == -PST_ENOTFOUND) {
+		fprintf(stderr, "postern: no such domain: %s\n", dom);
+		return EX_NOHOST;
+	}
+	if (e)
+		return cli_fail(e, "dns-records %s", dom);
+	e = client_settings_dns_records(&cli.cfg, dom, stdout);
+	return e ? cli_fail(e, "dns-records %s", dom) : EX_OK;
+}

@@ -351,3 +351,21 @@ def test_corrupt_or_unusable_store_is_a_clear_error(cli, user):
         f"path = {cli.folder}/store", "path = /proc/postern-store"))
     r = cli("domain", "list", ok=None)
     assert r.returncode != 0 and "/proc/postern-store" in r.err
+
+
+def test_dns_records_is_a_zone_for_a_store_domain(cli, user, tmp_path):
+    """postern dns-records prints zone lines named-checkzone accepts, for
+    domains of the store only."""
+    import subprocess
+    recs = cli("dns-records", "Example.COM").out
+    assert "_submissions._tcp.example.com." in recs
+    assert "_imaps._tcp.example.com." in recs     # as "not offered"
+    zone = tmp_path / "example.com.zone"
+    zone.write_text("$TTL 3600\n@ IN SOA ns.example.com. hostmaster.example."
+                    "com. 1 3600 600 86400 3600\n@ IN NS ns.example.com.\n"
+                    "ns IN A 192.0.2.1\n" + recs)
+    chk = subprocess.run(["named-checkzone", "example.com", str(zone)],
+                         capture_output=True, timeout=30)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    cli("dns-records", "nowhere.test", ok=68)
+    cli("dns-records", "bad..name", ok=65)

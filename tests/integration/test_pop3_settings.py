@@ -393,3 +393,26 @@ def test_added_blank_line_counted_in_sizes(pop3d, tmp_path):
     # bytes: both RETRs and the TOP, as sent before dot-stuffing
     logout = [l for l in d.log().splitlines() if "event=logout" in l]
     assert f"bytes={total + len(sent[0])} " in logout[0] + " "
+
+
+def test_refused_recent_login_leaves_no_recent_mode_behind(d):
+    """A recent: login refused ([IN-USE] here) must not make the plain
+    login that follows in the same session a recent one."""
+    d.cli("user", "set", "ann@example.com", "pop-mode=once",
+          "pop-after=delete")
+    first, r = session(d)
+    assert r.startswith("+OK Logged in")
+    c, r = session(d, "recent:ann@example.com")
+    assert r.startswith("-ERR [IN-USE]")
+    first.cmd("QUIT")
+    assert first.line().startswith("+OK")
+    first.close()
+    time.sleep(0.2)
+    c.cmd("USER ann@example.com")
+    assert c.line().startswith("+OK")
+    c.cmd("PASS secret")
+    assert c.line().startswith("+OK Logged in")
+    c.cmd("CAPA")
+    c.line()
+    assert "EXPIRE 0" in c.multiline()              # not a recent session
+    c.close()
