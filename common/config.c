@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <ini.h>
 #include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <sys/un.h>
 
 #include "common/config.h"
+#include "common/contract.h"
 #include "common/err.h"
 
 enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
@@ -602,11 +605,43 @@ void cfg_defaults(struct postern_config *cfg)
 
 struct cfg_ctx {
 	struct postern_config *cfg;
+	const char *path;
+	FILE *f;
+	int line;               /* of the line inih is handling */
 	bool seen[CFG_NKEYS];
-	bool failed;
-	char section[64], key[64];
-	char msg[CFG_ERR_MAX];
+	struct cfg_errors *errs;
+	int first_bad;          /* line of the first error found here */
+	int lines[CFG_ERRORS_MAX];   /* of errs->msg[] */
 };
+
+static void cfg__error(struct cfg_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void cfg__error(struct cfg_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errs->n == CFG_ERRORS_MAX) {
+		errs->more++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(errs->msg[errs->n++], CFG_ERR_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* inih's reader, counting lines so that every error, not only the first
+ * (all inih returns), names its line. Counted as inih counts them: a line
+ * longer than its buffer comes in pieces, each counted. */
+static char *cfg__read_line(char *str, int num, void *stream)
+{
+	struct cfg_ctx *ctx = stream;
+	char *r = fgets(str, num, ctx->f);
+
+	if (r)
+		ctx->line++;
+	return r;
+}
 
 static int cfg__ini_handler(void *user, const char *section, const char *name,
 			   const char *value)
@@ -615,8 +650,6 @@ static int cfg__ini_handler(void *user, const char *section, const char *name,
 	bool known_section = false;
 	char msg[CFG_ERR_MAX] = "";
 
-	if (ctx->failed)
-		return 0;   /* inih goes on; the first error is the one reported */
 	for (size_t i = 0; i < CFG_NKEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
 
@@ -640,58 +673,212 @@ static int cfg__ini_handler(void *user, const char *section, const char *name,
 	else
 		snprintf(msg, sizeof(msg), "unknown key");
 fail:
-	ctx->failed = true;
-	snprintf(ctx->section, sizeof(ctx->section), "%s", section);
-	snprintf(ctx->key, sizeof(ctx->key), "%s", name);
-	snprintf(ctx->msg, sizeof(ctx->msg), "%s", msg);
+	/* inih goes on to the next line: every bad one is reported. */
+	if (!ctx->first_bad)
+		ctx->first_bad = ctx->line;
+	if (ctx->errs->n < CFG_ERRORS_MAX)
+		ctx->lines[ctx->errs->n] = ctx->line;
+	cfg__error(ctx->errs, "%s:%d: [%s] %s: %s", ctx->path, ctx->line,
+		   section, name, msg);
 	return 0;
+}
+
+int cfg_load_all(struct postern_config *cfg, const char *path,
+		 struct cfg_errors *errs)
+{
+	struct cfg_ctx *ctx;
+	int line, r = 0;
+
+	if (!path)
+		path = CFG_DEFAULT_FILE;
+	errs->n = errs->more = 0;
+	cfg_defaults(cfg);
+	snprintf(cfg->file, sizeof(cfg->file), "%s", path);
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->f = fopen(path, "r");
+	if (!ctx->f) {
+		r = -errno;
+		cfg__error(errs, "%s: cannot open: %s", path, strerror(errno));
+		free(ctx);
+		return r;
+	}
+	ctx->cfg = cfg;
+	ctx->path = path;
+	ctx->errs = errs;
+	line = ini_parse_stream(cfg__read_line, ctx, cfg__ini_handler, ctx);
+	fclose(ctx->f);
+	/* inih returns the first bad line; when it is not one the handler
+	 * saw, it is inih's own syntax error, which has no key to name. A
+	 * syntax error after a bad key goes unseen until that is fixed. */
+	if (line > 0 && line != ctx->first_bad) {
+		unsigned at = 0;
+
+		while (at < errs->n && ctx->lines[at] < line)
+			at++;
+		if (errs->n == CFG_ERRORS_MAX)
+			errs->more++;
+		else {
+			memmove(errs->msg[at + 1], errs->msg[at],
+				(errs->n - at) * sizeof(errs->msg[0]));
+			errs->n++;
+			snprintf(errs->msg[at], CFG_ERR_MAX, "%s:%d: syntax error "
+				 "(expected [section] or key = value)", path,
+				 line);
+		}
+	} else if (line < 0) {
+		cfg__error(errs, "%s: %s", path, strerror(ENOMEM));
+	}
+	if (cfg->tls.cert.n != cfg->tls.key.n)
+		cfg__error(errs, "%s: [tls] key: %u certificates but %u keys; "
+			   "give one key for each cert", path, cfg->tls.cert.n,
+			   cfg->tls.key.n);
+	if (errs->n || errs->more)
+		r = line < 0 ? -ENOMEM : -PST_ECONFIG;
+	free(ctx);
+	return r;
 }
 
 int cfg_load(struct postern_config *cfg, const char *path,
 	     char err[CFG_ERR_MAX])
 {
-	struct cfg_ctx *ctx;
-	FILE *f;
-	int line, r = 0;
+	struct cfg_errors *errs = malloc(sizeof(*errs));
+	int r;
 
-	if (!path)
-		path = CFG_DEFAULT_FILE;
-	cfg_defaults(cfg);
-	snprintf(cfg->file, sizeof(cfg->file), "%s", path);
-	f = fopen(path, "r");
-	if (!f) {
-		r = -errno;
-		snprintf(err, CFG_ERR_MAX, "%s: cannot open: %s", path,
-			 strerror(errno));
-		return r;
-	}
-	ctx = calloc(1, sizeof(*ctx));
-	if (!ctx) {
-		fclose(f);
+	if (!errs)
+		return -ENOMEM;
+	r = cfg_load_all(cfg, path, errs);
+	if (r)
+		snprintf(err, CFG_ERR_MAX, "%s", errs->n ? errs->msg[0]
+							 : pst_strerror(r));
+	free(errs);
+	return r;
+}
+
+/* ---- shared snapshots ---- */
+
+struct cfg_snap {
+	atomic_uint refs;
+	struct postern_config cfg;
+};
+
+#define CFG_SNAP(c) ((struct cfg_snap *)((char *)(c) - \
+					offsetof(struct cfg_snap, cfg)))
+
+int cfg_snapshot_load(const char *path, struct postern_config **out,
+		      struct cfg_errors *errs)
+{
+	struct cfg_snap *s = malloc(sizeof(*s));
+	int r;
+
+	if (!s) {
+		errs->n = errs->more = 0;
+		cfg__error(errs, "%s: %s", path ? path : CFG_DEFAULT_FILE,
+			   strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	ctx->cfg = cfg;
-	line = ini_parse_file(f, cfg__ini_handler, ctx);
-	fclose(f);
-	if (line != 0) {
-		if (ctx->failed)
-			snprintf(err, CFG_ERR_MAX, "%s:%d: [%s] %s: %s", path,
-				 line, ctx->section, ctx->key, ctx->msg);
-		else   /* inih's own syntax error: no key to name */
-			snprintf(err, CFG_ERR_MAX, "%s:%d: syntax error (expected "
-				 "[section] or key = value)", path, line);
-		r = -PST_ECONFIG;
-		goto out;
+	r = cfg_load_all(&s->cfg, path, errs);
+	if (r) {
+		free(s);
+		return r;
 	}
-	if (cfg->tls.cert.n != cfg->tls.key.n) {
-		snprintf(err, CFG_ERR_MAX, "%s: [tls] key: %u certificates but "
-			 "%u keys; give one key for each cert", path,
-			 cfg->tls.cert.n, cfg->tls.key.n);
-		r = -PST_ECONFIG;
+	atomic_init(&s->refs, 1);
+	s->cfg.snapshot = true;
+	*out = &s->cfg;
+	return 0;
+}
+
+const struct postern_config *cfg_hold(const struct postern_config *cfg)
+{
+	REQUIRE(cfg);
+	/* Relaxed: whoever passes cfg on already holds a reference. */
+	if (cfg->snapshot)
+		atomic_fetch_add_explicit(&CFG_SNAP(cfg)->refs, 1,
+					  memory_order_relaxed);
+	return cfg;
+}
+
+void cfg_release(const struct postern_config *cfg)
+{
+	struct cfg_snap *s;
+
+	if (!cfg || !cfg->snapshot)
+		return;
+	s = CFG_SNAP(cfg);
+	/* Release, then acquire before the free: every holder's reads come
+	 * before it. */
+	REQUIRE(atomic_load_explicit(&s->refs, memory_order_relaxed) > 0);
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release) == 1) {
+		atomic_thread_fence(memory_order_acquire);
+		free(s);
 	}
-out:
-	free(ctx);
-	return r;
+}
+
+/* ---- comparing ---- */
+
+static bool cfg__same(const struct cfg_key *k, const char *a, const char *b)
+{
+	switch (k->type) {
+	case CFG_STR:
+		return strcmp(a, b) == 0;
+	case CFG_LISTEN: {
+		const struct cfg_listen *x = (const void *)a;
+		const struct cfg_listen *y = (const void *)b;
+
+		if (x->n != y->n)
+			return false;
+		for (unsigned i = 0; i < x->n; i++)
+			if (strcmp(x->a[i].text, y->a[i].text) != 0)
+				return false;
+		return true;
+	}
+	case CFG_LIST: {
+		const struct cfg_strlist *x = (const void *)a;
+		const struct cfg_strlist *y = (const void *)b;
+
+		if (x->n != y->n)
+			return false;
+		for (unsigned i = 0; i < x->n; i++)
+			if (strcmp(x->v[i], y->v[i]) != 0)
+				return false;
+		return true;
+	}
+	default:   /* numbers, bools, enums, modes: no padding inside */
+		return memcmp(a, b, k->size) == 0;
+	}
+}
+
+void cfg_each_change(const struct postern_config *a,
+		     const struct postern_config *b,
+		     void (*fn)(void *arg, const char *section, const char *key),
+		     void *arg)
+{
+	REQUIRE(a && b && fn);
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (!cfg__same(k, (const char *)a + k->off,
+			       (const char *)b + k->off))
+			fn(arg, k->section, k->name);
+	}
+}
+
+int cfg_keep(struct postern_config *dst, const struct postern_config *src,
+	     const char *section, const char *key)
+{
+	REQUIRE(dst && src && section && key);
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (strcmp(k->section, section) == 0 &&
+		    strcmp(k->name, key) == 0) {
+			memcpy((char *)dst + k->off, (const char *)src + k->off,
+			       k->size);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 void cfg_print_defaults(FILE *out)

@@ -9,7 +9,12 @@
  *
  * Ownership: struct postern_config is a plain value; cfg_load() fills one the
  * caller owns, nothing inside points elsewhere, nothing needs freeing.
- * Threading: load at start-up on the main thread; afterwards read-only. */
+ * The daemons load theirs as snapshots instead (cfg_snapshot_load): shared
+ * read-only by reference, so that a SIGHUP reload can hand new sessions a
+ * new one while every live session keeps the one it started with; the
+ * last cfg_release() frees it. Never copy a snapshot by value.
+ * Threading: load on any one thread; afterwards read-only. cfg_hold() and
+ * cfg_release() from any thread. */
 #ifndef POSTERN_CONFIG_H
 #define POSTERN_CONFIG_H
 
@@ -22,6 +27,7 @@
 #define CFG_DEFAULT_FILE "/etc/postern/postern.conf"
 #define CFG_LIST_MAX 8          /* addresses per listen key, certificates */
 #define CFG_ERR_MAX 512
+#define CFG_ERRORS_MAX 16       /* errors one load reports; the rest counted */
 
 /* One listening address: TCP (IPv4 or IPv6) or a unix socket path. */
 struct cfg_listen_addr {
@@ -114,6 +120,16 @@ struct postern_config {
 		uint64_t errors_max, auth_failures_max;
 		uint64_t send_messages_per_hour, send_recipients_per_day;
 	} limits;
+	/* Made by cfg_snapshot_load(): cfg_hold()/cfg_release() count it. */
+	bool snapshot;
+};
+
+/* Every problem one load found, in file order: "FILE:LINE: [section] key:
+ * problem" (or a whole-file problem without a line). */
+struct cfg_errors {
+	unsigned n;             /* in msg[] */
+	unsigned more;          /* found beyond CFG_ERRORS_MAX */
+	char msg[CFG_ERRORS_MAX][CFG_ERR_MAX];
 };
 
 /* Fill cfg with every default. */
@@ -124,6 +140,30 @@ void cfg_defaults(struct postern_config *cfg);
  * err; cfg is then unspecified. */
 int cfg_load(struct postern_config *cfg, const char *path,
 	     char err[CFG_ERR_MAX]);
+
+/* The same, reporting every bad key in the file, not only the first (and
+ * inih's own syntax error if it comes first: inih names one line). */
+int cfg_load_all(struct postern_config *cfg, const char *path,
+		 struct cfg_errors *errs);
+
+/* A shared snapshot of path, with one reference for the caller. Returns 0,
+ * or an error as cfg_load() with every problem in errs. */
+int cfg_snapshot_load(const char *path, struct postern_config **out,
+		      struct cfg_errors *errs);
+/* One more reference (one atomic add); returns cfg. On a plain value,
+ * which nothing frees, both do nothing. */
+const struct postern_config *cfg_hold(const struct postern_config *cfg);
+void cfg_release(const struct postern_config *cfg);
+
+/* fn(arg, section, key) for every key whose value differs between a and b,
+ * in table order. */
+void cfg_each_change(const struct postern_config *a,
+		     const struct postern_config *b,
+		     void (*fn)(void *arg, const char *section, const char *key),
+		     void *arg);
+/* Copy one key's value from src to dst. Returns 0 or -ENOENT. */
+int cfg_keep(struct postern_config *dst, const struct postern_config *src,
+	     const char *section, const char *key);
 
 /* Print every key with its documentation and default as an INI file. */
 void cfg_print_defaults(FILE *out);

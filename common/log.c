@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,12 @@
 
 static atomic_int log_min = LOGL_INFO;
 static atomic_int log_fd = STDERR_FILENO;
+/* Where lines go, worked out on first use and again after log_set_fd():
+ * LOG_DEST_UNKNOWN until then, else LOG_DEST_TS (a plain file or
+ * terminal), LOG_DEST_SYSTEMD (JOURNAL_STREAM set: no ts=) or
+ * LOG_DEST_JOURNAL (the fd is that stream: no ts=, a priority prefix). */
+enum { LOG_DEST_UNKNOWN, LOG_DEST_TS, LOG_DEST_SYSTEMD, LOG_DEST_JOURNAL };
+static atomic_int log_dest = LOG_DEST_UNKNOWN;
 
 static const char *const level_names[] = {
 	[LOGL_DEBUG] = "debug", [LOGL_INFO] = "info",
@@ -39,20 +46,69 @@ void log_set_level(enum log_level lvl)
 	atomic_store(&log_min, (int)lvl);
 }
 
-void log_set_fd(int fd) { atomic_store(&log_fd, fd); }
+void log_set_fd(int fd)
+{
+	atomic_store(&log_fd, fd);
+	atomic_store(&log_dest, LOG_DEST_UNKNOWN);
+}
+
 int log_enabled(enum log_level lvl) { return (int)lvl >= atomic_load(&log_min); }
+
+/* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected stdout and
+ * stderr to; a daemon whose stderr was redirected since still inherits the
+ * variable, hence the comparison. Threads racing here work out the same
+ * answer. */
+static int log__dest(void)
+{
+	int d = atomic_load(&log_dest);
+	const char *js;
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (d != LOG_DEST_UNKNOWN)
+		return d;
+	js = getenv("JOURNAL_STREAM");
+	if (!js)
+		d = LOG_DEST_TS;
+	else if (sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+		 fstat(atomic_load(&log_fd), &st) == 0 &&
+		 (unsigned long long)st.st_dev == dev &&
+		 (unsigned long long)st.st_ino == ino)
+		d = LOG_DEST_JOURNAL;
+	else
+		d = LOG_DEST_SYSTEMD;
+	atomic_store(&log_dest, d);
+	return d;
+}
+
+const char *log_prefix(enum log_level lvl)
+{
+	/* sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG */
+	static const char *const prio[] = {
+		[LOGL_DEBUG] = "<7>", [LOGL_INFO] = "<6>",
+		[LOGL_WARN] = "<4>",  [LOGL_ERR] = "<3>",
+	};
+
+	REQUIRE((unsigned)lvl <= LOGL_ERR);
+	return log__dest() == LOG_DEST_JOURNAL ? prio[lvl] : "";
+}
 
 void log_event(enum log_level lvl, uint64_t sess, const char *event,
 	       const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX];
 	size_t n = 0;
-	int r;
+	int r, dest;
 
 	REQUIRE((unsigned)lvl <= LOGL_ERR && event);   /* fmt may be NULL */
 	if (!log_enabled(lvl))
 		return;
-	if (!getenv("JOURNAL_STREAM")) {
+	dest = log__dest();
+	if (dest == LOG_DEST_JOURNAL) {
+		memcpy(line, log_prefix(lvl), 3);
+		n = 3;
+	} else if (dest == LOG_DEST_TS) {
 		struct timespec ts;
 		struct tm tm;
 

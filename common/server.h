@@ -1,21 +1,55 @@
 /* server.h — the daemon runtime both daemons share.
  *
  * server_main() parses the command line (-c FILE, --check, --print-defaults,
- * --version), loads the configuration and TLS credentials, runs the
- * protocol's init (store, lock file, threads of its own; --check stops
- * after it), binds every listener (one SO_REUSEPORT socket per worker for
- * TCP; unix sockets are served by worker 0), drops to the service user, and
- * runs `workers` event loops, one per thread. New connections go to the
- * protocol's accept function on the worker's loop.
+ * --version) and loads the configuration as a shared snapshot (config.h).
  *
- * Signals (main thread): SIGHUP reloads the certificates (live sessions keep
- * theirs); SIGTERM or SIGINT stop accepting, give live sessions
- * [limits] drain_timeout to finish, close what is left and exit 0.
+ * --check loads the configuration and the TLS credentials, resolves the
+ * unix socket owners and runs the protocol's check (the store, opened
+ * read-only if it exists), then exits. It takes no lock, binds nothing and
+ * starts no thread, so it runs beside a live daemon (the units'
+ * ExecReload= runs it before sending SIGHUP).
  *
- * Ownership: the runtime owns workers, listeners and connections; protocol
- * sessions are owned by their connection (see io_conn.h).
- * Threading: accept() runs on a worker thread; everything it touches must be
- * that worker's or thread-safe. */
+ * Otherwise: the protocol's init (store, lock file, threads of its own),
+ * then the listeners. Sockets systemd passed (socket activation,
+ * LISTEN_FDS) are matched to listen keys by their FileDescriptorName=; a
+ * key that has some uses them instead of binding its configured addresses,
+ * and they are never chmod-ed, chown-ed or unlinked. The other keys are
+ * bound from the configuration: one SO_REUSEPORT socket per worker for TCP;
+ * an inherited TCP socket is dup-ed to every worker instead (the workers
+ * then share one accept queue). Unix sockets are served by worker 0. Then
+ * the daemon drops to the service user and runs `workers` event loops, one
+ * per thread. A new connection goes to the protocol's accept function on
+ * its worker's loop, with that worker's current configuration snapshot.
+ *
+ * Signals (main thread): SIGHUP reloads the configuration; SIGTERM or
+ * SIGINT stop accepting, give live sessions [limits] drain_timeout to
+ * finish, close what is left and exit 0.
+ *
+ * Reload: the whole file is parsed, and everything that can fail is done
+ * before anything changes (TLS credentials, listeners added bound, the
+ * protocol's reload hook, which either applies its part or changes
+ * nothing). Any error keeps the old configuration and logs every problem
+ * (event=reload_failed), with FILE:LINE for the file's own. On success
+ * each worker switches to the new snapshot: new connections get it and
+ * its io limits, live sessions keep the snapshot they started with (a
+ * reference, dropped at close; the last one frees it). Listeners no longer
+ * configured are closed. Keys that cannot change while running (the
+ * protocol's restart_keys) keep their old value, each with a warning
+ * (event=reload_needs_restart).
+ *
+ * systemd (sd_notify(3); nothing without $NOTIFY_SOCKET): READY=1 once
+ * serving, RELOADING=1 (with MONOTONIC_USEC=) and READY=1 around a reload,
+ * STOPPING=1 when draining starts, STATUS= with the number of sessions
+ * (every SERVER_STATUS_MS when it changed, and on each of those events),
+ * and with $WATCHDOG_USEC, WATCHDOG=1 at half that interval as long as
+ * every worker loop has answered within the interval.
+ *
+ * Ownership: the runtime owns workers, listeners, connections and its
+ * reference to the current snapshot; protocol sessions are owned by their
+ * connection (see io_conn.h) and hold their own snapshot reference.
+ * Threading: accept() runs on a worker thread; everything it touches must
+ * be that worker's or thread-safe. setup(), check(), init(), reload() and
+ * fini() run on the main thread. */
 #ifndef POSTERN_SERVER_H
 #define POSTERN_SERVER_H
 
@@ -26,7 +60,7 @@
 #define SERVER_LISTEN_MAX 4
 
 struct server_listen {
-	const char *key;                /* config key, for messages */
+	const char *key;                /* config key, and FileDescriptorName= */
 	const struct cfg_listen *addrs;
 	int kind;                       /* the protocol's tag */
 	bool implicit_tls;
@@ -40,13 +74,28 @@ struct server_proto {
 	const char *user;               /* "" : stay as started */
 	unsigned log_level;
 	struct io_limits limits;
+	/* "section.key" of each setting this daemon reads that a reload
+	 * cannot change; NULL-terminated. NULL: none. */
+	const char *const *restart_keys;
+	/* --check: what init would refuse, without taking anything (no lock,
+	 * no thread, no store created). Optional. */
+	int (*check)(const struct postern_config *cfg, char err[CFG_ERR_MAX]);
 	/* Prepare protocol state before workers start; 0 or -errno. */
 	int (*init)(const struct postern_config *cfg, char err[CFG_ERR_MAX]);
-	/* A new connection. verdict != CONN_OK: refuse it in the protocol's
-	 * words and close. The function hands the connection its session with
+	/* SIGHUP, after the runtime's own checks passed: make next the
+	 * configuration of the protocol's daemon-wide state (what is not per
+	 * session), or fail having changed nothing. next stays valid until
+	 * the next reload() or fini() (take a reference to keep it longer).
+	 * 0 or -errno with err. Optional. */
+	int (*reload)(const struct postern_config *next, char err[CFG_ERR_MAX]);
+	/* A new connection, under cfg (valid for the call; a session that
+	 * keeps it takes a reference with cfg_hold() and drops it when it is
+	 * freed). verdict != CONN_OK: refuse it in the protocol's words and
+	 * close. The function hands the connection its session with
 	 * io_conn_adopt() (register, bind, start; on failure the connection is
 	 * closing and on_close frees the session), or calls io_conn_close(). */
-	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict);
+	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict,
+		       const struct postern_config *cfg);
 	/* Per worker, on the main thread before its loop runs / on the
 	 * worker's thread when it has no connections left. Optional. */
 	int (*worker_init)(struct io_worker *w);
@@ -61,7 +110,8 @@ struct io_limits server_io_limits(const struct postern_config *cfg,
 				  uint64_t cmd_line_max,
 				  uint64_t data_line_max, uint64_t idle_ms);
 
-/* Fill proto from cfg; returns 0 or -PST_ECONFIG with err. */
+/* Fill proto from cfg: at start-up and again for each reload, so it must
+ * not touch anything else. Returns 0 or -PST_ECONFIG with err. */
 typedef int (*server_setup_fn)(const struct postern_config *cfg,
 			       struct server_proto *proto,
 			       char err[CFG_ERR_MAX]);

@@ -1,7 +1,10 @@
 /* postern-submitd — the outgoing server: submission on 465 (implicit TLS)
  * and 587 (STARTTLS), LMTP intake, and the relay queue. See smtp_session.h
  * and relay.c. */
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "common/auth/auth.h"
 #include "common/err.h"
@@ -11,12 +14,79 @@
 
 static struct auth_ctx *submitd_auth;
 
+/* What a reload cannot change: the store and the threads made at start,
+ * the LMTP socket's owner and mode (set when it is made), and (until
+ * sessions hold a snapshot of their own) every setting the sessions, the
+ * relay and the auth state read from the start-up one. */
+static const char *const submitd__restart_keys[] = {
+	"store.path", "store.map_size", "submitd.workers", "submitd.user",
+	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
+	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
+	"tls.cert", "tls.key", "tls.priority", "tls.tickets",
+	"limits.max_connections", "limits.max_connections_per_ip",
+	"store.spam_header", "submitd.hostname", "submitd.relay",
+	"submitd.relay_tls", "submitd.relay_ca", "submitd.relay_user",
+	"submitd.relay_password", "submitd.relay_timeout", "submitd.queue_retry",
+	"submitd.queue_retry_max", "submitd.queue_lifetime",
+	"submitd.plain_auth_loopback", "submitd.bare_newline",
+	"limits.smtp_line_max", "limits.smtp_text_line_max",
+	"limits.message_max", "limits.recipients_max", "limits.data_memory_max",
+	"limits.errors_max", "limits.auth_failures_max",
+	"limits.send_messages_per_hour", "limits.send_recipients_per_day",
+	"auth.argon2_memory", "auth.argon2_time", "auth.argon2_lanes",
+	"auth.argon2_stored_factor", "auth.sha_crypt_rounds_max",
+	"auth.bcrypt_cost_max", "auth.throttle_delay", "auth.throttle_delay_max",
+	"auth.throttle_window", "auth.throttle_address_failures",
+	"auth.throttle_account_failures", "auth.cache_ttl",
+	NULL,
+};
+
+/* --check beside a running daemon: the store opened read-only, when there
+ * is one yet (start-up makes it), and the relay's CA file; no lock, no
+ * writer, no relay thread. */
+static int submitd__check(const struct postern_config *cfg,
+			  char err[CFG_ERR_MAX])
+{
+	gnutls_certificate_credentials_t ca;
+	char why[512], data[PATH_MAX + 16];
+	struct store *st;
+	struct stat sb;
+	int r;
+
+	snprintf(data, sizeof(data), "%s/data.mdb", cfg->store.path);
+	if (!(stat(data, &sb) && errno == ENOENT)) {
+		r = store_open(cfg->store.path, cfg->store.map_size,
+			       STORE_READONLY, &st, why, sizeof(why));
+		if (r) {
+			snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
+			return r;
+		}
+		store_close(st);
+	}
+	if (!cfg->submitd.relay[0] || !cfg->submitd.relay_ca[0])
+		return 0;
+	if (gnutls_certificate_allocate_credentials(&ca) < 0)
+		return -ENOMEM;
+	r = gnutls_certificate_set_x509_trust_file(ca, cfg->submitd.relay_ca,
+						   GNUTLS_X509_FMT_PEM);
+	gnutls_certificate_free_credentials(ca);
+	if (r < 0) {
+		snprintf(err, CFG_ERR_MAX, "%s: [submitd] relay_ca: cannot read "
+			 "the CA file %s: %s", cfg->file, cfg->submitd.relay_ca,
+			 gnutls_strerror(r));
+		return -PST_ECONFIG;
+	}
+	return 0;
+}
+
 static int submitd__init(const struct postern_config *cfg,
 			char err[CFG_ERR_MAX])
 {
 	char why[512], lock[PATH_MAX + 16];
 	int r;
 
+	smtp_cfg = cfg_hold(cfg);
+	smtp_budget.max = cfg->limits.data_memory_max;
 	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
 		       &smtp_store, why, sizeof(why));
 	if (r) {
@@ -49,13 +119,19 @@ static void submitd__fini(void)
 	auth_pool_free(smtp_pool);
 	auth_ctx_free(submitd_auth);
 	store_close(smtp_store);
+	cfg_release(smtp_cfg);
+}
+
+/* The sessions read smtp_cfg, the start-up snapshot, for now. */
+static void submitd__accept(struct io_conn *c, int kind, enum conn_verdict v,
+			    const struct postern_config *cfg)
+{
+	smtp_session_accept(c, kind, v);
 }
 
 static int submitd__setup(const struct postern_config *cfg,
 			 struct server_proto *p, char err[CFG_ERR_MAX])
 {
-	smtp_cfg = cfg;
-	smtp_budget.max = cfg->limits.data_memory_max;
 	p->name = "submitd";
 	p->listen[p->nlisten++] = (struct server_listen){
 		"listen_tls", &cfg->submitd.listen_tls, SMTP_LISTEN_TLS, true };
@@ -72,9 +148,11 @@ static int submitd__setup(const struct postern_config *cfg,
 	p->limits = server_io_limits(cfg, cfg->limits.smtp_line_max,
 				     cfg->limits.smtp_text_line_max,
 				     cfg->submitd.idle_timeout);
+	p->restart_keys = submitd__restart_keys;
+	p->check = submitd__check;
 	p->init = submitd__init;
 	p->fini = submitd__fini;
-	p->accept = smtp_session_accept;
+	p->accept = submitd__accept;
 	return 0;
 }
 
