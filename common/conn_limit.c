@@ -226,3 +226,36 @@ uint64_t conn_limit_total(struct conn_limit *l)
 	pthread_mutex_unlock(&l->mu);
 	return t;
 }
+
+int conn_limit_set_max(struct conn_limit *l, uint64_t max_total,
+		       uint64_t max_per_addr)
+{
+	struct conn_slot *slots = NULL, *old = NULL;
+	size_t cap, want;
+
+	REQUIRE(CONN_LIMIT_VALID(l));
+	if (max_total > SIZE_MAX / 4 / sizeof(struct conn_slot))
+		return -EINVAL;
+	/* Only this caller changes the size: read it, allocate unlocked. */
+	pthread_mutex_lock(&l->mu);
+	cap = l->mask + 1;
+	pthread_mutex_unlock(&l->mu);
+	for (want = cap; want < 2 * max_total;)
+		want <<= 1;
+	if (want != cap && !(slots = calloc(want, sizeof(*slots))))
+		return -ENOMEM;
+	pthread_mutex_lock(&l->mu);
+	if (slots) {
+		old = l->slots;
+		l->slots = slots;
+		l->mask = want - 1;
+		for (size_t i = 0; i < cap; i++)
+			if (old[i].count)
+				*conn_limit__slot_find(l, old[i].addr) = old[i];
+	}
+	l->max_total = max_total;
+	l->max_per_addr = max_per_addr;
+	pthread_mutex_unlock(&l->mu);
+	free(old);
+	return 0;
+}

@@ -49,5 +49,12 @@ enum conn_verdict conn_limit_replace(struct conn_limit *l,
 				     bool *replaced);
 void conn_limit_release(struct conn_limit *l, const struct sockaddr *addr);
 uint64_t conn_limit_total(struct conn_limit *l);
+/* New limits (a reload). Connections already counted stay: below a
+ * lowered limit, new ones are refused until enough have closed. The table
+ * grows when max_total needs it (-ENOMEM: nothing changed; -EINVAL: too
+ * large, as in conn_limit_new); it never shrinks, so setting the previous
+ * limits back cannot fail. Main thread (one caller at a time). */
+int conn_limit_set_max(struct conn_limit *l, uint64_t max_total,
+		       uint64_t max_per_addr);
 
 #endif

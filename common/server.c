@@ -1086,6 +1086,7 @@ static void server__reload(void)
 	struct server_proto np = { 0 };
 	struct server_lsn *added = NULL;
 	struct postern_config *next = NULL;
+	struct tls_creds *creds = NULL;
 	char err[CFG_ERR_MAX];
 	unsigned nerr = 0;
 	struct timespec ts;
@@ -1127,22 +1128,37 @@ static void server__reload(void)
 		nerr++;
 		goto out;
 	}
-	nerr += server__listen_prepare(next, &np, perm, &added);
-	if (nerr == 0 && srv.proto.reload && srv.proto.reload(next, err)) {
-		log_event(LOGL_ERR, 0, "reload_error", "error=\"%s\"", err);
-		nerr++;
-	}
 	/* The certificates are read again whatever changed (renewed files
-	 * under the same names); last, because it swaps as it succeeds. */
-	if (nerr == 0 && tls_creds_reload(err)) {
+	 * under the same names). */
+	if (tls_creds_load(next, &creds, err)) {
 		log_event(LOGL_ERR, 0, "reload_error", "error=\"%s\"", err);
 		nerr++;
 	}
+	nerr += server__listen_prepare(next, &np, perm, &added);
 	if (nerr)
 		goto out;
+	/* The two steps that change something and can fail: undone if the
+	 * second does (the table keeps its size, so the old limits fit). */
+	r = conn_limit_set_max(srv.limit, next->limits.max_connections,
+			       next->limits.max_connections_per_ip);
+	if (r) {
+		log_event(LOGL_ERR, 0, "reload_error", "error=\"[limits] "
+			  "max_connections: %s\"", strerror(-r));
+		nerr++;
+		goto out;
+	}
+	if (srv.proto.reload && srv.proto.reload(next, err)) {
+		log_event(LOGL_ERR, 0, "reload_error", "error=\"%s\"", err);
+		conn_limit_set_max(srv.limit, srv.cfg->limits.max_connections,
+				   srv.cfg->limits.max_connections_per_ip);
+		nerr++;
+		goto out;
+	}
 
 	/* Nothing below can fail. The workers switch on their loops; the
 	 * last to do so ends the reload (server__on_reloaded). */
+	tls_creds_set(creds);
+	creds = NULL;
 	server__listen_commit(added);
 	added = NULL;
 	srv.reload_busy = true;
@@ -1172,6 +1188,7 @@ out:
 		server__lsn_discard(l);
 	}
 	cfg_release(next);
+	tls_creds_release(creds);
 	free(errs);
 	if (!nerr)
 		return;

@@ -13,43 +13,67 @@
 struct tls_creds {
 	atomic_uint refs;
 	gnutls_certificate_credentials_t x509;
+	gnutls_priority_t priority;
+	bool tickets;
 };
 
 static struct {
 	pthread_mutex_t mu;
 	struct tls_creds *current;
-	gnutls_priority_t priority;
 	gnutls_datum_t ticket_key;
-	bool tickets;
-	struct cfg_strlist cert, key;
 } tls = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static int tls_creds__creds_load(struct tls_creds **out, char err[CFG_ERR_MAX])
+static void tls_creds__free(struct tls_creds *c)
+{
+	if (c->priority)
+		gnutls_priority_deinit(c->priority);
+	if (c->x509)
+		gnutls_certificate_free_credentials(c->x509);
+	free(c);
+}
+
+int tls_creds_load(const struct postern_config *cfg, struct tls_creds **out,
+		   char err[CFG_ERR_MAX])
 {
 	struct tls_creds *c = calloc(1, sizeof(*c));
+	const char *epos = NULL;
 	int r;
 
+	REQUIRE(cfg && out);
 	if (!c)
 		return -ENOMEM;
 	atomic_init(&c->refs, 1);
+	c->tickets = cfg->tls.tickets;
+	r = gnutls_priority_init2(&c->priority, cfg->tls.priority, &epos,
+				  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	if (r < 0) {
+		c->priority = NULL;
+		snprintf(err, CFG_ERR_MAX, "%s: [tls] priority: %s at '%s'",
+			 cfg->file, gnutls_strerror(r), epos ? epos : "");
+		r = -PST_ECONFIG;
+		goto fail;
+	}
 	r = gnutls_certificate_allocate_credentials(&c->x509);
 	if (r < 0) {
-		free(c);
-		return -ENOMEM;
+		c->x509 = NULL;
+		r = -ENOMEM;
+		goto fail;
 	}
-	if (tls.cert.n == 0) {
+	if (cfg->tls.cert.n == 0) {
 		snprintf(err, CFG_ERR_MAX, "[tls] cert: no certificate configured");
 		r = -PST_ECONFIG;
 		goto fail;
 	}
-	for (unsigned i = 0; i < tls.cert.n; i++) {
-		r = gnutls_certificate_set_x509_key_file2(c->x509, tls.cert.v[i],
-							   tls.key.v[i],
+	for (unsigned i = 0; i < cfg->tls.cert.n; i++) {
+		r = gnutls_certificate_set_x509_key_file2(c->x509,
+							   cfg->tls.cert.v[i],
+							   cfg->tls.key.v[i],
 							   GNUTLS_X509_FMT_PEM,
 							   NULL, 0);
 		if (r < 0) {
 			snprintf(err, CFG_ERR_MAX, "[tls] cert %s / key %s: %s",
-				 tls.cert.v[i], tls.key.v[i], gnutls_strerror(r));
+				 cfg->tls.cert.v[i], cfg->tls.key.v[i],
+				 gnutls_strerror(r));
 			r = -PST_ETLS;
 			goto fail;
 		}
@@ -57,64 +81,45 @@ static int tls_creds__creds_load(struct tls_creds **out, char err[CFG_ERR_MAX])
 	*out = c;
 	return 0;
 fail:
-	gnutls_certificate_free_credentials(c->x509);
-	free(c);
+	tls_creds__free(c);
 	return r;
 }
 
 int tls_creds_init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 {
-	const char *epos = NULL;
 	struct tls_creds *c;
 	int r;
 
-	tls.cert = cfg->tls.cert;
-	tls.key = cfg->tls.key;
-	tls.tickets = cfg->tls.tickets;
-	r = gnutls_priority_init2(&tls.priority, cfg->tls.priority, &epos,
-				  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	/* Made whatever [tls] tickets says: a reload may turn them on. */
+	r = gnutls_session_ticket_key_generate(&tls.ticket_key);
 	if (r < 0) {
-		snprintf(err, CFG_ERR_MAX, "%s: [tls] priority: %s at '%s'",
-			 cfg->file, gnutls_strerror(r), epos ? epos : "");
-		return -PST_ECONFIG;
+		snprintf(err, CFG_ERR_MAX, "session ticket key: %s",
+			 gnutls_strerror(r));
+		return -PST_ETLS;
 	}
-	if (tls.tickets) {
-		r = gnutls_session_ticket_key_generate(&tls.ticket_key);
-		if (r < 0) {
-			snprintf(err, CFG_ERR_MAX, "session ticket key: %s",
-				 gnutls_strerror(r));
-			return -PST_ETLS;
-		}
-	}
-	r = tls_creds__creds_load(&c, err);
+	r = tls_creds_load(cfg, &c, err);
 	if (r)
 		return r;
-	tls.current = c;
+	tls_creds_set(c);
 	return 0;
 }
 
-int tls_creds_reload(char err[CFG_ERR_MAX])
+void tls_creds_set(struct tls_creds *c)
 {
-	struct tls_creds *c, *old;
-	int r = tls_creds__creds_load(&c, err);
+	struct tls_creds *old;
 
-	if (r)
-		return r;
+	REQUIRE(c);
 	pthread_mutex_lock(&tls.mu);
 	old = tls.current;
 	tls.current = c;
 	pthread_mutex_unlock(&tls.mu);
 	tls_creds_release(old);
-	return 0;
 }
 
 void tls_creds_shutdown(void)
 {
 	tls_creds_release(tls.current);
 	tls.current = NULL;
-	if (tls.priority)
-		gnutls_priority_deinit(tls.priority);
-	tls.priority = NULL;
 	if (tls.ticket_key.data)
 		gnutls_memset(tls.ticket_key.data, 0, tls.ticket_key.size);
 	gnutls_free(tls.ticket_key.data);
@@ -135,10 +140,8 @@ struct tls_creds *tls_creds_acquire(void)
 
 void tls_creds_release(struct tls_creds *c)
 {
-	if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
-		gnutls_certificate_free_credentials(c->x509);
-		free(c);
-	}
+	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+		tls_creds__free(c);
 }
 
 int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out)
@@ -149,9 +152,9 @@ int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out)
 
 	if (r < 0)
 		return -ENOMEM;
-	if ((r = gnutls_priority_set(s, tls.priority)) < 0 ||
+	if ((r = gnutls_priority_set(s, c->priority)) < 0 ||
 	    (r = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->x509)) < 0 ||
-	    (tls.tickets &&
+	    (c->tickets &&
 	     (r = gnutls_session_ticket_enable_server(s, &tls.ticket_key)) < 0)) {
 		gnutls_deinit(s);
 		return -PST_ETLS;
@@ -161,8 +164,8 @@ int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out)
 	return 0;
 }
 
-gnutls_priority_t tls_creds_priority(void)
+gnutls_priority_t tls_creds_priority(const struct tls_creds *c)
 {
-	REQUIRE(tls.priority);
-	return tls.priority;
+	REQUIRE(c && c->priority);
+	return c->priority;
 }

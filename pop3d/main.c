@@ -10,23 +10,12 @@
 #include "common/server.h"
 #include "pop3d/pop3_session.h"
 
-/* What a reload cannot change: the store and the threads made at start,
- * and (until sessions hold a snapshot of their own) every setting the
- * sessions and the auth state read from the start-up one. */
+/* What a reload cannot change: the store and the threads made at start.
+ * Everything else applies to new sessions (each holds the snapshot it
+ * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
 	"store.path", "store.map_size", "pop3d.workers", "pop3d.user",
-	"auth.workers", "auth.queue_max",
-	"tls.cert", "tls.key", "tls.priority", "tls.tickets",
-	"limits.max_connections", "limits.max_connections_per_ip",
-	"pop3d.plain_auth_loopback", "pop3d.login_delay", "pop3d.recent_days",
-	"pop3d.nul_to_0x80", "pop3d.add_missing_blank_line",
-	"limits.pop3_line_max", "limits.errors_max", "limits.auth_failures_max",
-	"auth.argon2_memory", "auth.argon2_time", "auth.argon2_lanes",
-	"auth.argon2_stored_factor", "auth.sha_crypt_rounds_max",
-	"auth.bcrypt_cost_max", "auth.throttle_delay", "auth.throttle_delay_max",
-	"auth.throttle_window", "auth.throttle_address_failures",
-	"auth.throttle_account_failures", "auth.cache_ttl",
-	NULL,
+	"auth.workers", "auth.queue_max", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -58,7 +47,6 @@ static int pop3d__init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 
 	char lock[PATH_MAX + 16];
 
-	pop3d.cfg = cfg_hold(cfg);
 	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
 		       &pop3d.store, why, sizeof(why));
 	if (r) {
@@ -85,14 +73,22 @@ static void pop3d__fini(void)
 	auth_pool_free(pop3d.pool);
 	auth_ctx_free(pop3d.auth);
 	store_close(pop3d.store);   /* stops the writer after its queue */
-	cfg_release(pop3d.cfg);
 }
 
-/* The sessions read pop3d.cfg, the start-up snapshot, for now. */
-static void pop3d__accept(struct io_conn *c, int kind, enum conn_verdict v,
-			  const struct postern_config *cfg)
+/* [auth] for logins from now on; sessions carry the rest themselves. */
+static int pop3d__reload(const struct postern_config *next,
+			 char err[CFG_ERR_MAX])
 {
-	pop3_session_accept(c, kind, v);
+	struct auth_policy *pol;
+	int r = auth_policy_new(next, &pol);
+
+	if (r) {
+		snprintf(err, CFG_ERR_MAX, "%s: [auth]: %s", next->file,
+			 pst_strerror(r));
+		return r;
+	}
+	auth_ctx_reload(pop3d.auth, next, pol);
+	return 0;
 }
 
 static int pop3d__setup(const struct postern_config *cfg,
@@ -112,8 +108,9 @@ static int pop3d__setup(const struct postern_config *cfg,
 	p->restart_keys = pop3d__restart_keys;
 	p->check = pop3d__check;
 	p->init = pop3d__init;
+	p->reload = pop3d__reload;
 	p->fini = pop3d__fini;
-	p->accept = pop3d__accept;
+	p->accept = pop3_session_accept;
 	return 0;
 }
 

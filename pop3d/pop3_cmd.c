@@ -38,7 +38,7 @@ static bool pop3__stls_allowed(const struct pop3_session *s)
 bool pop3_login_allowed(const struct pop3_session *s)
 {
 	return (s->flags & POP3_F_TLS) ||
-	       (pop3d.cfg->pop3d.plain_auth_loopback &&
+	       (s->cfg->pop3d.plain_auth_loopback &&
 		io_conn_peer_is_loopback(s->io));
 }
 
@@ -65,7 +65,7 @@ static int pop3__login_check(struct pop3_session *s, char *args)
 
 static void pop3__capa(struct pop3_session *s, char *args)
 {
-	const struct postern_config *cfg = pop3d.cfg;
+	const struct postern_config *cfg = s->cfg;
 
 	pop3_reply_ok(s->io, "Capability list follows");
 	io_conn_printf(s->io, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
@@ -362,7 +362,7 @@ static const struct pop3_cmd pop3_cmds[] = {
 
 static void pop3__bad(struct pop3_session *s)
 {
-	if (++s->bad_commands < pop3d.cfg->limits.errors_max)
+	if (++s->bad_commands < s->cfg->limits.errors_max)
 		return;
 	log_event(LOGL_INFO, s->id, "too_many_errors", "errors=%u",
 		  s->bad_commands);
@@ -393,9 +393,9 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 		pop3__sasl_result(s, st, prompt, &cr, why);
 		return;
 	}
-	if (len + 2 > pop3d.cfg->limits.pop3_line_max) {
+	if (len + 2 > s->cfg->limits.pop3_line_max) {
 		pop3_reply_err(s->io, "Line too long (limit %llu octets)",
-			       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
+			       (unsigned long long)s->cfg->limits.pop3_line_max);
 		pop3__bad(s);
 		return;
 	}

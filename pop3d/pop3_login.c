@@ -40,7 +40,7 @@ static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 		break;
 	}
 	if (r != AUTH_TEMPFAIL &&
-	    ++s->auth_failures >= pop3d.cfg->limits.auth_failures_max) {
+	    ++s->auth_failures >= s->cfg->limits.auth_failures_max) {
 		pop3_reply_err(s->io, "Too many failed logins, closing connection");
 		pop3_session_end(s);
 		return;
@@ -90,7 +90,7 @@ static void pop3__login_ok(struct pop3_session *s,
 		io_conn_resume(s->io);
 		return;
 	}
-	e = pop3_maildrop_lock(s->account.id, pop3d.cfg->pop3d.login_delay,
+	e = pop3_maildrop_lock(s->account.id, s->cfg->pop3d.login_delay,
 			       &wait_s);
 	if (e == -PST_EBUSY || e == -EAGAIN) {
 		log_event(LOGL_INFO, s->id, "login_refused", "user=%s peer=%s "

@@ -132,7 +132,7 @@ int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed)
 	struct snap sn = {
 		.s = s, .limit = pop->list_limit,
 		.recent = s->flags & POP3_F_RECENT,
-		.add_blank = pop3d.cfg->pop3d.add_missing_blank_line,
+		.add_blank = s->cfg->pop3d.add_missing_blank_line,
 		.since_uid = pop->access == STORE_POP_SINCE_NOW
 			     ? s->account.pop_since_uid : 0,
 	};
@@ -148,7 +148,7 @@ int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed)
 	sn.folders[STORE_SPAM] = pop->spam != STORE_SPAM_EXCLUDE;
 
 	sn.recent_after = (uint64_t)time(NULL) -
-			  pop3d.cfg->pop3d.recent_days * 86400;
+			  s->cfg->pop3d.recent_days * 86400;
 	if ((e = store_read_begin(pop3d.store, &r)))
 		return e;
 	/* One pass over the index; no bodies are touched. */

@@ -109,7 +109,7 @@ static int pop3__retr_fetch(struct pop3_session *s)
 /* Write one line piece (up to and including '\n', or the slice end). */
 static void pop3__retr_piece(struct pop3_session *s, char *p, size_t n)
 {
-	if (pop3d.cfg->pop3d.nul_to_0x80)
+	if (s->cfg->pop3d.nul_to_0x80)
 		for (char *z = memchr(p, '\0', n); z;
 		     z = memchr(z, '\0', n - (size_t)(z - p)))
 			*z = (char)0x80;

@@ -42,10 +42,10 @@ static void pop3__on_too_long(void *sess)
 	struct pop3_session *s = sess;
 
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
-		  (unsigned long long)pop3d.cfg->limits.pop3_line_max);
+		  (unsigned long long)s->cfg->limits.pop3_line_max);
 	s->sasl.mech = SASL_NONE;   /* an AUTH exchange does not survive it */
 	pop3_reply_err(s->io, "Line too long (limit %llu octets)",
-		       (unsigned long long)pop3d.cfg->limits.pop3_line_max);
+		       (unsigned long long)s->cfg->limits.pop3_line_max);
 }
 
 static void pop3__on_tls_ready(void *sess)
@@ -98,6 +98,7 @@ static void pop3__on_close(void *sess)
 	pop3_retr_free(s);
 	pop3_maildrop_free(s);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
+	cfg_release(s->cfg);
 	free(s);
 }
 
@@ -110,7 +111,8 @@ static const struct io_conn_ops pop3_ops = {
 	.on_close = pop3__on_close,
 };
 
-void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
+void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v,
+			 const struct postern_config *cfg)
 {
 	struct pop3_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == POP3_LISTEN_TLS;
@@ -118,6 +120,7 @@ void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	if (s) {
 		s->id = io_conn_id(c);
 		s->io = c;
+		s->cfg = cfg_hold(cfg);   /* one atomic add */
 		s->state = POP3_AUTHORIZATION;
 		s->verdict = v;
 		if (v != CONN_OK)

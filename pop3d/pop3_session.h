@@ -56,6 +56,9 @@ struct pop3_retr {
 struct pop3_session {
 	uint64_t id;                  /* for logs; equals the io_conn id */
 	struct io_conn *io;
+	/* The configuration it started under: a reference, dropped when it
+	 * is freed, so that a reload (SIGHUP) changes nothing under it. */
+	const struct postern_config *cfg;
 	enum pop3_state state;
 	unsigned flags;
 	enum conn_verdict verdict;
@@ -76,14 +79,15 @@ struct pop3_session {
 
 /* Daemon-wide state the sessions share (set once before workers run). */
 struct pop3d {
-	const struct postern_config *cfg;
 	struct store *store;
 	struct auth_ctx *auth;
 	struct auth_pool *pool;
 };
 extern struct pop3d pop3d;
 
-void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
+/* A new connection under cfg, which the session holds until it is freed. */
+void pop3_session_accept(struct io_conn *c, int kind, enum conn_verdict v,
+			 const struct postern_config *cfg);
 
 /* Close the session after what is queued has been sent. */
 void pop3_session_end(struct pop3_session *s);

@@ -3,6 +3,7 @@
  * and relay.c. */
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -15,30 +16,13 @@
 static struct auth_ctx *submitd_auth;
 
 /* What a reload cannot change: the store and the threads made at start,
- * the LMTP socket's owner and mode (set when it is made), and (until
- * sessions hold a snapshot of their own) every setting the sessions, the
- * relay and the auth state read from the start-up one. */
+ * and the LMTP socket's owner and mode (set when it is made). Everything
+ * else applies to new sessions (each holds the snapshot it started with),
+ * new logins and the relay's next pass. */
 static const char *const submitd__restart_keys[] = {
 	"store.path", "store.map_size", "submitd.workers", "submitd.user",
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
-	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
-	"tls.cert", "tls.key", "tls.priority", "tls.tickets",
-	"limits.max_connections", "limits.max_connections_per_ip",
-	"store.spam_header", "submitd.hostname", "submitd.relay",
-	"submitd.relay_tls", "submitd.relay_ca", "submitd.relay_user",
-	"submitd.relay_password", "submitd.relay_timeout", "submitd.queue_retry",
-	"submitd.queue_retry_max", "submitd.queue_lifetime",
-	"submitd.plain_auth_loopback", "submitd.bare_newline",
-	"limits.smtp_line_max", "limits.smtp_text_line_max",
-	"limits.message_max", "limits.recipients_max", "limits.data_memory_max",
-	"limits.errors_max", "limits.auth_failures_max",
-	"limits.send_messages_per_hour", "limits.send_recipients_per_day",
-	"auth.argon2_memory", "auth.argon2_time", "auth.argon2_lanes",
-	"auth.argon2_stored_factor", "auth.sha_crypt_rounds_max",
-	"auth.bcrypt_cost_max", "auth.throttle_delay", "auth.throttle_delay_max",
-	"auth.throttle_window", "auth.throttle_address_failures",
-	"auth.throttle_account_failures", "auth.cache_ttl",
-	NULL,
+	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -85,7 +69,6 @@ static int submitd__init(const struct postern_config *cfg,
 	char why[512], lock[PATH_MAX + 16];
 	int r;
 
-	smtp_cfg = cfg_hold(cfg);
 	smtp_budget.max = cfg->limits.data_memory_max;
 	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
 		       &smtp_store, why, sizeof(why));
@@ -119,14 +102,32 @@ static void submitd__fini(void)
 	auth_pool_free(smtp_pool);
 	auth_ctx_free(submitd_auth);
 	store_close(smtp_store);
-	cfg_release(smtp_cfg);
 }
 
-/* The sessions read smtp_cfg, the start-up snapshot, for now. */
-static void submitd__accept(struct io_conn *c, int kind, enum conn_verdict v,
-			    const struct postern_config *cfg)
+/* [auth] for logins, the relay settings for its next pass, the memory
+ * bound for messages; sessions carry the rest themselves. The relay goes
+ * last of what can fail, and applies itself as it succeeds. */
+static int submitd__reload(const struct postern_config *next,
+			   char err[CFG_ERR_MAX])
 {
-	smtp_session_accept(c, kind, v);
+	struct auth_policy *pol;
+	int r = auth_policy_new(next, &pol);
+
+	if (r) {
+		snprintf(err, CFG_ERR_MAX, "%s: [auth]: %s", next->file,
+			 pst_strerror(r));
+		return r;
+	}
+	if ((r = relay_reload(next))) {
+		snprintf(err, CFG_ERR_MAX, "%s: [submitd] relay_ca: %s",
+			 next->file, r == -PST_ECONFIG
+			 ? "cannot read the CA file" : pst_strerror(r));
+		auth_policy_free(pol);
+		return r;
+	}
+	auth_ctx_reload(submitd_auth, next, pol);
+	atomic_store(&smtp_budget.max, next->limits.data_memory_max);
+	return 0;
 }
 
 static int submitd__setup(const struct postern_config *cfg,
@@ -151,8 +152,9 @@ static int submitd__setup(const struct postern_config *cfg,
 	p->restart_keys = submitd__restart_keys;
 	p->check = submitd__check;
 	p->init = submitd__init;
+	p->reload = submitd__reload;
 	p->fini = submitd__fini;
-	p->accept = submitd__accept;
+	p->accept = smtp_session_accept;
 	return 0;
 }
 

@@ -44,9 +44,14 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool running, stop, kick;
-	const struct postern_config *cfg;
 	struct store *st;
+	/* The settings of the pass under way: the relay thread's (and the
+	 * store writer's while the thread waits for its commit). */
+	const struct postern_config *cfg;   /* a reference */
 	gnutls_certificate_credentials_t cred;
+	/* A reload's, taken at the start of the next pass (under mu). */
+	const struct postern_config *next_cfg;
+	gnutls_certificate_credentials_t next_cred;
 } relay = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* ---- a blocking SMTP client ---- */
@@ -54,6 +59,7 @@ static struct {
 struct rconn {
 	int fd;
 	gnutls_session_t tls;
+	struct tls_creds *creds;      /* its priority, held as long as tls */
 	char buf[8192];
 	size_t len;
 	bool pipelining, starttls, auth;
@@ -215,7 +221,8 @@ static int relay__rc_starttls(struct rconn *c, const char *host, bool verify,
 	if (gnutls_init(&c->tls, GNUTLS_CLIENT) < 0)
 		return -ENOMEM;
 	/* Outgoing TLS follows the same [tls] priority as incoming. */
-	r = gnutls_priority_set(c->tls, tls_creds_priority());
+	c->creds = tls_creds_acquire();
+	r = gnutls_priority_set(c->tls, tls_creds_priority(c->creds));
 	if (r < 0) {
 		snprintf(why, cap, "%s", gnutls_strerror(r));
 		return -PST_ETLS;
@@ -244,6 +251,7 @@ static void relay__rc_close(struct rconn *c)
 		gnutls_bye(c->tls, GNUTLS_SHUT_WR);
 		gnutls_deinit(c->tls);
 	}
+	tls_creds_release(c->creds);
 	if (c->fd >= 0)
 		close(c->fd);
 }
@@ -650,6 +658,42 @@ static void relay__one(uint64_t id)
 	store_queue_entry_free(&e);
 }
 
+/* The CA the relay's certificate is checked against; NULL with no relay. */
+static int relay__cred_load(const struct postern_config *cfg,
+			    gnutls_certificate_credentials_t *out)
+{
+	gnutls_certificate_credentials_t cred;
+	int r;
+
+	*out = NULL;
+	if (!cfg->submitd.relay[0])
+		return 0;
+	if (gnutls_certificate_allocate_credentials(&cred) < 0)
+		return -ENOMEM;
+	r = cfg->submitd.relay_ca[0]
+	    ? gnutls_certificate_set_x509_trust_file(cred, cfg->submitd.relay_ca,
+						     GNUTLS_X509_FMT_PEM)
+	    : gnutls_certificate_set_x509_system_trust(cred);
+	if (r < 0 && cfg->submitd.relay_ca[0]) {
+		gnutls_certificate_free_credentials(cred);
+		return -PST_ECONFIG;
+	}
+	*out = cred;
+	return 0;
+}
+
+/* Relay thread, under mu. */
+static void relay__take_next(void)
+{
+	cfg_release(relay.cfg);
+	if (relay.cred)
+		gnutls_certificate_free_credentials(relay.cred);
+	relay.cfg = relay.next_cfg;
+	relay.cred = relay.next_cred;
+	relay.next_cfg = NULL;
+	relay.next_cred = NULL;
+}
+
 static void *relay__thread(void *arg)
 {
 	for (;;) {
@@ -668,7 +712,12 @@ static void *relay__thread(void *arg)
 			pthread_mutex_unlock(&relay.mu);
 			return NULL;
 		}
+		if (relay.next_cfg)
+			relay__take_next();
 		pthread_mutex_unlock(&relay.mu);
+		/* Relaying turned off by a reload: what is queued waits. */
+		if (!relay.cfg->submitd.relay[0])
+			continue;
 		if (store_read_begin(relay.st, &r))
 			continue;
 		store_queue_each(r, relay__due, ids);
@@ -682,36 +731,70 @@ int relay_start(const struct postern_config *cfg, struct store *st)
 {
 	int r;
 
-	relay.cfg = cfg;
 	relay.st = st;
+	r = relay__cred_load(cfg, &relay.cred);
+	if (r)
+		return r;
+	relay.cfg = cfg_hold(cfg);
 	if (!cfg->submitd.relay[0])
-		return 0;   /* local delivery only: nothing is ever queued */
-	if (gnutls_certificate_allocate_credentials(&relay.cred) < 0)
-		return -ENOMEM;
-	r = cfg->submitd.relay_ca[0]
-	    ? gnutls_certificate_set_x509_trust_file(relay.cred,
-						     cfg->submitd.relay_ca,
-						     GNUTLS_X509_FMT_PEM)
-	    : gnutls_certificate_set_x509_system_trust(relay.cred);
-	if (r < 0 && cfg->submitd.relay_ca[0])
-		return -PST_ECONFIG;
+		return 0;   /* local delivery only: nothing is queued yet */
 	if (pthread_create(&relay.thread, NULL, relay__thread, NULL))
 		return -EAGAIN;
 	relay.running = true;
 	return 0;
 }
 
-void relay_stop(void)
+int relay_reload(const struct postern_config *cfg)
 {
-	if (!relay.running)
-		return;
+	gnutls_certificate_credentials_t cred, old_cred;
+	const struct postern_config *old_cfg;
+	int r = relay__cred_load(cfg, &cred);
+
+	if (r)
+		return r;
+	if (!relay.running && cfg->submitd.relay[0]) {
+		/* Turned on: the thread starts on the old settings (no relay)
+		 * and takes these at its first pass. */
+		if (pthread_create(&relay.thread, NULL, relay__thread, NULL)) {
+			if (cred)
+				gnutls_certificate_free_credentials(cred);
+			return -EAGAIN;
+		}
+		relay.running = true;
+	}
 	pthread_mutex_lock(&relay.mu);
-	relay.stop = true;
+	old_cfg = relay.next_cfg;   /* a reload the thread never took */
+	old_cred = relay.next_cred;
+	relay.next_cfg = cfg_hold(cfg);
+	relay.next_cred = cred;
+	relay.kick = true;
 	pthread_cond_signal(&relay.cv);
 	pthread_mutex_unlock(&relay.mu);
-	pthread_join(relay.thread, NULL);
-	gnutls_certificate_free_credentials(relay.cred);
-	relay.running = false;
+	cfg_release(old_cfg);
+	if (old_cred)
+		gnutls_certificate_free_credentials(old_cred);
+	if (!relay.running)
+		relay__take_next();   /* no thread to take it */
+	return 0;
+}
+
+void relay_stop(void)
+{
+	if (relay.running) {
+		pthread_mutex_lock(&relay.mu);
+		relay.stop = true;
+		pthread_cond_signal(&relay.cv);
+		pthread_mutex_unlock(&relay.mu);
+		pthread_join(relay.thread, NULL);
+		relay.running = false;
+	}
+	if (relay.next_cfg)
+		relay__take_next();
+	if (relay.cred)
+		gnutls_certificate_free_credentials(relay.cred);
+	relay.cred = NULL;
+	cfg_release(relay.cfg);
+	relay.cfg = NULL;
 }
 
 void relay_kick(void)

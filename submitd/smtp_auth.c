@@ -52,9 +52,9 @@ static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 		break;
 	}
 	if (o->result != AUTH_TEMPFAIL &&
-	    ++s->auth_failures >= smtp_cfg->limits.auth_failures_max) {
+	    ++s->auth_failures >= s->cfg->limits.auth_failures_max) {
 		smtp_reply(s->io, 421, "4.7.0", "%s Too many failed logins, closing "
-			   "connection", smtp_cfg->submitd.hostname);
+			   "connection", s->cfg->submitd.hostname);
 		io_conn_close(s->io);
 		return;
 	}

@@ -10,9 +10,10 @@
 int smtp_budget_take(struct smtp_budget *b, uint64_t n)
 {
 	uint64_t cur = atomic_load(&b->used);
+	uint64_t max = atomic_load(&b->max);
 
 	do {
-		if (n > b->max || cur > b->max - n)
+		if (n > max || cur > max - n)
 			return -ENOMEM;
 	} while (!atomic_compare_exchange_weak(&b->used, &cur, cur + n));
 	return 0;

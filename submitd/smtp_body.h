@@ -50,7 +50,7 @@ enum smtp_body_err {
  * Any thread (atomic). */
 struct smtp_budget {
 	_Atomic uint64_t used;
-	uint64_t max;
+	_Atomic uint64_t max;     /* a reload may change it */
 };
 
 /* Take n octets (0), or -ENOMEM when that would pass max. */

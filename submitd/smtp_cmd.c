@@ -40,7 +40,7 @@ bool smtp_auth_offered(const struct smtp_session *s)
 {
 	return !(s->flags & (SMTP_F_LMTP | SMTP_F_AUTHED)) &&
 	       ((s->flags & SMTP_F_TLS) ||
-		(smtp_cfg->submitd.plain_auth_loopback &&
+		(s->cfg->submitd.plain_auth_loopback &&
 		 io_conn_peer_is_loopback(s->io)));
 }
 
@@ -101,7 +101,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	s->state = SMTP_READY;
 	s->flags |= SMTP_F_EHLO;
 	snprintf(size, sizeof(size), "SIZE %llu",
-		 (unsigned long long)smtp_cfg->limits.message_max);
+		 (unsigned long long)s->cfg->limits.message_max);
 	ext[n++] = "PIPELINING";
 	ext[n++] = size;
 	ext[n++] = "8BITMIME";
@@ -112,7 +112,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 		ext[n++] = "AUTH PLAIN LOGIN";
 	if (smtp__starttls_allowed(s))
 		ext[n++] = "STARTTLS";
-	io_conn_printf(s->io, "250-%s\r\n", smtp_cfg->submitd.hostname);
+	io_conn_printf(s->io, "250-%s\r\n", s->cfg->submitd.hostname);
 	for (unsigned i = 0; i < n; i++)
 		io_conn_printf(s->io, "250%c%s\r\n", i + 1 == n ? ' ' : '-',
 			       ext[i]);
@@ -124,7 +124,7 @@ static void smtp__helo(struct smtp_session *s, char *args)
 	strcpy(s->helo, args);
 	s->state = SMTP_READY;
 	s->flags &= ~(unsigned)SMTP_F_EHLO;
-	smtp_reply(s->io, 250, NULL, "%s", smtp_cfg->submitd.hostname);
+	smtp_reply(s->io, 250, NULL, "%s", s->cfg->submitd.hostname);
 }
 
 static int smtp__starttls_check(struct smtp_session *s, char *args)
@@ -267,9 +267,9 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 		smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
 		return -1;
 	}
-	if (mp->size > smtp_cfg->limits.message_max) {
+	if (mp->size > s->cfg->limits.message_max) {
 		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu octets)",
-			   (unsigned long long)smtp_cfg->limits.message_max);
+			   (unsigned long long)s->cfg->limits.message_max);
 		return -1;
 	}
 	return 0;
@@ -337,9 +337,9 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter %.40s", params);
 		return;
 	}
-	if (s->txn.nrcpts >= smtp_cfg->limits.recipients_max) {
+	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
 		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
-			   (unsigned long long)smtp_cfg->limits.recipients_max);
+			   (unsigned long long)s->cfg->limits.recipients_max);
 		return;
 	}
 	if ((e = store_read_begin(smtp_store, &r))) {
@@ -363,7 +363,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	} else if (s->flags & SMTP_F_LMTP) {
 		smtp_reply(s->io, 550, "5.1.2", "<%s>: Not a local domain", to);
 		return;
-	} else if (!smtp_cfg->submitd.relay[0]) {
+	} else if (!s->cfg->submitd.relay[0]) {
 		smtp_reply(s->io, 550, "5.7.1", "<%s>: Relaying to other domains is "
 			   "not configured on this server", to);
 		return;
@@ -417,7 +417,7 @@ static void smtp__noop(struct smtp_session *s, char *args)
 static void smtp__quit(struct smtp_session *s, char *args)
 {
 	smtp_reply(s->io, 221, "2.0.0", "%s closing connection",
-		   smtp_cfg->submitd.hostname);
+		   s->cfg->submitd.hostname);
 	io_conn_close(s->io);
 }
 
@@ -450,11 +450,11 @@ static const struct smtp_cmd smtp_cmds[] = {
 
 void smtp_cmd_error(struct smtp_session *s)
 {
-	if (++s->errors < smtp_cfg->limits.errors_max)
+	if (++s->errors < s->cfg->limits.errors_max)
 		return;
 	log_event(LOGL_INFO, s->id, "too_many_errors", "errors=%u", s->errors);
 	smtp_reply(s->io, 421, "4.7.0", "%s Too many errors, closing connection",
-		   smtp_cfg->submitd.hostname);
+		   s->cfg->submitd.hostname);
 	io_conn_close(s->io);
 }
 
@@ -471,9 +471,9 @@ void smtp_cmd_dispatch(struct smtp_session *s, char *line, size_t len)
 		smtp_cmd_error(s);
 		return;
 	}
-	if (len + 2 > smtp_cfg->limits.smtp_line_max) {
+	if (len + 2 > s->cfg->limits.smtp_line_max) {
 		smtp_reply(s->io, 500, "5.5.6", "Line too long (limit %llu octets)",
-			   (unsigned long long)smtp_cfg->limits.smtp_line_max);
+			   (unsigned long long)s->cfg->limits.smtp_line_max);
 		smtp_cmd_error(s);
 		return;
 	}

@@ -20,12 +20,12 @@
 #include "submitd/smtp_reply.h"
 #include "submitd/smtp_session.h"
 
-static struct smtp_body_limits smtp__body_limits(void)
+static struct smtp_body_limits smtp__body_limits(const struct smtp_session *s)
 {
 	return (struct smtp_body_limits){
-		.message_max = smtp_cfg->limits.message_max,
-		.line_max = smtp_cfg->limits.smtp_text_line_max,
-		.bare_lf_reject = smtp_cfg->submitd.bare_newline ==
+		.message_max = s->cfg->limits.message_max,
+		.line_max = s->cfg->limits.smtp_text_line_max,
+		.bare_lf_reject = s->cfg->submitd.bare_newline ==
 				  CFG_BARE_NL_REJECT,
 		.budget = &smtp_budget,
 	};
@@ -44,11 +44,11 @@ static void smtp__body_reply(struct smtp_session *s, unsigned e)
 	if (e & SMTP_BODY_TOO_BIG)
 		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu "
 			   "octets)", (unsigned long long)
-			   smtp_cfg->limits.message_max);
+			   s->cfg->limits.message_max);
 	else if (e & SMTP_BODY_LONG_LINE)
 		smtp_reply(s->io, 554, "5.6.0", "Message has a line longer than "
 			   "%llu octets", (unsigned long long)
-			   smtp_cfg->limits.smtp_text_line_max);
+			   s->cfg->limits.smtp_text_line_max);
 	else if (e & SMTP_BODY_BARE_CR)
 		smtp_reply(s->io, 554, "5.6.0", "Message has a bare CR (not part "
 			   "of CRLF)");
@@ -78,7 +78,7 @@ static void smtp__body_refused(struct smtp_session *s, unsigned e)
 
 static void smtp__data_end(struct smtp_session *s)
 {
-	struct smtp_body_limits l = smtp__body_limits();
+	struct smtp_body_limits l = smtp__body_limits(s);
 	unsigned e;
 
 	io_conn_set_mode(s->io, LB_MODE_LINE, 0);
@@ -94,7 +94,7 @@ static void smtp__data_end(struct smtp_session *s)
 void smtp_data_on_line(struct smtp_session *s, char *p, size_t len,
 		       bool partial)
 {
-	struct smtp_body_limits l = smtp__body_limits();
+	struct smtp_body_limits l = smtp__body_limits(s);
 	const char *text = p;
 
 	if (smtp_dot_piece(&s->txn.dot, &text, &len, partial)) {
@@ -167,7 +167,7 @@ void smtp_bdat_cmd(struct smtp_session *s, char *args)
 
 void smtp_bdat_on_data(struct smtp_session *s, char *p, size_t len)
 {
-	struct smtp_body_limits l = smtp__body_limits();
+	struct smtp_body_limits l = smtp__body_limits(s);
 	struct smtp_txn *t = &s->txn;
 
 	/* The io layer hands out at most what BDAT announced. */

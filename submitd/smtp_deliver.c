@@ -60,8 +60,8 @@ static struct rate *smtp__rate_get(uint64_t id, uint64_t now)
 /* messages: per hour at MAIL; recipients: per day at RCPT. */
 static int smtp__rate_check(struct smtp_session *s, bool recipients)
 {
-	uint64_t lim = recipients ? smtp_cfg->limits.send_recipients_per_day
-				  : smtp_cfg->limits.send_messages_per_hour;
+	uint64_t lim = recipients ? s->cfg->limits.send_recipients_per_day
+				  : s->cfg->limits.send_messages_per_hour;
 	struct rate *r;
 	bool over;
 
@@ -264,7 +264,7 @@ static int smtp__fixups(struct smtp_session *s, const char *id,
 	r = snprintf(hdr, cap, "Received: from %s (%s)\r\n\tby %s (Postern) "
 		     "with %s id %s;\r\n\t%s\r\n",
 		     s->helo[0] ? s->helo : "unknown", io_conn_peer_host(s->io),
-		     smtp_cfg->submitd.hostname, lmtp ? "LMTP" :
+		     s->cfg->submitd.hostname, lmtp ? "LMTP" :
 		     (s->flags & SMTP_F_TLS) ? "ESMTPSA" : "ESMTPA", id, date);
 	if (r < 0 || (size_t)r >= cap)
 		return -1;
@@ -278,7 +278,7 @@ static int smtp__fixups(struct smtp_session *s, const char *id,
 	if (!lmtp && !smtp__has_header(b->buf, b->len, "Message-ID")) {
 		r = snprintf(hdr + n, cap - n, "Message-ID: <%s.%lld@%s>\r\n",
 			     id, (long long)time(NULL),
-			     smtp_cfg->submitd.hostname);
+			     s->cfg->submitd.hostname);
 		if (r < 0 || (size_t)r >= cap - n)
 			return -1;
 		n += (size_t)r;
@@ -306,7 +306,7 @@ void smtp_deliver(struct smtp_session *s)
 	/* Only an MTA's filter verdict files mail in Spam; a signed-in user
 	 * sending to a colleague is not filtered here. */
 	j->spam = lmtp && msg_has_spam_verdict(s->txn.body.buf, s->txn.body.len,
-						 smtp_cfg->store.spam_header);
+						 s->cfg->store.spam_header);
 	/* The header fields go into the headroom in front of the body, and
 	 * the job takes the buffer over: no copy of the message. */
 	if ((n = smtp__fixups(s, j->id, hdr)) < 0 ||

@@ -12,7 +12,6 @@
 #include "submitd/smtp_session.h"
 #include "submitd/smtp_txn.h"
 
-const struct postern_config *smtp_cfg;
 struct store *smtp_store;
 struct auth_pool *smtp_pool;
 struct smtp_budget smtp_budget;
@@ -29,13 +28,13 @@ static void smtp__greet(struct smtp_session *s)
 	s->flags |= SMTP_F_GREETED;
 	if (s->flags & SMTP_F_REFUSED) {
 		smtp_reply(s->io, 421, NULL, "4.7.0 %s Too many connections%s, try "
-			   "again later", smtp_cfg->submitd.hostname,
+			   "again later", s->cfg->submitd.hostname,
 			   s->verdict == CONN_OVER_PER_ADDR ?
 			   " from your address" : "");
 		io_conn_close(s->io);
 		return;
 	}
-	smtp_reply(s->io, 220, NULL, "%s %s Postern", smtp_cfg->submitd.hostname,
+	smtp_reply(s->io, 220, NULL, "%s %s Postern", s->cfg->submitd.hostname,
 		   s->flags & SMTP_F_LMTP ? "LMTP" : "ESMTP");
 }
 
@@ -64,10 +63,10 @@ static void smtp__on_too_long(void *sess)
 	struct smtp_session *s = sess;
 
 	log_event(LOGL_INFO, s->id, "line_too_long", "max=%llu",
-		  (unsigned long long)smtp_cfg->limits.smtp_line_max);
+		  (unsigned long long)s->cfg->limits.smtp_line_max);
 	s->sasl.mech = SASL_NONE;
 	smtp_reply(s->io, 500, "5.5.6", "Line too long (limit %llu octets)",
-		   (unsigned long long)smtp_cfg->limits.smtp_line_max);
+		   (unsigned long long)s->cfg->limits.smtp_line_max);
 	smtp_cmd_error(s);
 }
 
@@ -84,7 +83,7 @@ static void smtp__on_timeout(void *sess, enum io_timeout which)
 {
 	struct smtp_session *s = sess;
 
-	smtp_reply(s->io, 421, "4.4.2", "%s Error: %s", smtp_cfg->submitd.hostname,
+	smtp_reply(s->io, 421, "4.4.2", "%s Error: %s", s->cfg->submitd.hostname,
 		   which == IO_TIMEOUT_LOGIN ? "login time limit exceeded" :
 		   which == IO_TIMEOUT_LINE ? "command not completed in time" :
 		   "timeout exceeded");
@@ -96,6 +95,7 @@ static void smtp__on_close(void *sess)
 
 	smtp_txn_reset(&s->txn);
 	log_event(LOGL_DEBUG, s->id, "disconnect", NULL);
+	cfg_release(s->cfg);
 	free(s);
 }
 
@@ -108,7 +108,8 @@ static const struct io_conn_ops smtp_ops = {
 	.on_close = smtp__on_close,
 };
 
-void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
+void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v,
+			 const struct postern_config *cfg)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	bool implicit = kind == SMTP_LISTEN_TLS;
@@ -116,6 +117,7 @@ void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v)
 	if (s) {
 		s->id = io_conn_id(c);
 		s->io = c;
+		s->cfg = cfg_hold(cfg);   /* one atomic add */
 		s->state = SMTP_GREETED;
 		s->verdict = v;
 		if (v != CONN_OK)

@@ -41,6 +41,9 @@ enum smtp_flag {
 struct smtp_session {
 	uint64_t id;
 	struct io_conn *io;
+	/* The configuration it started under: a reference, dropped when it
+	 * is freed, so that a reload (SIGHUP) changes nothing under it. */
+	const struct postern_config *cfg;
 	enum smtp_state state;
 	unsigned flags;
 	enum conn_verdict verdict;
@@ -52,13 +55,14 @@ struct smtp_session {
 	struct smtp_txn txn;
 };
 
-extern const struct postern_config *smtp_cfg;
 extern struct store *smtp_store;
 extern struct auth_pool *smtp_pool;
 /* Messages in flight, all workers ([limits] data_memory_max). */
 extern struct smtp_budget smtp_budget;
 
-void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v);
+/* A new connection under cfg, which the session holds until it is freed. */
+void smtp_session_accept(struct io_conn *c, int kind, enum conn_verdict v,
+			 const struct postern_config *cfg);
 /* End the transaction (its data freed) and go back to READY. */
 void smtp_session_txn_end(struct smtp_session *s);
 

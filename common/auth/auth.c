@@ -1,5 +1,7 @@
 /* auth.c — the credential check; see auth.h for the order of steps. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,13 +13,86 @@
 #include "common/err.h"
 #include "common/log.h"
 
+/* What [auth] says about hashes, shared by reference: an attempt runs
+ * under the policy it started with, whatever a reload does meanwhile. */
+struct auth_policy {
+	atomic_uint refs;
+	struct auth_cost_bounds bounds;   /* .argon2: for new hashes */
+	char dummy[STORE_PHC_MAX + 1];    /* same cost as a real verify */
+};
+
 struct auth_ctx {
 	struct store *st;
-	struct auth_cost_bounds bounds;   /* .argon2: for new hashes */
+	pthread_mutex_t mu;               /* policy */
+	struct auth_policy *policy;
 	struct auth_throttle *throttle;
 	struct auth_cache *cache;
-	char dummy[STORE_PHC_MAX + 1];   /* same cost as a real verify */
 };
+
+int auth_policy_new(const struct postern_config *cfg,
+		    struct auth_policy **out)
+{
+	struct auth_policy *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	atomic_init(&p->refs, 1);
+	auth_cost_bounds_from_config(cfg, &p->bounds);
+	r = auth_hash_password(&p->bounds.argon2, "dummy", 5, p->dummy,
+			       sizeof(p->dummy));
+	if (r) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+void auth_policy_free(struct auth_policy *p)
+{
+	if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+		free(p);
+}
+
+static struct auth_policy *auth__policy(struct auth_ctx *a)
+{
+	struct auth_policy *p;
+
+	pthread_mutex_lock(&a->mu);
+	p = a->policy;
+	atomic_fetch_add(&p->refs, 1);
+	pthread_mutex_unlock(&a->mu);
+	return p;
+}
+
+static void auth__throttle_cfg(const struct postern_config *cfg,
+			       struct auth_throttle_cfg *out)
+{
+	*out = (struct auth_throttle_cfg){
+		.delay_ms = cfg->auth.throttle_delay,
+		.delay_max_ms = cfg->auth.throttle_delay_max,
+		.window_ms = cfg->auth.throttle_window,
+		.address_failures = cfg->auth.throttle_address_failures,
+		.account_failures = cfg->auth.throttle_account_failures,
+	};
+}
+
+void auth_ctx_reload(struct auth_ctx *a, const struct postern_config *cfg,
+		     struct auth_policy *p)
+{
+	struct auth_throttle_cfg tc;
+	struct auth_policy *old;
+
+	pthread_mutex_lock(&a->mu);
+	old = a->policy;
+	a->policy = p;
+	pthread_mutex_unlock(&a->mu);
+	auth_policy_free(old);
+	auth__throttle_cfg(cfg, &tc);
+	auth_throttle_set_cfg(a->throttle, &tc);
+	auth_cache_set_ttl(a->cache, cfg->auth.cache_ttl);
+}
 
 uint64_t auth_now_ms(void)
 {
@@ -31,23 +106,17 @@ int auth_ctx_new(const struct postern_config *cfg, struct store *st,
 		 struct auth_ctx **out)
 {
 	struct auth_ctx *a = calloc(1, sizeof(*a));
-	struct auth_throttle_cfg tc = {
-		.delay_ms = cfg->auth.throttle_delay,
-		.delay_max_ms = cfg->auth.throttle_delay_max,
-		.window_ms = cfg->auth.throttle_window,
-		.address_failures = cfg->auth.throttle_address_failures,
-		.account_failures = cfg->auth.throttle_account_failures,
-	};
+	struct auth_throttle_cfg tc;
 	int r;
 
 	if (!a)
 		return -ENOMEM;
 	a->st = st;
-	auth_cost_bounds_from_config(cfg, &a->bounds);
+	pthread_mutex_init(&a->mu, NULL);
+	auth__throttle_cfg(cfg, &tc);
 	if ((r = auth_throttle_new(&tc, &a->throttle)) ||
 	    (r = auth_cache_new(cfg->auth.cache_ttl, &a->cache)) ||
-	    (r = auth_hash_password(&a->bounds.argon2, "dummy", 5, a->dummy,
-				    sizeof(a->dummy)))) {
+	    (r = auth_policy_new(cfg, &a->policy))) {
 		auth_ctx_free(a);
 		return r;
 	}
@@ -61,12 +130,14 @@ void auth_ctx_free(struct auth_ctx *a)
 		return;
 	auth_throttle_free(a->throttle);
 	auth_cache_free(a->cache);
+	auth_policy_free(a->policy);
+	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
 
 const struct auth_params *auth_ctx_params(const struct auth_ctx *a)
 {
-	return &a->bounds.argon2;
+	return &a->policy->bounds.argon2;
 }
 
 void auth_params_from_config(const struct postern_config *cfg,
@@ -143,8 +214,9 @@ static int auth__finish(struct auth_outcome *out, enum auth_result res,
 }
 
 /* Steps 1 (after throttling) to 6 of auth.h, for an admitted attempt. */
-static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
-			  const char *user, bool malformed, uint64_t now,
+static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
+			  const struct auth_request *req, const char *user,
+			  bool malformed, uint64_t now,
 			  struct auth_outcome *out)
 {
 	char app[AUTH_APPPW_LEN + 1], why[128];
@@ -156,7 +228,7 @@ static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
 
 	if (malformed) {
 		/* Same work as any other failure. */
-		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		auth_hash_verify(p->dummy, req->pass, req->passlen);
 		return auth__finish(out, AUTH_FAIL, "malformed user name");
 	}
 	/* No password holds a NUL, so this reveals nothing about the account
@@ -168,7 +240,7 @@ static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
 	e = store_account_get(r, user, acct);
 	if (e == -PST_ENOTFOUND) {
 		store_read_end(r);
-		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		auth_hash_verify(p->dummy, req->pass, req->passlen);
 		return auth__finish(out, AUTH_FAIL, "unknown user");
 	}
 	if (e) {
@@ -199,7 +271,7 @@ static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
 		if (e == 0 && owner == acct->id) {
 			store_read_end(r);
 			if (app_id == 0) {
-				auth_hash_verify(a->dummy, req->pass,
+				auth_hash_verify(p->dummy, req->pass,
 						 req->passlen);
 				return auth__finish(out, AUTH_FAIL,
 					      "revoked app password");
@@ -216,15 +288,15 @@ static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
 	store_read_end(r);
 
 	if (!acct->phc[0]) {
-		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		auth_hash_verify(p->dummy, req->pass, req->passlen);
 		return auth__finish(out, AUTH_FAIL, "no password set");
 	}
-	if ((e = auth_hash_cost_check(acct->phc, &a->bounds, why,
+	if ((e = auth_hash_cost_check(acct->phc, &p->bounds, why,
 				      sizeof(why)))) {
 		/* Running a costlier hash would let every guess burn that much
 		 * CPU before authentication; the dummy keeps the answer's
 		 * timing that of a wrong password. */
-		auth_hash_verify(a->dummy, req->pass, req->passlen);
+		auth_hash_verify(p->dummy, req->pass, req->passlen);
 		log_event(LOGL_WARN, 0, "stored_hash_refused",
 			  "account_id=%llu detail=\"%s\"",
 			  (unsigned long long)acct->id, why);
@@ -237,12 +309,12 @@ static int auth__admitted(struct auth_ctx *a, const struct auth_request *req,
 		return auth__finish(out, AUTH_FAIL, "stored hash unreadable");
 	if (e)
 		return auth__finish(out, AUTH_FAIL, "wrong password");
-	if (auth_hash_needs_rehash(acct->phc, &a->bounds.argon2)) {
+	if (auth_hash_needs_rehash(acct->phc, &p->bounds.argon2)) {
 		struct rehash rh = { .id = acct->id };
 
 		/* A migrated or old-parameter hash: replace it now that we
 		 * know the password. Failure only means trying again later. */
-		if (auth_hash_password(&a->bounds.argon2, req->pass,
+		if (auth_hash_password(&p->bounds.argon2, req->pass,
 				       req->passlen, rh.phc,
 				       sizeof(rh.phc)) == 0 &&
 		    store_write(a->st, auth__rehash_write, &rh) == 0) {
@@ -279,6 +351,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	char user[STORE_ADDR_MAX + 1];
 	struct auth_throttle_ticket tk;
 	enum auth_throttle_verdict v;
+	struct auth_policy *p;
 	bool malformed;
 	int e;
 
@@ -299,7 +372,9 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		out->reason = "throttled";
 		return 0;
 	}
-	e = auth__admitted(a, req, user, malformed, now, out);
+	p = auth__policy(a);
+	e = auth__admitted(a, p, req, user, malformed, now, out);
+	auth_policy_free(p);
 	/* Every admitted attempt is settled, whatever happened. */
 	auth_throttle_settle(a->throttle, &tk, now,
 			     e ? AUTH_THROTTLE_NO_VERDICT

@@ -70,11 +70,26 @@ struct auth_outcome {
 };
 
 struct auth_ctx;
+struct auth_policy;
 
 int auth_ctx_new(const struct postern_config *cfg, struct store *st,
 		 struct auth_ctx **out);
 void auth_ctx_free(struct auth_ctx *a);
+/* The argon2id parameters for new hashes; valid until the next
+ * auth_ctx_reload(). */
 const struct auth_params *auth_ctx_params(const struct auth_ctx *a);
+/* A reload (SIGHUP) in two steps, so that nothing changes unless all of it
+ * can: auth_policy_new() makes what [auth] says about hashes (the bounds,
+ * and a dummy hash under the new parameters: one argon2 run, and the only
+ * part that can fail), auth_ctx_reload() applies it with the throttle's
+ * delays and limits (its counts so far stay) and the cache's ttl. An
+ * attempt under way finishes under the policy it started with. */
+int auth_policy_new(const struct postern_config *cfg,
+		    struct auth_policy **out);
+void auth_ctx_reload(struct auth_ctx *a, const struct postern_config *cfg,
+		     struct auth_policy *p);
+/* Frees a policy never given to auth_ctx_reload(). */
+void auth_policy_free(struct auth_policy *p);
 /* What [auth] sets: the argon2id parameters for new hashes, and the bounds
  * on a stored hash's cost (the one place either is read from config). */
 void auth_params_from_config(const struct postern_config *cfg,

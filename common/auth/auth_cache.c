@@ -3,6 +3,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ struct centry {
 struct auth_cache {
 	uint32_t magic;           /* AUTH_CACHE_MAGIC while live */
 	pthread_mutex_t mu;
-	uint64_t ttl_ms;
+	_Atomic uint64_t ttl_ms;  /* a reload may change it */
 	uint8_t secret[32];
 	struct centry e[AUTH_CACHE_ENTRIES];
 };
@@ -95,18 +96,25 @@ void auth_cache_store(struct auth_cache *c, const char *user, const char *pw,
 		      size_t len, uint64_t now_ms,
 		      const struct auth_cache_hit *hit)
 {
+	uint64_t ttl = atomic_load(&c->ttl_ms);
 	uint8_t key[32];
 	struct centry *e;
 
 	REQUIRE(AUTH_CACHE_VALID(c) && user && (pw || len == 0) && hit);
-	if (!c->ttl_ms)
+	if (!ttl)
 		return;
 	e = auth__ckey(c, user, pw, len, key);
 	pthread_mutex_lock(&c->mu);
 	memcpy(e->key, key, 32);
-	e->expires_ms = now_ms + c->ttl_ms;
+	e->expires_ms = now_ms + ttl;
 	e->hit = *hit;
 	pthread_mutex_unlock(&c->mu);
+}
+
+void auth_cache_set_ttl(struct auth_cache *c, uint64_t ttl_ms)
+{
+	REQUIRE(AUTH_CACHE_VALID(c));
+	atomic_store(&c->ttl_ms, ttl_ms);
 }
 
 void auth_cache_forget(struct auth_cache *c, const char *user,

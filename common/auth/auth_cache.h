@@ -26,6 +26,9 @@ struct auth_cache;
 /* ttl_ms 0: a cache that never hits. */
 int auth_cache_new(uint64_t ttl_ms, struct auth_cache **out);
 void auth_cache_free(struct auth_cache *c);
+/* A reload: entries stored from now on live ttl_ms (0: the cache stops
+ * hitting); those stored before keep their expiry. */
+void auth_cache_set_ttl(struct auth_cache *c, uint64_t ttl_ms);
 bool auth_cache_lookup(struct auth_cache *c, const char *user,
 		       const char *pw, size_t len, uint64_t now_ms,
 		       struct auth_cache_hit *out);

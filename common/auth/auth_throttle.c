@@ -46,6 +46,14 @@ int auth_throttle_new(const struct auth_throttle_cfg *cfg,
 	return 0;
 }
 
+void auth_throttle_set_cfg(struct auth_throttle *t,
+			   const struct auth_throttle_cfg *cfg)
+{
+	pthread_mutex_lock(&t->mu);
+	t->cfg = *cfg;
+	pthread_mutex_unlock(&t->mu);
+}
+
 void auth_throttle_free(struct auth_throttle *t)
 {
 	if (!t)
@@ -125,6 +133,7 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 					       struct auth_throttle_ticket *tk)
 {
 	uint32_t failed[NKEYS], seen[NKEYS], n = 0;
+	struct auth_throttle_cfg cfg;
 	enum auth_throttle_verdict v;
 	uint64_t d = 0;
 
@@ -134,6 +143,7 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 	auth__tkey(t, 'p', account, addr, tk->key[KEY_PAIR]);
 	tk->admitted = false;
 	pthread_mutex_lock(&t->mu);
+	cfg = t->cfg;   /* a reload may change it (auth_throttle_set_cfg) */
 	for (int k = 0; k < NKEYS; k++) {
 		struct tentry *e = auth__tfind(t, tk->key[k], now_ms, false);
 
@@ -158,11 +168,11 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 	}
 	pthread_mutex_unlock(&t->mu);
 	if (n) {
-		d = t->cfg.delay_ms;
-		for (uint32_t i = 1; i < n && d < t->cfg.delay_max_ms; i++)
+		d = cfg.delay_ms;
+		for (uint32_t i = 1; i < n && d < cfg.delay_max_ms; i++)
 			d *= 2;
-		if (d > t->cfg.delay_max_ms)
-			d = t->cfg.delay_max_ms;
+		if (d > cfg.delay_max_ms)
+			d = cfg.delay_max_ms;
 	}
 	*delay_ms = d;
 	return v;

@@ -78,6 +78,9 @@ enum auth_throttle_result {
 int auth_throttle_new(const struct auth_throttle_cfg *cfg,
 		      struct auth_throttle **out);
 void auth_throttle_free(struct auth_throttle *t);
+/* New limits and delays (a reload); the counts so far stay. */
+void auth_throttle_set_cfg(struct auth_throttle *t,
+			   const struct auth_throttle_cfg *cfg);
 /* Decides one attempt; *delay_ms: how long to wait before answering a
  * failure (or the refusal). Fills *tk. */
 enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,

@@ -580,3 +580,176 @@ def test_reload_log_level(pop3d):
     pop3_greet(d.ports["plain"]).close()
     time.sleep(0.5)
     assert "event=connect " not in d.log()[start:]
+
+
+# ---- SIGHUP: per-session settings, TLS, auth, relay (snapshots) ----
+
+def pop3_bad(c, n):
+    for _ in range(n):
+        c.cmd("XYZZY")
+        c.line()
+
+
+def test_reload_session_limit_old_session_keeps_its_own(pop3d):
+    d = pop3d({"limits": {"errors_max": 10}})
+    old = pop3_greet(d.ports["plain"])
+    d.config["limits"]["errors_max"] = 3
+    assert 'changed="limits.errors_max"' in reload(d)
+    new = pop3_greet(d.ports["plain"])
+    pop3_bad(new, 3)                               # the new limit: closed
+    assert new.closed(5)
+    pop3_bad(old, 5)                               # the old one's is 10
+    old.cmd("CAPA")
+    assert old.line().startswith("+OK")
+    old.multiline()
+    pop3_bad(old, 5)                               # ...and it still applies
+    assert old.closed(5)
+
+
+def smtp_size(port):
+    c = Client.connect(port)
+    assert c.line().startswith("220 ")
+    c.cmd("EHLO client.test")
+    lines = c.smtp_reply()
+    size = next(int(l[8:]) for l in lines if l[4:].startswith("SIZE "))
+    return c, size
+
+
+def test_reload_message_max_new_sessions_only(submitd):
+    d = submitd({"limits": {"message_max": "1M"}})
+    old, size = smtp_size(d.ports["starttls"])
+    assert size == 1 << 20
+    d.config["limits"]["message_max"] = "2M"
+    reload(d)
+    new, size = smtp_size(d.ports["starttls"])
+    assert size == 2 << 20
+    old.cmd("EHLO again.test")                     # the session's own value
+    assert "250-SIZE 1048576" in old.smtp_reply()
+    old.close()
+    new.close()
+
+
+def tls_version(port, ctx=None):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = (ctx or insecure_context()).wrap_socket(raw,
+                                                server_hostname="localhost")
+    c = Client(s)
+    assert c.line().startswith("+OK")
+    return c, s.version()
+
+
+def test_reload_tls_priority_and_certificate_paths(pop3d, pki):
+    d = pop3d()
+    old, v = tls_version(d.ports["tls"])
+    assert v == "TLSv1.3"
+    other_cert, other_key = pki["other"]
+    d.config["tls"]["priority"] = "NORMAL:-VERS-ALL:+VERS-TLS1.2"
+    d.config["tls"]["cert"], d.config["tls"]["key"] = other_cert, other_key
+    log = reload(d)
+    assert "tls.cert" in log and "tls.priority" in log
+    new, v = tls_version(d.ports["tls"])
+    assert v == "TLSv1.2"
+    assert new.sock.getpeercert(binary_form=True) != \
+        old.sock.getpeercert(binary_form=True)       # the other certificate
+    only13 = insecure_context()
+    only13.minimum_version = ssl.TLSVersion.TLSv1_3
+    with pytest.raises(ssl.SSLError):
+        tls_version(d.ports["tls"], only13)
+    old.cmd("CAPA")                                 # its session goes on
+    assert old.line().startswith("+OK")
+    old.multiline()
+    for c in (old, new):
+        c.close()
+    # a priority GnuTLS refuses: nothing changes
+    d.config["tls"]["priority"] = "NORMAL:+BOGUS"
+    assert "[tls] priority" in reload(d, "event=reload_failed")
+    assert tls_version(d.ports["tls"])[1] == "TLSv1.2"
+
+
+def test_reload_connection_limits(pop3d):
+    d = pop3d({"limits": {"max_connections_per_ip": 20}})
+    a, b = pop3_greet(d.ports["plain"]), pop3_greet(d.ports["plain"])
+    d.config["limits"]["max_connections_per_ip"] = 2
+    reload(d)
+    c = Client.connect(d.ports["plain"])           # a third: over the limit
+    assert c.line().startswith("-ERR [SYS/TEMP] Too many connections")
+    for x in (a, b, c):
+        x.close()
+    d.config["limits"]["max_connections"] = 5000   # the table grows
+    d.config["limits"]["max_connections_per_ip"] = 20
+    reload(d)
+    many = [pop3_greet(d.ports["plain"]) for _ in range(5)]
+    for x in many:
+        x.close()
+
+
+def pop3s_login(d, user, pw):
+    c = Client.connect(d.ports["tls"], tls=True)
+    assert c.line().startswith("+OK")
+    c.cmd(f"USER {user}")
+    c.line()
+    c.cmd(f"PASS {pw}")
+    r = c.line()
+    c.close()
+    return r
+
+
+def test_reload_auth_throttle(pop3d):
+    d = pop3d({"auth": {"throttle_delay": "0", "throttle_address_failures": 50,
+                        "throttle_account_failures": 50}})
+    d.add_user("ann@example.com")
+    for _ in range(2):
+        assert pop3s_login(d, "ann@example.com", "wrong").startswith("-ERR")
+    assert "reason=throttled" not in d.log()
+    d.config["auth"]["throttle_account_failures"] = 2
+    log = reload(d)
+    assert "auth.throttle_account_failures" in log
+    # the counts so far stay; the new limit refuses the next attempt
+    assert pop3s_login(d, "ann@example.com", "secret").startswith("-ERR")
+    wait_log(d, "throttled")
+
+
+def test_reload_turns_the_relay_on(submitd):
+    from test_relay import Sink, submit, wait_for   # one sink for both files
+    from aiosmtpd.controller import Controller
+
+    handler = Sink()
+    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    try:
+        d = submitd()                              # no relay: remote refused
+        d.add_user("ann@example.com")
+        c = Client.connect(d.ports["tls"], tls=True)
+        c.line()
+        c.cmd("EHLO client.test")
+        c.smtp_reply()
+        c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
+        assert c.line().startswith("235")
+        c.cmd("MAIL FROM:<ann@example.com>")
+        c.line()
+        c.cmd("RCPT TO:<bob@remote.test>")
+        assert c.line().startswith("550 5.7.1")
+        d.config["submitd"].update({"relay": f"127.0.0.1:{ctl.port}",
+                                    "relay_tls": "none"})
+        reload(d)
+        c.cmd("RCPT TO:<bob@remote.test>")         # the old session: still off
+        assert c.line().startswith("550 5.7.1")
+        c.close()
+        submit(d, ["bob@remote.test"])             # a new one relays
+        assert wait_for(lambda: handler.received, 20), d.log()
+        assert handler.received[0][1] == ["bob@remote.test"]
+    finally:
+        ctl.stop()
+
+
+def test_reload_relay_ca_unreadable_changes_nothing(submitd, tmp_path):
+    d = submitd({"submitd": {"relay": "127.0.0.1:9", "relay_tls": "none",
+                             "idle_timeout": "10m"}})
+    d.config["submitd"]["relay_ca"] = str(tmp_path / "missing-ca.pem")
+    d.config["submitd"]["idle_timeout"] = "1s"
+    log = reload(d, "event=reload_failed")
+    assert "[submitd] relay_ca: cannot read the CA file" in log
+    c = Client.connect(d.ports["starttls"])
+    assert c.line().startswith("220 ")
+    assert not c.closed(2)                         # idle_timeout not applied
+    c.close()

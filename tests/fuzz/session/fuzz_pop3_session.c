@@ -29,7 +29,6 @@ static void pop3_configure(struct postern_config *cfg, unsigned b0)
 static void pop3_globals(const struct postern_config *cfg, struct store *st,
 			 struct auth_pool *pool)
 {
-	pop3d.cfg = cfg;
 	pop3d.store = st;
 	pop3d.pool = pool;
 	pop3d.auth = NULL;   /* the session code uses the pool only */

@@ -554,7 +554,7 @@ void fuzz_session_run(const struct fuzz_proto *p, const uint8_t *data,
 	};
 	out_check_init(&d.k, p->check, fz.cfg.limits.pop3_line_max);
 	d.c = fake_io_new(&fz.w, &lim, &peer, &hooks);
-	p->accept(d.c, kind, v);
+	p->accept(d.c, kind, v, &fz.cfg);
 	dr_settle(&d);
 
 	while (left && !d.gone && fake_io_wants_input(d.c)) {

@@ -72,7 +72,8 @@ struct fuzz_proto {
 	uint64_t (*line_max)(const struct postern_config *cfg);
 	uint64_t (*data_line_max)(const struct postern_config *cfg);
 	uint64_t (*idle_ms)(const struct postern_config *cfg);
-	void (*accept)(struct io_conn *c, int kind, enum conn_verdict v);
+	void (*accept)(struct io_conn *c, int kind, enum conn_verdict v,
+		       const struct postern_config *cfg);
 	/* POP3: would "+OK" to this command line start a multi-line body,
 	 * and is it RETR's? (out_check.h). NULL: never. */
 	void (*classify)(struct io_conn *c, uint64_t line_max, const char *line,

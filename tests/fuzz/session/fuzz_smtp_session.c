@@ -42,7 +42,6 @@ static void smtp_configure(struct postern_config *cfg, unsigned b0)
 static void smtp_globals(const struct postern_config *cfg, struct store *st,
 			 struct auth_pool *pool)
 {
-	smtp_cfg = cfg;
 	smtp_store = st;
 	smtp_pool = pool;
 	smtp_budget.max = cfg->limits.data_memory_max;   /* as main.c */
