@@ -40,6 +40,10 @@ static const struct cfg_key cfg_keys[] = {
 	{ "store", "map_size", CFG_SIZE, F(store.map_size), "8G", 16 * MIB,
 	  UINT64_MAX / 2, NULL,
 	  "Largest size the store may grow to (sparse; it is not allocated)." },
+	{ "store", "map_max", CFG_SIZE, F(store.map_max), "64G", 0,
+	  UINT64_MAX / 2, NULL,
+	  "When the store fills map_size, the daemons double the map, up to\n"
+	  "this size (logged event=store_map_grown); below map_size: never." },
 	{ "store", "spam_header", CFG_STR, F(store.spam_header),
 	  "X-Spam-Flag: YES", 0, 0, NULL,
 	  "A delivered message with this header (from the MTA's filter) is\n"

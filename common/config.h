@@ -65,7 +65,7 @@ struct postern_config {
 	char file[PATH_MAX];    /* where it was loaded from */
 	struct {
 		char path[PATH_MAX];
-		uint64_t map_size;
+		uint64_t map_size, map_max;
 		char spam_header[256];
 	} store;
 	struct {

@@ -14,7 +14,7 @@
  * Everything else applies to new sessions (each holds the snapshot it
  * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
-	"store.path", "store.map_size", "pop3d.workers", "pop3d.user",
+	"store.path", "store.map_size", "store.map_max", "pop3d.workers", "pop3d.user",
 	"auth.workers", "auth.queue_max", NULL,
 };
 
@@ -53,6 +53,7 @@ static int pop3d__init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;
 	}
+	store_set_map_max(pop3d.store, cfg->store.map_max);
 	/* The mailbox lock ([IN-USE]) lives in this process: one pop3d per
 	 * store makes it hold. */
 	snprintf(lock, sizeof(lock), "%s/pop3d.lock", cfg->store.path);

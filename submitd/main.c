@@ -20,7 +20,7 @@ static struct auth_ctx *submitd_auth;
  * else applies to new sessions (each holds the snapshot it started with),
  * new logins and the relay's next pass. */
 static const char *const submitd__restart_keys[] = {
-	"store.path", "store.map_size", "submitd.workers", "submitd.user",
+	"store.path", "store.map_size", "store.map_max", "submitd.workers", "submitd.user",
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
 	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode", NULL,
 };
@@ -76,6 +76,7 @@ static int submitd__init(const struct postern_config *cfg,
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;
 	}
+	store_set_map_max(smtp_store, cfg->store.map_max);
 	/* One queue runner per store. */
 	snprintf(lock, sizeof(lock), "%s/submitd.lock", cfg->store.path);
 	if ((r = server_lock_file(lock, err)))

@@ -202,7 +202,7 @@ def test_full_store_mid_data_is_452_and_nothing_half_written(submitd, pop3d):
     fits: every refusal is 452 4.3.1 (DATA and BDAT), the session goes on,
     `postern check` is clean, and each mailbox holds exactly the messages
     that got 250, whole. A larger map_size then takes mail again."""
-    d = submitd({"store": {"map_size": "16M"},
+    d = submitd({"store": {"map_size": "16M", "map_max": "16M"},
                  "limits": {"send_messages_per_hour": 0,
                             "send_recipients_per_day": 0}})
     for u in ("ann", "bob", "carol"):
@@ -305,7 +305,7 @@ def test_full_store_at_pop3_quit_leaves_the_mailbox_as_before(pop3d, tmp_path):
     each QUIT answers -ERR [SYS/TEMP], the log says why, and new sessions
     see both mailboxes exactly as before (same UIDL list, same folders and
     flags). With room again, the same QUIT succeeds."""
-    d = pop3d({"store": {"map_size": "16M"}})
+    d = pop3d({"store": {"map_size": "16M", "map_max": "16M"}})
     d.add_user("ann@example.com", "secret", "pop-after=archive")
     d.add_user("bob@example.com", "secret", "pop-mode=once",
                "pop-after=archive")
@@ -363,7 +363,7 @@ def test_raising_map_size_for_a_full_store_reaches_running_daemons(
     """The remedy `postern` names for a full store is to raise
     [store] map_size. The store then grows past the map of daemons still
     running with the old value; they must go on serving it."""
-    s = submitd({"store": {"map_size": "16M"}})
+    s = submitd({"store": {"map_size": "16M", "map_max": "16M"}})
     s.add_user("ann@example.com")
     p = pop3d({"store": s.config["store"]})
     s.config["store"]["map_size"] = "32M"     # the CLI's config only
@@ -757,3 +757,22 @@ def test_kill9_under_load(submitd, pop3d, target):
     assert not bad, f"seed {seed}:\n" + "\n".join(bad[:50])
     assert not load.unexpected, f"seed {seed}:\n" + "\n".join(load.unexpected[:20])
     assert load.stats["submit-ok"] > 0 and load.stats["quit-ok"] > 0
+
+
+def test_daemon_grows_the_map_up_to_map_max(submitd):
+    """With [store] map_max above map_size the daemon doubles a full map
+    (event=store_map_grown) and the client never sees 452; the store file
+    grows past map_size."""
+    d = submitd({"store": {"map_size": "16M", "map_max": "64M"},
+                 "limits": {"send_messages_per_hour": 0}})
+    d.add_user("ann@example.com")
+    c = smtp_login(d, "ann@example.com")
+    for i in range(24):                       # ~24 MiB into a 16 MiB map
+        r = smtp_send(c, "ann@example.com", ["ann@example.com"],
+                      message(f"grow-{i}", 1 << 20))
+        assert r.startswith("250 "), (i, r)
+    c.close()
+    assert "event=store_map_grown" in d.log()
+    size = (Path(d.config["store"]["path"]) / "data.mdb").stat().st_size
+    assert size > 16 * 1024 * 1024
+    check_clean(d)
