@@ -215,6 +215,27 @@ static const struct cfg_key cfg_keys[] = {
 	  NULL, "Logins waiting for a verifier before new ones get a\n"
 	  "temporary failure." },
 
+	{ "webd", "listen_https", CFG_LISTEN, F(webd.listen_https),
+	  "0.0.0.0:443, [::]:443", 0, 0, NULL,
+	  "postern-webd's HTTPS addresses: autoconfig, Autodiscover, the\n"
+	  "settings page and the Apple profile, with the [tls] certificates\n"
+	  "(SNI). Empty: off." },
+	{ "webd", "listen_http", CFG_LISTEN, F(webd.listen_http),
+	  "0.0.0.0:80, [::]:80", 0, 0, NULL,
+	  "Plain HTTP addresses, for http://autoconfig.DOMAIN (Thunderbird\n"
+	  "asks there first) and Outlook's redirect to HTTPS only. Empty: off." },
+	{ "webd", "workers", CFG_UINT, F(webd.workers), "0", 0, 256, NULL,
+	  "HTTP threads per listener; 0 means one per online CPU." },
+	{ "webd", "user", CFG_STR, F(webd.user), "postern", 0, 0, NULL,
+	  "Run as this user after binding ports, when started as root." },
+	{ "webd", "log_level", CFG_ENUM, F(webd.log_level), "info", 0, 0,
+	  "debug|info|warn|error", "Lowest level logged." },
+	{ "webd", "request_timeout", CFG_DURATION, F(webd.request_timeout),
+	  "10s", 1 * SEC, 300 * SEC, NULL,
+	  "Close a connection that sends nothing for this long (whole seconds)." },
+	{ "webd", "request_max", CFG_SIZE, F(webd.request_max), "16K", 1024,
+	  1 * MIB, NULL,
+	  "Largest request body (Autodiscover XML); larger is refused (413)." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -101,6 +101,13 @@ struct postern_config {
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
 		uint64_t queue_lifetime;
 	} submitd;
+	struct {                        /* postern-webd */
+		struct cfg_listen listen_https, listen_http;
+		uint64_t workers;
+		char user[64];
+		unsigned log_level;
+		uint64_t request_timeout, request_max;
+	} webd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
 		uint64_t argon2_stored_factor, sha_crypt_rounds_max;

@@ -364,7 +364,6 @@ int main(int argc, char **argv)
 		case 'C': check_only = true; break;
 		case 'D':
 			cfg_print_defaults(stdout);
-			webd_config_print_defaults(stdout);
 			return 0;
 		case 'V': printf("%s %s\n", WEBD_PROG, POSTERN_VERSION); return 0;
 		case 'N': dns_domain = optarg; break;

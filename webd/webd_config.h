@@ -1,14 +1,7 @@
-/* webd_config.h — postern-webd's [webd] section and the shared file.
- *
- * Transitional: common/config.c has no [webd] section yet (its table is
- * the one place keys belong; the keys and their documentation are in
- * webd_keys[] in webd_config.c, ready to move there). Until then webd_config_load()
- * reads [webd] itself, with the config module's own strict parsers, and
- * hands cfg_load() the same file with the [webd] lines blanked (line
- * numbers kept), so that every other section is checked exactly as the
- * other daemons check it. Once config.c has the keys, this module becomes
- * a copy from struct postern_config.
- *
+/* webd_config.h — postern-webd's [webd] settings: the shared configuration
+ * file loaded by the config module (common/config.c holds the keys, their
+ * defaults and documentation, like every other section), copied into the
+ * plain struct webd's code reads.
  * Ownership: plain values, nothing to free.
  * Threading: start-up, main thread. */
 #ifndef POSTERN_WEBD_CONFIG_H
@@ -46,6 +39,6 @@ int webd_config_load(const char *path, struct postern_config *cfg,
 		     struct webd_config *w, char err[CFG_ERR_MAX]);
 
 /* Print [webd] with its defaults, as --print-defaults does for the rest. */
-void webd_config_print_defaults(FILE *out);
+
 
 #endif

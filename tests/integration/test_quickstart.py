@@ -14,7 +14,7 @@ def free_base():
     for _ in range(50):
         base = random.randrange(20000, 40000, 1000)
         try:
-            for off in (995, 110, 465, 587):
+            for off in (995, 110, 465, 587, 443, 80):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", base + off))
             return base
@@ -35,10 +35,10 @@ def test_quickstart_serves_and_stops(tmp_path):
         text = ""
         while time.monotonic() < deadline and proc.poll() is None:
             text = (tmp_path / "qs.log").read_text(errors="replace")
-            if text.count("event=started") == 2:
+            if text.count("event=started") == 3:
                 break
             time.sleep(0.2)
-        assert text.count("event=started") == 2, text
+        assert text.count("event=started") == 3, text
         assert f"Port: {base + 995}\n    Require SSL: Yes" in text
         c = Client.connect(base + 995, tls=True)
         assert c.line() == "+OK Postern POP3 server ready"
@@ -53,6 +53,14 @@ def test_quickstart_serves_and_stops(tmp_path):
         c = Client.connect(base + 587)
         assert c.line() == "220 localhost ESMTP Postern"
         c.close()
+        # postern-webd serves the demo account's autoconfig document
+        url = (f"https://127.0.0.1:{base + 443}/.well-known/autoconfig/mail/"
+               "config-v1.1.xml?emailaddress=demo@example.test")
+        assert url in text
+        r = subprocess.run(["curl", "-sk", "--max-time", "20", url],
+                           capture_output=True, timeout=30)
+        assert b"<emailProvider" in r.stdout and \
+            f"<port>{base + 995}</port>".encode() in r.stdout, r.stdout
         assert (tmp_path / "demo" / "postern.conf").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -63,4 +71,4 @@ def test_quickstart_serves_and_stops(tmp_path):
             proc.wait(10)
         log.close()
     assert proc.returncode == 0
-    assert (tmp_path / "qs.log").read_text().count("event=stopped") == 2
+    assert (tmp_path / "qs.log").read_text().count("event=stopped") == 3

@@ -529,7 +529,8 @@ def test_check_and_bad_config(tmp_path):
                        capture_output=True, timeout=30)
     n = w.base.count("\n") + 2
     assert r.returncode == 1
-    assert f"{w.conf}:{n}: [webd] request_timeout: invalid value" in \
+    assert f"{w.conf}:{n}: [webd] request_timeout: 'forever' is not a " \
+           "duration" in \
         r.stderr.decode()
     # An error in a shared section names the real file, not a copy.
     w.conf.write_text(w.base + "[pop3d]\nbogus = 1\n")
