@@ -48,6 +48,8 @@ void cli_print_pop(const struct store_pop *pop);
  * CLI_LINE_MAX) or -EILSEQ (a NUL byte) for a line read to its end and
  * refused; -errno for a read error. */
 int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
+/* Write all n octets to fd (retrying short writes and EINTR): 0 or -errno. */
+int cli_write_all(int fd, const void *p, size_t n);
 
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);

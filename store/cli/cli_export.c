@@ -89,21 +89,6 @@ static int cli__body_lf(struct store_read *r, uint64_t acct,
 	return 0;
 }
 
-static int cli__write_file(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes path via a temporary name in tmpdir, synced, then renamed; mtime
  * set to date unless 0. */
 static int cli__put_file(const char *tmp, const char *path, const char *p,
@@ -114,7 +99,7 @@ static int cli__put_file(const char *tmp, const char *path, const char *p,
 
 	if (fd < 0)
 		return -errno;
-	e = cli__write_file(fd, p, n);
+	e = cli_write_all(fd, p, n);
 	if (!e && date) {
 		struct timespec ts[2] = { { .tv_sec = (time_t)date },
 					  { .tv_sec = (time_t)date } };

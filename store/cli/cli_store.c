@@ -97,21 +97,6 @@ static uint64_t cli__now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int cli__write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copies in to out until the end of in; on a terminal (stderr), a line
  * "what: N MiB [of about M MiB]" at most every 200 ms. total 0: unknown.
  * 0, or -errno (*failed_out says whether the write side failed). */
@@ -135,7 +120,7 @@ static int cli__relay(int in, int out, uint64_t total, const char *what,
 		}
 		if (r == 0)
 			break;
-		if ((e = cli__write_all(out, buf, (size_t)r))) {
+		if ((e = cli_write_all(out, buf, (size_t)r))) {
 			*failed_out = true;
 			break;
 		}

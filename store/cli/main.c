@@ -104,6 +104,23 @@ int cli_addr(const char *in, char out[STORE_ADDR_MAX + 1])
 	return EX_DATAERR;
 }
 
+int cli_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len)
 {
 	ssize_t n;
