@@ -29,7 +29,7 @@ static const char *const store_db_names[DB_N] = {
 	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
-	[DB_SENDERS] = "senders",
+	[DB_SENDERS] = "senders", [DB_QUEUE_DUE] = "queue_due",
 };
 
 struct store_job {
@@ -291,6 +291,13 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
+		/* A store of an older schema opened read-only lacks the
+		 * databases added since; the schema check below says what
+		 * to do rather than this. */
+		if (rc == MDB_NOTFOUND && st->readonly) {
+			rc = 0;
+			continue;
+		}
 		if (rc) {
 			r = store__err(rc);
 			snprintf(err, errlen, "%s: database '%s': %s", path,

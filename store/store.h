@@ -33,8 +33,8 @@
 #include "common/err.h"
 
 /* 1: values were images of the structs below; 2: explicit encoding
- * (store_rec.h). */
-#define STORE_SCHEMA_VERSION 2
+ * (store_rec.h); 3: the queue's next-due index (store_queue_due). */
+#define STORE_SCHEMA_VERSION 3
 /* store_open: the store is of an older schema version and needs `postern
  * store upgrade` (store_upgrade). A code of its own (err.h's PST_EUPGRADE)
  * so callers can tell it from -PST_EVERSION (newer than this program). */
@@ -336,6 +336,20 @@ int store_queue_update(struct store_write *w,
 int store_queue_del(struct store_write *w, uint64_t id);
 int store_queue_get(struct store_read *r, uint64_t id,
 		    struct store_queue_entry *out);
+/* The due index: ids of up to max entries with next_attempt <= now,
+ * earliest first (then by id); *next gets the next_attempt of the first
+ * entry not returned (UINT64_MAX: none). It reads those index keys and one
+ * more, never an entry: the cost does not grow with the entries that are
+ * not due. */
+int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
+		    size_t max, size_t *n, uint64_t *next);
+/* The file in the store folder whose change tells postern-submitd's queue
+ * runner to look at the due index now (it watches it with inotify). */
+#define STORE_QUEUE_WAKE_FILE "queue.wake"
+/* Touch it (after a commit that made entries due: `postern queue flush`).
+ * -errno when the file cannot be written (the runner then sees the change
+ * at its next due time). */
+int store_queue_wake(struct store *st);
 /* Entries in id order; fn gets a borrowed entry. */
 int store_queue_each(struct store_read *r,
 		     int (*fn)(const struct store_queue_entry *e, void *arg),

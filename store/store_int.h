@@ -10,6 +10,10 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
+		/* schema 3: (next_attempt, queue id) of every queue entry,
+		 * both big-endian, empty values; kept by store_queue.c in the
+		 * transaction that writes the entry */
+		DB_QUEUE_DUE,
 		DB_N };
 
 struct store_job;
@@ -61,5 +65,8 @@ int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
 /* The schema version value: little-endian uint32 in every version, so any
  * version of Postern can read it and say what to do. */
 int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
+/* The queue's due index key for (due, id) (store_queue.c; the upgrade to
+ * schema 3 builds the index with it). */
+int store__queue_due_put(struct store_write *w, uint64_t due, uint64_t id);
 
 #endif

@@ -155,6 +155,38 @@ static int store_upgrade__db(struct store *st, MDB_txn *txn,
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
 }
 
+/* Schema 2 -> 3: the queue's due index, built from every entry (a
+ * separate step, so that other steps can be sequenced around it). */
+static int store_upgrade__v3_queue_due_index(struct store *st, MDB_txn *txn,
+					     struct upgrade *u)
+{
+	struct store_write w = { .st = st, .txn = txn,
+				 .reader = { .st = st, .txn = txn } };
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, e = 0;
+
+	if ((rc = mdb_drop(txn, st->db[DB_QUEUE_DUE], 0)))
+		return store__err(rc);
+	if ((rc = mdb_cursor_open(txn, st->db[DB_QUEUE], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_queue_entry q;
+
+		if ((e = store__rec_queue_dec(v.mv_data, v.mv_size, &q)))
+			break;
+		e = store__queue_due_put(&w, q.next_attempt, q.id);
+		store_queue_entry_free(&q);
+		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
+			u->progress(u->done, u->total, u->arg);
+	}
+	mdb_cursor_close(cur);
+	if (e)
+		return e;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store__err(rc);
+}
+
 int store_upgrade(struct store *st,
 		  void (*progress)(uint64_t done, uint64_t total, void *arg),
 		  void *arg, unsigned *from)
@@ -181,9 +213,13 @@ int store_upgrade(struct store *st,
 		}
 		u.total += s.ms_entries;
 	}
-	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++)
+	/* Schema 1 -> 2: every record re-encoded. */
+	for (size_t i = 0; !e && st->schema < 2 &&
+	     i < sizeof(up_dbs) / sizeof(*up_dbs); i++)
 		e = store_upgrade__db(st, txn, up_dbs[i].db, up_dbs[i].kind,
 				      &u);
+	if (!e && st->schema < 3)
+		e = store_upgrade__v3_queue_due_index(st, txn, &u);
 	if (!e)
 		e = store__schema_put(st, txn, STORE_SCHEMA_VERSION);
 	if (e) {

@@ -90,8 +90,14 @@ int cli_queue(int argc, char **argv)
 		store_read_end(r);
 		if (e < 0 || (e = store_write(cli.st, cli__flush_w, ids)))
 			return cli_fail(e, "queue flush");
-		printf("%llu messages due now; postern-submitd sends them within "
-		       "a second\n", (unsigned long long)ids[0]);
+		if (store_queue_wake(cli.st))
+			printf("%llu messages due now; postern-submitd sends them "
+			       "at its next due time (%s/%s is not writable)\n",
+			       (unsigned long long)ids[0], cli.cfg.store.path,
+			       STORE_QUEUE_WAKE_FILE);
+		else
+			printf("%llu messages due now; postern-submitd sends "
+			       "them now\n", (unsigned long long)ids[0]);
 		return EX_OK;
 	}
 	if (strcmp(verb, "delete") == 0 && argc == 2) {

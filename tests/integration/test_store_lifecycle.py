@@ -20,6 +20,8 @@ POSTERN = BUILD / "store" / "cli" / "postern"
 
 
 SCHEMA_KEY = b"schema_version".hex()
+# The schema version this build writes (store.h STORE_SCHEMA_VERSION).
+SCHEMA = 3
 
 
 def v1_store(folder: Path) -> Path:
@@ -68,7 +70,7 @@ def test_daemons_and_cli_refuse_a_store_that_needs_an_upgrade(tmp_path, pop3d,
     store = v1_store(tmp_path)
     r = cli(store, "user", "list")
     assert r.returncode == 78, r
-    assert b"needs an upgrade to version 2" in r.stderr
+    assert f"needs an upgrade to version {SCHEMA}".encode() in r.stderr
     assert b"postern store upgrade" in r.stderr
     for start in (pop3d, submitd):
         d = start({"store": {"path": str(store)}}, wait=False)
@@ -83,8 +85,10 @@ def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, expected):
     assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x01\x00\x00\x00"
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert b"upgraded from schema version 1 to 2" in r.stdout
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x02\x00\x00\x00"
+    assert f"upgraded from schema version 1 to {SCHEMA}".encode() in r.stdout
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([SCHEMA, 0, 0, 0])
+    # schema 3: the queue's next-due index, a key per entry
+    assert len(mdb_values(store, "queue_due")) == 2
     for args, want in expected["cli"].items():
         got = cli(store, *args.split())
         assert got.returncode == 0, (args, got.stderr)
@@ -106,7 +110,7 @@ def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, expected):
     assert r.returncode == 0 and b"already" in r.stdout
     stats = dict(l.split(": ", 1) for l in
                  cli(store, "store", "stats").stdout.decode().splitlines())
-    assert stats["schema-version"] == "2"
+    assert stats["schema-version"] == str(SCHEMA)
     assert (stats["domains"], stats["accounts"], stats["messages"],
             stats["body-chunks"], stats["queued"], stats["app-passwords"],
             stats["allowed-senders"]) == ("3", "4", "9", "12", "2", "3", "2")

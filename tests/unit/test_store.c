@@ -745,6 +745,20 @@ static void check_planted(struct store *st, unsigned nmsg)
 	assert_int_equal(q.nrcpts, 1);
 	assert_string_equal(q.rcpts[0], "carol@remote.test");
 	store_queue_entry_free(&q);
+	/* the due index (schema 3) was built by the upgrade */
+	if (store_schema_version(st) >= 3) {
+		uint64_t ids[4], next;
+		size_t nd;
+
+		assert_int_equal(store_queue_due(r, 1600000004, ids, 4, &nd,
+						 &next), 0);
+		assert_int_equal(nd, 0);
+		assert_int_equal(next, 1600000005);
+		assert_int_equal(store_queue_due(r, 1600000005, ids, 4, &nd,
+						 &next), 0);
+		assert_int_equal(nd, 1);
+		assert_int_equal(ids[0], 1);
+	}
 	store_read_end(r);
 }
 
@@ -780,7 +794,100 @@ static void test_v1_store_upgraded(void **state)
 	op.m.uidl = "old-3";
 	assert_int_equal(store_write(st, add_msg, &op), -PST_EEXIST);
 	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
+	assert_int_equal(from, STORE_SCHEMA_VERSION);
+	store_close(st);
+}
+
+/* ---- the queue's next-due index (schema 3) ---- */
+
+struct qop {
+	uint64_t id, due;
+	int op;                   /* 0 add, 1 reschedule, 2 delete */
+};
+
+static int queue_op(struct store_write *w, void *arg)
+{
+	struct qop *o = arg;
+	char rcpts[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+	struct store_queue_entry e = { .nrcpts = 1, .rcpts = rcpts,
+				       .sender = "ann@example.com" };
+	int r;
+
+	if (o->op == 0) {
+		e.next_attempt = o->due;
+		r = store_queue_add(w, &e, "x\r\n", 3);
+		o->id = e.id;
+		return r;
+	}
+	if (o->op == 2)
+		return store_queue_del(w, o->id);
+	if ((r = store_queue_get(store_write_reader(w), o->id, &e)))
+		return r;
+	e.next_attempt = o->due;
+	r = store_queue_update(w, &e);
+	store_queue_entry_free(&e);
+	return r;
+}
+
+static void due(struct store *st, uint64_t now, size_t max, size_t want_n,
+		const uint64_t *want, uint64_t want_next)
+{
+	struct store_read *r;
+	uint64_t ids[16], next;
+	size_t n;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_due(r, now, ids, max, &n, &next), 0);
+	store_read_end(r);
+	assert_int_equal(n, want_n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ids[i], want[i]);
+	assert_int_equal(next, want_next);
+}
+
+static void test_queue_due_index(void **state)
+{
+	struct store *st = fresh();
+	struct qop o[4] = { { .due = 300 }, { .due = 100 }, { .due = 200 },
+			    { .due = 100 } };
+	struct raw raw;
+	unsigned from;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_write(st, queue_op, &o[i]), 0);
+	/* earliest first, then by id; next: the first not returned */
+	due(st, 50, 8, 0, NULL, 100);
+	due(st, 100, 8, 2, (uint64_t[]){ 2, 4 }, 200);
+	due(st, 250, 1, 1, (uint64_t[]){ 2 }, 100);
+	due(st, 1000, 8, 4, (uint64_t[]){ 2, 4, 3, 1 }, UINT64_MAX);
+	/* a reschedule moves the key; a delete removes it */
+	o[1].op = 1;
+	o[1].due = 500;
+	assert_int_equal(store_write(st, queue_op, &o[1]), 0);
+	o[2].op = 2;
+	assert_int_equal(store_write(st, queue_op, &o[2]), 0);
+	due(st, 400, 8, 2, (uint64_t[]){ 4, 1 }, 500);
+	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
+	store_close(st);
+
+	/* Schema 2 -> 3: a store without the index gets it from its
+	 * entries (store_upgrade__v3_queue_due_index). */
+	raw_begin(&raw, MAP);
+	{
+		MDB_dbi dbi;
+
+		assert_int_equal(mdb_dbi_open(raw.txn, "queue_due", 0, &dbi), 0);
+		assert_int_equal(mdb_drop(raw.txn, dbi, 1), 0);
+	}
+	raw_put(&raw, "meta", "schema_version", 14, "\x02\0\0\0", 4);
+	raw_end(&raw);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), -STORE_EUPGRADE);
+	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, NULL, 0), 0);
+	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
 	assert_int_equal(from, 2);
+	due(st, 400, 8, 2, (uint64_t[]){ 4, 1 }, 500);
+	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
 	store_close(st);
 }
 
@@ -806,7 +913,7 @@ static void test_records_explicit_encoding(void **state)
 	assert_int_equal(v.mv_size, 9);
 	assert_memory_equal(v.mv_data, "\x02\0\0\0\0\0\0\0\x01", 9);
 	v = raw_get(&r, "meta", "schema_version", 14);
-	assert_memory_equal(v.mv_data, "\x02\0\0\0", 4);
+	assert_memory_equal(v.mv_data, "\x03\0\0\0", 4);
 	mdb_txn_abort(r.txn);
 	mdb_env_close(r.env);
 }
@@ -1167,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_unwritable_path),
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_queue_due_index),
 		cmocka_unit_test(test_msg_normalize),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
