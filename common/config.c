@@ -127,9 +127,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "relay", CFG_STR, F(submitd.relay), "", 0, 0, NULL,
 	  "Smarthost (host:port) for mail to other domains. Empty: local only." },
 	{ "submitd", "relay_tls", CFG_ENUM, F(submitd.relay_tls), "required", 0, 0,
-	  "required|opportunistic|none",
+	  "required|opportunistic|none|implicit",
 	  "TLS towards the relay: required (STARTTLS and a certificate that\n"
-	  "verifies), opportunistic, or none (a relay on loopback)." },
+	  "verifies), opportunistic (STARTTLS when offered, not verified),\n"
+	  "none (a relay on loopback), or implicit (TLS from the first octet,\n"
+	  "as on port 465, with a certificate that verifies)." },
 	{ "submitd", "relay_ca", CFG_STR, F(submitd.relay_ca), "", 0, 0, NULL,
 	  "CA file to verify the relay's certificate; empty: the system's." },
 	{ "submitd", "relay_user", CFG_STR, F(submitd.relay_user), "", 0, 0,
@@ -139,6 +141,14 @@ static const struct cfg_key cfg_keys[] = {
 	  "service user only)." },
 	{ "submitd", "relay_timeout", CFG_DURATION, F(submitd.relay_timeout),
 	  "60s", 1, 3600 * SEC, NULL, "Wait this long for each relay reply." },
+	{ "submitd", "relay_concurrency", CFG_UINT, F(submitd.relay_concurrency),
+	  "4", 1, 100, NULL,
+	  "Connections to the relay at once, each delivering one message at a\n"
+	  "time." },
+	{ "submitd", "relay_reuse_time", CFG_DURATION, F(submitd.relay_reuse_time),
+	  "2s", 0, 300 * SEC, NULL,
+	  "Keep a connection to the relay open this long after a message for\n"
+	  "the next one that falls due; 0: a connection per message." },
 	{ "submitd", "queue_retry", CFG_DURATION, F(submitd.queue_retry), "1m", 1,
 	  24 * 3600 * SEC, NULL,
 	  "First retry after a temporary failure; doubles each time." },

@@ -56,7 +56,7 @@ struct cfg_sock_perm {
 };
 
 enum cfg_relay_tls { CFG_RELAY_TLS_REQUIRED, CFG_RELAY_TLS_OPPORTUNISTIC,
-		     CFG_RELAY_TLS_NONE };
+		     CFG_RELAY_TLS_NONE, CFG_RELAY_TLS_IMPLICIT };
 enum cfg_bare_newline { CFG_BARE_NL_NORMALIZE, CFG_BARE_NL_REJECT };
 
 /* Numbers are uint64_t so one parser fills them; durations are in
@@ -99,6 +99,7 @@ struct postern_config {
 		bool plain_auth_loopback;
 		char relay_user[256], relay_password[256], relay_ca[PATH_MAX];
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
+		uint64_t relay_concurrency, relay_reuse_time;
 		uint64_t queue_lifetime;
 	} submitd;
 	struct {                        /* postern-webd */

@@ -156,6 +156,9 @@ static int submitd__setup(const struct postern_config *cfg,
 	p->reload = submitd__reload;
 	p->fini = submitd__fini;
 	p->accept = smtp_session_accept;
+	p->worker_init = relay_worker_init;
+	p->worker_drain = relay_worker_drain;
+	p->worker_fini = relay_worker_fini;
 	return 0;
 }
 

@@ -6,12 +6,14 @@
 
 #include <stddef.h>
 
-/* Calls put(arg, p, n) for each piece of body[0..len) in order: spans of
- * the body and the stuffed "." octets, so that no copy of the body is
- * made; the pieces are the body's own lines' memory. Ends with a CRLF if
- * the body does not, then ".\r\n". A CRLF body (as queued) makes few
- * pieces: one per line that starts with '.'. */
-void relay_dot_encode(const char *body, size_t len,
+/* Calls put(arg, p, n) for each piece of body[off..off+n) in order (the
+ * whole body is body[0..len), so that it can be sent a window at a time):
+ * spans of the body and the stuffed "." octets, so that no copy of the
+ * body is made. The window that reaches len ends with a CRLF if the body
+ * does not, then ".\r\n" (so the windows must not overlap, and only one
+ * may reach len). A body with no line starting with '.' makes one
+ * piece per window, and the end. */
+void relay_dot_encode(const char *body, size_t len, size_t off, size_t n,
 		      void (*put)(void *arg, const char *p, size_t n),
 		      void *arg);
 

@@ -55,12 +55,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p += n + (nl != NULL);
 	}
 	/* Encoder: at most one stuffed dot per input octet, and the end. */
-	o.cap = 2 * size + 8;
+	o.cap = 2 * size + 16;
 	o.p = malloc(o.cap);
 	o.n = 0;
 	if (!o.p)
 		return 0;
-	relay_dot_encode((const char *)data, size, put, &o);
+	/* in two windows cut where the first octet says */
+	size_t cut = size ? data[0] % (size + 1) : 0;
+
+	relay_dot_encode((const char *)data, size, 0, cut, put, &o);
+	if (cut < size)          /* the window reaching the end ends it */
+		relay_dot_encode((const char *)data, size, cut, size - cut,
+				 put, &o);
 	REQUIRE(o.n >= 3 && memcmp(o.p + o.n - 3, ".\r\n", 3) == 0);
 	/* The end line is only at the end: "\n.\r\n" earlier would end the
 	 * message early at the relay (a stuffed line reads "\n..") */

@@ -178,13 +178,25 @@ static void dot_encode(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
 		struct sink s = { .n = 0 };
 
-		relay_dot_encode(rows[i][0], strlen(rows[i][0]), put, &s);
+		size_t len = strlen(rows[i][0]);
+
+		relay_dot_encode(rows[i][0], len, 0, len, put, &s);
 		assert_string_equal(s.out, rows[i][1]);
+		/* the same a window of 1, 2 or 3 octets at a time */
+		for (size_t win = 1; win <= 3; win++) {
+			struct sink t = { .n = 0 };
+
+			for (size_t off = 0; off < len || off == 0; off += win)
+				relay_dot_encode(rows[i][0], len, off,
+						 off + win > len ? len - off : win,
+						 put, &t);
+			assert_string_equal(t.out, rows[i][1]);
+		}
 	}
 	/* a body without leading dots is one piece, and the end */
 	struct sink s = { .n = 0 };
 
-	relay_dot_encode("x\r\ny\r\nz\r\n", 9, put, &s);
+	relay_dot_encode("x\r\ny\r\nz\r\n", 9, 0, 9, put, &s);
 	assert_int_equal(s.pieces, 2);
 }
 
