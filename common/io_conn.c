@@ -1009,6 +1009,7 @@ static void io__connect_cb(uv_connect_t *req, int status)
 		 * Nagle delay on top of it. */
 		uv_tcp_nodelay(&c->u.tcp, 1);
 		io__describe_peer(c);
+		c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;   /* the connect's */
 		status = io_conn_start(c, false);
 	}
 	c->ops->on_connected(c->sess, status);

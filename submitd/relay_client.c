@@ -58,6 +58,7 @@ struct relay_client {
 	enum rc_state st;
 	struct relay_reply reply;
 	bool tls, pipelining, starttls, size, quitting;
+	bool implicit;                /* TLS from connect: greeting after it */
 	char host[256];
 	struct relay_msg *m;          /* the message under way, or NULL */
 	uint32_t rcpt_next, rcpt_replies, accepted;
@@ -371,9 +372,14 @@ static void rc__on_rcpt(struct relay_client *rc)
 	struct relay_rcpt_result *r = &m->res[rc->rcpt_replies++];
 	enum relay_rcpt_outcome o = relay_outcome_by_code(rc->reply.code);
 
+	/* Pipelined after a refused MAIL: these replies (503 mostly) say
+	 * nothing about the recipient; MAIL's reply decides (rc__on_data). */
+	if (relay_outcome_by_code(rc->mail_code) != RELAY_RCPT_OK)
+		o = RELAY_RCPT_PENDING;
 	/* Accepted recipients wait for the final reply. */
 	r->outcome = o == RELAY_RCPT_OK ? RELAY_RCPT_PENDING : o;
-	relay_reply_summary(&rc->reply, r->text, sizeof(r->text));
+	if (o != RELAY_RCPT_PENDING)
+		relay_reply_summary(&rc->reply, r->text, sizeof(r->text));
 	rc->accepted += o == RELAY_RCPT_OK;
 	if (rc->rcpt_replies < m->e.nrcpts) {
 		if (!rc->pipelining)
@@ -515,7 +521,7 @@ static void rc__on_tls_ready(void *sess)
 	struct relay_client *rc = sess;
 
 	rc->tls = true;
-	if (rc->st == RC_CONNECT) {       /* implicit TLS */
+	if (rc->implicit) {
 		rc->st = RC_GREETING;
 		return;
 	}
@@ -563,6 +569,10 @@ static void rc__free(struct relay_client *rc)
 
 		if (rc->why[0])
 			snprintf(t, sizeof(t), "%s", rc->why);
+		else if (rc->st == RC_HANDSHAKE)
+			snprintf(t, sizeof(t), "TLS with relay %s failed: the "
+				 "relay closed the connection in the handshake",
+				 rc__cfg(rc)->submitd.relay);
 		else if (rc->st == RC_DOT)
 			/* the relay may have the message: sent again */
 			snprintf(t, sizeof(t), "relay %s: connection lost "
@@ -598,6 +608,8 @@ static void rc__on_connected(void *sess, int status)
 		return;                    /* on_close follows */
 	}
 	if (rc__cfg(rc)->submitd.relay_tls == CFG_RELAY_TLS_IMPLICIT) {
+		rc->implicit = true;
+		rc->st = RC_HANDSHAKE;
 		io_conn_tls_client(rc->c, rc->conf->ca, rc->host, true);
 		return;                    /* on_tls_ready: the greeting */
 	}
