@@ -463,7 +463,7 @@ def test_kill9_after_delivery_is_not_resent(submitd, script_sink):
 
 def test_100k_deferred_idle_cpu_and_first_due_on_time(submitd, sink):
     """100,000 entries deferred for an hour, one due a few seconds after
-    start: over 5 s the idle daemon uses at most a few clock ticks (the old
+    start: over 5 s the idle daemon uses at most 2 clock ticks (the old
     runner re-read the whole queue each second), and the due one is sent
     within a second of its time."""
     d = submitd(relay_cfg(sink.port, relay_timeout="10s"))
@@ -479,7 +479,9 @@ def test_100k_deferred_idle_cpu_and_first_due_on_time(submitd, sink):
     used = cpu_ticks(d.proc.pid) - t0
     print(f"idle: {used} ticks in 5 s over 100,000 deferred entries")
     assert time.time() < due_at, "the measure overlapped the due time"
-    assert used <= 5, f"{used} ticks of CPU in 5 s while idle"
+    # main (the runner re-reading the queue each second) used 7 ticks
+    # here unsanitized, more under ASan; this runner uses none.
+    assert used <= 2, f"{used} ticks of CPU in 5 s while idle"
     assert wait_for(lambda: sink.received, timeout=20)
     sent = time.time()
     assert due_at <= sent <= due_at + 2.5, (due_at, sent)
