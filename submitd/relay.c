@@ -24,6 +24,8 @@
 #include "submitd/relay_int.h"
 
 #define RELAY_CLIENTS_MAX 100      /* relay_concurrency's ceiling */
+/* A failed settle holds the runner this long (see hold_until_ms). */
+#define RELAY_SETTLE_HOLD_MS 5000
 
 static struct {
 	struct store *st;
@@ -41,9 +43,14 @@ static struct {
 	struct relay_msg *inflight;   /* loaded, not yet settled */
 	unsigned ninflight;
 	uint64_t post_id;             /* the runner's registry id */
+	/* After a settle failed (the store full, say), no pass before this
+	 * (ms, CLOCK_REALTIME): the entry is still due, and an immediate pass
+	 * would send it again and again. */
+	_Atomic uint64_t hold_until_ms;
 } relay = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void relay__pass(void);
+static uint64_t relay__now_ms(void);
 
 /* ---- configurations ---- */
 
@@ -146,16 +153,19 @@ static void relay__settle_done(void *arg, int result)
 	struct relay_msg *m = (struct relay_msg *)(void *)
 			      ((char *)arg - offsetof(struct relay_msg, out));
 
-	if (result)
+	if (result) {
+		atomic_store(&relay.hold_until_ms,
+			     relay__now_ms() + RELAY_SETTLE_HOLD_MS);
 		log_event(LOGL_ERR, 0, "relay_settle_failed",
 			  "queue=%llu error=\"%s\"",
 			  (unsigned long long)m->e.id, pst_strerror(result));
-	else
+	} else {
 		log_event(LOGL_INFO, m->conn_id, "relay_attempt",
 			  "queue=%llu delivered=%u bounced=%u deferred=%u "
 			  "conn_msg=%u", (unsigned long long)m->e.id,
 			  m->out.relayed, m->out.failed, m->out.delayed,
 			  m->conn_seq);
+	}
 	m->post.sess = relay.post_id;
 	m->post.fn = relay__settled;
 	io_worker_post(relay.w, &m->post);
@@ -290,6 +300,12 @@ static void relay__pass(void)
 	if (want > sizeof(ids) / sizeof(*ids))
 		want = sizeof(ids) / sizeof(*ids);
 	now_ms = relay__now_ms();
+	uint64_t hold = atomic_load(&relay.hold_until_ms);
+
+	if (now_ms < hold) {
+		uv_timer_start(&relay.timer, relay__timer_cb, hold - now_ms, 0);
+		return;
+	}
 	if (store_read_begin(relay.st, &r))
 		return;
 	if (store_queue_due(r, now_ms / 1000, ids, want, &n, &next)) {

@@ -104,6 +104,12 @@ static void rc__finish(struct relay_client *rc, enum relay_rcpt_outcome o,
 static void rc__quit(struct relay_client *rc)
 {
 	rc->quitting = true;
+	if (rc->st == RC_RESOLVE) {
+		/* rc__resolved follows with UV_ECANCELED (or its result) and
+		 * frees rc; the message is settled there */
+		uv_cancel((uv_req_t *)&rc->gai);
+		return;
+	}
 	if (!rc->c || rc->st == RC_QUIT)
 		return;
 	if (rc->st == RC_READY || rc->st == RC_RSET) {
@@ -654,7 +660,7 @@ static void rc__resolved(uv_getaddrinfo_t *req, int status,
 {
 	struct relay_client *rc = req->data;
 
-	if (status < 0 || !res) {
+	if (status < 0 || !res || rc->quitting) {
 		snprintf(rc->why, sizeof(rc->why), "relay %s: %s",
 			 rc__cfg(rc)->submitd.relay, uv_strerror(status));
 		uv_freeaddrinfo(res);
