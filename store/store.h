@@ -314,8 +314,19 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
  * accounts start at 1). */
 #define STORE_QUEUE_ACCOUNT 0
 
+/* store_queue_entry.flags (schema 3) */
+enum store_queue_flag {
+	/* RFC 8689 REQUIRETLS: relayed only over TLS with a verified
+	 * certificate to a relay that offers REQUIRETLS, else bounced. */
+	STORE_QUEUE_REQUIRETLS = 1 << 0,
+	/* RFC 8689 "TLS-Required: No": the relay's TLS policy is relaxed
+	 * for it (TLS when offered, the certificate not checked). */
+	STORE_QUEUE_TLS_OPTIONAL = 1 << 1,
+};
+
 struct store_queue_entry {
 	uint64_t id;
+	uint32_t flags;                       /* enum store_queue_flag */
 	uint64_t created, next_attempt;       /* unix seconds */
 	uint32_t attempts;
 	uint64_t size;

@@ -528,7 +528,7 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	REQUIRE(e && out && len && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
 	cap = 1 + 4 + 4 * 8 + 4 + 2 * 256 + 4 +
-	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1);
+	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1) + 4;
 	if (!(w.p = malloc(cap)))
 		return -ENOMEM;
 	w.n = 0;
@@ -544,6 +544,10 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	store_rec__u32(&w, e->nrcpts);
 	for (uint32_t i = 0; i < e->nrcpts; i++)
 		store_rec__str(&w, e->rcpts[i], sizeof(e->rcpts[i]));
+	/* Schema 3: the flags, after the recipients, only when set (a
+	 * record without them is the schema-2 record, byte for byte). */
+	if (e->flags)
+		store_rec__u32(&w, e->flags);
 	REQUIRE(w.n <= cap);
 	*out = w.p;
 	*len = w.n;
@@ -611,6 +615,8 @@ int store__rec_queue_dec(const void *p, size_t n,
 			for (uint32_t i = 0; i < q.nrcpts; i++)
 				store_rec__get_str(&r, q.rcpts[i],
 						   sizeof(q.rcpts[i]));
+			if (!r.bad && r.n - r.off == 4)   /* schema 3 */
+				q.flags = store_rec__get_u32(&r);
 			e = store_rec__done(&r);
 		}
 	}

@@ -326,7 +326,8 @@ static void relay__pass(void)
 		slots--;
 		for (unsigned k = 0; k < relay.nclients && !idle; k++)
 			if (relay_client_idle(relay.clients[k]) &&
-			    relay_client_conf(relay.clients[k]) == relay.conf)
+			    relay_client_conf(relay.clients[k]) == relay.conf &&
+			    relay_client_fits(relay.clients[k], m))
 				idle = relay.clients[k];
 		if (idle) {
 			relay_client_send(idle, m);

@@ -59,6 +59,13 @@ struct relay_client {
 	struct relay_reply reply;
 	bool tls, pipelining, starttls, size, quitting;
 	bool implicit;                /* TLS from connect: greeting after it */
+	/* The TLS policy of this connection, from its first message's flags
+	 * (relay_client_policy): the mode (enum cfg_relay_tls) and whether
+	 * the certificate is verified; REQUIRETLS also needs the relay to
+	 * offer REQUIRETLS, and its TLS failures are permanent. */
+	enum relay_policy policy;
+	unsigned mode;
+	bool verify, tls_failed;
 	char host[256];
 	struct relay_msg *m;          /* the message under way, or NULL */
 	uint32_t rcpt_next, rcpt_replies, accepted;
@@ -72,6 +79,61 @@ struct relay_client {
 static const struct postern_config *rc__cfg(const struct relay_client *rc)
 {
 	return rc->conf->cfg;
+}
+
+enum relay_policy relay_client_policy(const struct relay_msg *m)
+{
+	if (m->e.flags & STORE_QUEUE_REQUIRETLS)
+		return RELAY_POLICY_REQUIRETLS;
+	if (m->e.flags & STORE_QUEUE_TLS_OPTIONAL)
+		return RELAY_POLICY_TLS_OPTIONAL;
+	return RELAY_POLICY_CONFIG;
+}
+
+bool relay_client_fits(const struct relay_client *rc, const struct relay_msg *m)
+{
+	return rc->policy == relay_client_policy(m);
+}
+
+/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS (STARTTLS, or
+ * implicit TLS when that is how the relay is reached) with a certificate
+ * that verifies, whatever relay_tls says. "TLS-Required: No": TLS as
+ * offered, the certificate not checked (RFC 8689 5). */
+static void rc__set_policy(struct relay_client *rc, enum relay_policy p)
+{
+	unsigned cfg_mode = rc__cfg(rc)->submitd.relay_tls;
+
+	rc->policy = p;
+	switch (p) {
+	case RELAY_POLICY_REQUIRETLS:
+		rc->mode = cfg_mode == CFG_RELAY_TLS_IMPLICIT
+			   ? CFG_RELAY_TLS_IMPLICIT : CFG_RELAY_TLS_REQUIRED;
+		rc->verify = true;
+		break;
+	case RELAY_POLICY_TLS_OPTIONAL:
+		rc->mode = cfg_mode == CFG_RELAY_TLS_REQUIRED
+			   ? CFG_RELAY_TLS_OPPORTUNISTIC : cfg_mode;
+		rc->verify = false;
+		break;
+	default:
+		rc->mode = cfg_mode;
+		rc->verify = cfg_mode == CFG_RELAY_TLS_REQUIRED ||
+			     cfg_mode == CFG_RELAY_TLS_IMPLICIT;
+	}
+}
+
+/* A TLS requirement was not met: for REQUIRETLS a permanent failure
+ * (5.7.10, RFC 8689 5), else a temporary one. */
+static enum relay_rcpt_outcome rc__tls_outcome(const struct relay_client *rc,
+					       char *text, size_t cap)
+{
+	char t[STORE_QUEUE_ERR_MAX + 1];
+
+	if (rc->policy != RELAY_POLICY_REQUIRETLS)
+		return RELAY_RCPT_TEMP;
+	snprintf(t, sizeof(t), "5.7.10 REQUIRETLS not met: %s", text);
+	snprintf(text, cap, "%s", t);
+	return RELAY_RCPT_PERM;
 }
 
 bool relay_client_idle(const struct relay_client *rc)
@@ -176,11 +238,12 @@ static void rc__txn_send(struct relay_client *rc)
 	rc->mail_code = 0;
 	rc->body_off = 0;
 	rc->sent++;
+	io_conn_printf(rc->c, "MAIL FROM:<%s>", m->e.sender);
 	if (rc->size)
-		io_conn_printf(rc->c, "MAIL FROM:<%s> SIZE=%zu\r\n",
-			       m->e.sender, m->len);
-	else
-		io_conn_printf(rc->c, "MAIL FROM:<%s>\r\n", m->e.sender);
+		io_conn_printf(rc->c, " SIZE=%zu", m->len);
+	if (m->e.flags & STORE_QUEUE_REQUIRETLS)
+		io_conn_write(rc->c, " REQUIRETLS", 11);
+	io_conn_write(rc->c, "\r\n", 2);
 	if (rc->pipelining) {
 		while (rc->rcpt_next < m->e.nrcpts)
 			rc__rcpt_send(rc);
@@ -308,11 +371,18 @@ static void rc__after_hello(struct relay_client *rc)
 static void rc__on_ehlo(struct relay_client *rc)
 {
 	const struct postern_config *cfg = rc__cfg(rc);
-	unsigned mode = cfg->submitd.relay_tls;
+	unsigned mode = rc->mode;
 	char t[STORE_QUEUE_ERR_MAX + 1];
 
 	if (rc->reply.code != 250) {
 		rc__fail_reply(rc, "EHLO");
+		return;
+	}
+	if (rc->tls && rc->policy == RELAY_POLICY_REQUIRETLS &&
+	    !relay_reply_has_ext(&rc->reply, "REQUIRETLS", NULL, 0)) {
+		snprintf(t, sizeof(t), "relay %s does not offer REQUIRETLS",
+			 cfg->submitd.relay);
+		rc__fail(rc, rc__tls_outcome(rc, t, sizeof(t)), t);
 		return;
 	}
 	rc->pipelining = relay_reply_has_ext(&rc->reply, "PIPELINING", NULL, 0);
@@ -328,7 +398,7 @@ static void rc__on_ehlo(struct relay_client *rc)
 		if (mode == CFG_RELAY_TLS_REQUIRED) {
 			snprintf(t, sizeof(t), "relay %s does not offer STARTTLS "
 				 "(relay_tls = required)", cfg->submitd.relay);
-			rc__fail(rc, RELAY_RCPT_TEMP, t);
+			rc__fail(rc, rc__tls_outcome(rc, t, sizeof(t)), t);
 			return;
 		}
 	}
@@ -342,9 +412,7 @@ static void rc__on_starttls(struct relay_client *rc)
 		return;
 	}
 	rc->st = RC_HANDSHAKE;
-	io_conn_tls_client(rc->c, rc->conf->ca, rc->host,
-			   rc__cfg(rc)->submitd.relay_tls ==
-			   CFG_RELAY_TLS_REQUIRED);
+	io_conn_tls_client(rc->c, rc->conf->ca, rc->host, rc->verify);
 }
 
 static void rc__on_auth(struct relay_client *rc)
@@ -564,6 +632,7 @@ static void rc__on_error(void *sess, const char *why)
 
 	snprintf(rc->why, sizeof(rc->why), "TLS with relay %s failed: %s",
 		 rc__cfg(rc)->submitd.relay, why);
+	rc->tls_failed = true;
 	log_event(LOGL_WARN, io_conn_id(rc->c), "relay_tls_failed",
 		  "relay=%s error=\"%s\"", rc__cfg(rc)->submitd.relay, why);
 }
@@ -572,7 +641,10 @@ static void rc__free(struct relay_client *rc)
 {
 	if (rc->m) {
 		char t[STORE_QUEUE_ERR_MAX + 1];
+		enum relay_rcpt_outcome o = RELAY_RCPT_TEMP;
 
+		if (rc->st == RC_HANDSHAKE)
+			rc->tls_failed = true;
 		if (rc->why[0])
 			snprintf(t, sizeof(t), "%s", rc->why);
 		else if (rc->st == RC_HANDSHAKE)
@@ -588,8 +660,10 @@ static void rc__free(struct relay_client *rc)
 			snprintf(t, sizeof(t), "relay %s: connection lost (%s)",
 				 rc__cfg(rc)->submitd.relay,
 				 rc_state_name[rc->st]);
+		if (rc->tls_failed)
+			o = rc__tls_outcome(rc, t, sizeof(t));
 		rc->c = NULL;
-		rc__finish(rc, RELAY_RCPT_TEMP, t);
+		rc__finish(rc, o, t);
 	}
 	relay_runner_gone(rc);
 	relay_conf_release(rc->conf);
@@ -613,10 +687,10 @@ static void rc__on_connected(void *sess, int status)
 			 rc__cfg(rc)->submitd.relay, uv_strerror(status));
 		return;                    /* on_close follows */
 	}
-	if (rc__cfg(rc)->submitd.relay_tls == CFG_RELAY_TLS_IMPLICIT) {
+	if (rc->mode == CFG_RELAY_TLS_IMPLICIT) {
 		rc->implicit = true;
 		rc->st = RC_HANDSHAKE;
-		io_conn_tls_client(rc->c, rc->conf->ca, rc->host, true);
+		io_conn_tls_client(rc->c, rc->conf->ca, rc->host, rc->verify);
 		return;                    /* on_tls_ready: the greeting */
 	}
 	rc->st = RC_GREETING;
@@ -688,6 +762,7 @@ int relay_client_start(struct io_worker *w, struct relay_conf *conf,
 	rc->conf = conf;
 	conf->refs++;
 	rc->m = m;
+	rc__set_policy(rc, relay_client_policy(m));
 	relay_runner_added(rc);   /* relay_runner_gone when freed */
 	relay_reply_init(&rc->reply);
 	/* host:port or [v6]:port (checked when the configuration loads) */

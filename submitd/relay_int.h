@@ -38,6 +38,14 @@ struct relay_msg {
 
 struct relay_client;
 
+/* What a message asks of the connection that carries it (RFC 8689). */
+enum relay_policy { RELAY_POLICY_CONFIG, RELAY_POLICY_REQUIRETLS,
+		    RELAY_POLICY_TLS_OPTIONAL };
+enum relay_policy relay_client_policy(const struct relay_msg *m);
+/* May pooled rc carry m (made under the same policy)? */
+bool relay_client_fits(const struct relay_client *rc,
+		       const struct relay_msg *m);
+
 /* relay_client.c: a new connection to conf's relay, to deliver m (the
  * client calls relay_runner_added at once, and relay_runner_done for m
  * even if it fails at once). -ENOMEM: nothing was made, m is the

@@ -27,6 +27,24 @@ void relay_outcome_all(struct relay_rcpt_result *res, uint32_t n,
 	}
 }
 
+/* The enhanced status code a failure's text starts with ("550 5.1.1 ...",
+ * "5.7.10 ..."), or 5.0.0. */
+static void relay_outcome__status(const char *text, char out[16])
+{
+	const char *p = text;
+	unsigned a, b, c;
+	int n = 0;
+
+	if (p[0] >= '2' && p[0] <= '5' && p[1] && p[2] && p[3] == ' ')
+		p += 4;
+	if (sscanf(p, "%1u.%3u.%3u%n", &a, &b, &c, &n) == 3 && a == 5 &&
+	    (p[n] == ' ' || p[n] == '\0')) {
+		snprintf(out, 16, "%u.%u.%u", a, b, c);
+		return;
+	}
+	snprintf(out, 16, "5.0.0");
+}
+
 static void relay_outcome__dsn_text(char *out, size_t cap,
 				    const struct store_queue_entry *e,
 				    const struct relay_outcome *s,
@@ -58,12 +76,17 @@ static void relay_outcome__dsn_text(char *out, size_t cap,
 	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
 		"Content-Type: message/delivery-status\r\n\r\n"
 		"Reporting-MTA: dns; %s\r\n", host);
-	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++)
-		if (s->res[i].outcome == RELAY_RCPT_PERM)
-			n += (size_t)snprintf(out + n, cap - n,
-				"\r\nFinal-Recipient: rfc822; %s\r\nAction: "
-				"failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: "
-				"smtp; %s\r\n", e->rcpts[i], s->res[i].text);
+	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++) {
+		char status[16];
+
+		if (s->res[i].outcome != RELAY_RCPT_PERM)
+			continue;
+		relay_outcome__status(s->res[i].text, status);
+		n += (size_t)snprintf(out + n, cap - n,
+			"\r\nFinal-Recipient: rfc822; %s\r\nAction: "
+			"failed\r\nStatus: %s\r\nDiagnostic-Code: "
+			"smtp; %s\r\n", e->rcpts[i], status, s->res[i].text);
+	}
 	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
 		"Content-Type: text/rfc822-headers\r\n\r\n%.*s\r\n"
 		"--postern-dsn--\r\n", (int)hlen, headers);

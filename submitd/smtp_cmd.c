@@ -90,6 +90,14 @@ static int smtp__lhlo_check(struct smtp_session *s, char *args)
 	return smtp__hello_check(s, args, true);
 }
 
+/* RFC 8689: only on a TLS session (a client could not otherwise be sure
+ * of the first hop), and on the submission ports: LMTP mail arrives from
+ * the MTA, whose own queue decided how it travelled. */
+static bool smtp__requiretls_offered(const struct smtp_session *s)
+{
+	return !(s->flags & SMTP_F_LMTP) && io_conn_is_tls(s->io);
+}
+
 static void smtp__ehlo(struct smtp_session *s, char *args)
 {
 	const char *ext[12];
@@ -108,6 +116,8 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	ext[n++] = "SMTPUTF8";
 	ext[n++] = "ENHANCEDSTATUSCODES";
 	ext[n++] = "CHUNKING";
+	if (smtp__requiretls_offered(s))
+		ext[n++] = "REQUIRETLS";
 	if (smtp_auth_offered(s))
 		ext[n++] = "AUTH PLAIN LOGIN";
 	if (smtp__starttls_allowed(s))
@@ -267,6 +277,12 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 		smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
 		return -1;
 	}
+	if (mp->requiretls && !smtp__requiretls_offered(s)) {
+		/* what EHLO did not offer is not accepted */
+		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+			   "REQUIRETLS");
+		return -1;
+	}
 	if (mp->size > s->cfg->limits.message_max) {
 		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu octets)",
 			   (unsigned long long)s->cfg->limits.message_max);
@@ -306,6 +322,7 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	}
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
+	s->txn.requiretls = mp.requiretls;
 	s->state = SMTP_MAIL;
 	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }

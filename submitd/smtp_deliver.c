@@ -143,6 +143,7 @@ struct deliver_job {
 	struct smtp_budget *budget;   /* ... and the budget it holds */
 	uint64_t held;
 	bool lmtp, spam;
+	uint32_t queue_flags;         /* enum store_queue_flag */
 	char sender[STORE_ADDR_MAX + 1];
 	uint32_t nrcpts, nremote;
 	struct smtp_rcpt *rcpts;
@@ -182,6 +183,7 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 			if (!j->rcpts[i].account_id)
 				strcpy(q.rcpts[n++], j->rcpts[i].addr);
 		snprintf(q.sender, sizeof(q.sender), "%s", j->sender);
+		q.flags = j->queue_flags;
 		e = store_queue_add(w, &q, j->msg, j->len);
 		j->queue_id = q.id;
 		store_queue_entry_free(&q);
@@ -324,6 +326,11 @@ void smtp_deliver(struct smtp_session *s)
 			j->nremote++;
 	snprintf(j->sender, sizeof(j->sender), "%s", s->txn.mail_from);
 	j->lmtp = lmtp;
+	/* RFC 8689: with REQUIRETLS a TLS-Required header field is ignored. */
+	if (s->txn.requiretls)
+		j->queue_flags = STORE_QUEUE_REQUIRETLS;
+	else if (!lmtp && msg_header_is(j->msg, j->len, "TLS-Required", "No"))
+		j->queue_flags = STORE_QUEUE_TLS_OPTIONAL;
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = smtp__deliver_answer;

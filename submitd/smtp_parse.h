@@ -49,6 +49,7 @@ struct smtp_mail_params {
 	uint64_t size;             /* SIZE=, 0 when not given */
 	bool smtputf8;             /* SMTPUTF8 */
 	bool body_8bit;            /* BODY=8BITMIME */
+	bool requiretls;           /* REQUIRETLS (RFC 8689), no value */
 };
 
 /* Parses MAIL's parameters (space separated, each at most once). On error

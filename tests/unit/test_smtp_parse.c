@@ -126,7 +126,7 @@ static void test_mail_params(void **state)
 		const char *in;
 		enum smtp_parse_err want;
 		uint64_t size;
-		bool utf8, eight;
+		bool utf8, eight, requiretls;
 	} rows[] = {
 		{ "", SMTP_PARSE_OK, 0, false, false },
 		{ "SIZE=1000", SMTP_PARSE_OK, 1000, false, false },
@@ -146,6 +146,10 @@ static void test_mail_params(void **state)
 		{ "X=\x01", SMTP_PARSE_BAD_PARAM },
 		{ "FOO=bar", SMTP_PARSE_UNKNOWN_PARAM },
 		{ "RET=FULL", SMTP_PARSE_UNKNOWN_PARAM },
+		{ "REQUIRETLS", SMTP_PARSE_OK, 0, false, false, true },
+		{ "size=9 requiretls", SMTP_PARSE_OK, 9, false, false, true },
+		{ "REQUIRETLS REQUIRETLS", SMTP_PARSE_BAD_PARAM },
+		{ "REQUIRETLS=yes", SMTP_PARSE_UNKNOWN_PARAM },
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
@@ -166,6 +170,7 @@ static void test_mail_params(void **state)
 		assert_int_equal(mp.size, rows[i].size);
 		assert_int_equal(mp.smtputf8, rows[i].utf8);
 		assert_int_equal(mp.body_8bit, rows[i].eight);
+		assert_int_equal(mp.requiretls, rows[i].requiretls);
 	}
 }
 

@@ -891,6 +891,54 @@ static void test_queue_due_index(void **state)
 	store_close(st);
 }
 
+/* Schema 3's queue flags: kept through add, get and update; a record
+ * without flags is the schema-2 record (no trailing field). */
+static int queue_flags_op(struct store_write *w, void *arg)
+{
+	uint32_t *flags = arg;
+	char rcpts[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+	struct store_queue_entry e = { .nrcpts = 1, .rcpts = rcpts,
+				       .sender = "ann@example.com",
+				       .flags = *flags };
+	int r = store_queue_add(w, &e, "x\r\n", 3);
+
+	if (r)
+		return r;
+	e.attempts = 1;
+	return store_queue_update(w, &e);
+}
+
+static void test_queue_flags(void **state)
+{
+	struct store *st = fresh();
+	uint32_t f[2] = { STORE_QUEUE_REQUIRETLS, 0 };
+	struct store_read *r;
+	struct store_queue_entry q;
+	struct raw raw;
+	uint8_t k[8] = { 0, 0, 0, 0, 0, 0, 0, 1 }, k2[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
+	MDB_val v1, v2;
+
+	(void)state;
+	assert_int_equal(store_write(st, queue_flags_op, &f[0]), 0);
+	assert_int_equal(store_write(st, queue_flags_op, &f[1]), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, 1, &q), 0);
+	assert_int_equal(q.flags, STORE_QUEUE_REQUIRETLS);
+	assert_int_equal(q.attempts, 1);
+	store_queue_entry_free(&q);
+	assert_int_equal(store_queue_get(r, 2, &q), 0);
+	assert_int_equal(q.flags, 0);
+	store_queue_entry_free(&q);
+	store_read_end(r);
+	store_close(st);
+	raw_begin(&raw, MAP);
+	v1 = raw_get(&raw, "queue", k, 8);
+	v2 = raw_get(&raw, "queue", k2, 8);
+	assert_int_equal(v1.mv_size, v2.mv_size + 4);
+	mdb_txn_abort(raw.txn);
+	mdb_env_close(raw.env);
+}
+
 /* Values are encoded explicitly: a version octet, then big-endian fields,
  * whatever the host's struct layout. */
 static void test_records_explicit_encoding(void **state)
@@ -1275,6 +1323,7 @@ int main(void)
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_queue_due_index),
+		cmocka_unit_test(test_queue_flags),
 		cmocka_unit_test(test_msg_normalize),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
