@@ -158,13 +158,21 @@ def tls_ctx(pki):
     return ctx
 
 
-@pytest.fixture
-def implicit_sink(pki):
+def tls_controller(pki, **kw):
+    """An aiosmtpd sink with the localhost certificate: kw says implicit
+    TLS (ssl_context) or STARTTLS (tls_context)."""
     handler = Sink()
     ctl = Controller(handler, hostname="127.0.0.1", port=free_port(),
-                     ssl_context=tls_ctx(pki))
+                     **{k: tls_ctx(pki) if v is True else v
+                        for k, v in kw.items()})
     ctl.start()
     handler.port = ctl.port
+    return handler, ctl
+
+
+@pytest.fixture
+def implicit_sink(pki):
+    handler, ctl = tls_controller(pki, ssl_context=True)
     yield handler
     ctl.stop()
 
@@ -214,11 +222,8 @@ def test_implicit_tls_wrong_ca_stays_queued(submitd, implicit_sink, pki):
 
 @pytest.fixture
 def starttls_sink(pki):
-    handler = Sink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port(),
-                     tls_context=tls_ctx(pki), require_starttls=True)
-    ctl.start()
-    handler.port = ctl.port
+    handler, ctl = tls_controller(pki, tls_context=True,
+                                  require_starttls=True)
     yield handler
     ctl.stop()
 
@@ -247,12 +252,10 @@ def test_tls_priority_applies_to_the_relay(submitd, pki):
     that speaks TLS 1.3 only fails the handshake (and the entry waits)."""
     ctx = tls_ctx(pki)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    handler = Sink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port(),
-                     tls_context=ctx, require_starttls=True)
-    ctl.start()
+    handler, ctl = tls_controller(pki, tls_context=ctx,
+                                  require_starttls=True)
     try:
-        d = submitd(relay_cfg(ctl.port, relay_tls="opportunistic",
+        d = submitd(relay_cfg(handler.port, relay_tls="opportunistic",
                               queue_retry="1h", queue_retry_max="1h"))
         restart(d, "tls", priority="NORMAL:-VERS-ALL:+VERS-TLS1.2")
         d.add_user("ann@example.com")

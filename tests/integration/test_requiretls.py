@@ -10,27 +10,7 @@ import threading
 import pytest
 
 from conftest import Client
-from test_relay import inbox, queue, relay_cfg, wait_for
-
-
-def submit(d, rcpt, params="", headers="", port_key="tls"):
-    c = Client.connect(d.ports[port_key], tls=True)
-    c.line()
-    c.cmd("EHLO client.test")
-    c.smtp_reply()
-    c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
-    assert c.line().startswith("235")
-    c.cmd(f"MAIL FROM:<ann@example.com>{params}")
-    r = c.line()
-    assert r.startswith("250"), r
-    c.cmd(f"RCPT TO:<{rcpt}>")
-    assert c.line().startswith("250")
-    c.cmd("DATA")
-    c.line()
-    c.send(f"Subject: requiretls\r\n{headers}\r\nbody\r\n.\r\n".encode())
-    r = c.line()
-    assert r.startswith("250 2.0.0"), r
-    c.close()
+from test_relay import first_message, inbox, queue, relay_cfg, submit, wait_for
 
 
 class TlsSink:
@@ -184,31 +164,15 @@ def test_relayed_over_verified_starttls_whatever_relay_tls(submitd, tls_sink,
                                                           pki):
     sink = tls_sink()
     d = relay_to(submitd, sink, pki, relay_tls="none")
-    submit(d, "carol@remote.test", " REQUIRETLS")
+    submit(d, ["carol@remote.test"], params=" REQUIRETLS")
     assert wait_for(lambda: sink.messages)
     mail, over_tls = sink.mails[0]
     assert over_tls and mail.endswith(" REQUIRETLS")   # passed on
     assert wait_for(lambda: "0 messages queued" in queue(d))
     # the same relay_tls = none without REQUIRETLS: plain, no parameter
-    submit(d, "carol@remote.test")
+    submit(d, ["carol@remote.test"])
     assert wait_for(lambda: len(sink.messages) == 2)
     assert sink.mails[1] == ("MAIL FROM:<ann@example.com>", False)
-
-
-def bounce_text(d, pop3d):
-    """The one message in ann's Inbox, read over POP3."""
-    p = pop3d({"store": d.config["store"]})
-    c = Client.connect(p.ports["tls"], tls=True)
-    c.line()
-    c.cmd("USER ann@example.com")
-    c.line()
-    c.cmd("PASS secret")
-    assert c.line().startswith("+OK")
-    c.cmd("RETR 1")
-    assert c.line().startswith("+OK")
-    text = "\n".join(c.multiline())
-    c.close()
-    return text
 
 
 @pytest.mark.parametrize("case", ["no-starttls", "wrong-ca",
@@ -219,12 +183,12 @@ def test_bounced_with_5_7_10_when_not_met(submitd, pop3d, tls_sink, pki,
                     requiretls=case != "no-requiretls")
     d = relay_to(submitd, sink, pki, ca="other" if case == "wrong-ca"
                  else "localhost", relay_tls="opportunistic")
-    submit(d, "carol@remote.test", " REQUIRETLS")
+    submit(d, ["carol@remote.test"], params=" REQUIRETLS")
     assert wait_for(lambda: len(inbox(d)) == 1), queue(d)
     assert "0 messages queued" in queue(d)
     assert sink.messages == []
     assert "bounced=1" in d.log()
-    text = bounce_text(d, pop3d)
+    text = first_message(d, pop3d)
     assert "Status: 5.7.10" in text
     assert "REQUIRETLS not met" in text
     want = {"no-starttls": "does not offer STARTTLS",
@@ -240,13 +204,13 @@ def test_tls_required_no_relaxes_verification(submitd, tls_sink, pki):
     sink = tls_sink()
     d = relay_to(submitd, sink, pki, ca="other", relay_tls="required",
                  queue_retry="1h", queue_retry_max="1h")
-    submit(d, "carol@remote.test")
+    submit(d, ["carol@remote.test"])
     assert wait_for(lambda: "TLS with relay" in queue(d)), queue(d)
-    submit(d, "dave@remote.test", headers="TLS-Required: No\r\n")
+    submit(d, ["dave@remote.test"], headers="TLS-Required: No\r\n")
     assert wait_for(lambda: sink.messages)
     assert sink.mails[0] == ("MAIL FROM:<ann@example.com>", True)
     assert b"TLS-Required: No" in sink.messages[0]
-    submit(d, "erin@remote.test", " REQUIRETLS",
+    submit(d, ["erin@remote.test"], params=" REQUIRETLS",
            headers="TLS-Required: No\r\n")
     assert wait_for(lambda: len(inbox(d)) == 1), queue(d)
     assert len(sink.messages) == 1
@@ -264,7 +228,7 @@ def test_postern_to_postern(submitd, pki):
     cfg["submitd"]["relay"] = f"localhost:{upstream.ports['starttls']}"
     d = submitd(cfg)
     d.add_user("ann@example.com")
-    submit(d, "carol@remote.test", " REQUIRETLS")
+    submit(d, ["carol@remote.test"], params=" REQUIRETLS")
     assert wait_for(lambda: len(inbox(upstream, "carol@remote.test")) == 1)
     assert wait_for(lambda: "0 messages queued" in queue(d))
     assert inbox(d) == []
