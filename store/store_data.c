@@ -882,10 +882,39 @@ static int store__check_queued(const struct store_queue_entry *e, void *arg)
 
 	/* A queue body is checked like a message of account 0. */
 	x->c->queued++;
+	/* The due index exists from schema 3 (a store restored from an older
+	 * backup is checked before its upgrade). */
+	if (x->r->st->schema >= 3 &&
+	    !store__queue_due_has(x->r, e->next_attempt, e->id))
+		store__check_problem(x, "queue entry %llu: not in the due index "
+				     "(it would never be sent)",
+				     (unsigned long long)e->id);
 	x->account_id = STORE_QUEUE_ACCOUNT;
 	store__check_msg(&m, x);
 	x->c->messages--;
 	x->c->bytes -= e->size;
+	return 0;
+}
+
+/* Every key of the due index names an entry due at that time. */
+static int store__check_due(uint64_t due, uint64_t id, void *arg)
+{
+	struct check_ctx *x = arg;
+	struct store_queue_entry q;
+	int e = store_queue_get(x->r, id, &q);
+
+	if (e && e != -PST_ENOTFOUND)
+		return e;
+	if (e == 0) {
+		if (q.next_attempt != due)
+			e = -PST_ENOTFOUND;
+		store_queue_entry_free(&q);
+	}
+	if (e)
+		store__check_problem(x, "due index: a key for queue entry %llu "
+				     "at %llu that has no such entry",
+				     (unsigned long long)id,
+				     (unsigned long long)due);
 	return 0;
 }
 
@@ -958,6 +987,8 @@ int store_check(struct store_read *r,
 	if ((e = store_domain_each(r, store__check_domain, &x)) ||
 	    (e = store_account_each(r, NULL, store__check_account, &x)) ||
 	    (e = store_queue_each(r, store__check_queued, &x)) ||
+	    (r->st->schema >= 3 &&
+	     (e = store__queue_due_each(r, store__check_due, &x))) ||
 	    (e = store__check_orphans(&x)))
 		return e;
 	*out = c;

@@ -68,5 +68,11 @@ int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
 /* The queue's due index key for (due, id) (store_queue.c; the upgrade to
  * schema 3 builds the index with it). */
 int store__queue_due_put(struct store_write *w, uint64_t due, uint64_t id);
+/* For store_check: is (due, id) in the due index; and each of its keys
+ * (fn's non-zero return stops, and is returned). */
+bool store__queue_due_has(struct store_read *r, uint64_t due, uint64_t id);
+int store__queue_due_each(struct store_read *r,
+			  int (*fn)(uint64_t due, uint64_t id, void *arg),
+			  void *arg);
 
 #endif

@@ -198,6 +198,42 @@ int store_queue_del(struct store_write *w, uint64_t id)
 	return store__err(mdb_del(w->txn, w->st->db[DB_QUEUE], &kv, NULL));
 }
 
+bool store__queue_due_has(struct store_read *r, uint64_t due, uint64_t id)
+{
+	uint8_t k[16];
+	MDB_val kv, v;
+
+	store__duekey(due, id, k);
+	kv = store__val(k, 16);
+	return mdb_get(r->txn, r->st->db[DB_QUEUE_DUE], &kv, &v) == 0;
+}
+
+int store__queue_due_each(struct store_read *r,
+			  int (*fn)(uint64_t due, uint64_t id, void *arg),
+			  void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if ((rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE_DUE], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !ret;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t due = 0, id = 0;
+
+		if (k.mv_size == 16) {
+			memcpy(&due, k.mv_data, 8);
+			memcpy(&id, (const char *)k.mv_data + 8, 8);
+		}
+		ret = fn(be64toh(due), be64toh(id), arg);
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store__err(rc);
+}
+
 int store_queue_wake(struct store *st)
 {
 	char path[PATH_MAX];

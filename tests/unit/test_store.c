@@ -800,6 +800,24 @@ static void test_v1_store_upgraded(void **state)
 
 /* ---- the queue's next-due index (schema 3) ---- */
 
+static void count_problem(const char *what, void *arg)
+{
+	(void)what;
+	(*(unsigned *)arg)++;
+}
+
+static void check_problems(struct store *st, unsigned want)
+{
+	struct store_read *r;
+	struct store_check c;
+	unsigned n = 0;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_check(r, count_problem, &n, &c), 0);
+	store_read_end(r);
+	assert_int_equal(n, want);
+}
+
 struct qop {
 	uint64_t id, due;
 	int op;                   /* 0 add, 1 reschedule, 2 delete */
@@ -888,6 +906,28 @@ static void test_queue_due_index(void **state)
 	assert_int_equal(from, 2);
 	due(st, 400, 8, 2, (uint64_t[]){ 4, 1 }, 500);
 	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
+	check_problems(st, 0);
+	store_close(st);
+
+	/* postern check sees a damaged index: a key gone (entry 4, due at
+	 * 100) and a stray one */
+	raw_begin(&raw, MAP);
+	{
+		MDB_dbi dbi;
+		uint8_t k[16] = { 0 }, stray[16] = { 0 };
+		MDB_val kv = { 16, k };
+
+		k[7] = 100;
+		k[15] = 4;
+		stray[7] = 9;
+		stray[15] = 77;
+		assert_int_equal(mdb_dbi_open(raw.txn, "queue_due", 0, &dbi), 0);
+		assert_int_equal(mdb_del(raw.txn, dbi, &kv, NULL), 0);
+		raw_put(&raw, "queue_due", stray, 16, "", 0);
+	}
+	raw_end(&raw);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	check_problems(st, 2);
 	store_close(st);
 }
 
