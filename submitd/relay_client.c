@@ -274,15 +274,15 @@ static void rc__ready(struct relay_client *rc)
 		rc__txn_send(rc);
 		return;
 	}
-	relay_runner_idle(rc);      /* may hand us the next message */
-	if (relay_client_idle(rc) && rc->c) {
-		uint64_t keep = rc__cfg(rc)->submitd.relay_reuse_time;
+	uint64_t keep = rc__cfg(rc)->submitd.relay_reuse_time;
 
-		if (keep)
-			io_conn_set_timeout(rc->c, IO_TIMEOUT_IDLE, keep);
-		else
-			rc__quit(rc);
+	if (!keep) {               /* a connection per message */
+		rc__quit(rc);      /* freed, the runner's next pass follows */
+		return;
 	}
+	relay_runner_idle(rc);      /* may hand us the next message */
+	if (relay_client_idle(rc) && rc->c)
+		io_conn_set_timeout(rc->c, IO_TIMEOUT_IDLE, keep);
 }
 
 static void rc__body_put(void *arg, const char *p, size_t n)

@@ -358,8 +358,14 @@ class SlowSink(Sink):
 
     def __init__(self):
         super().__init__()
-        self.now = self.peak = 0
+        self.now = self.peak = self.ehlos = 0
         self.sessions = set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        self.ehlos += 1                # one per connection (no STARTTLS)
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         self.sessions.add(id(session))
@@ -405,7 +411,7 @@ def test_connection_reused_for_queued_messages(submitd, slow_sink):
     fill(d, 10, 0)
     start_wait(d)
     assert wait_for(lambda: len(slow_sink.received) == 10, timeout=30)
-    assert len(slow_sink.sessions) == 1          # one connection
+    assert slow_sink.ehlos == 1                  # one connection
     assert "conn_msg=10" in d.log()
 
 
@@ -489,3 +495,45 @@ def test_100k_deferred_idle_cpu_and_first_due_on_time(submitd, sink):
     sent = time.time()
     assert due_at <= sent <= due_at + 2.5, (due_at, sent)
     del start
+
+
+def test_no_reuse_when_reuse_time_is_zero(submitd, slow_sink):
+    d = submitd(relay_cfg(slow_sink.port, relay_concurrency="1",
+                          relay_reuse_time="0"))
+    d.stop()
+    fill(d, 3, 0)
+    start_wait(d)
+    assert wait_for(lambda: len(slow_sink.received) == 3, timeout=30)
+    assert slow_sink.ehlos == 3
+
+
+# ---- flush and delete from the CLI, seen by the running daemon ----
+
+def test_flush_wakes_the_daemon_at_once(submitd, sink):
+    d = submitd(relay_cfg(sink.port))
+    d.stop()
+    fill(d, 1, int(time.time()) + 3600)
+    start_wait(d)
+    time.sleep(1)
+    assert sink.received == []
+    t = time.monotonic()
+    assert "1 messages due now" in d.cli("queue", "flush").stdout.decode()
+    assert wait_for(lambda: sink.received, timeout=10)
+    assert time.monotonic() - t < 1.5           # not at a poll's pace
+
+
+def test_delete_of_the_entry_the_timer_waits_for(submitd, sink):
+    """The timer is armed for entry 1; it is deleted; entry 2 is still
+    sent on its own time and entry 1 never."""
+    d = submitd(relay_cfg(sink.port))
+    d.stop()
+    now = int(time.time())
+    fill(d, 2, now + 5, first_due=now + 3)
+    start_wait(d)
+    assert d.cli("queue", "delete", "1").returncode == 0
+    assert wait_for(lambda: sink.received, timeout=15)
+    assert time.time() >= now + 5
+    time.sleep(0.5)
+    assert len(sink.received) == 1
+    assert b"Subject: fill 1" in sink.received[0][2]
+    assert wait_for(lambda: "0 messages queued" in queue(d))
