@@ -173,6 +173,13 @@ static void relay__settle_done(void *arg, int result)
 
 void relay_runner_done(struct relay_client *rc, struct relay_msg *m)
 {
+	if (relay.draining && !m->started) {
+		/* Stopping before the relay heard of it: not an attempt. The
+		 * entry stays as it is, due, for the next start. */
+		relay__inflight_del(m);
+		relay__msg_free(m);
+		return;
+	}
 	m->out = (struct relay_outcome){
 		.cfg = cfg_hold(rc ? relay_client_conf(rc)->cfg
 				   : relay.conf->cfg),

@@ -238,6 +238,7 @@ static void rc__txn_send(struct relay_client *rc)
 	rc->mail_code = 0;
 	rc->body_off = 0;
 	rc->sent++;
+	m->started = true;
 	io_conn_printf(rc->c, "MAIL FROM:<%s>", m->e.sender);
 	if (rc->size)
 		io_conn_printf(rc->c, " SIZE=%zu", m->len);

@@ -32,6 +32,7 @@ struct relay_msg {
 	size_t len;
 	struct relay_rcpt_result *res;   /* e.nrcpts */
 	struct relay_outcome out;
+	bool started;                 /* MAIL was sent for it */
 	uint64_t conn_id;             /* for the log */
 	unsigned conn_seq;            /* the message's number on that conn */
 };

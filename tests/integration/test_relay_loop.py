@@ -537,3 +537,20 @@ def test_delete_of_the_entry_the_timer_waits_for(submitd, sink):
     assert len(sink.received) == 1
     assert b"Subject: fill 1" in sink.received[0][2]
     assert wait_for(lambda: "0 messages queued" in queue(d))
+
+
+def test_stop_before_the_transaction_is_not_an_attempt(submitd, script_sink):
+    """SIGTERM while the connection waits for the relay's greeting: the
+    relay never heard of the message, so the entry stays as it was (no
+    attempt counted, no backoff) and goes at the next start."""
+    sink = script_sink({"GREETING": None})
+    d = submitd(relay_cfg(sink.port, queue_retry="1h", queue_retry_max="1h"))
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test"])
+    assert sink.stalled.wait(15)
+    assert d.stop() == 0
+    assert "attempts 0" in queue(d), queue(d)
+    sink.replies["GREETING"] = "220 sink ready"
+    sink.release.set()
+    start_wait(d)
+    assert wait_for(lambda: len(sink.messages) == 1)
