@@ -11,7 +11,8 @@
  * goes out in one write when the reply is handled. With PIPELINING, MAIL,
  * every RCPT and DATA are one write (RFC 2920); the body goes out in
  * 16 KiB records, and the final "." in the same write as the body's tail,
- * so the relay's reply never waits on a delayed ACK of a lone dot.
+ * so the relay's reply never waits on a delayed ACK of a lone dot. With
+ * CHUNKING, BDAT and the raw body replace DATA (RFC 3030).
  *
  * Outcomes: a 5xx to MAIL, RCPT, DATA or the final dot is permanent for
  * the recipients it concerns; a 4xx, a malformed reply, a timeout, a lost
@@ -57,7 +58,8 @@ struct relay_client {
 	uv_getaddrinfo_t gai;
 	enum rc_state st;
 	struct relay_reply reply;
-	bool tls, pipelining, starttls, size, quitting;
+	bool tls, pipelining, starttls, size, chunking, quitting;
+	bool bdat;                    /* this transaction sends BDAT */
 	bool implicit;                /* TLS from connect: greeting after it */
 	/* The TLS policy of this connection, from its first message's flags
 	 * (relay_client_policy): the mode (enum cfg_relay_tls) and whether
@@ -219,7 +221,7 @@ static void rc__fail_reply(struct relay_client *rc, const char *what)
 static void rc__ehlo_send(struct relay_client *rc)
 {
 	io_conn_printf(rc->c, "EHLO %s\r\n", rc__cfg(rc)->submitd.hostname);
-	rc->pipelining = rc->starttls = rc->size = false;
+	rc->pipelining = rc->starttls = rc->size = rc->chunking = false;
 	rc->st = RC_EHLO;
 }
 
@@ -229,7 +231,11 @@ static void rc__rcpt_send(struct relay_client *rc)
 	rc->rcpt_next++;
 }
 
-/* MAIL, and with PIPELINING every RCPT and DATA too: one write. */
+static void rc__bdat_send(struct relay_client *rc);
+
+/* MAIL, and with PIPELINING every RCPT and DATA too: one write; with
+ * CHUNKING too, BDAT and the body instead of DATA (RFC 3030: no
+ * dot-stuffing, and no round trip for a 354). */
 static void rc__txn_send(struct relay_client *rc)
 {
 	struct relay_msg *m = rc->m;
@@ -237,6 +243,7 @@ static void rc__txn_send(struct relay_client *rc)
 	rc->rcpt_next = rc->rcpt_replies = rc->accepted = 0;
 	rc->mail_code = 0;
 	rc->body_off = 0;
+	rc->bdat = rc->chunking;
 	rc->sent++;
 	m->started = true;
 	io_conn_printf(rc->c, "MAIL FROM:<%s>", m->e.sender);
@@ -248,7 +255,10 @@ static void rc__txn_send(struct relay_client *rc)
 	if (rc->pipelining) {
 		while (rc->rcpt_next < m->e.nrcpts)
 			rc__rcpt_send(rc);
-		io_conn_write(rc->c, "DATA\r\n", 6);
+		if (rc->bdat)
+			rc__bdat_send(rc);
+		else
+			io_conn_write(rc->c, "DATA\r\n", 6);
 	}
 	rc->st = RC_MAIL;
 }
@@ -310,6 +320,28 @@ static void rc__body_send(struct relay_client *rc)
 			break;
 	}
 	rc->st = RC_DOT;
+}
+
+/* The raw body after "BDAT <size> LAST", as far as the output has room
+ * (the rest on on_drained, whatever reply is awaited meanwhile). */
+static void rc__bdat_body(struct relay_client *rc)
+{
+	struct relay_msg *m = rc->m;
+
+	while (m && rc->body_off < m->len && io_conn_writable(rc->c)) {
+		size_t n = m->len - rc->body_off;
+
+		if (n > RELAY_BODY_STEP)
+			n = RELAY_BODY_STEP;
+		io_conn_write(rc->c, m->body + rc->body_off, n);
+		rc->body_off += n;
+	}
+}
+
+static void rc__bdat_send(struct relay_client *rc)
+{
+	io_conn_printf(rc->c, "BDAT %zu LAST\r\n", rc->m->len);
+	rc__bdat_body(rc);
 }
 
 /* The transaction is over: after a refusal, RSET before the next one. */
@@ -389,6 +421,7 @@ static void rc__on_ehlo(struct relay_client *rc)
 	rc->pipelining = relay_reply_has_ext(&rc->reply, "PIPELINING", NULL, 0);
 	rc->starttls = relay_reply_has_ext(&rc->reply, "STARTTLS", NULL, 0);
 	rc->size = relay_reply_has_ext(&rc->reply, "SIZE", NULL, 0);
+	rc->chunking = relay_reply_has_ext(&rc->reply, "CHUNKING", NULL, 0);
 	if (!rc->tls && (mode == CFG_RELAY_TLS_REQUIRED ||
 			 mode == CFG_RELAY_TLS_OPPORTUNISTIC)) {
 		if (rc->starttls) {
@@ -461,15 +494,19 @@ static void rc__on_rcpt(struct relay_client *rc)
 			rc__rcpt_send(rc);
 		return;
 	}
-	rc->st = RC_DATA;
+	/* next: DATA's 354, or BDAT's reply, which is the final one */
+	rc->st = rc->bdat ? RC_DOT : RC_DATA;
 	if (rc->pipelining)
-		return;                    /* DATA's reply follows */
+		return;                    /* DATA's or BDAT's reply follows */
 	if (!rc->accepted) {
 		rc__finish(rc, RELAY_RCPT_TEMP, "no recipient accepted");
 		rc__txn_end(rc, false);
 		return;
 	}
-	io_conn_write(rc->c, "DATA\r\n", 6);
+	if (rc->bdat)
+		rc__bdat_send(rc);
+	else
+		io_conn_write(rc->c, "DATA\r\n", 6);
 }
 
 static void rc__on_data(struct relay_client *rc)
@@ -511,6 +548,19 @@ static void rc__on_dot(struct relay_client *rc)
 	char s[STORE_QUEUE_ERR_MAX + 1];
 
 	if (!rc->m) {               /* the empty message of rc__on_data */
+		rc__txn_end(rc, false);
+		return;
+	}
+	/* Pipelined BDAT after a refused MAIL, or to no recipient: its
+	 * reply (503, 554) is not the message's outcome. */
+	if (rc->bdat && relay_outcome_by_code(rc->mail_code) != RELAY_RCPT_OK) {
+		rc__finish(rc, relay_outcome_by_code(rc->mail_code),
+			   rc->mail_text);
+		rc__txn_end(rc, false);
+		return;
+	}
+	if (rc->bdat && !rc->accepted) {
+		rc__finish(rc, RELAY_RCPT_TEMP, "no recipient accepted");
 		rc__txn_end(rc, false);
 		return;
 	}
@@ -610,6 +660,8 @@ static void rc__on_drained(void *sess)
 
 	if (rc->st == RC_BODY)
 		rc__body_send(rc);
+	else if (rc->bdat)
+		rc__bdat_body(rc);
 }
 
 static void rc__on_timeout(void *sess, enum io_timeout which)

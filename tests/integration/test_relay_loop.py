@@ -54,7 +54,7 @@ class ScriptSink:
                         "DATA": "354 go ahead", "DOT": "250 2.0.0 queued",
                         "RSET": "250 ok", "QUIT": "221 bye"}
         self.replies.update(replies or {})
-        self.messages, self.conns = [], 0
+        self.messages, self.conns, self.bdat = [], 0, 0
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.sock = socket.socket()
@@ -103,6 +103,18 @@ class ScriptSink:
                     continue
                 if verb == "RCPT":
                     rcpts += self.replies["RCPT"].startswith("250")
+                if verb == "BDAT":
+                    n = int(line.split()[1])
+                    body = f.read(n)
+                    if not rcpts:
+                        s.sendall(b"554 5.5.1 no valid recipients\r\n")
+                        continue
+                    if not self.say(s, "DOT"):
+                        return
+                    if self.replies["DOT"].startswith("250"):
+                        self.messages.append(body)
+                        self.bdat += 1
+                    continue
                 if verb == "DATA" and not rcpts:
                     s.sendall(b"554 5.5.1 no valid recipients\r\n")
                     continue
@@ -348,6 +360,53 @@ def test_dot_without_reply_then_connection_lost_defers(submitd, script_sink):
     submit(d, ["carol@remote.test"])
     assert wait_for(lambda: "attempts 1" in queue(d))
     assert "no reply" in queue(d) and "(dot)" in queue(d), queue(d)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_bdat_when_the_relay_offers_chunking(submitd, script_sink,
+                                             pipelining):
+    """CHUNKING offered: BDAT with the raw body (a line starting with a
+    dot goes as it is), pipelined with MAIL and RCPT when offered."""
+    ext = "250-sink\r\n250-CHUNKING\r\n" + \
+        ("250 PIPELINING" if pipelining else "250 8BITMIME")
+    sink = script_sink({"EHLO": ext})
+    d = submitd(relay_cfg(sink.port))
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test"], headers="X-Dot: yes\r\n")
+    assert wait_for(lambda: sink.messages)
+    assert sink.bdat == 1
+    assert sink.messages[0].endswith(b"body line\r\n")
+    assert wait_for(lambda: "0 messages queued" in queue(d))
+
+
+def test_bdat_refused_recipient_bounces(submitd, script_sink):
+    sink = script_sink({"EHLO": "250-sink\r\n250-CHUNKING\r\n250 PIPELINING",
+                        "RCPT": "550 5.1.1 unknown"})
+    d = submitd(relay_cfg(sink.port))
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test"])
+    assert wait_for(lambda: len(inbox(d)) == 1)
+    assert sink.messages == []
+    assert "0 messages queued" in queue(d)
+
+
+@pytest.mark.parametrize("chunking", [True, False])
+def test_dot_lines_in_the_body(submitd, script_sink, chunking):
+    """A body line starting with '.': with BDAT it goes as it is, with
+    DATA it is stuffed (this sink does not unstuff)."""
+    ext = "250-sink\r\n" + ("250-CHUNKING\r\n" if chunking else "") + \
+        "250 PIPELINING"
+    sink = script_sink({"EHLO": ext})
+    d = submitd(relay_cfg(sink.port))
+    d.add_user("ann@example.com")
+    # the submission client stuffs "..dotline": stored as ".dotline"
+    submit(d, ["carol@remote.test"], headers="X-A: b\r\n\r\n..dotline\r\n")
+    assert wait_for(lambda: sink.messages)
+    body = sink.messages[0]
+    if chunking:
+        assert b"\r\n.dotline\r\n" in body and b"..dotline" not in body
+    else:
+        assert b"\r\n..dotline\r\n" in body
 
 
 # ---- concurrency and reuse ----
