@@ -17,7 +17,7 @@
 #include "common/err.h"
 
 enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
-		CFG_LISTEN, CFG_LIST, CFG_MODE };
+		CFG_LISTEN, CFG_LIST, CFG_MODE, CFG_CIDRS };
 
 struct cfg_key {
 	const char *section, *name;
@@ -74,6 +74,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "listen_plain", CFG_LISTEN, F(pop3d.listen_plain),
 	  "0.0.0.0:110, [::]:110", 0, 0, NULL,
 	  "Plain POP3 addresses; clients must STLS before logging in." },
+	{ "pop3d", "listen_tls_proxy_protocol", CFG_BOOL,
+	  F(pop3d.listen_tls_proxy), "no", 0, 0, NULL,
+	  "Connections to listen_tls start with a PROXY protocol header (v1\n"
+	  "or v2, from a load balancer in [limits] proxy_trusted), read before\n"
+	  "TLS; the client it names is the peer everywhere. Restart to change." },
+	{ "pop3d", "listen_plain_proxy_protocol", CFG_BOOL,
+	  F(pop3d.listen_plain_proxy), "no", 0, 0, NULL,
+	  "The same for listen_plain (the header comes before the greeting)." },
 	{ "pop3d", "plain_auth_loopback", CFG_BOOL, F(pop3d.plain_auth_loopback),
 	  "no", 0, 0, NULL,
 	  "Allow login without TLS for clients on loopback addresses only." },
@@ -109,6 +117,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "listen_starttls", CFG_LISTEN, F(submitd.listen_starttls),
 	  "0.0.0.0:587, [::]:587", 0, 0, NULL,
 	  "Submission addresses with STARTTLS (RFC 6409, RFC 3207)." },
+	{ "submitd", "listen_tls_proxy_protocol", CFG_BOOL,
+	  F(submitd.listen_tls_proxy), "no", 0, 0, NULL,
+	  "Connections to listen_tls start with a PROXY protocol header (v1\n"
+	  "or v2, from a load balancer in [limits] proxy_trusted), read before\n"
+	  "TLS; the client it names is the peer everywhere. Restart to change." },
+	{ "submitd", "listen_starttls_proxy_protocol", CFG_BOOL,
+	  F(submitd.listen_starttls_proxy), "no", 0, 0, NULL,
+	  "The same for listen_starttls (the header comes before the greeting)." },
 	{ "submitd", "listen_lmtp", CFG_LISTEN, F(submitd.listen_lmtp),
 	  "unix:/run/postern/lmtp.sock", 0, 0, NULL,
 	  "LMTP intake for an MTA (RFC 2033); unix:PATH or a loopback address." },
@@ -285,6 +301,12 @@ static const struct cfg_key cfg_keys[] = {
 	  "Recipients one account may send to per day (0: no limit)." },
 	{ "limits", "auth_failures_max", CFG_UINT, F(limits.auth_failures_max),
 	  "3", 1, 100, NULL, "Failed logins in one session before it is closed." },
+	{ "limits", "proxy_trusted", CFG_CIDRS, F(limits.proxy_trusted), "", 0, 0,
+	  NULL,
+	  "Addresses (CIDR ranges, comma-separated) whose PROXY protocol header\n"
+	  "is believed, on listeners with *_proxy_protocol = yes: the load\n"
+	  "balancers. A connection to such a listener from anywhere else is\n"
+	  "closed. Required when any listener has the PROXY protocol on." },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
 
@@ -493,6 +515,116 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 	return 0;
 }
 
+static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
+{
+	char *slash = strchr(t, '/');
+	unsigned bits, nbytes;
+	uint64_t prefix;
+
+	memset(c, 0, sizeof(*c));
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, t, c->addr) == 1) {
+		c->family = AF_INET;
+		bits = 32;
+	} else if (inet_pton(AF_INET6, t, c->addr) == 1) {
+		c->family = AF_INET6;
+		bits = 128;
+	} else {
+		snprintf(err, CFG_ERR_MAX, "'%s' is not an IPv4 or IPv6 address",
+			 t);
+		return -EINVAL;
+	}
+	prefix = bits;
+	if (slash && cfg_parse_uint(slash + 1, 0, bits, &prefix)) {
+		snprintf(err, CFG_ERR_MAX, "'%s/%s': the prefix length must be "
+			 "0-%u", t, slash + 1, bits);
+		return -EINVAL;
+	}
+	c->prefix = (unsigned)prefix;
+	nbytes = bits / 8;
+	for (unsigned i = 0; i < nbytes; i++) {
+		unsigned keep = c->prefix > i * 8 ? c->prefix - i * 8 : 0;
+		uint8_t mask = keep >= 8 ? 0xff : (uint8_t)(0xff00 >> keep);
+
+		if (c->addr[i] & ~mask) {
+			snprintf(err, CFG_ERR_MAX, "'%s/%u' has address bits set "
+				 "past its prefix length", t, c->prefix);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
+		    char err[CFG_ERR_MAX])
+{
+	char buf[CFG_CIDR_MAX * 64];
+	char *rest = buf, *tok;
+	struct cfg_cidrs l;
+
+	memset(&l, 0, sizeof(l));    /* compared with memcmp (cfg__same) */
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, CFG_ERR_MAX, "value too long");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	if (*cfg__trim(buf) != '\0') {
+		while ((tok = strsep(&rest, ","))) {
+			char *t = cfg__trim(tok);
+
+			if (l.n == CFG_CIDR_MAX || *t == '\0') {
+				snprintf(err, CFG_ERR_MAX, "expected up to %d "
+					 "comma-separated address ranges",
+					 CFG_CIDR_MAX);
+				return -EINVAL;
+			}
+			if (cfg__parse_cidr(t, &l.a[l.n], err))
+				return -EINVAL;
+			l.n++;
+		}
+	}
+	*out = l;
+	return 0;
+}
+
+bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					    0xff, 0xff };
+	const uint8_t *a;
+	int family;
+
+	if (!addr)
+		return false;
+	if (addr->sa_family == AF_INET) {
+		family = AF_INET;
+		a = (const uint8_t *)&((const struct sockaddr_in *)
+				       (const void *)addr)->sin_addr;
+	} else if (addr->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)addr)
+			->sin6_addr.s6_addr;
+		family = AF_INET6;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			family = AF_INET;
+			a += sizeof(mapped);
+		}
+	} else {
+		return false;
+	}
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct cfg_cidr *c = &l->a[i];
+		unsigned whole = c->prefix / 8, rest = c->prefix % 8;
+
+		if (c->family != family || memcmp(a, c->addr, whole) != 0)
+			continue;
+		if (rest == 0 ||
+		    ((a[whole] ^ c->addr[whole]) & (uint8_t)(0xff00 >> rest)) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
 			 char err[CFG_ERR_MAX])
 {
@@ -595,6 +727,8 @@ static int cfg__set(struct postern_config *cfg, const struct cfg_key *k,
 		return cfg_parse_listen(value, (struct cfg_listen *)field, err);
 	case CFG_LIST:
 		return cfg__parse_strlist(value, (struct cfg_strlist *)field, err);
+	case CFG_CIDRS:
+		return cfg_parse_cidrs(value, (struct cfg_cidrs *)field, err);
 	case CFG_MODE: {
 		unsigned m;
 
@@ -869,7 +1003,8 @@ static bool cfg__same(const struct cfg_key *k, const char *a, const char *b)
 				return false;
 		return true;
 	}
-	default:   /* numbers, bools, enums, modes: no padding inside */
+	default:   /* numbers, bools, enums, modes, address ranges (zeroed
+		    * by their parser): no padding inside */
 		return memcmp(a, b, k->size) == 0;
 	}
 }

@@ -43,6 +43,21 @@ struct cfg_listen {
 	struct cfg_listen_addr a[CFG_LIST_MAX];
 };
 
+/* An address range, "10.0.0.0/8" or "2001:db8::/32" (a bare address is
+ * one host); addr in network order, the bits past prefix zero. */
+struct cfg_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+#define CFG_CIDR_MAX 32         /* ranges in one list */
+
+struct cfg_cidrs {
+	unsigned n;
+	struct cfg_cidr a[CFG_CIDR_MAX];
+};
+
 struct cfg_strlist {
 	unsigned n;
 	char v[CFG_LIST_MAX][PATH_MAX];
@@ -76,6 +91,7 @@ struct postern_config {
 	} tls;
 	struct {
 		struct cfg_listen listen_tls, listen_plain;
+		bool listen_tls_proxy, listen_plain_proxy;   /* PROXY protocol */
 		uint64_t workers;
 		char user[64];
 		unsigned log_level;     /* enum log_level */
@@ -88,6 +104,7 @@ struct postern_config {
 	struct {
 		char hostname[256];
 		struct cfg_listen listen_tls, listen_starttls, listen_lmtp;
+		bool listen_tls_proxy, listen_starttls_proxy;   /* PROXY protocol */
 		struct cfg_sock_perm lmtp_perm;   /* listen_lmtp_owner etc. */
 		char relay[256];
 		unsigned relay_tls;     /* enum cfg_relay_tls */
@@ -126,6 +143,7 @@ struct postern_config {
 		uint64_t message_max, recipients_max, data_memory_max;
 		uint64_t errors_max, auth_failures_max;
 		uint64_t send_messages_per_hour, send_recipients_per_day;
+		struct cfg_cidrs proxy_trusted;   /* who may send a PROXY header */
 	} limits;
 	/* Made by cfg_snapshot_load(): cfg_hold()/cfg_release() count it. */
 	bool snapshot;
@@ -183,6 +201,13 @@ int cfg_parse_bool(const char *s, bool *out);
 /* A file mode written as in chmod, in octal with its leading zero: "0660".
  * Exactly four digits 0-7, the first 0 (no set-id or sticky bits). */
 int cfg_parse_mode(const char *s, unsigned *out);
+/* "10.0.0.0/8, 192.0.2.7, 2001:db8::/32"; empty means none. A range with
+ * bits set past its prefix ("10.0.0.1/8") is refused, as a likely typo. */
+int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
+		    char err[CFG_ERR_MAX]);
+/* Whether addr (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as
+ * its IPv4 address) is in one of the ranges. NULL or another family: no. */
+bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr);
 /* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX]);

@@ -17,12 +17,21 @@
 #include "common/err.h"
 #include "common/io_conn.h"
 #include "common/log.h"
+#include "common/proxy_hdr.h"
 #include "common/tls_creds.h"
 
 #define IO_RECORD_MAX 16384       /* one TLS record of bulk output */
 #define IO_LINGER_MS 5000         /* bound on flushing output at close */
 
 enum io_tls_state { IO_PLAIN, IO_HANDSHAKE, IO_TLS };
+
+/* A PROXY header being read (io_conn_proxy_read). */
+struct io_proxy {
+	struct proxy_hdr hdr;
+	void (*done)(struct io_conn *c, int tag, const char *label);
+	int tag;
+	const char *label;
+};
 
 struct io_conn {
 	union {
@@ -50,6 +59,8 @@ struct io_conn {
 	bool is_unix, loopback;
 	char peer[INET6_ADDRSTRLEN + 8];
 	char peer_host[INET6_ADDRSTRLEN];
+
+	struct io_proxy *proxy;   /* while a PROXY header is awaited */
 
 	enum io_tls_state tls_state;
 	gnutls_session_t tls;
@@ -89,6 +100,8 @@ static void io__process(struct io_conn *c);
 static void io__update_reading(struct io_conn *c);
 static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void io__arm_timer(struct io_conn *c);
+static void io__proxy_refuse(struct io_conn *c, enum log_level level,
+			     const char *reason);
 
 /* ---- identity ---- */
 
@@ -372,6 +385,7 @@ static void io__free(struct io_conn *c)
 		gnutls_deinit(c->tls);
 	tls_creds_release(c->creds);
 	linebuf_free(&c->lb);
+	free(c->proxy);
 	free(c->spill);
 	free(c->obuf);
 	free(c);
@@ -635,6 +649,10 @@ static void io__timer_cb(uv_timer_t *t)
 		}
 		if (c->closing)
 			continue;
+		if (c->proxy) {     /* the handshake deadline, for the header */
+			io__proxy_refuse(c, LOGL_WARN, "timeout");
+			return;
+		}
 		log_event(LOGL_INFO, c->id, "timeout", "which=%s",
 			  (const char *[]){ "idle", "login", "line",
 					    "handshake" }[i]);
@@ -888,6 +906,57 @@ static void io__handshake(struct io_conn *c)
 	io_conn_flush(c);
 }
 
+/* ---- the PROXY header (see io_conn.h) ---- */
+
+static void io__proxy_refuse(struct io_conn *c, enum log_level level,
+			     const char *reason)
+{
+	log_event(level, c->id, "proxy_refused", "reason=%s peer=%s listen=%s",
+		  reason, c->peer, c->proxy->label);
+	io_conn_close(c);
+}
+
+/* Take header bytes from rx; when the header is in, hand over. */
+static void io__proxy_feed(struct io_conn *c)
+{
+	struct io_proxy *p = c->proxy;
+	char balancer[sizeof(c->peer)];
+	size_t used;
+
+	switch (proxy_hdr_feed(&p->hdr, c->rx + c->rx_off,
+			       c->rx_len - c->rx_off, &used)) {
+	case PROXY_HDR_MORE:
+		c->rx_off = c->rx_len;
+		return;
+	case PROXY_HDR_ERROR:
+		io__proxy_refuse(c, LOGL_WARN, proxy_hdr_strerror(p->hdr.err));
+		return;
+	case PROXY_HDR_LOCAL:
+		log_event(LOGL_DEBUG, c->id, "proxy_local", "peer=%s listen=%s",
+			  c->peer, p->label);
+		io_conn_close(c);
+		return;
+	case PROXY_HDR_PROXY:
+		memcpy(balancer, c->peer, sizeof(balancer));
+		memcpy(&c->peer_ss, &p->hdr.src, sizeof(c->peer_ss));
+		io__describe_peer(c);
+		log_event(LOGL_DEBUG, c->id, "proxy_header", "version=%u peer=%s "
+			  "proxy=%s", p->hdr.version, c->peer, balancer);
+		break;
+	case PROXY_HDR_UNKNOWN:
+		/* The spec: use the connection's own addresses. */
+		log_event(LOGL_INFO, c->id, "proxy_unknown", "version=%u peer=%s",
+			  p->hdr.version, c->peer);
+		break;
+	}
+	c->rx_off += used;
+	c->proxy = NULL;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	io__arm_timer(c);
+	p->done(c, p->tag, p->label);
+	free(p);
+}
+
 static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct io_conn *c = s->data;
@@ -896,6 +965,13 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		c->eof = true;
+		if (c->proxy) {
+			/* A balancer's TCP check that connects and leaves is
+			 * not worth a warning. */
+			io__proxy_refuse(c, c->proxy->hdr.seen ? LOGL_WARN
+							       : LOGL_INFO, "eof");
+			return;
+		}
 		if (nread != UV_EOF)
 			log_event(LOGL_DEBUG, c->id, "read_error",
 				  "error=\"%s\"", uv_strerror((int)nread));
@@ -909,6 +985,16 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	c->rx = buf->base;
 	c->rx_len = (size_t)nread;
 	c->rx_off = 0;
+	if (c->proxy) {
+		io__proxy_feed(c);
+		if (c->proxy || c->closing) {   /* more to come, or refused */
+			c->rx = NULL;
+			c->rx_len = c->rx_off = 0;
+			io__update_reading(c);
+			return;
+		}
+		/* Started by done(): what followed the header goes on below. */
+	}
 	if (c->tls_state == IO_HANDSHAKE)
 		io__handshake(c);
 	if (!c->closing)
@@ -936,14 +1022,14 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- setup ---- */
 
-int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
-		   const struct io_limits *lim, struct conn_limit *limit,
-		   enum conn_verdict *verdict, struct io_conn **out)
+/* A connection for a stream the server socket has, with its peer address;
+ * no slot yet. On failure it is closing (freed by the loop). */
+static int io__create(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		      const struct io_limits *lim, struct io_conn **out)
 {
 	struct io_conn *c;
 	int r;
 
-	IO_ON_LOOP(w);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -983,29 +1069,93 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		io__close_handles(c);
 		return r;
 	}
-	*verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
-			 : CONN_OK;
-	if (*verdict == CONN_OVER_TOTAL) {
+	*out = c;
+	return 0;
+}
+
+static enum conn_verdict io__admit(struct io_conn *c, struct conn_limit *limit)
+{
+	struct io_worker *w = c->w;
+	enum conn_verdict verdict;
+
+	verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
+			: CONN_OK;
+	if (verdict == CONN_OVER_TOTAL) {
 		struct io_conn *v = io__reap_pick(w);
 		bool replaced = false;
 
 		if (v) {
-			*verdict = conn_limit_replace(limit,
-						      io_conn_peer_addr(c),
-						      io_conn_peer_addr(v),
-						      &replaced);
+			verdict = conn_limit_replace(limit,
+						     io_conn_peer_addr(c),
+						     io_conn_peer_addr(v),
+						     &replaced);
 			if (replaced)
 				io__reap(v, c->id);
 		}
 	}
-	if (*verdict == CONN_OK) {
+	if (verdict == CONN_OK) {
 		c->limit = limit;   /* released when the conn is freed */
 		/* A reaper candidate from now on; only admitted ones are,
 		 * since a victim's slot is what the newcomer gets. */
 		c->active_at = uv_now(w->loop);
 		io__lru_append(c, IO_LRU_LOGIN);
 	}
+	return verdict;
+}
+
+int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		   const struct io_limits *lim, struct conn_limit *limit,
+		   enum conn_verdict *verdict, struct io_conn **out)
+{
+	struct io_conn *c;
+	int r;
+
+	IO_ON_LOOP(w);
+	r = io__create(w, server, is_unix, lim, &c);
+	if (r < 0)
+		return r;
+	*verdict = io__admit(c, limit);
 	*out = c;
+	return 0;
+}
+
+int io_conn_accept_proxy(struct io_worker *w, uv_stream_t *server,
+			 const struct io_limits *lim, struct io_conn **out)
+{
+	IO_ON_LOOP(w);
+	return io__create(w, server, false, lim, out);
+}
+
+enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit)
+{
+	IO_ON_LOOP(c->w);
+	REQUIRE(!c->started && !c->limit && c->lru < 0);
+	return io__admit(c, limit);
+}
+
+int io_conn_proxy_read(struct io_conn *c,
+		       void (*done)(struct io_conn *c, int tag,
+				    const char *label),
+		       int tag, const char *label)
+{
+	struct io_proxy *p;
+
+	IO_ON_LOOP(c->w);
+	REQUIRE(!c->started && !c->proxy && done);
+	p = malloc(sizeof(*p));
+	if (!p) {
+		io_conn_close(c);
+		return -ENOMEM;
+	}
+	proxy_hdr_init(&p->hdr);
+	p->done = done;
+	p->tag = tag;
+	p->label = label;
+	c->proxy = p;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(c->w->loop) +
+					    c->lim.handshake_ms;
+	io__arm_timer(c);
+	io__update_reading(c);
 	return 0;
 }
 

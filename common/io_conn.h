@@ -196,6 +196,39 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out);
 const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
+
+/* PROXY protocol listeners (proxy_hdr.h). io_conn_accept_proxy() makes the
+ * connection of an accepted TCP stream without a connection slot: the
+ * address it has is the load balancer's. The runtime checks that address
+ * is trusted, then io_conn_proxy_read() reads the header before anything
+ * else — before TLS on implicit-TLS ports, before the greeting — under the
+ * handshake deadline ([tls] handshake_timeout). When a header names a
+ * client, the client's address replaces the peer address for everything
+ * after (io_conn_peer*, the connection slot, the loopback test, logs);
+ * for a header without one (v1 UNKNOWN, v2 UNSPEC) the balancer's stays.
+ * Then done(c, tag, label) runs (tag and label as given; label a string
+ * that outlives the connection, for logs): it takes the slot with
+ * io_conn_admit() and hands the connection to the protocol as after
+ * io_conn_accept(); bytes that came with the header are processed once
+ * the connection is started. A v2 LOCAL header (the balancer's health
+ * check) closes the connection at once, logged at debug level; a
+ * malformed header, end of input or the deadline close it with one line,
+ * event=proxy_refused reason=... . Until the header is in, the connection
+ * holds no slot and is no reaper candidate: it is bounded by the deadline
+ * and only trusted addresses get that far.
+ * Cost: one allocation (struct proxy_hdr and the callback, freed when the
+ * header is in) and no system call beyond the reads; connections of other
+ * listeners pay one test per read. */
+int io_conn_accept_proxy(struct io_worker *w, uv_stream_t *server,
+			 const struct io_limits *lim, struct io_conn **out);
+int io_conn_proxy_read(struct io_conn *c,
+		       void (*done)(struct io_conn *c, int tag,
+				    const char *label),
+		       int tag, const char *label);
+/* The connection slot for a connection made by io_conn_accept_proxy(), as
+ * io_conn_accept() takes it (the reaper included), for its current peer
+ * address. */
+enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);
 

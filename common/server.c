@@ -50,6 +50,7 @@ struct server_sock {
 	const char *key;                /* a string from setup(), for logs */
 	int kind;
 	bool is_unix;
+	bool proxy;                     /* PROXY protocol header first */
 	struct server_worker *w;
 	struct server_sock *next;
 };
@@ -144,6 +145,64 @@ static uint64_t server__now_ms(void)
 
 /* ---- worker loop ---- */
 
+/* A client gone before we looked at it (a balancer's connect-only health
+ * check resets at once) is not worth a warning. */
+static void server__accept_error(const struct server_sock *sk, int r)
+{
+	log_event(r == UV_ENOTCONN || r == UV_ECONNRESET ? LOGL_DEBUG : LOGL_WARN,
+		  0, "accept_error", "listen=%s error=\"%s\"", sk->key,
+		  uv_strerror(r));
+}
+
+/* A connection that has its slot verdict: to the protocol. */
+static void server__admitted(struct server_worker *w, struct io_conn *c,
+			     enum conn_verdict verdict, int kind,
+			     const char *key)
+{
+	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
+		  verdict == CONN_OK ? "connect" : "connect_refused",
+		  "peer=%s listen=%s worker=%u%s", io_conn_peer(c),
+		  key, w->io.index,
+		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
+		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
+						: "");
+	srv.proto.accept(c, kind, verdict, w->cfg);
+}
+
+/* The PROXY header is in: the peer is the client now, and the slot is
+ * the client's (io_conn.h). */
+static void server__proxy_done(struct io_conn *c, int kind, const char *key)
+{
+	struct server_worker *w = (struct server_worker *)io_conn_worker(c);
+
+	server__admitted(w, c, io_conn_admit(c, srv.limit), kind, key);
+}
+
+/* A proxy listener: only a balancer in [limits] proxy_trusted may speak,
+ * and what it says first is the header. */
+static void server__on_proxy_connection(struct server_sock *sk)
+{
+	struct server_worker *w = sk->w;
+	struct io_conn *c;
+	int r;
+
+	r = io_conn_accept_proxy(&w->io, &sk->u.s, &w->limits, &c);
+	if (r < 0) {
+		server__accept_error(sk, r);
+		return;
+	}
+	if (!cfg_cidrs_match(&w->cfg->limits.proxy_trusted,
+			     io_conn_peer_addr(c))) {
+		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
+			  "reason=untrusted peer=%s listen=%s", io_conn_peer(c),
+			  sk->key);
+		io_conn_close(c);
+		return;
+	}
+	/* sk->key is a string from setup(): it outlives the connection. */
+	io_conn_proxy_read(c, server__proxy_done, sk->kind, sk->key);
+}
+
 static void server__on_connection(uv_stream_t *ls, int status)
 {
 	struct server_sock *sk = ls->data;
@@ -157,21 +216,17 @@ static void server__on_connection(uv_stream_t *ls, int status)
 			  sk->key, uv_strerror(status));
 		return;
 	}
+	if (sk->proxy) {
+		server__on_proxy_connection(sk);
+		return;
+	}
 	r = io_conn_accept(&w->io, ls, sk->is_unix, &w->limits, srv.limit,
 			   &verdict, &c);
 	if (r < 0) {
-		log_event(LOGL_WARN, 0, "accept_error", "listen=%s error=\"%s\"",
-			  sk->key, uv_strerror(r));
+		server__accept_error(sk, r);
 		return;
 	}
-	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
-		  verdict == CONN_OK ? "connect" : "connect_refused",
-		  "peer=%s listen=%s worker=%u%s", io_conn_peer(c),
-		  sk->key, w->io.index,
-		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
-		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
-						: "");
-	srv.proto.accept(c, sk->kind, verdict, w->cfg);
+	server__admitted(w, c, verdict, sk->kind, sk->key);
 }
 
 static void server__sock_freed(uv_handle_t *h)
@@ -538,12 +593,32 @@ static int server__resolve_all(const struct postern_config *cfg,
 			       char err[CFG_ERR_MAX])
 {
 	for (unsigned d = 0; d < p->nlisten; d++) {
-		int r = server__resolve_perm(cfg,
-					     server__unix_perm(cfg, &p->listen[d]),
+		const struct server_listen *l = &p->listen[d];
+		int r = server__resolve_perm(cfg, server__unix_perm(cfg, l),
 					     &perm[d], err);
 
 		if (r)
 			return r;
+		if (!l->proxy || l->addrs->n == 0)
+			continue;
+		/* A header believed from anyone would let anyone choose
+		 * the address throttling and logs see. */
+		if (cfg->limits.proxy_trusted.n == 0) {
+			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol "
+				 "is on but [limits] proxy_trusted is empty: "
+				 "name the load balancers' addresses",
+				 cfg->file, p->name, l->key);
+			return -PST_ECONFIG;
+		}
+		for (unsigned i = 0; i < l->addrs->n; i++) {
+			if (!l->addrs->a[i].is_unix)
+				continue;
+			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: "
+				 "%s is a unix socket; the PROXY protocol is "
+				 "for TCP addresses", cfg->file, p->name, l->key,
+				 l->addrs->a[i].text);
+			return -PST_ECONFIG;
+		}
 	}
 	return 0;
 }
@@ -572,6 +647,7 @@ static int server__sock_add(struct server_lsn *l, int fd, unsigned wi)
 	sk->lsn = l->id;
 	sk->key = srv.proto.listen[l->def].key;
 	sk->kind = srv.proto.listen[l->def].kind;
+	sk->proxy = srv.proto.listen[l->def].proxy;
 	sk->is_unix = l->addr.is_unix;
 	sk->w = &srv.workers[wi];
 	sk->next = l->socks;

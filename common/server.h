@@ -64,6 +64,10 @@ struct server_listen {
 	const struct cfg_listen *addrs;
 	int kind;                       /* the protocol's tag */
 	bool implicit_tls;
+	/* Connections start with a PROXY protocol header (io_conn.h) from an
+	 * address in [limits] proxy_trusted; TCP addresses only. A restart
+	 * key: the sockets keep the value they were opened with. */
+	bool proxy;
 };
 
 struct server_proto {

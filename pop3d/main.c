@@ -10,12 +10,14 @@
 #include "common/server.h"
 #include "pop3d/pop3_session.h"
 
-/* What a reload cannot change: the store and the threads made at start.
+/* What a reload cannot change: the store and the threads made at start,
+ * and whether a listener's sockets expect a PROXY header.
  * Everything else applies to new sessions (each holds the snapshot it
  * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "pop3d.workers", "pop3d.user",
-	"auth.workers", "auth.queue_max", NULL,
+	"auth.workers", "auth.queue_max", "pop3d.listen_tls_proxy_protocol",
+	"pop3d.listen_plain_proxy_protocol", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -97,9 +99,11 @@ static int pop3d__setup(const struct postern_config *cfg,
 {
 	p->name = "pop3d";
 	p->listen[p->nlisten++] = (struct server_listen){
-		"listen_tls", &cfg->pop3d.listen_tls, POP3_LISTEN_TLS, true };
+		"listen_tls", &cfg->pop3d.listen_tls, POP3_LISTEN_TLS, true,
+		cfg->pop3d.listen_tls_proxy };
 	p->listen[p->nlisten++] = (struct server_listen){
-		"listen_plain", &cfg->pop3d.listen_plain, POP3_LISTEN_PLAIN, false };
+		"listen_plain", &cfg->pop3d.listen_plain, POP3_LISTEN_PLAIN, false,
+		cfg->pop3d.listen_plain_proxy };
 	p->workers = cfg->pop3d.workers;
 	p->user = cfg->pop3d.user;
 	p->log_level = cfg->pop3d.log_level;

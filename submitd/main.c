@@ -16,13 +16,16 @@
 static struct auth_ctx *submitd_auth;
 
 /* What a reload cannot change: the store and the threads made at start,
- * and the LMTP socket's owner and mode (set when it is made). Everything
+ * the LMTP socket's owner and mode (set when it is made), and whether a
+ * listener's sockets expect a PROXY header. Everything
  * else applies to new sessions (each holds the snapshot it started with),
  * new logins and the relay's next pass. */
 static const char *const submitd__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "submitd.workers", "submitd.user",
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
-	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode", NULL,
+	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
+	"submitd.listen_tls_proxy_protocol",
+	"submitd.listen_starttls_proxy_protocol", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -136,13 +139,14 @@ static int submitd__setup(const struct postern_config *cfg,
 {
 	p->name = "submitd";
 	p->listen[p->nlisten++] = (struct server_listen){
-		"listen_tls", &cfg->submitd.listen_tls, SMTP_LISTEN_TLS, true };
+		"listen_tls", &cfg->submitd.listen_tls, SMTP_LISTEN_TLS, true,
+		cfg->submitd.listen_tls_proxy };
 	p->listen[p->nlisten++] = (struct server_listen){
 		"listen_starttls", &cfg->submitd.listen_starttls,
-		SMTP_LISTEN_STARTTLS, false };
+		SMTP_LISTEN_STARTTLS, false, cfg->submitd.listen_starttls_proxy };
 	p->listen[p->nlisten++] = (struct server_listen){
 		"listen_lmtp", &cfg->submitd.listen_lmtp, SMTP_LISTEN_LMTP,
-		false };
+		false, false };
 	p->workers = cfg->submitd.workers;
 	p->user = cfg->submitd.user;
 	p->log_level = cfg->submitd.log_level;

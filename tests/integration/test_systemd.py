@@ -289,6 +289,42 @@ def test_socket_activation_pop3s_login(act, tmp_path, pki):
 
 
 @pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_protocol(act, tmp_path, pki):
+    """An inherited socket of a listen key with *_proxy_protocol = yes reads
+    the PROXY header first, before TLS, from trusted addresses only."""
+    port = free_port()
+    d = act(tmp_path, pki, POP3D, [f"127.0.0.1:{port}"], ["listen_tls"],
+            {"pop3d": {"listen_tls_proxy_protocol": "yes"},
+             "limits": {"proxy_trusted": "127.0.0.1/32"}})
+    d.cli("domain", "add", "example.com")
+    d.cli("user", "add", "ann@example.com", "--password-stdin",
+          input=b"secret\n")
+    d.start()
+    raw = connect_when_listening(port)
+    raw.sendall(b"PROXY TCP4 127.0.0.77 127.0.0.1 5555 995\r\n")
+    c = Client(insecure_context().wrap_socket(raw,
+                                              server_hostname="localhost"))
+    assert c.line().startswith("+OK")
+    c.cmd("USER ann@example.com")
+    assert c.line().startswith("+OK")
+    c.cmd("PASS secret")
+    assert c.line().startswith("+OK"), d.log()
+    c.close()
+    wait_log(d, "event=login ")
+    assert "peer=127.0.0.77:5555 method=password" in d.log()
+    # not from an untrusted address, header or not
+    s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                 source_address=("127.0.0.78", 0))
+    s.sendall(b"PROXY TCP4 127.0.0.79 127.0.0.1 5555 995\r\n")
+    s.settimeout(10)
+    assert s.recv(100) == b""
+    s.close()
+    wait_log(d, "event=proxy_refused reason=untrusted peer=127.0.0.78:")
+    assert "127.0.0.79" not in d.log()
+    assert d.stop() == 0
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
 def test_socket_activation_lmtp_unix_socket(act, tmp_path, pki):
     sock = str(tmp_path / "sd-lmtp.sock")
     d = act(tmp_path, pki, SUBMITD, [sock], ["listen_lmtp"],

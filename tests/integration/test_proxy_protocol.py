@@ -1,0 +1,515 @@
+"""The PROXY protocol (#13) behind a real HAProxy (Debian's /usr/sbin/haproxy).
+
+One postern-pop3d and one postern-submitd (one store) with every TCP
+listener set to `*_proxy_protocol = yes` and `[limits] proxy_trusted =
+127.0.0.1/32`, and one HAProxy in front of them, are shared by the module:
+HAProxy connects from 127.0.0.1 (`source 127.0.0.1`), each test's clients
+from an address of their own in 127.0.0.0/8 (10-99), so what the daemons
+log, count and write is told apart from HAProxy's address and from other
+tests'. Frontends: v1 (`send-proxy`) and v2 (`send-proxy-v2`) in front of
+each of the four listeners (995, 110 with STLS, 465, 587 with STARTTLS),
+and one whose backend connects from 127.0.0.9, an address not trusted.
+The v2 backends run HAProxy's health checks with `check-send-proxy`,
+which sends v2 LOCAL.
+
+Everything started here is stopped by PID; every wait is bounded."""
+import base64
+import re
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Client, Daemon, base_config, free_port
+
+HAPROXY = Path("/usr/sbin/haproxy")
+HANDSHAKE_S = 2           # [tls] handshake_timeout: also bounds the header
+TRUSTED = "127.0.0.1"     # HAProxy's source address
+UNTRUSTED_SRC = "127.0.0.9"
+PW = "secret"
+
+pytestmark = pytest.mark.skipif(not HAPROXY.exists(),
+                                reason="haproxy is not installed")
+
+# (frontend name, daemon, listener, PROXY version)
+TARGETS = [(f"{d}_{l}_{v}", d, l, v) for v in ("v1", "v2")
+           for d, l in (("pop3", "tls"), ("pop3", "plain"),
+                        ("smtp", "tls"), ("smtp", "starttls"))]
+
+
+def listening(port):
+    """Whether anything listens on TCP port `port` (IPv4), from /proc:
+    no probe connection, which HAProxy would pass on to a daemon."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "0A":
+            return True
+    return False
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def log_lines(daemon, pattern):
+    return [l for l in daemon.log().splitlines() if re.search(pattern, l)]
+
+
+class HAProxy:
+    def __init__(self, folder: Path, backends: dict):
+        """backends: frontend name -> (daemon port, server options, more
+        backend lines)."""
+        self.folder = folder
+        self.ports = {name: free_port() for name in backends}
+        cfg = ["global", "    maxconn 500", "defaults", "    mode tcp",
+               "    timeout connect 5s", "    timeout client 60s",
+               "    timeout server 60s"]
+        for name, (dport, opts, more) in backends.items():
+            cfg += [f"frontend fe_{name}",
+                    f"    bind 127.0.0.1:{self.ports[name]}",
+                    f"    default_backend be_{name}",
+                    f"backend be_{name}"] + [f"    {l}" for l in more] + [
+                    f"    server s 127.0.0.1:{dport} {opts}"]
+        self.conf = folder / "haproxy.cfg"
+        self.conf.write_text("\n".join(cfg) + "\n")
+        self.logfile = folder / "haproxy.log"
+        self.proc = None
+
+    def start(self):
+        subprocess.run([str(HAPROXY), "-c", "-f", str(self.conf)], check=True,
+                       capture_output=True, timeout=30)
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen([str(HAPROXY), "-db", "-f",
+                                          str(self.conf)], stdout=log,
+                                         stderr=log)
+        wait_for(lambda: all(listening(p) for p in self.ports.values())
+                 or self.proc.poll() is not None, 15, "haproxy")
+        assert self.proc.poll() is None, self.logfile.read_text()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def proxy_config(pki, folder, store):
+    cfg = base_config(pki, folder)
+    cfg["store"]["path"] = str(store)
+    cfg["tls"]["handshake_timeout"] = f"{HANDSHAKE_S}s"
+    cfg["limits"].update({"proxy_trusted": f"{TRUSTED}/32, ::1",
+                          "max_connections_per_ip": 3})
+    # three failures from one address refuse it; an account alone never
+    cfg["auth"].update({"throttle_address_failures": 3,
+                        "throttle_account_failures": 1000,
+                        "throttle_delay": "10ms",
+                        "throttle_delay_max": "50ms"})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, pki):
+    top = tmp_path_factory.mktemp("proxy")
+    store = top / "store"
+    ports = {"pop3": {"tls": free_port(), "plain": free_port()},
+             "smtp": {"tls": free_port(), "starttls": free_port()}}
+    daemons = {}
+    for kind, name in (("pop3", "postern-pop3d"), ("smtp", "postern-submitd")):
+        folder = top / kind
+        folder.mkdir()
+        cfg = proxy_config(pki, folder, store)
+        p = ports[kind]
+        if kind == "pop3":
+            cfg["pop3d"] = {
+                "listen_tls": f"127.0.0.1:{p['tls']}",
+                "listen_plain": f"127.0.0.1:{p['plain']}",
+                "listen_tls_proxy_protocol": "yes",
+                "listen_plain_proxy_protocol": "yes",
+                "user": "", "workers": 2, "log_level": "debug"}
+        else:
+            cfg["submitd"] = {
+                "listen_tls": f"127.0.0.1:{p['tls']}",
+                "listen_starttls": f"127.0.0.1:{p['starttls']}",
+                "listen_lmtp": f"unix:{folder / 'lmtp.sock'}",
+                "listen_tls_proxy_protocol": "yes",
+                "listen_starttls_proxy_protocol": "yes",
+                "hostname": "mx.test", "user": "", "workers": 2,
+                "log_level": "debug"}
+        daemons[kind] = Daemon(name, folder, cfg, p)
+    daemons["pop3"].write_config()
+    for user in ["throttle-a", "throttle-b", "app"] + [t[0] for t in TARGETS]:
+        daemons["pop3"].add_user(f"{user.replace('_', '-')}@proxy.test", PW)
+    backends = {}
+    for name, kind, lst, v in TARGETS:
+        if v == "v1":
+            backends[name] = (ports[kind][lst], f"source {TRUSTED} send-proxy",
+                              [])
+            continue
+        # A check that sends something: HAProxy puts the v2 LOCAL header
+        # first (a connect-only check sends nothing at all).
+        backends[name] = (ports[kind][lst], f"source {TRUSTED} send-proxy-v2 "
+                          "check check-send-proxy inter 500ms",
+                          ["option tcp-check", "tcp-check send-binary 0d0a"])
+    backends["untrusted"] = (ports["pop3"]["plain"],
+                             f"source {UNTRUSTED_SRC} send-proxy-v2", [])
+    hap = HAProxy(top, backends)
+    try:
+        for d in daemons.values():
+            d.start()
+        hap.start()
+        yield {"pop3": daemons["pop3"], "smtp": daemons["smtp"],
+               "haproxy": hap, "ports": ports}
+    finally:
+        hap.stop()
+        for d in daemons.values():
+            try:
+                d.stop()
+            finally:
+                d.check_sanitizers()
+
+
+# ---- clients through HAProxy ----
+
+def user_of(name):
+    return f"{name.replace('_', '-')}@proxy.test"
+
+
+def pop3_open(stack, fe, src, lst):
+    c = Client.connect(stack["haproxy"].ports[fe], tls=(lst == "tls"),
+                       source=src)
+    greeting = c.line()
+    if greeting.startswith("+OK") and lst == "plain":
+        c.cmd("STLS")
+        assert c.line().startswith("+OK")
+        c.starttls()
+    return c, greeting
+
+
+def pop3_login(c, user, pw):
+    c.cmd(f"USER {user}")
+    assert c.line().startswith("+OK")
+    c.cmd(f"PASS {pw}")
+    return c.line()
+
+
+def smtp_open(stack, fe, src, lst):
+    c = Client.connect(stack["haproxy"].ports[fe], tls=(lst == "tls"),
+                       source=src)
+    assert c.smtp_reply()[0].startswith("220")
+    c.cmd("EHLO client.test")
+    assert c.smtp_reply()[-1].startswith("250")
+    if lst == "starttls":
+        c.cmd("STARTTLS")
+        assert c.smtp_reply()[0].startswith("220")
+        c.starttls()
+        c.cmd("EHLO client.test")
+        assert c.smtp_reply()[-1].startswith("250")
+    return c
+
+
+@pytest.mark.parametrize("fe,kind,lst,v", [t for t in TARGETS if t[1] == "pop3"])
+def test_pop3_through_haproxy(stack, fe, kind, lst, v):
+    """995 and 110+STLS, v1 and v2: the session works and every log line
+    names the client's address, not HAProxy's."""
+    src = f"127.0.0.{10 + TARGETS.index((fe, kind, lst, v))}"
+    c, greeting = pop3_open(stack, fe, src, lst)
+    assert greeting.startswith("+OK")
+    assert pop3_login(c, user_of(fe), PW).startswith("+OK")
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
+    c.close()
+    pop3 = stack["pop3"]
+    login = log_lines(pop3, rf"event=login user=\"{re.escape(user_of(fe))}\" ")
+    assert len(login) == 1 and f"peer={src}:" in login[0], login
+    sess = re.search(r"sess=(\w+)", login[0]).group(1)
+    connect = log_lines(pop3, rf"sess={sess} event=connect ")
+    assert len(connect) == 1, connect
+    assert f"peer={src}:" in connect[0]
+    assert f"listen=listen_{lst}" in connect[0]
+    header = log_lines(pop3, rf"sess={sess} event=proxy_header ")
+    assert header == [l for l in header
+                      if f"version={v[1]} peer={src}:" in l
+                      and f"proxy={TRUSTED}:" in l] and len(header) == 1
+    # HAProxy's address is nowhere in this session's lines but that one
+    for line in log_lines(pop3, rf"sess={sess} "):
+        if "event=proxy_header" not in line:
+            assert f"{TRUSTED}:" not in line, line
+
+
+@pytest.mark.parametrize("fe,kind,lst,v", [t for t in TARGETS if t[1] == "smtp"])
+def test_submission_through_haproxy(stack, fe, kind, lst, v):
+    """465 and 587+STARTTLS, v1 and v2: the Received: line the message is
+    stored with and the log name the client's address."""
+    src = f"127.0.0.{10 + TARGETS.index((fe, kind, lst, v))}"
+    user = user_of(fe)
+    c = smtp_open(stack, fe, src, lst)
+    token = base64.b64encode(f"\0{user}\0{PW}".encode()).decode()
+    c.cmd(f"AUTH PLAIN {token}")
+    assert c.smtp_reply()[0].startswith("235")
+    c.cmd(f"MAIL FROM:<{user}>")
+    assert c.smtp_reply()[0].startswith("250")
+    c.cmd(f"RCPT TO:<{user}>")
+    assert c.smtp_reply()[0].startswith("250")
+    c.cmd("DATA")
+    assert c.smtp_reply()[0].startswith("354")
+    c.send(f"Subject: via {fe}\r\n\r\nhello\r\n.\r\n")
+    assert c.smtp_reply()[0].startswith("250")
+    c.cmd("QUIT")
+    c.close()
+    smtp = stack["smtp"]
+    auth = log_lines(smtp, rf"event=auth_ok .*{re.escape(user)}|"
+                           rf"event=login .*{re.escape(user)}")
+    assert auth and all(f"peer={src}:" in l for l in auth), auth
+    # Read it back through HAProxy's POP3 frontend, from the same client.
+    p, greeting = pop3_open(stack, "pop3_tls_v2", src, "tls")
+    assert pop3_login(p, user, PW).startswith("+OK")
+    p.cmd("RETR 1")
+    assert p.line().startswith("+OK")
+    msg = "\n".join(p.multiline())
+    p.close()
+    assert f"Subject: via {fe}" in msg
+    received = re.search(r"^Received: from client\.test \(([^)]*)\)", msg,
+                         re.M)
+    assert received and received.group(1) == src, msg
+
+
+def test_throttle_counts_the_real_client(stack):
+    """Failures from client A through HAProxy refuse A, and only A: client
+    B behind the same HAProxy (same frontend, same HAProxy address) logs
+    in. Were HAProxy's address counted, B would be refused too."""
+    a, b = "127.0.0.30", "127.0.0.31"
+    fe = "pop3_tls_v2"
+    refused = None
+    for attempt in range(8):
+        c, _ = pop3_open(stack, fe, a, "tls")
+        reply = pop3_login(c, "throttle-a@proxy.test", "wrong")
+        c.close()
+        assert reply.startswith("-ERR")
+        if "Too many failed logins" in reply:
+            refused = attempt
+            break
+    assert refused == 3, "address limit of 3 failures not reached at 4th"
+    # A is refused even with a right password, for another account ...
+    c, _ = pop3_open(stack, fe, a, "tls")
+    assert "Too many failed logins" in pop3_login(c, "throttle-b@proxy.test", PW)
+    c.close()
+    # ... B is not.
+    c, _ = pop3_open(stack, fe, b, "tls")
+    assert pop3_login(c, "throttle-b@proxy.test", PW).startswith("+OK")
+    c.close()
+    thr = log_lines(stack["pop3"], r"event=login_failed .*throttle")
+    assert thr and all(f"peer={a}:" in l for l in thr), thr
+
+
+def test_per_address_limit_counts_the_real_client(stack):
+    """[limits] max_connections_per_ip (3 here) counts client addresses:
+    a fourth connection from A is refused, B still gets in."""
+    a, b = "127.0.0.32", "127.0.0.33"
+    fe = "pop3_plain_v1"
+    port = stack["haproxy"].ports[fe]
+    held = [Client.connect(port, source=a) for _ in range(3)]
+    try:
+        for c in held:
+            assert c.line().startswith("+OK")
+        extra = Client.connect(port, source=a)
+        assert "Too many connections from your address" in extra.line()
+        assert extra.closed()
+        other = Client.connect(port, source=b)
+        assert other.line().startswith("+OK")
+        other.close()
+    finally:
+        for c in held:
+            c.close()
+    refused = log_lines(stack["pop3"], r"event=connect_refused .*"
+                                       r"reason=max_connections_per_ip")
+    assert refused and all(f"peer={a}:" in l for l in refused), refused
+
+
+def test_app_password_last_used_from_real_client(stack):
+    src = "127.0.0.34"
+    pop3 = stack["pop3"]
+    out = pop3.cli("app-password", "add", "app@proxy.test", "Phone").stdout
+    apw = out.decode().strip().splitlines()[-1].strip()
+    c = smtp_open(stack, "smtp_tls_v1", src, "tls")
+    token = base64.b64encode(f"\0app@proxy.test\0{apw}".encode()).decode()
+    c.cmd(f"AUTH PLAIN {token}")
+    assert c.smtp_reply()[0].startswith("235")
+    c.cmd("QUIT")
+    c.close()
+    # written by the store writer after the answer: bounded wait
+    wait_for(lambda: f"from {src}" in pop3.cli("app-password", "list",
+                                                "app@proxy.test").stdout.decode(),
+             10, "last used from")
+
+
+# ---- what is refused ----
+
+def refused_line(daemon, peer, reason, timeout=10):
+    pat = rf"level=(\w+) sess=\w+ event=proxy_refused reason={reason} " \
+          rf"peer={re.escape(peer)} "
+    wait_for(lambda: log_lines(daemon, pat), timeout, f"{reason} for {peer}")
+    lines = log_lines(daemon, pat)
+    assert len(lines) == 1, lines
+    return re.search(pat, lines[0]).group(1)
+
+
+def raw(port, src=TRUSTED):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                 source_address=(src, 0))
+    s.settimeout(10)
+    return s, f"{src}:{s.getsockname()[1]}"
+
+
+def closed_silently(s, timeout=10):
+    """The server closes without sending a byte; bounded."""
+    s.settimeout(timeout)
+    try:
+        data = s.recv(4096)
+    except ConnectionResetError:
+        data = b""
+    s.close()
+    return data == b""
+
+
+@pytest.mark.parametrize("lst", ["tls", "plain"])
+def test_direct_connection_refused(stack, lst):
+    """A client that reaches a proxy listener directly, even from a trusted
+    address, speaks first with no header (TLS) or waits for a greeting that
+    never comes (POP3) and is closed."""
+    port = stack["ports"]["pop3"][lst]
+    if lst == "tls":
+        s, peer = raw(port)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+            ctx.wrap_socket(s, server_hostname="localhost")
+        assert refused_line(stack["pop3"], peer, "signature") == "warn"
+    else:
+        s, peer = raw(port)
+        start = time.monotonic()
+        assert closed_silently(s, HANDSHAKE_S + 8)
+        assert time.monotonic() - start >= HANDSHAKE_S - 0.5
+        assert refused_line(stack["pop3"], peer, "timeout") == "warn"
+
+
+def test_command_before_header_refused(stack):
+    s, peer = raw(stack["ports"]["smtp"]["starttls"])
+    s.sendall(b"EHLO client.test\r\n")
+    assert closed_silently(s)
+    assert refused_line(stack["smtp"], peer, "signature") == "warn"
+
+
+def test_untrusted_source_refused(stack):
+    """From an address not in proxy_trusted nothing is read: closed at once,
+    direct or through a HAProxy whose address is not trusted."""
+    s, peer = raw(stack["ports"]["pop3"]["plain"], "127.0.0.35")
+    s.sendall(b"PROXY TCP4 127.0.0.36 127.0.0.1 1234 110\r\n")
+    assert closed_silently(s)
+    assert refused_line(stack["pop3"], peer, "untrusted") == "warn"
+    # through HAProxy, whose backend connects from 127.0.0.9
+    c = Client.connect(stack["haproxy"].ports["untrusted"], source="127.0.0.37")
+    assert c.closed()
+    c.close()
+    wait_for(lambda: log_lines(stack["pop3"], r"event=proxy_refused "
+                               rf"reason=untrusted peer={UNTRUSTED_SRC}:"),
+             10, "untrusted haproxy")
+    assert not log_lines(stack["pop3"], r"peer=127\.0\.0\.3[67]:")
+
+
+@pytest.mark.parametrize("header,reason", [
+    (b"PROXY TCP4 127.0.0.38 127.0.0.1 99999 110\r\n", "v1_port"),
+    (b"PROXY TCP4 127.0.0.38 127.0.0.1  1 110\r\n", "v1_syntax"),
+    (b"PROXY TCP6 127.0.0.38 ::1 1 110\r\n", "v1_address"),
+    (b"PROXY " + b"x" * 120, "v1_too_long"),
+    (b"\r\n\r\n\0\r\nQUIT\n\x11\x11\x00\x0c", "v2_version"),
+    (b"\r\n\r\n\0\r\nQUIT\n\x21\x12\x00\x0c", "v2_family"),
+    (b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x04", "v2_length"),
+])
+def test_malformed_header_refused(stack, header, reason):
+    s, peer = raw(stack["ports"]["pop3"]["plain"])
+    s.sendall(header)
+    assert closed_silently(s)
+    assert refused_line(stack["pop3"], peer, reason) == "warn"
+    assert not log_lines(stack["pop3"], r"peer=127\.0\.0\.38:")
+
+
+def test_slow_header_refused(stack):
+    """A header begun and not finished within the handshake timeout."""
+    s, peer = raw(stack["ports"]["smtp"]["tls"])
+    s.sendall(b"PROXY TCP4 127.0.0.39 ")
+    start = time.monotonic()
+    assert closed_silently(s, HANDSHAKE_S + 8)
+    assert time.monotonic() - start >= HANDSHAKE_S - 0.5
+    assert refused_line(stack["smtp"], peer, "timeout") == "warn"
+
+
+def test_eof_before_header_is_info(stack):
+    """A balancer's bare TCP check (connect, close) is not a warning."""
+    s, peer = raw(stack["ports"]["pop3"]["plain"])
+    s.close()
+    assert refused_line(stack["pop3"], peer, "eof") == "info"
+
+
+def test_v2_local_closed_cleanly(stack):
+    """v2 LOCAL (a health check): closed without a reply, logged at debug
+    only; HAProxy's own checks (check-send-proxy on the v2 backends) are
+    handled the same way."""
+    s, peer = raw(stack["ports"]["pop3"]["tls"])
+    s.sendall(b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00")
+    assert closed_silently(s)
+    pop3 = stack["pop3"]
+    wait_for(lambda: log_lines(pop3, rf"event=proxy_local peer={peer} "), 10,
+             "proxy_local")
+    assert log_lines(pop3, rf"level=debug .*event=proxy_local peer={peer} ")
+    assert not log_lines(pop3, rf"level=(warn|error) .*peer={peer} ")
+    # HAProxy checks every 500 ms from 127.0.0.1, sending LOCAL and closing
+    # at once: most are gone (reset) before a worker accepts them, which
+    # is logged at debug level too; the rest end as above. Either way, no
+    # warning meanwhile.
+    checks = (r"level=debug .*(event=proxy_local peer=127\.0\.0\.1:|"
+              r"event=accept_error )")
+    for d in (stack["pop3"], stack["smtp"]):
+        warned, checked = (len(log_lines(d, r"level=(warn|error) ")),
+                           len(log_lines(d, checks)))
+        wait_for(lambda: len(log_lines(d, checks)) >= checked + 3, 10,
+                 "health checks")
+        assert len(log_lines(d, r"level=(warn|error) ")) == warned
+    assert "is DOWN" not in stack["haproxy"].logfile.read_text()
+
+
+def test_unknown_keeps_the_balancer_address(stack):
+    """v1 UNKNOWN: the session goes on as the connection's own address."""
+    s, peer = raw(stack["ports"]["pop3"]["plain"])
+    s.sendall(b"PROXY UNKNOWN\r\n")
+    s.settimeout(10)
+    assert s.recv(4096).startswith(b"+OK")
+    s.close()
+    wait_for(lambda: log_lines(stack["pop3"], rf"event=proxy_unknown "
+                               rf"version=1 peer={peer}"), 10, "unknown")
+
+
+def test_proxy_needs_trusted_addresses(pop3d):
+    """proxy_protocol on with an empty proxy_trusted does not start."""
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes"}}, wait=False)
+    assert d.proc.wait(30) != 0
+    assert "[limits] proxy_trusted is empty" in d.log()
+
+
+def test_proxy_on_unix_socket_refused(submitd, tmp_path):
+    d = submitd({"submitd": {"listen_starttls": f"unix:{tmp_path}/s.sock",
+                             "listen_starttls_proxy_protocol": "yes"},
+                 "limits": {"proxy_trusted": "127.0.0.1"}}, wait=False)
+    assert d.proc.wait(30) != 0
+    assert "the PROXY protocol is for TCP addresses" in d.log()
