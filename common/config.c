@@ -479,40 +479,81 @@ static int cfg__parse_one_addr(char *t, struct cfg_listen_addr *a,
 	return 0;
 }
 
-int cfg_parse_listen(const char *s, struct cfg_listen *out,
-		     char err[CFG_ERR_MAX])
+/* item(t, arg, err) for each comma-separated entry of s, trimmed, empty
+ * ones included (the caller refuses them); none for an empty or blank s.
+ * buf (cap octets) holds the copy strsep cuts. */
+static int cfg__each_item(const char *s, char *buf, size_t cap,
+			  int (*item)(char *t, void *arg, char err[CFG_ERR_MAX]),
+			  void *arg, char err[CFG_ERR_MAX])
 {
-	char buf[CFG_LIST_MAX * 160];
 	char *rest = buf, *tok;
-	struct cfg_listen l = { 0 };
 
-	if (strlen(s) >= sizeof(buf)) {
+	if (strlen(s) >= cap) {
 		snprintf(err, CFG_ERR_MAX, "value too long");
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	if (*cfg__trim(buf) == '\0') {
-		*out = l;
+	if (*cfg__trim(buf) == '\0')
 		return 0;
-	}
 	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
+		int r = item(cfg__trim(tok), arg, err);
 
-		if (l.n == CFG_LIST_MAX) {
-			snprintf(err, CFG_ERR_MAX, "more than %d addresses",
-				 CFG_LIST_MAX);
-			return -EINVAL;
-		}
-		if (*t == '\0') {
-			snprintf(err, CFG_ERR_MAX, "empty address in list");
-			return -EINVAL;
-		}
-		if (cfg__parse_one_addr(t, &l.a[l.n], err))
-			return -EINVAL;
-		l.n++;
+		if (r)
+			return r;
 	}
-	*out = l;
 	return 0;
+}
+
+static int cfg__listen_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_listen *l = arg;
+
+	if (l->n == CFG_LIST_MAX) {
+		snprintf(err, CFG_ERR_MAX, "more than %d addresses", CFG_LIST_MAX);
+		return -EINVAL;
+	}
+	if (*t == '\0') {
+		snprintf(err, CFG_ERR_MAX, "empty address in list");
+		return -EINVAL;
+	}
+	if (cfg__parse_one_addr(t, &l->a[l->n], err))
+		return -EINVAL;
+	l->n++;
+	return 0;
+}
+
+int cfg_parse_listen(const char *s, struct cfg_listen *out,
+		     char err[CFG_ERR_MAX])
+{
+	char buf[CFG_LIST_MAX * 160];
+	struct cfg_listen l = { 0 };
+	int r = cfg__each_item(s, buf, sizeof(buf), cfg__listen_item, &l, err);
+
+	if (r == 0)
+		*out = l;
+	return r;
+}
+
+static int cfg__strlist_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_strlist *l = arg;
+
+	if (l->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
+		snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
+			 "comma-separated paths", CFG_LIST_MAX);
+		return -EINVAL;
+	}
+	strcpy(l->v[l->n++], t);
+	return 0;
+}
+
+static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
+			      char err[CFG_ERR_MAX])
+{
+	char buf[CFG_LIST_MAX * PATH_MAX];
+
+	out->n = 0;
+	return cfg__each_item(s, buf, sizeof(buf), cfg__strlist_item, out, err);
 }
 
 static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
@@ -556,36 +597,33 @@ static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
 	return 0;
 }
 
+static int cfg__cidr_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_cidrs *l = arg;
+
+	if (l->n == CFG_CIDR_MAX || *t == '\0') {
+		snprintf(err, CFG_ERR_MAX, "expected up to %d comma-separated "
+			 "address ranges", CFG_CIDR_MAX);
+		return -EINVAL;
+	}
+	if (cfg__parse_cidr(t, &l->a[l->n], err))
+		return -EINVAL;
+	l->n++;
+	return 0;
+}
+
 int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
 		    char err[CFG_ERR_MAX])
 {
 	char buf[CFG_CIDR_MAX * 64];
-	char *rest = buf, *tok;
 	struct cfg_cidrs l;
+	int r;
 
 	memset(&l, 0, sizeof(l));    /* compared with memcmp (cfg__same) */
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, CFG_ERR_MAX, "value too long");
-		return -EINVAL;
-	}
-	strcpy(buf, s);
-	if (*cfg__trim(buf) != '\0') {
-		while ((tok = strsep(&rest, ","))) {
-			char *t = cfg__trim(tok);
-
-			if (l.n == CFG_CIDR_MAX || *t == '\0') {
-				snprintf(err, CFG_ERR_MAX, "expected up to %d "
-					 "comma-separated address ranges",
-					 CFG_CIDR_MAX);
-				return -EINVAL;
-			}
-			if (cfg__parse_cidr(t, &l.a[l.n], err))
-				return -EINVAL;
-			l.n++;
-		}
-	}
-	*out = l;
-	return 0;
+	r = cfg__each_item(s, buf, sizeof(buf), cfg__cidr_item, &l, err);
+	if (r == 0)
+		*out = l;
+	return r;
 }
 
 bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
@@ -623,33 +661,6 @@ bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
 			return true;
 	}
 	return false;
-}
-
-static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
-			 char err[CFG_ERR_MAX])
-{
-	char buf[CFG_LIST_MAX * PATH_MAX];
-	char *rest = buf, *tok;
-
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, CFG_ERR_MAX, "value too long");
-		return -EINVAL;
-	}
-	strcpy(buf, s);
-	out->n = 0;
-	if (*cfg__trim(buf) == '\0')
-		return 0;
-	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
-
-		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
-			snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
-				 "comma-separated paths", CFG_LIST_MAX);
-			return -EINVAL;
-		}
-		strcpy(out->v[out->n++], t);
-	}
-	return 0;
 }
 
 /* Parse value into the key's field. On error writes a message to err. */

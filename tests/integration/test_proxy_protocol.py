@@ -383,6 +383,20 @@ def closed_silently(s, timeout=10):
     return data == b""
 
 
+def refused(daemon, port, data, reason, src=TRUSTED, timed=False):
+    """Send data (none: stay silent) to a proxy listener from src; the
+    server must close without a byte (after the handshake timeout when
+    timed), logging one proxy_refused line with reason. Its level."""
+    s, peer = raw(port, src)
+    if data:
+        s.sendall(data)
+    start = time.monotonic()
+    assert closed_silently(s, HANDSHAKE_S + 8)
+    if timed:
+        assert time.monotonic() - start >= HANDSHAKE_S - 0.5
+    return refused_line(daemon, peer, reason)
+
+
 @pytest.mark.parametrize("lst", ["tls", "plain"])
 def test_direct_connection_refused(stack, lst):
     """A client that reaches a proxy listener directly, even from a trusted
@@ -397,27 +411,20 @@ def test_direct_connection_refused(stack, lst):
             ctx.wrap_socket(s, server_hostname="localhost")
         assert refused_line(stack["pop3"], peer, "signature") == "warn"
     else:
-        s, peer = raw(port)
-        start = time.monotonic()
-        assert closed_silently(s, HANDSHAKE_S + 8)
-        assert time.monotonic() - start >= HANDSHAKE_S - 0.5
-        assert refused_line(stack["pop3"], peer, "timeout") == "warn"
+        assert refused(stack["pop3"], port, b"", "timeout", timed=True) == "warn"
 
 
 def test_command_before_header_refused(stack):
-    s, peer = raw(stack["ports"]["smtp"]["starttls"])
-    s.sendall(b"EHLO client.test\r\n")
-    assert closed_silently(s)
-    assert refused_line(stack["smtp"], peer, "signature") == "warn"
+    assert refused(stack["smtp"], stack["ports"]["smtp"]["starttls"],
+                   b"EHLO client.test\r\n", "signature") == "warn"
 
 
 def test_untrusted_source_refused(stack):
     """From an address not in proxy_trusted nothing is read: closed at once,
     direct or through a HAProxy whose address is not trusted."""
-    s, peer = raw(stack["ports"]["pop3"]["plain"], "127.0.0.35")
-    s.sendall(b"PROXY TCP4 127.0.0.36 127.0.0.1 1234 110\r\n")
-    assert closed_silently(s)
-    assert refused_line(stack["pop3"], peer, "untrusted") == "warn"
+    assert refused(stack["pop3"], stack["ports"]["pop3"]["plain"],
+                   b"PROXY TCP4 127.0.0.36 127.0.0.1 1234 110\r\n",
+                   "untrusted", src="127.0.0.35") == "warn"
     # through HAProxy, whose backend connects from 127.0.0.9
     c = Client.connect(stack["haproxy"].ports["untrusted"], source="127.0.0.37")
     assert c.closed()
@@ -438,21 +445,15 @@ def test_untrusted_source_refused(stack):
     (b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x04", "v2_length"),
 ])
 def test_malformed_header_refused(stack, header, reason):
-    s, peer = raw(stack["ports"]["pop3"]["plain"])
-    s.sendall(header)
-    assert closed_silently(s)
-    assert refused_line(stack["pop3"], peer, reason) == "warn"
+    assert refused(stack["pop3"], stack["ports"]["pop3"]["plain"], header,
+                   reason) == "warn"
     assert not log_lines(stack["pop3"], r"peer=127\.0\.0\.38:")
 
 
 def test_slow_header_refused(stack):
     """A header begun and not finished within the handshake timeout."""
-    s, peer = raw(stack["ports"]["smtp"]["tls"])
-    s.sendall(b"PROXY TCP4 127.0.0.39 ")
-    start = time.monotonic()
-    assert closed_silently(s, HANDSHAKE_S + 8)
-    assert time.monotonic() - start >= HANDSHAKE_S - 0.5
-    assert refused_line(stack["smtp"], peer, "timeout") == "warn"
+    assert refused(stack["smtp"], stack["ports"]["smtp"]["tls"],
+                   b"PROXY TCP4 127.0.0.39 ", "timeout", timed=True) == "warn"
 
 
 def test_eof_before_header_is_info(stack):

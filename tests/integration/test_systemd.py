@@ -251,6 +251,18 @@ def port_open(port):
         return False
 
 
+def pop3s_login_ann(raw, d):
+    """TLS over raw, greeting, ann@example.com logged in."""
+    c = Client(insecure_context().wrap_socket(raw,
+                                              server_hostname="localhost"))
+    assert c.line().startswith("+OK")
+    c.cmd("USER ann@example.com")
+    assert c.line().startswith("+OK")
+    c.cmd("PASS secret")
+    assert c.line().startswith("+OK"), d.log()
+    return c
+
+
 @pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
 def test_socket_activation_pop3s_login(act, tmp_path, pki):
     port = free_port()
@@ -261,14 +273,7 @@ def test_socket_activation_pop3s_login(act, tmp_path, pki):
     d.start()
     # The first connection makes systemd-socket-activate exec the daemon,
     # which accepts it from the inherited socket.
-    raw = connect_when_listening(port)
-    c = Client(insecure_context().wrap_socket(raw,
-                                              server_hostname="localhost"))
-    assert c.line().startswith("+OK")
-    c.cmd("USER ann@example.com")
-    assert c.line().startswith("+OK")
-    c.cmd("PASS secret")
-    assert c.line().startswith("+OK"), d.log()
+    c = pop3s_login_ann(connect_when_listening(port), d)
     c.cmd("QUIT")
     assert c.line().startswith("+OK")
     wait_log(d, "event=started")
@@ -302,14 +307,7 @@ def test_socket_activation_proxy_protocol(act, tmp_path, pki):
     d.start()
     raw = connect_when_listening(port)
     raw.sendall(b"PROXY TCP4 127.0.0.77 127.0.0.1 5555 995\r\n")
-    c = Client(insecure_context().wrap_socket(raw,
-                                              server_hostname="localhost"))
-    assert c.line().startswith("+OK")
-    c.cmd("USER ann@example.com")
-    assert c.line().startswith("+OK")
-    c.cmd("PASS secret")
-    assert c.line().startswith("+OK"), d.log()
-    c.close()
+    pop3s_login_ann(raw, d).close()
     wait_log(d, "event=login ")
     assert "peer=127.0.0.77:5555 method=password" in d.log()
     # not from an untrusted address, header or not
