@@ -196,6 +196,10 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out);
 const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
+/* Count an admitted connection as a session of listener (metrics.h):
+ * sessions active now, and sessions ended, by how, when it is freed.
+ * Nothing when metrics are off. */
+void io_conn_count_session(struct io_conn *c, unsigned listener);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);
 

@@ -24,6 +24,8 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "common/sasl.h"
 #include "common/server.h"
 #include "common/tls_creds.h"
@@ -49,6 +51,7 @@ struct server_sock {
 	unsigned lsn;                   /* its server_lsn's id */
 	const char *key;                /* a string from setup(), for logs */
 	int kind;
+	unsigned def;                   /* index in proto.listen[] */
 	bool is_unix;
 	struct server_worker *w;
 	struct server_sock *next;
@@ -132,6 +135,8 @@ static struct {
 	char status[160];               /* the last STATUS= sent */
 	bool reload_failed;
 	bool stopping;
+	/* /readyz: listeners bound and workers running, not draining. */
+	atomic_bool serving;
 } srv;
 
 static uint64_t server__now_ms(void)
@@ -171,6 +176,12 @@ static void server__on_connection(uv_stream_t *ls, int status)
 		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
 		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
 						: "");
+	if (verdict == CONN_OK)
+		io_conn_count_session(c, sk->def);
+	else
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, verdict == CONN_OVER_TOTAL
+			? MV_CONN_REFUSED_MAX_CONNECTIONS
+			: MV_CONN_REFUSED_MAX_CONNECTIONS_PER_IP, 0, 0));
 	srv.proto.accept(c, sk->kind, verdict, w->cfg);
 }
 
@@ -572,6 +583,7 @@ static int server__sock_add(struct server_lsn *l, int fd, unsigned wi)
 	sk->lsn = l->id;
 	sk->key = srv.proto.listen[l->def].key;
 	sk->kind = srv.proto.listen[l->def].kind;
+	sk->def = l->def;
 	sk->is_unix = l->addr.is_unix;
 	sk->w = &srv.workers[wi];
 	sk->next = l->socks;
@@ -1230,6 +1242,7 @@ static void server__on_signal(uv_signal_t *s, int signum)
 	if (srv.stopping)
 		return;
 	srv.stopping = true;
+	atomic_store(&srv.serving, false);
 	log_event(LOGL_INFO, 0, "stopping", "signal=%s drain_ms=%llu",
 		  signum == SIGTERM ? "TERM" : "INT",
 		  (unsigned long long)srv.cfg->limits.drain_timeout);
@@ -1244,6 +1257,91 @@ static void server__on_signal(uv_signal_t *s, int signum)
 		uv_close((uv_handle_t *)&srv.status_timer, NULL);
 	if (srv.watchdog_usec)
 		uv_close((uv_handle_t *)&srv.watchdog, NULL);
+}
+
+/* ---- /metrics and /readyz (the HTTP thread) ---- */
+
+struct server_cert_check {
+	int64_t now;
+	char *why;
+	size_t cap;
+	bool bad;
+};
+
+static void server__cert_check(void *arg, const char *file, int64_t not_after)
+{
+	struct server_cert_check *k = arg;
+
+	if (k->bad || not_after > k->now)
+		return;
+	k->bad = true;
+	snprintf(k->why, k->cap, not_after ? "certificate %s expired" :
+		 "certificate %s has no readable expiry", file);
+}
+
+static int server__ready(char *why, size_t cap)
+{
+	struct server_cert_check k = { (int64_t)time(NULL), why, cap, false };
+
+	if (!atomic_load(&srv.serving)) {
+		snprintf(why, cap, "%s", srv.stopping ? "stopping"
+						       : "starting");
+		return -1;
+	}
+	if (tls_creds_each_cert(server__cert_check, &k) == 0) {
+		snprintf(why, cap, "no certificate loaded");
+		return -1;
+	}
+	if (k.bad)
+		return -1;
+	return srv.proto.ready ? srv.proto.ready(why, cap) : 0;
+}
+
+static void server__cert_sample(void *arg, const char *file, int64_t not_after)
+{
+	struct metrics_label l = { "file", file };
+	struct metrics_fmt *out = arg;
+
+	metrics_fmt_u64(out, "postern_certificate_expiry_timestamp_seconds",
+			&l, 1, (uint64_t)not_after);
+}
+
+static void server__collect(struct metrics_fmt *out)
+{
+	char why[8];
+
+	metrics_family(out, MSC_CERT_EXPIRY);
+	tls_creds_each_cert(server__cert_sample, out);
+	metrics_fmt_u64(out, metrics_family(out, MSC_READY), NULL, 0,
+			server__ready(why, sizeof(why)) == 0);
+	if (srv.proto.metrics_collect)
+		srv.proto.metrics_collect(out);
+}
+
+static int server__metrics_start(char err[CFG_ERR_MAX])
+{
+	const struct metrics_http_ops ops = { server__collect, server__ready };
+
+	if (!METRICS_ON())
+		return 0;
+	return metrics_http_start(srv.proto.metrics_listen,
+				  srv.proto.metrics_key, &ops, err);
+}
+
+/* Counting is on when the daemon has a metrics address: decided once,
+ * before any thread starts. */
+static void server__metrics_enable(void)
+{
+	if (!srv.proto.metrics_listen || !srv.proto.metrics_listen->n)
+		return;
+	metrics_enable(srv.proto.metrics_daemon, srv.proto.name,
+		       srv.proto.protocol);
+	for (unsigned i = 0; i < srv.proto.nlisten; i++) {
+		const char *k = srv.proto.listen[i].key;
+
+		metrics_set_listener(i, strncmp(k, "listen_", 7) == 0 ? k + 7
+								     : k);
+	}
 }
 
 static int server__drop_privileges(const char *user, char err[CFG_ERR_MAX])
@@ -1376,6 +1474,9 @@ static int server__run(void)
 	r = server__listen_all(err);
 	if (r)
 		goto fail;
+	r = server__metrics_start(err);
+	if (r)
+		goto fail;
 	r = server__drop_privileges(srv.proto.user, err);
 	if (r)
 		goto fail;
@@ -1401,6 +1502,7 @@ static int server__run(void)
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		uv_thread_create(&srv.workers[i].thread, server__worker_run,
 				 &srv.workers[i]);
+	atomic_store(&srv.serving, true);
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", srv.progname, POSTERN_VERSION, srv.nworkers,
 		  srv.cfg->file);
@@ -1418,6 +1520,7 @@ static int server__run(void)
 	uv_close((uv_handle_t *)&srv.reloaded, NULL);
 	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&srv.loop);
+	metrics_http_stop();   /* its collectors read the store */
 	if (srv.proto.fini)
 		srv.proto.fini();
 	tls_creds_shutdown();
@@ -1502,5 +1605,7 @@ int server_main(int argc, char **argv, const char *progname,
 		return server__fail(err, -PST_ECONFIG);
 	log_set_level((enum log_level)srv.proto.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (!check_only)
+		server__metrics_enable();
 	return check_only ? server__check() : server__run();
 }

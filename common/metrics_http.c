@@ -1,0 +1,197 @@
+/* metrics_http.c — see metrics_http.h. HTTP is libmicrohttpd's. */
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
+
+/* A monitoring endpoint has few clients: Prometheus, a load balancer's
+ * health check, an operator's curl. */
+#define METRICS_HTTP_CONN_MAX 16
+#define METRICS_HTTP_TIMEOUT_S 10
+#define METRICS_HTTP_WHY_MAX 256
+
+static struct {
+	struct MHD_Daemon *mhd[CFG_LIST_MAX];
+	unsigned n;
+	struct metrics_http_ops ops;
+} mh;
+
+static void metrics_http__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256], q[272];
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+	if (n < 0)
+		return;
+	n = (int)strcspn(msg, "\n");
+	log_event(LOGL_DEBUG, 0, "metrics_http_error", "what=%s",
+		  log_quote(q, sizeof(q), msg, (size_t)n));
+}
+
+static enum MHD_Result metrics_http__send(struct MHD_Connection *conn,
+					  unsigned status, const char *type,
+					  char *body, size_t len)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result metrics_http__text(struct MHD_Connection *conn,
+					  unsigned status, const char *text)
+{
+	char *body = strdup(text);
+
+	if (!body)
+		return MHD_NO;
+	return metrics_http__send(conn, status, "text/plain; charset=utf-8",
+				  body, strlen(body));
+}
+
+static enum MHD_Result metrics_http__metrics(struct MHD_Connection *conn)
+{
+	struct metrics_fmt f;
+
+	metrics_fmt_init(&f);
+	metrics_render(&f);
+	if (mh.ops.collect)
+		mh.ops.collect(&f);
+	if (f.failed || !f.buf) {
+		metrics_fmt_free(&f);
+		return metrics_http__text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "out of memory\n");
+	}
+	return metrics_http__send(conn, MHD_HTTP_OK, METRICS_FMT_CONTENT_TYPE,
+				  f.buf, f.len);
+}
+
+static enum MHD_Result metrics_http__readyz(struct MHD_Connection *conn)
+{
+	char why[METRICS_HTTP_WHY_MAX] = "", line[METRICS_HTTP_WHY_MAX + 16];
+
+	if (mh.ops.ready && mh.ops.ready(why, sizeof(why))) {
+		snprintf(line, sizeof(line), "not ready: %s\n", why);
+		return metrics_http__text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+					  line);
+	}
+	return metrics_http__text(conn, MHD_HTTP_OK, "ready\n");
+}
+
+static enum MHD_Result metrics_http__handler(void *cls,
+					     struct MHD_Connection *conn,
+					     const char *url,
+					     const char *method,
+					     const char *version,
+					     const char *upload_data,
+					     size_t *upload_data_size,
+					     void **con_cls)
+{
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return metrics_http__text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+					  "GET or HEAD only\n");
+	if (*upload_data_size)
+		return MHD_NO;   /* a GET with a body: not ours */
+	if (strcmp(url, "/metrics") == 0)
+		return metrics_http__metrics(conn);
+	if (strcmp(url, "/healthz") == 0)
+		return metrics_http__text(conn, MHD_HTTP_OK, "ok\n");
+	if (strcmp(url, "/readyz") == 0)
+		return metrics_http__readyz(conn);
+	return metrics_http__text(conn, MHD_HTTP_NOT_FOUND,
+				  "/metrics, /healthz or /readyz\n");
+}
+
+static int metrics_http__bind(const struct cfg_listen_addr *a, int *out)
+{
+	int one = 1, fd;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (a->ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
+	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) ||
+	    listen(fd, 64)) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+int metrics_http_start(const struct cfg_listen *addrs, const char *key,
+		       const struct metrics_http_ops *ops,
+		       char err[CFG_ERR_MAX])
+{
+	mh.ops = *ops;
+	for (unsigned i = 0; i < addrs->n; i++) {
+		const struct cfg_listen_addr *a = &addrs->a[i];
+		int fd, r;
+
+		if (a->is_unix) {
+			snprintf(err, CFG_ERR_MAX, "[metrics] %s: %s: a TCP "
+				 "address is needed", key, a->text);
+			metrics_http_stop();
+			return -PST_ECONFIG;
+		}
+		if ((r = metrics_http__bind(a, &fd))) {
+			snprintf(err, CFG_ERR_MAX, "[metrics] %s: %s: %s", key,
+				 a->text, strerror(-r));
+			metrics_http_stop();
+			return r;
+		}
+		mh.mhd[mh.n] = MHD_start_daemon(
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+			MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+			metrics_http__handler, NULL,
+			/* First, so that MHD says nothing on stderr. */
+			MHD_OPTION_EXTERNAL_LOGGER, metrics_http__mhd_log, NULL,
+			MHD_OPTION_LISTEN_SOCKET, fd,
+			MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned)METRICS_HTTP_CONN_MAX,
+			MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned)METRICS_HTTP_TIMEOUT_S,
+			MHD_OPTION_END);
+		if (!mh.mhd[mh.n]) {
+			close(fd);
+			snprintf(err, CFG_ERR_MAX, "[metrics] %s: cannot serve "
+				 "HTTP on %s", key, a->text);
+			metrics_http_stop();
+			return -PST_ECONFIG;
+		}
+		mh.n++;
+		log_event(LOGL_INFO, 0, "metrics_listening", "addr=%s", a->text);
+	}
+	return 0;
+}
+
+void metrics_http_stop(void)
+{
+	for (unsigned i = 0; i < mh.n; i++)
+		MHD_stop_daemon(mh.mhd[i]);   /* closes the listen socket too */
+	mh.n = 0;
+}
