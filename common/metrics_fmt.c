@@ -162,7 +162,8 @@ void metrics_fmt_histogram(struct metrics_fmt *f, const char *name,
 		f->failed = true;
 		return;
 	}
-	memcpy(ll, l, nl * sizeof(*l));
+	if (nl)
+		memcpy(ll, l, nl * sizeof(*l));
 	ll[nl].name = "le";
 	for (unsigned i = 0; i <= nb; i++) {
 		cum += counts[i];
