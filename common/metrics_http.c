@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -152,12 +153,7 @@ int metrics_http_start(const struct cfg_listen *addrs, const char *key,
 		const struct cfg_listen_addr *a = &addrs->a[i];
 		int fd, r;
 
-		if (a->is_unix) {
-			snprintf(err, CFG_ERR_MAX, "[metrics] %s: %s: a TCP "
-				 "address is needed", key, a->text);
-			metrics_http_stop();
-			return -PST_ECONFIG;
-		}
+		REQUIRE(!a->is_unix);   /* refused with the configuration */
 		if ((r = metrics_http__bind(a, &fd))) {
 			snprintf(err, CFG_ERR_MAX, "[metrics] %s: %s: %s", key,
 				 a->text, strerror(-r));

@@ -30,7 +30,8 @@ struct metrics_http_ops {
 	int (*ready)(char *why, size_t cap);
 };
 
-/* Bind every address of addrs (TCP only) and start serving. Returns 0, or
+/* Bind every address of addrs (TCP only: the caller refuses unix: ones)
+ * and start serving. Returns 0, or
  * -errno / -PST_ECONFIG with "[metrics] key: ..." in err (nothing left
  * running). Bind before dropping privileges. */
 int metrics_http_start(const struct cfg_listen *addrs, const char *key,

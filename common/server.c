@@ -1328,6 +1328,22 @@ static int server__metrics_start(char err[CFG_ERR_MAX])
 				  srv.proto.metrics_key, &ops, err);
 }
 
+/* The endpoint speaks TCP only: a unix: address is refused by --check
+ * and at start alike. */
+static int server__metrics_check(char err[CFG_ERR_MAX])
+{
+	const struct cfg_listen *l = srv.proto.metrics_listen;
+
+	for (unsigned i = 0; l && i < l->n; i++)
+		if (l->a[i].is_unix) {
+			snprintf(err, CFG_ERR_MAX, "%s: [metrics] %s: %s: a TCP "
+				 "address is needed", srv.cfg->file,
+				 srv.proto.metrics_key, l->a[i].text);
+			return -PST_ECONFIG;
+		}
+	return 0;
+}
+
 /* Counting is on when the daemon has a metrics address: decided once,
  * before any thread starts. */
 static void server__metrics_enable(void)
@@ -1601,7 +1617,7 @@ int server_main(int argc, char **argv, const char *progname,
 	}
 	free(errs);
 	srv.cfg = cfg;
-	if (setup(cfg, &srv.proto, err))
+	if (setup(cfg, &srv.proto, err) || server__metrics_check(err))
 		return server__fail(err, -PST_ECONFIG);
 	log_set_level((enum log_level)srv.proto.log_level);
 	signal(SIGPIPE, SIG_IGN);

@@ -313,3 +313,50 @@ def test_off_by_default_and_per_daemon(pop3d):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", other), timeout=2).close()
     assert "metrics_listening" not in d.log()
+
+
+def test_unix_address_refused(tmp_path):
+    from conftest import BUILD
+    conf = tmp_path / "postern.conf"
+    conf.write_text(f"[store]\npath = {tmp_path}/store\n"
+                    f"[metrics]\npop3d_listen = unix:{tmp_path}/m.sock\n")
+    r = subprocess.run([str(BUILD / "pop3d" / "postern-pop3d"), "-c",
+                        str(conf), "--check"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert f"[metrics] pop3d_listen: unix:{tmp_path}/m.sock: a TCP address " \
+        "is needed" in r.stderr
+
+
+def test_refusals_and_tls_failures_counted(pop3d, client):
+    port = free_port()
+    cfg = metrics_cfg("pop3d", port)
+    cfg["limits"] = {"max_connections_per_ip": 1, "drain_timeout": "3s"}
+    d = pop3d(cfg)
+    before = scrape(port)
+    held = client(d.ports["plain"])
+    assert held.line().startswith("+OK")
+    assert wait_for(lambda: scrape(port)[
+        'postern_sessions_active{daemon="pop3d",listener="plain"}'] == 1)
+    c = client(d.ports["plain"])
+    assert "Too many connections" in c.line()
+    assert c.closed()
+    held.cmd("QUIT")
+    assert held.line().startswith("+OK")
+    assert held.closed()
+    # not TLS at all on the implicit-TLS port
+    c = client(d.ports["tls"])
+    c.send(b"USER ann\r\n" * 8)
+    assert c.closed()
+    failed = ('postern_sessions_total{daemon="pop3d",listener="tls",'
+              'result="tls_failed"}')
+    assert wait_for(lambda: scrape(port).get(failed, 0) == 1)
+    dd = delta(before, scrape(port))
+    assert dd == {
+        'postern_connections_refused_total{daemon="pop3d",'
+        'reason="max_connections_per_ip"}': 1,
+        'postern_sessions_total{daemon="pop3d",listener="plain",'
+        'result="ok"}': 1,
+        failed: 1,
+        "postern_tls_handshake_failures_total": 1,
+    }, dd
