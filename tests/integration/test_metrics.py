@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port
+from test_relay import relay_cfg, sink, submit  # noqa: F401 (sink: a fixture)
 
 MSG = b"Subject: m\r\n\r\nbody line\r\n"
 
@@ -360,3 +361,30 @@ def test_refusals_and_tls_failures_counted(pop3d, client):
         failed: 1,
         "postern_tls_handshake_failures_total": 1,
     }, dd
+
+
+def test_relay_and_queue_counted(submitd, sink):
+    port = free_port()
+    cfg = relay_cfg(sink.port)
+    cfg.update(metrics_cfg("submitd", port))
+    d = submitd(cfg)
+    d.add_user("ann@example.com")
+    sink.rcpt_codes = {"bad@remote.test": "550 5.1.1 no such user",
+                       "later@remote.test": "450 4.2.0 try later"}
+    before = scrape(port)
+    submit(d, ["ok@remote.test", "bad@remote.test", "later@remote.test"])
+    r = 'postern_relay_attempts_total{result="%s"}'
+    assert wait_for(lambda: scrape(port).get(r % "delivered", 0) -
+                    before.get(r % "delivered", 0) == 1, timeout=20)
+    dd = delta(before, scrape(port))
+    assert dd[r % "bounced"] == 1
+    assert dd[r % "deferred"] >= 1
+    m = scrape(port)
+    assert m['postern_queue_messages{state="deferred"}'] == 1
+    assert m['postern_queue_messages{state="new"}'] == 0
+    assert m["postern_queue_oldest_age_seconds"] >= 0
+    sink.rcpt_codes = {}
+    assert wait_for(lambda: scrape(port).get(r % "delivered", 0) -
+                    before.get(r % "delivered", 0) == 2, timeout=20)
+    assert wait_for(lambda: scrape(port)[
+        'postern_queue_messages{state="deferred"}'] == 0)
