@@ -14,11 +14,13 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/metrics_http.h"
+#include "common/server.h"
 
 /* A monitoring endpoint has few clients: Prometheus, a load balancer's
  * health check, an operator's curl. */
 #define METRICS_HTTP_CONN_MAX 16
 #define METRICS_HTTP_TIMEOUT_S 10
+#define METRICS_HTTP_BACKLOG 64
 #define METRICS_HTTP_WHY_MAX 256
 
 static struct {
@@ -29,14 +31,7 @@ static struct {
 
 static void metrics_http__mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[256], q[272];
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-
-	if (n < 0)
-		return;
-	n = (int)strcspn(msg, "\n");
-	log_event(LOGL_DEBUG, 0, "metrics_http_error", "what=%s",
-		  log_quote(q, sizeof(q), msg, (size_t)n));
+	log_library_message("metrics_http_error", fmt, ap);
 }
 
 static enum MHD_Result metrics_http__send(struct MHD_Connection *conn,
@@ -123,27 +118,6 @@ static enum MHD_Result metrics_http__handler(void *cls,
 				  "/metrics, /healthz or /readyz\n");
 }
 
-static int metrics_http__bind(const struct cfg_listen_addr *a, int *out)
-{
-	int one = 1, fd;
-
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) ||
-	    listen(fd, 64)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	*out = fd;
-	return 0;
-}
-
 int metrics_http_start(const struct cfg_listen *addrs, const char *key,
 		       const struct metrics_http_ops *ops,
 		       char err[CFG_ERR_MAX])
@@ -154,7 +128,7 @@ int metrics_http_start(const struct cfg_listen *addrs, const char *key,
 		int fd, r;
 
 		REQUIRE(!a->is_unix);   /* refused with the configuration */
-		if ((r = metrics_http__bind(a, &fd))) {
+		if ((r = server_listen_tcp(a, METRICS_HTTP_BACKLOG, &fd))) {
 			snprintf(err, CFG_ERR_MAX, "[metrics] %s: %s: %s", key,
 				 a->text, strerror(-r));
 			metrics_http_stop();

@@ -400,34 +400,19 @@ static void server__ctl_send(struct server_worker *w, struct server_ctl m)
 
 /* ---- listeners ---- */
 
-/* SO_REUSEPORT would let a second daemon share our port without a word;
- * a bind without it fails if anyone already has the address. */
-static int server__probe_tcp(const struct cfg_listen_addr *a)
-{
-	int one = 1, e = 0;
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen))
-		e = -errno;
-	close(fd);
-	return e;
-}
-
-static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+/* A TCP socket bound to a: SO_REUSEADDR, IPv6 only for an IPv6 address,
+ * close-on-exec, and SO_REUSEPORT when asked. 0 or -errno. */
+static int server__tcp_bound(const struct cfg_listen_addr *a, bool reuseport,
+			     int *out)
 {
 	int one = 1;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    (a->ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
 	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen)) {
@@ -438,6 +423,38 @@ static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
 	}
 	*out = fd;
 	return 0;
+}
+
+/* SO_REUSEPORT would let a second daemon share our port without a word;
+ * a bind without it fails if anyone already has the address. */
+static int server__probe_tcp(const struct cfg_listen_addr *a)
+{
+	int fd, e = server__tcp_bound(a, false, &fd);
+
+	if (e == 0)
+		close(fd);
+	return e;
+}
+
+int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out)
+{
+	int fd, e = server__tcp_bound(a, false, &fd);
+
+	if (e)
+		return e;
+	if (listen(fd, backlog)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
+static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+{
+	return server__tcp_bound(a, true, out);
 }
 
 /* Any unix socket other than LMTP's (a POP3 or submission listener on

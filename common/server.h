@@ -141,6 +141,11 @@ typedef int (*server_setup_fn)(const struct postern_config *cfg,
  * of a kind per store. Returns 0 or -errno with err. */
 int server_lock_file(const char *path, char err[CFG_ERR_MAX]);
 
+/* One listening TCP socket on a (SO_REUSEADDR, IPv6 only for [::],
+ * close-on-exec, blocking) for a server that is not a libuv worker
+ * (libmicrohttpd's: postern-webd, the [metrics] endpoint). 0 or -errno. */
+int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out);
+
 /* The whole daemon; returns the process exit status. */
 int server_main(int argc, char **argv, const char *progname,
 		server_setup_fn setup);

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port
-from test_relay import relay_cfg, sink, submit  # noqa: F401 (sink: a fixture)
+from test_relay import relay_cfg, sink, submit, wait_for  # noqa: F401 (sink: a fixture)
 
 MSG = b"Subject: m\r\n\r\nbody line\r\n"
 
@@ -43,15 +43,6 @@ def scrape(port):
 def delta(before, after):
     return {k: v - before.get(k, 0) for k, v in after.items()
             if v != before.get(k, 0)}
-
-
-def wait_for(cond, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def metrics_cfg(daemon, port):
