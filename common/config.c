@@ -245,6 +245,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "metrics", "submitd_listen", CFG_LISTEN, F(metrics.submitd_listen),
 	  "", 0, 0, NULL,
 	  "The same for postern-submitd, e.g. 127.0.0.1:9196." },
+	{ "metrics", "connections_max", CFG_UINT, F(metrics.connections_max),
+	  "16", 1, 10000, NULL,
+	  "Connections to a daemon's endpoint at once (Prometheus, health\n"
+	  "checks); more wait in the listen queue." },
+	{ "metrics", "request_timeout", CFG_DURATION,
+	  F(metrics.request_timeout), "10s", 1 * SEC, 300 * SEC, NULL,
+	  "Close an endpoint connection that sends nothing for this long\n"
+	  "(whole seconds)." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -119,6 +119,7 @@ struct postern_config {
 	} auth;
 	struct {                        /* /metrics, /healthz, /readyz */
 		struct cfg_listen pop3d_listen, submitd_listen;
+		uint64_t connections_max, request_timeout;
 	} metrics;
 	struct {
 		uint64_t max_connections, max_connections_per_ip;

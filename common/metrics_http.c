@@ -16,10 +16,6 @@
 #include "common/metrics_http.h"
 #include "common/server.h"
 
-/* A monitoring endpoint has few clients: Prometheus, a load balancer's
- * health check, an operator's curl. */
-#define METRICS_HTTP_CONN_MAX 16
-#define METRICS_HTTP_TIMEOUT_S 10
 #define METRICS_HTTP_BACKLOG 64
 #define METRICS_HTTP_WHY_MAX 256
 
@@ -119,6 +115,7 @@ static enum MHD_Result metrics_http__handler(void *cls,
 }
 
 int metrics_http_start(const struct cfg_listen *addrs, const char *key,
+		       unsigned conn_max, unsigned timeout_s,
 		       const struct metrics_http_ops *ops,
 		       char err[CFG_ERR_MAX])
 {
@@ -141,10 +138,8 @@ int metrics_http_start(const struct cfg_listen *addrs, const char *key,
 			/* First, so that MHD says nothing on stderr. */
 			MHD_OPTION_EXTERNAL_LOGGER, metrics_http__mhd_log, NULL,
 			MHD_OPTION_LISTEN_SOCKET, fd,
-			MHD_OPTION_CONNECTION_LIMIT,
-			(unsigned)METRICS_HTTP_CONN_MAX,
-			MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned)METRICS_HTTP_TIMEOUT_S,
+			MHD_OPTION_CONNECTION_LIMIT, conn_max,
+			MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 			MHD_OPTION_END);
 		if (!mh.mhd[mh.n]) {
 			close(fd);

@@ -3,7 +3,8 @@
  * libmicrohttpd serves each address of the daemon's [metrics] listen key
  * on its own internal thread (MHD_USE_INTERNAL_POLLING_THREAD): a scrape
  * sums the counter blocks and runs the collectors there, never on an event
- * loop. Plain HTTP, GET and HEAD only, a handful of connections at once;
+ * loop. Plain HTTP, GET and HEAD only, [metrics] connections_max
+ * connections at once, each closed after [metrics] request_timeout idle;
  * meant for loopback or a monitoring network.
  *
  *   /metrics  200, the Prometheus text format (metrics.h, then collect()).
@@ -35,6 +36,7 @@ struct metrics_http_ops {
  * -errno / -PST_ECONFIG with "[metrics] key: ..." in err (nothing left
  * running). Bind before dropping privileges. */
 int metrics_http_start(const struct cfg_listen *addrs, const char *key,
+		       unsigned conn_max, unsigned timeout_s,
 		       const struct metrics_http_ops *ops,
 		       char err[CFG_ERR_MAX]);
 void metrics_http_stop(void);

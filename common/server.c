@@ -1342,7 +1342,10 @@ static int server__metrics_start(char err[CFG_ERR_MAX])
 	if (!METRICS_ON())
 		return 0;
 	return metrics_http_start(srv.proto.metrics_listen,
-				  srv.proto.metrics_key, &ops, err);
+				  srv.proto.metrics_key,
+				  (unsigned)srv.cfg->metrics.connections_max,
+				  (unsigned)((srv.cfg->metrics.request_timeout +
+					      999) / 1000), &ops, err);
 }
 
 /* The endpoint speaks TCP only: a unix: address is refused by --check

@@ -17,7 +17,8 @@
  * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "pop3d.workers", "pop3d.user",
-	"auth.workers", "auth.queue_max", "metrics.pop3d_listen", NULL,
+	"auth.workers", "auth.queue_max", "metrics.pop3d_listen",
+	"metrics.connections_max", "metrics.request_timeout", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there

@@ -25,7 +25,8 @@ static const char *const submitd__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "submitd.workers", "submitd.user",
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
 	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
-	"metrics.submitd_listen", NULL,
+	"metrics.submitd_listen", "metrics.connections_max",
+	"metrics.request_timeout", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
