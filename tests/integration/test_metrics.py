@@ -4,6 +4,7 @@ promtool checks the text; an expired certificate turns /readyz to 503; no
 key means no endpoint."""
 import base64
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -379,3 +380,18 @@ def test_relay_and_queue_counted(submitd, sink):
                     before.get(r % "delivered", 0) == 2, timeout=20)
     assert wait_for(lambda: scrape(port)[
         'postern_queue_messages{state="deferred"}'] == 0)
+
+
+def test_readyz_503_while_draining(pop3d, client):
+    port = free_port()
+    cfg = metrics_cfg("pop3d", port)
+    cfg["limits"] = {"drain_timeout": "5s"}
+    d = pop3d(cfg)
+    held = client(d.ports["plain"])
+    assert held.line().startswith("+OK")
+    assert get(port, "/readyz")[0] == 200
+    d.signal(signal.SIGTERM)
+    assert wait_for(lambda: get(port, "/readyz") ==
+                    (503, "not ready: stopping\n"), timeout=5)
+    assert get(port, "/healthz") == (200, "ok\n")
+    held.close()
