@@ -464,10 +464,13 @@ static void io__write_done(uv_write_t *req, int status)
 	c->pending -= wr->len;
 	free(wr);
 	if (status < 0) {
-		io__end(c, MV_SESSION_RESULT_ERROR);
-		if (!c->closing)
+		/* After the engine closed (QUIT answered), a client that
+		 * hangs up before our close_notify ended the session well. */
+		if (!c->closing) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_DEBUG, c->id, "write_error", "error=\"%s\"",
 				  uv_strerror(status));
+		}
 		c->closing = true;
 		io__close_handles(c);
 		return;

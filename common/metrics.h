@@ -17,7 +17,7 @@
  * predicted not taken. No block is made, no clock is read for histograms
  * (METRICS_ON() guards the clock reads at the call sites).
  *
- * Ownership: blocks are the module's, freed never (a few KiB per thread).
+ * Ownership: blocks are the module's, freed never (under 1 KiB a thread).
  * Threading: metrics_enable() and metrics_set_*() before threads start;
  * metrics_add() from any thread on its own block; metrics_render() from
  * any thread (the HTTP thread). */
