@@ -183,7 +183,7 @@ void pop3_maildrop_log_logout(struct pop3_session *s, const char *how)
 	metrics_add(MS_POP3_RETRIEVED, s->n_retrieved);
 	metrics_add(MS_POP3_SENT_BYTES, s->bytes_out);
 	/* Deletions took effect only when the UPDATE committed ("quit"). */
-	if (strcmp(how, "quit") == 0)
+	if (METRICS_ON() && strcmp(how, "quit") == 0)
 		metrics_add(MS_POP3_DELETED, s->n_deleted);
 	log_event(LOGL_INFO, s->id, "logout", "how=%s listed=%u retrieved=%llu "
 		  "deleted=%llu bytes=%llu uidl_hash=%02x%02x%02x%02x", how,

@@ -534,7 +534,7 @@ static bool store__batch_once(struct store *st, struct store_job *jobs,
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
 		pthread_rwlock_unlock(&st->envlock);
-		if (rc == 0) {
+		if (rc == 0 && METRICS_ON()) {
 			unsigned n = 0;
 
 			for (struct store_job *j = jobs; j; j = j->next)
