@@ -88,15 +88,27 @@ static void metrics_fmt__escaped(struct metrics_fmt *f, const char *s,
 	}
 }
 
+void metrics_fmt_end(struct metrics_fmt *f)
+{
+	if (f->openmetrics)
+		metrics_fmt__str(f, "# EOF\n");
+}
+
 void metrics_fmt_family(struct metrics_fmt *f, const char *name,
 			const char *type, const char *help)
 {
+	size_t n = strlen(name);
+
+	/* OpenMetrics names a counter family without the sample's _total. */
+	if (f->openmetrics && strcmp(type, "counter") == 0 && n > 6 &&
+	    strcmp(name + n - 6, "_total") == 0)
+		n -= 6;
 	metrics_fmt__str(f, "# HELP ");
-	metrics_fmt__str(f, name);
+	metrics_fmt__put(f, name, n);
 	metrics_fmt__put(f, " ", 1);
-	metrics_fmt__escaped(f, help, false);
+	metrics_fmt__escaped(f, help, f->openmetrics);
 	metrics_fmt__str(f, "\n# TYPE ");
-	metrics_fmt__str(f, name);
+	metrics_fmt__put(f, name, n);
 	metrics_fmt__put(f, " ", 1);
 	metrics_fmt__str(f, type);
 	metrics_fmt__put(f, "\n", 1);

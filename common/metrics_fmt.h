@@ -1,4 +1,7 @@
-/* metrics_fmt.h — the Prometheus text exposition format (version 0.0.4).
+/* metrics_fmt.h — the Prometheus text exposition format (version 0.0.4),
+ * or OpenMetrics 1.0 text when `openmetrics` is set: then a counter
+ * family's HELP and TYPE name it without its _total suffix, HELP escapes
+ * double quotes too, and metrics_fmt_end() writes the closing "# EOF".
  *
  * A growing buffer that families and samples are written into, with the
  * format's escaping: backslash and newline in HELP text; backslash, double
@@ -18,11 +21,14 @@
 
 /* The Content-Type the output is. */
 #define METRICS_FMT_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_FMT_OPENMETRICS_TYPE \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 struct metrics_fmt {
 	char *buf;
 	size_t len, cap;
 	bool failed;
+	bool openmetrics;       /* set by the caller after init */
 };
 
 struct metrics_label {
@@ -31,6 +37,9 @@ struct metrics_label {
 
 void metrics_fmt_init(struct metrics_fmt *f);
 void metrics_fmt_free(struct metrics_fmt *f);
+
+/* The end of the exposition: "# EOF" in OpenMetrics, nothing otherwise. */
+void metrics_fmt_end(struct metrics_fmt *f);
 
 /* "# HELP name help" and "# TYPE name type" (counter, gauge, histogram). */
 void metrics_fmt_family(struct metrics_fmt *f, const char *name,

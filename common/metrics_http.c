@@ -60,21 +60,28 @@ static enum MHD_Result metrics_http__text(struct MHD_Connection *conn,
 				  body, strlen(body));
 }
 
+/* OpenMetrics when the scraper lists it in Accept at all (Prometheus
+ * offers it first, with the 0.0.4 text as a fallback); else 0.0.4. */
 static enum MHD_Result metrics_http__metrics(struct MHD_Connection *conn)
 {
+	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						MHD_HTTP_HEADER_ACCEPT);
 	struct metrics_fmt f;
 
 	metrics_fmt_init(&f);
+	f.openmetrics = accept && strstr(accept, "application/openmetrics-text");
 	metrics_render(&f);
 	if (mh.ops.collect)
 		mh.ops.collect(&f);
+	metrics_fmt_end(&f);
 	if (f.failed || !f.buf) {
 		metrics_fmt_free(&f);
 		return metrics_http__text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					  "out of memory\n");
 	}
-	return metrics_http__send(conn, MHD_HTTP_OK, METRICS_FMT_CONTENT_TYPE,
-				  f.buf, f.len);
+	return metrics_http__send(conn, MHD_HTTP_OK, f.openmetrics
+				  ? METRICS_FMT_OPENMETRICS_TYPE
+				  : METRICS_FMT_CONTENT_TYPE, f.buf, f.len);
 }
 
 static enum MHD_Result metrics_http__readyz(struct MHD_Connection *conn)

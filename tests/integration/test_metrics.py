@@ -395,3 +395,37 @@ def test_readyz_503_while_draining(pop3d, client):
                     (503, "not ready: stopping\n"), timeout=5)
     assert get(port, "/healthz") == (200, "ok\n")
     held.close()
+
+
+def test_openmetrics_when_asked(pop3d, submitd, client):
+    from prometheus_client.openmetrics.parser import \
+        text_string_to_metric_families
+    for start, name in ((pop3d, "pop3d"), (submitd, "submitd")):
+        port = free_port()
+        d = start(metrics_cfg(name, port))
+        d.add_user("ann@example.com")
+        if name == "pop3d":     # some samples in the histograms
+            c, st = pop_login(client, d, "ann@example.com", "secret")
+            assert st.startswith("+OK")
+            c.cmd("QUIT")
+            c.line()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Accept":
+                "application/openmetrics-text;version=1.0.0,"
+                "text/plain;version=0.0.4;q=0.5"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Type"] == \
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            text = r.read().decode()
+        assert text.endswith("\n# EOF\n")
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        assert fams["postern_sessions"].type == "counter"
+        assert fams["postern_auth_verify_seconds"].type == "histogram"
+        assert fams["postern_ready"].samples[0].value == 1
+        if name == "pop3d":
+            ok = [s for s in fams["postern_logins"].samples
+                  if s.labels == {"protocol": "pop3", "result": "ok",
+                                  "kind": "password"}]
+            assert ok[0].value == 1
+        # without the Accept header: the 0.0.4 text, which promtool reads
+        assert "# EOF" not in get(port, "/metrics")[1]

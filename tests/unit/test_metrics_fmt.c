@@ -36,6 +36,28 @@ static void test_family_and_escaping(void **state)
 	metrics_fmt_free(&f);
 }
 
+/* OpenMetrics: a counter family without _total, quotes escaped in HELP,
+ * samples unchanged, "# EOF" at the end. */
+static void test_openmetrics(void **state)
+{
+	struct metrics_fmt f;
+
+	metrics_fmt_init(&f);
+	f.openmetrics = true;
+	metrics_fmt_family(&f, "x_total", "counter", "say \"hi\"");
+	metrics_fmt_u64(&f, "x_total", NULL, 0, 3);
+	metrics_fmt_family(&f, "g_total_bytes", "gauge", "g");
+	metrics_fmt_end(&f);
+	assert_string_equal(f.buf,
+		"# HELP x say \\\"hi\\\"\n# TYPE x counter\nx_total 3\n"
+		"# HELP g_total_bytes g\n# TYPE g_total_bytes gauge\n# EOF\n");
+	metrics_fmt_free(&f);
+	metrics_fmt_init(&f);
+	metrics_fmt_end(&f);     /* 0.0.4: nothing */
+	assert_null(f.buf);
+	metrics_fmt_free(&f);
+}
+
 static void test_histogram(void **state)
 {
 	struct metrics_fmt f;
@@ -136,6 +158,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_family_and_escaping),
 		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_openmetrics),
 		cmocka_unit_test(test_large_output_grows),
 		cmocka_unit_test(test_blocks_summed),
 	};
