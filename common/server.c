@@ -429,7 +429,7 @@ static int server__tcp_bound(const struct cfg_listen_addr *a, bool reuseport,
  * a bind without it fails if anyone already has the address. */
 static int server__probe_tcp(const struct cfg_listen_addr *a)
 {
-	int fd, e = server__tcp_bound(a, false, &fd);
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
 
 	if (e == 0)
 		close(fd);
@@ -438,7 +438,7 @@ static int server__probe_tcp(const struct cfg_listen_addr *a)
 
 int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out)
 {
-	int fd, e = server__tcp_bound(a, false, &fd);
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
 
 	if (e)
 		return e;
