@@ -252,6 +252,23 @@ static const struct cfg_key cfg_keys[] = {
 	{ "webd", "request_max", CFG_SIZE, F(webd.request_max), "16K", 1024,
 	  1 * MIB, NULL,
 	  "Largest request body (Autodiscover XML); larger is refused (413)." },
+	{ "metrics", "pop3d_listen", CFG_LISTEN, F(metrics.pop3d_listen), "",
+	  0, 0, NULL,
+	  "Where postern-pop3d serves /metrics (Prometheus), /healthz and\n"
+	  "/readyz over plain HTTP, e.g. 127.0.0.1:9195. Empty: off (the\n"
+	  "default), and nothing is counted. Keep it on loopback or a\n"
+	  "monitoring network." },
+	{ "metrics", "submitd_listen", CFG_LISTEN, F(metrics.submitd_listen),
+	  "", 0, 0, NULL,
+	  "The same for postern-submitd, e.g. 127.0.0.1:9196." },
+	{ "metrics", "connections_max", CFG_UINT, F(metrics.connections_max),
+	  "16", 1, 10000, NULL,
+	  "Connections to a daemon's endpoint at once (Prometheus, health\n"
+	  "checks); more wait in the listen queue." },
+	{ "metrics", "request_timeout", CFG_DURATION,
+	  F(metrics.request_timeout), "10s", 1 * SEC, 300 * SEC, NULL,
+	  "Close an endpoint connection that sends nothing for this long\n"
+	  "(whole seconds)." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

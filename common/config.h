@@ -134,6 +134,10 @@ struct postern_config {
 		uint64_t cache_ttl;
 		uint64_t workers, queue_max;
 	} auth;
+	struct {                        /* /metrics, /healthz, /readyz */
+		struct cfg_listen pop3d_listen, submitd_listen;
+		uint64_t connections_max, request_timeout;
+	} metrics;
 	struct {
 		uint64_t max_connections, max_connections_per_ip;
 		uint64_t pop3_line_max, smtp_line_max, smtp_text_line_max;

@@ -18,6 +18,7 @@
 #include "common/io_conn.h"
 #include "common/log.h"
 #include "common/proxy_hdr.h"
+#include "common/metrics.h"
 #include "common/tls_creds.h"
 
 #define IO_RECORD_MAX 16384       /* one TLS record of bulk output */
@@ -87,6 +88,9 @@ struct io_conn {
 	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
 	bool started, reading, paused, in_process, closing, eof, want_drained;
 	bool registered, logged_in;
+	/* Metrics: the listener counted in (index + 1; 0: not counted) and
+	 * how the session ended (the first reason that is not ok). */
+	uint8_t mlsn, end;
 };
 
 struct io_wreq {
@@ -102,6 +106,7 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void io__arm_timer(struct io_conn *c);
 static void io__proxy_refuse(struct io_conn *c, enum log_level level,
 			     const char *reason);
+static void io__end(struct io_conn *c, unsigned why);
 
 /* ---- identity ---- */
 
@@ -351,6 +356,7 @@ static void io__reap(struct io_conn *v, uint64_t for_id)
 					     : IO_TIMEOUT_LOGIN;
 
 	v->limit = NULL;
+	io__end(v, MV_SESSION_RESULT_REAPED);
 	log_event(LOGL_INFO, v->id, "reaped", "which=%s idle_ms=%llu peer=%s "
 		  "for=%08llx", v->logged_in ? "idle" : "login",
 		  (unsigned long long)(uv_now(v->w->loop) - v->active_at),
@@ -363,9 +369,31 @@ static void io__reap(struct io_conn *v, uint64_t for_id)
 
 /* ---- lifetime ---- */
 
+/* Why the session ends, for postern_sessions_total: the first reason
+ * given wins (a timeout's reply failing to go out is still a timeout). */
+static void io__end(struct io_conn *c, unsigned why)
+{
+	if (c->end == MV_SESSION_RESULT_OK)
+		c->end = (uint8_t)why;
+}
+
+void io_conn_count_session(struct io_conn *c, unsigned listener)
+{
+	IO_ON_LOOP(c->w);
+	if (!METRICS_ON() || listener >= METRICS_LISTENERS_MAX)
+		return;
+	c->mlsn = (uint8_t)(listener + 1);
+	metrics_inc(METRICS_SLOT(SESSIONS_ACTIVE, listener, 0, 0));
+}
+
 static void io__free(struct io_conn *c)
 {
 	struct io_worker *w = c->w;
+
+	if (c->mlsn) {
+		metrics_dec(METRICS_SLOT(SESSIONS_ACTIVE, c->mlsn - 1, 0, 0));
+		metrics_inc(METRICS_SLOT(SESSIONS, c->mlsn - 1, c->end, 0));
+	}
 
 	if (c->registered)
 		io_worker_unregister(w, c->id);
@@ -450,9 +478,13 @@ static void io__write_done(uv_write_t *req, int status)
 	c->pending -= wr->len;
 	free(wr);
 	if (status < 0) {
-		if (!c->closing)
+		/* After the engine closed (QUIT answered), a client that
+		 * hangs up before our close_notify ended the session well. */
+		if (!c->closing) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_DEBUG, c->id, "write_error", "error=\"%s\"",
 				  uv_strerror(status));
+		}
 		c->closing = true;
 		io__close_handles(c);
 		return;
@@ -653,6 +685,7 @@ static void io__timer_cb(uv_timer_t *t)
 			io__proxy_refuse(c, LOGL_WARN, "timeout");
 			return;
 		}
+		io__end(c, MV_SESSION_RESULT_TIMEOUT);
 		log_event(LOGL_INFO, c->id, "timeout", "which=%s",
 			  (const char *[]){ "idle", "login", "line",
 					    "handshake" }[i]);
@@ -774,10 +807,12 @@ static int io__fill(struct io_conn *c)
 			 * ends here, before anything else it sent is read. */
 			log_event(LOGL_INFO, c->id, "tls_renegotiation_refused",
 				  "peer=%s", c->peer);
+			io__end(c, MV_SESSION_RESULT_TLS_FAILED);
 			return -PST_ETLS;
 		}
 		log_event(LOGL_DEBUG, c->id, "tls_error", "error=\"%s\"",
 			  gnutls_strerror((int)r));
+		io__end(c, MV_SESSION_RESULT_TLS_FAILED);
 		return -PST_ETLS;
 	}
 }
@@ -833,6 +868,7 @@ static void io__process(struct io_conn *c)
 		}
 		ev = linebuf_next(&c->lb, &rules, &ln);
 		if (ev == LB_FLOOD) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_INFO, c->id, "line_flood",
 				  "discarded=%zu", c->lim.discard_max);
 			io_conn_close(c);
@@ -886,6 +922,8 @@ static void io__handshake(struct io_conn *c)
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 		return;
 	if (r < 0) {
+		io__end(c, MV_SESSION_RESULT_TLS_FAILED);
+		metrics_inc(MS_TLS_FAILURES);
 		log_event(LOGL_INFO, c->id, "tls_handshake_failed",
 			  "peer=%s error=\"%s\"", c->peer, gnutls_strerror(r));
 		/* Tell the client why (e.g. no shared cipher) rather than
@@ -896,6 +934,14 @@ static void io__handshake(struct io_conn *c)
 	}
 	c->tls_state = IO_TLS;
 	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	if (METRICS_ON()) {
+		gnutls_protocol_t v = gnutls_protocol_get_version(c->tls);
+
+		metrics_inc(METRICS_SLOT(TLS_HANDSHAKES,
+			v == GNUTLS_TLS1_3 ? MV_TLS_VERSION_TLS1_3 :
+			v == GNUTLS_TLS1_2 ? MV_TLS_VERSION_TLS1_2 :
+			MV_TLS_VERSION_OTHER, 0, 0));
+	}
 	io__touch(c);
 	io__arm_timer(c);
 	log_event(LOGL_DEBUG, c->id, "tls_ready", "tls=%s resumed=%s",
@@ -913,6 +959,10 @@ static void io__proxy_refuse(struct io_conn *c, enum log_level level,
 {
 	log_event(level, c->id, "proxy_refused", "reason=%s peer=%s listen=%s",
 		  reason, c->peer, c->proxy->label);
+	/* A balancer's bare TCP check (info) is no refusal. */
+	if (level == LOGL_WARN)
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
+					 0, 0));
 	io_conn_close(c);
 }
 
@@ -972,9 +1022,11 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 							       : LOGL_INFO, "eof");
 			return;
 		}
-		if (nread != UV_EOF)
+		if (nread != UV_EOF) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_DEBUG, c->id, "read_error",
 				  "error=\"%s\"", uv_strerror((int)nread));
+		}
 		if (c->tls_state == IO_HANDSHAKE || c->paused)
 			io_conn_close(c);
 		else

@@ -229,6 +229,10 @@ int io_conn_proxy_read(struct io_conn *c,
  * io_conn_accept() takes it (the reaper included), for its current peer
  * address. */
 enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit);
+/* Count an admitted connection as a session of listener (metrics.h):
+ * sessions active now, and sessions ended, by how, when it is freed.
+ * Nothing when metrics are off. */
+void io_conn_count_session(struct io_conn *c, unsigned listener);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);
 

@@ -24,6 +24,8 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "common/sasl.h"
 #include "common/server.h"
 #include "common/tls_creds.h"
@@ -49,6 +51,7 @@ struct server_sock {
 	unsigned lsn;                   /* its server_lsn's id */
 	const char *key;                /* a string from setup(), for logs */
 	int kind;
+	unsigned def;                   /* index in proto.listen[] */
 	bool is_unix;
 	bool proxy;                     /* PROXY protocol header first */
 	struct server_worker *w;
@@ -133,6 +136,8 @@ static struct {
 	char status[160];               /* the last STATUS= sent */
 	bool reload_failed;
 	bool stopping;
+	/* /readyz: listeners bound and workers running, not draining. */
+	atomic_bool serving;
 } srv;
 
 static uint64_t server__now_ms(void)
@@ -156,7 +161,7 @@ static void server__accept_error(const struct server_sock *sk, int r)
 
 /* A connection that has its slot verdict: to the protocol. */
 static void server__admitted(struct server_worker *w, struct io_conn *c,
-			     enum conn_verdict verdict, int kind,
+			     enum conn_verdict verdict, unsigned def,
 			     const char *key)
 {
 	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
@@ -166,16 +171,22 @@ static void server__admitted(struct server_worker *w, struct io_conn *c,
 		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
 		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
 						: "");
-	srv.proto.accept(c, kind, verdict, w->cfg);
+	if (verdict == CONN_OK)
+		io_conn_count_session(c, def);
+	else
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, verdict == CONN_OVER_TOTAL
+			? MV_CONN_REFUSED_MAX_CONNECTIONS
+			: MV_CONN_REFUSED_MAX_CONNECTIONS_PER_IP, 0, 0));
+	srv.proto.accept(c, srv.proto.listen[def].kind, verdict, w->cfg);
 }
 
 /* The PROXY header is in: the peer is the client now, and the slot is
  * the client's (io_conn.h). */
-static void server__proxy_done(struct io_conn *c, int kind, const char *key)
+static void server__proxy_done(struct io_conn *c, int def, const char *key)
 {
 	struct server_worker *w = (struct server_worker *)io_conn_worker(c);
 
-	server__admitted(w, c, io_conn_admit(c, srv.limit), kind, key);
+	server__admitted(w, c, io_conn_admit(c, srv.limit), (unsigned)def, key);
 }
 
 /* A proxy listener: only a balancer in [limits] proxy_trusted may speak,
@@ -196,11 +207,13 @@ static void server__on_proxy_connection(struct server_sock *sk)
 		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
 			  "reason=untrusted peer=%s listen=%s", io_conn_peer(c),
 			  sk->key);
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
+					 0, 0));
 		io_conn_close(c);
 		return;
 	}
 	/* sk->key is a string from setup(): it outlives the connection. */
-	io_conn_proxy_read(c, server__proxy_done, sk->kind, sk->key);
+	io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
 }
 
 static void server__on_connection(uv_stream_t *ls, int status)
@@ -226,7 +239,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
 		server__accept_error(sk, r);
 		return;
 	}
-	server__admitted(w, c, verdict, sk->kind, sk->key);
+	server__admitted(w, c, verdict, sk->def, sk->key);
 }
 
 static void server__sock_freed(uv_handle_t *h)
@@ -444,34 +457,19 @@ static void server__ctl_send(struct server_worker *w, struct server_ctl m)
 
 /* ---- listeners ---- */
 
-/* SO_REUSEPORT would let a second daemon share our port without a word;
- * a bind without it fails if anyone already has the address. */
-static int server__probe_tcp(const struct cfg_listen_addr *a)
-{
-	int one = 1, e = 0;
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen))
-		e = -errno;
-	close(fd);
-	return e;
-}
-
-static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+/* A TCP socket bound to a: SO_REUSEADDR, IPv6 only for an IPv6 address,
+ * close-on-exec, and SO_REUSEPORT when asked. 0 or -errno. */
+static int server__tcp_bound(const struct cfg_listen_addr *a, bool reuseport,
+			     int *out)
 {
 	int one = 1;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    (a->ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
 	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen)) {
@@ -482,6 +480,38 @@ static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
 	}
 	*out = fd;
 	return 0;
+}
+
+/* SO_REUSEPORT would let a second daemon share our port without a word;
+ * a bind without it fails if anyone already has the address. */
+static int server__probe_tcp(const struct cfg_listen_addr *a)
+{
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
+
+	if (e == 0)
+		close(fd);
+	return e;
+}
+
+int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out)
+{
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
+
+	if (e)
+		return e;
+	if (listen(fd, backlog)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
+static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+{
+	return server__tcp_bound(a, true, out);
 }
 
 /* Any unix socket other than LMTP's (a POP3 or submission listener on
@@ -648,6 +678,7 @@ static int server__sock_add(struct server_lsn *l, int fd, unsigned wi)
 	sk->key = srv.proto.listen[l->def].key;
 	sk->kind = srv.proto.listen[l->def].kind;
 	sk->proxy = srv.proto.listen[l->def].proxy;
+	sk->def = l->def;
 	sk->is_unix = l->addr.is_unix;
 	sk->w = &srv.workers[wi];
 	sk->next = l->socks;
@@ -1306,6 +1337,7 @@ static void server__on_signal(uv_signal_t *s, int signum)
 	if (srv.stopping)
 		return;
 	srv.stopping = true;
+	atomic_store(&srv.serving, false);
 	log_event(LOGL_INFO, 0, "stopping", "signal=%s drain_ms=%llu",
 		  signum == SIGTERM ? "TERM" : "INT",
 		  (unsigned long long)srv.cfg->limits.drain_timeout);
@@ -1320,6 +1352,110 @@ static void server__on_signal(uv_signal_t *s, int signum)
 		uv_close((uv_handle_t *)&srv.status_timer, NULL);
 	if (srv.watchdog_usec)
 		uv_close((uv_handle_t *)&srv.watchdog, NULL);
+}
+
+/* ---- /metrics and /readyz (the HTTP thread) ---- */
+
+struct server_cert_check {
+	int64_t now;
+	char *why;
+	size_t cap;
+	bool bad;
+};
+
+static void server__cert_check(void *arg, const char *file, int64_t not_after)
+{
+	struct server_cert_check *k = arg;
+
+	if (k->bad || not_after > k->now)
+		return;
+	k->bad = true;
+	snprintf(k->why, k->cap, not_after ? "certificate %s expired" :
+		 "certificate %s has no readable expiry", file);
+}
+
+static int server__ready(char *why, size_t cap)
+{
+	struct server_cert_check k = { (int64_t)time(NULL), why, cap, false };
+
+	if (!atomic_load(&srv.serving)) {
+		snprintf(why, cap, "%s", srv.stopping ? "stopping"
+						       : "starting");
+		return -1;
+	}
+	if (tls_creds_each_cert(server__cert_check, &k) == 0) {
+		snprintf(why, cap, "no certificate loaded");
+		return -1;
+	}
+	if (k.bad)
+		return -1;
+	return srv.proto.ready ? srv.proto.ready(why, cap) : 0;
+}
+
+static void server__cert_sample(void *arg, const char *file, int64_t not_after)
+{
+	struct metrics_label l = { "file", file };
+	struct metrics_fmt *out = arg;
+
+	metrics_fmt_u64(out, "postern_certificate_expiry_timestamp_seconds",
+			&l, 1, (uint64_t)not_after);
+}
+
+static void server__collect(struct metrics_fmt *out)
+{
+	char why[8];
+
+	metrics_family(out, MSC_CERT_EXPIRY);
+	tls_creds_each_cert(server__cert_sample, out);
+	metrics_fmt_u64(out, metrics_family(out, MSC_READY), NULL, 0,
+			server__ready(why, sizeof(why)) == 0);
+	if (srv.proto.metrics_collect)
+		srv.proto.metrics_collect(out);
+}
+
+static int server__metrics_start(char err[CFG_ERR_MAX])
+{
+	const struct metrics_http_ops ops = { server__collect, server__ready };
+
+	if (!METRICS_ON())
+		return 0;
+	return metrics_http_start(srv.proto.metrics_listen,
+				  srv.proto.metrics_key,
+				  (unsigned)srv.cfg->metrics.connections_max,
+				  (unsigned)((srv.cfg->metrics.request_timeout +
+					      999) / 1000), &ops, err);
+}
+
+/* The endpoint speaks TCP only: a unix: address is refused by --check
+ * and at start alike. */
+static int server__metrics_check(char err[CFG_ERR_MAX])
+{
+	const struct cfg_listen *l = srv.proto.metrics_listen;
+
+	for (unsigned i = 0; l && i < l->n; i++)
+		if (l->a[i].is_unix) {
+			snprintf(err, CFG_ERR_MAX, "%s: [metrics] %s: %s: a TCP "
+				 "address is needed", srv.cfg->file,
+				 srv.proto.metrics_key, l->a[i].text);
+			return -PST_ECONFIG;
+		}
+	return 0;
+}
+
+/* Counting is on when the daemon has a metrics address: decided once,
+ * before any thread starts. */
+static void server__metrics_enable(void)
+{
+	if (!srv.proto.metrics_listen || !srv.proto.metrics_listen->n)
+		return;
+	metrics_enable(srv.proto.metrics_daemon, srv.proto.name,
+		       srv.proto.protocol);
+	for (unsigned i = 0; i < srv.proto.nlisten; i++) {
+		const char *k = srv.proto.listen[i].key;
+
+		metrics_set_listener(i, strncmp(k, "listen_", 7) == 0 ? k + 7
+								     : k);
+	}
 }
 
 static int server__drop_privileges(const char *user, char err[CFG_ERR_MAX])
@@ -1452,6 +1588,9 @@ static int server__run(void)
 	r = server__listen_all(err);
 	if (r)
 		goto fail;
+	r = server__metrics_start(err);
+	if (r)
+		goto fail;
 	r = server__drop_privileges(srv.proto.user, err);
 	if (r)
 		goto fail;
@@ -1477,6 +1616,7 @@ static int server__run(void)
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		uv_thread_create(&srv.workers[i].thread, server__worker_run,
 				 &srv.workers[i]);
+	atomic_store(&srv.serving, true);
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", srv.progname, POSTERN_VERSION, srv.nworkers,
 		  srv.cfg->file);
@@ -1494,6 +1634,7 @@ static int server__run(void)
 	uv_close((uv_handle_t *)&srv.reloaded, NULL);
 	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&srv.loop);
+	metrics_http_stop();   /* its collectors read the store */
 	if (srv.proto.fini)
 		srv.proto.fini();
 	tls_creds_shutdown();
@@ -1574,9 +1715,11 @@ int server_main(int argc, char **argv, const char *progname,
 	}
 	free(errs);
 	srv.cfg = cfg;
-	if (setup(cfg, &srv.proto, err))
+	if (setup(cfg, &srv.proto, err) || server__metrics_check(err))
 		return server__fail(err, -PST_ECONFIG);
 	log_set_level((enum log_level)srv.proto.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (!check_only)
+		server__metrics_enable();
 	return check_only ? server__check() : server__run();
 }

@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "pop3d/pop3_maildrop.h"
 #include "pop3d/pop3_reply.h"
 #include "pop3d/pop3_session.h"
@@ -179,6 +180,11 @@ void pop3_maildrop_log_logout(struct pop3_session *s, const char *how)
 		gnutls_hash(h, "\n", 1);
 	}
 	gnutls_hash_deinit(h, d);
+	metrics_add(MS_POP3_RETRIEVED, s->n_retrieved);
+	metrics_add(MS_POP3_SENT_BYTES, s->bytes_out);
+	/* Deletions took effect only when the UPDATE committed ("quit"). */
+	if (METRICS_ON() && strcmp(how, "quit") == 0)
+		metrics_add(MS_POP3_DELETED, s->n_deleted);
 	log_event(LOGL_INFO, s->id, "logout", "how=%s listed=%u retrieved=%llu "
 		  "deleted=%llu bytes=%llu uidl_hash=%02x%02x%02x%02x", how,
 		  s->nmsgs, (unsigned long long)s->n_retrieved,

@@ -13,6 +13,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/store_int.h"
 
 #define STORE_MAX_READERS 1024
@@ -533,6 +534,14 @@ static bool store__batch_once(struct store *st, struct store_job *jobs,
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
 		pthread_rwlock_unlock(&st->envlock);
+		if (rc == 0 && METRICS_ON()) {
+			unsigned n = 0;
+
+			for (struct store_job *j = jobs; j; j = j->next)
+				n++;
+			metrics_inc(MS_STORE_COMMITS);
+			metrics_observe(MH_STORE_BATCH, n);
+		}
 		if (rc == MDB_MAP_FULL && stop_on_full)
 			return true;
 		if (rc)

@@ -9,7 +9,9 @@
 
 #include "common/auth/auth.h"
 #include "common/err.h"
+#include "common/metrics.h"
 #include "common/server.h"
+#include "store/store_metrics.h"
 #include "submitd/relay.h"
 #include "submitd/smtp_session.h"
 
@@ -25,7 +27,8 @@ static const char *const submitd__restart_keys[] = {
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
 	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
 	"submitd.listen_tls_proxy_protocol",
-	"submitd.listen_starttls_proxy_protocol", NULL,
+	"submitd.listen_starttls_proxy_protocol", "metrics.submitd_listen",
+	"metrics.connections_max", "metrics.request_timeout", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -134,6 +137,17 @@ static int submitd__reload(const struct postern_config *next,
 	return 0;
 }
 
+/* The queue is this daemon's: its gauges are exported here only. */
+static void submitd__metrics(struct metrics_fmt *out)
+{
+	store_metrics_collect(smtp_store, true, out);
+}
+
+static int submitd__ready(char *why, size_t cap)
+{
+	return store_metrics_ready(smtp_store, why, cap);
+}
+
 static int submitd__setup(const struct postern_config *cfg,
 			 struct server_proto *p, char err[CFG_ERR_MAX])
 {
@@ -160,6 +174,12 @@ static int submitd__setup(const struct postern_config *cfg,
 	p->reload = submitd__reload;
 	p->fini = submitd__fini;
 	p->accept = smtp_session_accept;
+	p->metrics_listen = &cfg->metrics.submitd_listen;
+	p->metrics_key = "submitd_listen";
+	p->metrics_daemon = METRICS_SUBMITD;
+	p->protocol = "smtp";
+	p->metrics_collect = submitd__metrics;
+	p->ready = submitd__ready;
 	return 0;
 }
 

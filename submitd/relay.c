@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/tls_creds.h"
 #include "submitd/relay.h"
 #include "submitd/smtp_session.h"
@@ -462,7 +463,20 @@ struct settle {
 	const char *body;
 	size_t len;
 	uint64_t now;
+	/* Recipients by outcome, set by the write that settles them. */
+	uint32_t delivered, bounced, deferred;
 };
+
+/* Metrics: one pass's recipients by outcome, once it is committed. */
+static void relay__count(const struct settle *s)
+{
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_DELIVERED,
+				 0, 0), s->delivered);
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_BOUNCED, 0,
+				 0), s->bounced);
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_DEFERRED,
+				 0, 0), s->deferred);
+}
 
 static void relay__dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
 		     const struct settle *s, const char *headers, size_t hlen)
@@ -588,6 +602,9 @@ static int relay__settle_write(struct store_write *w, void *arg)
 		e.next_attempt = s->now + (delay ? delay : 1);
 		r = store_queue_update(w, &e);
 	}
+	s->delivered = s->nres - failed - keep;
+	s->bounced = failed;
+	s->deferred = keep;
 	log_event(LOGL_INFO, 0, "relay_attempt", "queue=%llu delivered=%u "
 		  "bounced=%u deferred=%u", (unsigned long long)e.id,
 		  s->nres - failed - keep, failed, keep);
@@ -648,6 +665,8 @@ static void relay__one(uint64_t id)
 		relay__send(&e, body, e.size, res);
 		s.now = (uint64_t)time(NULL);
 		err = store_write(relay.st, relay__settle_write, &s);
+		if (!err)
+			relay__count(&s);
 		if (err)
 			log_event(LOGL_ERR, 0, "relay_settle_failed",
 				  "queue=%llu error=\"%s\"",

@@ -11,6 +11,7 @@
 #include "common/cmd_table.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submitd/smtp_auth.h"
 #include "submitd/smtp_cmd.h"
 #include "submitd/smtp_data.h"
@@ -268,6 +269,8 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 		return -1;
 	}
 	if (mp->size > s->cfg->limits.message_max) {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_TOO_BIG,
+					 0, 0));
 		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu octets)",
 			   (unsigned long long)s->cfg->limits.message_max);
 		return -1;

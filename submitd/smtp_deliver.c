@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/msg_norm.h"
 #include "submitd/relay.h"
 #include "submitd/smtp_deliver.h"
@@ -73,6 +74,9 @@ static int smtp__rate_check(struct smtp_session *s, bool recipients)
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
+	if (!recipients)
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_RATE_LIMITED, 0, 0));
 	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
 		  s->account.address, recipients ? "recipients" : "messages");
 	smtp_reply(s->io, 450, "4.7.1", "Sending limit reached: at most %llu "
@@ -191,11 +195,28 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 	return 0;
 }
 
+/* A message's outcome in postern_smtp_messages_*: once per message, LMTP
+ * recipients or not. */
+static void smtp__count(const struct deliver_job *j)
+{
+	unsigned via = j->lmtp ? MV_SMTP_VIA_LMTP : MV_SMTP_VIA_SUBMISSION;
+
+	if (j->result == 0) {
+		metrics_inc(METRICS_SLOT(SMTP_ACCEPTED, via, 0, 0));
+		metrics_add(METRICS_SLOT(SMTP_BYTES, via, 0, 0), j->len);
+	} else {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, j->result == -PST_EFULL
+					 ? MV_SMTP_REFUSED_STORE_FULL
+					 : MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
+	}
+}
+
 static void smtp__deliver_answer(void *sess, struct io_post *p)
 {
 	struct deliver_job *j = (struct deliver_job *)p;
 	struct smtp_session *s = sess;
 
+	smtp__count(j);
 	if (!s) {   /* the client went away: the message is stored anyway */
 		smtp__job_free(j);
 		return;
@@ -296,6 +317,8 @@ void smtp_deliver(struct smtp_session *s)
 
 	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts)))) {
 		free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_NO_MEMORY,
+					 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		smtp_session_txn_end(s);
 		return;
@@ -313,6 +336,8 @@ void smtp_deliver(struct smtp_session *s)
 	    smtp_body_take(&s->txn.body, hdr, (size_t)n, &j->msg, &j->len,
 			   &j->mem, &j->budget, &j->held)) {
 		smtp__job_free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Local error in processing");
 		smtp_session_txn_end(s);
 		return;
@@ -331,6 +356,8 @@ void smtp_deliver(struct smtp_session *s)
 	if (store_write_async(smtp_store, smtp__deliver_write, j,
 			      smtp__deliver_done)) {
 		smtp__job_free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Store unavailable");
 		smtp_session_txn_end(s);
 		io_conn_resume(s->io);

@@ -33,6 +33,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/server.h"
 #include "store/store.h"
 #include "webd/webd_config.h"
 #include "webd/webd_http.h"
@@ -42,7 +43,6 @@
 #define WEBD_BACKLOG 511
 #define WEBD_DAEMONS_MAX (2 * CFG_LIST_MAX)
 #define WEBD_DRAIN_POLL_MS 50
-#define WEBD_MHD_MSG_MAX 256    /* of a libmicrohttpd message, logged */
 
 struct webd_listener {
 	int fd;
@@ -60,26 +60,6 @@ static struct {
 	unsigned nl;
 } webd;
 
-static int webd__bind(const struct cfg_listen_addr *a, int *out)
-{
-	int one = 1, e;
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) ||
-	    listen(fd, WEBD_BACKLOG)) {
-		e = -errno;
-		close(fd);
-		return e;
-	}
-	*out = fd;
-	return 0;
-}
-
 static int webd__bind_key(const char *key, const struct cfg_listen *ls,
 			  struct webd_ctx *ctx, char err[CFG_ERR_MAX])
 {
@@ -92,7 +72,7 @@ static int webd__bind_key(const char *key, const struct cfg_listen *ls,
 				 "addresses", webd.cfg.file, key, a->text);
 			return -PST_ECONFIG;
 		}
-		r = webd__bind(a, &fd);
+		r = server_listen_tcp(a, WEBD_BACKLOG, &fd);
 		/* The default lists [::]; a host without IPv6 still serves
 		 * IPv4, as the other daemons do. */
 		if ((r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) &&
@@ -140,14 +120,7 @@ static int webd__drop_privileges(const char *user, char err[CFG_ERR_MAX])
 
 static void webd__mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[WEBD_MHD_MSG_MAX], q[WEBD_MHD_MSG_MAX + 8];
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-
-	if (n < 0)
-		return;
-	n = (int)strcspn(msg, "\n");
-	log_event(LOGL_DEBUG, 0, "http_error", "what=%s",
-		  log_quote(q, sizeof(q), msg, (size_t)n));
+	log_library_message("http_error", fmt, ap);
 }
 
 static int webd__start(struct webd_listener *l, unsigned threads,

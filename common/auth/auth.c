@@ -229,6 +229,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	if (malformed) {
 		/* Same work as any other failure. */
 		auth_hash_verify(p->dummy, req->pass, req->passlen);
+		out->unknown_user = true;
 		return auth__finish(out, AUTH_FAIL, "malformed user name");
 	}
 	/* No password holds a NUL, so this reveals nothing about the account
@@ -241,6 +242,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	if (e == -PST_ENOTFOUND) {
 		store_read_end(r);
 		auth_hash_verify(p->dummy, req->pass, req->passlen);
+		out->unknown_user = true;
 		return auth__finish(out, AUTH_FAIL, "unknown user");
 	}
 	if (e) {
@@ -251,6 +253,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 			      &hit) && hit.account_id == acct->id &&
 	    hit.cred_gen == acct->cred_gen) {
 		store_read_end(r);
+		metrics_inc(MS_AUTH_CACHE_HITS);
 		out->app_id = hit.app_id;
 		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
 			return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
@@ -260,6 +263,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 		return auth__finish(out, AUTH_OK, "cached");
 	}
 
+	metrics_inc(MS_AUTH_CACHE_MISSES);
 	is_app = auth_apppw_normalize(req->pass, req->passlen, app);
 	if (is_app) {
 		uint8_t digest[32];
@@ -353,6 +357,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	enum auth_throttle_verdict v;
 	struct auth_policy *p;
 	bool malformed;
+	uint64_t t0 = METRICS_ON() ? metrics_now_us() : 0;
 	int e;
 
 	memset(out, 0, sizeof(*out));
@@ -370,8 +375,13 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	if (v == AUTH_THROTTLE_REFUSE) {
 		out->result = AUTH_THROTTLED;
 		out->reason = "throttled";
+		metrics_inc(METRICS_SLOT(AUTH_THROTTLED,
+					 MV_THROTTLE_REFUSED, 0, 0));
 		return 0;
 	}
+	if (out->delay_ms)
+		metrics_inc(METRICS_SLOT(AUTH_THROTTLED, MV_THROTTLE_DELAYED,
+					 0, 0));
 	p = auth__policy(a);
 	e = auth__admitted(a, p, req, user, malformed, now, out);
 	auth_policy_free(p);
@@ -379,5 +389,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	auth_throttle_settle(a->throttle, &tk, now,
 			     e ? AUTH_THROTTLE_NO_VERDICT
 			       : auth__throttle_result(out->result));
+	if (METRICS_ON())
+		metrics_observe(MH_AUTH_VERIFY, metrics_now_us() - t0);
 	return e;
 }
