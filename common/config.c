@@ -163,6 +163,23 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "log_level", CFG_ENUM, F(submitd.log_level), "info", 0, 0,
 	  "debug|info|warn|error", "Lowest level logged." },
 
+	{ "dkim", "keys", CFG_STR, F(dkim.keys), "", 0, 0, NULL,
+	  "Signing keys, comma-separated DOMAIN:SELECTOR[:FILE]: mail submitted\n"
+	  "from DOMAIN (the From: header's domain, else the envelope sender's)\n"
+	  "is signed with FILE (PEM, RSA or Ed25519), relaxed/relaxed; FILE\n"
+	  "defaults to key_dir/DOMAIN.SELECTOR.key, what `postern dkim keygen`\n"
+	  "writes. Loaded at start and on SIGHUP. Empty: no signing." },
+	{ "dkim", "key_dir", CFG_STR, F(dkim.key_dir), "/etc/postern/dkim", 0, 0,
+	  NULL, "Folder of the keys that `postern dkim keygen` makes." },
+	{ "dkim", "headers", CFG_STR, F(dkim.headers),
+	  "From:Reply-To:Subject:Date:To:Cc:Message-ID:In-Reply-To:References:"
+	  "MIME-Version:Content-Type:Content-Transfer-Encoding", 0, 0, NULL,
+	  "Header fields signed (when present), colon-separated; From is\n"
+	  "always signed (RFC 6376 5.4)." },
+	{ "dkim", "workers", CFG_UINT, F(dkim.workers), "1", 1, 64, NULL,
+	  "Threads that sign messages, off the event loops (a big message's\n"
+	  "hashing never stalls other sessions)." },
+
 	{ "auth", "argon2_memory", CFG_UINT, F(auth.argon2_memory), "19456",
 	  8, 4 * 1024 * 1024, NULL,
 	  "argon2id memory in KiB (OWASP minimum: 19456)." },

@@ -101,6 +101,12 @@ struct postern_config {
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
 		uint64_t queue_lifetime;
 	} submitd;
+	struct {                        /* DKIM signing (postern-submitd) */
+		char keys[4096];        /* DOMAIN:SELECTOR[:FILE], ... */
+		char key_dir[PATH_MAX];
+		char headers[1024];     /* colon-separated field names */
+		uint64_t workers;
+	} dkim;
 	struct {                        /* postern-webd */
 		struct cfg_listen listen_https, listen_http;
 		uint64_t workers;
