@@ -147,6 +147,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "queue_lifetime", CFG_DURATION, F(submitd.queue_lifetime),
 	  "5d", 1, 30 * 24 * 3600 * SEC, NULL,
 	  "Give up on a message this long after it was queued, and bounce it." },
+	{ "submitd", "delay_warning", CFG_DURATION, F(submitd.delay_warning),
+	  "4h", 0, 30 * 24 * 3600 * SEC, NULL,
+	  "Tell the sender once when a message is still queued this long\n"
+	  "(an RFC 3464 \"delayed\" report, unless its NOTIFY leaves DELAY\n"
+	  "out). 0: never." },
 	{ "submitd", "plain_auth_loopback", CFG_BOOL,
 	  F(submitd.plain_auth_loopback), "no", 0, 0, NULL,
 	  "Offer AUTH without TLS to clients on loopback addresses only." },

@@ -100,6 +100,7 @@ struct postern_config {
 		char relay_user[256], relay_password[256], relay_ca[PATH_MAX];
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
 		uint64_t queue_lifetime;
+		uint64_t delay_warning;         /* DSN "delayed"; 0: never */
 	} submitd;
 	struct {                        /* DKIM signing (postern-submitd) */
 		char keys[4096];        /* DOMAIN:SELECTOR[:FILE], ... */
