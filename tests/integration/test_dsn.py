@@ -245,3 +245,40 @@ def test_parameters_passed_to_a_relay_with_dsn(submitd, pop3d):
         sinkp.terminate()
         sinkp.wait(10)
         shutil.rmtree(dump, ignore_errors=True)
+
+
+def lmtp_deliver(d, sender, rcpt_params):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.ports["lmtp"])
+    c = Client(s)
+    c.line()
+    c.cmd("LHLO mta.test")
+    c.smtp_reply()
+    c.cmd(f"MAIL FROM:<{sender}>")
+    assert c.line().startswith("250")
+    c.cmd(f"RCPT TO:<bob@example.com> {rcpt_params}".rstrip())
+    assert c.line().startswith("250")
+    c.cmd("DATA")
+    c.line()
+    c.send(b"From: x@remote.test\r\nSubject: via lmtp\r\n\r\nhi\r\n.\r\n")
+    assert c.line().startswith("250")
+    c.close()
+
+
+def test_report_to_a_remote_sender_goes_through_the_queue(submitd, sink):  # noqa: F811
+    d = submitd(relay_cfg(sink.port))
+    d.add_user("bob@example.com")
+    lmtp_deliver(d, "x@remote.test", "NOTIFY=SUCCESS")
+    assert wait_for(lambda: sink.received)
+    frm, rcpts, content = sink.received[0]
+    assert frm in ("", "<>") and rcpts == ["x@remote.test"]   # from <>
+    m, blocks, _ = parse(content)
+    assert blocks[1]["Action"] == "delivered"
+    # a message from <> is never reported on
+    lmtp_deliver(d, "", "NOTIFY=SUCCESS")
+    n = len(d.cli("user", "messages", "bob@example.com").stdout.decode()
+            .splitlines())
+    assert n == 3                                        # header + 2
+    time.sleep(1.5)                                      # a relay pass
+    assert len(sink.received) == 1
+    assert d.log().count("event=dsn ") == 1
