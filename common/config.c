@@ -405,7 +405,7 @@ int cfg_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static char *cfg__trim(char *s)
+char *cfg_trim(char *s)
 {
 	char *e;
 
@@ -491,12 +491,12 @@ int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	if (*cfg__trim(buf) == '\0') {
+	if (*cfg_trim(buf) == '\0') {
 		*out = l;
 		return 0;
 	}
 	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
+		char *t = cfg_trim(tok);
 
 		if (l.n == CFG_LIST_MAX) {
 			snprintf(err, CFG_ERR_MAX, "more than %d addresses",
@@ -527,10 +527,10 @@ static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
 	}
 	strcpy(buf, s);
 	out->n = 0;
-	if (*cfg__trim(buf) == '\0')
+	if (*cfg_trim(buf) == '\0')
 		return 0;
 	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
+		char *t = cfg_trim(tok);
 
 		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
 			snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "

@@ -190,6 +190,8 @@ int cfg_parse_bool(const char *s, bool *out);
 /* A file mode written as in chmod, in octal with its leading zero: "0660".
  * Exactly four digits 0-7, the first 0 (no set-id or sticky bits). */
 int cfg_parse_mode(const char *s, unsigned *out);
+/* s without its leading and trailing spaces and tabs (cut in place). */
+char *cfg_trim(char *s);
 /* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX]);

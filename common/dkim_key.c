@@ -38,18 +38,6 @@ static bool dkim_key__dns_name(const char *s, size_t max)
 	return true;
 }
 
-static char *dkim_key__trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-		*--e = '\0';
-	return s;
-}
-
 int dkim_key_list_parse(const char *keys, const char *key_dir,
 			struct dkim_key_list *out, char err[CFG_ERR_MAX])
 {
@@ -61,7 +49,7 @@ int dkim_key_list_parse(const char *keys, const char *key_dir,
 		return -ENOMEM;
 	for (const char *p = keys; *p; p++)
 		cap += *p == ',';
-	if (*dkim_key__trim(buf) == '\0') {
+	if (*cfg_trim(buf) == '\0') {
 		free(buf);
 		*out = l;
 		return 0;
@@ -71,7 +59,7 @@ int dkim_key_list_parse(const char *keys, const char *key_dir,
 		return -ENOMEM;
 	}
 	while ((tok = strsep(&rest, ","))) {
-		char *t = dkim_key__trim(tok), *sel = strchr(t, ':'), *file;
+		char *t = cfg_trim(tok), *sel = strchr(t, ':'), *file;
 		struct dkim_key *k = &l.k[l.n];
 
 		if (!sel) {
