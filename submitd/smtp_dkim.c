@@ -351,6 +351,8 @@ int smtp_dkim_sign(const char *id, const char *envelope_from, const char *msg,
 		r = -PST_ECONFIG;
 	} else {
 		r = smtp_dkim__field(v, vlen, out, outlen);
+		log_event(LOGL_DEBUG, 0, "dkim_signed", "id=%s domain=%s "
+			  "selector=%s", id, k->domain, k->selector);
 	}
 	if (d)
 		dkim_free(d);

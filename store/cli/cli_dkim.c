@@ -55,8 +55,10 @@ static int cli__keygen(int argc, char **argv)
 		struct passwd *pw = getpwnam(cli.cfg.submitd.user);
 
 		if (!pw || chown(k->path, pw->pw_uid, pw->pw_gid)) {
-			fprintf(stderr, "postern: %s: cannot give it to user "
-				"%s\n", k->path, cli.cfg.submitd.user);
+			fprintf(stderr, "postern: %s: cannot give it to the "
+				"service user %s ([submitd] user): %s\n", k->path,
+				cli.cfg.submitd.user, pw ? strerror(errno)
+				: "no such user");
 			unlink(k->path);
 			dkim_key_list_free(&l);
 			return EX_NOUSER;

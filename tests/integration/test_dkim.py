@@ -139,6 +139,7 @@ def test_signed_mail_verifies(submitd, pop3d, sink, tmp_path, kind, alg):  # noq
         assert b"c=relaxed/relaxed" in msg and b"d=example.com" in msg
         out = verify_both(msg, made["txt"], tmp_path, "sel1", "example.com")
         assert out.startswith(f"pass example.com sel1 {alg}")
+    assert d.log().count("event=dkim_signed") == 2      # one per message
     assert wait_for(lambda: sink.received)
     relayed = sink.received[0][2]
     verify_both(relayed, made["txt"], tmp_path, "sel1", "example.com")
