@@ -5,11 +5,12 @@
  * it never touches an event loop. Each pass takes the entries that are due,
  * speaks SMTP to the relay (STARTTLS as relay_tls says, under the same
  * [tls] priority as incoming TLS; optional AUTH PLAIN; pipelined when
- * offered), and then in one store commit: removes delivered
- * and permanently failed recipients, puts an RFC 3464 bounce in the sender's
- * Inbox for the failed ones, and reschedules the rest with exponential
- * backoff — or bounces them when the entry outlives queue_lifetime. A
- * message is delivered, bounced, or still queued; never dropped. */
+ * offered; DSN's parameters passed on when offered), and then in one store
+ * commit: removes delivered and permanently failed recipients, files the
+ * RFC 3464 reports the sender asked for (dsn_send.c: failed, relayed,
+ * delayed), and reschedules the rest with exponential backoff — or bounces
+ * them when the entry outlives queue_lifetime. A message is delivered,
+ * bounced, or still queued; never dropped. */
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
