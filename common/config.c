@@ -163,6 +163,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "queue_lifetime", CFG_DURATION, F(submitd.queue_lifetime),
 	  "5d", 1, 30 * 24 * 3600 * SEC, NULL,
 	  "Give up on a message this long after it was queued, and bounce it." },
+	{ "submitd", "delay_warning", CFG_DURATION, F(submitd.delay_warning),
+	  "4h", 0, 30 * 24 * 3600 * SEC, NULL,
+	  "Tell the sender once when a message is still queued this long\n"
+	  "(an RFC 3464 \"delayed\" report, unless its NOTIFY leaves DELAY\n"
+	  "out). 0: never." },
 	{ "submitd", "plain_auth_loopback", CFG_BOOL,
 	  F(submitd.plain_auth_loopback), "no", 0, 0, NULL,
 	  "Offer AUTH without TLS to clients on loopback addresses only." },
@@ -178,6 +183,23 @@ static const struct cfg_key cfg_keys[] = {
 	  "Run as this user after binding ports, when started as root." },
 	{ "submitd", "log_level", CFG_ENUM, F(submitd.log_level), "info", 0, 0,
 	  "debug|info|warn|error", "Lowest level logged." },
+
+	{ "dkim", "keys", CFG_STR, F(dkim.keys), "", 0, 0, NULL,
+	  "Signing keys, comma-separated DOMAIN:SELECTOR[:FILE]: mail submitted\n"
+	  "from DOMAIN (the From: header's domain, else the envelope sender's)\n"
+	  "is signed with FILE (PEM, RSA or Ed25519), relaxed/relaxed; FILE\n"
+	  "defaults to key_dir/DOMAIN.SELECTOR.key, what `postern dkim keygen`\n"
+	  "writes. Loaded at start and on SIGHUP. Empty: no signing." },
+	{ "dkim", "key_dir", CFG_STR, F(dkim.key_dir), "/etc/postern/dkim", 0, 0,
+	  NULL, "Folder of the keys that `postern dkim keygen` makes." },
+	{ "dkim", "headers", CFG_STR, F(dkim.headers),
+	  "From:Reply-To:Subject:Date:To:Cc:Message-ID:In-Reply-To:References:"
+	  "MIME-Version:Content-Type:Content-Transfer-Encoding", 0, 0, NULL,
+	  "Header fields signed (when present), colon-separated; From is\n"
+	  "always signed (RFC 6376 5.4)." },
+	{ "dkim", "workers", CFG_UINT, F(dkim.workers), "1", 1, 64, NULL,
+	  "Threads that sign messages, off the event loops (a big message's\n"
+	  "hashing never stalls other sessions)." },
 
 	{ "auth", "argon2_memory", CFG_UINT, F(auth.argon2_memory), "19456",
 	  8, 4 * 1024 * 1024, NULL,
@@ -422,7 +444,7 @@ int cfg_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static char *cfg__trim(char *s)
+char *cfg_trim(char *s)
 {
 	char *e;
 
@@ -510,10 +532,10 @@ static int cfg__each_item(const char *s, char *buf, size_t cap,
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	if (*cfg__trim(buf) == '\0')
+	if (*cfg_trim(buf) == '\0')
 		return 0;
 	while ((tok = strsep(&rest, ","))) {
-		int r = item(cfg__trim(tok), arg, err);
+		int r = item(cfg_trim(tok), arg, err);
 
 		if (r)
 			return r;

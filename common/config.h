@@ -117,7 +117,14 @@ struct postern_config {
 		char relay_user[256], relay_password[256], relay_ca[PATH_MAX];
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
 		uint64_t queue_lifetime;
+		uint64_t delay_warning;         /* DSN "delayed"; 0: never */
 	} submitd;
+	struct {                        /* DKIM signing (postern-submitd) */
+		char keys[4096];        /* DOMAIN:SELECTOR[:FILE], ... */
+		char key_dir[PATH_MAX];
+		char headers[1024];     /* colon-separated field names */
+		uint64_t workers;
+	} dkim;
 	struct {                        /* postern-webd */
 		struct cfg_listen listen_https, listen_http;
 		uint64_t workers;
@@ -212,6 +219,8 @@ int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
 /* Whether addr (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as
  * its IPv4 address) is in one of the ranges. NULL or another family: no. */
 bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr);
+/* s without its leading and trailing spaces and tabs (cut in place). */
+char *cfg_trim(char *s);
 /* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX]);

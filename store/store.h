@@ -314,6 +314,28 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
  * accounts start at 1). */
 #define STORE_QUEUE_ACCOUNT 0
 
+/* What the sender asked of delivery status notifications (RFC 3461) for
+ * a queued message, and what was reported already. The store keeps the
+ * values as given: the meaning of ret and notify is the SMTP engine's
+ * (submitd/smtp_parse.h). Recipients are named, not numbered, so that a
+ * recipient list shortened by the relay needs no matching change here. */
+#define STORE_DSN_ENVID_MAX 100
+#define STORE_DSN_TYPE_MAX 32
+#define STORE_DSN_ORCPT_MAX 255
+#define STORE_DSN_DELAY_SENT 0x1        /* flags: the delay warning went */
+struct store_dsn_rcpt {
+	char addr[STORE_ADDR_MAX + 1];
+	uint8_t notify;
+	char orcpt_type[STORE_DSN_TYPE_MAX + 1];   /* "": no ORCPT */
+	char orcpt[STORE_DSN_ORCPT_MAX + 1];
+};
+struct store_queue_dsn {
+	uint8_t ret, flags;
+	char envid[STORE_DSN_ENVID_MAX + 1];
+	uint32_t n;                            /* <= STORE_QUEUE_RCPT_MAX */
+	struct store_dsn_rcpt *rcpt;           /* heap, with the struct */
+};
+
 struct store_queue_entry {
 	uint64_t id;
 	uint64_t created, next_attempt;       /* unix seconds */
@@ -324,9 +346,15 @@ struct store_queue_entry {
 	char last_error[STORE_QUEUE_ERR_MAX + 1];
 	uint32_t nrcpts;
 	char (*rcpts)[STORE_ADDR_MAX + 1];    /* heap; store_queue_entry_free */
+	struct store_queue_dsn *dsn;          /* heap or NULL (none asked) */
 };
 
 void store_queue_entry_free(struct store_queue_entry *e);
+/* A DSN record with room for n recipients (zeroed), or NULL. */
+struct store_queue_dsn *store_queue_dsn_new(uint32_t n);
+/* The recipient's DSN settings in e, or NULL. */
+const struct store_dsn_rcpt *store_queue_dsn_rcpt(
+	const struct store_queue_entry *e, const char *addr);
 /* Add: sender, rcpts and the CRLF body; fills e->id. */
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len);

@@ -27,6 +27,32 @@ void store_queue_entry_free(struct store_queue_entry *e)
 	REQUIRE(e);
 	free(e->rcpts);
 	e->rcpts = NULL;
+	if (e->dsn)
+		free(e->dsn->rcpt);
+	free(e->dsn);
+	e->dsn = NULL;
+}
+
+struct store_queue_dsn *store_queue_dsn_new(uint32_t n)
+{
+	struct store_queue_dsn *d = calloc(1, sizeof(*d));
+
+	if (d && !(d->rcpt = calloc(n ? n : 1, sizeof(*d->rcpt)))) {
+		free(d);
+		return NULL;
+	}
+	if (d)
+		d->n = n;
+	return d;
+}
+
+const struct store_dsn_rcpt *store_queue_dsn_rcpt(
+	const struct store_queue_entry *e, const char *addr)
+{
+	for (uint32_t i = 0; e->dsn && i < e->dsn->n; i++)
+		if (strcmp(e->dsn->rcpt[i].addr, addr) == 0)
+			return &e->dsn->rcpt[i];
+	return NULL;
 }
 
 static void store__qkey(uint64_t id, uint8_t k[8])

@@ -519,6 +519,68 @@ int store__rec_u64_dec(const void *p, size_t n, uint64_t *out)
 
 /* ---- the queue ---- */
 
+/* DSN (RFC 3461) settings follow the recipients, only when there are any:
+ * u8 1, u8 ret, u8 flags, str envid, be32 n, then per recipient str addr,
+ * u8 notify, str orcpt_type, str orcpt. A record without them (written
+ * before DSN, or without DSN asked) decodes with dsn NULL. */
+#define REC_QUEUE_DSN 1
+#define REC_DSN_RCPT_MAX (1 + STORE_ADDR_MAX + 1 + 1 + STORE_DSN_TYPE_MAX + 1 + \
+			  STORE_DSN_ORCPT_MAX)
+
+static size_t store_rec__queue_dsn_cap(const struct store_queue_entry *e)
+{
+	return e->dsn ? 3 + 1 + STORE_DSN_ENVID_MAX + 4 +
+			(size_t)e->dsn->n * REC_DSN_RCPT_MAX : 0;
+}
+
+static void store_rec__queue_dsn_enc(struct rec_w *w,
+				     const struct store_queue_dsn *d)
+{
+	store_rec__u8(w, REC_QUEUE_DSN);
+	store_rec__u8(w, d->ret);
+	store_rec__u8(w, d->flags);
+	store_rec__str(w, d->envid, sizeof(d->envid));
+	store_rec__u32(w, d->n);
+	for (uint32_t i = 0; i < d->n; i++) {
+		store_rec__str(w, d->rcpt[i].addr, sizeof(d->rcpt[i].addr));
+		store_rec__u8(w, d->rcpt[i].notify);
+		store_rec__str(w, d->rcpt[i].orcpt_type,
+			       sizeof(d->rcpt[i].orcpt_type));
+		store_rec__str(w, d->rcpt[i].orcpt, sizeof(d->rcpt[i].orcpt));
+	}
+}
+
+static int store_rec__queue_dsn_dec(struct rec_r *r, struct store_queue_entry *q)
+{
+	struct store_queue_dsn *d;
+	uint32_t n;
+
+	if (store_rec__get_u8(r) != REC_QUEUE_DSN)
+		return -PST_ECORRUPT;
+	uint8_t ret = store_rec__get_u8(r), flags = store_rec__get_u8(r);
+	char envid[STORE_DSN_ENVID_MAX + 1];
+
+	store_rec__get_str(r, envid, sizeof(envid));
+	n = store_rec__get_u32(r);
+	/* each recipient takes at least its four length and value octets */
+	if (r->bad || n > STORE_QUEUE_RCPT_MAX || n > (r->n - r->off) / 4)
+		return -PST_ECORRUPT;
+	if (!(d = store_queue_dsn_new(n)))
+		return -ENOMEM;
+	d->ret = ret;
+	d->flags = flags;
+	memcpy(d->envid, envid, sizeof(envid));
+	for (uint32_t i = 0; i < n; i++) {
+		store_rec__get_str(r, d->rcpt[i].addr, sizeof(d->rcpt[i].addr));
+		d->rcpt[i].notify = store_rec__get_u8(r);
+		store_rec__get_str(r, d->rcpt[i].orcpt_type,
+				   sizeof(d->rcpt[i].orcpt_type));
+		store_rec__get_str(r, d->rcpt[i].orcpt, sizeof(d->rcpt[i].orcpt));
+	}
+	q->dsn = d;
+	return r->bad ? -PST_ECORRUPT : 0;
+}
+
 int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 			 size_t *len)
 {
@@ -528,7 +590,8 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	REQUIRE(e && out && len && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
 	cap = 1 + 4 + 4 * 8 + 4 + 2 * 256 + 4 +
-	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1);
+	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1) +
+	      store_rec__queue_dsn_cap(e);
 	if (!(w.p = malloc(cap)))
 		return -ENOMEM;
 	w.n = 0;
@@ -544,6 +607,8 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	store_rec__u32(&w, e->nrcpts);
 	for (uint32_t i = 0; i < e->nrcpts; i++)
 		store_rec__str(&w, e->rcpts[i], sizeof(e->rcpts[i]));
+	if (e->dsn)
+		store_rec__queue_dsn_enc(&w, e->dsn);
 	REQUIRE(w.n <= cap);
 	*out = w.p;
 	*len = w.n;
@@ -611,11 +676,14 @@ int store__rec_queue_dec(const void *p, size_t n,
 			for (uint32_t i = 0; i < q.nrcpts; i++)
 				store_rec__get_str(&r, q.rcpts[i],
 						   sizeof(q.rcpts[i]));
-			e = store_rec__done(&r);
+			if (!r.bad && r.off < r.n)
+				e = store_rec__queue_dsn_dec(&r, &q);
+			if (!e)
+				e = store_rec__done(&r);
 		}
 	}
 	if (e) {
-		free(q.rcpts);
+		store_queue_entry_free(&q);
 		return e;
 	}
 	*out = q;

@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 
 #include "common/auth/auth.h"
+#include "common/dkim_key.h"
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/server.h"
 #include "store/store_metrics.h"
 #include "submitd/relay.h"
+#include "submitd/smtp_dkim.h"
 #include "submitd/smtp_session.h"
 
 static struct auth_ctx *submitd_auth;
@@ -28,12 +30,12 @@ static const char *const submitd__restart_keys[] = {
 	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
 	"submitd.listen_tls_proxy_protocol",
 	"submitd.listen_starttls_proxy_protocol", "metrics.submitd_listen",
-	"metrics.connections_max", "metrics.request_timeout", NULL,
+	"metrics.connections_max", "metrics.request_timeout", "dkim.workers", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
- * is one yet (start-up makes it), and the relay's CA file; no lock, no
- * writer, no relay thread. */
+ * is one yet (start-up makes it), the DKIM keys and the relay's CA file; no
+ * lock, no writer, no relay thread. */
 static int submitd__check(const struct postern_config *cfg,
 			  char err[CFG_ERR_MAX])
 {
@@ -52,6 +54,13 @@ static int submitd__check(const struct postern_config *cfg,
 			return r;
 		}
 		store_close(st);
+	}
+	if (cfg->dkim.keys[0]) {
+		struct dkim_key_list keys;
+
+		if ((r = dkim_key_list_load(cfg, &keys, err)))
+			return r;
+		dkim_key_list_free(&keys);
 	}
 	if (!cfg->submitd.relay[0] || !cfg->submitd.relay_ca[0])
 		return 0;
@@ -94,6 +103,8 @@ static int submitd__init(const struct postern_config *cfg,
 		snprintf(err, CFG_ERR_MAX, "starting: %s", pst_strerror(r));
 		return r;
 	}
+	if ((r = smtp_dkim_start(cfg, err)))
+		return r;
 	if ((r = relay_start(cfg, smtp_store))) {
 		snprintf(err, CFG_ERR_MAX, "%s: [submitd] relay_ca: %s",
 			 cfg->file, r == -PST_ECONFIG
@@ -106,18 +117,21 @@ static int submitd__init(const struct postern_config *cfg,
 static void submitd__fini(void)
 {
 	relay_stop();
+	/* What is still being signed goes to the store before it closes. */
+	smtp_dkim_stop();
 	auth_pool_free(smtp_pool);
 	auth_ctx_free(submitd_auth);
 	store_close(smtp_store);
 }
 
-/* [auth] for logins, the relay settings for its next pass, the memory
- * bound for messages; sessions carry the rest themselves. The relay goes
+/* [auth] for logins, the DKIM keys, the relay settings for its next
+ * pass, the memory bound for messages; sessions carry the rest themselves. The relay goes
  * last of what can fail, and applies itself as it succeeds. */
 static int submitd__reload(const struct postern_config *next,
 			   char err[CFG_ERR_MAX])
 {
 	struct auth_policy *pol;
+	struct dkim_set *keys;
 	int r = auth_policy_new(next, &pol);
 
 	if (r) {
@@ -125,13 +139,19 @@ static int submitd__reload(const struct postern_config *next,
 			 pst_strerror(r));
 		return r;
 	}
+	if ((r = smtp_dkim_reload_prepare(next, &keys, err))) {
+		auth_policy_free(pol);
+		return r;
+	}
 	if ((r = relay_reload(next))) {
 		snprintf(err, CFG_ERR_MAX, "%s: [submitd] relay_ca: %s",
 			 next->file, r == -PST_ECONFIG
 			 ? "cannot read the CA file" : pst_strerror(r));
+		smtp_dkim_reload_drop(keys);
 		auth_policy_free(pol);
 		return r;
 	}
+	smtp_dkim_reload_apply(keys);
 	auth_ctx_reload(submitd_auth, next, pol);
 	atomic_store(&smtp_budget.max, next->limits.data_memory_max);
 	return 0;

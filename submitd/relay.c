@@ -5,11 +5,12 @@
  * it never touches an event loop. Each pass takes the entries that are due,
  * speaks SMTP to the relay (STARTTLS as relay_tls says, under the same
  * [tls] priority as incoming TLS; optional AUTH PLAIN; pipelined when
- * offered), and then in one store commit: removes delivered
- * and permanently failed recipients, puts an RFC 3464 bounce in the sender's
- * Inbox for the failed ones, and reschedules the rest with exponential
- * backoff — or bounces them when the entry outlives queue_lifetime. A
- * message is delivered, bounced, or still queued; never dropped. */
+ * offered; DSN's parameters passed on when offered), and then in one store
+ * commit: removes delivered and permanently failed recipients, files the
+ * RFC 3464 reports the sender asked for (dsn_send.c: failed, relayed,
+ * delayed), and reschedules the rest with exponential backoff — or bounces
+ * them when the entry outlives queue_lifetime. A message is delivered,
+ * bounced, or still queued; never dropped. */
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
@@ -28,6 +29,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/tls_creds.h"
+#include "submitd/dsn_send.h"
 #include "submitd/relay.h"
 #include "submitd/smtp_session.h"
 
@@ -63,7 +65,7 @@ struct rconn {
 	struct tls_creds *creds;      /* its priority, held as long as tls */
 	char buf[8192];
 	size_t len;
-	bool pipelining, starttls, auth;
+	bool pipelining, starttls, auth, dsn;
 };
 
 static int relay__rc_write(struct rconn *c, const char *p, size_t n)
@@ -133,6 +135,8 @@ static int relay__rc_reply(struct rconn *c, char *text, size_t cap, bool ehlo)
 				c->starttls = true;
 			else if (strncasecmp(ext, "AUTH", 4) == 0)
 				c->auth = true;
+			else if (strcasecmp(ext, "DSN") == 0)
+				c->dsn = true;
 		}
 		if (line[3] != '-') {
 			snprintf(text, cap, "%s", line);
@@ -165,7 +169,7 @@ static int relay__rc_ehlo(struct rconn *c, const char *hostname, char *text,
 {
 	char line[300];
 
-	c->pipelining = c->starttls = c->auth = false;
+	c->pipelining = c->starttls = c->auth = c->dsn = false;
 	snprintf(line, sizeof(line), "EHLO %s\r\n", hostname);
 	if (relay__rc_write(c, line, strlen(line)))
 		return -EIO;
@@ -287,7 +291,7 @@ static int relay__rcpt_answer(struct rcpt_result *r, int code, const char *text)
 }
 
 static void relay__send(const struct store_queue_entry *e, const char *body,
-		       size_t len, struct rcpt_result *res)
+		       size_t len, struct rcpt_result *res, bool *relay_dsn)
 {
 	const struct postern_config *cfg = relay.cfg;
 	struct rconn c = { .fd = -1 };
@@ -366,15 +370,20 @@ static void relay__send(const struct store_queue_entry *e, const char *body,
 	}
 	/* MAIL, RCPTs and DATA, in one write when the relay pipelines. */
 	{
-		size_t cap = 600 + e->nrcpts * (STORE_ADDR_MAX + 16), n = 0;
-		char *cmds = malloc(cap);
+		/* DSN's parameters (RFC 3461) go on when the relay takes
+		 * them: at most 400 octets for MAIL, 800 for a RCPT. */
+		size_t cap = 1000 + e->nrcpts * (STORE_ADDR_MAX + 816), n = 0;
+		char *cmds = malloc(cap), dp[800];
 
 		if (!cmds) {
 			code = 0;
 			goto fail;
 		}
+		*relay_dsn = c.dsn;
+		if (c.dsn)
+			dsn_mail_params(e, dp, sizeof(dp));
 		n += (size_t)snprintf(cmds + n, cap - n, "MAIL FROM:<%s> SIZE=%zu"
-				      "\r\n", e->sender, len);
+				      "%s\r\n", e->sender, len, c.dsn ? dp : "");
 		if (!c.pipelining) {
 			code = relay__rc_cmd(&c, text, sizeof(text), "%s", cmds);
 			n = 0;
@@ -384,8 +393,10 @@ static void relay__send(const struct store_queue_entry *e, const char *body,
 			}
 		}
 		for (uint32_t i = 0; i < e->nrcpts; i++) {
-			int m = snprintf(cmds + n, cap - n, "RCPT TO:<%s>\r\n",
-					 e->rcpts[i]);
+			if (c.dsn)
+				dsn_rcpt_params(e, e->rcpts[i], dp, sizeof(dp));
+			int m = snprintf(cmds + n, cap - n, "RCPT TO:<%s>%s\r\n",
+					 e->rcpts[i], c.dsn ? dp : "");
 
 			if (c.pipelining) {
 				n += (size_t)m;
@@ -465,6 +476,7 @@ struct settle {
 	uint64_t now;
 	/* Recipients by outcome, set by the write that settles them. */
 	uint32_t delivered, bounced, deferred;
+	bool relay_dsn;               /* the relay offered DSN (RFC 3461) */
 };
 
 /* Metrics: one pass's recipients by outcome, once it is committed. */
@@ -478,51 +490,33 @@ static void relay__count(const struct settle *s)
 				 0, 0), s->deferred);
 }
 
-static void relay__dsn_text(char *out, size_t cap, const struct store_queue_entry *e,
-		     const struct settle *s, const char *headers, size_t hlen)
+/* The recipients' outcomes as dsn_send.c takes them. */
+static int relay__dsn(struct store_write *w, struct store_queue_entry *e,
+		      const struct settle *s)
 {
-	const char *host = relay.cfg->submitd.hostname;
-	char date[64];
-	time_t t = (time_t)s->now;
-	struct tm tm;
-	size_t n = 0;
+	struct dsn_outcome *o = calloc(e->nrcpts ? e->nrcpts : 1, sizeof(*o));
+	int r;
 
-	localtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	n += (size_t)snprintf(out + n, cap - n,
-		"From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
-		"To: <%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-		"Date: %s\r\nAuto-Submitted: auto-replied\r\n"
-		"Message-ID: <dsn.%llu.%llu@%s>\r\nMIME-Version: 1.0\r\n"
-		"Content-Type: multipart/report; report-type=delivery-status;"
-		" boundary=\"postern-dsn\"\r\n\r\n--postern-dsn\r\n"
-		"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
-		"Your message could not be delivered to these recipients:\r\n\r\n",
-		host, e->sender, date, (unsigned long long)e->id,
-		(unsigned long long)s->now, host);
-	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++)
-		if (s->res[i].outcome == RC_PERM)
-			n += (size_t)snprintf(out + n, cap - n, "  <%s>: %s\r\n",
-					      e->rcpts[i], s->res[i].text);
-	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
-		"Content-Type: message/delivery-status\r\n\r\n"
-		"Reporting-MTA: dns; %s\r\n", host);
-	for (uint32_t i = 0; i < e->nrcpts && n < cap; i++)
-		if (s->res[i].outcome == RC_PERM)
-			n += (size_t)snprintf(out + n, cap - n,
-				"\r\nFinal-Recipient: rfc822; %s\r\nAction: "
-				"failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: "
-				"smtp; %s\r\n", e->rcpts[i], s->res[i].text);
-	n += (size_t)snprintf(out + n, cap - n, "\r\n--postern-dsn\r\n"
-		"Content-Type: text/rfc822-headers\r\n\r\n%.*s\r\n"
-		"--postern-dsn--\r\n", (int)hlen, headers);
+	if (!o)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->nrcpts; i++) {
+		enum rcpt_outcome x = i < s->nres ? s->res[i].outcome : RC_TEMP;
+
+		o[i] = (struct dsn_outcome){ .addr = e->rcpts[i],
+			.kind = x == RC_OK ? DSN_OUT_OK : x == RC_PERM
+				? DSN_OUT_PERM : DSN_OUT_TEMP,
+			.text = i < s->nres ? s->res[i].text : "" };
+	}
+	r = dsn_relay_settled(w, relay.cfg, e, o, e->nrcpts, s->relay_dsn,
+			      s->body, s->len, s->now);
+	free(o);
+	return r;
 }
 
 static int relay__settle_write(struct store_write *w, void *arg)
 {
 	struct settle *s = arg;
 	struct store_queue_entry e;
-	struct store_account sender;
 	uint32_t keep = 0, failed = 0;
 	int r = store_queue_get(store_write_reader(w), s->id, &e);
 
@@ -541,38 +535,10 @@ static int relay__settle_write(struct store_write *w, void *arg)
 		}
 		failed += s->res[i].outcome == RC_PERM;
 	}
-	if (failed) {
-		const char *hend = memmem(s->body, s->len, "\r\n\r\n", 4);
-		size_t hlen = hend ? (size_t)(hend - s->body) : s->len;
-		size_t cap = 8192 + hlen + failed * 600;
-		char *dsn = malloc(cap);
-
-		if (hlen > 64 * 1024)
-			hlen = 64 * 1024;
-		if (!dsn) {
-			store_queue_entry_free(&e);
-			return -ENOMEM;
-		}
-		relay__dsn_text(dsn, cap, &e, s, s->body, hlen);
-		r = store_account_get(store_write_reader(w), e.sender, &sender);
-		if (r == 0) {
-			struct store_msg_in m = { .folder = STORE_INBOX,
-						  .body = dsn,
-						  .len = strlen(dsn) };
-
-			r = store_msg_add(w, sender.id, &m, NULL);
-		} else if (r == -PST_ENOTFOUND) {
-			log_event(LOGL_ERR, 0, "bounce_undeliverable",
-				  "queue=%llu sender=%s why=\"sender is not a "
-				  "local account\"", (unsigned long long)e.id,
-				  e.sender);
-			r = 0;
-		}
-		free(dsn);
-		if (r) {
-			store_queue_entry_free(&e);
-			return r;
-		}
+	/* The reports the sender asked for (failed, relayed, delayed). */
+	if ((r = relay__dsn(w, &e, s))) {
+		store_queue_entry_free(&e);
+		return r;
 	}
 	for (uint32_t i = 0; i < e.nrcpts; i++) {
 		enum rcpt_outcome o = i < s->nres ? s->res[i].outcome : RC_TEMP;
@@ -662,7 +628,7 @@ static void relay__one(uint64_t id)
 				    .body = body, .len = e.size,
 				    .now = (uint64_t)time(NULL) };
 
-		relay__send(&e, body, e.size, res);
+		relay__send(&e, body, e.size, res, &s.relay_dsn);
 		s.now = (uint64_t)time(NULL);
 		err = store_write(relay.st, relay__settle_write, &s);
 		if (!err)

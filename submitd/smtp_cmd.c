@@ -109,6 +109,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	ext[n++] = "SMTPUTF8";
 	ext[n++] = "ENHANCEDSTATUSCODES";
 	ext[n++] = "CHUNKING";
+	ext[n++] = "DSN";
 	if (smtp_auth_offered(s))
 		ext[n++] = "AUTH PLAIN LOGIN";
 	if (smtp__starttls_allowed(s))
@@ -309,6 +310,8 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	}
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
+	s->txn.dsn_ret = mp.ret;
+	strcpy(s->txn.dsn_envid, mp.envid);
 	s->state = SMTP_MAIL;
 	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }
@@ -325,10 +328,12 @@ static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
 static void smtp__rcpt(struct smtp_session *s, char *args)
 {
 	char to[STORE_ADDR_MAX + 1], *params;
+	struct smtp_rcpt_params rp = { 0 };
 	struct store_account a;
 	struct store_domain d;
 	struct store_read *r;
 	uint64_t account_id = 0;
+	const char *bad;
 	int e, de, ae;
 
 	params = smtp__path(s, args, "TO:", to, false, s->txn.smtputf8);
@@ -336,9 +341,22 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 		smtp_cmd_error(s);
 		return;
 	}
-	if (*params) {
-		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter %.40s", params);
+	if (*params && !(s->flags & SMTP_F_EHLO)) {
+		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
 		return;
+	}
+	if (*params) {
+		switch (smtp_parse_rcpt_params(params, &rp, &bad)) {
+		case SMTP_PARSE_OK:
+			break;
+		case SMTP_PARSE_UNKNOWN_PARAM:
+			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+				   "%.40s", bad);
+			return;
+		default:
+			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
+			return;
+		}
 	}
 	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
 		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
@@ -395,6 +413,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	s->txn.rcpts = nr;
 	strcpy(s->txn.rcpts[s->txn.nrcpts].addr, to);
 	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
+	s->txn.rcpts[s->txn.nrcpts].dsn = rp;
 	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
 	smtp_reply(s->io, 250, "2.1.5", "Ok");

@@ -4,6 +4,7 @@
  * remote ones. Only after that commit is durable does the client get 250
  * (LMTP: one reply per recipient). Also the per-account sending limits. */
 #include <errno.h>
+#include <stddef.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,7 +17,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "store/msg_norm.h"
+#include "submitd/dsn_send.h"
 #include "submitd/relay.h"
+#include "submitd/smtp_dkim.h"
 #include "submitd/smtp_deliver.h"
 #include "submitd/smtp_reply.h"
 #include "submitd/smtp_session.h"
@@ -139,6 +142,7 @@ static void smtp__rfc5322_date(char *buf, size_t cap)
 
 struct deliver_job {
 	struct io_post post;
+	struct smtp_dkim_task task;   /* when it is signed first */
 	struct io_worker *w;
 	char id[24];
 	char *msg;                    /* into mem: header fields, then body */
@@ -148,6 +152,9 @@ struct deliver_job {
 	uint64_t held;
 	bool lmtp, spam;
 	char sender[STORE_ADDR_MAX + 1];
+	const struct postern_config *cfg;   /* held: the writer reads it */
+	unsigned dsn_ret;
+	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];
 	uint32_t nrcpts, nremote;
 	struct smtp_rcpt *rcpts;
 	int result;
@@ -160,7 +167,69 @@ static void smtp__job_free(struct deliver_job *j)
 		smtp_budget_give(j->budget, j->held);
 	free(j->mem);
 	free(j->rcpts);
+	cfg_release(j->cfg);
 	free(j);
+}
+
+/* RFC 3461: the local recipients that asked (NOTIFY=SUCCESS) are told
+ * "delivered", in the same commit as the delivery. */
+static int smtp__deliver_dsn(struct store_write *w, struct deliver_job *j)
+{
+	struct dsn_rcpt *rc = calloc(j->nrcpts, sizeof(*rc));
+	struct dsn_report r = {
+		.reporting_mta = j->cfg->submitd.hostname, .to = j->sender,
+		.envid = j->dsn_envid, .id = j->id, .arrival = time(NULL),
+		.now = time(NULL), .full = j->dsn_ret == SMTP_DSN_RET_FULL,
+		.rcpts = rc, .msg = j->msg, .len = j->len,
+	};
+	int e;
+
+	if (!rc)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		const struct smtp_rcpt *x = &j->rcpts[i];
+
+		if (x->account_id && dsn_wanted(x->dsn.notify, DSN_DELIVERED))
+			rc[r.nrcpts++] = (struct dsn_rcpt){ .addr = x->addr,
+				.orcpt_type = x->dsn.orcpt_type,
+				.orcpt = x->dsn.orcpt, .action = DSN_DELIVERED };
+	}
+	e = r.nrcpts ? dsn_send(w, j->cfg, &r) : 0;
+	free(rc);
+	return e;
+}
+
+/* The queue entry keeps what DSN asked of the remote recipients, when
+ * anything was asked; q->dsn is freed with q. */
+static int smtp__queue_dsn(const struct deliver_job *j,
+			   struct store_queue_entry *q)
+{
+	bool any = j->dsn_ret || j->dsn_envid[0];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < j->nrcpts; i++)
+		any |= !j->rcpts[i].account_id && (j->rcpts[i].dsn.notify ||
+						   j->rcpts[i].dsn.orcpt_type[0]);
+	if (!any)
+		return 0;
+	if (!(q->dsn = store_queue_dsn_new(j->nremote)))
+		return -ENOMEM;
+	q->dsn->ret = (uint8_t)j->dsn_ret;
+	snprintf(q->dsn->envid, sizeof(q->dsn->envid), "%s", j->dsn_envid);
+	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		const struct smtp_rcpt *x = &j->rcpts[i];
+		struct store_dsn_rcpt *d;
+
+		if (x->account_id)
+			continue;
+		d = &q->dsn->rcpt[n++];
+		snprintf(d->addr, sizeof(d->addr), "%s", x->addr);
+		d->notify = (uint8_t)x->dsn.notify;
+		snprintf(d->orcpt_type, sizeof(d->orcpt_type), "%s",
+			 x->dsn.orcpt_type);
+		snprintf(d->orcpt, sizeof(d->orcpt), "%s", x->dsn.orcpt);
+	}
+	return 0;
 }
 
 static int smtp__deliver_write(struct store_write *w, void *arg)
@@ -176,12 +245,16 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 		if ((e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL)))
 			return e;
 	}
+	if ((e = smtp__deliver_dsn(w, j)))
+		return e;
 	if (j->nremote) {
 		struct store_queue_entry q = { .nrcpts = j->nremote };
 
 		q.rcpts = calloc(j->nremote, sizeof(*q.rcpts));
-		if (!q.rcpts)
+		if (!q.rcpts || smtp__queue_dsn(j, &q)) {
+			store_queue_entry_free(&q);
 			return -ENOMEM;
+		}
 		for (uint32_t i = 0, n = 0; i < j->nrcpts; i++)
 			if (!j->rcpts[i].account_id)
 				strcpy(q.rcpts[n++], j->rcpts[i].addr);
@@ -269,6 +342,41 @@ static void smtp__deliver_done(void *arg, int result)
 	io_worker_post(j->w, &j->post);
 }
 
+/* A signing thread: the DKIM-Signature field goes in front of the message,
+ * in the headroom the fixups left (an RSA-2048 signature takes about 600 of
+ * its 2048 octets) or, when a long [dkim] headers list does not fit there,
+ * in a copy. A message that cannot be signed (libopendkim refuses it, the
+ * reason is logged) is delivered unsigned: signing is for the receivers'
+ * sake, and a refusal here would tell the user nothing they can fix. */
+static void smtp__deliver_sign(struct smtp_dkim_task *t)
+{
+	struct deliver_job *j = (struct deliver_job *)
+		((char *)t - offsetof(struct deliver_job, task));
+	char *sig, *m;
+	size_t n;
+
+	if (smtp_dkim_sign(j->id, j->sender, j->msg, j->len, &sig, &n) == 0 &&
+	    sig) {
+		if ((size_t)(j->msg - j->mem) >= n) {
+			j->msg -= n;
+			memcpy(j->msg, sig, n);
+			j->len += n;
+		} else if ((m = malloc(n + j->len))) {
+			/* the budget still holds the old size: close enough
+			 * for the moment the copy lives */
+			memcpy(m, sig, n);
+			memcpy(m + n, j->msg, j->len);
+			free(j->mem);
+			j->mem = j->msg = m;
+			j->len += n;
+		}
+		free(sig);
+	}
+	if (store_write_async(smtp_store, smtp__deliver_write, j,
+			      smtp__deliver_done))
+		smtp__deliver_done(j, -EIO);
+}
+
 /* The RFC 6409 fixups: Received always, Date and Message-ID when missing.
  * Returns their length, or -1 if they do not fit (they always do: every
  * part is bounded, helo by its buffer, hostname by the config). */
@@ -348,11 +456,19 @@ void smtp_deliver(struct smtp_session *s)
 		if (!s->txn.rcpts[i].account_id)
 			j->nremote++;
 	snprintf(j->sender, sizeof(j->sender), "%s", s->txn.mail_from);
+	j->cfg = cfg_hold(s->cfg);
+	j->dsn_ret = s->txn.dsn_ret;
+	memcpy(j->dsn_envid, s->txn.dsn_envid, sizeof(j->dsn_envid));
 	j->lmtp = lmtp;
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = smtp__deliver_answer;
 	io_conn_pause(s->io);
+	/* Submitted mail is signed on a signing thread, which then hands it
+	 * to the store itself; LMTP brings mail in, and is not signed. */
+	j->task.fn = smtp__deliver_sign;
+	if (!lmtp && smtp_dkim_enabled() && smtp_dkim_run(&j->task) == 0)
+		return;
 	if (store_write_async(smtp_store, smtp__deliver_write, j,
 			      smtp__deliver_done)) {
 		smtp__job_free(j);

@@ -60,6 +60,7 @@ int cli_check(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 int cli_client_settings(int argc, char **argv);
 int cli_dns_records(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 int cli_store(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);

@@ -33,7 +33,9 @@ static const char usage_text[] =
 "  user sender add|del ADDR SENDER   user sender list ADDR\n"
 "  queue list | queue flush | queue delete ID\n"
 "  check                             client-settings ADDR\n"
-"  dns-records DOMAIN                (zone lines: MX, SRV, autoconfig, SPF, DMARC)\n"
+"  dns-records DOMAIN                (zone lines: MX, SRV, autoconfig, SPF, DMARC,\n"
+"                                     DKIM)\n"
+"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519]   (key in [dkim] key_dir)\n"
 "  store upgrade                     (daemons stopped; one transaction)\n"
 "  store stats                       (map size and use, readers, counts)\n"
 "  backup FILE|-                     (online: a consistent compacted copy)\n"
@@ -216,6 +218,7 @@ static const struct {
 	{ "queue", cli_queue, true },
 	{ "client-settings", cli_client_settings, true },
 	{ "dns-records", cli_dns_records, true },
+	{ "dkim", cli_dkim, false },
 	{ "export", cli_export, true },
 	{ "store", cli_store, false },
 	{ "backup", cli_backup, false },

@@ -748,6 +748,73 @@ static void check_planted(struct store *st, unsigned nmsg)
 	store_read_end(r);
 }
 
+/* A queue entry keeps what DSN asked (store_rec__queue_dsn_enc/dec), and
+ * one without DSN reads back with dsn NULL; a shortened recipient list
+ * keeps the settings of the recipients left, found by address. */
+static int add_queue_dsn(struct store_write *w, void *arg)
+{
+	struct store_queue_entry *q = arg;
+
+	return store_queue_add(w, q, "Subject: q\r\n\r\nx\r\n", 17);
+}
+
+static int upd_queue(struct store_write *w, void *arg)
+{
+	return store_queue_update(w, arg);
+}
+
+static void test_queue_dsn(void **state)
+{
+	struct store *st = fresh();
+	char rc[2][STORE_ADDR_MAX + 1] = { "a@remote.test", "b@remote.test" };
+	struct store_queue_entry q = { .nrcpts = 2, .rcpts = rc }, p = q, got;
+	const struct store_dsn_rcpt *d;
+	struct store_read *r;
+
+	strcpy(q.sender, "ann@example.com");
+	strcpy(p.sender, "ann@example.com");
+	q.dsn = store_queue_dsn_new(1);
+	assert_non_null(q.dsn);
+	q.dsn->ret = 2;
+	strcpy(q.dsn->envid, "QQ+1");
+	strcpy(q.dsn->rcpt[0].addr, "b@remote.test");
+	q.dsn->rcpt[0].notify = 5;
+	strcpy(q.dsn->rcpt[0].orcpt_type, "rfc822");
+	strcpy(q.dsn->rcpt[0].orcpt, "B@Remote.test");
+	assert_int_equal(store_write(st, add_queue_dsn, &q), 0);
+	assert_int_equal(store_write(st, add_queue_dsn, &p), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, p.id, &got), 0);
+	assert_null(got.dsn);
+	store_queue_entry_free(&got);
+	assert_int_equal(store_queue_get(r, q.id, &got), 0);
+	store_read_end(r);
+	assert_non_null(got.dsn);
+	assert_int_equal(got.dsn->ret, 2);
+	assert_string_equal(got.dsn->envid, "QQ+1");
+	assert_null(store_queue_dsn_rcpt(&got, "a@remote.test"));
+	/* the relay drops a@ and records the delay warning */
+	memcpy(got.rcpts[0], got.rcpts[1], sizeof(got.rcpts[0]));
+	got.nrcpts = 1;
+	got.dsn->flags |= STORE_DSN_DELAY_SENT;
+	assert_int_equal(store_write(st, upd_queue, &got), 0);
+	store_queue_entry_free(&got);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, q.id, &got), 0);
+	store_read_end(r);
+	assert_int_equal(got.nrcpts, 1);
+	assert_int_equal(got.dsn->flags, STORE_DSN_DELAY_SENT);
+	d = store_queue_dsn_rcpt(&got, "b@remote.test");
+	assert_non_null(d);
+	assert_int_equal(d->notify, 5);
+	assert_string_equal(d->orcpt_type, "rfc822");
+	assert_string_equal(d->orcpt, "B@Remote.test");
+	store_queue_entry_free(&got);
+	free(q.dsn->rcpt);
+	free(q.dsn);
+	store_close(st);
+}
+
 static void test_v1_store_upgraded(void **state)
 {
 	struct store *st;
@@ -1168,6 +1235,7 @@ int main(void)
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_msg_normalize),
+		cmocka_unit_test(test_queue_dsn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
