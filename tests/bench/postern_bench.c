@@ -267,6 +267,7 @@ enum kind {
 	K_RETR,       /* logged-in sessions; one op = RETR 1 */
 	K_IDLE,       /* sessions held after login */
 	K_BOX,        /* login, STAT, UIDL, QUIT (a big mailbox) */
+	K_BOXDEL,     /* the same with DELE of every listed message */
 	K_SUBMIT,     /* EHLO, AUTH, MAIL, RCPT, DATA, QUIT */
 };
 
@@ -300,6 +301,9 @@ static const struct scenario scenarios[] = {
 	  "login" },
 	{ "pop3s-bigbox", P_POP3, K_BOX, true, false, false,
 	  "POP3S: USER/PASS, STAT, UIDL, QUIT on a big mailbox" },
+	{ "pop3s-bigbox-dele", P_POP3, K_BOXDEL, true, false, false,
+	  "POP3S: USER/PASS, STAT, UIDL, DELE all listed, QUIT (UPDATE) on a "
+	  "big mailbox" },
 	{ "smtps-submit", P_SMTP, K_SUBMIT, true, false, false,
 	  "SMTPS: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT, one at a time" },
 	{ "smtps-submit-pipe", P_SMTP, K_SUBMIT, true, false, true,
@@ -352,7 +356,8 @@ enum st {
 	S_CONNECTING, S_HANDSHAKE,
 	/* POP3 */
 	S_GREET, S_CAPA, S_CAPA_LIST, S_STLS, S_USER, S_PASS, S_STAT,
-	S_UIDL, S_UIDL_LIST, S_RETR, S_RETR_BODY, S_QUIT, S_EOF, S_READY,
+	S_UIDL, S_UIDL_LIST, S_RETR, S_RETR_BODY, S_DELE, S_QUIT, S_EOF,
+	S_READY,
 	/* SMTP */
 	S_SGREET, S_EHLO, S_STARTTLS, S_EHLO2, S_AUTH, S_MAIL, S_RCPT, S_DATA,
 	S_PIPE3, S_DOT, S_PIPE_DOT, S_SQUIT,
@@ -696,10 +701,23 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 		}
 		c->body_bytes = 0;
 		c->retr_i = 0;
-		if (opt.sc->kind == K_BOX)
+		if (opt.sc->kind == K_BOXDEL && c->n_msgs) {
+			/* pipelined, as clients that delete after downloading */
+			c->st = S_DELE;
+			c->replies = 0;
+			for (long i = 1; i <= c->n_msgs; i++)
+				sendf(c, "DELE %ld\r\n", i);
+		} else if (opt.sc->kind == K_BOX || opt.sc->kind == K_BOXDEL) {
 			pop3_quit(c);
-		else
+		} else {
 			pop3_next_retr(c);
+		}
+		return;
+	case S_DELE:
+		if (!ok(line))
+			break;
+		if (++c->replies == c->n_msgs)
+			pop3_quit(c);
 		return;
 	case S_RETR:
 		if (!ok(line))
