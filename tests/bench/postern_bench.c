@@ -1427,11 +1427,11 @@ static void run_closed_loop(void)
 	json_common();
 	printf(", \"ops\": %ld, \"seconds\": %.3f, \"ops_per_s\": %.2f, "
 	       "\"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, "
-	       "\"server_cpu_s\": %.3f, \"cpu_ms_per_op\": %.4f, "
+	       "\"max_ms\": %.3f, \"server_cpu_s\": %.3f, \"cpu_ms_per_op\": %.4f, "
 	       "\"aux_cpu_s\": %.3f, \"gen_cpu_s\": %.3f, \"gen_cpu_ms_per_op\": "
 	       "%.4f, \"body_bytes\": %lld, \"accepted\": %ld}\n",
 	       ops, secs, secs > 0 ? (double)ops / secs : 0, pct(50), pct(90),
-	       pct(99), cpu, ops ? cpu * 1000 / (double)ops : 0, aux, gen,
+	       pct(99), pct(100), cpu, ops ? cpu * 1000 / (double)ops : 0, aux, gen,
 	       ops ? gen * 1000 / (double)ops : 0, bytes_body, accepted_total);
 }
 
