@@ -484,19 +484,40 @@ static void put(struct conn *c, const void *data, size_t n)
 	c->wl += n;
 }
 
+static void vsendf(struct conn *c, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void vsendf(struct conn *c, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+
+	put(c, buf, (size_t)n);
+	flush(c);
+}
+
 static void sendf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void sendf(struct conn *c, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsendf(c, fmt, ap);
 	va_end(ap);
-	put(c, buf, (size_t)n);
-	flush(c);
+}
+
+/* Every step of every scenario's dialogue: send the next command and wait
+ * for its reply in state next. */
+static void ask(struct conn *c, enum st next, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void ask(struct conn *c, enum st next, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->st = next;
+	va_start(ap, fmt);
+	vsendf(c, fmt, ap);
+	va_end(ap);
 }
 
 static void tls_start(struct conn *c)
@@ -561,12 +582,17 @@ static void pop3_login(struct conn *c, bool sasl)
 					    0, opt.password);
 
 		b64(raw, n, enc);
-		c->st = S_PASS;
-		sendf(c, "AUTH PLAIN %s\r\n", enc);
+		ask(c, S_PASS, "AUTH PLAIN %s\r\n", enc);
 	} else {
-		c->st = S_USER;
-		sendf(c, "USER %s\r\n", user);
+		ask(c, S_USER, "USER %s\r\n", user);
 	}
+}
+
+/* A multi-line reply (or a run of pipelined ones) follows: count it. */
+static void counting(struct conn *c, enum st st)
+{
+	c->st = st;
+	c->replies = 0;
 }
 
 static bool ok(const char *line)
@@ -576,16 +602,14 @@ static bool ok(const char *line)
 
 static void pop3_quit(struct conn *c)
 {
-	c->st = S_QUIT;
-	sendf(c, "QUIT\r\n");
+	ask(c, S_QUIT, "QUIT\r\n");
 }
 
 static void pop3_next_retr(struct conn *c)
 {
 	if (c->retr_i < c->n_msgs) {
 		c->retr_i++;
-		c->st = S_RETR;
-		sendf(c, "RETR %ld\r\n", c->retr_i);
+		ask(c, S_RETR, "RETR %ld\r\n", c->retr_i);
 		return;
 	}
 	if (c->body_bytes != c->stat_size) {
@@ -608,8 +632,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 		} else if (opt.sc->kind == K_HANDSHAKE) {
 			pop3_quit(c);
 		} else if (!c->tls_up) {
-			c->st = S_CAPA;
-			sendf(c, "CAPA\r\n");
+			ask(c, S_CAPA, "CAPA\r\n");
 		} else {
 			pop3_login(c, !opt.sc->implicit_tls);
 		}
@@ -617,8 +640,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 	case S_CAPA:
 		if (!ok(line))
 			break;
-		c->st = S_CAPA_LIST;
-		c->replies = 0;
+		counting(c, S_CAPA_LIST);
 		return;
 	case S_CAPA_LIST:
 		if (strcmp(line, ".") == 0) {
@@ -626,8 +648,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 				conn_fail(c, "CAPA without STLS");
 				return;
 			}
-			c->st = S_STLS;
-			sendf(c, "STLS\r\n");
+			ask(c, S_STLS, "STLS\r\n");
 		} else if (strncasecmp(line, "STLS", 4) == 0) {
 			c->replies = 1;
 		}
@@ -644,8 +665,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 	case S_USER:
 		if (!ok(line))
 			break;
-		c->st = S_PASS;
-		sendf(c, "PASS %s\r\n", opt.password);
+		ask(c, S_PASS, "PASS %s\r\n", opt.password);
 		return;
 	case S_PASS:
 		if (strncmp(line, "-ERR [IN-USE]", 13) == 0 && c->in_op) {
@@ -664,8 +684,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 			pop3_quit(c);
 			return;
 		}
-		c->st = S_STAT;
-		sendf(c, "STAT\r\n");
+		ask(c, S_STAT, "STAT\r\n");
 		return;
 	case S_STAT:
 		if (!ok(line) || sscanf(line + 3, "%ld %lld", &c->n_msgs,
@@ -680,14 +699,12 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 			logged_in++;
 			return;
 		}
-		c->st = S_UIDL;
-		sendf(c, "UIDL\r\n");
+		ask(c, S_UIDL, "UIDL\r\n");
 		return;
 	case S_UIDL:
 		if (!ok(line))
 			break;
-		c->st = S_UIDL_LIST;
-		c->replies = 0;
+		counting(c, S_UIDL_LIST);
 		return;
 	case S_UIDL_LIST:
 		if (strcmp(line, ".") != 0) {
@@ -769,8 +786,7 @@ static void smtp_auth(struct conn *c)
 	n = (size_t)snprintf(raw, sizeof(raw), "%c%s%c%s", 0, user, 0,
 			     opt.password);
 	b64(raw, n, enc);
-	c->st = S_AUTH;
-	sendf(c, "AUTH PLAIN %s\r\n", enc);
+	ask(c, S_AUTH, "AUTH PLAIN %s\r\n", enc);
 }
 
 static void smtp_mail(struct conn *c)
@@ -784,8 +800,7 @@ static void smtp_mail(struct conn *c)
 		sendf(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", user,
 		      opt.rcpt);
 	} else {
-		c->st = S_MAIL;
-		sendf(c, "MAIL FROM:<%s>\r\n", user);
+		ask(c, S_MAIL, "MAIL FROM:<%s>\r\n", user);
 	}
 }
 
@@ -795,15 +810,13 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 	case S_SGREET:
 		if (code != 220)
 			break;
-		c->st = S_EHLO;
-		sendf(c, "EHLO bench.client\r\n");
+		ask(c, S_EHLO, "EHLO bench.client\r\n");
 		return;
 	case S_EHLO:
 		if (code != 250)
 			break;
 		if (!c->tls_up) {
-			c->st = S_STARTTLS;
-			sendf(c, "STARTTLS\r\n");
+			ask(c, S_STARTTLS, "STARTTLS\r\n");
 		} else {
 			smtp_auth(c);
 		}
@@ -835,14 +848,12 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 	case S_MAIL:
 		if (code != 250)
 			break;
-		c->st = S_RCPT;
-		sendf(c, "RCPT TO:<%s>\r\n", opt.rcpt);
+		ask(c, S_RCPT, "RCPT TO:<%s>\r\n", opt.rcpt);
 		return;
 	case S_RCPT:
 		if (code != 250 && code != 251)
 			break;
-		c->st = S_DATA;
-		sendf(c, "DATA\r\n");
+		ask(c, S_DATA, "DATA\r\n");
 		return;
 	case S_PIPE3:
 		if (++c->replies < 3) {
@@ -871,8 +882,7 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 		accepted_total++;
 		bytes_body += (long long)message_len;
 		if (c->st == S_DOT) {
-			c->st = S_SQUIT;
-			sendf(c, "QUIT\r\n");
+			ask(c, S_SQUIT, "QUIT\r\n");
 		} else {
 			c->st = S_SQUIT;
 		}
@@ -919,8 +929,7 @@ static void after_tls(struct conn *c)
 	} else if (opt.sc->proto == P_POP3) {
 		pop3_login(c, true);
 	} else {
-		c->st = S_EHLO2;
-		sendf(c, "EHLO bench.client\r\n");
+		ask(c, S_EHLO2, "EHLO bench.client\r\n");
 	}
 }
 
@@ -1099,8 +1108,7 @@ static void retr_start(struct conn *c)
 	c->counted = phase == PH_MEASURE;
 	ops_started += c->counted;
 	inflight++;
-	c->st = S_RETR;
-	sendf(c, "RETR 1\r\n");
+	ask(c, S_RETR, "RETR 1\r\n");
 }
 
 /* A connection that ended (well or not) and what comes after it. */
