@@ -5,11 +5,10 @@ index is exactly the one the settings define (folders, hidden, since-now,
 uid order); `postern user messages` pages. Costs are counted in records
 (the daemon's debug line event=maildrop records_read=N), never timed."""
 import re
-import time
 
 import pytest
 
-from conftest import Client
+from conftest import pop_session
 
 
 def mbox(n, first=0):
@@ -21,12 +20,7 @@ def mbox(n, first=0):
 
 
 def session(d):
-    c = Client.connect(d.ports["tls"], tls=True, timeout=30)
-    assert c.line().startswith("+OK")
-    c.cmd("USER ann@example.com")
-    c.line()
-    c.cmd("PASS secret")
-    r = c.line()
+    c, r = pop_session(d, timeout=30)
     assert r.startswith("+OK"), r
     return c
 

@@ -542,6 +542,30 @@ static MDB_val raw_get(struct raw *r, const char *db, const void *k, size_t kn)
 	return val;
 }
 
+static void raw_del(struct raw *r, const char *db, const void *k, size_t kn)
+{
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)k };
+
+	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_del(r->txn, dbi, &key, NULL), 0);
+}
+
+/* Opens the store in dir and counts what `postern check` would report. */
+static uint64_t check_problems(void)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	store_read_end(rd);
+	store_close(st);
+	return c.problems;
+}
+
 static void raw_end(struct raw *r)
 {
 	assert_int_equal(mdb_txn_commit(r->txn), 0);
@@ -872,20 +896,9 @@ static void test_check_finds_leftovers(void **state)
 	memset(k + 16, 0, 4);
 	raw_put(&r, "bodies", k, 20, "left", 4);
 	memcpy(k + 8, "1.1", 3);             /* the UIDL of message 1 */
-	{
-		MDB_dbi dbi;
-		MDB_val key = { 11, k };
-
-		assert_int_equal(mdb_dbi_open(r.txn, "uidls", 0, &dbi), 0);
-		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
-	}
+	raw_del(&r, "uidls", k, 11);
 	raw_end(&r);
-	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
-	assert_int_equal(store_read_begin(st, &rd), 0);
-	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
-	assert_int_equal(c.problems, 2);
-	store_read_end(rd);
-	store_close(st);
+	assert_int_equal(check_problems(), 2);
 }
 
 /* ---- the POP listing index (store_popidx.h) ---- */
@@ -967,11 +980,10 @@ static void test_pop_index(void **state)
 	struct store *st = fresh();
 	struct msg_op op = { .acct = make_account(st, "ann@example.com") };
 	uint64_t other = make_account(st, "bob@example.org");
+	struct store_read *rd;
+	struct raw r;
 
 	assert_int_equal(op.acct, 1);   /* the ids h[] below name */
-	struct store_read *rd;
-	struct store_check c;
-	struct raw r;
 
 	for (unsigned i = 0; i < 24; i++) {
 		op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8,
@@ -1031,32 +1043,20 @@ static void test_pop_index(void **state)
 	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
 	pop_listing_matches_scan(st, 1);
 	assert_int_equal(pop_reads(st, 1, 1u << STORE_INBOX), 6);
-	assert_int_equal(store_read_begin(st, &rd), 0);
-	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
-	assert_int_equal(c.problems, 0);
-	store_read_end(rd);
 	store_close(st);
+	assert_int_equal(check_problems(), 0);
 	/* `postern check` sees an index that lost an entry */
 	raw_begin(&r, MAP);
 	{
-		MDB_dbi dbi;
 		uint8_t k[17];
 
 		be64_at(k, 0, 1);
 		k[8] = STORE_INBOX;
 		be64_at(k, 9, 10);
-		MDB_val key = { sizeof(k), k };
-
-		assert_int_equal(mdb_dbi_open(r.txn, "pop_index", 0, &dbi), 0);
-		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
+		raw_del(&r, "pop_index", k, sizeof(k));
 	}
 	raw_end(&r);
-	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
-	assert_int_equal(store_read_begin(st, &rd), 0);
-	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
-	assert_int_equal(c.problems, 2);
-	store_read_end(rd);
-	store_close(st);
+	assert_int_equal(check_problems(), 2);
 }
 
 /* With a map_max, the writer grows a full map by itself (doubling) and
