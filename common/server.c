@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1185,6 +1186,37 @@ static void server__listen_commit(struct server_lsn *added)
 }
 
 /* SIGHUP. Everything that can fail happens before anything changes. */
+/* Descriptors a daemon holds besides its connections: listeners, the
+ * store, the loops' async handles and timers, relay sockets, journald. An
+ * estimate with room, not a limit: connections past the descriptor limit
+ * fail in accept (event=accept_error) instead of being refused politely. */
+#define SERVER_FD_RESERVE 256
+
+/* Each connection holds one descriptor. The soft RLIMIT_NOFILE is raised
+ * to the hard one (systemd's LimitNOFILE=, the units' 16384), and a
+ * max_connections it cannot hold is said at start and at each reload. */
+static void server__fd_limit(uint64_t max_connections)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    max_connections + SERVER_FD_RESERVE > rl.rlim_cur)
+		log_event(LOGL_WARN, 0, "fd_limit_low", "max_connections=%llu "
+			  "nofile=%llu needed=%llu hint=\"raise LimitNOFILE= "
+			  "in the unit (or ulimit -n), or lower [limits] "
+			  "max_connections\"", (unsigned long long)max_connections,
+			  (unsigned long long)rl.rlim_cur,
+			  (unsigned long long)(max_connections +
+					       SERVER_FD_RESERVE));
+}
+
 static void server__reload(void)
 {
 	struct cfg_errors *errs = malloc(sizeof(*errs));
@@ -1264,6 +1296,7 @@ static void server__reload(void)
 
 	/* Nothing below can fail. The workers switch on their loops; the
 	 * last to do so ends the reload (server__on_reloaded). */
+	server__fd_limit(next->limits.max_connections);
 	tls_creds_set(creds);
 	creds = NULL;
 	server__listen_commit(added);
@@ -1566,6 +1599,7 @@ static int server__run(void)
 			   srv.cfg->limits.max_connections_per_ip, &srv.limit);
 	if (r)
 		goto fail;
+	server__fd_limit(srv.cfg->limits.max_connections);
 	srv.nworkers = srv.proto.workers ? (unsigned)srv.proto.workers
 					 : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (srv.nworkers == 0)

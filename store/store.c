@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "store/store_int.h"
+#include "store/store_popidx.h"
 
 #define STORE_MAX_READERS 1024
 #define STORE_BATCH_MAX 256      /* write functions per commit */
@@ -30,7 +31,7 @@ static const char *const store_db_names[DB_N] = {
 	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
-	[DB_SENDERS] = "senders",
+	[DB_SENDERS] = "senders", [DB_POPIDX] = "pop_index",
 };
 
 struct store_job {
@@ -163,8 +164,11 @@ static int store__reopen(struct store *st)
 		st->env = NULL;
 		return rc;
 	}
-	for (int i = 0; i < DB_N && !rc; i++)
+	for (int i = 0; i < DB_N && !rc; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i], 0, &st->db[i]);
+		if (rc == MDB_NOTFOUND && i == DB_POPIDX && !st->popidx)
+			rc = 0;   /* as at open: not there yet */
+	}
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -292,6 +296,8 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
+		if (rc == MDB_NOTFOUND && i == DB_POPIDX)
+			continue;   /* read-only, made before it: listings scan */
 		if (rc) {
 			r = store__err(rc);
 			snprintf(err, errlen, "%s: database '%s': %s", path,
@@ -300,6 +306,8 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 		}
 	}
 	r = store__schema(st, txn, flags, err, errlen);
+	if (!r && st->schema == STORE_SCHEMA_VERSION)
+		r = store__popidx_build(st, txn);
 	if (r) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", path, pst_strerror(r));

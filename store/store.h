@@ -217,6 +217,24 @@ int store_account_each(struct store_read *r, const char *domain /* NULL: all */,
 		       void *arg);
 int store_msg_each(struct store_read *r, uint64_t account_id,
 		   int (*fn)(const struct store_msg *m, void *arg), void *arg);
+/* store_msg_each from the first uid above after_uid (a page of `postern
+ * user messages`: the pages before it are not read). */
+int store_msg_each_after(struct store_read *r, uint64_t account_id,
+			 uint64_t after_uid,
+			 int (*fn)(const struct store_msg *m, void *arg),
+			 void *arg);
+/* POP's listing: the messages of account_id not STORE_MSG_POP_HIDDEN, in
+ * the folders of folder_mask (bit 1 << STORE_INBOX ...), with uid above
+ * after_uid, in uid order. Read through an index (store_popidx.h), so it
+ * decodes only the records it passes to fn: a caller that stops after N
+ * pays for N, however many hidden or other messages the account has. */
+int store_msg_pop_each(struct store_read *r, uint64_t account_id,
+		       unsigned folder_mask, uint64_t after_uid,
+		       int (*fn)(const struct store_msg *m, void *arg),
+		       void *arg);
+/* Message records this read handle has decoded so far: what a listing
+ * cost, for debug logs and tests (a figure that does not depend on time). */
+uint64_t store_read_msgs(const struct store_read *r);
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out);
 /* Points into the snapshot: valid until store_read_end(). */

@@ -15,6 +15,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "store/store_int.h"
+#include "store/store_popidx.h"
 #include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
@@ -90,20 +91,22 @@ static int store__del(struct store_write *w, int db, MDB_val k)
 	return store__err(mdb_del(w->txn, w->st->db[db], &k, NULL));
 }
 
-/* Call fn for every entry whose key starts with prefix. fn returns non-zero
- * to stop. With delete set, every visited entry is deleted. */
-static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
-		       size_t plen, bool delete,
-		       int (*fn)(MDB_val *k, MDB_val *v, void *arg), void *arg)
+/* Call fn for every entry whose key starts with prefix, from the first
+ * key not below start (which starts with prefix). fn returns non-zero to
+ * stop. With delete set, every visited entry is deleted. */
+static int store__each_from(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+			    size_t plen, MDB_val start, bool delete,
+			    int (*fn)(MDB_val *k, MDB_val *v, void *arg),
+			    void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k = store__val(prefix, plen), v;
+	MDB_val k = start, v;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	int r = 0;
 
 	if (rc)
 		return store__err(rc);
-	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	rc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
@@ -117,6 +120,14 @@ static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
 	if (r)
 		return r;
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+		       size_t plen, bool delete,
+		       int (*fn)(MDB_val *k, MDB_val *v, void *arg), void *arg)
+{
+	return store__each_from(txn, dbi, prefix, plen,
+				store__val(prefix, plen), delete, fn, arg);
 }
 
 static uint64_t store__now_s(void)
@@ -346,6 +357,7 @@ int store_account_del(struct store_write *w, const char *address)
 			     NULL, NULL)) ||
 	    (e = store__each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
 			     NULL, NULL)) ||
+	    (e = store__popidx_drop_account(w->st, w->txn, a.id)) ||
 	    (e = store__del(w, DB_ACCOUNT_IDS, store__key_val(&k))))
 		return e;
 	return store__del(w, DB_ACCOUNTS, store__str_val(address));
@@ -604,6 +616,7 @@ int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 
 	REQUIRE(STORE_READ_OK(r) && out);
 	store__msg_key(&k, account_id, uid);
+	r->msgs_read++;
 	e = store__get_raw(r, DB_MESSAGES, store__key_val(&k), &v);
 	return e ? e : store__rec_msg_dec(v.mv_data, v.mv_size, out);
 }
@@ -614,6 +627,8 @@ static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 	struct store_msg m;
 	int e = store__rec_msg_dec(v->mv_data, v->mv_size, &m);
 
+	c->r->msgs_read++;
+
 	return e ? e : ((int (*)(const struct store_msg *, void *))c->fn)(
 		&m, c->arg);
 }
@@ -621,13 +636,30 @@ static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 int store_msg_each(struct store_read *r, uint64_t account_id,
 		   int (*fn)(const struct store_msg *m, void *arg), void *arg)
 {
-	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
-	struct key k = { .n = 0 };
+	return store_msg_each_after(r, account_id, 0, fn, arg);
+}
+
+int store_msg_each_after(struct store_read *r, uint64_t account_id,
+			 uint64_t after_uid,
+			 int (*fn)(const struct store_msg *m, void *arg),
+			 void *arg)
+{
+	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .r = r };
+	struct key k;
 
 	REQUIRE(STORE_READ_OK(r) && fn);
-	store__key_u64(&k, account_id);
-	return store__each_prefix(r->txn, r->st->db[DB_MESSAGES], k.b, 8, false,
-			   store__msg_visit, &c);
+	if (after_uid == UINT64_MAX)
+		return 0;
+	/* uids start at 1, so after 0 is the whole account */
+	store__msg_key(&k, account_id, after_uid + 1);
+	return store__each_from(r->txn, r->st->db[DB_MESSAGES], k.b, 8,
+				store__key_val(&k), false, store__msg_visit, &c);
+}
+
+uint64_t store_read_msgs(const struct store_read *r)
+{
+	REQUIRE(STORE_READ_OK(r));
+	return r->msgs_read;
 }
 
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
@@ -732,7 +764,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 	}
 	store__msg_key(&k, account_id, rec.uid);
 	if ((e = store__put(w, DB_MESSAGES, store__key_val(&k), buf,
-			    store__rec_msg_enc(&rec, buf), MDB_NOOVERWRITE)))
+			    store__rec_msg_enc(&rec, buf), MDB_NOOVERWRITE)) ||
+	    (e = store__popidx_update(w->st, w->txn, account_id, NULL, &rec)))
 		return e;
 	a.next_uid++;
 	if ((e = store_account_put(w, &a, false)))
@@ -758,6 +791,8 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 			return e;
 	}
 	/* The UIDL stays reserved in the index, so it is never reused. */
+	if ((e = store__popidx_update(w->st, w->txn, account_id, &m, NULL)))
+		return e;
 	store__msg_key(&k, account_id, uid);
 	return store__del(w, DB_MESSAGES, store__key_val(&k));
 }
@@ -765,7 +800,7 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 int store_msg_update(struct store_write *w, uint64_t account_id,
 		     const struct store_msg *m)
 {
-	struct store_msg rec = { 0 };
+	struct store_msg rec = { 0 }, old;
 	uint8_t buf[REC_MSG_MAX];
 	struct key k;
 	int e;
@@ -775,9 +810,12 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 		return e;
 	if (m->folder >= STORE_FOLDER_N)
 		return -EINVAL;
+	old = rec;
 	rec.folder = m->folder;
 	rec.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
 		      (rec.flags & STORE_MSG_NO_BLANK_LINE);
+	if ((e = store__popidx_update(w->st, w->txn, account_id, &old, &rec)))
+		return e;
 	store__msg_key(&k, account_id, m->uid);
 	return store__put(w, DB_MESSAGES, store__key_val(&k), buf,
 			  store__rec_msg_enc(&rec, buf), 0);
@@ -792,6 +830,7 @@ struct check_ctx {
 	void *arg;
 	uint64_t account_id;
 	uint64_t next_uid;           /* of the account; 0 for the queue */
+	uint64_t pop_listed;         /* messages the POP index should hold */
 };
 
 static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
@@ -834,6 +873,12 @@ static int store__check_msg(const struct store_msg *m, void *arg)
 					     "not below the account's next uid",
 					     (unsigned long long)x->account_id,
 					     (unsigned long long)m->uid);
+		if (!store__popidx_agrees(x->r, x->account_id, m))
+			store__check_problem(x, "account %llu message %llu: "
+					     "the POP index disagrees with it",
+					     (unsigned long long)x->account_id,
+					     (unsigned long long)m->uid);
+		x->pop_listed += !(m->flags & STORE_MSG_POP_HIDDEN);
 	}
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const void *p;
@@ -960,6 +1005,11 @@ int store_check(struct store_read *r,
 	    (e = store_queue_each(r, store__check_queued, &x)) ||
 	    (e = store__check_orphans(&x)))
 		return e;
+	if (r->st->popidx && store__popidx_entries(r) != x.pop_listed)
+		store__check_problem(&x, "the POP index has %llu entries for "
+				     "%llu messages not hidden from POP",
+				     (unsigned long long)store__popidx_entries(r),
+				     (unsigned long long)x.pop_listed);
 	*out = c;
 	return 0;
 }

@@ -10,7 +10,7 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
-		DB_N };
+		DB_POPIDX, DB_N };
 
 struct store_job;
 
@@ -29,6 +29,7 @@ struct store {
 	uint64_t map_size;
 	unsigned schema;          /* as read at open, or as upgraded */
 	uint64_t map_max;         /* the writer grows the map up to this */
+	bool popidx;              /* DB_POPIDX is complete (store_popidx.h) */
 	/* group-commit writer */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -42,6 +43,7 @@ struct store_read {
 	struct store *st;
 	MDB_txn *txn;
 	bool owned;              /* false: borrowed from a write */
+	uint64_t msgs_read;      /* message records decoded (store_read_msgs) */
 };
 
 struct store_write {

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/store_int.h"
+#include "store/store_popidx.h"
 #include "store/store_rec.h"
 
 #define UPGRADE_PROGRESS_EVERY 4096
@@ -186,6 +187,8 @@ int store_upgrade(struct store *st,
 				      &u);
 	if (!e)
 		e = store__schema_put(st, txn, STORE_SCHEMA_VERSION);
+	if (!e)
+		e = store__popidx_build(st, txn);
 	if (e) {
 		mdb_txn_abort(txn);
 	} else {

@@ -50,6 +50,8 @@ void cli_print_pop(const struct store_pop *pop);
 int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
 /* Write all n octets to fd (retrying short writes and EINTR): 0 or -errno. */
 int cli_write_all(int fd, const void *p, size_t n);
+/* A decimal number, strictly (no sign, no suffix): 0 or -EINVAL. */
+int cli_parse_u64(const char *v, uint64_t *out);
 
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);

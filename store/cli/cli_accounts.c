@@ -142,7 +142,7 @@ struct import_ctx {
 	unsigned domains, users, apps, senders;
 };
 
-static int cli__u64(const char *v, uint64_t *out)
+int cli_parse_u64(const char *v, uint64_t *out)
 {
 	char *end;
 
@@ -169,7 +169,7 @@ static int cli__common_key(const char *k, const char *v, struct store_pop *p,
 	if (strcmp(k, "pop-after") == 0)
 		return store_pop_after_parse(v, &p->after);
 	if (strcmp(k, "pop-list-limit") == 0) {
-		if (cli__u64(v, &n) || n > UINT32_MAX)
+		if (cli_parse_u64(v, &n) || n > UINT32_MAX)
 			return -EINVAL;
 		p->list_limit = (uint32_t)n;
 		return 0;
@@ -181,7 +181,7 @@ static int cli__common_key(const char *k, const char *v, struct store_pop *p,
 		return 0;
 	}
 	if (strcmp(k, "created") == 0)
-		return cli__u64(v, created);
+		return cli_parse_u64(v, created);
 	return 1;
 }
 
@@ -259,7 +259,7 @@ static int cli__line_user(struct store_write *w, char **f, int nf,
 					return x->why = why, -EINVAL;
 			}
 		} else if (e == 1 && strcmp(f[i], "pop-since-uid") == 0) {
-			e = cli__u64(v, &a.pop_since_uid);
+			e = cli_parse_u64(v, &a.pop_since_uid);
 		}
 		if (e)
 			return x->why = "unknown key or bad value", -EINVAL;
@@ -324,7 +324,7 @@ static int cli__line_app(struct store_write *w, char *line,
 			return x->why = "want KEY=VALUE", -EINVAL;
 		*v++ = '\0';
 		e = -EINVAL;
-		if (strcmp(f[i], "id") == 0 && !cli__u64(v, &n) && n &&
+		if (strcmp(f[i], "id") == 0 && !cli_parse_u64(v, &n) && n &&
 		    n <= UINT32_MAX) {
 			p.id = (uint32_t)n;
 			e = 0;
@@ -332,9 +332,9 @@ static int cli__line_app(struct store_write *w, char *line,
 			e = cli__hex32(v, digest);
 			have_digest = !e;
 		} else if (strcmp(f[i], "created") == 0) {
-			e = cli__u64(v, &p.created);
+			e = cli_parse_u64(v, &p.created);
 		} else if (strcmp(f[i], "last-used") == 0) {
-			e = cli__u64(v, &p.last_used);
+			e = cli_parse_u64(v, &p.last_used);
 		} else if (strcmp(f[i], "last-addr") == 0 &&
 			   strlen(v) < sizeof(p.last_addr)) {
 			snprintf(p.last_addr, sizeof(p.last_addr), "%s",

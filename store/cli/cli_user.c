@@ -317,10 +317,20 @@ static void cli__msg_flags_text(uint8_t flags, char *out, size_t cap)
 		snprintf(out, cap, "-");
 }
 
+struct msg_page {
+	uint64_t limit, shown, last_uid;
+};
+
 static int cli__print_msg(const struct store_msg *m, void *arg)
 {
+	struct msg_page *pg = arg;
 	char when[16], flags[64];
 	time_t t = (time_t)m->internal_date;
+
+	if (pg->limit && pg->shown == pg->limit)
+		return 1;   /* one more exists: say where the next page starts */
+	pg->shown++;
+	pg->last_uid = m->uid;
 
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
 	cli__msg_flags_text(m->flags, flags, sizeof(flags));
@@ -328,6 +338,46 @@ static int cli__print_msg(const struct store_msg *m, void *arg)
 	       (unsigned long long)m->uid, store_folder_name(m->folder),
 	       (unsigned long long)m->size, when, flags, m->uidl);
 	return 0;
+}
+
+/* user messages ADDR [--after UID] [--limit N]: a page starts past the
+ * uid given, so a mailbox of any size is listed a page at a time without
+ * reading the pages before it. */
+static int cli__user_messages(int argc, char **argv)
+{
+	static const char use[] = "user messages ADDR [--after UID] [--limit N]";
+	struct msg_page pg = { 0 };
+	struct user_op op = { 0 };
+	uint64_t after = 0;
+	struct store_read *r;
+	int e;
+
+	if (argc < 1 || argc % 2 == 0)
+		return cli_usage(use);
+	if ((e = cli_addr(argv[0], op.a.address)))
+		return e;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		uint64_t *to = strcmp(argv[i], "--after") == 0 ? &after
+			     : strcmp(argv[i], "--limit") == 0 ? &pg.limit : NULL;
+
+		if (!to || cli_parse_u64(argv[i + 1], to))
+			return cli_usage(use);
+	}
+	if ((e = store_read_begin(cli.st, &r)))
+		return cli_fail(e, "user messages");
+	e = store_account_get(r, op.a.address, &op.a);
+	if (e == 0) {
+		printf("uid      folder   size       date       "
+		       "flags        uidl\n");
+		e = store_msg_each_after(r, op.a.id, after, cli__print_msg, &pg);
+	}
+	store_read_end(r);
+	if (e == 1) {
+		fprintf(stderr, "postern: more: --after %llu\n",
+			(unsigned long long)pg.last_uid);
+		e = 0;
+	}
+	return cli__user_result(e, "messages", &op);
 }
 
 int cli_user(int argc, char **argv)
@@ -367,6 +417,8 @@ int cli_user(int argc, char **argv)
 		return cli_user_export(argc - 1, argv + 1);
 	if (strcmp(verb, "sender") == 0)
 		return cli__user_sender(argc - 1, argv + 1);
+	if (strcmp(verb, "messages") == 0)
+		return cli__user_messages(argc - 1, argv + 1);
 	if (argc < 2)
 		return cli_usage("user %s needs an ADDR",
 				 *verb ? verb : "add|del|list|show|passwd|set");
@@ -417,18 +469,6 @@ int cli_user(int argc, char **argv)
 			return e;
 		printf("user %s deleted with all its mail\n", op.a.address);
 		return EX_OK;
-	}
-	if (strcmp(verb, "messages") == 0) {
-		if ((e = store_read_begin(cli.st, &r)))
-			return cli_fail(e, "user messages");
-		e = store_account_get(r, op.a.address, &op.a);
-		if (e == 0) {
-			printf("uid      folder   size       date       "
-			       "flags        uidl\n");
-			e = store_msg_each(r, op.a.id, cli__print_msg, NULL);
-		}
-		store_read_end(r);
-		return cli__user_result(e, verb, &op);
 	}
 	if (strcmp(verb, "show") == 0) {
 		if ((e = store_read_begin(cli.st, &r)))

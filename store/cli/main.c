@@ -19,6 +19,7 @@ static const char usage_text[] =
 "  domain set DOMAIN pop-allowed=yes|no [POP keys as defaults]\n"
 "  user add ADDR [--password-stdin] [KEY=VALUE ...]\n"
 "  user del|show|passwd|messages ADDR   user list [DOMAIN]\n"
+"  user messages ADDR [--after UID] [--limit N]   (a page of its mail)\n"
 "  user set ADDR KEY=VALUE ...\n"
 "      pop=off|all|since-now  pop-spam=exclude|include|only\n"
 "      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"

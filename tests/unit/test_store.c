@@ -542,6 +542,30 @@ static MDB_val raw_get(struct raw *r, const char *db, const void *k, size_t kn)
 	return val;
 }
 
+static void raw_del(struct raw *r, const char *db, const void *k, size_t kn)
+{
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)k };
+
+	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_del(r->txn, dbi, &key, NULL), 0);
+}
+
+/* Opens the store in dir and counts what `postern check` would report. */
+static uint64_t check_problems(void)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	store_read_end(rd);
+	store_close(st);
+	return c.problems;
+}
+
 static void raw_end(struct raw *r)
 {
 	assert_int_equal(mdb_txn_commit(r->txn), 0);
@@ -939,20 +963,167 @@ static void test_check_finds_leftovers(void **state)
 	memset(k + 16, 0, 4);
 	raw_put(&r, "bodies", k, 20, "left", 4);
 	memcpy(k + 8, "1.1", 3);             /* the UIDL of message 1 */
+	raw_del(&r, "uidls", k, 11);
+	raw_end(&r);
+	assert_int_equal(check_problems(), 2);
+}
+
+/* ---- the POP listing index (store_popidx.h) ---- */
+
+struct uids { uint64_t v[64]; unsigned n, mask; };
+
+static int collect_uid(const struct store_msg *m, void *arg)
+{
+	struct uids *u = arg;
+
+	if (u->n == 64)
+		return -ENOSPC;
+	u->v[u->n++] = m->uid;
+	return 0;
+}
+
+static int collect_listed(const struct store_msg *m, void *arg)
+{
+	struct uids *u = arg;
+
+	if (!(u->mask & (1u << m->folder)) || (m->flags & STORE_MSG_POP_HIDDEN))
+		return 0;
+	return collect_uid(m, arg);
+}
+
+struct hide_op { uint64_t acct, uid; uint8_t folder, flags; bool del; };
+
+static int hide_msg(struct store_write *w, void *arg)
+{
+	struct hide_op *h = arg;
+	struct store_msg m;
+	int e = store_msg_get(store_write_reader(w), h->acct, h->uid, &m);
+
+	if (e || h->del)
+		return e ? e : store_msg_del(w, h->acct, h->uid);
+	m.folder = h->folder;
+	m.flags = h->flags;
+	return store_msg_update(w, h->acct, &m);
+}
+
+/* For every folder mask and start, the index lists exactly what a scan
+ * with the same rule lists, in uid order. */
+static void pop_listing_matches_scan(struct store *st, uint64_t acct)
+{
+	for (unsigned mask = 1; mask < (1u << STORE_FOLDER_N); mask++)
+		for (uint64_t after = 0; after < 12; after += 5) {
+			struct uids a = { .mask = mask }, b = { .mask = mask };
+			struct store_read *r;
+
+			assert_int_equal(store_read_begin(st, &r), 0);
+			assert_int_equal(store_msg_pop_each(r, acct, mask, after,
+							    collect_uid, &a), 0);
+			assert_int_equal(store_msg_each_after(r, acct, after,
+							      collect_listed,
+							      &b), 0);
+			store_read_end(r);
+			assert_int_equal(a.n, b.n);
+			assert_memory_equal(a.v, b.v, a.n * sizeof(*a.v));
+		}
+}
+
+static uint64_t pop_reads(struct store *st, uint64_t acct, unsigned mask)
+{
+	struct store_read *r;
+	struct uids u = { 0 };
+	uint64_t n;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_msg_pop_each(r, acct, mask, 0, collect_uid, &u),
+			 0);
+	n = store_read_msgs(r);
+	store_read_end(r);
+	assert_int_equal(n, u.n);
+	return n;
+}
+
+static void test_pop_index(void **state)
+{
+	struct store *st = fresh();
+	struct msg_op op = { .acct = make_account(st, "ann@example.com") };
+	uint64_t other = make_account(st, "bob@example.org");
+	struct store_read *rd;
+	struct raw r;
+
+	assert_int_equal(op.acct, 1);   /* the ids h[] below name */
+
+	for (unsigned i = 0; i < 24; i++) {
+		op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8,
+					      .folder = (uint8_t)(i % 3) };
+		assert_int_equal(store_write(st, add_msg, &op), 0);
+	}
+	op.acct = other;
+	assert_int_equal(store_write(st, add_msg, &op), 0);
+	op.acct = 1;
+	/* hide, move, unhide, delete: the index follows each change */
+	struct hide_op h[] = {
+		{ 1, 1, STORE_INBOX, STORE_MSG_POP_HIDDEN, false },
+		{ 1, 2, STORE_SPAM, STORE_MSG_POP_HIDDEN | STORE_MSG_SEEN, false },
+		{ 1, 4, STORE_ARCHIVE, 0, false },
+		{ 1, 5, STORE_INBOX, 0, false },
+		{ 1, 7, STORE_INBOX, 0, true },
+		{ 1, 2, STORE_SPAM, 0, false },
+	};
+	for (size_t i = 0; i < sizeof(h) / sizeof(*h); i++)
+		assert_int_equal(store_write(st, hide_msg, &h[i]), 0);
+	pop_listing_matches_scan(st, 1);
+	/* Inbox: 1,4,7,...,22; less 1 (hidden), 4 (moved), 7 (deleted); plus 5 */
+	assert_int_equal(pop_reads(st, 1, 1u << STORE_INBOX), 6);
+	assert_int_equal(store_write(st, del_account, "bob@example.org"), 0);
+	store_close(st);
+
+	/* A store from before the index: no entries, no completion mark. A
+	 * read-only open lists by scanning (same result, every record read);
+	 * the next writable open builds it. */
+	raw_begin(&r, MAP);
 	{
 		MDB_dbi dbi;
-		MDB_val key = { 11, k };
+		MDB_val key = { strlen("popidx_complete"), "popidx_complete" };
+		MDB_stat s;
 
-		assert_int_equal(mdb_dbi_open(r.txn, "uidls", 0, &dbi), 0);
+		assert_int_equal(mdb_dbi_open(r.txn, "pop_index", 0, &dbi), 0);
+		assert_int_equal(mdb_stat(r.txn, dbi, &s), 0);
+		assert_int_equal(s.ms_entries, 22);   /* bob's went with him */
+		assert_int_equal(mdb_drop(r.txn, dbi, 1), 0);
+		assert_int_equal(mdb_dbi_open(r.txn, "meta", 0, &dbi), 0);
 		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
 	}
 	raw_end(&r);
-	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_open(dir, MAP, STORE_READONLY, &st, NULL, 0), 0);
+	pop_listing_matches_scan(st, 1);
 	assert_int_equal(store_read_begin(st, &rd), 0);
-	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
-	assert_int_equal(c.problems, 2);
+	{
+		struct uids u = { 0 };
+
+		assert_int_equal(store_msg_pop_each(rd, 1, 1u << STORE_INBOX, 0,
+						    collect_uid, &u), 0);
+		assert_int_equal(u.n, 6);
+		assert_int_equal(store_read_msgs(rd), 23);   /* a scan */
+	}
 	store_read_end(rd);
 	store_close(st);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	pop_listing_matches_scan(st, 1);
+	assert_int_equal(pop_reads(st, 1, 1u << STORE_INBOX), 6);
+	store_close(st);
+	assert_int_equal(check_problems(), 0);
+	/* `postern check` sees an index that lost an entry */
+	raw_begin(&r, MAP);
+	{
+		uint8_t k[17];
+
+		be64_at(k, 0, 1);
+		k[8] = STORE_INBOX;
+		be64_at(k, 9, 10);
+		raw_del(&r, "pop_index", k, sizeof(k));
+	}
+	raw_end(&r);
+	assert_int_equal(check_problems(), 2);
 }
 
 /* With a map_max, the writer grows a full map by itself (doubling) and
@@ -1222,6 +1393,7 @@ int main(void)
 		cmocka_unit_test(test_no_blank_line_flag),
 		cmocka_unit_test(test_uids_never_reused),
 		cmocka_unit_test(test_account_del_removes_mail),
+		cmocka_unit_test(test_pop_index),
 		cmocka_unit_test(test_group_commit_rollback_alone),
 		cmocka_unit_test(test_map_full_is_an_error),
 		cmocka_unit_test(test_newer_schema_refused),
