@@ -29,8 +29,15 @@ static const char *const store_db_names[DB_N] = {
 	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
-	[DB_SENDERS] = "senders",
+	[DB_SENDERS] = "senders", [DB_WEB] = "web",
 };
+
+/* Added after schema 2 without a schema bump: absent means every account
+ * has the defaults (store_web.c), so a read-only open may find it missing. */
+static bool store__db_optional(int i)
+{
+	return i == DB_WEB;
+}
 
 struct store_job {
 	store_write_fn fn;
@@ -162,8 +169,11 @@ static int store__reopen(struct store *st)
 		st->env = NULL;
 		return rc;
 	}
-	for (int i = 0; i < DB_N && !rc; i++)
+	for (int i = 0; i < DB_N && !rc; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i], 0, &st->db[i]);
+		if (rc == MDB_NOTFOUND && store__db_optional(i) && !st->has_web)
+			rc = 0;
+	}
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -291,6 +301,10 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
+		if (rc == MDB_NOTFOUND && store__db_optional(i))
+			continue;
+		if (i == DB_WEB)
+			st->has_web = rc == 0;
 		if (rc) {
 			r = store__err(rc);
 			snprintf(err, errlen, "%s: database '%s': %s", path,
