@@ -223,7 +223,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	struct auth_cache_hit hit;
 	struct store_read *r = NULL;
 	struct store_account *acct = &out->account;
-	bool is_app;
+	bool main_only = req->flags & AUTH_REQ_MAIN_ONLY, is_app;
 	int e;
 
 	if (malformed) {
@@ -251,8 +251,14 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 			      &hit) && hit.account_id == acct->id &&
 	    hit.cred_gen == acct->cred_gen) {
 		store_read_end(r);
+		if (hit.app_id && main_only) {
+			auth_hash_verify(p->dummy, req->pass, req->passlen);
+			return auth__finish(out, AUTH_FAIL,
+				      "app password at web sign-in");
+		}
 		out->app_id = hit.app_id;
-		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
+		if (!hit.app_id && !main_only &&
+		    (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
 			return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 				      "app password required");
 		if (hit.app_id)
@@ -270,11 +276,12 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 		e = store_app_password_find(r, digest, &owner, &app_id);
 		if (e == 0 && owner == acct->id) {
 			store_read_end(r);
-			if (app_id == 0) {
+			if (app_id == 0 || main_only) {
 				auth_hash_verify(p->dummy, req->pass,
 						 req->passlen);
-				return auth__finish(out, AUTH_FAIL,
-					      "revoked app password");
+				return auth__finish(out, AUTH_FAIL, app_id
+					      ? "app password at web sign-in"
+					      : "revoked app password");
 			}
 			out->app_id = app_id;
 			hit = (struct auth_cache_hit){ acct->id, acct->cred_gen,
@@ -326,7 +333,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	}
 	hit = (struct auth_cache_hit){ acct->id, acct->cred_gen, 0 };
 	auth_cache_store(a->cache, user, req->pass, req->passlen, now, &hit);
-	if (acct->flags & STORE_ACCT_REQUIRE_APP_PW)
+	if ((acct->flags & STORE_ACCT_REQUIRE_APP_PW) && !main_only)
 		return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 			      "app password required");
 	return auth__finish(out, AUTH_OK, "password");
