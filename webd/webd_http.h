@@ -27,6 +27,7 @@
 
 #include "common/config.h"
 #include "store/store.h"
+#include "webd/webd_account.h"
 #include "webd/webd_config.h"
 
 struct webd_ctx {
@@ -34,6 +35,7 @@ struct webd_ctx {
 	const struct webd_config *wcfg;
 	struct store *st;
 	bool https;
+	struct webd_account *account;   /* HTTPS: the account page */
 };
 
 enum MHD_Result webd_http_handler(void *cls, struct MHD_Connection *c,
