@@ -72,11 +72,13 @@ static int webd_adm__user_row(const struct store_account *a, void *arg)
 
 	if (store_web_get(l->r, a->id, &web))
 		memset(&web, 0, sizeof(web));
-	wbuf_printf(b, "<tr><td><a href=\"/admin/user?address=");
+	wbuf_printf(b, "<tr><td class=\"addr\"><a href=\"/admin/user?address=");
 	wbuf_esc(b, a->address);
 	wbuf_printf(b, "\">");
 	wbuf_esc(b, a->address);
-	wbuf_printf(b, "</a>%s</td><td>%s</td><td>%s</td><td>",
+	wbuf_printf(b, "</a>%s</td><td data-label=\"POP\">%s</td><td "
+		    "data-label=\"2-Step\">%s</td><td data-label=\"Last "
+		    "sign-in\">",
 		    web.role == STORE_ROLE_DOMAIN_ADMIN ? " (administrator)" : "",
 		    store_pop_access_name(a->pop.access),
 		    web.flags & STORE_WEB_TOTP ? "on" : "off");
@@ -234,8 +236,8 @@ int webd_acct_admin(struct webd_call *k)
 		return 0;               /* refused: the page is the refusal */
 	wbuf_printf(&k->page, "<h2>Accounts of ");
 	wbuf_esc(&k->page, dom);
-	wbuf_printf(&k->page, "</h2>\n<section class=\"wide\">\n<table>\n<tr>"
-		    "<th>Address</th><th>POP</th><th>2-Step</th><th>Last "
+	wbuf_printf(&k->page, "</h2>\n<section class=\"wide\">\n<table class=\"stack\">\n"
+		    "<tr class=\"head\"><th>Address</th><th>POP</th><th>2-Step</th><th>Last "
 		    "sign-in</th></tr>\n");
 	if ((e = store_read_begin(k->a->st, &r)))
 		return e;
@@ -317,11 +319,11 @@ static int webd_adm__app_row(const struct store_app_password *p, void *arg)
 {
 	struct wbuf *b = arg;
 
-	wbuf_printf(b, "<tr><td>");
+	wbuf_printf(b, "<tr><td class=\"addr\">");
 	wbuf_esc(b, p->name);
-	wbuf_printf(b, "</td><td>");
+	wbuf_printf(b, "</td><td data-label=\"Last used\">");
 	webd_page_time(b, p->last_used);
-	wbuf_printf(b, "</td><td>");
+	wbuf_printf(b, "</td><td data-label=\"From where\">");
 	wbuf_esc(b, p->last_addr[0] ? p->last_addr : "—");
 	wbuf_printf(b, "</td></tr>\n");
 	return 0;
@@ -453,12 +455,20 @@ int webd_acct_admin_user(struct webd_call *k)
 		wbuf_esc(&k->page, web.last_addr);
 	}
 	wbuf_printf(&k->page, ". 2-Step Verification: %s.</p>\n<h3>App "
-		    "passwords (last used)</h3>\n<div class=\"wide\"><table>\n"
-		    "<tr><th>Name</th><th>Last used</th><th>From where</th>"
+		    "passwords</h3>\n<div class=\"wide\"><table class=\"stack\">\n"
+		    "<tr class=\"head\"><th>Name</th><th>Last used</th><th>From where</th>"
 		    "</tr>\n", web.flags & STORE_WEB_TOTP ? "on" : "off");
 	if ((e = store_read_begin(k->a->st, &r)))
 		return e;
-	e = store_app_password_each(r, a.id, webd_adm__app_row, &k->page);
+	{
+		size_t mark = k->page.len;
+
+		e = store_app_password_each(r, a.id, webd_adm__app_row,
+					    &k->page);
+		if (e >= 0 && k->page.len == mark)
+			wbuf_printf(&k->page, "<tr><td colspan=\"3\">None."
+				    "</td></tr>\n");
+	}
 	store_read_end(r);
 	if (e < 0)
 		return e;

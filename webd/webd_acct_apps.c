@@ -107,13 +107,13 @@ static int webd_apps__row(const struct store_app_password *p, void *arg)
 	struct webd_call *k = arg;
 	struct wbuf *b = &k->page;
 
-	wbuf_printf(b, "<tr><td>");
+	wbuf_printf(b, "<tr><td class=\"addr\">");
 	wbuf_esc(b, p->name);
-	wbuf_printf(b, "</td><td>");
+	wbuf_printf(b, "</td><td data-label=\"Created\">");
 	webd_page_time(b, p->created);
-	wbuf_printf(b, "</td><td>");
+	wbuf_printf(b, "</td><td data-label=\"Last used\">");
 	webd_page_time(b, p->last_used);
-	wbuf_printf(b, "</td><td>");
+	wbuf_printf(b, "</td><td data-label=\"From where\">");
 	wbuf_esc(b, p->last_addr[0] ? p->last_addr : "—");
 	wbuf_printf(b, "</td><td><form class=\"inline\" method=\"post\" "
 		    "action=\"/account/app-passwords\">");
@@ -132,7 +132,8 @@ static int webd_apps__list(struct webd_call *k)
 	int e;
 
 	wbuf_printf(&k->page, "<h2>Your app passwords</h2>\n<section "
-		    "class=\"wide\">\n<table>\n<tr><th>Name</th><th>Created"
+		    "class=\"wide\">\n<table class=\"stack\">\n<tr class=\"head\">"
+		    "<th>Name</th><th>Created"
 		    "</th><th>Last used</th><th>From where</th><th></th></tr>\n");
 	mark = k->page.len;
 	if ((e = store_read_begin(k->a->st, &r)))

@@ -76,7 +76,7 @@ void webd_pop_form(struct wbuf *b, const struct store_pop *pop,
 			    "value=\"pop\">");
 	}
 	wbuf_printf(b, "\n");
-	webd_pop__group(b, "POP download", "pop", webd_pop__access,
+	webd_pop__group(b, "Status", "pop", webd_pop__access,
 			webd_pop__access_order, WEBD_N(webd_pop__access_order),
 			pop->access);
 	webd_pop__group(b, "When messages are accessed with POP", "after",

@@ -284,7 +284,7 @@ static int webd_2s__confirm(struct webd_call *k)
 	wbuf_printf(&k->page, "<section>\n<h2>Recovery codes</h2>\n<p>Each "
 		    "code signs you in once if you lose your phone. Print them "
 		    "or write them down now: they are shown only this once."
-		    "</p>\n<ul id=\"recovery-codes\">\n");
+		    "</p>\n<ul class=\"codes\" id=\"recovery-codes\">\n");
 	for (unsigned i = 0; i < WEBD_RECOVERY_N; i++)
 		wbuf_printf(&k->page, "<li class=\"secret\">%s</li>\n",
 			    codes[i]);

@@ -250,7 +250,7 @@ def test_app_passwords_with_real_pop3_and_smtp_logins(full):
     assert full.smtp_login(ANN, apppw)
     time.sleep(0.3)                 # the last use is written after login
     st, _, text = b.get("/account/app-passwords")
-    row = re.search(r"<tr><td>Phone</td>(.*?)</tr>", text).group(1)
+    row = re.search(r"<tr><td class=\"addr\">Phone</td>(.*?)</tr>", text).group(1)
     assert "127.0.0.1" in row and row.count("UTC") == 2, row
     assert apppw not in text                       # shown once only
     app_id = re.search(r'name="id" value="(\d+)"', text).group(1)
