@@ -34,6 +34,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/store.h"
+#include "webd/webd_account.h"
 #include "webd/webd_config.h"
 #include "webd/webd_delay.h"
 #include "webd/webd_http.h"

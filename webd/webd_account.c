@@ -1,8 +1,6 @@
 /* webd_account.c — the account page's framework (sessions, CSRF, forms,
  * answers), sign-in, sign-out and the overview. See webd_account.h. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include "common/log.h"
 #include "webd/webd_acct_int.h"
 #include "webd/webd_delay.h"
+#include "webd/webd_http.h"
 #include "webd/webd_totp.h"
 
 #define WEBD_POST_BUFFER 4096          /* MHD's post processor */
@@ -135,21 +134,6 @@ static enum MHD_Result webd_acct__form_iter(void *cls, enum MHD_ValueKind kind,
 }
 
 /* ---- answers ---- */
-
-static void webd_acct__peer(struct MHD_Connection *c, char out[WEBD_PEER_MAX])
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	snprintf(out, WEBD_PEER_MAX, "?");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  out, WEBD_PEER_MAX);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-			  out, WEBD_PEER_MAX);
-}
 
 static struct MHD_Response *webd_acct__response(const struct webd_call *k,
 						const char *type,
@@ -300,10 +284,8 @@ static void webd_acct__signin_page(struct webd_call *k, const char *error,
 	webd_page_begin(&k->page, "Sign in", NULL, WEBD_M_NONE);
 	if (error)
 		webd_page_msg(&k->page, "error", error);
-	wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-		    "action=\"/signin\">\n");
-	webd_page_csrf(&k->page, k->sess.csrf);
-	wbuf_printf(&k->page, "\n<label for=\"address\">Email address</label>"
+	webd_page_form(&k->page, "card", "/signin", k->sess.csrf, NULL);
+	wbuf_printf(&k->page, "<label for=\"address\">Email address</label>"
 		    "<input type=\"email\" id=\"address\" name=\"address\" "
 		    "autocomplete=\"username\" required value=\"");
 	wbuf_esc(&k->page, addr ? addr : "");
@@ -502,11 +484,7 @@ static int webd_acct__overview(struct webd_call *k)
 		    k->acct.flags & STORE_ACCT_REQUIRE_APP_PW
 		    ? " (mail clients need one)" : "",
 		    k->web.flags & STORE_WEB_TOTP ? "On" : "Off");
-	webd_page_time(&k->page, k->web.last_login);
-	if (k->web.last_login) {
-		wbuf_printf(&k->page, " from ");
-		wbuf_esc(&k->page, k->web.last_addr);
-	}
+	webd_page_time_from(&k->page, k->web.last_login, k->web.last_addr);
 	wbuf_printf(&k->page, "</td></tr>\n</table>\n</section>\n");
 	if (client_settings_get(k->a->cfg, k->acct.address, &cs) == 0) {
 		wbuf_printf(&k->page, "<h2>Mail client settings</h2>\n"
@@ -629,7 +607,7 @@ static enum MHD_Result webd_acct__answer(struct webd_account *a,
 	struct MHD_Response *resp;
 	int e;
 
-	webd_acct__peer(c, k.peer);
+	webd_http_peer(c, k.peer, sizeof(k.peer));
 	if (strcmp(url, WEBD_PAGE_CSS_PATH) == 0) {
 		k.status = 200;
 		resp = webd_acct__response(&k, "text/css; charset=utf-8",

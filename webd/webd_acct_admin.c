@@ -82,11 +82,7 @@ static int webd_adm__user_row(const struct store_account *a, void *arg)
 		    web.role == STORE_ROLE_DOMAIN_ADMIN ? " (administrator)" : "",
 		    store_pop_access_name(a->pop.access),
 		    web.flags & STORE_WEB_TOTP ? "on" : "off");
-	webd_page_time(b, web.last_login);
-	if (web.last_login) {
-		wbuf_printf(b, " from ");
-		wbuf_esc(b, web.last_addr);
-	}
+	webd_page_time_from(b, web.last_login, web.last_addr);
 	wbuf_printf(b, "</td></tr>\n");
 	return 0;
 }
@@ -211,7 +207,6 @@ int webd_acct_admin(struct webd_call *k)
 	struct store_domain d;
 	struct store_read *r;
 	struct adm_list l = { k, NULL };
-	struct wbuf defaults = { 0 };
 	int e;
 
 	if (k->web.role != STORE_ROLE_DOMAIN_ADMIN)
@@ -246,11 +241,9 @@ int webd_acct_admin(struct webd_call *k)
 	store_read_end(r);
 	if (e < 0)
 		return e;
-	wbuf_printf(&k->page, "</table>\n</section>\n<h2>Add an account</h2>\n"
-		    "<form class=\"card\" method=\"post\" action=\"/admin\">");
-	webd_page_csrf(&k->page, k->sess.csrf);
-	wbuf_printf(&k->page, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"add\">\n<label for=\"new-address\">Address</label>"
+	wbuf_printf(&k->page, "</table>\n</section>\n<h2>Add an account</h2>\n");
+	webd_page_form(&k->page, "card", "/admin", k->sess.csrf, "add");
+	wbuf_printf(&k->page, "<label for=\"new-address\">Address</label>"
 		    "<input type=\"email\" id=\"new-address\" name=\"address\" "
 		    "required placeholder=\"name@");
 	wbuf_esc(&k->page, dom);
@@ -260,34 +253,18 @@ int webd_acct_admin(struct webd_call *k)
 		    "autocomplete=\"new-password\" minlength=\"8\" required>\n"
 		    "<button type=\"submit\">Add account</button>\n</form>\n"
 		    "<h2>Domain settings</h2>\n");
-	/* The defaults are the POP form's fields in a form of the domain's. */
-	webd_pop_form(&defaults, &d.pop_default, k->sess.csrf, "/admin", NULL);
-	{
-		const char *fs = strstr(defaults.p ? defaults.p : "",
-					"<fieldset>");
-		const char *end = strstr(defaults.p ? defaults.p : "",
-					 "<button");
-
-		wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-			    "action=\"/admin\">");
-		webd_page_csrf(&k->page, k->sess.csrf);
-		wbuf_printf(&k->page, "<input type=\"hidden\" name=\"action\" "
-			    "value=\"domain\">\n");
-		webd_adm__check(&k->page, "pop_allowed", d.pop_allowed,
-				"Allow POP for every account of the domain "
-				"(off: POP is disabled for all of them)");
-		webd_adm__check(&k->page, "rap_default",
-				d.require_app_password_default,
-				"New accounts need app passwords for mail "
-				"clients");
-		wbuf_printf(&k->page, "<p class=\"hint\">Defaults for accounts "
-			    "added later:</p>\n");
-		if (fs && end && end > fs)
-			wbuf_append(&k->page, fs, (size_t)(end - fs));
-		wbuf_printf(&k->page, "<button type=\"submit\">Save domain "
-			    "settings</button>\n</form>\n");
-	}
-	wbuf_free(&defaults);
+	webd_page_form(&k->page, "card", "/admin", k->sess.csrf, "domain");
+	webd_adm__check(&k->page, "pop_allowed", d.pop_allowed,
+			"Allow POP for every account of the domain (off: POP "
+			"is disabled for all of them)");
+	webd_adm__check(&k->page, "rap_default",
+			d.require_app_password_default,
+			"New accounts need app passwords for mail clients");
+	wbuf_printf(&k->page, "<p class=\"hint\">Defaults for accounts added "
+		    "later:</p>\n");
+	webd_pop_fields(&k->page, &d.pop_default);
+	wbuf_printf(&k->page, "<button type=\"submit\">Save domain settings"
+		    "</button>\n</form>\n");
 	webd_page_end(&k->page);
 	return 0;
 }
@@ -317,15 +294,9 @@ static int webd_adm__del_w(struct store_write *w, void *arg)
 
 static int webd_adm__app_row(const struct store_app_password *p, void *arg)
 {
-	struct wbuf *b = arg;
-
-	wbuf_printf(b, "<tr><td class=\"addr\">");
-	wbuf_esc(b, p->name);
-	wbuf_printf(b, "</td><td data-label=\"Last used\">");
-	webd_page_time(b, p->last_used);
-	wbuf_printf(b, "</td><td data-label=\"From where\">");
-	wbuf_esc(b, p->last_addr[0] ? p->last_addr : "—");
-	wbuf_printf(b, "</td></tr>\n");
+	wbuf_printf(arg, "<tr>");
+	webd_apps_cells(arg, p);
+	wbuf_printf(arg, "</tr>\n");
 	return 0;
 }
 
@@ -333,15 +304,12 @@ static void webd_adm__action_form(struct webd_call *k, const char *addr,
 				  const char *action, const char *fields,
 				  const char *button, bool danger)
 {
-	wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-		    "action=\"/admin/user\">");
-	webd_page_csrf(&k->page, k->sess.csrf);
+	webd_page_form(&k->page, "card", "/admin/user", k->sess.csrf, action);
 	wbuf_printf(&k->page, "<input type=\"hidden\" name=\"address\" "
 		    "value=\"");
 	wbuf_esc(&k->page, addr);
-	wbuf_printf(&k->page, "\"><input type=\"hidden\" name=\"action\" "
-		    "value=\"%s\">\n%s<button type=\"submit\"%s>%s</button>"
-		    "</form>\n", action, fields, danger ? " class=\"danger\"" : "",
+	wbuf_printf(&k->page, "\">\n%s<button type=\"submit\"%s>%s</button>"
+		    "</form>\n", fields, danger ? " class=\"danger\"" : "",
 		    button);
 }
 
@@ -449,14 +417,11 @@ int webd_acct_admin_user(struct webd_call *k)
 		    "<h2>");
 	wbuf_esc(&k->page, a.address);
 	wbuf_printf(&k->page, "</h2>\n<section>\n<p>Last sign-in here: ");
-	webd_page_time(&k->page, web.last_login);
-	if (web.last_login) {
-		wbuf_printf(&k->page, " from ");
-		wbuf_esc(&k->page, web.last_addr);
-	}
+	webd_page_time_from(&k->page, web.last_login, web.last_addr);
 	wbuf_printf(&k->page, ". 2-Step Verification: %s.</p>\n<h3>App "
 		    "passwords</h3>\n<div class=\"wide\"><table class=\"stack\">\n"
-		    "<tr class=\"head\"><th>Name</th><th>Last used</th><th>From where</th>"
+		    "<tr class=\"head\"><th>Name</th><th>Created</th><th>Last used</th>"
+		    "<th>From where</th>"
 		    "</tr>\n", web.flags & STORE_WEB_TOTP ? "on" : "off");
 	if ((e = store_read_begin(k->a->st, &r)))
 		return e;
@@ -466,7 +431,7 @@ int webd_acct_admin_user(struct webd_call *k)
 		e = store_app_password_each(r, a.id, webd_adm__app_row,
 					    &k->page);
 		if (e >= 0 && k->page.len == mark)
-			wbuf_printf(&k->page, "<tr><td colspan=\"3\">None."
+			wbuf_printf(&k->page, "<tr><td colspan=\"4\">None."
 				    "</td></tr>\n");
 	}
 	store_read_end(r);

@@ -102,12 +102,9 @@ static bool webd_apps__name_ok(const char *s)
 	return true;
 }
 
-static int webd_apps__row(const struct store_app_password *p, void *arg)
+void webd_apps_cells(struct wbuf *b, const struct store_app_password *p)
 {
-	struct webd_call *k = arg;
-	struct wbuf *b = &k->page;
-
-	wbuf_printf(b, "<tr><td class=\"addr\">");
+	wbuf_printf(b, "<td class=\"addr\">");
 	wbuf_esc(b, p->name);
 	wbuf_printf(b, "</td><td data-label=\"Created\">");
 	webd_page_time(b, p->created);
@@ -115,11 +112,20 @@ static int webd_apps__row(const struct store_app_password *p, void *arg)
 	webd_page_time(b, p->last_used);
 	wbuf_printf(b, "</td><td data-label=\"From where\">");
 	wbuf_esc(b, p->last_addr[0] ? p->last_addr : "—");
-	wbuf_printf(b, "</td><td><form class=\"inline\" method=\"post\" "
-		    "action=\"/account/app-passwords\">");
-	webd_page_csrf(b, k->sess.csrf);
-	wbuf_printf(b, "<input type=\"hidden\" name=\"action\" value=\"revoke\">"
-		    "<input type=\"hidden\" name=\"id\" value=\"%u\">"
+	wbuf_printf(b, "</td>");
+}
+
+static int webd_apps__row(const struct store_app_password *p, void *arg)
+{
+	struct webd_call *k = arg;
+	struct wbuf *b = &k->page;
+
+	wbuf_printf(b, "<tr>");
+	webd_apps_cells(b, p);
+	wbuf_printf(b, "<td>");
+	webd_page_form(b, "inline", "/account/app-passwords", k->sess.csrf,
+		       "revoke");
+	wbuf_printf(b, "<input type=\"hidden\" name=\"id\" value=\"%u\">"
 		    "<button class=\"danger\" type=\"submit\">Revoke</button>"
 		    "</form></td></tr>\n", p->id);
 	return 0;
@@ -151,11 +157,9 @@ static int webd_apps__list(struct webd_call *k)
 
 static void webd_apps__create_form(struct webd_call *k)
 {
-	wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-		    "action=\"/account/app-passwords\">\n");
-	webd_page_csrf(&k->page, k->sess.csrf);
-	wbuf_printf(&k->page, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"create\">\n<label for=\"name\">App name "
+	webd_page_form(&k->page, "card", "/account/app-passwords", k->sess.csrf,
+		       "create");
+	wbuf_printf(&k->page, "<label for=\"name\">App name "
 		    "(for your own reference, e.g. \"Phone\" or "
 		    "\"Thunderbird at home\")</label>\n<input type=\"text\" "
 		    "id=\"name\" name=\"name\" maxlength=\"%d\" required>\n"
@@ -300,10 +304,9 @@ const char *webd_pw_weak(const char *pass)
 
 static void webd_pw__form(struct webd_call *k)
 {
-	wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-		    "action=\"/account/password\">\n");
-	webd_page_csrf(&k->page, k->sess.csrf);
-	wbuf_printf(&k->page, "\n<label for=\"old\">Current password</label>"
+	webd_page_form(&k->page, "card", "/account/password", k->sess.csrf,
+		       NULL);
+	wbuf_printf(&k->page, "<label for=\"old\">Current password</label>"
 		    "<input type=\"password\" id=\"old\" name=\"old\" "
 		    "autocomplete=\"current-password\" required>\n"
 		    "<label for=\"new\">New password</label><input "

@@ -103,6 +103,8 @@ int webd_acct_admin_user(struct webd_call *k);
  * administrator's (webd_acct_pop.c). */
 void webd_pop_form(struct wbuf *b, const struct store_pop *pop,
 		   const char *csrf, const char *action, const char *hidden_addr);
+/* The POP settings' fieldsets alone (the domain's defaults form). */
+void webd_pop_fields(struct wbuf *b, const struct store_pop *pop);
 /* Applies the form to pop; -EINVAL with *bad naming the field. */
 int webd_pop_parse(const struct webd_form *f, struct store_pop *pop,
 		   const char **bad);
@@ -119,6 +121,8 @@ void webd_pop_domain_note(struct webd_call *k, const char *domain);
  * cred_gen. *n: how many. (webd_acct_apps.c) */
 int webd_apps_revoke(struct webd_call *k, uint64_t account_id,
 		     uint32_t app_id, bool all, unsigned *n);
+/* An app password's cells: name, created, last used, from where. */
+void webd_apps_cells(struct wbuf *b, const struct store_app_password *p);
 /* Sets the account's password (hashed under [auth]); reset: an
  * administrator did it, so the user is told at next sign-in. */
 int webd_pw_set(struct webd_call *k, uint64_t id, const char *pass,

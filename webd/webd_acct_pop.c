@@ -61,21 +61,8 @@ static void webd_pop__group(struct wbuf *b, const char *legend,
 	wbuf_printf(b, "</fieldset>\n");
 }
 
-void webd_pop_form(struct wbuf *b, const struct store_pop *pop,
-		   const char *csrf, const char *action, const char *hidden_addr)
+void webd_pop_fields(struct wbuf *b, const struct store_pop *pop)
 {
-	wbuf_printf(b, "<form class=\"card\" method=\"post\" action=\"%s\">\n",
-		    action);
-	webd_page_csrf(b, csrf);
-	if (hidden_addr) {
-		wbuf_printf(b, "<input type=\"hidden\" name=\"address\" "
-			    "value=\"");
-		wbuf_esc(b, hidden_addr);
-		/* An administrator's form: one action of several. */
-		wbuf_printf(b, "\"><input type=\"hidden\" name=\"action\" "
-			    "value=\"pop\">");
-	}
-	wbuf_printf(b, "\n");
 	webd_pop__group(b, "Status", "pop", webd_pop__access,
 			webd_pop__access_order, WEBD_N(webd_pop__access_order),
 			pop->access);
@@ -90,9 +77,24 @@ void webd_pop_form(struct wbuf *b, const struct store_pop *pop,
 		    "<label for=\"limit\">Offer at most this many messages "
 		    "each time your mail client checks (0: all)</label>\n"
 		    "<input type=\"number\" id=\"limit\" name=\"limit\" min=\"0\" "
-		    "max=\"100000\" value=\"%u\">\n</fieldset>\n"
-		    "<button type=\"submit\">Save Changes</button>\n</form>\n",
+		    "max=\"100000\" value=\"%u\">\n</fieldset>\n",
 		    pop->list_limit);
+}
+
+void webd_pop_form(struct wbuf *b, const struct store_pop *pop,
+		   const char *csrf, const char *action, const char *hidden_addr)
+{
+	/* An administrator's form is one action of several. */
+	webd_page_form(b, "card", action, csrf, hidden_addr ? "pop" : NULL);
+	if (hidden_addr) {
+		wbuf_printf(b, "<input type=\"hidden\" name=\"address\" "
+			    "value=\"");
+		wbuf_esc(b, hidden_addr);
+		wbuf_printf(b, "\">\n");
+	}
+	webd_pop_fields(b, pop);
+	wbuf_printf(b, "<button type=\"submit\">Save Changes</button>\n"
+		    "</form>\n");
 }
 
 int webd_pop_parse(const struct webd_form *f, struct store_pop *pop,

@@ -99,12 +99,7 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 static void webd_2s__code_form(struct webd_call *k, const char *action,
 			       const char *what, bool with_password)
 {
-	wbuf_printf(&k->page, "<form class=\"card\" method=\"post\" "
-		    "action=\"%s\">\n", action);
-	webd_page_csrf(&k->page, k->sess.csrf);
-	if (what)
-		wbuf_printf(&k->page, "<input type=\"hidden\" name=\"action\" "
-			    "value=\"%s\">", what);
+	webd_page_form(&k->page, "card", action, k->sess.csrf, what);
 	if (with_password)
 		wbuf_printf(&k->page, "\n<label for=\"password\">Password"
 			    "</label><input type=\"password\" id=\"password\" "
@@ -364,12 +359,10 @@ int webd_acct_twostep(struct webd_call *k)
 		wbuf_printf(&k->page, "<p>2-Step Verification is <strong>off"
 			    "</strong>. With it on, signing in here also asks "
 			    "for a code from an authenticator app on your phone, "
-			    "and mail clients use app passwords.</p>\n<form "
-			    "class=\"card\" method=\"post\" action=\"/account/"
-			    "two-step\">");
-		webd_page_csrf(&k->page, k->sess.csrf);
-		wbuf_printf(&k->page, "<input type=\"hidden\" name=\"action\" "
-			    "value=\"start\"><button type=\"submit\">Turn on"
+			    "and mail clients use app passwords.</p>\n");
+		webd_page_form(&k->page, "card", "/account/two-step",
+			       k->sess.csrf, "start");
+		wbuf_printf(&k->page, "<button type=\"submit\">Turn on"
 			    "</button></form>\n");
 	}
 	webd_page_end(&k->page);

@@ -38,8 +38,7 @@ struct webd_reqstate {
 	struct webd_acreq *ac;  /* WEBD_R_ACCOUNT: the account page's */
 };
 
-static const char *webd_http__peer(struct MHD_Connection *c, char *buf,
-				   size_t cap)
+const char *webd_http_peer(struct MHD_Connection *c, char *buf, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -92,7 +91,7 @@ static enum MHD_Result webd_http__send(struct MHD_Connection *c,
 	MHD_destroy_response(resp);
 	log_event(status < 400 ? LOGL_INFO : LOGL_WARN, 0, "request",
 		  "peer=%s scheme=%s method=%s path=%s status=%u",
-		  webd_http__peer(c, peer, sizeof(peer)),
+		  webd_http_peer(c, peer, sizeof(peer)),
 		  ctx->https ? "https" : "http",
 		  log_quote(qm, sizeof(qm), method, strlen(method)),
 		  log_quote(qurl, sizeof(qurl), url, strlen(url)), status);
@@ -303,7 +302,7 @@ static enum MHD_Result webd_http__ad_redirect(struct MHD_Connection *c,
 	r = MHD_queue_response(c, MHD_HTTP_FOUND, resp);
 	MHD_destroy_response(resp);
 	log_event(LOGL_INFO, 0, "request", "peer=%s scheme=http method=\"%s\" "
-		  "path=\"%s\" status=302", webd_http__peer(c, peer, sizeof(peer)),
+		  "path=\"%s\" status=302", webd_http_peer(c, peer, sizeof(peer)),
 		  method, WEBD_PATH_AUTODISCOVER);
 	return r;
 }

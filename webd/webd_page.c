@@ -27,12 +27,10 @@ void webd_page_begin(struct wbuf *b, const char *title,
 		    "href=\"%s\">\n</head>\n<body>\n<header>\n"
 		    "<span class=\"brand\">Postern</span>\n", WEBD_PAGE_CSS_PATH);
 	if (who && who->address) {
-		wbuf_printf(b, "<form class=\"signout\" method=\"post\" "
-			    "action=\"/signout\"><span class=\"who\">");
+		webd_page_form(b, "signout", "/signout", who->csrf, NULL);
+		wbuf_printf(b, "<span class=\"who\">");
 		wbuf_esc(b, who->address);
-		wbuf_printf(b, "</span> ");
-		webd_page_csrf(b, who->csrf);
-		wbuf_printf(b, "<button type=\"submit\">Sign out</button>"
+		wbuf_printf(b, "</span> <button type=\"submit\">Sign out</button>"
 			    "</form>\n</header>\n<nav>\n");
 		for (size_t i = 0; i < sizeof(webd_page__menu) /
 				       sizeof(webd_page__menu[0]); i++) {
@@ -65,6 +63,18 @@ void webd_page_msg(struct wbuf *b, const char *kind, const char *text)
 	wbuf_printf(b, "</p>\n");
 }
 
+void webd_page_form(struct wbuf *b, const char *cls, const char *path,
+		    const char *csrf, const char *action)
+{
+	wbuf_printf(b, "<form class=\"%s\" method=\"post\" action=\"%s\">",
+		    cls, path);
+	webd_page_csrf(b, csrf);
+	if (action)
+		wbuf_printf(b, "<input type=\"hidden\" name=\"action\" "
+			    "value=\"%s\">", action);
+	wbuf_printf(b, "\n");
+}
+
 void webd_page_csrf(struct wbuf *b, const char *csrf)
 {
 	wbuf_printf(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
@@ -94,6 +104,15 @@ void webd_page_time(struct wbuf *b, uint64_t unix_s)
 	}
 	strftime(out, sizeof(out), "%Y-%m-%d %H:%M UTC", &tm);
 	wbuf_printf(b, "%s", out);
+}
+
+void webd_page_time_from(struct wbuf *b, uint64_t unix_s, const char *addr)
+{
+	webd_page_time(b, unix_s);
+	if (unix_s && addr[0]) {
+		wbuf_printf(b, " from ");
+		wbuf_esc(b, addr);
+	}
 }
 
 const char webd_page_css[] =

@@ -33,6 +33,11 @@ void webd_page_begin(struct wbuf *b, const char *title,
 void webd_page_end(struct wbuf *b);
 /* A notice box: kind "ok" or "error"; text escaped. */
 void webd_page_msg(struct wbuf *b, const char *kind, const char *text);
+/* <form class=cls method=post action=path>, the session's CSRF field
+ * and, when action is not NULL, <input type=hidden name=action value=...>.
+ * Every form of the account page opens with it. */
+void webd_page_form(struct wbuf *b, const char *cls, const char *path,
+		    const char *csrf, const char *action);
 /* <input type=hidden name=csrf value=...> */
 void webd_page_csrf(struct wbuf *b, const char *csrf);
 /* A radio button or an option, checked/selected when on. */
@@ -40,6 +45,9 @@ void webd_page_radio(struct wbuf *b, const char *name, const char *value,
 		     bool on, const char *label);
 /* "2026-12-01 10:42 UTC", or "never" for 0. */
 void webd_page_time(struct wbuf *b, uint64_t unix_s);
+
+/* The same, then " from ADDR" when there is a time and an address. */
+void webd_page_time_from(struct wbuf *b, uint64_t unix_s, const char *addr);
 
 /* The style sheet (served at WEBD_PAGE_CSS_PATH). */
 extern const char webd_page_css[];

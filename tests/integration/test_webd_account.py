@@ -250,7 +250,7 @@ def test_app_passwords_with_real_pop3_and_smtp_logins(full):
     assert full.smtp_login(ANN, apppw)
     time.sleep(0.3)                 # the last use is written after login
     st, _, text = b.get("/account/app-passwords")
-    row = re.search(r"<tr><td class=\"addr\">Phone</td>(.*?)</tr>", text).group(1)
+    row = re.search(r"<tr><td class=\"addr\">Phone</td>(.*?)</tr>", text, re.S).group(1)
     assert "127.0.0.1" in row and row.count("UTC") == 2, row
     assert apppw not in text                       # shown once only
     app_id = re.search(r'name="id" value="(\d+)"', text).group(1)
@@ -391,6 +391,24 @@ def test_sessions_expire_when_idle(tmp_path):
         st, h, _ = b.get("/account")
         assert st == 303 and h["Location"] == "/signin"
         assert "event=web_session_end" in s.log() and "why=idle" in s.log()
+    finally:
+        s.stop()
+
+
+def test_sessions_end_at_their_lifetime_however_active(tmp_path):
+    s = Site(tmp_path, webd_extra="session_lifetime = 2s\n")
+    s.add_user(ANN, PW)
+    s.start("webd")
+    try:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        deadline = time.monotonic() + 10
+        while b.get("/account")[0] == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert b.last == "" and "why=lifetime" in s.log()
+        # a new sign-in gets a new lifetime
+        assert b.signin(ANN, PW)[0] == 303 and b.get("/account")[0] == 200
     finally:
         s.stop()
 
