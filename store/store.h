@@ -310,7 +310,8 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
  * Per account, in a table of its own ("web"), absent = the defaults: the
  * admin role, two-step sign-in (the TOTP secret and the digests of unused
  * recovery codes), a note that an administrator reset the password (shown
- * at the next sign-in) and the last sign-in to the account page. */
+ * at the next sign-in), the last sign-in to the account page and the last
+ * mail client login. */
 
 #define STORE_TOTP_SECRET_MAX 32
 #define STORE_RECOVERY_MAX 10
@@ -338,6 +339,10 @@ struct store_web {
 	uint8_t recovery[STORE_RECOVERY_MAX][32];   /* their SHA-256 */
 	uint64_t last_login;               /* unix s of the last web sign-in */
 	char last_addr[STORE_WEB_ADDR_MAX + 1];
+	/* The last login of a mail client (POP3, SMTP), noted by the auth
+	 * library at most once a minute per account and address. */
+	uint64_t mail_login;
+	char mail_addr[STORE_WEB_ADDR_MAX + 1];
 };
 
 /* The account's web state, or the defaults (all zero) when it has none.

@@ -8,7 +8,7 @@
  * Record (key: be64 account id), version WEB_REC_V1:
  *   u8 1, u8 role, be32 flags, u8 totp_len, totp_len bytes, be64 totp_last,
  *   u8 nrecovery, nrecovery x 32 bytes, be64 last_login,
- *   u8 len + bytes last_addr.
+ *   u8 len + bytes last_addr, be64 mail_login, u8 len + bytes mail_addr.
  * A newer version is refused (-PST_EVERSION), anything malformed is
  * -PST_ECORRUPT, as store_rec.c does for the other records. */
 #include <endian.h>
@@ -21,7 +21,7 @@
 
 #define WEB_REC_V1 1
 #define WEB_REC_MAX (1 + 1 + 4 + 1 + STORE_TOTP_SECRET_MAX + 8 + 1 + \
-		     STORE_RECOVERY_MAX * 32 + 8 + 1 + STORE_WEB_ADDR_MAX)
+		     STORE_RECOVERY_MAX * 32 + 2 * (8 + 1 + STORE_WEB_ADDR_MAX))
 
 static const char *const store_web__roles[] = { "none", "domain" };
 
@@ -40,11 +40,23 @@ int store_web_role_parse(const char *s, uint8_t *out)
 	return -EINVAL;
 }
 
+static size_t store_web__when_where(uint8_t *b, uint64_t when,
+				    const char *addr)
+{
+	size_t al = strnlen(addr, STORE_WEB_ADDR_MAX);
+	uint64_t t = htobe64(when);
+
+	memcpy(b, &t, 8);
+	b[8] = (uint8_t)al;
+	memcpy(b + 9, addr, al);
+	return 9 + al;
+}
+
 static size_t store_web__enc(const struct store_web *s, uint8_t *b)
 {
-	size_t n = 0, al = strnlen(s->last_addr, STORE_WEB_ADDR_MAX);
+	size_t n = 0;
 	uint32_t f = htobe32(s->flags);
-	uint64_t t = htobe64(s->last_login), tl = htobe64(s->totp_last);
+	uint64_t tl = htobe64(s->totp_last);
 
 	b[n++] = WEB_REC_V1;
 	b[n++] = s->role;
@@ -58,11 +70,9 @@ static size_t store_web__enc(const struct store_web *s, uint8_t *b)
 	b[n++] = s->nrecovery;
 	memcpy(b + n, s->recovery, (size_t)s->nrecovery * 32);
 	n += (size_t)s->nrecovery * 32;
-	memcpy(b + n, &t, 8);
-	n += 8;
-	b[n++] = (uint8_t)al;
-	memcpy(b + n, s->last_addr, al);
-	return n + al;
+	n += store_web__when_where(b + n, s->last_login, s->last_addr);
+	n += store_web__when_where(b + n, s->mail_login, s->mail_addr);
+	return n;
 }
 
 struct web_rd { const uint8_t *p; size_t n, off; bool bad; };
@@ -77,6 +87,29 @@ static const uint8_t *store_web__take(struct web_rd *r, size_t k)
 	}
 	r->off += k;
 	return p;
+}
+
+/* be64 time, u8 len, address bytes (no NUL). */
+static void store_web__get_when_where(struct web_rd *r, uint64_t *when,
+				      char addr[STORE_WEB_ADDR_MAX + 1])
+{
+	const uint8_t *q;
+	uint64_t t;
+
+	if ((q = store_web__take(r, 8))) {
+		memcpy(&t, q, 8);
+		*when = be64toh(t);
+	}
+	if ((q = store_web__take(r, 1))) {
+		size_t al = q[0];
+
+		if (al > STORE_WEB_ADDR_MAX ||
+		    !(q = store_web__take(r, al)) || memchr(q, '\0', al)) {
+			r->bad = true;
+			return;
+		}
+		memcpy(addr, q, al);
+	}
 }
 
 static int store_web__dec(const void *p, size_t n, struct store_web *out)
@@ -119,18 +152,8 @@ static int store_web__dec(const void *p, size_t n, struct store_web *out)
 		return -PST_ECORRUPT;
 	if ((q = store_web__take(&r, (size_t)s.nrecovery * 32)))
 		memcpy(s.recovery, q, (size_t)s.nrecovery * 32);
-	if ((q = store_web__take(&r, 8))) {
-		memcpy(&t, q, 8);
-		s.last_login = be64toh(t);
-	}
-	if ((q = store_web__take(&r, 1))) {
-		size_t al = q[0];
-
-		if (al > STORE_WEB_ADDR_MAX ||
-		    !(q = store_web__take(&r, al)) || memchr(q, '\0', al))
-			return -PST_ECORRUPT;
-		memcpy(s.last_addr, q, al);
-	}
+	store_web__get_when_where(&r, &s.last_login, s.last_addr);
+	store_web__get_when_where(&r, &s.mail_login, s.mail_addr);
 	if (r.bad || r.off != n)
 		return -PST_ECORRUPT;
 	*out = s;
@@ -196,6 +219,9 @@ int store_web_put(struct store_write *w, uint64_t account_id,
 	c.last_login = s->last_login;
 	memcpy(c.last_addr, s->last_addr,
 	       strnlen(s->last_addr, STORE_WEB_ADDR_MAX));
+	c.mail_login = s->mail_login;
+	memcpy(c.mail_addr, s->mail_addr,
+	       strnlen(s->mail_addr, STORE_WEB_ADDR_MAX));
 	if (store_web__is_default(&c))
 		return store__web_del(w, account_id);
 	k = store_web__key(account_id, &be);

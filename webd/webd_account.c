@@ -485,6 +485,9 @@ static int webd_acct__overview(struct webd_call *k)
 		    ? " (mail clients need one)" : "",
 		    k->web.flags & STORE_WEB_TOTP ? "On" : "Off");
 	webd_page_time_from(&k->page, k->web.last_login, k->web.last_addr);
+	wbuf_printf(&k->page, "</td></tr>\n<tr><th>Last mail client login"
+		    "</th><td>");
+	webd_page_time_from(&k->page, k->web.mail_login, k->web.mail_addr);
 	wbuf_printf(&k->page, "</td></tr>\n</table>\n</section>\n");
 	if (client_settings_get(k->a->cfg, k->acct.address, &cs) == 0) {
 		wbuf_printf(&k->page, "<h2>Mail client settings</h2>\n"

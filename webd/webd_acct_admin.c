@@ -83,6 +83,8 @@ static int webd_adm__user_row(const struct store_account *a, void *arg)
 		    store_pop_access_name(a->pop.access),
 		    web.flags & STORE_WEB_TOTP ? "on" : "off");
 	webd_page_time_from(b, web.last_login, web.last_addr);
+	wbuf_printf(b, "</td><td data-label=\"Last mail login\">");
+	webd_page_time_from(b, web.mail_login, web.mail_addr);
 	wbuf_printf(b, "</td></tr>\n");
 	return 0;
 }
@@ -233,7 +235,7 @@ int webd_acct_admin(struct webd_call *k)
 	wbuf_esc(&k->page, dom);
 	wbuf_printf(&k->page, "</h2>\n<section class=\"wide\">\n<table class=\"stack\">\n"
 		    "<tr class=\"head\"><th>Address</th><th>POP</th><th>2-Step</th><th>Last "
-		    "sign-in</th></tr>\n");
+		    "sign-in</th><th>Last mail login</th></tr>\n");
 	if ((e = store_read_begin(k->a->st, &r)))
 		return e;
 	l.r = r;
@@ -418,6 +420,8 @@ int webd_acct_admin_user(struct webd_call *k)
 	wbuf_esc(&k->page, a.address);
 	wbuf_printf(&k->page, "</h2>\n<section>\n<p>Last sign-in here: ");
 	webd_page_time_from(&k->page, web.last_login, web.last_addr);
+	wbuf_printf(&k->page, ". Last mail client login: ");
+	webd_page_time_from(&k->page, web.mail_login, web.mail_addr);
 	wbuf_printf(&k->page, ". 2-Step Verification: %s.</p>\n<h3>App "
 		    "passwords</h3>\n<div class=\"wide\"><table class=\"stack\">\n"
 		    "<tr class=\"head\"><th>Name</th><th>Created</th><th>Last used</th>"

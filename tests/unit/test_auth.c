@@ -580,6 +580,17 @@ static void test_verify_flow(void **state)
 	assert_int_equal(o.result, AUTH_OK);
 	assert_string_equal(o.reason, "password");
 	assert_int_equal(o.account.id, a.id);
+	{
+		/* The login is noted for the account page. */
+		struct store_read *r;
+		struct store_web web;
+
+		assert_int_equal(store_read_begin(st, &r), 0);
+		assert_int_equal(store_web_get(r, a.id, &web), 0);
+		store_read_end(r);
+		assert_true(web.mail_login > 0);
+		assert_string_equal(web.mail_addr, "10.0.0.1");
+	}
 	o = verify("ann@example.com", "right", "10.0.0.1");
 	assert_string_equal(o.reason, "cached");
 	o = verify("not an address", "right", "10.0.0.1");

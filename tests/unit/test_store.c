@@ -898,6 +898,8 @@ static void test_web_state(void **state)
 	memset(op.web.recovery[1], 2, 32);
 	op.web.last_login = 1700000000;
 	snprintf(op.web.last_addr, sizeof(op.web.last_addr), "2001:db8::1");
+	op.web.mail_login = 1700000100;
+	snprintf(op.web.mail_addr, sizeof(op.web.mail_addr), "192.0.2.1");
 	assert_int_equal(store_write(st, put_web, &op), 0);
 	get_web(st, acct, &got, 0);
 	assert_memory_equal(&got, &op.web, sizeof(got));
