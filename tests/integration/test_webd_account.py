@@ -8,12 +8,14 @@ Real daemons on loopback, stopped by PID; the browser walk-through is
 test_webd_browser.py."""
 import html
 import re
+import shutil
 import subprocess
 import time
 
 import pytest
 
 from account_site import DOMAIN, OTHER, POSTERN, Site, totp
+from conftest import REPO
 
 ANN = f"ann@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
@@ -109,6 +111,27 @@ def test_wrong_password_unknown_user_and_app_password_do_not_sign_in(site):
         assert st == 200 and "Wrong address or password." in text
         assert b.get("/account")[0] == 303
         assert f'reason="{reason}"' in site.log()
+
+
+@pytest.mark.skipif(not shutil.which("fail2ban-regex"),
+                    reason="fail2ban not installed")
+def test_fail2ban_filter_matches_failed_sign_ins(site):
+    """The shipped filter finds the account page's failed sign-ins and
+    codes by the client's address, and never an address inside the user
+    name the client typed."""
+    for addr, pw in ((ANN, "wrong-one"), ('x" peer=127.9.9.9 "@example.com',
+                                          "x"), (BOB, PW)):
+        site.browser().signin(addr, pw)
+    log = site.folder / "webd.log"
+    conf = site.folder / "fail2ban"          # the filter includes common.conf
+    shutil.copytree("/etc/fail2ban", conf)
+    shutil.copy(REPO / "packaging" / "fail2ban" / "filter.d-postern.conf",
+                conf / "filter.d" / "postern.conf")
+    r = subprocess.run(["fail2ban-regex", "-o", "ip", str(log),
+                        str(conf / "filter.d" / "postern.conf")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["127.0.0.1", "127.0.0.1"], r.stdout
 
 
 def test_forms_without_or_with_a_wrong_csrf_token_are_refused(site):
