@@ -5,7 +5,6 @@
  * cred_gen, so the daemons' caches check again at once. */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,22 +44,15 @@ static int webd_apps__add_w(struct store_write *w, void *arg)
 
 struct app_del { uint64_t id; uint32_t app_id; bool all; unsigned n; };
 
-static int webd_apps__collect(const struct store_app_password *p, void *arg)
+static int webd_apps__first(const struct store_app_password *p, void *arg)
 {
-	uint32_t *ids = arg;
-
-	for (unsigned i = 0; i < 4096; i++)
-		if (!ids[i]) {
-			ids[i] = p->id;
-			return 0;
-		}
+	*(uint32_t *)arg = p->id;
 	return 1;
 }
 
 static int webd_apps__del_w(struct store_write *w, void *arg)
 {
 	struct app_del *d = arg;
-	uint32_t *ids;
 	int e;
 
 	if (!d->all) {
@@ -69,14 +61,22 @@ static int webd_apps__del_w(struct store_write *w, void *arg)
 		d->n = 1;
 		return webd_apps__bump(w, d->id);
 	}
-	if (!(ids = calloc(4096 + 1, sizeof(*ids))))
-		return -ENOMEM;
-	e = store_app_password_each(store_write_reader(w), d->id,
-				    webd_apps__collect, ids);
-	for (unsigned i = 0; e >= 0 && ids[i]; i++, d->n++)
-		e = store_app_password_del(w, d->id, ids[i]);
-	free(ids);
-	return e < 0 ? e : webd_apps__bump(w, d->id);
+	/* The first one left, until none is: the transaction's reader sees
+	 * its own deletions. */
+	for (;;) {
+		uint32_t id = 0;
+
+		e = store_app_password_each(store_write_reader(w), d->id,
+					    webd_apps__first, &id);
+		if (e < 0)
+			return e;
+		if (!id)
+			break;
+		if ((e = store_app_password_del(w, d->id, id)))
+			return e;
+		d->n++;
+	}
+	return webd_apps__bump(w, d->id);
 }
 
 /* Revokes one app password (app_id) or all of the account's. */

@@ -195,8 +195,12 @@ static int cli__show_user(const struct store_account *a)
 	       "require-app-password: %s\napp-passwords: %u\n", a->address,
 	       (unsigned long long)a->id, when, cli__hash_kind(a->phc),
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no", apps);
-	printf("admin: %s\ntwo-step: %s\n", store_web_role_name(web.role),
-	       web.flags & STORE_WEB_TOTP ? "on" : "off");
+	/* Only what differs from the defaults, so that the output of an
+	 * account the account page never touched stays as it was. */
+	if (web.role != STORE_ROLE_USER)
+		printf("admin: %s\n", store_web_role_name(web.role));
+	if (web.flags & STORE_WEB_TOTP)
+		printf("two-step: on\n");
 	cli_print_pop(&a->pop);
 	if (a->pop.access == STORE_POP_SINCE_NOW)
 		printf("pop-since-uid: %llu\n",
