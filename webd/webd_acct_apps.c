@@ -203,7 +203,10 @@ static int webd_apps__create(struct webd_call *k, const char *name)
 	if (client_settings_get(k->a->cfg, k->acct.address, &cs) == 0) {
 		wbuf_printf(&k->page, "<div class=\"wide\">\n");
 		webd_doc_settings_table(&cs, &k->page);
-		wbuf_printf(&k->page, "</div>\n");
+		wbuf_printf(&k->page, "</div>\n<p>On an iPhone, iPad or Mac: ");
+		webd_doc_profile_link(&cs, &k->page);
+		wbuf_printf(&k->page, "download the configuration profile</a>, "
+			    "then type the app password when it asks.</p>\n");
 	}
 	wbuf_printf(&k->page, "</section>\n");
 	return 0;
