@@ -418,11 +418,14 @@ int webd_acct_admin_user(struct webd_call *k)
 	wbuf_printf(&k->page, "<p><a href=\"/admin\">All accounts</a></p>\n"
 		    "<h2>");
 	wbuf_esc(&k->page, a.address);
-	wbuf_printf(&k->page, "</h2>\n<section>\n<p>Last sign-in here: ");
+	wbuf_printf(&k->page, "</h2>\n<section>\n<table>\n<tr><th>Last "
+		    "sign-in here</th><td>");
 	webd_page_time_from(&k->page, web.last_login, web.last_addr);
-	wbuf_printf(&k->page, ". Last mail client login: ");
+	wbuf_printf(&k->page, "</td></tr>\n<tr><th>Last mail client login</th>"
+		    "<td>");
 	webd_page_time_from(&k->page, web.mail_login, web.mail_addr);
-	wbuf_printf(&k->page, ". 2-Step Verification: %s.</p>\n<h3>App "
+	wbuf_printf(&k->page, "</td></tr>\n<tr><th>2-Step Verification</th>"
+		    "<td>%s</td></tr>\n</table>\n<h3>App "
 		    "passwords</h3>\n<div class=\"wide\"><table class=\"stack\">\n"
 		    "<tr class=\"head\"><th>Name</th><th>Created</th><th>Last used</th>"
 		    "<th>From where</th>"
