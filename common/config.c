@@ -291,6 +291,23 @@ static const struct cfg_key cfg_keys[] = {
 	  F(metrics.request_timeout), "10s", 1 * SEC, 300 * SEC, NULL,
 	  "Close an endpoint connection that sends nothing for this long\n"
 	  "(whole seconds)." },
+	{ "webd", "session_idle", CFG_DURATION, F(webd.session_idle), "30m",
+	  1 * SEC, 24 * 3600 * SEC, NULL,
+	  "Sign a user out of the account page after this long without a\n"
+	  "request." },
+	{ "webd", "session_lifetime", CFG_DURATION, F(webd.session_lifetime),
+	  "12h", 1 * SEC, 30 * 24 * 3600 * SEC, NULL,
+	  "Sign a user out of the account page this long after sign-in,\n"
+	  "however active." },
+	{ "webd", "sessions_max", CFG_UINT, F(webd.sessions_max), "10000", 16,
+	  1000000, NULL,
+	  "Account-page sessions held in memory (signed in or not yet); when\n"
+	  "full, the oldest session not signed in is dropped first." },
+	{ "webd", "code_failures_max", CFG_UINT, F(webd.code_failures_max), "5",
+	  1, 100, NULL,
+	  "Wrong two-step codes from one address for one account before that\n"
+	  "address is refused for the account ([auth] throttle_window); each\n"
+	  "wrong code also waits as a wrong password does." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

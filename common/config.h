@@ -131,6 +131,9 @@ struct postern_config {
 		char user[64];
 		unsigned log_level;
 		uint64_t request_timeout, request_max;
+		/* the account page (#16) */
+		uint64_t session_idle, session_lifetime, sessions_max;
+		uint64_t code_failures_max;
 	} webd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;

@@ -32,7 +32,15 @@ static const char *const store_db_names[DB_N] = {
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
 	[DB_SENDERS] = "senders", [DB_POPIDX] = "pop_index",
+	[DB_WEB] = "web",
 };
+
+/* Added after schema 2 without a schema bump: absent means every account
+ * has the defaults (store_web.c), so a read-only open may find it missing. */
+static bool store__db_optional(int i)
+{
+	return i == DB_WEB || i == DB_POPIDX;
+}
 
 struct store_job {
 	store_write_fn fn;
@@ -166,7 +174,8 @@ static int store__reopen(struct store *st)
 	}
 	for (int i = 0; i < DB_N && !rc; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i], 0, &st->db[i]);
-		if (rc == MDB_NOTFOUND && i == DB_POPIDX && !st->popidx)
+		if (rc == MDB_NOTFOUND && ((i == DB_POPIDX && !st->popidx) ||
+					 (i == DB_WEB && !st->has_web)))
 			rc = 0;   /* as at open: not there yet */
 	}
 	if (rc) {
@@ -296,8 +305,11 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
-		if (rc == MDB_NOTFOUND && i == DB_POPIDX)
-			continue;   /* read-only, made before it: listings scan */
+		/* read-only, made before them: listings scan, web defaults */
+		if (rc == MDB_NOTFOUND && store__db_optional(i))
+			continue;
+		if (i == DB_WEB)
+			st->has_web = rc == 0;
 		if (rc) {
 			r = store__err(rc);
 			snprintf(err, errlen, "%s: database '%s': %s", path,

@@ -323,6 +323,57 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
 
 
 
+/* ---- web state (postern-webd's account page) ----
+ *
+ * Per account, in a table of its own ("web"), absent = the defaults: the
+ * admin role, two-step sign-in (the TOTP secret and the digests of unused
+ * recovery codes), a note that an administrator reset the password (shown
+ * at the next sign-in), the last sign-in to the account page and the last
+ * mail client login. */
+
+#define STORE_TOTP_SECRET_MAX 32
+#define STORE_RECOVERY_MAX 10
+#define STORE_WEB_ADDR_MAX 47
+
+enum store_web_role { STORE_ROLE_USER, STORE_ROLE_DOMAIN_ADMIN };
+const char *store_web_role_name(unsigned v);            /* none|domain */
+int store_web_role_parse(const char *s, uint8_t *out);  /* 0 or -EINVAL */
+
+enum store_web_flag {
+	STORE_WEB_TOTP = 1 << 0,           /* two-step sign-in is on */
+	STORE_WEB_PW_RESET = 1 << 1,       /* tell the user at next sign-in */
+	/* require-app-password was switched on by turning two-step on, so
+	 * turning it off switches it off again. */
+	STORE_WEB_RAP_BY_TOTP = 1 << 2,
+};
+
+struct store_web {
+	uint8_t role;                      /* enum store_web_role */
+	uint32_t flags;                    /* enum store_web_flag */
+	uint8_t totp_len;                  /* bytes of totp used */
+	uint8_t totp[STORE_TOTP_SECRET_MAX];
+	uint64_t totp_last;                /* last time step used: no replay */
+	uint8_t nrecovery;                 /* unused recovery codes */
+	uint8_t recovery[STORE_RECOVERY_MAX][32];   /* their SHA-256 */
+	uint64_t last_login;               /* unix s of the last web sign-in */
+	char last_addr[STORE_WEB_ADDR_MAX + 1];
+	/* The last login of a mail client (POP3, SMTP), noted by the auth
+	 * library at most once a minute per account and address. */
+	uint64_t mail_login;
+	char mail_addr[STORE_WEB_ADDR_MAX + 1];
+};
+
+/* The account's web state, or the defaults (all zero) when it has none.
+ * -PST_ECORRUPT / -PST_EVERSION for a record that does not decode. */
+int store_web_get(struct store_read *r, uint64_t account_id,
+		  struct store_web *out);
+/* Writes it (the defaults delete the record). -EINVAL for counts over the
+ * arrays. */
+int store_web_put(struct store_write *w, uint64_t account_id,
+		  const struct store_web *s);
+/* Accounts of a domain with role domain admin are listed by
+ * store_account_each + store_web_get; no index (a domain has few). */
+
 /* ---- the outbound queue ---- */
 
 #define STORE_QUEUE_RCPT_MAX 1000

@@ -358,6 +358,7 @@ int store_account_del(struct store_write *w, const char *address)
 	    (e = store__each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
 			     NULL, NULL)) ||
 	    (e = store__popidx_drop_account(w->st, w->txn, a.id)) ||
+	    (e = store__web_del(w, a.id)) ||
 	    (e = store__del(w, DB_ACCOUNT_IDS, store__key_val(&k))))
 		return e;
 	return store__del(w, DB_ACCOUNTS, store__str_val(address));

@@ -10,7 +10,7 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
-		DB_POPIDX, DB_N };
+		DB_POPIDX, DB_WEB, DB_N };
 
 struct store_job;
 
@@ -18,6 +18,9 @@ struct store {
 	MDB_env *env;
 	MDB_dbi db[DB_N];
 	bool readonly;
+	/* DB_WEB is made when missing by a writable open; a read-only open
+	 * of a store that never had it reads every account's defaults. */
+	bool has_web;
 	/* Every transaction of this process holds envlock shared; recovery
 	 * (adopting a map size another process set, reopening after a fatal
 	 * write error) holds it exclusive, so no transaction is open then, as
@@ -60,6 +63,9 @@ MDB_val store__val(const void *p, size_t n);
  * a fatal write error. Returns an LMDB code. */
 int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
 		     MDB_txn **txn);
+/* Drops an account's web state (store_web.c), if any: part of
+ * store_account_del. */
+int store__web_del(struct store_write *w, uint64_t account_id);
 /* The schema version value: little-endian uint32 in every version, so any
  * version of Postern can read it and say what to do. */
 int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);

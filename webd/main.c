@@ -35,7 +35,9 @@
 #include "common/log.h"
 #include "common/server.h"
 #include "store/store.h"
+#include "webd/webd_account.h"
 #include "webd/webd_config.h"
+#include "webd/webd_delay.h"
 #include "webd/webd_http.h"
 #include "webd/webd_tls.h"
 
@@ -131,7 +133,9 @@ static int webd__start(struct webd_listener *l, unsigned threads,
 	} lim = { webd.cfg.limits.max_connections,
 		  webd.cfg.limits.max_connections_per_ip };
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 /* a failed sign-in waits out its delay (webd_delay) */
+			 MHD_ALLOW_SUSPEND_RESUME;
 	unsigned timeout_s = (unsigned)((webd.wcfg.request_timeout + 999) / 1000);
 	gnutls_certificate_retrieve_function2 *retrieve = webd_tls_retrieve;
 	struct MHD_OptionItem tls_opts[] = {
@@ -202,6 +206,8 @@ static void webd__drain(void)
 		nanosleep(&nap, NULL);
 		waited += WEBD_DRAIN_POLL_MS;
 	}
+	/* MHD must not stop with a connection suspended. */
+	webd_delay_stop();
 	for (unsigned i = 0; i < webd.nl; i++)
 		if (webd.l[i].mhd)
 			MHD_stop_daemon(webd.l[i].mhd);
@@ -243,14 +249,26 @@ static int webd__run(bool check_only)
 
 	if ((r = webd_tls_init(&webd.cfg, err)))
 		goto fail;
+	/* Writable (the account page changes settings and credentials),
+	 * but never creating a store: the CLI makes it. */
 	r = store_open(webd.cfg.store.path, webd.cfg.store.map_size,
-		       STORE_READONLY, &webd.https.st, why, sizeof(why));
+		       check_only ? STORE_READONLY : 0, &webd.https.st, why,
+		       sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		goto fail;
 	}
+	if (!check_only &&
+	    ((r = store_writer_start(webd.https.st)) ||
+	     (r = webd_account_new(&webd.cfg, webd.https.st,
+				   &webd.https.account)) ||
+	     (r = webd_delay_start()))) {
+		snprintf(err, CFG_ERR_MAX, "account page: %s", pst_strerror(r));
+		goto fail;
+	}
 	webd.http = webd.https;
 	webd.http.https = false;
+	webd.http.account = NULL;
 	if (check_only) {
 		printf("%s: configuration %s is valid\n", WEBD_PROG,
 		       webd.cfg.file);
@@ -279,6 +297,10 @@ static int webd__run(bool check_only)
 	webd__drain();
 	log_event(LOGL_INFO, 0, "stopped", "daemon=%s", WEBD_PROG);
 out:
+	webd_delay_stop();
+	if (webd.https.st)
+		store_writer_stop(webd.https.st);
+	webd_account_free(webd.https.account);
 	store_close(webd.https.st);
 	webd_tls_shutdown();
 	return 0;
@@ -354,7 +376,7 @@ int main(int argc, char **argv)
 	}
 	if (dns_domain)
 		return webd__dns_records(dns_domain);
-	webd.https = (struct webd_ctx){ &webd.cfg, &webd.wcfg, NULL, true };
+	webd.https = (struct webd_ctx){ &webd.cfg, &webd.wcfg, NULL, true, NULL };
 	log_set_level((enum log_level)webd.wcfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	return webd__run(check_only);

@@ -60,6 +60,15 @@ struct auth_request {
 	const char *pass;
 	size_t passlen;
 	const char *addr;           /* client address, for throttling and logs */
+	unsigned flags;             /* enum auth_request_flag */
+};
+
+enum auth_request_flag {
+	/* The account page's sign-in: only the main password. An app
+	 * password (by its digest, or a cached one) fails, reason "app
+	 * password at web sign-in", after the same dummy work; and a main
+	 * password is AUTH_OK even when mail clients need app passwords. */
+	AUTH_REQ_MAIN_ONLY = 1 << 0,
 };
 
 struct auth_outcome {

@@ -34,12 +34,38 @@ static struct auth_params cli__params(void)
 	return p;
 }
 
+/* admin=domain|none: the account page's role, in the web state
+ * (store_web_*), not the account record. */
+static bool cli__is_admin_word(const char *w)
+{
+	return strncmp(w, "admin=", 6) == 0;
+}
+
+static int cli__apply_admin(struct store_write *w, uint64_t id, char **words,
+			    int n)
+{
+	struct store_web web;
+	bool any = false;
+	int e;
+
+	if ((e = store_web_get(store_write_reader(w), id, &web)))
+		return e;
+	for (int i = 0; i < n; i++)
+		if (cli__is_admin_word(words[i]) &&
+		    store_web_role_parse(words[i] + 6, &web.role) == 0)
+			any = true;
+	return any ? store_web_put(w, id, &web) : 0;
+}
+
 /* Apply checked setting words to an account. */
 static void cli__apply_words(struct store_account *a, char **words, int n)
 {
 	for (int i = 0; i < n; i++) {
 		bool ra = false, ras = false, pa, pas = false;
 		uint8_t before = a->pop.access;
+
+		if (cli__is_admin_word(words[i]))
+			continue;       /* cli__apply_admin */
 
 		cli_apply_setting(words[i], &a->pop, &ra, &ras, false, &pa, &pas);
 		if (ras) {
@@ -77,6 +103,8 @@ static int cli__user_add_w(struct store_write *w, void *arg)
 	if ((e = store_account_put(w, &op->a, true)))
 		return e;
 	cli__apply_words(&op->a, op->words, op->nwords);
+	if ((e = cli__apply_admin(w, op->a.id, op->words, op->nwords)))
+		return e;
 	return store_account_put(w, &op->a, false);
 }
 
@@ -92,6 +120,8 @@ static int cli__user_update_w(struct store_write *w, void *arg)
 		op->a.cred_gen++;
 	}
 	cli__apply_words(&op->a, op->words, op->nwords);
+	if ((e = cli__apply_admin(w, op->a.id, op->words, op->nwords)))
+		return e;
 	return store_account_put(w, &op->a, false);
 }
 
@@ -143,6 +173,7 @@ static const char *cli__hash_kind(const char *phc)
 static int cli__show_user(const struct store_account *a)
 {
 	struct msg_stats s = { 0 };
+	struct store_web web;
 	struct store_read *r;
 	unsigned apps = 0;
 	char when[32];
@@ -154,6 +185,8 @@ static int cli__show_user(const struct store_account *a)
 	e = store_msg_each(r, a->id, cli__count_msg, &s);
 	if (!e)
 		e = store_app_password_each(r, a->id, cli__count_app, &apps);
+	if (!e)
+		e = store_web_get(r, a->id, &web);
 	store_read_end(r);
 	if (e)
 		return e;
@@ -162,6 +195,12 @@ static int cli__show_user(const struct store_account *a)
 	       "require-app-password: %s\napp-passwords: %u\n", a->address,
 	       (unsigned long long)a->id, when, cli__hash_kind(a->phc),
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no", apps);
+	/* Only what differs from the defaults, so that the output of an
+	 * account the account page never touched stays as it was. */
+	if (web.role != STORE_ROLE_USER)
+		printf("admin: %s\n", store_web_role_name(web.role));
+	if (web.flags & STORE_WEB_TOTP)
+		printf("two-step: on\n");
 	cli_print_pop(&a->pop);
 	if (a->pop.access == STORE_POP_SINCE_NOW)
 		printf("pop-since-uid: %llu\n",
@@ -185,10 +224,21 @@ static int cli__check_words(char **words, int n)
 	bool b, bs, p, ps;
 	int e;
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		uint8_t role;
+
+		if (cli__is_admin_word(words[i])) {
+			if (store_web_role_parse(words[i] + 6, &role)) {
+				fprintf(stderr, "postern: '%s': expected "
+					"admin=domain|none\n", words[i]);
+				return EX_USAGE;
+			}
+			continue;
+		}
 		if ((e = cli_apply_setting(words[i], &scratch, &b, &bs, false,
 					   &p, &ps)))
 			return e;
+	}
 	return EX_OK;
 }
 

@@ -24,6 +24,7 @@ static const char usage_text[] =
 "      pop=off|all|since-now  pop-spam=exclude|include|only\n"
 "      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"
 "      pop-list-limit=N  require-app-password=yes|no\n"
+"      admin=domain|none  (a domain administrator on the account page)\n"
 "  user import passwd-file PATH [--domain D]\n"
 "  user export [DOMAIN]              user import accounts FILE|-\n"
 "  app-password add ADDR NAME        app-password list ADDR\n"

@@ -939,6 +939,109 @@ static void test_newer_record_refused(void **state)
 	store_close(st);
 }
 
+/* The account page's web state: absent = the defaults; a round trip; the
+ * record's own version rules; a read-only open of a store made before the
+ * table existed; removed with the account. */
+struct web_op { uint64_t id; struct store_web web; };
+
+static int put_web(struct store_write *w, void *arg)
+{
+	struct web_op *op = arg;
+
+	return store_web_put(w, op->id, &op->web);
+}
+
+static int del_acct(struct store_write *w, void *arg)
+{
+	return store_account_del(w, arg);
+}
+
+static void get_web(struct store *st, uint64_t id, struct store_web *out,
+		    int want)
+{
+	struct store_read *r;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_web_get(r, id, out), want);
+	store_read_end(r);
+}
+
+static void test_web_state(void **state)
+{
+	static const struct store_web zero;
+	struct store *st = fresh();
+	uint64_t acct = make_account(st, "ann@example.com");
+	struct web_op op = { .id = acct };
+	struct store_web got;
+	struct raw r;
+	uint8_t k[8], buf[512];
+	MDB_val v;
+
+	get_web(st, acct, &got, 0);
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	op.web.role = STORE_ROLE_DOMAIN_ADMIN;
+	op.web.flags = STORE_WEB_TOTP | STORE_WEB_PW_RESET;
+	op.web.totp_len = 20;
+	memset(op.web.totp, 0xab, 20);
+	op.web.totp_last = 59000000;
+	op.web.nrecovery = 2;
+	memset(op.web.recovery[0], 1, 32);
+	memset(op.web.recovery[1], 2, 32);
+	op.web.last_login = 1700000000;
+	snprintf(op.web.last_addr, sizeof(op.web.last_addr), "2001:db8::1");
+	op.web.mail_login = 1700000100;
+	snprintf(op.web.mail_addr, sizeof(op.web.mail_addr), "192.0.2.1");
+	assert_int_equal(store_write(st, put_web, &op), 0);
+	get_web(st, acct, &got, 0);
+	assert_memory_equal(&got, &op.web, sizeof(got));
+	op.web.nrecovery = STORE_RECOVERY_MAX + 1;
+	assert_int_equal(store_write(st, put_web, &op), -EINVAL);
+	store_close(st);
+
+	raw_begin(&r, MAP);
+	be64_at(k, 0, acct);
+	v = raw_get(&r, "web", k, 8);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 1);      /* version */
+	assert_int_equal(((uint8_t *)v.mv_data)[1], STORE_ROLE_DOMAIN_ADMIN);
+	assert_true(v.mv_size < sizeof(buf));
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[0] = 2;
+	raw_put(&r, "web", k, 8, buf, v.mv_size);
+	be64_at(k, 0, acct + 1);
+	buf[0] = 1;
+	raw_put(&r, "web", k, 8, buf, v.mv_size - 1);         /* cut short */
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	get_web(st, acct, &got, -PST_EVERSION);
+	get_web(st, acct + 1, &got, -PST_ECORRUPT);
+	assert_int_equal(store_write(st, del_acct, "ann@example.com"), 0);
+	get_web(st, acct, &got, 0);           /* removed with the account */
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	store_close(st);
+
+	/* A store from before the table: read-only reads the defaults. */
+	raw_begin(&r, MAP);
+	{
+		MDB_dbi dbi;
+
+		assert_int_equal(mdb_dbi_open(r.txn, "web", 0, &dbi), 0);
+		assert_int_equal(mdb_drop(r.txn, dbi, 1), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, STORE_READONLY, &st, NULL, 0), 0);
+	get_web(st, acct + 1, &got, 0);
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	store_close(st);
+	/* A writable open makes it again, and writes to it. */
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	op.id = acct + 1;
+	op.web.nrecovery = 0;
+	assert_int_equal(store_write(st, put_web, &op), 0);
+	get_web(st, acct + 1, &got, 0);
+	assert_int_equal(got.role, STORE_ROLE_DOMAIN_ADMIN);
+	store_close(st);
+}
+
 /* check finds what a half-applied write would leave: a body chunk no
  * message counts, a message its UIDL index does not name. */
 static void test_check_finds_leftovers(void **state)
@@ -1400,6 +1503,7 @@ int main(void)
 		cmocka_unit_test(test_v1_store_upgraded),
 		cmocka_unit_test(test_records_explicit_encoding),
 		cmocka_unit_test(test_newer_record_refused),
+		cmocka_unit_test(test_web_state),
 		cmocka_unit_test(test_check_finds_leftovers),
 		cmocka_unit_test(test_map_grows_up_to_max),
 		cmocka_unit_test(test_upgrade_kill9_leaves_old_version),
