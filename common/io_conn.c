@@ -994,7 +994,11 @@ static void io__proxy_feed(struct io_conn *c)
 			  "proxy=%s", p->hdr.version, c->peer, balancer);
 		break;
 	case PROXY_HDR_UNKNOWN:
-		/* The spec: use the connection's own addresses. */
+		/* The spec: use the connection's own addresses. They are
+		 * the balancer's, not the client's: a balancer on this host
+		 * must not make an unnamed client a local one
+		 * (plain_auth_loopback). */
+		c->loopback = false;
 		log_event(LOGL_INFO, c->id, "proxy_unknown", "version=%u peer=%s",
 			  p->hdr.version, c->peer);
 		break;

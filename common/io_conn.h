@@ -205,7 +205,10 @@ const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
  * handshake deadline ([tls] handshake_timeout). When a header names a
  * client, the client's address replaces the peer address for everything
  * after (io_conn_peer*, the connection slot, the loopback test, logs);
- * for a header without one (v1 UNKNOWN, v2 UNSPEC) the balancer's stays.
+ * for a header without one (v1 UNKNOWN, v2 UNSPEC or unix) the
+ * balancer's stays, but the connection is not loopback whatever that
+ * address is: on a proxy listener only a header naming a loopback client
+ * makes io_conn_peer_is_loopback() true.
  * Then done(c, tag, label) runs (tag and label as given; label a string
  * that outlives the connection, for logs): it takes the slot with
  * io_conn_admit() and hands the connection to the protocol as after

@@ -514,3 +514,84 @@ def test_proxy_on_unix_socket_refused(submitd, tmp_path):
                  "limits": {"proxy_trusted": "127.0.0.1"}}, wait=False)
     assert d.proc.wait(30) != 0
     assert "the PROXY protocol is for TCP addresses" in d.log()
+
+
+# ---- loopback and plain_auth_loopback behind a balancer on this host ----
+
+V2_SIG = b"\r\n\r\n\0\r\nQUIT\n"
+# Headers that name no client: the balancer's address (127.0.0.1 here)
+# stands, but it is not the client's, so it is not loopback.
+NO_CLIENT = {
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v2_unspec": V2_SIG + b"\x21\x00\x00\x00",
+    "v2_unix": V2_SIG + b"\x21\x31\x00\xd8" + b"\0" * 216,
+}
+# The header's client decides: loopback only if it is on loopback.
+NAMED = {
+    "v1_loopback_client": (b"PROXY TCP4 127.0.0.5 127.0.0.1 4000 110\r\n",
+                           True),
+    "v1_remote_client": (b"PROXY TCP4 192.0.2.5 127.0.0.1 4000 110\r\n",
+                         False),
+    "v2_remote_client": (V2_SIG + b"\x21\x11\x00\x0c" +
+                         bytes([192, 0, 2, 6, 127, 0, 0, 1, 15, 160, 0, 110]),
+                         False),
+}
+LOOPBACK_CASES = [(h, False) for h in NO_CLIENT.values()] + \
+                 list(NAMED.values())
+LOOPBACK_IDS = list(NO_CLIENT) + list(NAMED)
+
+
+@pytest.fixture
+def loopback_pop3(pop3d):
+    return pop3d({"pop3d": {"plain_auth_loopback": "yes",
+                            "listen_plain_proxy_protocol": "yes"},
+                  "limits": {"proxy_trusted": f"{TRUSTED}/32"}})
+
+
+@pytest.fixture
+def loopback_smtp(submitd):
+    return submitd({"submitd": {"plain_auth_loopback": "yes",
+                                "listen_starttls_proxy_protocol": "yes"},
+                    "limits": {"proxy_trusted": f"{TRUSTED}/32"}})
+
+
+@pytest.mark.parametrize("header,loopback", LOOPBACK_CASES, ids=LOOPBACK_IDS)
+def test_pop3_plain_login_only_for_a_loopback_client(loopback_pop3, header,
+                                                     loopback):
+    """plain_auth_loopback with the balancer on this host: only a header
+    that names a loopback client lets USER/SASL be offered (and accepted)
+    without STLS; a header without a client address must not inherit the
+    balancer's loopback status."""
+    d = loopback_pop3
+    d.add_user("ann@example.com", PW)
+    c = Client.connect(d.ports["plain"], source=TRUSTED)
+    c.send(header)
+    assert c.line().startswith("+OK")
+    c.cmd("CAPA")
+    assert c.line().startswith("+OK")
+    caps = c.multiline()
+    assert "STLS" in caps
+    assert ("USER" in caps) == loopback, caps
+    assert any(x.startswith("SASL") for x in caps) == loopback, caps
+    c.cmd("USER ann@example.com")
+    reply = c.line()
+    assert reply.startswith("+OK" if loopback else "-ERR [AUTH]"), reply
+    c.close()
+
+
+@pytest.mark.parametrize("header,loopback", LOOPBACK_CASES, ids=LOOPBACK_IDS)
+def test_submission_plain_auth_only_for_a_loopback_client(loopback_smtp,
+                                                          header, loopback):
+    d = loopback_smtp
+    c = Client.connect(d.ports["starttls"], source=TRUSTED)
+    c.send(header)
+    assert c.smtp_reply()[0].startswith("220")
+    c.cmd("EHLO client.test")
+    ext = [l[4:] for l in c.smtp_reply()[1:]]
+    assert "STARTTLS" in ext
+    assert any(x.startswith("AUTH") for x in ext) == loopback, ext
+    c.cmd("AUTH PLAIN " + base64.b64encode(b"\0ann@example.com\0x").decode())
+    reply = c.smtp_reply()[0]
+    assert not reply.startswith("334") and \
+        (reply.startswith("535") if loopback else reply.startswith("5")), reply
+    c.close()
