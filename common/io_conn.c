@@ -982,10 +982,14 @@ static void io__proxy_feed(struct io_conn *c)
 		io__proxy_refuse(c, LOGL_WARN, proxy_hdr_strerror(p->hdr.err));
 		return;
 	case PROXY_HDR_LOCAL:
+		/* The balancer's own connection (a health check): the spec
+		 * (2.2) says serve it with the real endpoints, and a check
+		 * that expects a greeting needs one. Not loopback, as for
+		 * UNKNOWN below. */
+		c->loopback = false;
 		log_event(LOGL_DEBUG, c->id, "proxy_local", "peer=%s listen=%s",
 			  c->peer, p->label);
-		io_conn_close(c);
-		return;
+		break;
 	case PROXY_HDR_PROXY:
 		memcpy(balancer, c->peer, sizeof(balancer));
 		memcpy(&c->peer_ss, &p->hdr.src, sizeof(c->peer_ss));

@@ -214,7 +214,8 @@ const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
  * io_conn_admit() and hands the connection to the protocol as after
  * io_conn_accept(); bytes that came with the header are processed once
  * the connection is started. A v2 LOCAL header (the balancer's health
- * check) closes the connection at once, logged at debug level; a
+ * check) is served like one without a client address, from the
+ * balancer's address and not loopback, logged at debug level; a
  * malformed header, end of input or the deadline close it with one line,
  * event=proxy_refused reason=... . Until the header is in, the connection
  * holds no slot and is no reaper candidate: it is bounded by the deadline

@@ -69,7 +69,10 @@ class HAProxy:
         backend lines)."""
         self.folder = folder
         self.ports = {name: free_port() for name in backends}
-        cfg = ["global", "    maxconn 500", "defaults", "    mode tcp",
+        self.stats_sock = folder / "haproxy-stats.sock"
+        cfg = ["global", "    maxconn 500",
+               f"    stats socket {self.stats_sock} mode 600 level user",
+               "defaults", "    mode tcp",
                "    timeout connect 5s", "    timeout client 60s",
                "    timeout server 60s"]
         for name, (dport, opts, more) in backends.items():
@@ -94,6 +97,17 @@ class HAProxy:
                  or self.proc.poll() is not None, 15, "haproxy")
         assert self.proc.poll() is None, self.logfile.read_text()
         return self
+
+    def stats(self, command):
+        """One command on HAProxy's stats socket; its whole answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(self.stats_sock))
+            s.sendall(command.encode() + b"\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out.decode()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -162,6 +176,13 @@ def stack(tmp_path_factory, pki):
         backends[name] = (ports[kind][lst], f"source {TRUSTED} send-proxy-v2 "
                           "check check-send-proxy inter 500ms",
                           ["option tcp-check", "tcp-check send-binary 0d0a"])
+    # Banner checks: the node is UP only if it greets after LOCAL.
+    for be, kind, lst, banner in (("check_pop3", "pop3", "plain", "+OK"),
+                                  ("check_smtp", "smtp", "starttls", "220")):
+        backends[be] = (ports[kind][lst], f"source {TRUSTED} send-proxy-v2 "
+                        "check check-send-proxy inter 300ms",
+                        ["option tcp-check",
+                         f"tcp-check expect string {banner}"])
     backends["untrusted"] = (ports["pop3"]["plain"],
                              f"source {UNTRUSTED_SRC} send-proxy-v2", [])
     hap = HAProxy(top, backends)
@@ -463,22 +484,29 @@ def test_eof_before_header_is_info(stack):
     assert refused_line(stack["pop3"], peer, "eof") == "info"
 
 
-def test_v2_local_closed_cleanly(stack):
-    """v2 LOCAL (a health check): closed without a reply, logged at debug
-    only; HAProxy's own checks (check-send-proxy on the v2 backends) are
-    handled the same way."""
-    s, peer = raw(stack["ports"]["pop3"]["tls"])
+def test_v2_local_served(stack):
+    """v2 LOCAL (a health check): served as a session from the balancer's
+    own address (spec 2.2: the real endpoints), logged at debug only; the
+    HAProxy checks of the v2 backends (check-send-proxy) cause no
+    warning."""
+    s, peer = raw(stack["ports"]["pop3"]["plain"])
     s.sendall(b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00")
-    assert closed_silently(s)
+    c = Client(s)
+    assert c.line().startswith("+OK")
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
+    assert c.closed()
+    c.sock.close()
     pop3 = stack["pop3"]
     wait_for(lambda: log_lines(pop3, rf"event=proxy_local peer={peer} "), 10,
              "proxy_local")
     assert log_lines(pop3, rf"level=debug .*event=proxy_local peer={peer} ")
+    assert log_lines(pop3, rf"event=connect peer={peer} ")
     assert not log_lines(pop3, rf"level=(warn|error) .*peer={peer} ")
-    # HAProxy checks every 500 ms from 127.0.0.1, sending LOCAL and closing
-    # at once: most are gone (reset) before a worker accepts them, which
-    # is logged at debug level too; the rest end as above. Either way, no
-    # warning meanwhile.
+    # HAProxy checks every 500 ms from 127.0.0.1, sending LOCAL and a
+    # CRLF and closing at once: most are gone (reset) before a worker
+    # accepts them, which is logged at debug level too; the rest are
+    # served as above. Either way, no warning meanwhile.
     checks = (r"level=debug .*(event=proxy_local peer=127\.0\.0\.1:|"
               r"event=accept_error )")
     for d in (stack["pop3"], stack["smtp"]):
@@ -486,9 +514,33 @@ def test_v2_local_closed_cleanly(stack):
                            len(log_lines(d, checks)))
         wait_for(lambda: len(log_lines(d, checks)) >= checked + 3, 10,
                  "health checks")
-        assert len(log_lines(d, r"level=(warn|error) ")) == warned
+        assert len(log_lines(d, r"level=(warn|error) ")) == warned, \
+            log_lines(d, r"level=(warn|error) ")[warned:]
     assert "is DOWN" not in stack["haproxy"].logfile.read_text()
 
+
+@pytest.mark.parametrize("be", ["check_pop3", "check_smtp"])
+def test_haproxy_banner_check_sees_the_node_up(stack, be):
+    """HAProxy's check with check-send-proxy and `tcp-check expect string`
+    (+OK on 110, 220 on 587): the greeting after LOCAL makes the check
+    pass, as HAProxy's stats socket reports (L7OK, UP)."""
+    hap = stack["haproxy"]
+
+    def row():
+        out = hap.stats("show stat")
+        head = out.splitlines()[0].lstrip("# ").split(",")
+        for line in out.splitlines()[1:]:
+            f = dict(zip(head, line.split(",")))
+            if f.get("pxname") == f"be_{be}" and f.get("svname") == "s":
+                return f
+        return {}
+
+    # a check ran (not only the initial state) and passed
+    wait_for(lambda: row().get("check_status") not in (None, "", "INI"),
+             10, "a check")
+    wait_for(lambda: row().get("check_status") == "L7OK", 5,
+             f"L7OK: {row()}")
+    assert row()["status"] == "UP", row()
 
 def test_unknown_keeps_the_balancer_address(stack):
     """v1 UNKNOWN: the session goes on as the connection's own address."""
@@ -525,6 +577,7 @@ NO_CLIENT = {
     "v1_unknown": b"PROXY UNKNOWN\r\n",
     "v2_unspec": V2_SIG + b"\x21\x00\x00\x00",
     "v2_unix": V2_SIG + b"\x21\x31\x00\xd8" + b"\0" * 216,
+    "v2_local": V2_SIG + b"\x20\x00\x00\x00",
 }
 # The header's client decides: loopback only if it is on loopback.
 NAMED = {
