@@ -617,6 +617,33 @@ fail:
 	return e;
 }
 
+/* A proxy listener's rules, for listen[d] and, when a is given, one of
+ * its addresses (configured, or passed by systemd when inherited). */
+static int server__proxy_check(const struct postern_config *cfg,
+			       const struct server_proto *p, unsigned d,
+			       const struct cfg_listen_addr *a, bool inherited,
+			       char err[CFG_ERR_MAX])
+{
+	const struct server_listen *l = &p->listen[d];
+
+	/* A header believed from anyone would let anyone choose the
+	 * address throttling and logs see. */
+	if (cfg->limits.proxy_trusted.n == 0) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol is on but "
+			 "[limits] proxy_trusted is empty: name the load "
+			 "balancers' addresses", cfg->file, p->name, l->key);
+		return -PST_ECONFIG;
+	}
+	if (a && a->is_unix) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: %s%s is "
+			 "a unix socket; the PROXY protocol is for TCP "
+			 "addresses", cfg->file, p->name, l->key, a->text,
+			 inherited ? " (passed by systemd)" : "");
+		return -PST_ECONFIG;
+	}
+	return 0;
+}
+
 static int server__resolve_all(const struct postern_config *cfg,
 			       const struct server_proto *p,
 			       struct server_perm perm[SERVER_LISTEN_MAX],
@@ -629,26 +656,16 @@ static int server__resolve_all(const struct postern_config *cfg,
 
 		if (r)
 			return r;
-		if (!l->proxy || l->addrs->n == 0)
+		/* A key systemd passes sockets for is on whatever the file
+		 * lists (server__inherit_one checks those sockets). */
+		if (!l->proxy || (l->addrs->n == 0 && !srv.inherited[d]))
 			continue;
-		/* A header believed from anyone would let anyone choose
-		 * the address throttling and logs see. */
-		if (cfg->limits.proxy_trusted.n == 0) {
-			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol "
-				 "is on but [limits] proxy_trusted is empty: "
-				 "name the load balancers' addresses",
-				 cfg->file, p->name, l->key);
-			return -PST_ECONFIG;
-		}
-		for (unsigned i = 0; i < l->addrs->n; i++) {
-			if (!l->addrs->a[i].is_unix)
-				continue;
-			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: "
-				 "%s is a unix socket; the PROXY protocol is "
-				 "for TCP addresses", cfg->file, p->name, l->key,
-				 l->addrs->a[i].text);
-			return -PST_ECONFIG;
-		}
+		r = server__proxy_check(cfg, p, d, NULL, false, err);
+		for (unsigned i = 0; r == 0 && i < l->addrs->n; i++)
+			r = server__proxy_check(cfg, p, d, &l->addrs->a[i],
+						false, err);
+		if (r)
+			return r;
 	}
 	return 0;
 }
@@ -881,6 +898,14 @@ static int server__inherit_one(unsigned d, int fd, const char *name,
 		snprintf(err, CFG_ERR_MAX, "socket activation: the socket "
 			 "named %s (fd %d): %s", name, fd, strerror(-r));
 		free(l);
+		return r;
+	}
+	/* The start-up checks hold for systemd's sockets too. */
+	if (srv.proto.listen[d].proxy &&
+	    (r = server__proxy_check(srv.cfg, &srv.proto, d, &l->addr, true,
+				     err))) {
+		free(l);
+		close(fd);
 		return r;
 	}
 	for (unsigned wi = 0; wi < srv.nworkers; wi++) {
