@@ -26,6 +26,11 @@
 
 enum io_tls_state { IO_PLAIN, IO_HANDSHAKE, IO_TLS };
 
+/* Connections of this process (the daemon) waiting for their PROXY header:
+ * counted in by io_conn_proxy_read, out when the header is in or the
+ * connection is freed (c->proxy set means counted). */
+static atomic_uint_fast64_t io__proxy_pending;
+
 /* A PROXY header being read (io_conn_proxy_read). */
 struct io_proxy {
 	struct proxy_hdr hdr;
@@ -413,7 +418,10 @@ static void io__free(struct io_conn *c)
 		gnutls_deinit(c->tls);
 	tls_creds_release(c->creds);
 	linebuf_free(&c->lb);
-	free(c->proxy);
+	if (c->proxy) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		free(c->proxy);
+	}
 	free(c->spill);
 	free(c->obuf);
 	free(c);
@@ -1009,6 +1017,7 @@ static void io__proxy_feed(struct io_conn *c)
 	}
 	c->rx_off += used;
 	c->proxy = NULL;
+	atomic_fetch_sub(&io__proxy_pending, 1);
 	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
 	io__arm_timer(c);
 	p->done(c, p->tag, p->label);
@@ -1202,9 +1211,16 @@ int io_conn_proxy_read(struct io_conn *c,
 
 	IO_ON_LOOP(c->w);
 	REQUIRE(!c->started && !c->proxy && done);
+	/* Counted before it is judged, so workers racing for the last
+	 * place cannot both take it. */
+	if (atomic_fetch_add(&io__proxy_pending, 1) >= c->lim.proxy_pending_max &&
+	    c->lim.proxy_pending_max) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		return -EBUSY;
+	}
 	p = malloc(sizeof(*p));
 	if (!p) {
-		io_conn_close(c);
+		atomic_fetch_sub(&io__proxy_pending, 1);
 		return -ENOMEM;
 	}
 	proxy_hdr_init(&p->hdr);

@@ -100,6 +100,9 @@ struct io_limits {
 	size_t discard_max;
 	size_t output_max;
 	uint64_t idle_ms, login_ms, line_ms, handshake_ms;
+	/* PROXY headers awaited at once in the daemon ([limits]
+	 * max_connections); 0: no cap. */
+	uint64_t proxy_pending_max;
 };
 
 /* A result posted to a loop from another thread (auth pool, store writer),
@@ -218,8 +221,11 @@ const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
  * balancer's address and not loopback, logged at debug level; a
  * malformed header, end of input or the deadline close it with one line,
  * event=proxy_refused reason=... . Until the header is in, the connection
- * holds no slot and is no reaper candidate: it is bounded by the deadline
- * and only trusted addresses get that far.
+ * holds no slot and is no reaper candidate: it is bounded by the deadline,
+ * only trusted addresses get that far, and at most lim.proxy_pending_max
+ * connections of the daemon (all workers) wait for a header at once.
+ * io_conn_proxy_read() errors: -EBUSY, that many already wait; -ENOMEM.
+ * Then nothing is started and the caller closes the connection.
  * Cost: one allocation (struct proxy_hdr and the callback, freed when the
  * header is in) and no system call beyond the reads; connections of other
  * listeners pay one test per read. */

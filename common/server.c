@@ -213,7 +213,16 @@ static void server__on_proxy_connection(struct server_sock *sk)
 		return;
 	}
 	/* sk->key is a string from setup(): it outlives the connection. */
-	io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
+	r = io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
+	if (r) {
+		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
+			  "reason=%s peer=%s listen=%s",
+			  r == -EBUSY ? "max_connections" : "no_memory",
+			  io_conn_peer(c), sk->key);
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
+					 0, 0));
+		io_conn_close(c);
+	}
 }
 
 static void server__on_connection(uv_stream_t *ls, int status)
@@ -1018,6 +1027,9 @@ struct io_limits server_io_limits(const struct postern_config *cfg,
 		.login_ms = cfg->limits.login_timeout,
 		.line_ms = cfg->limits.line_timeout,
 		.handshake_ms = cfg->tls.handshake_timeout,
+		/* Waiting for a header holds no slot (io_conn.h), so the
+		 * waiting ones get a bound of their own, as many. */
+		.proxy_pending_max = cfg->limits.max_connections,
 	};
 }
 

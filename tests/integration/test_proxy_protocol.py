@@ -648,3 +648,48 @@ def test_submission_plain_auth_only_for_a_loopback_client(loopback_smtp,
     assert not reply.startswith("334") and \
         (reply.startswith("535") if loopback else reply.startswith("5")), reply
     c.close()
+
+
+# ---- connections waiting for a header ----
+
+REFUSED_PROXY = 'postern_connections_refused_total{daemon="pop3d",reason="proxy"}'
+
+
+def test_pending_headers_capped(pop3d):
+    """At most [limits] max_connections connections wait for a header at
+    once (they hold no connection slot): one more is closed at once with
+    a warning and counted as a proxy refusal; once a header is in, its
+    place is free again."""
+    from test_metrics import scrape
+    mport = free_port()
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes"},
+               "limits": {"proxy_trusted": f"{TRUSTED}/32",
+                          "max_connections": 3},
+               "tls": {"handshake_timeout": "20s"},
+               "metrics": {"pop3d_listen": f"127.0.0.1:{mport}"}})
+    port = d.ports["plain"]
+    before = scrape(mport).get(REFUSED_PROXY, 0)
+    waiting = [raw(port)[0] for _ in range(3)]
+    try:
+        time.sleep(0.5)          # every one accepted and waiting
+        s, peer = raw(port)
+        assert closed_silently(s, 5)
+        assert refused_line(d, peer, "max_connections") == "warn"
+        assert scrape(mport).get(REFUSED_PROXY, 0) == before + 1
+        # a header in: that connection is a session, its place is free
+        waiting[0].sendall(b"PROXY TCP4 192.0.2.40 127.0.0.1 4000 110\r\n")
+        waiting[0].settimeout(10)
+        assert waiting[0].recv(100).startswith(b"+OK")
+        s, peer = raw(port)
+        waiting.append(s)
+        s.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            s.recv(100)          # waits for its header, not closed
+        s.settimeout(10)
+        s.sendall(b"PROXY TCP4 192.0.2.41 127.0.0.1 4000 110\r\n")
+        assert s.recv(100).startswith(b"+OK")
+        assert not log_lines(d, rf"event=proxy_refused .*peer={re.escape(peer)} ")
+        assert scrape(mport).get(REFUSED_PROXY, 0) == before + 1
+    finally:
+        for w in waiting:
+            w.close()
