@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -82,6 +83,13 @@ struct server_ctl {
 	unsigned lsn;                       /* CLOSE: every socket of it */
 };
 
+/* A log line a scan could repeat once per connection: at most one a
+ * second, the next one saying how many were left out. */
+struct server_log_rate {
+	uint64_t next_ms;               /* uv_now() before which: left out */
+	uint64_t suppressed;
+};
+
 struct server_worker {
 	struct io_worker io;            /* first: io callbacks cast back */
 	uv_loop_t loop;
@@ -93,6 +101,8 @@ struct server_worker {
 	const struct postern_config *cfg;   /* new connections start with it */
 	struct io_limits limits;            /* and these */
 	bool draining, finished;
+	/* proxy_refused lines at accept: untrusted, max_connections. */
+	struct server_log_rate proxy_untrusted, proxy_pending;
 	/* From the main thread: */
 	pthread_mutex_t ctl_mu;
 	struct server_ctl *ctl_head, **ctl_tail;
@@ -189,6 +199,35 @@ static void server__proxy_done(struct io_conn *c, int def, const char *key)
 	server__admitted(w, c, io_conn_admit(c, srv.limit), (unsigned)def, key);
 }
 
+/* Refuse a connection of a proxy listener at accept: closed, counted
+ * (every one), logged at warning level at most once a second per worker
+ * and reason (every line a scan or a flood would repeat), with the number
+ * of lines left out since the last. */
+static void server__proxy_refuse(struct server_worker *w,
+				 struct server_log_rate *rate,
+				 struct io_conn *c, const char *reason,
+				 const char *key)
+{
+	uint64_t now = uv_now(&w->loop);
+
+	metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY, 0, 0));
+	if (now < rate->next_ms) {
+		rate->suppressed++;
+	} else {
+		char more[40] = "";
+
+		if (rate->suppressed)
+			snprintf(more, sizeof(more), " suppressed=%" PRIu64,
+				 rate->suppressed);
+		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
+			  "reason=%s peer=%s listen=%s%s", reason,
+			  io_conn_peer(c), key, more);
+		rate->next_ms = now + 1000;
+		rate->suppressed = 0;
+	}
+	io_conn_close(c);
+}
+
 /* A proxy listener: only a balancer in [limits] proxy_trusted may speak,
  * and what it says first is the header. */
 static void server__on_proxy_connection(struct server_sock *sk)
@@ -204,25 +243,15 @@ static void server__on_proxy_connection(struct server_sock *sk)
 	}
 	if (!cfg_cidrs_match(&w->cfg->limits.proxy_trusted,
 			     io_conn_peer_addr(c))) {
-		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
-			  "reason=untrusted peer=%s listen=%s", io_conn_peer(c),
-			  sk->key);
-		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
-					 0, 0));
-		io_conn_close(c);
+		server__proxy_refuse(w, &w->proxy_untrusted, c, "untrusted",
+				     sk->key);
 		return;
 	}
 	/* sk->key is a string from setup(): it outlives the connection. */
 	r = io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
-	if (r) {
-		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
-			  "reason=%s peer=%s listen=%s",
-			  r == -EBUSY ? "max_connections" : "no_memory",
-			  io_conn_peer(c), sk->key);
-		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
-					 0, 0));
-		io_conn_close(c);
-	}
+	if (r)
+		server__proxy_refuse(w, &w->proxy_pending, c, r == -EBUSY
+				     ? "max_connections" : "no_memory", sk->key);
 }
 
 static void server__on_connection(uv_stream_t *ls, int status)

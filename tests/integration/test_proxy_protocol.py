@@ -446,7 +446,9 @@ def test_untrusted_source_refused(stack):
     assert refused(stack["pop3"], stack["ports"]["pop3"]["plain"],
                    b"PROXY TCP4 127.0.0.36 127.0.0.1 1234 110\r\n",
                    "untrusted", src="127.0.0.35") == "warn"
-    # through HAProxy, whose backend connects from 127.0.0.9
+    # through HAProxy, whose backend connects from 127.0.0.9; past the
+    # second in which a worker logs one such line
+    time.sleep(1.1)
     c = Client.connect(stack["haproxy"].ports["untrusted"], source="127.0.0.37")
     assert c.closed()
     c.close()
@@ -693,3 +695,39 @@ def test_pending_headers_capped(pop3d):
     finally:
         for w in waiting:
             w.close()
+
+
+def test_untrusted_refusal_lines_rate_limited(pop3d):
+    """A scan from untrusted addresses is logged at most once a second per
+    worker (one worker here); the next line says how many were left out,
+    so every refusal is in the log's count, and the metric counts each."""
+    from test_metrics import scrape
+    mport = free_port()
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes", "workers": 1},
+               "limits": {"proxy_trusted": f"{TRUSTED}/32"},
+               "metrics": {"pop3d_listen": f"127.0.0.1:{mport}"}})
+    port = d.ports["plain"]
+    before = scrape(mport).get(REFUSED_PROXY, 0)
+    n = 20
+    start = time.monotonic()
+    for i in range(n):
+        s, _ = raw(port, src=f"127.0.1.{i + 1}")
+        assert closed_silently(s, 5)
+    elapsed = time.monotonic() - start
+    wait_for(lambda: scrape(mport).get(REFUSED_PROXY, 0) == before + n, 10,
+             "refusals counted")
+    pat = r"level=warn .*event=proxy_refused reason=untrusted "
+    lines = log_lines(d, pat)
+    assert 1 <= len(lines) <= int(elapsed) + 2, lines
+    # one more after a quiet second: logged, with the count left out
+    time.sleep(1.1)
+    s, peer = raw(port, src="127.0.1.99")
+    assert closed_silently(s, 5)
+    wait_for(lambda: log_lines(d, pat + rf"peer={re.escape(peer)} "), 10,
+             "the next line")
+    lines = log_lines(d, pat)
+    left_out = [int(m.group(1)) for l in lines
+                if (m := re.search(r" suppressed=(\d+)", l))]
+    assert len(lines) + sum(left_out) == n + 1, lines
+    assert left_out and re.search(r" suppressed=\d+", lines[-1]), lines
+    assert scrape(mport).get(REFUSED_PROXY, 0) == before + n + 1
