@@ -362,7 +362,8 @@ static const struct cfg_key cfg_keys[] = {
 	  "Addresses (CIDR ranges, comma-separated) whose PROXY protocol header\n"
 	  "is believed, on listeners with *_proxy_protocol = yes: the load\n"
 	  "balancers. A connection to such a listener from anywhere else is\n"
-	  "closed. Required when any listener has the PROXY protocol on." },
+	  "closed. Required when any listener has the PROXY protocol on.\n"
+	  "0.0.0.0/0 and ::/0 are refused; ::ffff:10.0.0.2 is 10.0.0.2." },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
 
@@ -612,10 +613,14 @@ static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
 	return cfg__each_item(s, buf, sizeof(buf), cfg__strlist_item, out, err);
 }
 
+/* The first 12 octets of an IPv4-mapped IPv6 address (RFC 4291 2.5.5.2). */
+static const uint8_t cfg__v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					   0xff, 0xff };
+
 static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
 {
 	char *slash = strchr(t, '/');
-	unsigned bits, nbytes;
+	unsigned bits;
 	uint64_t prefix;
 
 	memset(c, 0, sizeof(*c));
@@ -639,16 +644,40 @@ static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
 		return -EINVAL;
 	}
 	c->prefix = (unsigned)prefix;
-	nbytes = bits / 8;
-	for (unsigned i = 0; i < nbytes; i++) {
+	/* Peers are matched as IPv4 when they come IPv4-mapped
+	 * (cfg_cidrs_match), so a mapped entry as such would never match:
+	 * it stands for its IPv4 range. */
+	if (c->family == AF_INET6 &&
+	    memcmp(c->addr, cfg__v4mapped, sizeof(cfg__v4mapped)) == 0) {
+		if (c->prefix < 96) {
+			snprintf(err, CFG_ERR_MAX, "'%s/%u': an IPv4-mapped range "
+				 "needs a prefix length of at least 96; write "
+				 "it as an IPv4 range", t, c->prefix);
+			return -EINVAL;
+		}
+		c->family = AF_INET;
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->prefix -= 96;
+		bits = 32;
+	}
+	for (unsigned i = 0; i < bits / 8; i++) {
 		unsigned keep = c->prefix > i * 8 ? c->prefix - i * 8 : 0;
 		uint8_t mask = keep >= 8 ? 0xff : (uint8_t)(0xff00 >> keep);
 
 		if (c->addr[i] & ~mask) {
-			snprintf(err, CFG_ERR_MAX, "'%s/%u' has address bits set "
-				 "past its prefix length", t, c->prefix);
+			snprintf(err, CFG_ERR_MAX, "'%s/%s' has address bits set "
+				 "past its prefix length", t,
+				 slash ? slash + 1 : "");
 			return -EINVAL;
 		}
+	}
+	/* A balancer list that trusts the whole internet lets anyone name
+	 * the client address. */
+	if (c->prefix == 0) {
+		snprintf(err, CFG_ERR_MAX, "'%s/%s' trusts every address: name "
+			 "the load balancers' addresses", t, slash ? slash + 1 : "");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -684,8 +713,6 @@ int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
 
 bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					    0xff, 0xff };
 	const uint8_t *a;
 	int family;
 
@@ -699,9 +726,9 @@ bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
 		a = ((const struct sockaddr_in6 *)(const void *)addr)
 			->sin6_addr.s6_addr;
 		family = AF_INET6;
-		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+		if (memcmp(a, cfg__v4mapped, sizeof(cfg__v4mapped)) == 0) {
 			family = AF_INET;
-			a += sizeof(mapped);
+			a += sizeof(cfg__v4mapped);
 		}
 	} else {
 		return false;

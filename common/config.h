@@ -216,7 +216,10 @@ int cfg_parse_bool(const char *s, bool *out);
  * Exactly four digits 0-7, the first 0 (no set-id or sticky bits). */
 int cfg_parse_mode(const char *s, unsigned *out);
 /* "10.0.0.0/8, 192.0.2.7, 2001:db8::/32"; empty means none. A range with
- * bits set past its prefix ("10.0.0.1/8") is refused, as a likely typo. */
+ * bits set past its prefix ("10.0.0.1/8") is refused, as a likely typo; so
+ * is one of prefix 0 ("0.0.0.0/0", "::/0": it trusts every address). An
+ * IPv4-mapped entry ("::ffff:10.0.0.2", "::ffff:10.0.0.0/104") is stored
+ * as its IPv4 range (prefix - 96); a mapped prefix below 96 is refused. */
 int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
 		    char err[CFG_ERR_MAX]);
 /* Whether addr (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as

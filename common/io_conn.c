@@ -26,6 +26,11 @@
 
 enum io_tls_state { IO_PLAIN, IO_HANDSHAKE, IO_TLS };
 
+/* Connections of this process (the daemon) waiting for their PROXY header:
+ * counted in by io_conn_proxy_read, out when the header is in or the
+ * connection is freed (c->proxy set means counted). */
+static atomic_uint_fast64_t io__proxy_pending;
+
 /* A PROXY header being read (io_conn_proxy_read). */
 struct io_proxy {
 	struct proxy_hdr hdr;
@@ -413,7 +418,10 @@ static void io__free(struct io_conn *c)
 		gnutls_deinit(c->tls);
 	tls_creds_release(c->creds);
 	linebuf_free(&c->lb);
-	free(c->proxy);
+	if (c->proxy) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		free(c->proxy);
+	}
 	free(c->spill);
 	free(c->obuf);
 	free(c);
@@ -982,10 +990,14 @@ static void io__proxy_feed(struct io_conn *c)
 		io__proxy_refuse(c, LOGL_WARN, proxy_hdr_strerror(p->hdr.err));
 		return;
 	case PROXY_HDR_LOCAL:
+		/* The balancer's own connection (a health check): the spec
+		 * (2.2) says serve it with the real endpoints, and a check
+		 * that expects a greeting needs one. Not loopback, as for
+		 * UNKNOWN below. */
+		c->loopback = false;
 		log_event(LOGL_DEBUG, c->id, "proxy_local", "peer=%s listen=%s",
 			  c->peer, p->label);
-		io_conn_close(c);
-		return;
+		break;
 	case PROXY_HDR_PROXY:
 		memcpy(balancer, c->peer, sizeof(balancer));
 		memcpy(&c->peer_ss, &p->hdr.src, sizeof(c->peer_ss));
@@ -994,13 +1006,18 @@ static void io__proxy_feed(struct io_conn *c)
 			  "proxy=%s", p->hdr.version, c->peer, balancer);
 		break;
 	case PROXY_HDR_UNKNOWN:
-		/* The spec: use the connection's own addresses. */
+		/* The spec: use the connection's own addresses. They are
+		 * the balancer's, not the client's: a balancer on this host
+		 * must not make an unnamed client a local one
+		 * (plain_auth_loopback). */
+		c->loopback = false;
 		log_event(LOGL_INFO, c->id, "proxy_unknown", "version=%u peer=%s",
 			  p->hdr.version, c->peer);
 		break;
 	}
 	c->rx_off += used;
 	c->proxy = NULL;
+	atomic_fetch_sub(&io__proxy_pending, 1);
 	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
 	io__arm_timer(c);
 	p->done(c, p->tag, p->label);
@@ -1194,9 +1211,16 @@ int io_conn_proxy_read(struct io_conn *c,
 
 	IO_ON_LOOP(c->w);
 	REQUIRE(!c->started && !c->proxy && done);
+	/* Counted before it is judged, so workers racing for the last
+	 * place cannot both take it. */
+	if (atomic_fetch_add(&io__proxy_pending, 1) >= c->lim.proxy_pending_max &&
+	    c->lim.proxy_pending_max) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		return -EBUSY;
+	}
 	p = malloc(sizeof(*p));
 	if (!p) {
-		io_conn_close(c);
+		atomic_fetch_sub(&io__proxy_pending, 1);
 		return -ENOMEM;
 	}
 	proxy_hdr_init(&p->hdr);

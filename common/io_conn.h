@@ -100,6 +100,9 @@ struct io_limits {
 	size_t discard_max;
 	size_t output_max;
 	uint64_t idle_ms, login_ms, line_ms, handshake_ms;
+	/* PROXY headers awaited at once in the daemon ([limits]
+	 * max_connections); 0: no cap. */
+	uint64_t proxy_pending_max;
 };
 
 /* A result posted to a loop from another thread (auth pool, store writer),
@@ -205,17 +208,24 @@ const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
  * handshake deadline ([tls] handshake_timeout). When a header names a
  * client, the client's address replaces the peer address for everything
  * after (io_conn_peer*, the connection slot, the loopback test, logs);
- * for a header without one (v1 UNKNOWN, v2 UNSPEC) the balancer's stays.
+ * for a header without one (v1 UNKNOWN, v2 UNSPEC or unix) the
+ * balancer's stays, but the connection is not loopback whatever that
+ * address is: on a proxy listener only a header naming a loopback client
+ * makes io_conn_peer_is_loopback() true.
  * Then done(c, tag, label) runs (tag and label as given; label a string
  * that outlives the connection, for logs): it takes the slot with
  * io_conn_admit() and hands the connection to the protocol as after
  * io_conn_accept(); bytes that came with the header are processed once
  * the connection is started. A v2 LOCAL header (the balancer's health
- * check) closes the connection at once, logged at debug level; a
+ * check) is served like one without a client address, from the
+ * balancer's address and not loopback, logged at debug level; a
  * malformed header, end of input or the deadline close it with one line,
  * event=proxy_refused reason=... . Until the header is in, the connection
- * holds no slot and is no reaper candidate: it is bounded by the deadline
- * and only trusted addresses get that far.
+ * holds no slot and is no reaper candidate: it is bounded by the deadline,
+ * only trusted addresses get that far, and at most lim.proxy_pending_max
+ * connections of the daemon (all workers) wait for a header at once.
+ * io_conn_proxy_read() errors: -EBUSY, that many already wait; -ENOMEM.
+ * Then nothing is started and the caller closes the connection.
  * Cost: one allocation (struct proxy_hdr and the callback, freed when the
  * header is in) and no system call beyond the reads; connections of other
  * listeners pay one test per read. */

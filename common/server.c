@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -83,6 +84,13 @@ struct server_ctl {
 	unsigned lsn;                       /* CLOSE: every socket of it */
 };
 
+/* A log line a scan could repeat once per connection: at most one a
+ * second, the next one saying how many were left out. */
+struct server_log_rate {
+	uint64_t next_ms;               /* uv_now() before which: left out */
+	uint64_t suppressed;
+};
+
 struct server_worker {
 	struct io_worker io;            /* first: io callbacks cast back */
 	uv_loop_t loop;
@@ -94,6 +102,8 @@ struct server_worker {
 	const struct postern_config *cfg;   /* new connections start with it */
 	struct io_limits limits;            /* and these */
 	bool draining, finished;
+	/* proxy_refused lines at accept: untrusted, max_connections. */
+	struct server_log_rate proxy_untrusted, proxy_pending;
 	/* From the main thread: */
 	pthread_mutex_t ctl_mu;
 	struct server_ctl *ctl_head, **ctl_tail;
@@ -190,6 +200,35 @@ static void server__proxy_done(struct io_conn *c, int def, const char *key)
 	server__admitted(w, c, io_conn_admit(c, srv.limit), (unsigned)def, key);
 }
 
+/* Refuse a connection of a proxy listener at accept: closed, counted
+ * (every one), logged at warning level at most once a second per worker
+ * and reason (every line a scan or a flood would repeat), with the number
+ * of lines left out since the last. */
+static void server__proxy_refuse(struct server_worker *w,
+				 struct server_log_rate *rate,
+				 struct io_conn *c, const char *reason,
+				 const char *key)
+{
+	uint64_t now = uv_now(&w->loop);
+
+	metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY, 0, 0));
+	if (now < rate->next_ms) {
+		rate->suppressed++;
+	} else {
+		char more[40] = "";
+
+		if (rate->suppressed)
+			snprintf(more, sizeof(more), " suppressed=%" PRIu64,
+				 rate->suppressed);
+		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
+			  "reason=%s peer=%s listen=%s%s", reason,
+			  io_conn_peer(c), key, more);
+		rate->next_ms = now + 1000;
+		rate->suppressed = 0;
+	}
+	io_conn_close(c);
+}
+
 /* A proxy listener: only a balancer in [limits] proxy_trusted may speak,
  * and what it says first is the header. */
 static void server__on_proxy_connection(struct server_sock *sk)
@@ -205,16 +244,15 @@ static void server__on_proxy_connection(struct server_sock *sk)
 	}
 	if (!cfg_cidrs_match(&w->cfg->limits.proxy_trusted,
 			     io_conn_peer_addr(c))) {
-		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
-			  "reason=untrusted peer=%s listen=%s", io_conn_peer(c),
-			  sk->key);
-		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
-					 0, 0));
-		io_conn_close(c);
+		server__proxy_refuse(w, &w->proxy_untrusted, c, "untrusted",
+				     sk->key);
 		return;
 	}
 	/* sk->key is a string from setup(): it outlives the connection. */
-	io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
+	r = io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
+	if (r)
+		server__proxy_refuse(w, &w->proxy_pending, c, r == -EBUSY
+				     ? "max_connections" : "no_memory", sk->key);
 }
 
 static void server__on_connection(uv_stream_t *ls, int status)
@@ -618,6 +656,33 @@ fail:
 	return e;
 }
 
+/* A proxy listener's rules, for listen[d] and, when a is given, one of
+ * its addresses (configured, or passed by systemd when inherited). */
+static int server__proxy_check(const struct postern_config *cfg,
+			       const struct server_proto *p, unsigned d,
+			       const struct cfg_listen_addr *a, bool inherited,
+			       char err[CFG_ERR_MAX])
+{
+	const struct server_listen *l = &p->listen[d];
+
+	/* A header believed from anyone would let anyone choose the
+	 * address throttling and logs see. */
+	if (cfg->limits.proxy_trusted.n == 0) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol is on but "
+			 "[limits] proxy_trusted is empty: name the load "
+			 "balancers' addresses", cfg->file, p->name, l->key);
+		return -PST_ECONFIG;
+	}
+	if (a && a->is_unix) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: %s%s is "
+			 "a unix socket; the PROXY protocol is for TCP "
+			 "addresses", cfg->file, p->name, l->key, a->text,
+			 inherited ? " (passed by systemd)" : "");
+		return -PST_ECONFIG;
+	}
+	return 0;
+}
+
 static int server__resolve_all(const struct postern_config *cfg,
 			       const struct server_proto *p,
 			       struct server_perm perm[SERVER_LISTEN_MAX],
@@ -630,26 +695,16 @@ static int server__resolve_all(const struct postern_config *cfg,
 
 		if (r)
 			return r;
-		if (!l->proxy || l->addrs->n == 0)
+		/* A key systemd passes sockets for is on whatever the file
+		 * lists (server__inherit_one checks those sockets). */
+		if (!l->proxy || (l->addrs->n == 0 && !srv.inherited[d]))
 			continue;
-		/* A header believed from anyone would let anyone choose
-		 * the address throttling and logs see. */
-		if (cfg->limits.proxy_trusted.n == 0) {
-			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol "
-				 "is on but [limits] proxy_trusted is empty: "
-				 "name the load balancers' addresses",
-				 cfg->file, p->name, l->key);
-			return -PST_ECONFIG;
-		}
-		for (unsigned i = 0; i < l->addrs->n; i++) {
-			if (!l->addrs->a[i].is_unix)
-				continue;
-			snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: "
-				 "%s is a unix socket; the PROXY protocol is "
-				 "for TCP addresses", cfg->file, p->name, l->key,
-				 l->addrs->a[i].text);
-			return -PST_ECONFIG;
-		}
+		r = server__proxy_check(cfg, p, d, NULL, false, err);
+		for (unsigned i = 0; r == 0 && i < l->addrs->n; i++)
+			r = server__proxy_check(cfg, p, d, &l->addrs->a[i],
+						false, err);
+		if (r)
+			return r;
 	}
 	return 0;
 }
@@ -884,6 +939,14 @@ static int server__inherit_one(unsigned d, int fd, const char *name,
 		free(l);
 		return r;
 	}
+	/* The start-up checks hold for systemd's sockets too. */
+	if (srv.proto.listen[d].proxy &&
+	    (r = server__proxy_check(srv.cfg, &srv.proto, d, &l->addr, true,
+				     err))) {
+		free(l);
+		close(fd);
+		return r;
+	}
 	for (unsigned wi = 0; wi < srv.nworkers; wi++) {
 		int wfd = wi == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
@@ -994,6 +1057,9 @@ struct io_limits server_io_limits(const struct postern_config *cfg,
 		.login_ms = cfg->limits.login_timeout,
 		.line_ms = cfg->limits.line_timeout,
 		.handshake_ms = cfg->tls.handshake_timeout,
+		/* Waiting for a header holds no slot (io_conn.h), so the
+		 * waiting ones get a bound of their own, as many. */
+		.proxy_pending_max = cfg->limits.max_connections,
 	};
 }
 

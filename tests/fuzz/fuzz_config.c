@@ -25,10 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg_parse_bool(s, &b);
 	cfg_parse_listen(s, &l, err);
 	if (cfg_parse_cidrs(s, &cidrs, err) == 0) {
+		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
 		REQUIRE(cidrs.n <= CFG_CIDR_MAX);
-		for (unsigned i = 0; i < cidrs.n; i++)
-			REQUIRE(cidrs.a[i].prefix <= (cidrs.a[i].family == AF_INET
-						      ? 32u : 128u));
+		for (unsigned i = 0; i < cidrs.n; i++) {
+			const struct cfg_cidr *c = &cidrs.a[i];
+
+			REQUIRE(c->prefix > 0 &&
+				c->prefix <= (c->family == AF_INET ? 32u : 128u));
+			/* mapped entries are made IPv4 */
+			REQUIRE(c->family == AF_INET ||
+				memcmp(c->addr, mapped, sizeof(mapped)) != 0);
+		}
 	}
 	return 0;
 }

@@ -69,7 +69,10 @@ class HAProxy:
         backend lines)."""
         self.folder = folder
         self.ports = {name: free_port() for name in backends}
-        cfg = ["global", "    maxconn 500", "defaults", "    mode tcp",
+        self.stats_sock = folder / "haproxy-stats.sock"
+        cfg = ["global", "    maxconn 500",
+               f"    stats socket {self.stats_sock} mode 600 level user",
+               "defaults", "    mode tcp",
                "    timeout connect 5s", "    timeout client 60s",
                "    timeout server 60s"]
         for name, (dport, opts, more) in backends.items():
@@ -94,6 +97,17 @@ class HAProxy:
                  or self.proc.poll() is not None, 15, "haproxy")
         assert self.proc.poll() is None, self.logfile.read_text()
         return self
+
+    def stats(self, command):
+        """One command on HAProxy's stats socket; its whole answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(self.stats_sock))
+            s.sendall(command.encode() + b"\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out.decode()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -162,6 +176,13 @@ def stack(tmp_path_factory, pki):
         backends[name] = (ports[kind][lst], f"source {TRUSTED} send-proxy-v2 "
                           "check check-send-proxy inter 500ms",
                           ["option tcp-check", "tcp-check send-binary 0d0a"])
+    # Banner checks: the node is UP only if it greets after LOCAL.
+    for be, kind, lst, banner in (("check_pop3", "pop3", "plain", "+OK"),
+                                  ("check_smtp", "smtp", "starttls", "220")):
+        backends[be] = (ports[kind][lst], f"source {TRUSTED} send-proxy-v2 "
+                        "check check-send-proxy inter 300ms",
+                        ["option tcp-check",
+                         f"tcp-check expect string {banner}"])
     backends["untrusted"] = (ports["pop3"]["plain"],
                              f"source {UNTRUSTED_SRC} send-proxy-v2", [])
     hap = HAProxy(top, backends)
@@ -425,7 +446,9 @@ def test_untrusted_source_refused(stack):
     assert refused(stack["pop3"], stack["ports"]["pop3"]["plain"],
                    b"PROXY TCP4 127.0.0.36 127.0.0.1 1234 110\r\n",
                    "untrusted", src="127.0.0.35") == "warn"
-    # through HAProxy, whose backend connects from 127.0.0.9
+    # through HAProxy, whose backend connects from 127.0.0.9; past the
+    # second in which a worker logs one such line
+    time.sleep(1.1)
     c = Client.connect(stack["haproxy"].ports["untrusted"], source="127.0.0.37")
     assert c.closed()
     c.close()
@@ -463,22 +486,29 @@ def test_eof_before_header_is_info(stack):
     assert refused_line(stack["pop3"], peer, "eof") == "info"
 
 
-def test_v2_local_closed_cleanly(stack):
-    """v2 LOCAL (a health check): closed without a reply, logged at debug
-    only; HAProxy's own checks (check-send-proxy on the v2 backends) are
-    handled the same way."""
-    s, peer = raw(stack["ports"]["pop3"]["tls"])
+def test_v2_local_served(stack):
+    """v2 LOCAL (a health check): served as a session from the balancer's
+    own address (spec 2.2: the real endpoints), logged at debug only; the
+    HAProxy checks of the v2 backends (check-send-proxy) cause no
+    warning."""
+    s, peer = raw(stack["ports"]["pop3"]["plain"])
     s.sendall(b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00")
-    assert closed_silently(s)
+    c = Client(s)
+    assert c.line().startswith("+OK")
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
+    assert c.closed()
+    c.sock.close()
     pop3 = stack["pop3"]
     wait_for(lambda: log_lines(pop3, rf"event=proxy_local peer={peer} "), 10,
              "proxy_local")
     assert log_lines(pop3, rf"level=debug .*event=proxy_local peer={peer} ")
+    assert log_lines(pop3, rf"event=connect peer={peer} ")
     assert not log_lines(pop3, rf"level=(warn|error) .*peer={peer} ")
-    # HAProxy checks every 500 ms from 127.0.0.1, sending LOCAL and closing
-    # at once: most are gone (reset) before a worker accepts them, which
-    # is logged at debug level too; the rest end as above. Either way, no
-    # warning meanwhile.
+    # HAProxy checks every 500 ms from 127.0.0.1, sending LOCAL and a
+    # CRLF and closing at once: most are gone (reset) before a worker
+    # accepts them, which is logged at debug level too; the rest are
+    # served as above. Either way, no warning meanwhile.
     checks = (r"level=debug .*(event=proxy_local peer=127\.0\.0\.1:|"
               r"event=accept_error )")
     for d in (stack["pop3"], stack["smtp"]):
@@ -486,9 +516,33 @@ def test_v2_local_closed_cleanly(stack):
                            len(log_lines(d, checks)))
         wait_for(lambda: len(log_lines(d, checks)) >= checked + 3, 10,
                  "health checks")
-        assert len(log_lines(d, r"level=(warn|error) ")) == warned
+        assert len(log_lines(d, r"level=(warn|error) ")) == warned, \
+            log_lines(d, r"level=(warn|error) ")[warned:]
     assert "is DOWN" not in stack["haproxy"].logfile.read_text()
 
+
+@pytest.mark.parametrize("be", ["check_pop3", "check_smtp"])
+def test_haproxy_banner_check_sees_the_node_up(stack, be):
+    """HAProxy's check with check-send-proxy and `tcp-check expect string`
+    (+OK on 110, 220 on 587): the greeting after LOCAL makes the check
+    pass, as HAProxy's stats socket reports (L7OK, UP)."""
+    hap = stack["haproxy"]
+
+    def row():
+        out = hap.stats("show stat")
+        head = out.splitlines()[0].lstrip("# ").split(",")
+        for line in out.splitlines()[1:]:
+            f = dict(zip(head, line.split(",")))
+            if f.get("pxname") == f"be_{be}" and f.get("svname") == "s":
+                return f
+        return {}
+
+    # a check ran (not only the initial state) and passed
+    wait_for(lambda: row().get("check_status") not in (None, "", "INI"),
+             10, "a check")
+    wait_for(lambda: row().get("check_status") == "L7OK", 5,
+             f"L7OK: {row()}")
+    assert row()["status"] == "UP", row()
 
 def test_unknown_keeps_the_balancer_address(stack):
     """v1 UNKNOWN: the session goes on as the connection's own address."""
@@ -514,3 +568,166 @@ def test_proxy_on_unix_socket_refused(submitd, tmp_path):
                  "limits": {"proxy_trusted": "127.0.0.1"}}, wait=False)
     assert d.proc.wait(30) != 0
     assert "the PROXY protocol is for TCP addresses" in d.log()
+
+
+# ---- loopback and plain_auth_loopback behind a balancer on this host ----
+
+V2_SIG = b"\r\n\r\n\0\r\nQUIT\n"
+# Headers that name no client: the balancer's address (127.0.0.1 here)
+# stands, but it is not the client's, so it is not loopback.
+NO_CLIENT = {
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v2_unspec": V2_SIG + b"\x21\x00\x00\x00",
+    "v2_unix": V2_SIG + b"\x21\x31\x00\xd8" + b"\0" * 216,
+    "v2_local": V2_SIG + b"\x20\x00\x00\x00",
+}
+# The header's client decides: loopback only if it is on loopback.
+NAMED = {
+    "v1_loopback_client": (b"PROXY TCP4 127.0.0.5 127.0.0.1 4000 110\r\n",
+                           True),
+    "v1_remote_client": (b"PROXY TCP4 192.0.2.5 127.0.0.1 4000 110\r\n",
+                         False),
+    "v2_remote_client": (V2_SIG + b"\x21\x11\x00\x0c" +
+                         bytes([192, 0, 2, 6, 127, 0, 0, 1, 15, 160, 0, 110]),
+                         False),
+}
+LOOPBACK_CASES = [(h, False) for h in NO_CLIENT.values()] + \
+                 list(NAMED.values())
+LOOPBACK_IDS = list(NO_CLIENT) + list(NAMED)
+
+
+@pytest.fixture
+def loopback_pop3(pop3d):
+    return pop3d({"pop3d": {"plain_auth_loopback": "yes",
+                            "listen_plain_proxy_protocol": "yes"},
+                  "limits": {"proxy_trusted": f"{TRUSTED}/32"}})
+
+
+@pytest.fixture
+def loopback_smtp(submitd):
+    return submitd({"submitd": {"plain_auth_loopback": "yes",
+                                "listen_starttls_proxy_protocol": "yes"},
+                    "limits": {"proxy_trusted": f"{TRUSTED}/32"}})
+
+
+@pytest.mark.parametrize("header,loopback", LOOPBACK_CASES, ids=LOOPBACK_IDS)
+def test_pop3_plain_login_only_for_a_loopback_client(loopback_pop3, header,
+                                                     loopback):
+    """plain_auth_loopback with the balancer on this host: only a header
+    that names a loopback client lets USER/SASL be offered (and accepted)
+    without STLS; a header without a client address must not inherit the
+    balancer's loopback status."""
+    d = loopback_pop3
+    d.add_user("ann@example.com", PW)
+    c = Client.connect(d.ports["plain"], source=TRUSTED)
+    c.send(header)
+    assert c.line().startswith("+OK")
+    c.cmd("CAPA")
+    assert c.line().startswith("+OK")
+    caps = c.multiline()
+    assert "STLS" in caps
+    assert ("USER" in caps) == loopback, caps
+    assert any(x.startswith("SASL") for x in caps) == loopback, caps
+    c.cmd("USER ann@example.com")
+    reply = c.line()
+    assert reply.startswith("+OK" if loopback else "-ERR [AUTH]"), reply
+    c.close()
+
+
+@pytest.mark.parametrize("header,loopback", LOOPBACK_CASES, ids=LOOPBACK_IDS)
+def test_submission_plain_auth_only_for_a_loopback_client(loopback_smtp,
+                                                          header, loopback):
+    d = loopback_smtp
+    c = Client.connect(d.ports["starttls"], source=TRUSTED)
+    c.send(header)
+    assert c.smtp_reply()[0].startswith("220")
+    c.cmd("EHLO client.test")
+    ext = [l[4:] for l in c.smtp_reply()[1:]]
+    assert "STARTTLS" in ext
+    assert any(x.startswith("AUTH") for x in ext) == loopback, ext
+    c.cmd("AUTH PLAIN " + base64.b64encode(b"\0ann@example.com\0x").decode())
+    reply = c.smtp_reply()[0]
+    assert not reply.startswith("334") and \
+        (reply.startswith("535") if loopback else reply.startswith("5")), reply
+    c.close()
+
+
+# ---- connections waiting for a header ----
+
+REFUSED_PROXY = 'postern_connections_refused_total{daemon="pop3d",reason="proxy"}'
+
+
+def test_pending_headers_capped(pop3d):
+    """At most [limits] max_connections connections wait for a header at
+    once (they hold no connection slot): one more is closed at once with
+    a warning and counted as a proxy refusal; once a header is in, its
+    place is free again."""
+    from test_metrics import scrape
+    mport = free_port()
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes"},
+               "limits": {"proxy_trusted": f"{TRUSTED}/32",
+                          "max_connections": 3},
+               "tls": {"handshake_timeout": "20s"},
+               "metrics": {"pop3d_listen": f"127.0.0.1:{mport}"}})
+    port = d.ports["plain"]
+    before = scrape(mport).get(REFUSED_PROXY, 0)
+    waiting = [raw(port)[0] for _ in range(3)]
+    try:
+        time.sleep(0.5)          # every one accepted and waiting
+        s, peer = raw(port)
+        assert closed_silently(s, 5)
+        assert refused_line(d, peer, "max_connections") == "warn"
+        assert scrape(mport).get(REFUSED_PROXY, 0) == before + 1
+        # a header in: that connection is a session, its place is free
+        waiting[0].sendall(b"PROXY TCP4 192.0.2.40 127.0.0.1 4000 110\r\n")
+        waiting[0].settimeout(10)
+        assert waiting[0].recv(100).startswith(b"+OK")
+        s, peer = raw(port)
+        waiting.append(s)
+        s.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            s.recv(100)          # waits for its header, not closed
+        s.settimeout(10)
+        s.sendall(b"PROXY TCP4 192.0.2.41 127.0.0.1 4000 110\r\n")
+        assert s.recv(100).startswith(b"+OK")
+        assert not log_lines(d, rf"event=proxy_refused .*peer={re.escape(peer)} ")
+        assert scrape(mport).get(REFUSED_PROXY, 0) == before + 1
+    finally:
+        for w in waiting:
+            w.close()
+
+
+def test_untrusted_refusal_lines_rate_limited(pop3d):
+    """A scan from untrusted addresses is logged at most once a second per
+    worker (one worker here); the next line says how many were left out,
+    so every refusal is in the log's count, and the metric counts each."""
+    from test_metrics import scrape
+    mport = free_port()
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes", "workers": 1},
+               "limits": {"proxy_trusted": f"{TRUSTED}/32"},
+               "metrics": {"pop3d_listen": f"127.0.0.1:{mport}"}})
+    port = d.ports["plain"]
+    before = scrape(mport).get(REFUSED_PROXY, 0)
+    n = 20
+    start = time.monotonic()
+    for i in range(n):
+        s, _ = raw(port, src=f"127.0.1.{i + 1}")
+        assert closed_silently(s, 5)
+    elapsed = time.monotonic() - start
+    wait_for(lambda: scrape(mport).get(REFUSED_PROXY, 0) == before + n, 10,
+             "refusals counted")
+    pat = r"level=warn .*event=proxy_refused reason=untrusted "
+    lines = log_lines(d, pat)
+    assert 1 <= len(lines) <= int(elapsed) + 2, lines
+    # one more after a quiet second: logged, with the count left out
+    time.sleep(1.1)
+    s, peer = raw(port, src="127.0.1.99")
+    assert closed_silently(s, 5)
+    wait_for(lambda: log_lines(d, pat + rf"peer={re.escape(peer)} "), 10,
+             "the next line")
+    lines = log_lines(d, pat)
+    left_out = [int(m.group(1)) for l in lines
+                if (m := re.search(r" suppressed=(\d+)", l))]
+    assert len(lines) + sum(left_out) == n + 1, lines
+    assert left_out and re.search(r" suppressed=\d+", lines[-1]), lines
+    assert scrape(mport).get(REFUSED_PROXY, 0) == before + n + 1

@@ -326,6 +326,45 @@ def test_socket_activation_proxy_protocol(act, tmp_path, pki):
 
 
 @pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_unix_socket_refused(act, tmp_path, pki):
+    """The PROXY protocol is for TCP: a unix socket systemd passes for a
+    key with *_proxy_protocol = yes stops the start with a clear message,
+    as a configured one does."""
+    sock = str(tmp_path / "sd-587.sock")
+    d = act(tmp_path, pki, SUBMITD, [sock], ["listen_starttls"],
+            {"submitd": {"listen_starttls_proxy_protocol": "yes"},
+             "limits": {"proxy_trusted": "127.0.0.1/32"}})
+    d.start()
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.05)
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.connect(sock)
+    assert d.proc.wait(20) == 1, d.log()
+    u.close()
+    log = d.log()
+    assert (f"[submitd] listen_starttls_proxy_protocol: unix:{sock} "
+            "(passed by systemd) is a unix socket; the PROXY protocol is "
+            "for TCP addresses") in log, log
+    assert not (d.folder / "store").exists()   # failed before the store
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_needs_trusted(act, tmp_path, pki):
+    """A key that only systemd's socket serves (nothing configured) still
+    needs proxy_trusted when its *_proxy_protocol is on."""
+    port = free_port()
+    d = act(tmp_path, pki, POP3D, [f"127.0.0.1:{port}"], ["listen_tls"],
+            {"pop3d": {"listen_tls": "", "listen_tls_proxy_protocol": "yes"}})
+    d.start()
+    s = connect_when_listening(port)
+    assert d.proc.wait(20) == 1, d.log()
+    s.close()
+    assert "[limits] proxy_trusted is empty" in d.log(), d.log()
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
 def test_socket_activation_lmtp_unix_socket(act, tmp_path, pki):
     sock = str(tmp_path / "sd-lmtp.sock")
     d = act(tmp_path, pki, SUBMITD, [sock], ["listen_lmtp"],

@@ -157,10 +157,38 @@ static void test_cidrs(void **state)
 	assert_true(in(&l, "::ffff:10.1.2.3"));
 	assert_false(in(&l, "::ffff:11.1.2.3"));
 	assert_false(cfg_cidrs_match(&l, NULL));
-	/* 0/0 is everyone of that family */
-	assert_int_equal(cfg_parse_cidrs("0.0.0.0/0", &l, err), 0);
-	assert_true(in(&l, "203.0.113.9"));
-	assert_false(in(&l, "2001:db8::1"));
+	/* IPv4-mapped entries are their IPv4 range (peers are matched as
+	 * IPv4), whatever the peer's notation */
+	assert_int_equal(cfg_parse_cidrs("::ffff:10.0.0.2, ::ffff:10.9.0.0/112,"
+					 " ::FFFF:192.0.2.0/120", &l, err), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.a[0].family, AF_INET);
+	assert_int_equal(l.a[0].prefix, 32);
+	assert_int_equal(l.a[1].prefix, 16);
+	assert_true(in(&l, "10.0.0.2"));
+	assert_true(in(&l, "::ffff:10.0.0.2"));
+	assert_false(in(&l, "10.0.0.3"));
+	assert_true(in(&l, "10.9.200.1"));
+	assert_true(in(&l, "::ffff:10.9.0.1"));
+	assert_false(in(&l, "10.10.0.1"));
+	assert_true(in(&l, "192.0.2.255"));
+	assert_false(in(&l, "192.0.3.0"));
+	assert_int_equal(cfg_parse_cidrs("::ffff:10.0.0.0/104", &l, err), 0);
+	assert_true(in(&l, "10.200.0.1"));
+	assert_false(in(&l, "11.0.0.1"));
+	/* a mapped range shorter than 96 bits is not an IPv4 range */
+	assert_int_equal(cfg_parse_cidrs("::ffff:0.0.0.0/95", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("::ffff:0:0/80", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "IPv4-mapped"));
+	/* a list that trusts every address is a mistake */
+	assert_int_equal(cfg_parse_cidrs("0.0.0.0/0", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/8, ::/0", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	assert_int_equal(cfg_parse_cidrs("::ffff:0.0.0.0/96", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	/* short prefixes other than 0 are the operator's to choose */
+	assert_int_equal(cfg_parse_cidrs("0.0.0.0/1, ::/1", &l, err), 0);
 
 	assert_int_equal(cfg_parse_cidrs("10.0.0.1/8", &l, err), -EINVAL);
 	assert_non_null(strstr(err, "past its prefix"));
