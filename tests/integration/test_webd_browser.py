@@ -32,7 +32,6 @@ if not (shutil.which("chromium") and shutil.which("chromedriver")):
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service   # noqa: E402
 from selenium.webdriver.common.by import By             # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
