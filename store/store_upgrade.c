@@ -1,13 +1,16 @@
 /* store_upgrade.c — `postern store upgrade`: rewrites a store of an older
- * schema version in the current encoding (see store.h, store_rec.h).
+ * schema version in the current encoding (see store.h, store_rec.h), then
+ * runs the steps of each schema version it passes (store_upgrade__to_v3:
+ * shared bodies and quota usage).
  *
  * Why one transaction: LMDB commits by switching a meta page, so until the
  * commit nothing the upgrade wrote is visible, and a process killed in the
  * middle leaves the old version whole. The cost is that every rewritten
- * page is dirty at once (bodies are not rewritten: their values are raw
- * octets in every version); LMDB's limit on dirty pages per transaction
+ * page is dirty at once (bodies are moved once, from schema 2 to 3, and
+ * are otherwise raw octets in every version); LMDB's limit on dirty pages per transaction
  * (MDB_TXN_FULL, about 131000 pages of metadata, several million messages)
  * is reported as a temporary error and leaves the store as it was. */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/store_body.h"
 #include "store/store_int.h"
 #include "store/store_rec.h"
 
@@ -155,6 +159,198 @@ static int store_upgrade__db(struct store *st, MDB_txn *txn,
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
 }
 
+/* ---- schema 2 -> 3: shared bodies and quotas ---- */
+
+/* One message's (or queue entry's) body, stored under the schema-2 key
+ * be64 account ‖ be64 uid ‖ be32 chunk, moves to a new body id with one
+ * reference. Chunks are copied out first: a value read points into a page
+ * the next put may change. */
+static int store_upgrade__adopt_body(struct store_write *w, uint64_t account,
+				     uint64_t uid, uint64_t size,
+				     uint32_t nchunks, uint8_t *chunk,
+				     uint64_t *body_id)
+{
+	struct store_body_rec b = { .refs = 1, .size = size,
+				    .nchunks = nchunks };
+	uint64_t id;
+	int e, rc;
+
+	if ((e = store__counter_next(w->st, w->txn, "next_body_id", &id)))
+		return e;
+	for (uint32_t i = 0; i < nchunks; i++) {
+		uint8_t old[20], nk[STORE_BODY_KEY];
+		uint64_t a = htobe64(account), u = htobe64(uid);
+		uint32_t c = htobe32(i);
+		MDB_val k, v;
+		size_t n;
+
+		memcpy(old, &a, 8);
+		memcpy(old + 8, &u, 8);
+		memcpy(old + 16, &c, 4);
+		k = store__val(old, sizeof(old));
+		if ((rc = mdb_get(w->txn, w->st->db[DB_BODIES], &k, &v)))
+			return rc == MDB_NOTFOUND ? -PST_ECORRUPT
+						  : store__err(rc);
+		if ((n = v.mv_size) > STORE_CHUNK_SIZE)
+			return -PST_ECORRUPT;
+		memcpy(chunk, v.mv_data, n);
+		if ((rc = mdb_del(w->txn, w->st->db[DB_BODIES], &k, NULL)))
+			return store__err(rc);
+		store__body_key(id, i, nk);
+		k = store__val(nk, sizeof(nk));
+		v = store__val(chunk, n);
+		if ((rc = mdb_put(w->txn, w->st->db[DB_BODIES], &k, &v,
+				  MDB_NOOVERWRITE)))
+			return store__err(rc);
+	}
+	if ((e = store__body_set(w, id, &b)))
+		return e;
+	*body_id = id;
+	return 0;
+}
+
+/* The account's usage, computed from its messages once, here; from now
+ * on kept by every add and delete. */
+static int store_upgrade__set_usage(struct store_write *w, uint64_t id,
+				    uint64_t usage)
+{
+	struct store_account a;
+	uint8_t buf[REC_ACCOUNT_MAX];
+	uint64_t be = htobe64(id);
+	MDB_val k = store__val(&be, 8), v;
+	int e;
+
+	if ((e = store_account_get_by_id(&w->reader, id, &a)))
+		return e == -PST_ENOTFOUND ? -PST_ECORRUPT : e;
+	a.usage = usage;
+	v = store__val(buf, store__rec_account_enc(&a, buf));
+	return store__err(mdb_put(w->txn, w->st->db[DB_ACCOUNT_IDS], &k, &v, 0));
+}
+
+static int store_upgrade__v3_messages(struct store_write *w, uint8_t *chunk,
+				      struct upgrade *u)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t acct = 0, usage = 0;
+	int rc, e = 0;
+
+	if ((rc = mdb_cursor_open(w->txn, w->st->db[DB_MESSAGES], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_msg m;
+		uint8_t key[16], buf[REC_MSG_MAX];
+		uint64_t id;
+		MDB_val nk, nv;
+
+		if (k.mv_size != 16) {
+			e = -PST_ECORRUPT;
+			break;
+		}
+		memcpy(key, k.mv_data, 16);
+		memcpy(&id, key, 8);
+		id = be64toh(id);
+		if ((e = store__rec_msg_dec(v.mv_data, v.mv_size, &m)))
+			break;
+		if (id != acct) {
+			if (acct && (e = store_upgrade__set_usage(w, acct, usage)))
+				break;
+			acct = id;
+			usage = 0;
+		}
+		usage += m.size;
+		if ((e = store_upgrade__adopt_body(w, id, m.uid, m.size,
+						   m.nchunks, chunk,
+						   &m.body_id)))
+			break;
+		nk = store__val(key, 16);
+		nv = store__val(buf, store__rec_msg_enc(&m, buf));
+		if ((rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT))) {
+			e = store__err(rc);
+			break;
+		}
+		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
+			u->progress(u->done, u->total, u->arg);
+	}
+	mdb_cursor_close(cur);
+	if (!e && rc != MDB_NOTFOUND)
+		e = store__err(rc);
+	if (!e && acct)
+		e = store_upgrade__set_usage(w, acct, usage);
+	return e;
+}
+
+static int store_upgrade__v3_queue(struct store_write *w, uint8_t *chunk,
+				   struct upgrade *u)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, e = 0;
+
+	if ((rc = mdb_cursor_open(w->txn, w->st->db[DB_QUEUE], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_queue_entry q;
+		uint8_t key[8], *buf = NULL;
+		size_t n;
+		MDB_val nk, nv;
+
+		if (k.mv_size != 8) {
+			e = -PST_ECORRUPT;
+			break;
+		}
+		memcpy(key, k.mv_data, 8);
+		if ((e = store__rec_queue_dec(v.mv_data, v.mv_size, &q)))
+			break;
+		if (!(e = store_upgrade__adopt_body(w, STORE_QUEUE_ACCOUNT,
+						    q.id, q.size, q.nchunks,
+						    chunk, &q.body_id)))
+			e = store__rec_queue_enc(&q, &buf, &n);
+		store_queue_entry_free(&q);
+		if (e)
+			break;
+		nk = store__val(key, 8);
+		nv = store__val(buf, n);
+		rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
+		free(buf);
+		if (rc) {
+			e = store__err(rc);
+			break;
+		}
+		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
+			u->progress(u->done, u->total, u->arg);
+	}
+	mdb_cursor_close(cur);
+	if (!e && rc != MDB_NOTFOUND)
+		e = store__err(rc);
+	return e;
+}
+
+/* Schema 3, after every record was recoded (version 3 with body id 0,
+ * usage 0, quota: the domain's, whose default is none): each message and
+ * queue entry gets a body of its own with one reference (bodies are
+ * shared only from now on), and each account its usage. A store that
+ * holds a chunk that belongs to nobody keeps it (postern check names
+ * it). Moving the chunks rewrites every body page in this transaction:
+ * the map needs room for a second copy of the bodies until the commit. */
+static int store_upgrade__to_v3(struct store *st, MDB_txn *txn,
+				struct upgrade *u)
+{
+	struct store_write w = { .st = st, .txn = txn,
+				 .reader = { .st = st, .txn = txn } };
+	uint8_t *chunk = malloc(STORE_CHUNK_SIZE);
+	int e;
+
+	if (!chunk)
+		return -ENOMEM;
+	if (!(e = store_upgrade__v3_messages(&w, chunk, u)))
+		e = store_upgrade__v3_queue(&w, chunk, u);
+	free(chunk);
+	return e;
+}
+
 int store_upgrade(struct store *st,
 		  void (*progress)(uint64_t done, uint64_t total, void *arg),
 		  void *arg, unsigned *from)
@@ -181,9 +377,20 @@ int store_upgrade(struct store *st,
 		}
 		u.total += s.ms_entries;
 	}
+	if (!e && st->schema < 3) {      /* store_upgrade__to_v3's records */
+		MDB_stat s;
+
+		if ((rc = mdb_stat(txn, st->db[DB_MESSAGES], &s)) == 0)
+			u.total += s.ms_entries;
+		if (!rc && (rc = mdb_stat(txn, st->db[DB_QUEUE], &s)) == 0)
+			u.total += s.ms_entries;
+		e = store__err(rc);
+	}
 	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++)
 		e = store_upgrade__db(st, txn, up_dbs[i].db, up_dbs[i].kind,
 				      &u);
+	if (!e && st->schema < 3)
+		e = store_upgrade__to_v3(st, txn, &u);
 	if (!e)
 		e = store__schema_put(st, txn, STORE_SCHEMA_VERSION);
 	if (e) {
