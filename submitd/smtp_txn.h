@@ -22,6 +22,7 @@ struct smtp_rcpt {
 struct smtp_txn {
 	char mail_from[STORE_ADDR_MAX + 1];
 	bool smtputf8;                /* MAIL ... SMTPUTF8 */
+	uint64_t size;                /* MAIL ... SIZE= (0: not given) */
 	struct smtp_rcpt *rcpts;
 	uint32_t nrcpts;
 	struct smtp_body body;
