@@ -112,9 +112,15 @@ static int store_upgrade__recode(enum upgrade_kind kind, const MDB_val *v,
 	return e;
 }
 
-static int store_upgrade__db(struct store *st, MDB_txn *txn,
-			     enum store_db db, enum upgrade_kind kind,
-			     struct upgrade *u)
+/* One record's new value: *out is buf (REC_ACCOUNT_MAX bytes) or
+ * malloc'ed into *heap. key is a copy of the record's key. */
+typedef int (*upgrade_fn)(void *arg, const MDB_val *key, const MDB_val *v,
+			  uint8_t *buf, uint8_t **heap, MDB_val *out);
+
+/* Rewrites every record of db through fn, in place. */
+static int store_upgrade__walk(struct store *st, MDB_txn *txn,
+			       enum store_db db, upgrade_fn fn, void *arg,
+			       struct upgrade *u)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -138,10 +144,11 @@ static int store_upgrade__db(struct store *st, MDB_txn *txn,
 		/* The key and value point into pages the put may change. */
 		memcpy(key, k.mv_data, k.mv_size);
 		nk = store__val(key, k.mv_size);
-		if ((e = store_upgrade__recode(kind, &v, buf, &heap, &nv))) {
+		if ((e = fn(arg, &nk, &v, buf, &heap, &nv))) {
 			log_event(LOGL_ERR, 0, "store_upgrade_record",
 				  "db=%u size=%zu error=\"%s\"", (unsigned)db,
 				  v.mv_size, pst_strerror(e));
+			free(heap);
 			break;
 		}
 		rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
@@ -157,6 +164,14 @@ static int store_upgrade__db(struct store *st, MDB_txn *txn,
 	if (e)
 		return e;
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+static int store_upgrade__recode_fn(void *arg, const MDB_val *key,
+				    const MDB_val *v, uint8_t *buf,
+				    uint8_t **heap, MDB_val *out)
+{
+	return store_upgrade__recode(*(enum upgrade_kind *)arg, v, buf, heap,
+				     out);
 }
 
 /* ---- schema 2 -> 3: shared bodies and quotas ---- */
@@ -227,104 +242,63 @@ static int store_upgrade__set_usage(struct store_write *w, uint64_t id,
 	return store__err(mdb_put(w->txn, w->st->db[DB_ACCOUNT_IDS], &k, &v, 0));
 }
 
-static int store_upgrade__v3_messages(struct store_write *w, uint8_t *chunk,
-				      struct upgrade *u)
+struct v3 {
+	struct store_write w;
+	uint8_t *chunk;               /* STORE_CHUNK_SIZE, for moving */
+	uint64_t acct, usage;         /* the account being summed */
+};
+
+/* A message: its body moved to a body id; its size summed into its
+ * account's usage, written when the next account begins (messages are
+ * in account order) and after the last. */
+static int store_upgrade__v3_msg(void *arg, const MDB_val *key,
+				 const MDB_val *v, uint8_t *buf,
+				 uint8_t **heap, MDB_val *out)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint64_t acct = 0, usage = 0;
-	int rc, e = 0;
+	struct v3 *x = arg;
+	struct store_msg m;
+	uint64_t id;
+	int e;
 
-	if ((rc = mdb_cursor_open(w->txn, w->st->db[DB_MESSAGES], &cur)))
-		return store__err(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct store_msg m;
-		uint8_t key[16], buf[REC_MSG_MAX];
-		uint64_t id;
-		MDB_val nk, nv;
-
-		if (k.mv_size != 16) {
-			e = -PST_ECORRUPT;
-			break;
-		}
-		memcpy(key, k.mv_data, 16);
-		memcpy(&id, key, 8);
-		id = be64toh(id);
-		if ((e = store__rec_msg_dec(v.mv_data, v.mv_size, &m)))
-			break;
-		if (id != acct) {
-			if (acct && (e = store_upgrade__set_usage(w, acct, usage)))
-				break;
-			acct = id;
-			usage = 0;
-		}
-		usage += m.size;
-		if ((e = store_upgrade__adopt_body(w, id, m.uid, m.size,
-						   m.nchunks, chunk,
-						   &m.body_id)))
-			break;
-		nk = store__val(key, 16);
-		nv = store__val(buf, store__rec_msg_enc(&m, buf));
-		if ((rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT))) {
-			e = store__err(rc);
-			break;
-		}
-		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
-			u->progress(u->done, u->total, u->arg);
+	if (key->mv_size != 16)
+		return -PST_ECORRUPT;
+	memcpy(&id, key->mv_data, 8);
+	id = be64toh(id);
+	if ((e = store__rec_msg_dec(v->mv_data, v->mv_size, &m)))
+		return e;
+	if (id != x->acct) {
+		if (x->acct && (e = store_upgrade__set_usage(&x->w, x->acct,
+							     x->usage)))
+			return e;
+		x->acct = id;
+		x->usage = 0;
 	}
-	mdb_cursor_close(cur);
-	if (!e && rc != MDB_NOTFOUND)
-		e = store__err(rc);
-	if (!e && acct)
-		e = store_upgrade__set_usage(w, acct, usage);
-	return e;
+	x->usage += m.size;
+	if ((e = store_upgrade__adopt_body(&x->w, id, m.uid, m.size, m.nchunks,
+					   x->chunk, &m.body_id)))
+		return e;
+	*out = store__val(buf, store__rec_msg_enc(&m, buf));
+	return 0;
 }
 
-static int store_upgrade__v3_queue(struct store_write *w, uint8_t *chunk,
-				   struct upgrade *u)
+static int store_upgrade__v3_queue(void *arg, const MDB_val *key,
+				   const MDB_val *v, uint8_t *buf,
+				   uint8_t **heap, MDB_val *out)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, e = 0;
+	struct v3 *x = arg;
+	struct store_queue_entry q;
+	size_t n = 0;
+	int e;
 
-	if ((rc = mdb_cursor_open(w->txn, w->st->db[DB_QUEUE], &cur)))
-		return store__err(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct store_queue_entry q;
-		uint8_t key[8], *buf = NULL;
-		size_t n;
-		MDB_val nk, nv;
-
-		if (k.mv_size != 8) {
-			e = -PST_ECORRUPT;
-			break;
-		}
-		memcpy(key, k.mv_data, 8);
-		if ((e = store__rec_queue_dec(v.mv_data, v.mv_size, &q)))
-			break;
-		if (!(e = store_upgrade__adopt_body(w, STORE_QUEUE_ACCOUNT,
-						    q.id, q.size, q.nchunks,
-						    chunk, &q.body_id)))
-			e = store__rec_queue_enc(&q, &buf, &n);
-		store_queue_entry_free(&q);
-		if (e)
-			break;
-		nk = store__val(key, 8);
-		nv = store__val(buf, n);
-		rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
-		free(buf);
-		if (rc) {
-			e = store__err(rc);
-			break;
-		}
-		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
-			u->progress(u->done, u->total, u->arg);
-	}
-	mdb_cursor_close(cur);
-	if (!e && rc != MDB_NOTFOUND)
-		e = store__err(rc);
+	if ((e = store__rec_queue_dec(v->mv_data, v->mv_size, &q)))
+		return e;
+	if (!(e = store_upgrade__adopt_body(&x->w, STORE_QUEUE_ACCOUNT, q.id,
+					    q.size, q.nchunks, x->chunk,
+					    &q.body_id)))
+		e = store__rec_queue_enc(&q, heap, &n);
+	store_queue_entry_free(&q);
+	if (!e)
+		*out = store__val(*heap, n);
 	return e;
 }
 
@@ -338,16 +312,20 @@ static int store_upgrade__v3_queue(struct store_write *w, uint8_t *chunk,
 static int store_upgrade__to_v3(struct store *st, MDB_txn *txn,
 				struct upgrade *u)
 {
-	struct store_write w = { .st = st, .txn = txn,
-				 .reader = { .st = st, .txn = txn } };
-	uint8_t *chunk = malloc(STORE_CHUNK_SIZE);
+	struct v3 x = { .w = { .st = st, .txn = txn,
+			       .reader = { .st = st, .txn = txn } } };
 	int e;
 
-	if (!chunk)
+	if (!(x.chunk = malloc(STORE_CHUNK_SIZE)))
 		return -ENOMEM;
-	if (!(e = store_upgrade__v3_messages(&w, chunk, u)))
-		e = store_upgrade__v3_queue(&w, chunk, u);
-	free(chunk);
+	e = store_upgrade__walk(st, txn, DB_MESSAGES, store_upgrade__v3_msg,
+				&x, u);
+	if (!e && x.acct)
+		e = store_upgrade__set_usage(&x.w, x.acct, x.usage);
+	if (!e)
+		e = store_upgrade__walk(st, txn, DB_QUEUE,
+					store_upgrade__v3_queue, &x, u);
+	free(x.chunk);
 	return e;
 }
 
@@ -386,9 +364,12 @@ int store_upgrade(struct store *st,
 			u.total += s.ms_entries;
 		e = store__err(rc);
 	}
-	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++)
-		e = store_upgrade__db(st, txn, up_dbs[i].db, up_dbs[i].kind,
-				      &u);
+	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++) {
+		enum upgrade_kind kind = up_dbs[i].kind;
+
+		e = store_upgrade__walk(st, txn, up_dbs[i].db,
+					store_upgrade__recode_fn, &kind, &u);
+	}
 	if (!e && st->schema < 3)
 		e = store_upgrade__to_v3(st, txn, &u);
 	if (!e)

@@ -1,8 +1,10 @@
 /* smtp_deliver.c — what happens to an accepted message: RFC 6409 fixups
  * (Received, Date and Message-ID when missing), then one store commit that
  * files it in every local recipient's mailbox and queues it once for the
- * remote ones. Only after that commit is durable does the client get 250
- * (LMTP: one reply per recipient). Also the per-account sending limits. */
+ * remote ones, the body stored once for all of them (store_msg_in.shared).
+ * Only after that commit is durable does the client get 250 (LMTP: one
+ * reply per recipient). Quotas are checked in that commit. Also the
+ * per-account sending limits. */
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
@@ -228,8 +230,9 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 		return;
 	}
 	if (j->lmtp) {
-		/* One commit for all: each recipient is told its outcome,
-		 * which is the same for all (RFC 2033 4.2). */
+		/* One commit for all: each recipient is told its outcome
+		 * (RFC 2033 4.2), the commit's, or 552 for one that was left
+		 * out over its quota. */
 		for (uint32_t i = 0; i < j->nrcpts; i++) {
 			int e = j->result ? j->result : j->status[i];
 
