@@ -393,7 +393,8 @@ void store_queue_entry_free(struct store_queue_entry *e);
  * sets e->body_id. */
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len);
-/* Rewrite attempts, next_attempt, last_error and the recipient list. */
+/* Rewrite attempts, next_attempt, last_error and the recipient list (the
+ * body, its size and id stay as stored). */
 int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e);
 int store_queue_del(struct store_write *w, uint64_t id);

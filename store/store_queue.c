@@ -86,18 +86,25 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e)
 {
-	struct store_queue_entry cur;
+	struct store_queue_entry cur, upd;
 	int r;
 
 	/* e comes from store_queue_get (nrcpts <= STORE_QUEUE_RCPT_MAX),
 	 * its recipient list only ever shortened. */
 	REQUIRE(STORE_WRITE_OK(w) && e && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
+
 	r = store_queue_get(&w->reader, e->id, &cur);
 	if (r)
 		return r;
 	store_queue_entry_free(&cur);
-	return store__qput(w, e);
+	/* The body and its reference stay as stored, whatever the caller's
+	 * copy says: only store_queue_del gives the reference back. */
+	upd = *e;
+	upd.body_id = cur.body_id;
+	upd.size = cur.size;
+	upd.nchunks = cur.nchunks;
+	return store__qput(w, &upd);
 }
 
 int store_queue_del(struct store_write *w, uint64_t id)
