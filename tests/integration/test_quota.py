@@ -157,6 +157,22 @@ def test_submission_over_quota(d):
     assert d.cli("check").returncode == 0
 
 
+def test_bdat_over_quota(d):
+    d.cli("user", "set", "bob@example.com", "quota=1K")
+    c = submission(d)
+    c.cmd("MAIL FROM:<ann@example.com>")
+    assert c.line().startswith("250")
+    c.cmd("RCPT TO:<bob@example.com>")
+    assert c.line().startswith("250")
+    data = msg(2000)[:-1]             # BDAT: no dot
+    c.cmd(f"BDAT {len(data)} LAST")
+    c.send(data)
+    assert c.line() == "552 5.2.2 <bob@example.com>: Mailbox full"
+    c.cmd("QUIT")
+    c.close()
+    assert nmsgs(d, "bob@example.com") == 0
+
+
 def test_swaks_sees_552(d):
     d.cli("user", "set", "bob@example.com", "quota=1K")
     r = subprocess.run(
