@@ -5,10 +5,10 @@ entry of the same submission shares it too; `postern check` verifies the
 reference counts and reports one that was damaged (by hand, with
 mdb_dump/mdb_load); each mailbox's usage still counts the whole size."""
 import re
-import socket
 import subprocess
 
 from conftest import Client, free_port
+from test_quota import lmtp
 
 N = 50
 BODY = 300 * 1024      # two chunks
@@ -33,12 +33,7 @@ def message(n):
 
 
 def lmtp_to_all(d, users, data):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(d.ports["lmtp"])
-    c = Client(s)
-    assert c.line().startswith("220 ")
-    c.cmd("LHLO mta.test")
-    c.smtp_reply()
+    c = lmtp(d)
     c.cmd("MAIL FROM:<list@remote.test>")
     assert c.line().startswith("250")
     for u in users:
