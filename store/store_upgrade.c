@@ -203,9 +203,13 @@ static int store_upgrade__adopt_body(struct store_write *w, uint64_t account,
 		memcpy(old + 8, &u, 8);
 		memcpy(old + 16, &c, 4);
 		k = store__val(old, sizeof(old));
-		if ((rc = mdb_get(w->txn, w->st->db[DB_BODIES], &k, &v)))
-			return rc == MDB_NOTFOUND ? -PST_ECORRUPT
-						  : store__err(rc);
+		/* A chunk a damaged store lost stays lost, and the rest is
+		 * kept: `postern check` names the missing one afterwards. */
+		if ((rc = mdb_get(w->txn, w->st->db[DB_BODIES], &k, &v)) ==
+		    MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return store__err(rc);
 		if ((n = v.mv_size) > STORE_CHUNK_SIZE)
 			return -PST_ECORRUPT;
 		memcpy(chunk, v.mv_data, n);

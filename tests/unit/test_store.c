@@ -1459,6 +1459,40 @@ static void test_check_finds_bad_counts(void **state)
 	store_close(st);
 }
 
+/* A schema-1/2 store that lost a body chunk still upgrades: what is there
+ * is kept, and check names what is missing. */
+static void test_upgrade_keeps_a_damaged_store(void **state)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+	struct raw r;
+	uint8_t k[20];
+
+	plant_v1(MAP, 3);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, 1);
+	be64_at(k, 8, 2);
+	memset(k + 16, 0, 4);
+	{
+		MDB_dbi dbi;
+		MDB_val key = { 20, k };
+
+		assert_int_equal(mdb_dbi_open(r.txn, "bodies", 0, &dbi), 0);
+		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, NULL, 0), 0);
+	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.messages, 3);
+	assert_int_equal(c.bodies, 4);        /* three messages, one queued */
+	assert_int_equal(c.problems, 2);      /* chunk missing; size short */
+	store_read_end(rd);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1485,6 +1519,7 @@ int main(void)
 		cmocka_unit_test(test_quota_usage),
 		cmocka_unit_test(test_quota_parse),
 		cmocka_unit_test(test_check_finds_bad_counts),
+		cmocka_unit_test(test_upgrade_keeps_a_damaged_store),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
