@@ -1,14 +1,17 @@
 """One body per message (#14): a message delivered to 50 local recipients
 is stored once (the store grows by about one body, not fifty), POP3
 deletions from 49 mailboxes keep it, the 50th frees it; the relay queue
-entry of the same submission shares it too; `postern check` verifies the
+entry of the same submission shares it too; a shared body backs up,
+restores and exports as any other; `postern check` verifies the
 reference counts and reports one that was damaged (by hand, with
 mdb_dump/mdb_load); each mailbox's usage still counts the whole size."""
 import re
 import subprocess
 
-from conftest import Client, free_port
+from conftest import BUILD, Client, free_port
 from test_quota import lmtp
+
+POSTERN = BUILD / "store" / "cli" / "postern"
 
 N = 50
 BODY = 300 * 1024      # two chunks
@@ -92,6 +95,18 @@ def test_fifty_recipients_one_body(submitd, pop3d):
     assert size > len(data)           # the whole message, per mailbox
     assert all(usage(d, u) == size for u in users[1:5])
     assert "0 problems" in d.cli("check").stdout.decode()
+    # a shared body backs up, restores and exports like any other
+    backup = d.folder / "backup.mdb"
+    d.cli("backup", str(backup))
+    conf = d.folder / "restored.conf"
+    conf.write_text(f"[store]\npath = {d.folder / 'restored'}\n")
+    r = subprocess.run([str(POSTERN), "-c", str(conf), "restore",
+                        str(backup)], capture_output=True, timeout=120)
+    assert r.returncode == 0 and b"0 problems" in r.stdout, r
+    out = d.folder / "export"
+    d.cli("export", users[7], "maildir", str(out))
+    exported = next((out / "cur").iterdir()).read_bytes()
+    assert exported.endswith(data.replace(b"\r\n", b"\n"))   # Maildir: LF
     p = pop3d({"store": d.config["store"]})
     for u in users[:-1]:
         pop_delete_all(p.ports["tls"], u)
