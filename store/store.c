@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "store/store_int.h"
+#include "store/store_rec.h"
 #include "store/store_popidx.h"
 
 #define STORE_MAX_READERS 1024
@@ -33,6 +34,7 @@ static const char *const store_db_names[DB_N] = {
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
 	[DB_SENDERS] = "senders", [DB_POPIDX] = "pop_index",
 	[DB_WEB] = "web",
+	[DB_BODY_REFS] = "body_refs",
 };
 
 /* Added after schema 2 without a schema bump: absent means every account
@@ -83,6 +85,26 @@ int store__schema_put(struct store *st, MDB_txn *txn, unsigned version)
 
 	v = store__val(&le, sizeof(le));
 	return store__err(mdb_put(txn, st->db[DB_META], &k, &v, 0));
+}
+
+int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
+			uint64_t *out)
+{
+	MDB_val k = store__val(name, strlen(name)), v;
+	uint8_t buf[REC_U64_MAX];
+	uint64_t n = 0;
+	int rc = mdb_get(txn, st->db[DB_META], &k, &v);
+
+	if (rc == 0 && (rc = store__rec_u64_dec(v.mv_data, v.mv_size, &n)))
+		return rc;
+	if (rc && rc != MDB_NOTFOUND)
+		return store__err(rc);
+	n++;
+	v = store__val(buf, store__rec_u64_enc(n, buf));
+	if ((rc = mdb_put(txn, st->db[DB_META], &k, &v, 0)))
+		return store__err(rc);
+	*out = n;
+	return 0;
 }
 
 static int store__schema(struct store *st, MDB_txn *txn, unsigned flags,
@@ -302,6 +324,9 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
 		goto fail;
 	}
+	/* meta first: the schema version decides before a database of a
+	 * newer schema (body_refs) is looked for, so an older store is told
+	 * to upgrade rather than said to lack it. */
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
@@ -316,11 +341,18 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 				 store_db_names[i], mdb_strerror(rc));
 			goto fail;
 		}
+		if (i == DB_META &&
+		    (r = store__schema(st, txn, flags, err, errlen))) {
+			if (!err[0])
+				snprintf(err, errlen, "%s: %s", path,
+					 pst_strerror(r));
+			goto fail;
+		}
 	}
-	r = store__schema(st, txn, flags, err, errlen);
-	if (!r && st->schema == STORE_SCHEMA_VERSION)
-		r = store__popidx_build(st, txn);
-	if (r) {
+	/* The POP index of a current store (built once; an older one is
+	 * upgraded first). */
+	if (st->schema == STORE_SCHEMA_VERSION &&
+	    (r = store__popidx_build(st, txn))) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", path, pst_strerror(r));
 		goto fail;
@@ -641,6 +673,7 @@ int store_stats(struct store *st, struct store_stats *out)
 		{ DB_APP_META, offsetof(struct store_stats, app_passwords) },
 		{ DB_QUEUE, offsetof(struct store_stats, queued) },
 		{ DB_SENDERS, offsetof(struct store_stats, senders) },
+		{ DB_BODY_REFS, offsetof(struct store_stats, bodies) },
 	};
 	struct store_stats s = { 0 };
 	MDB_envinfo info;

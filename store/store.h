@@ -33,8 +33,10 @@
 #include "common/err.h"
 
 /* 1: values were images of the structs below; 2: explicit encoding
- * (store_rec.h). */
-#define STORE_SCHEMA_VERSION 2
+ * (store_rec.h); 3: quotas (account quota and usage, domain default) and
+ * shared bodies (a body stored once, with a reference count, for every
+ * message and queue entry that has it). */
+#define STORE_SCHEMA_VERSION 3
 /* store_open: the store is of an older schema version and needs `postern
  * store upgrade` (store_upgrade). A code of its own (err.h's PST_EUPGRADE)
  * so callers can tell it from -PST_EVERSION (newer than this program). */
@@ -78,6 +80,7 @@ struct store_domain {
 	struct store_pop pop_default;      /* for accounts created later */
 	bool require_app_password_default;
 	uint64_t created;
+	uint64_t quota_default;            /* bytes; 0: no limit */
 };
 
 enum store_account_flag {
@@ -94,7 +97,39 @@ struct store_account {
 	uint64_t pop_since_uid;            /* since-now: offer uid > this */
 	uint64_t next_uid;
 	uint64_t created;
+	/* Bytes its messages may take: 0 no limit, STORE_QUOTA_DOMAIN the
+	 * domain's quota_default (store_quota_of). */
+	uint64_t quota;
+	/* The sum of its messages' sizes, kept by store_msg_add and
+	 * store_msg_del in the transaction that adds or removes one (never
+	 * recounted; store_check compares it with a recount). */
+	uint64_t usage;
 };
+
+/* An account's quota is its domain's default (the default for new and
+ * upgraded accounts). */
+#define STORE_QUOTA_DOMAIN UINT64_MAX
+struct store_read;
+/* The quota that applies to a (0: no limit), given its domain (may be
+ * NULL when the domain is gone: then only the account's own). */
+uint64_t store_quota_of(const struct store_account *a,
+			const struct store_domain *d);
+/* Would len more bytes take a (of domain d, may be NULL) over its quota?
+ * True also when it is full already, whatever len. */
+bool store_quota_exceeded(const struct store_account *a,
+			  const struct store_domain *d, uint64_t len);
+/* Would adding len bytes take the account over its quota? 0 no,
+ * -PST_EQUOTA yes (also when it is full already and len is 0), or a store
+ * error. Reads the account's domain. */
+int store_quota_check(struct store_read *r, const struct store_account *a,
+		      uint64_t len);
+/* A quota as the operator writes it: a size with an optional K, M, G or T
+ * (binary: 500M is 500 MiB), "0" or "none" for no limit, and for an
+ * account (account set) "default" for its domain's. 0 or -EINVAL/-ERANGE. */
+int store_quota_parse(const char *s, bool account, uint64_t *out);
+/* Back into that form ("none", "default", "500M", "1234567"): buf or a
+ * constant string. */
+const char *store_quota_format(uint64_t q, char *buf, size_t cap);
 
 enum store_folder { STORE_INBOX, STORE_SPAM, STORE_ARCHIVE, STORE_FOLDER_N };
 const char *store_folder_name(unsigned f);
@@ -120,6 +155,7 @@ struct store_msg {
 	uint64_t size;                     /* CRLF octets, as RETR sends them */
 	uint32_t nchunks;
 	char uidl[STORE_UIDL_MAX + 1];
+	uint64_t body_id;                  /* its body (store_body_read) */
 };
 
 struct store_app_password {
@@ -182,6 +218,7 @@ struct store_stats {
 	uint32_t readers, max_readers;
 	uint64_t domains, accounts, messages, uidls, chunks, app_passwords,
 		 queued, senders;
+	uint64_t bodies;                   /* distinct stored bodies */
 };
 int store_stats(struct store *st, struct store_stats *out);
 /* Other live processes with the store open for reading (LMDB's reader
@@ -237,9 +274,15 @@ int store_msg_pop_each(struct store_read *r, uint64_t account_id,
 uint64_t store_read_msgs(const struct store_read *r);
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out);
-/* Points into the snapshot: valid until store_read_end(). */
+/* Points into the snapshot: valid until store_read_end(). The body of a
+ * message (account_id, uid) or, with STORE_QUEUE_ACCOUNT, of queue entry
+ * uid: looks the record up for its body id each call. */
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 		     uint32_t chunk, const void **data, size_t *len);
+/* The same by body id (store_msg.body_id, store_queue_entry.body_id):
+ * no record lookup. */
+int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
+		    const void **data, size_t *len);
 int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id);
 int store_app_password_each(struct store_read *r, uint64_t account_id,
@@ -253,6 +296,7 @@ int store_app_password_each_digest(struct store_read *r, uint64_t account_id,
 /* Counts for `postern check`. */
 struct store_check {
 	uint64_t domains, accounts, messages, bytes, chunks, queued;
+	uint64_t bodies, body_bytes;       /* stored once each */
 	uint64_t problems;
 };
 int store_check(struct store_read *r,
@@ -287,7 +331,19 @@ int store_account_put(struct store_write *w, struct store_account *a,
 int store_account_del(struct store_write *w, const char *address);
 
 /* A message to add. The body is given whole (CRLF-normalised already);
- * uidl NULL or "" makes one. */
+ * uidl NULL or "" makes one.
+ *
+ * One body for many messages: with shared set, *shared 0 stores the body
+ * and sets *shared to its id; a non-zero *shared (from an earlier add, or
+ * store_queue_add's body_id, in this transaction) adds a reference to that
+ * body instead of storing it again — body and len must be the same bytes
+ * (len is checked: -EINVAL). The body is removed with its last reference
+ * (store_msg_del, store_queue_del, store_account_del).
+ *
+ * check_quota: -PST_EQUOTA, nothing written, when the account's usage
+ * plus len would exceed its quota (store_quota_check). Every message
+ * counts its whole size in its own account's usage, shared or not (the
+ * size POP3 reports). */
 struct store_msg_in {
 	uint8_t folder;
 	uint64_t internal_date;
@@ -295,10 +351,13 @@ struct store_msg_in {
 	const void *body;
 	size_t len;
 	uint8_t flags;
+	bool check_quota;
+	uint64_t *shared;
 };
 /* -PST_EEXIST if uidl is given and already used in the account (also by a
  * message deleted since: a UIDL is never reused); -EINVAL for a uidl RFC
- * 1939 does not allow (1-70 octets in 0x21-0x7E) or a bad folder. */
+ * 1939 does not allow (1-70 octets in 0x21-0x7E) or a bad folder;
+ * -PST_EQUOTA (check_quota). */
 int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out);
 int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid);
@@ -416,6 +475,7 @@ struct store_queue_entry {
 	uint32_t nrcpts;
 	char (*rcpts)[STORE_ADDR_MAX + 1];    /* heap; store_queue_entry_free */
 	struct store_queue_dsn *dsn;          /* heap or NULL (none asked) */
+	uint64_t body_id;                     /* its body (store_body_read) */
 };
 
 void store_queue_entry_free(struct store_queue_entry *e);
@@ -424,10 +484,14 @@ struct store_queue_dsn *store_queue_dsn_new(uint32_t n);
 /* The recipient's DSN settings in e, or NULL. */
 const struct store_dsn_rcpt *store_queue_dsn_rcpt(
 	const struct store_queue_entry *e, const char *addr);
-/* Add: sender, rcpts and the CRLF body; fills e->id. */
+/* Add: sender, rcpts and the CRLF body; fills e->id. A non-zero
+ * e->body_id shares that stored body (a local delivery's, in this
+ * transaction: len must be its size, else -EINVAL); 0 stores the body and
+ * sets e->body_id. */
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len);
-/* Rewrite attempts, next_attempt, last_error and the recipient list. */
+/* Rewrite attempts, next_attempt, last_error and the recipient list (the
+ * body, its size and id stay as stored). */
 int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e);
 int store_queue_del(struct store_write *w, uint64_t id);

@@ -10,7 +10,7 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
-		DB_POPIDX, DB_WEB, DB_N };
+		DB_POPIDX, DB_WEB, DB_BODY_REFS, DB_N };
 
 struct store_job;
 
@@ -69,5 +69,10 @@ int store__web_del(struct store_write *w, uint64_t account_id);
 /* The schema version value: little-endian uint32 in every version, so any
  * version of Postern can read it and say what to do. */
 int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
+/* The next value of a counter in meta ("next_body_id", ...): read,
+ * incremented, written back in txn. */
+int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
+			uint64_t *out);
+
 
 #endif

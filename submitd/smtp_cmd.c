@@ -310,6 +310,7 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	}
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
+	s->txn.size = mp.size;
 	s->txn.dsn_ret = mp.ret;
 	strcpy(s->txn.dsn_envid, mp.envid);
 	s->state = SMTP_MAIL;
@@ -333,6 +334,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	struct store_domain d;
 	struct store_read *r;
 	uint64_t account_id = 0;
+	bool full = false;
 	const char *bad;
 	int e, de, ae;
 
@@ -370,6 +372,11 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
 	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
 	store_read_end(r);
+	/* A mailbox full already, or too full for the SIZE MAIL declared, is
+	 * refused for this recipient alone (RFC 1870 6.1, RFC 3463 5.2.2);
+	 * the final check is at the end of the data, in the commit. */
+	if (de == 0 && ae == 0)
+		full = store_quota_exceeded(&a, &d, s->txn.size);
 	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
@@ -377,6 +384,13 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	if (de == 0 && ae) {
 		smtp_reply(s->io, 550, "5.1.1", "<%s>: Recipient address rejected: "
 			   "User unknown", to);
+		return;
+	}
+	if (full) {
+		log_event(LOGL_INFO, s->id, "over_quota", "rcpt=%s usage=%llu "
+			  "size=%llu", to, (unsigned long long)a.usage,
+			  (unsigned long long)s->txn.size);
+		smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", to);
 		return;
 	}
 	if (de == 0) {

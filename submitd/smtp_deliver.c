@@ -1,8 +1,10 @@
 /* smtp_deliver.c — what happens to an accepted message: RFC 6409 fixups
  * (Received, Date and Message-ID when missing), then one store commit that
  * files it in every local recipient's mailbox and queues it once for the
- * remote ones. Only after that commit is durable does the client get 250
- * (LMTP: one reply per recipient). Also the per-account sending limits. */
+ * remote ones, the body stored once for all of them (store_msg_in.shared).
+ * Only after that commit is durable does the client get 250 (LMTP: one
+ * reply per recipient). Quotas are checked in that commit. Also the
+ * per-account sending limits. */
 #include <errno.h>
 #include <stddef.h>
 #include <gnutls/crypto.h>
@@ -157,7 +159,9 @@ struct deliver_job {
 	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];
 	uint32_t nrcpts, nremote;
 	struct smtp_rcpt *rcpts;
+	int *status;                  /* LMTP: per recipient (-PST_EQUOTA) */
 	int result;
+	uint32_t over;                /* the recipient that was over quota */
 	uint64_t queue_id;
 };
 
@@ -167,6 +171,7 @@ static void smtp__job_free(struct deliver_job *j)
 		smtp_budget_give(j->budget, j->held);
 	free(j->mem);
 	free(j->rcpts);
+	free(j->status);
 	cfg_release(j->cfg);
 	free(j);
 }
@@ -189,7 +194,9 @@ static int smtp__deliver_dsn(struct store_write *w, struct deliver_job *j)
 	for (uint32_t i = 0; i < j->nrcpts; i++) {
 		const struct smtp_rcpt *x = &j->rcpts[i];
 
-		if (x->account_id && dsn_wanted(x->dsn.notify, DSN_DELIVERED))
+		/* one left out over its quota was not delivered */
+		if (x->account_id && !j->status[i] &&
+		    dsn_wanted(x->dsn.notify, DSN_DELIVERED))
 			rc[r.nrcpts++] = (struct dsn_rcpt){ .addr = x->addr,
 				.orcpt_type = x->dsn.orcpt_type,
 				.orcpt = x->dsn.orcpt, .action = DSN_DELIVERED };
@@ -232,23 +239,40 @@ static int smtp__queue_dsn(const struct deliver_job *j,
 	return 0;
 }
 
+
+/* One body for all: the first local recipient's add stores it, the
+ * others and the queue entry add references (store_msg_in.shared). Over
+ * quota, an LMTP recipient is left out and told so alone; a submission is
+ * one reply for all, so nothing is stored and the sender hears which
+ * mailbox is full. Runs again whole if the writer retries the batch. */
 static int smtp__deliver_write(struct store_write *w, void *arg)
 {
 	struct deliver_job *j = arg;
+	uint64_t body = 0;
 	struct store_msg_in m = { .folder = j->spam ? STORE_SPAM : STORE_INBOX,
-				  .body = j->msg, .len = j->len };
+				  .body = j->msg, .len = j->len,
+				  .check_quota = true, .shared = &body };
 	int e;
 
 	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		j->status[i] = 0;
 		if (!j->rcpts[i].account_id)
 			continue;
-		if ((e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL)))
+		e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL);
+		if (e == -PST_EQUOTA && j->lmtp) {
+			j->status[i] = e;
+			continue;
+		}
+		if (e == -PST_EQUOTA)
+			j->over = i;
+		if (e)
 			return e;
 	}
 	if ((e = smtp__deliver_dsn(w, j)))
 		return e;
 	if (j->nremote) {
-		struct store_queue_entry q = { .nrcpts = j->nremote };
+		struct store_queue_entry q = { .nrcpts = j->nremote,
+					       .body_id = body };
 
 		q.rcpts = calloc(j->nremote, sizeof(*q.rcpts));
 		if (!q.rcpts || smtp__queue_dsn(j, &q)) {
@@ -266,6 +290,14 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 			return e;
 	}
 	return 0;
+}
+
+static void smtp__over_quota(struct smtp_session *s,
+			     const struct deliver_job *j, uint32_t i)
+{
+	log_event(LOGL_INFO, s->id, "over_quota", "id=%s rcpt=%s size=%zu",
+		  j->id, j->rcpts[i].addr, j->len);
+	smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", j->rcpts[i].addr);
 }
 
 /* A message's outcome in postern_smtp_messages_*: once per message, LMTP
@@ -295,12 +327,15 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 		return;
 	}
 	if (j->lmtp) {
-		/* One commit for all: each recipient is told its outcome,
-		 * which is the same for all (RFC 2033 4.2). */
+		/* One commit for all: each recipient is told its outcome
+		 * (RFC 2033 4.2), the commit's, or 552 for one that was left
+		 * out over its quota. */
 		for (uint32_t i = 0; i < j->nrcpts; i++) {
-			int e = j->result;
+			int e = j->result ? j->result : j->status[i];
 
-			if (e == 0)
+			if (e == -PST_EQUOTA)
+				smtp__over_quota(s, j, i);
+			else if (e == 0)
 				smtp_reply(s->io, 250, "2.1.5", "<%s> delivered",
 					   j->rcpts[i].addr);
 			else if (e == -PST_EFULL)
@@ -319,6 +354,8 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
 		if (j->nremote)
 			relay_kick();
+	} else if (j->result == -PST_EQUOTA) {
+		smtp__over_quota(s, j, j->over);
 	} else if (j->result == -PST_EFULL) {
 		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
 			  pst_strerror(j->result));
@@ -423,7 +460,10 @@ void smtp_deliver(struct smtp_session *s)
 	uint8_t rnd[9];
 	int n;
 
-	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts)))) {
+	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts))) ||
+	    !(j->status = calloc(s->txn.nrcpts, sizeof(*j->status)))) {
+		if (j)
+			free(j->rcpts);
 		free(j);
 		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_NO_MEMORY,
 					 0, 0));

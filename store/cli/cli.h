@@ -41,6 +41,9 @@ int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
 		      bool *req_app_set, bool allow_domain_keys,
 		      bool *pop_allowed, bool *pop_allowed_set);
 void cli_print_pop(const struct store_pop *pop);
+/* A "quota=SIZE" word (store_quota_parse; account: "default" too) into
+ * *quota: EX_OK, EX_USAGE (said why), or 1 when the word is not a quota. */
+int cli_quota_setting(const char *word, bool account, uint64_t *quota);
 /* Read the next whole line of f, without its LF or CRLF, into *buf, a
  * getline(3) buffer the caller frees (allocated here large enough for any
  * accepted line, so a password in it is never copied by a realloc).

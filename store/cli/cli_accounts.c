@@ -8,10 +8,12 @@
  *
  *   postern-accounts 1
  *   domain NAME KEY=VALUE...        pop-allowed, the POP keys as defaults,
- *                                   require-app-password, created
+ *                                   require-app-password, created, quota
+ *                                   (bytes; absent: none)
  *   user ADDR KEY=VALUE...          hash (the PHC string, "-" for none),
  *                                   the POP keys, require-app-password,
- *                                   pop-since-uid, created
+ *                                   pop-since-uid, created, quota (bytes,
+ *                                   0 none; absent: the domain's)
  *   app-password ADDR id=N digest=HEX created=N last-used=N
  *                last-addr=ADDR|- name=NAME   (name last: the rest)
  *   sender ADDR SENDER
@@ -58,8 +60,12 @@ static int cli__export_domain(const struct store_domain *d, void *arg)
 	printf("domain %s pop-allowed=%s", d->name,
 	       d->pop_allowed ? "yes" : "no");
 	cli__print_pop_keys(&d->pop_default);
-	printf(" require-app-password=%s created=%" PRIu64 "\n",
+	printf(" require-app-password=%s created=%" PRIu64,
 	       d->require_app_password_default ? "yes" : "no", d->created);
+	/* Only when set, so a store without quotas exports as before. */
+	if (d->quota_default)
+		printf(" quota=%" PRIu64, d->quota_default);
+	printf("\n");
 	return 0;
 }
 
@@ -93,9 +99,12 @@ static int cli__export_user(const struct store_account *a, void *arg)
 	printf("user %s hash=%s", a->address, a->phc[0] ? a->phc : "-");
 	cli__print_pop_keys(&a->pop);
 	printf(" require-app-password=%s pop-since-uid=%" PRIu64
-	       " created=%" PRIu64 "\n",
+	       " created=%" PRIu64,
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no",
 	       a->pop_since_uid, a->created);
+	if (a->quota != STORE_QUOTA_DOMAIN)
+		printf(" quota=%" PRIu64, a->quota);
+	printf("\n");
 	if ((e = store_app_password_each_digest(x->r, a->id, cli__export_app,
 						(void *)a->address)))
 		return e;
@@ -207,6 +216,8 @@ static int cli__line_domain(struct store_write *w, char **f, int nf,
 		    (!strcmp(v, "yes") || !strcmp(v, "no"))) {
 			d.pop_allowed = strcmp(v, "yes") == 0;
 			e = 0;
+		} else if (e == 1 && strcmp(f[i], "quota") == 0) {
+			e = cli_parse_u64(v, &d.quota_default);
 		}
 		if (e)
 			return x->why = "unknown key or bad value", -EINVAL;
@@ -223,7 +234,7 @@ static int cli__line_domain(struct store_write *w, char **f, int nf,
 static int cli__line_user(struct store_write *w, char **f, int nf,
 			  struct import_ctx *x)
 {
-	struct store_account a = { 0 };
+	struct store_account a = { .quota = STORE_QUOTA_DOMAIN };
 	struct store_domain d;
 	uint64_t created = 0;
 	bool req = false;
@@ -260,6 +271,8 @@ static int cli__line_user(struct store_write *w, char **f, int nf,
 			}
 		} else if (e == 1 && strcmp(f[i], "pop-since-uid") == 0) {
 			e = cli_parse_u64(v, &a.pop_since_uid);
+		} else if (e == 1 && strcmp(f[i], "quota") == 0) {
+			e = cli_parse_u64(v, &a.quota);
 		}
 		if (e)
 			return x->why = "unknown key or bad value", -EINVAL;

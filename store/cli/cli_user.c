@@ -67,6 +67,8 @@ static void cli__apply_words(struct store_account *a, char **words, int n)
 		if (cli__is_admin_word(words[i]))
 			continue;       /* cli__apply_admin */
 
+		if (cli_quota_setting(words[i], true, &a->quota) != 1)
+			continue;
 		cli_apply_setting(words[i], &a->pop, &ra, &ras, false, &pa, &pas);
 		if (ras) {
 			uint32_t old = a->flags;
@@ -96,6 +98,7 @@ static int cli__user_add_w(struct store_write *w, void *arg)
 	if (e)
 		return e;
 	op->a.pop = d.pop_default;
+	op->a.quota = STORE_QUOTA_DOMAIN;
 	if (d.require_app_password_default)
 		op->a.flags |= STORE_ACCT_REQUIRE_APP_PW;
 	if (op->phc)
@@ -130,9 +133,40 @@ static int cli__user_del_w(struct store_write *w, void *arg)
 	return store_account_del(w, ((struct user_op *)arg)->a.address);
 }
 
+/* The quota that applies, said with where it comes from. */
+static void cli__quota_text(const struct store_account *a,
+			    const struct store_domain *d, char *out,
+			    size_t cap)
+{
+	char b[32];
+	uint64_t q = store_quota_of(a, d);
+
+	snprintf(out, cap, "%s%s", store_quota_format(q, b, sizeof(b)),
+		 a->quota == STORE_QUOTA_DOMAIN ? " (the domain's default)"
+						: "");
+}
+
+struct list_ctx { struct store_read *r; bool usage; };
+
+/* `user list`: one address a line (for scripts); --usage adds the bytes
+ * its messages take and its quota. */
 static int cli__print_user(const struct store_account *a, void *arg)
 {
-	printf("%s\n", a->address);
+	struct list_ctx *x = arg;
+	struct store_domain d;
+	char q[64];
+	int e;
+
+	if (!x->usage) {
+		printf("%s\n", a->address);
+		return 0;
+	}
+	e = store_domain_get(x->r, strrchr(a->address, '@') + 1, &d);
+	if (e && e != -PST_ENOTFOUND)
+		return e;
+	cli__quota_text(a, e ? NULL : &d, q, sizeof(q));
+	printf("%-40s usage %-12llu quota %s\n", a->address,
+	       (unsigned long long)a->usage, q);
 	return 0;
 }
 
@@ -174,11 +208,13 @@ static int cli__show_user(const struct store_account *a)
 {
 	struct msg_stats s = { 0 };
 	struct store_web web;
+	struct store_domain d;
 	struct store_read *r;
 	unsigned apps = 0;
-	char when[32];
+	char when[32], quota[64];
 	time_t t = (time_t)a->created;
-	int e;
+	uint64_t q;
+	int e, de;
 
 	if ((e = store_read_begin(cli.st, &r)))
 		return e;
@@ -187,9 +223,14 @@ static int cli__show_user(const struct store_account *a)
 		e = store_app_password_each(r, a->id, cli__count_app, &apps);
 	if (!e)
 		e = store_web_get(r, a->id, &web);
+	de = store_domain_get(r, strrchr(a->address, '@') + 1, &d);
 	store_read_end(r);
 	if (e)
 		return e;
+	if (de && de != -PST_ENOTFOUND)
+		return de;
+	cli__quota_text(a, de ? NULL : &d, quota, sizeof(quota));
+	q = store_quota_of(a, de ? NULL : &d);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 	printf("address: %s\nid: %llu\ncreated: %s\npassword: %s\n"
 	       "require-app-password: %s\napp-passwords: %u\n", a->address,
@@ -215,6 +256,15 @@ static int cli__show_user(const struct store_account *a)
 	       (unsigned long long)s.n[STORE_ARCHIVE],
 	       (unsigned long long)s.bytes, (unsigned long long)s.hidden,
 	       (unsigned long long)s.seen);
+	/* usage is the kept count (what quotas compare); the bytes above
+	 * are counted now, and `postern check` says if they differ. */
+	printf("quota: %s\n", quota);
+	if (q)
+		printf("usage: %llu bytes (%llu%% of the quota)\n",
+		       (unsigned long long)a->usage,
+		       (unsigned long long)((double)a->usage * 100 / (double)q));
+	else
+		printf("usage: %llu bytes\n", (unsigned long long)a->usage);
 	return 0;
 }
 
@@ -226,6 +276,7 @@ static int cli__check_words(char **words, int n)
 
 	for (int i = 0; i < n; i++) {
 		uint8_t role;
+		uint64_t q;
 
 		if (cli__is_admin_word(words[i])) {
 			if (store_web_role_parse(words[i] + 6, &role)) {
@@ -235,8 +286,10 @@ static int cli__check_words(char **words, int n)
 			}
 			continue;
 		}
-		if ((e = cli_apply_setting(words[i], &scratch, &b, &bs, false,
-					   &p, &ps)))
+		if ((e = cli_quota_setting(words[i], true, &q)) == 1)
+			e = cli_apply_setting(words[i], &scratch, &b, &bs,
+					      false, &p, &ps);
+		if (e)
 			return e;
 	}
 	return EX_OK;
@@ -443,9 +496,15 @@ int cli_user(int argc, char **argv)
 
 	if (strcmp(verb, "list") == 0) {
 		char dom[STORE_DOMAIN_MAX + 1];
+		struct list_ctx x = { 0 };
 
+		if (argc > 1 && strcmp(argv[1], "--usage") == 0) {
+			x.usage = true;
+			argc--;
+			argv++;
+		}
 		if (argc > 2)
-			return cli_usage("user list [DOMAIN]");
+			return cli_usage("user list [--usage] [DOMAIN]");
 		if (argc == 2 && store_domain_normalize(argv[1], dom)) {
 			fprintf(stderr, "postern: '%s' is not a valid domain "
 				"name\n", argv[1]);
@@ -453,8 +512,9 @@ int cli_user(int argc, char **argv)
 		}
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "user list");
+		x.r = r;
 		e = store_account_each(r, argc == 2 ? dom : NULL, cli__print_user,
-				       NULL);
+				       &x);
 		store_read_end(r);
 		return e ? cli_fail(e, "user list") : EX_OK;
 	}

@@ -1,11 +1,14 @@
-"""The store's life across versions: a schema-1 store made by the programs
-of that version (tests/data/store-v1, see tests/data/make-store-v1) is
-refused by both daemons and the CLI with the command that upgrades it,
-`postern store upgrade` rewrites it, and every value, UIDL and message byte
-the version-1 programs reported survives; the upgraded store is served."""
+"""The store's life across versions: a schema-1 and a schema-2 store made by
+the programs of those versions (tests/data/store-v1 and store-v2, see
+tests/data/make-store-v1 and -v2) are refused by both daemons and the CLI
+with the command that upgrades them, `postern store upgrade` rewrites them,
+and every value, UIDL and message byte those programs reported survives,
+with each account's usage computed and each body given one reference
+(schema 3); the upgraded store is served."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,17 +19,20 @@ import pytest
 from conftest import BUILD, Client
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "store-v1"
+DATA_V2 = DATA.parent / "store-v2"
+OLD_STORES = pytest.mark.parametrize("data", [DATA, DATA_V2],
+                                     ids=["schema1", "schema2"])
 POSTERN = BUILD / "store" / "cli" / "postern"
 
 
 SCHEMA_KEY = b"schema_version".hex()
 
 
-def v1_store(folder: Path) -> Path:
-    """A private copy of the committed schema-1 store."""
+def v1_store(folder: Path, data: Path = DATA) -> Path:
+    """A private copy of a committed old store (schema 1 by default)."""
     store = folder / "store"
     store.mkdir(mode=0o750, parents=True)
-    shutil.copy(DATA / "data.mdb", store / "data.mdb")
+    shutil.copy(data / "data.mdb", store / "data.mdb")
     return store
 
 
@@ -52,10 +58,19 @@ def mdb_values(store: Path, db: str) -> dict:
 
 
 def body_hashes(store: Path) -> dict:
+    """be64 account ‖ be64 uid (hex; account 0: a queue entry) -> SHA-256
+    of its body. Schemas 1 and 2 key chunks so; schema 3 keys them by body
+    id (be64 ‖ be32 chunk), named by the last 8 octets of a message record
+    and by octets 41-48 of a queue record."""
     whole = {}
     for k, v in sorted(mdb_values(store, "bodies").items()):
-        whole[k[:32]] = whole.get(k[:32], b"") + v
-    return {k: hashlib.sha256(v).hexdigest() for k, v in whole.items()}
+        whole[k[:-8]] = whole.get(k[:-8], b"") + v
+    if mdb_values(store, "meta")[SCHEMA_KEY][0] < 3:
+        return {k: hashlib.sha256(v).hexdigest() for k, v in whole.items()}
+    owner = {k: v[-8:].hex() for k, v in mdb_values(store, "messages").items()}
+    owner.update({"0" * 16 + k: v[41:49].hex()
+                  for k, v in mdb_values(store, "queue").items()})
+    return {k: hashlib.sha256(whole[b]).hexdigest() for k, b in owner.items()}
 
 
 @pytest.fixture
@@ -63,53 +78,78 @@ def expected():
     return json.loads((DATA / "expected.json").read_text())
 
 
+@OLD_STORES
 def test_daemons_and_cli_refuse_a_store_that_needs_an_upgrade(tmp_path, pop3d,
-                                                              submitd):
-    store = v1_store(tmp_path)
+                                                              submitd, data):
+    store = v1_store(tmp_path, data)
+    old = mdb_values(store, "meta")[SCHEMA_KEY]
     r = cli(store, "user", "list")
     assert r.returncode == 78, r
-    assert b"needs an upgrade to version 2" in r.stderr
+    assert b"needs an upgrade to version 3" in r.stderr
     assert b"postern store upgrade" in r.stderr
     for start in (pop3d, submitd):
         d = start({"store": {"path": str(store)}}, wait=False)
         assert d.proc.wait(15) != 0
         assert "run `postern store upgrade`" in d.log(), d.log()
     # refused, not changed
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x01\x00\x00\x00"
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == old
 
 
-def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, expected):
-    store = v1_store(tmp_path)
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x01\x00\x00\x00"
+# What schema 3 shows that the old programs did not: the quota lines.
+NEW_LINES = ("quota: ", "usage: ")
+
+
+@OLD_STORES
+def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, data):
+    expected = json.loads((data / "expected.json").read_text())
+    old = expected["schema_version"]
+    store = v1_store(tmp_path, data)
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([old, 0, 0, 0])
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert b"upgraded from schema version 1 to 2" in r.stdout
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x02\x00\x00\x00"
+    assert f"upgraded from schema version {old} to 3".encode() in r.stdout
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x03\x00\x00\x00"
     for args, want in expected["cli"].items():
         got = cli(store, *args.split())
         assert got.returncode == 0, (args, got.stderr)
-        want = want.replace("/work/main/tests/data/store-v1", str(store))
         if args == "check":
             want = want.split(": ", 1)[1]
             got_text = got.stdout.decode().split(": ", 1)[1]
         else:
-            got_text = got.stdout.decode()
+            got_text = "".join(l for l in got.stdout.decode()
+                               .splitlines(keepends=True)
+                               if not l.startswith(NEW_LINES))
         assert got_text == want, args
+        if args.startswith("user show"):
+            # the usage the upgrade computed is the bytes of the messages
+            # the old programs counted; no quota, as before
+            out = got.stdout.decode()
+            counted = re.search(r"^messages: .*, (\d+) bytes,", out, re.M)
+            assert f"\nusage: {counted.group(1)} bytes\n" in out, out
+            assert "\nquota: none (the domain's default)\n" in out
+        if args.startswith("domain show"):
+            assert got.stdout.decode().endswith("quota: none\n")
     assert body_hashes(store) == expected["bodies"]
-    # every value is in the new encoding: version octet 2 first
+    # every value is in the new encoding: version octet 3 first; one body
+    # (one reference) per message and queue entry, as the old store had
     for db in ("domains", "accounts", "account_ids", "app_passwords",
-               "app_password_meta", "messages", "uidls", "queue"):
+               "app_password_meta", "messages", "uidls", "queue",
+               "body_refs"):
         for k, v in mdb_values(store, db).items():
-            assert v[:1] == b"\x02", (db, k, v)
+            assert v[:1] == b"\x03", (db, k, v)
+    refs = mdb_values(store, "body_refs")
+    assert len(refs) == len(expected["bodies"])
+    assert all(v[1:5] == b"\0\0\0\x01" for v in refs.values())
     # again: nothing to do
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0 and b"already" in r.stdout
     stats = dict(l.split(": ", 1) for l in
                  cli(store, "store", "stats").stdout.decode().splitlines())
-    assert stats["schema-version"] == "2"
+    assert stats["schema-version"] == "3"
     assert (stats["domains"], stats["accounts"], stats["messages"],
             stats["body-chunks"], stats["queued"], stats["app-passwords"],
-            stats["allowed-senders"]) == ("3", "4", "9", "12", "2", "3", "2")
+            stats["allowed-senders"], stats["bodies"]) == \
+        ("3", "4", "9", "12", "2", "3", "2", "11")
     assert int(stats["used"].split()[0]) <= int(stats["map-size"])
 
 
@@ -135,8 +175,9 @@ def pop_session(port, user, pw):
     return uidls, bodies
 
 
-def test_upgraded_store_is_served(tmp_path, pop3d, submitd):
-    store = v1_store(tmp_path)
+@OLD_STORES
+def test_upgraded_store_is_served(tmp_path, pop3d, submitd, data):
+    store = v1_store(tmp_path, data)
     assert cli(store, "store", "upgrade").returncode == 0
     p = pop3d({"store": {"path": str(store)}})
     uidls, bodies = pop_session(p.ports["tls"], "ann@example.com", "secret")

@@ -701,8 +701,9 @@ static int first_app(const struct store_app_password *p, void *arg)
 }
 
 /* What plant_v1 planted, read through the API (from version-1 records
- * before the upgrade, from version-2 ones after). */
-static void check_planted(struct store *st, unsigned nmsg)
+ * before the upgrade, from current ones after: then with the bodies, which
+ * schema 3 moved to body ids, and the usage the upgrade computed). */
+static void check_planted(struct store *st, unsigned nmsg, bool upgraded)
 {
 	struct store_read *r;
 	struct store_domain d;
@@ -747,9 +748,19 @@ static void check_planted(struct store *st, unsigned nmsg)
 	assert_int_equal(m.flags, STORE_MSG_SEEN);
 	assert_int_equal(m.internal_date, 1600000002);
 	assert_int_equal(m.nchunks, 1);
-	assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
-	assert_int_equal(len, m.size);
-	assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
+	if (upgraded) {
+		uint64_t usage = 0;
+
+		for (unsigned i = 1; i <= nmsg; i++)
+			usage += (uint64_t)snprintf(NULL, 0, "Subject: %u\r\n"
+						    "\r\nbody\r\n", i);
+		assert_int_equal(a.usage, usage);
+		assert_int_equal(a.quota, STORE_QUOTA_DOMAIN);
+		assert_int_equal(d.quota_default, 0);
+		assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
+		assert_int_equal(len, m.size);
+		assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
+	}
 	memset(digest, 0xab, 32);
 	assert_int_equal(store_app_password_find(r, digest, &acc, &app), 0);
 	assert_int_equal(acc, 1);
@@ -768,6 +779,14 @@ static void check_planted(struct store *st, unsigned nmsg)
 	assert_string_equal(q.last_error, "451 later");
 	assert_int_equal(q.nrcpts, 1);
 	assert_string_equal(q.rcpts[0], "carol@remote.test");
+	if (upgraded) {
+		struct store_check c;
+
+		assert_true(q.body_id > 0);
+		assert_int_equal(store_check(r, NULL, NULL, &c), 0);
+		assert_int_equal(c.problems, 0);
+		assert_int_equal(c.bodies, nmsg + 1);   /* one each, as before */
+	}
 	store_queue_entry_free(&q);
 	store_read_end(r);
 }
@@ -856,13 +875,13 @@ static void test_v1_store_upgraded(void **state)
 	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, err,
 				    sizeof(err)), 0);
 	assert_int_equal(store_schema_version(st), 1);
-	check_planted(st, 20);
+	check_planted(st, 20, false);
 	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
 	assert_int_equal(from, 1);
 	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
 	store_close(st);
 	assert_int_equal(store_open(dir, MAP, 0, &st, err, sizeof(err)), 0);
-	check_planted(st, 20);
+	check_planted(st, 20, true);
 	/* the counters and the UIDL index were carried over: new uids go on,
 	 * old UIDLs stay taken */
 	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
@@ -871,7 +890,7 @@ static void test_v1_store_upgraded(void **state)
 	op.m.uidl = "old-3";
 	assert_int_equal(store_write(st, add_msg, &op), -PST_EEXIST);
 	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
-	assert_int_equal(from, 2);
+	assert_int_equal(from, STORE_SCHEMA_VERSION);
 	store_close(st);
 }
 
@@ -889,15 +908,15 @@ static void test_records_explicit_encoding(void **state)
 	raw_begin(&r, MAP);
 	be64_at(k, 0, acct);
 	v = raw_get(&r, "account_ids", k, 8);
-	assert_int_equal(((uint8_t *)v.mv_data)[0], 2);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 3);
 	assert_memory_equal((uint8_t *)v.mv_data + 1, k, 8);
 	assert_int_equal(((uint8_t *)v.mv_data)[9], 15);
 	assert_memory_equal((uint8_t *)v.mv_data + 10, "ann@example.com", 15);
 	v = raw_get(&r, "accounts", "ann@example.com", 15);
 	assert_int_equal(v.mv_size, 9);
-	assert_memory_equal(v.mv_data, "\x02\0\0\0\0\0\0\0\x01", 9);
+	assert_memory_equal(v.mv_data, "\x03\0\0\0\0\0\0\0\x01", 9);
 	v = raw_get(&r, "meta", "schema_version", 14);
-	assert_memory_equal(v.mv_data, "\x02\0\0\0", 4);
+	assert_memory_equal(v.mv_data, "\x03\0\0\0", 4);
 	mdb_txn_abort(r.txn);
 	mdb_env_close(r.env);
 }
@@ -920,7 +939,7 @@ static void test_newer_record_refused(void **state)
 	v = raw_get(&r, "account_ids", k, 8);
 	assert_true(v.mv_size < sizeof(buf));
 	memcpy(buf, v.mv_data, v.mv_size);
-	buf[0] = 3;                     /* a version from the future */
+	buf[0] = 4;                     /* a version from the future */
 	raw_put(&r, "account_ids", k, 8, buf, v.mv_size);
 	raw_put(&r, "domains", "example.org", 11, "\x02\x0b" "exam", 6);
 	raw_end(&r);
@@ -1307,9 +1326,9 @@ static void test_upgrade_kill9_leaves_old_version(void **state)
 			 -STORE_EUPGRADE);
 	assert_int_equal(store_open(dir, map, STORE_UPGRADE, &st, NULL, 0), 0);
 	assert_int_equal(store_schema_version(st), 1);
-	check_planted(st, nmsg);
+	check_planted(st, nmsg, false);
 	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
-	check_planted(st, nmsg);
+	check_planted(st, nmsg, true);
 	store_close(st);
 }
 
@@ -1487,6 +1506,334 @@ static void test_msg_normalize(void **state)
 				   "X-Spam-Flag", "YES"));   /* body, not header */
 }
 
+
+/* ---- shared bodies and quotas (schema 3) ---- */
+
+struct fan_op {
+	uint64_t accts[8];
+	unsigned n;
+	struct store_msg_in m;
+	bool queue;
+	uint64_t body, queue_id;
+	int results[8];
+};
+
+/* One message to n accounts and (queue) a queue entry, in one
+ * transaction, as submitd files it: one body for all. */
+static int fan_out(struct store_write *w, void *arg)
+{
+	struct fan_op *op = arg;
+	int e;
+
+	op->body = 0;
+	op->m.shared = &op->body;
+	for (unsigned i = 0; i < op->n; i++) {
+		op->results[i] = store_msg_add(w, op->accts[i], &op->m, NULL);
+		if (op->results[i] && op->results[i] != -PST_EQUOTA)
+			return op->results[i];
+	}
+	if (op->queue) {
+		char rc[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+		struct store_queue_entry q = { .nrcpts = 1, .rcpts = rc,
+					       .body_id = op->body };
+
+		snprintf(q.sender, sizeof(q.sender), "ann@example.com");
+		if ((e = store_queue_add(w, &q, op->m.body, op->m.len)))
+			return e;
+		op->queue_id = q.id;
+	}
+	return 0;
+}
+
+struct acct_op { struct store_account a; bool create; };
+
+static int put_acct(struct store_write *w, void *arg)
+{
+	struct acct_op *op = arg;
+
+	return store_account_put(w, &op->a, op->create);
+}
+
+static uint64_t make_in_domain(struct store *st, const char *addr,
+			       uint64_t quota)
+{
+	struct acct_op op = { .create = true };
+
+	snprintf(op.a.address, sizeof(op.a.address), "%s", addr);
+	op.a.quota = quota;
+	assert_int_equal(store_write(st, put_acct, &op), 0);
+	return op.a.id;
+}
+
+static int del_queue(struct store_write *w, void *arg)
+{
+	return store_queue_del(w, *(uint64_t *)arg);
+}
+
+static int put_domain(struct store_write *w, void *arg)
+{
+	return store_domain_put(w, arg, false);
+}
+
+static void check_clean(struct store *st, struct store_check *c)
+{
+	struct store_read *r;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_check(r, NULL, NULL, c), 0);
+	store_read_end(r);
+	assert_int_equal(c->problems, 0);
+}
+
+static void test_shared_body_refcount(void **state)
+{
+	struct store *st = fresh();
+	static char body[300 * 1024];   /* two chunks */
+	struct fan_op op = { .n = 3, .queue = true };
+	struct store_check c;
+	struct store_stats s;
+	struct del_op del = { 0 };
+	char got[sizeof(body)];
+	size_t len;
+
+	body_of(7, sizeof(body), body);
+	op.accts[0] = make_account(st, "ann@example.com");
+	op.accts[1] = make_in_domain(st, "bob@example.com", 0);
+	op.accts[2] = make_in_domain(st, "cat@example.com", 0);
+	op.m = (struct store_msg_in){ .body = body, .len = sizeof(body) };
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 1);
+	assert_int_equal(s.chunks, 2);
+	assert_int_equal(s.messages, 3);
+	check_clean(st, &c);
+	assert_int_equal(c.bytes, 3 * sizeof(body));   /* per mailbox */
+	assert_int_equal(c.body_bytes, sizeof(body));  /* stored once */
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(read_body(st, op.accts[i], 1, got, sizeof(got),
+					   &len), 0);
+		assert_int_equal(len, sizeof(body));
+		assert_memory_equal(got, body, len);
+	}
+	/* every reference but the last keeps it */
+	for (unsigned i = 0; i < 3; i++) {
+		del.acct = op.accts[i];
+		del.uid = 1;
+		assert_int_equal(store_write(st, del_msg, &del), 0);
+		assert_int_equal(store_stats(st, &s), 0);
+		assert_int_equal(s.bodies, 1);
+		assert_int_equal(s.chunks, 2);
+		check_clean(st, &c);
+	}
+	assert_int_equal(store_write(st, del_queue, &op.queue_id), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 0);
+	assert_int_equal(s.chunks, 0);
+	check_clean(st, &c);
+	/* an account deleted gives its references back too */
+	op.queue = false;
+	op.n = 2;
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(store_write(st, del_account, "ann@example.com"), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 1);
+	assert_int_equal(store_write(st, del_account, "bob@example.com"), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 0);
+	assert_int_equal(s.chunks, 0);
+	check_clean(st, &c);
+	store_close(st);
+}
+
+/* A body shared with a size that is not its own is refused. */
+static int share_wrong_size(struct store_write *w, void *arg)
+{
+	uint64_t *acct = arg, body = 0;
+	struct store_msg_in m = { .body = "a\r\n\r\nb\r\n", .len = 8,
+				  .shared = &body };
+	int e = store_msg_add(w, *acct, &m, NULL);
+
+	if (e)
+		return e;
+	m.len = 7;
+	return store_msg_add(w, *acct, &m, NULL);
+}
+
+static void test_quota_usage(void **state)
+{
+	struct store *st = fresh();
+	uint64_t ann = make_account(st, "ann@example.com");
+	uint64_t bob = make_in_domain(st, "bob@example.com", 100);
+	uint64_t cat = make_in_domain(st, "cat@example.com", STORE_QUOTA_DOMAIN);
+	struct fan_op op = { .n = 3, .accts = { ann, bob, cat } };
+	struct store_account a;
+	struct store_domain d;
+	struct store_read *r;
+	struct store_check c;
+	struct del_op del = { .acct = bob, .uid = 1 };
+	char body[60];
+
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "S: a\r\n\r\n", 8);
+	op.m = (struct store_msg_in){ .body = body, .len = sizeof(body),
+				      .check_quota = true };
+	/* ann: no quota (0); bob: 100 bytes; cat: the domain's, none yet */
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(op.results[i], 0);
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(op.results[0], 0);
+	assert_int_equal(op.results[1], -PST_EQUOTA);   /* 120 > 100 */
+	assert_int_equal(op.results[2], 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, bob, &a), 0);
+	assert_int_equal(a.usage, 60);
+	assert_false(store_quota_exceeded(&a, NULL, 40));
+	assert_true(store_quota_exceeded(&a, NULL, 41));
+	assert_int_equal(store_account_get_by_id(r, cat, &a), 0);
+	assert_int_equal(a.usage, 120);
+	assert_int_equal(store_domain_get(r, "example.com", &d), 0);
+	store_read_end(r);
+	check_clean(st, &c);
+	/* the domain's default applies to cat, and says full at 120 */
+	d.quota_default = 120;
+	assert_int_equal(store_write(st, put_domain, &d), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, cat, &a), 0);
+	assert_int_equal(store_quota_check(r, &a, 0), -PST_EQUOTA);
+	assert_int_equal(store_account_get_by_id(r, ann, &a), 0);
+	assert_int_equal(store_quota_check(r, &a, 1000000), 0);
+	store_read_end(r);
+	/* deleting frees it */
+	assert_int_equal(store_write(st, del_msg, &del), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, bob, &a), 0);
+	assert_int_equal(a.usage, 0);
+	store_read_end(r);
+	/* an account written back from an old read keeps the kept usage */
+	a.usage = 999;
+	{
+		struct acct_op up = { .a = a };
+
+		assert_int_equal(store_write(st, put_acct, &up), 0);
+	}
+	check_clean(st, &c);
+	assert_int_equal(store_write(st, share_wrong_size, &ann), -EINVAL);
+	check_clean(st, &c);
+	store_close(st);
+}
+
+static void test_quota_parse(void **state)
+{
+	uint64_t q;
+	char b[32];
+
+	assert_int_equal(store_quota_parse("500M", true, &q), 0);
+	assert_int_equal(q, 500ULL << 20);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "500M");
+	assert_int_equal(store_quota_parse("2G", false, &q), 0);
+	assert_int_equal(q, 2ULL << 30);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "2G");
+	assert_int_equal(store_quota_parse("1536K", false, &q), 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "1536K");
+	assert_int_equal(store_quota_parse("1000", false, &q), 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "1000");
+	assert_int_equal(store_quota_parse("0", true, &q), 0);
+	assert_int_equal(q, 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "none");
+	assert_int_equal(store_quota_parse("none", false, &q), 0);
+	assert_int_equal(q, 0);
+	assert_int_equal(store_quota_parse("NONE", true, &q), 0);
+	assert_int_equal(store_quota_parse("default", true, &q), 0);
+	assert_int_equal(q, STORE_QUOTA_DOMAIN);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "default");
+	/* a domain's default has no default of its own */
+	assert_int_equal(store_quota_parse("default", false, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("-1", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("5m", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("5MB", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("1.5G", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse(" 5M", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("99999999999T", true, &q), -ERANGE);
+	assert_int_equal(store_quota_parse("18446744073709551615", true, &q),
+			 -ERANGE);
+}
+
+/* check recounts what the store keeps: a reference count or a usage that
+ * drifted (here made so by hand) is reported. */
+static void test_check_finds_bad_counts(void **state)
+{
+	struct store *st = fresh();
+	struct fan_op op = { .n = 2 };
+	struct store_check c;
+	struct store_read *rd;
+	struct raw r;
+	uint8_t k[8], buf[1024];
+	MDB_val v;
+
+	op.accts[0] = make_account(st, "ann@example.com");
+	op.accts[1] = make_in_domain(st, "bob@example.com", 0);
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	check_clean(st, &c);
+	store_close(st);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, op.body);
+	v = raw_get(&r, "body_refs", k, 8);
+	assert_int_equal(v.mv_size, 17);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[4], 2);         /* be32 refs: two messages */
+	buf[4] = 3;
+	raw_put(&r, "body_refs", k, 8, buf, 17);
+	be64_at(k, 0, op.accts[1]);
+	v = raw_get(&r, "account_ids", k, 8);
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[v.mv_size - 1] ^= 1;             /* the last octet of usage */
+	raw_put(&r, "account_ids", k, 8, buf, v.mv_size);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 2);
+	store_read_end(rd);
+	store_close(st);
+}
+
+/* A schema-1/2 store that lost a body chunk still upgrades: what is there
+ * is kept, and check names what is missing. */
+static void test_upgrade_keeps_a_damaged_store(void **state)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+	struct raw r;
+	uint8_t k[20];
+
+	plant_v1(MAP, 3);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, 1);
+	be64_at(k, 8, 2);
+	memset(k + 16, 0, 4);
+	{
+		MDB_dbi dbi;
+		MDB_val key = { 20, k };
+
+		assert_int_equal(mdb_dbi_open(r.txn, "bodies", 0, &dbi), 0);
+		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, NULL, 0), 0);
+	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.messages, 3);
+	assert_int_equal(c.bodies, 4);        /* three messages, one queued */
+	assert_int_equal(c.problems, 2);      /* chunk missing; size short */
+	store_read_end(rd);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1511,6 +1858,11 @@ int main(void)
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_msg_normalize),
+		cmocka_unit_test(test_shared_body_refcount),
+		cmocka_unit_test(test_quota_usage),
+		cmocka_unit_test(test_quota_parse),
+		cmocka_unit_test(test_check_finds_bad_counts),
+		cmocka_unit_test(test_upgrade_keeps_a_damaged_store),
 		cmocka_unit_test(test_queue_dsn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
