@@ -18,6 +18,7 @@ Run by tests/packaging/run (in a private mount namespace, as root), never
 by tests/run's pytest directly. Every wait is bounded; daemons are stopped
 by PID."""
 import gzip
+import json
 import os
 import poplib
 import re
@@ -534,6 +535,54 @@ def test_upgrade_keeps_config_and_store(root, deb):
     assert "127.0.0.1:" in root.p("/etc/postern/postern.conf").read_text()
     assert USER in root.run("postern", "user", "list").stdout
     assert root.stat("/var/lib/postern/data.mdb")[1] == "postern"
+
+
+def store_stats(root):
+    out = root.as_postern("postern", "store", "stats").stdout
+    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def test_upgrade_from_an_older_store_schema_runs_store_upgrade(root, deb):
+    """The postinst branch for an upgrade from a Postern whose store format
+    was older: the installed store is replaced by the committed schema-1
+    store (tests/data/store-v1, as an old version left it), the package
+    is installed again (dpkg: `postinst configure OLDVERSION`), and
+    postinst runs `postern store upgrade` as postern. The store is then at
+    the schema a new store gets, `postern check` is clean and the accounts
+    and messages are those of the old store. The package's own store is
+    put back afterwards."""
+    v1 = REPO / "tests" / "data" / "store-v1"
+    expected = json.loads((v1 / "expected.json").read_text())["cli"]
+    current = store_stats(root)["schema-version"]   # what this build makes
+    store = root.p("/var/lib/postern")
+    saved = root.path.parent / "store-before-v1"
+    shutil.rmtree(saved, ignore_errors=True)
+    sh("cp", "-a", str(store), str(saved))      # owners and modes kept
+    try:
+        for f in store.glob("*.mdb"):
+            f.unlink()
+        shutil.copy(v1 / "data.mdb", store / "data.mdb")
+        root.run("chown", "postern:postern", "/var/lib/postern/data.mdb")
+        (store / "data.mdb").chmod(0o600)
+        old = root.as_postern("postern", "user", "list", check=False)
+        assert old.returncode == 78 and "store upgrade" in old.stderr, old
+
+        r = root.run("dpkg", "-i", deb)
+        assert "install ok installed" in installed_version(root)
+        assert "store upgrade failed" not in r.stderr, r.stderr
+        assert "could not open the mail store" not in r.stderr, r.stderr
+
+        assert store_stats(root)["schema-version"] == current
+        assert root.stat("/var/lib/postern/data.mdb")[1:] == ("postern", "postern")
+        check = root.as_postern("postern", "check")
+        assert check.stdout.split(": ", 1)[1] == expected["check"].split(": ", 1)[1]
+        for args in ("user list", "domain list"):
+            assert root.run("postern", *args.split()).stdout == expected[args], args
+    finally:
+        shutil.rmtree(store)
+        sh("cp", "-a", str(saved), str(store))
+        shutil.rmtree(saved)
+    assert USER in root.run("postern", "user", "list").stdout
 
 
 def test_purge_removes_config_keeps_mail(root, deb):
