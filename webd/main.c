@@ -259,6 +259,17 @@ static int webd__run(bool check_only)
 	sigset_t set;
 	int r;
 
+	/* Before any thread exists (MHD's, the store writer's, any other), so
+	 * that they all inherit the mask and the signals come to
+	 * sigwaitinfo() only: a thread that left SIGHUP or SIGTERM unblocked
+	 * would take one arriving while the main thread is busy (in a reload,
+	 * say) and its default action would kill the daemon. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
 	if ((r = webd_tls_init(&webd.cfg, err)))
 		goto fail;
 	r = store_open(webd.cfg.store.path, webd.cfg.store.map_size,
@@ -280,13 +291,6 @@ static int webd__run(bool check_only)
 				&webd.http, err)) ||
 	    (r = webd__drop_privileges(webd.wcfg.user, err)))
 		goto fail;
-	/* Before any MHD thread exists, so that they all inherit the mask
-	 * and the signals come to sigwaitinfo() below. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (unsigned i = 0; i < webd.nl; i++)
 		if ((r = webd__start(&webd.l[i], threads ? threads : 1, err)))
 			goto fail;

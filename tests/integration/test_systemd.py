@@ -185,6 +185,10 @@ def test_webd_notify_ready_reloading_stopping(tmp_path, notify, monkeypatch):
         assert abs(usec / 1e6 - time.monotonic()) < 10
         notify.wait(lambda m: "READY=1" in m.split("\n"))
         assert "event=reloaded" in w.log()
+        # Signals while the main thread is busy reloading wait for it: no
+        # other thread takes one (its default action would kill webd).
+        for _ in range(30):
+            w.proc.send_signal(signal.SIGHUP)
         w.proc.send_signal(signal.SIGTERM)
         notify.wait(lambda m: "STOPPING=1" in m.split("\n"))
         assert w.proc.wait(15) == 0
