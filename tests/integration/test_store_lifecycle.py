@@ -510,6 +510,18 @@ def test_user_export_import_round_trip(tmp_path, pop3d):
     assert r.returncode == 65 and b"not a postern-accounts 1" in r.stderr
 
 
+def test_import_accounts_line_of_blanks_is_an_empty_line(tmp_path):
+    """A line of spaces has no first field: skipped like an empty line
+    (it was read as one, uninitialized)."""
+    store = tmp_path / "store"
+    f = tmp_path / "accounts.txt"
+    f.write_text("postern-accounts 1\n   \ndomain new.test\n \n")
+    r = cli(store, "user", "import", "accounts", str(f))
+    assert r.returncode == 0, r.stderr
+    assert b"imported 1 domains" in r.stdout, r.stdout
+    assert cli(store, "domain", "show", "new.test").returncode == 0
+
+
 def test_upgrade_refused_while_another_process_has_the_store_open(tmp_path):
     store = v1_store(tmp_path)
     cli(store, "user", "list")                     # writes cli.conf
