@@ -111,6 +111,7 @@ static int webd_adm__add_w(struct store_write *w, void *arg)
 	if (e)
 		return e;
 	u->a.pop = d.pop_default;
+	u->a.quota = STORE_QUOTA_DOMAIN;   /* as `postern user add` */
 	if (d.require_app_password_default)
 		u->a.flags |= STORE_ACCT_REQUIRE_APP_PW;
 	memcpy(u->a.phc, u->phc, sizeof(u->a.phc));

@@ -481,6 +481,9 @@ def test_admin_manages_own_domain(admin_site):
                                     f"new@{DOMAIN}", "password": "newuser-1"})
     assert "Account added." in text
     assert s.pop3_login(f"new@{DOMAIN}", "newuser-1")[0]
+    # it follows the domain's quota, as one added with the CLI does
+    s.cli("domain", "set", DOMAIN, "quota=1M")
+    assert show(s, f"new@{DOMAIN}")["quota"].endswith("(the domain's default)")
     # every POP setting
     st, _, text = a.get(f"/admin/user?address={ANN}")
     assert st == 200
