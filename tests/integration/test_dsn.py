@@ -247,13 +247,18 @@ def test_parameters_passed_to_a_relay_with_dsn(submitd, pop3d):
         shutil.rmtree(dump, ignore_errors=True)
 
 
-def lmtp_deliver(d, sender, rcpt_params):
+def lmtp_session(d):
     s = socket.socket(socket.AF_UNIX)
     s.connect(d.ports["lmtp"])
     c = Client(s)
     c.line()
     c.cmd("LHLO mta.test")
     c.smtp_reply()
+    return c
+
+
+def lmtp_deliver(d, sender, rcpt_params):
+    c = lmtp_session(d)
     c.cmd(f"MAIL FROM:<{sender}>")
     assert c.line().startswith("250")
     c.cmd(f"RCPT TO:<bob@example.com> {rcpt_params}".rstrip())
@@ -288,15 +293,7 @@ def send_big(d, port, n, subject):
     """ann's n-octet message to bob asking for the whole message back and
     a report on success: submitted by ann, or from outside over LMTP (an
     envelope sender anyone can write)."""
-    if port == "lmtp":
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(d.ports["lmtp"])
-        c = Client(s)
-        c.line()
-        c.cmd("LHLO mta.test")
-        c.smtp_reply()
-    else:
-        c, _ = session(d)
+    c = lmtp_session(d) if port == "lmtp" else session(d)[0]
     c.cmd("MAIL FROM:<ann@example.com> RET=FULL")
     assert c.line().startswith("250")
     c.cmd("RCPT TO:<bob@example.com> NOTIFY=SUCCESS")
