@@ -74,5 +74,17 @@ int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
 int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
 			uint64_t *out);
 
+/* The keys of meta and how each value is encoded, listed once
+ * (store__meta_keys in store.c): the upgrade rewrites each by its kind. */
+enum store_meta_kind {
+	META_SCHEMA,     /* little-endian uint32, never versioned */
+	META_COUNTER,    /* versioned u64 (store__counter_next) */
+	META_MARK,       /* "1": a fact of the store, present or absent */
+};
+/* META_MARK: the POP index is complete (store_popidx.h). */
+#define STORE_META_POPIDX "popidx_complete"
+/* The kind of meta key k: 0, or -PST_ECORRUPT for a key no Postern wrote. */
+int store__meta_kind(const MDB_val *k, enum store_meta_kind *kind);
+
 
 #endif

@@ -113,6 +113,29 @@ static int store_upgrade__recode(enum upgrade_kind kind, const MDB_val *v,
 	return e;
 }
 
+/* The kind of a meta key; one no Postern wrote is refused by name rather
+ * than misread as a record. */
+static int store_upgrade__meta_kind(const MDB_val *k,
+				    enum store_meta_kind *kind)
+{
+	char name[64];
+	size_t n = k->mv_size < sizeof(name) - 1 ? k->mv_size
+						 : sizeof(name) - 1;
+	int e = store__meta_kind(k, kind);
+
+	if (!e)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = ((const char *)k->mv_data)[i];
+
+		name[i] = c > ' ' && c < 0x7f && c != '"' && c != '\\' ? c : '?';
+	}
+	name[n] = '\0';
+	log_event(LOGL_ERR, 0, "store_upgrade_meta_unknown", "key=\"%s\"",
+		  name);
+	return e;
+}
+
 /* One record's new value: *out is buf (REC_ACCOUNT_MAX bytes) or
  * malloc'ed into *heap. key is a copy of the record's key. */
 typedef int (*upgrade_fn)(void *arg, const MDB_val *key, const MDB_val *v,
@@ -134,10 +157,15 @@ static int store_upgrade__walk(struct store *st, MDB_txn *txn,
 		uint8_t key[512], buf[REC_ACCOUNT_MAX], *heap = NULL;
 		MDB_val nk, nv;
 
-		/* The schema version keeps its form in every version. */
-		if (db == DB_META && k.mv_size == 14 &&
-		    memcmp(k.mv_data, "schema_version", 14) == 0)
-			continue;
+		/* Of meta, only the counters are records (store_int.h). */
+		if (db == DB_META) {
+			enum store_meta_kind kind;
+
+			if ((e = store_upgrade__meta_kind(&k, &kind)))
+				break;
+			if (kind != META_COUNTER)
+				continue;
+		}
 		if (k.mv_size > sizeof(key)) {
 			e = -PST_ECORRUPT;
 			break;
@@ -368,6 +396,18 @@ int store_upgrade(struct store *st,
 		if (!rc && (rc = mdb_stat(txn, st->db[DB_QUEUE], &s)) == 0)
 			u.total += s.ms_entries;
 		e = store__err(rc);
+	}
+	/* A schema-2 store of the Postern that had the POP index but not
+	 * schema 3 says the index is complete; an older binary may have
+	 * added messages since without it and left the mark. The mark goes,
+	 * so store__popidx_build (after the records) empties the index and
+	 * builds it from the messages. */
+	if (!e) {
+		MDB_val k = store__val(STORE_META_POPIDX,
+				       strlen(STORE_META_POPIDX));
+
+		rc = mdb_del(txn, st->db[DB_META], &k, NULL);
+		e = rc == MDB_NOTFOUND ? 0 : store__err(rc);
 	}
 	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++) {
 		enum upgrade_kind kind = up_dbs[i].kind;

@@ -170,16 +170,21 @@ int dsn_report_build(const struct dsn_report *r, char **out, size_t *len)
 	};
 	struct dsn_buf b = { 0 };
 	const char *hend = r->msg ? memmem(r->msg, r->len, "\r\n\r\n", 4) : NULL;
-	size_t mlen = r->full ? r->len : hend ? (size_t)(hend - r->msg) + 2
-				: r->len;
+	size_t mlen;
 	char date[64], bnd[96];
+	bool full;
 
 	if (!r->nrcpts)
 		return -EINVAL;
 	for (uint32_t i = 1; i < r->nrcpts; i++)
 		if (r->rcpts[i].action != r->rcpts[0].action)
 			return -EINVAL;
-	if (!r->full && mlen > DSN_HEADERS_MAX)
+	/* RFC 3461 4.3: RET is about failure reports. A success (or relayed,
+	 * or delayed) report returns the header only, so that asking for
+	 * reports cannot make Postern mail whole messages back. */
+	full = r->full && r->rcpts[0].action == DSN_FAILED;
+	mlen = full ? r->len : hend ? (size_t)(hend - r->msg) + 2 : r->len;
+	if (!full && mlen > DSN_HEADERS_MAX)
 		mlen = DSN_HEADERS_MAX;
 	/* A boundary that the returned message does not contain. */
 	snprintf(bnd, sizeof(bnd), "postern-dsn-%s", r->id);
@@ -207,8 +212,8 @@ int dsn_report_build(const struct dsn_report *r, char **out, size_t *len)
 
 		dsn__printf(&b, "\r\n--%s\r\nContent-Type: %s\r\n"
 			    "Content-Description: %s\r\n%s\r\n", bnd,
-			    r->full ? "message/rfc822" : "text/rfc822-headers",
-			    r->full ? "Undelivered Message" : "Message Headers",
+			    full ? "message/rfc822" : "text/rfc822-headers",
+			    full ? "Undelivered Message" : "Message Headers",
 			    eight ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 		dsn__put(&b, r->msg, mlen);
 		if (mlen < 2 || memcmp(r->msg + mlen - 2, "\r\n", 2))

@@ -3,7 +3,8 @@
  * message/delivery-status part (Reporting-MTA, Original-Envelope-Id,
  * Arrival-Date, then per recipient Original-Recipient, Final-Recipient,
  * Action, Status, Diagnostic-Code) and the original message
- * (message/rfc822, RET=FULL) or its header (text/rfc822-headers).
+ * (message/rfc822, RET=FULL on a failure report) or its header
+ * (text/rfc822-headers).
  *
  * Pure: no I/O, no store, no clock (the caller gives the times); unit
  * tests drive it and an integration test parses its output with Python's
@@ -32,7 +33,8 @@ struct dsn_report {
 	const char *envid;            /* ENVID; NULL or "": none */
 	const char *id;               /* unique per report: Message-ID, boundary */
 	time_t arrival, now;
-	int full;                     /* RET=FULL: the whole message */
+	int full;                     /* RET=FULL: the whole message, in a
+					 failure report only (RFC 3461 4.3) */
 	const struct dsn_rcpt *rcpts; /* all of one action */
 	uint32_t nrcpts;
 	const char *msg;              /* the original message (CRLF) */

@@ -1,7 +1,9 @@
 /* dsn_send.h — who gets a delivery status notification (RFC 3461), and
  * where it goes: the recipients' NOTIFY decides which outcomes are
  * reported; a report goes to the sender's Inbox when the sender is a local
- * account, else into the queue addressed to the sender with the null
+ * account (checked against its quota: over it, the report is dropped and
+ * logged, never failing the delivery), else into the queue addressed to
+ * the sender with the null
  * reverse-path (when a relay is configured; otherwise it is logged and
  * dropped). A message from the null sender is never reported on.
  *

@@ -196,6 +196,52 @@ def test_upgraded_store_is_served(tmp_path, pop3d, submitd, data):
     assert cli(store, "check").returncode == 0
 
 
+
+def mdb_put(store: Path, db: str, items: dict):
+    """Adds (or replaces) key hex -> value bytes in one named database, as
+    an older program would have (mdb_load, creating the database)."""
+    lines = ["VERSION=3", "format=bytevalue", "type=btree", "HEADER=END"]
+    for k, v in items.items():
+        lines += [" " + k, " " + v.hex()]
+    subprocess.run(["mdb_load", "-s", db, str(store)],
+                   input="\n".join(lines + ["DATA=END"]) + "\n", check=True,
+                   capture_output=True, text=True, timeout=60)
+
+
+def test_upgrade_of_a_schema2_store_with_the_pop_index(tmp_path, pop3d):
+    """main between the POP index and schema 3 wrote schema-2 stores with
+    meta "popidx_complete" = "1" (not a versioned integer) and a pop_index
+    an older binary may have left stale: the upgrade drops both and builds
+    the index from the messages."""
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"popidx_complete".hex(): b"1"})
+    # stale: bob's uid 1 is hidden from POP; ann's messages are missing
+    mdb_put(store, "pop_index", {"0000000000000002" "00"
+                                 "0000000000000001": b"\0"})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert b"upgraded from schema version 2 to 3" in r.stdout
+    meta = mdb_values(store, "meta")
+    assert meta[b"popidx_complete".hex()] == b"1"
+    r = cli(store, "check")
+    assert r.returncode == 0 and b" 0 problems" in r.stdout, r.stdout
+    p = pop3d({"store": {"path": str(store)}})
+    uidls, _ = pop_session(p.ports["tls"], "ann@example.com", "secret")
+    assert uidls == ["<old-1@dovecot>", "00000002000004d2",
+                     "00000003000004d2", "1.5", "1.6"]
+    uidls, _ = pop_session(p.ports["tls"], "bob@example.com", "secret")
+    assert uidls == ["2.2"]
+
+
+def test_upgrade_refuses_an_unknown_meta_key(tmp_path):
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"next_thing".hex(): b"\x03" + bytes(8)})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode != 0
+    assert b"next_thing" in r.stderr
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x02\0\0\0"
+
+
 # ---- backup and restore, online ----
 
 def auth_plain(user, pw="secret"):

@@ -1800,6 +1800,70 @@ static void test_check_finds_bad_counts(void **state)
 	store_close(st);
 }
 
+/* meta "next_body_id" set to n, as after n bodies given out. */
+static void bump_next_body_id(uint64_t n)
+{
+	uint8_t v[9] = { 3 };
+	struct raw r;
+
+	be64_at(v, 1, n);
+	raw_begin(&r, MAP);
+	raw_put(&r, "meta", "next_body_id", 12, v, sizeof(v));
+	raw_end(&r);
+}
+
+/* check counts references in memory by the bodies there are, not by every
+ * body id ever given: ids sparse and past 2^40 (a store that has had that
+ * many deliveries) are checked in a few bytes each. */
+static void test_check_huge_body_ids(void **state)
+{
+	struct store *st = fresh();
+	struct fan_op op = { .n = 2 };
+	struct store_check c;
+	struct store_read *rd;
+	uint64_t ids[3], acct[2];
+	struct raw r;
+	uint8_t k[8], buf[64];
+	MDB_val v;
+
+	acct[0] = make_account(st, "ann@example.com");
+	acct[1] = make_in_domain(st, "bob@example.com", 0);
+	memcpy(op.accts, acct, sizeof(acct));
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	for (unsigned i = 0; i < 3; i++) {
+		if (i) {
+			store_close(st);
+			bump_next_body_id(i == 1 ? 1ULL << 40 : (1ULL << 62) + 7);
+			assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+		}
+		assert_int_equal(store_write(st, fan_out, &op), 0);
+		ids[i] = op.body;
+	}
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], (1ULL << 40) + 1);
+	assert_int_equal(ids[2], (1ULL << 62) + 8);
+	check_clean(st, &c);
+	assert_int_equal(c.bodies, 3);
+	assert_int_equal(c.messages, 6);
+	store_close(st);
+	/* and a wrong count among them is still found */
+	raw_begin(&r, MAP);
+	be64_at(k, 0, ids[1]);
+	v = raw_get(&r, "body_refs", k, 8);
+	assert_int_equal(v.mv_size, 17);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[4], 2);
+	buf[4] = 1;
+	raw_put(&r, "body_refs", k, 8, buf, 17);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 1);
+	store_read_end(rd);
+	store_close(st);
+}
+
 /* A schema-1/2 store that lost a body chunk still upgrades: what is there
  * is kept, and check names what is missing. */
 static void test_upgrade_keeps_a_damaged_store(void **state)
@@ -1862,6 +1926,7 @@ int main(void)
 		cmocka_unit_test(test_quota_usage),
 		cmocka_unit_test(test_quota_parse),
 		cmocka_unit_test(test_check_finds_bad_counts),
+		cmocka_unit_test(test_check_huge_body_ids),
 		cmocka_unit_test(test_upgrade_keeps_a_damaged_store),
 		cmocka_unit_test(test_queue_dsn),
 	};
