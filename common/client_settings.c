@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/client_settings.h"
+#include "common/dkim_key.h"
 
 /* Records suggest one hour: long enough to be cached, short enough that a
  * mistake in them is undone within the afternoon. */
@@ -69,6 +70,33 @@ static void client_settings__srv(FILE *out, const char *svc, const char *dom,
 			CS_DNS_TTL);
 }
 
+/* The DKIM key of [dkim] keys for domain, if any: its TXT record, or why
+ * it cannot be printed (the key file unreadable by this user). */
+static int client_settings__dkim(const struct postern_config *cfg,
+				 const char *domain, FILE *out)
+{
+	struct dkim_key_list l = { 0 };
+	struct dkim_key *k;
+	char err[CFG_ERR_MAX];
+	int r = dkim_key_list_parse(cfg->dkim.keys, cfg->dkim.key_dir, &l, err);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r)
+		fprintf(out, "; DKIM: %s\n", err);
+	k = r ? NULL : (struct dkim_key *)dkim_key_find(&l, domain,
+							 strlen(domain));
+	if (k && (r = dkim_key_load(k, err)))
+		fprintf(out, "; DKIM key of %s: %s\n", domain, err);
+	else if (k) {
+		fprintf(out, "; DKIM (RFC 6376): the public key mail from %s is "
+			"signed with:\n", domain);
+		dkim_key_print_record(k, CS_DNS_TTL, out);
+	}
+	dkim_key_list_free(&l);
+	return ferror(out) ? -EIO : 0;
+}
+
 int client_settings_dns_records(const struct postern_config *cfg,
 				const char *domain, FILE *out)
 {
@@ -101,5 +129,5 @@ int client_settings_dns_records(const struct postern_config *cfg,
 		"_dmarc.%s. %d IN TXT \"v=DMARC1; p=quarantine; "
 		"rua=mailto:postmaster@%s\"\n", domain, CS_DNS_TTL, domain,
 		CS_DNS_TTL, domain);
-	return ferror(out) ? -EIO : 0;
+	return client_settings__dkim(cfg, domain, out);
 }

@@ -17,7 +17,7 @@
 #include "common/err.h"
 
 enum cfg_type { CFG_STR, CFG_UINT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM,
-		CFG_LISTEN, CFG_LIST, CFG_MODE };
+		CFG_LISTEN, CFG_LIST, CFG_MODE, CFG_CIDRS };
 
 struct cfg_key {
 	const char *section, *name;
@@ -74,6 +74,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "listen_plain", CFG_LISTEN, F(pop3d.listen_plain),
 	  "0.0.0.0:110, [::]:110", 0, 0, NULL,
 	  "Plain POP3 addresses; clients must STLS before logging in." },
+	{ "pop3d", "listen_tls_proxy_protocol", CFG_BOOL,
+	  F(pop3d.listen_tls_proxy), "no", 0, 0, NULL,
+	  "Connections to listen_tls start with a PROXY protocol header (v1\n"
+	  "or v2, from a load balancer in [limits] proxy_trusted), read before\n"
+	  "TLS; the client it names is the peer everywhere. Restart to change." },
+	{ "pop3d", "listen_plain_proxy_protocol", CFG_BOOL,
+	  F(pop3d.listen_plain_proxy), "no", 0, 0, NULL,
+	  "The same for listen_plain (the header comes before the greeting)." },
 	{ "pop3d", "plain_auth_loopback", CFG_BOOL, F(pop3d.plain_auth_loopback),
 	  "no", 0, 0, NULL,
 	  "Allow login without TLS for clients on loopback addresses only." },
@@ -109,6 +117,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "listen_starttls", CFG_LISTEN, F(submitd.listen_starttls),
 	  "0.0.0.0:587, [::]:587", 0, 0, NULL,
 	  "Submission addresses with STARTTLS (RFC 6409, RFC 3207)." },
+	{ "submitd", "listen_tls_proxy_protocol", CFG_BOOL,
+	  F(submitd.listen_tls_proxy), "no", 0, 0, NULL,
+	  "Connections to listen_tls start with a PROXY protocol header (v1\n"
+	  "or v2, from a load balancer in [limits] proxy_trusted), read before\n"
+	  "TLS; the client it names is the peer everywhere. Restart to change." },
+	{ "submitd", "listen_starttls_proxy_protocol", CFG_BOOL,
+	  F(submitd.listen_starttls_proxy), "no", 0, 0, NULL,
+	  "The same for listen_starttls (the header comes before the greeting)." },
 	{ "submitd", "listen_lmtp", CFG_LISTEN, F(submitd.listen_lmtp),
 	  "unix:/run/postern/lmtp.sock", 0, 0, NULL,
 	  "LMTP intake for an MTA (RFC 2033); unix:PATH or a loopback address." },
@@ -157,6 +173,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "queue_lifetime", CFG_DURATION, F(submitd.queue_lifetime),
 	  "5d", 1, 30 * 24 * 3600 * SEC, NULL,
 	  "Give up on a message this long after it was queued, and bounce it." },
+	{ "submitd", "delay_warning", CFG_DURATION, F(submitd.delay_warning),
+	  "4h", 0, 30 * 24 * 3600 * SEC, NULL,
+	  "Tell the sender once when a message is still queued this long\n"
+	  "(an RFC 3464 \"delayed\" report, unless its NOTIFY leaves DELAY\n"
+	  "out). 0: never." },
 	{ "submitd", "plain_auth_loopback", CFG_BOOL,
 	  F(submitd.plain_auth_loopback), "no", 0, 0, NULL,
 	  "Offer AUTH without TLS to clients on loopback addresses only." },
@@ -172,6 +193,23 @@ static const struct cfg_key cfg_keys[] = {
 	  "Run as this user after binding ports, when started as root." },
 	{ "submitd", "log_level", CFG_ENUM, F(submitd.log_level), "info", 0, 0,
 	  "debug|info|warn|error", "Lowest level logged." },
+
+	{ "dkim", "keys", CFG_STR, F(dkim.keys), "", 0, 0, NULL,
+	  "Signing keys, comma-separated DOMAIN:SELECTOR[:FILE]: mail submitted\n"
+	  "from DOMAIN (the From: header's domain, else the envelope sender's)\n"
+	  "is signed with FILE (PEM, RSA or Ed25519), relaxed/relaxed; FILE\n"
+	  "defaults to key_dir/DOMAIN.SELECTOR.key, what `postern dkim keygen`\n"
+	  "writes. Loaded at start and on SIGHUP. Empty: no signing." },
+	{ "dkim", "key_dir", CFG_STR, F(dkim.key_dir), "/etc/postern/dkim", 0, 0,
+	  NULL, "Folder of the keys that `postern dkim keygen` makes." },
+	{ "dkim", "headers", CFG_STR, F(dkim.headers),
+	  "From:Reply-To:Subject:Date:To:Cc:Message-ID:In-Reply-To:References:"
+	  "MIME-Version:Content-Type:Content-Transfer-Encoding", 0, 0, NULL,
+	  "Header fields signed (when present), colon-separated; From is\n"
+	  "always signed (RFC 6376 5.4)." },
+	{ "dkim", "workers", CFG_UINT, F(dkim.workers), "1", 1, 64, NULL,
+	  "Threads that sign messages, off the event loops (a big message's\n"
+	  "hashing never stalls other sessions)." },
 
 	{ "auth", "argon2_memory", CFG_UINT, F(auth.argon2_memory), "19456",
 	  8, 4 * 1024 * 1024, NULL,
@@ -246,6 +284,40 @@ static const struct cfg_key cfg_keys[] = {
 	{ "webd", "request_max", CFG_SIZE, F(webd.request_max), "16K", 1024,
 	  1 * MIB, NULL,
 	  "Largest request body (Autodiscover XML); larger is refused (413)." },
+	{ "metrics", "pop3d_listen", CFG_LISTEN, F(metrics.pop3d_listen), "",
+	  0, 0, NULL,
+	  "Where postern-pop3d serves /metrics (Prometheus), /healthz and\n"
+	  "/readyz over plain HTTP, e.g. 127.0.0.1:9195. Empty: off (the\n"
+	  "default), and nothing is counted. Keep it on loopback or a\n"
+	  "monitoring network." },
+	{ "metrics", "submitd_listen", CFG_LISTEN, F(metrics.submitd_listen),
+	  "", 0, 0, NULL,
+	  "The same for postern-submitd, e.g. 127.0.0.1:9196." },
+	{ "metrics", "connections_max", CFG_UINT, F(metrics.connections_max),
+	  "16", 1, 10000, NULL,
+	  "Connections to a daemon's endpoint at once (Prometheus, health\n"
+	  "checks); more wait in the listen queue." },
+	{ "metrics", "request_timeout", CFG_DURATION,
+	  F(metrics.request_timeout), "10s", 1 * SEC, 300 * SEC, NULL,
+	  "Close an endpoint connection that sends nothing for this long\n"
+	  "(whole seconds)." },
+	{ "webd", "session_idle", CFG_DURATION, F(webd.session_idle), "30m",
+	  1 * SEC, 24 * 3600 * SEC, NULL,
+	  "Sign a user out of the account page after this long without a\n"
+	  "request." },
+	{ "webd", "session_lifetime", CFG_DURATION, F(webd.session_lifetime),
+	  "12h", 1 * SEC, 30 * 24 * 3600 * SEC, NULL,
+	  "Sign a user out of the account page this long after sign-in,\n"
+	  "however active." },
+	{ "webd", "sessions_max", CFG_UINT, F(webd.sessions_max), "10000", 16,
+	  1000000, NULL,
+	  "Account-page sessions held in memory (signed in or not yet); when\n"
+	  "full, the oldest session not signed in is dropped first." },
+	{ "webd", "code_failures_max", CFG_UINT, F(webd.code_failures_max), "5",
+	  1, 100, NULL,
+	  "Wrong two-step codes from one address for one account before that\n"
+	  "address is refused for the account ([auth] throttle_window); each\n"
+	  "wrong code also waits as a wrong password does." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,
@@ -295,6 +367,13 @@ static const struct cfg_key cfg_keys[] = {
 	  "Recipients one account may send to per day (0: no limit)." },
 	{ "limits", "auth_failures_max", CFG_UINT, F(limits.auth_failures_max),
 	  "3", 1, 100, NULL, "Failed logins in one session before it is closed." },
+	{ "limits", "proxy_trusted", CFG_CIDRS, F(limits.proxy_trusted), "", 0, 0,
+	  NULL,
+	  "Addresses (CIDR ranges, comma-separated) whose PROXY protocol header\n"
+	  "is believed, on listeners with *_proxy_protocol = yes: the load\n"
+	  "balancers. A connection to such a listener from anywhere else is\n"
+	  "closed. Required when any listener has the PROXY protocol on.\n"
+	  "0.0.0.0/0 and ::/0 are refused; ::ffff:10.0.0.2 is 10.0.0.2." },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(*cfg_keys))
 
@@ -393,7 +472,7 @@ int cfg_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static char *cfg__trim(char *s)
+char *cfg_trim(char *s)
 {
 	char *e;
 
@@ -467,67 +546,214 @@ static int cfg__parse_one_addr(char *t, struct cfg_listen_addr *a,
 	return 0;
 }
 
+/* item(t, arg, err) for each comma-separated entry of s, trimmed, empty
+ * ones included (the caller refuses them); none for an empty or blank s.
+ * buf (cap octets) holds the copy strsep cuts. */
+static int cfg__each_item(const char *s, char *buf, size_t cap,
+			  int (*item)(char *t, void *arg, char err[CFG_ERR_MAX]),
+			  void *arg, char err[CFG_ERR_MAX])
+{
+	char *rest = buf, *tok;
+
+	if (strlen(s) >= cap) {
+		snprintf(err, CFG_ERR_MAX, "value too long");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	if (*cfg_trim(buf) == '\0')
+		return 0;
+	while ((tok = strsep(&rest, ","))) {
+		int r = item(cfg_trim(tok), arg, err);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int cfg__listen_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_listen *l = arg;
+
+	if (l->n == CFG_LIST_MAX) {
+		snprintf(err, CFG_ERR_MAX, "more than %d addresses", CFG_LIST_MAX);
+		return -EINVAL;
+	}
+	if (*t == '\0') {
+		snprintf(err, CFG_ERR_MAX, "empty address in list");
+		return -EINVAL;
+	}
+	if (cfg__parse_one_addr(t, &l->a[l->n], err))
+		return -EINVAL;
+	l->n++;
+	return 0;
+}
+
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX])
 {
 	char buf[CFG_LIST_MAX * 160];
-	char *rest = buf, *tok;
 	struct cfg_listen l = { 0 };
+	int r = cfg__each_item(s, buf, sizeof(buf), cfg__listen_item, &l, err);
 
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, CFG_ERR_MAX, "value too long");
+	if (r == 0)
+		*out = l;
+	return r;
+}
+
+static int cfg__strlist_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_strlist *l = arg;
+
+	if (l->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
+		snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
+			 "comma-separated paths", CFG_LIST_MAX);
 		return -EINVAL;
 	}
-	strcpy(buf, s);
-	if (*cfg__trim(buf) == '\0') {
-		*out = l;
-		return 0;
-	}
-	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
-
-		if (l.n == CFG_LIST_MAX) {
-			snprintf(err, CFG_ERR_MAX, "more than %d addresses",
-				 CFG_LIST_MAX);
-			return -EINVAL;
-		}
-		if (*t == '\0') {
-			snprintf(err, CFG_ERR_MAX, "empty address in list");
-			return -EINVAL;
-		}
-		if (cfg__parse_one_addr(t, &l.a[l.n], err))
-			return -EINVAL;
-		l.n++;
-	}
-	*out = l;
+	strcpy(l->v[l->n++], t);
 	return 0;
 }
 
 static int cfg__parse_strlist(const char *s, struct cfg_strlist *out,
-			 char err[CFG_ERR_MAX])
+			      char err[CFG_ERR_MAX])
 {
 	char buf[CFG_LIST_MAX * PATH_MAX];
-	char *rest = buf, *tok;
 
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, CFG_ERR_MAX, "value too long");
+	out->n = 0;
+	return cfg__each_item(s, buf, sizeof(buf), cfg__strlist_item, out, err);
+}
+
+/* The first 12 octets of an IPv4-mapped IPv6 address (RFC 4291 2.5.5.2). */
+static const uint8_t cfg__v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					   0xff, 0xff };
+
+static int cfg__parse_cidr(char *t, struct cfg_cidr *c, char err[CFG_ERR_MAX])
+{
+	char *slash = strchr(t, '/');
+	unsigned bits;
+	uint64_t prefix;
+
+	memset(c, 0, sizeof(*c));
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, t, c->addr) == 1) {
+		c->family = AF_INET;
+		bits = 32;
+	} else if (inet_pton(AF_INET6, t, c->addr) == 1) {
+		c->family = AF_INET6;
+		bits = 128;
+	} else {
+		snprintf(err, CFG_ERR_MAX, "'%s' is not an IPv4 or IPv6 address",
+			 t);
 		return -EINVAL;
 	}
-	strcpy(buf, s);
-	out->n = 0;
-	if (*cfg__trim(buf) == '\0')
-		return 0;
-	while ((tok = strsep(&rest, ","))) {
-		char *t = cfg__trim(tok);
-
-		if (out->n == CFG_LIST_MAX || *t == '\0' || strlen(t) >= PATH_MAX) {
-			snprintf(err, CFG_ERR_MAX, "expected up to %d non-empty "
-				 "comma-separated paths", CFG_LIST_MAX);
+	prefix = bits;
+	if (slash && cfg_parse_uint(slash + 1, 0, bits, &prefix)) {
+		snprintf(err, CFG_ERR_MAX, "'%s/%s': the prefix length must be "
+			 "0-%u", t, slash + 1, bits);
+		return -EINVAL;
+	}
+	c->prefix = (unsigned)prefix;
+	/* Peers are matched as IPv4 when they come IPv4-mapped
+	 * (cfg_cidrs_match), so a mapped entry as such would never match:
+	 * it stands for its IPv4 range. */
+	if (c->family == AF_INET6 &&
+	    memcmp(c->addr, cfg__v4mapped, sizeof(cfg__v4mapped)) == 0) {
+		if (c->prefix < 96) {
+			snprintf(err, CFG_ERR_MAX, "'%s/%u': an IPv4-mapped range "
+				 "needs a prefix length of at least 96; write "
+				 "it as an IPv4 range", t, c->prefix);
 			return -EINVAL;
 		}
-		strcpy(out->v[out->n++], t);
+		c->family = AF_INET;
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->prefix -= 96;
+		bits = 32;
+	}
+	for (unsigned i = 0; i < bits / 8; i++) {
+		unsigned keep = c->prefix > i * 8 ? c->prefix - i * 8 : 0;
+		uint8_t mask = keep >= 8 ? 0xff : (uint8_t)(0xff00 >> keep);
+
+		if (c->addr[i] & ~mask) {
+			snprintf(err, CFG_ERR_MAX, "'%s/%s' has address bits set "
+				 "past its prefix length", t,
+				 slash ? slash + 1 : "");
+			return -EINVAL;
+		}
+	}
+	/* A balancer list that trusts the whole internet lets anyone name
+	 * the client address. */
+	if (c->prefix == 0) {
+		snprintf(err, CFG_ERR_MAX, "'%s/%s' trusts every address: name "
+			 "the load balancers' addresses", t, slash ? slash + 1 : "");
+		return -EINVAL;
 	}
 	return 0;
+}
+
+static int cfg__cidr_item(char *t, void *arg, char err[CFG_ERR_MAX])
+{
+	struct cfg_cidrs *l = arg;
+
+	if (l->n == CFG_CIDR_MAX || *t == '\0') {
+		snprintf(err, CFG_ERR_MAX, "expected up to %d comma-separated "
+			 "address ranges", CFG_CIDR_MAX);
+		return -EINVAL;
+	}
+	if (cfg__parse_cidr(t, &l->a[l->n], err))
+		return -EINVAL;
+	l->n++;
+	return 0;
+}
+
+int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
+		    char err[CFG_ERR_MAX])
+{
+	char buf[CFG_CIDR_MAX * 64];
+	struct cfg_cidrs l;
+	int r;
+
+	memset(&l, 0, sizeof(l));    /* compared with memcmp (cfg__same) */
+	r = cfg__each_item(s, buf, sizeof(buf), cfg__cidr_item, &l, err);
+	if (r == 0)
+		*out = l;
+	return r;
+}
+
+bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr)
+{
+	const uint8_t *a;
+	int family;
+
+	if (!addr)
+		return false;
+	if (addr->sa_family == AF_INET) {
+		family = AF_INET;
+		a = (const uint8_t *)&((const struct sockaddr_in *)
+				       (const void *)addr)->sin_addr;
+	} else if (addr->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)addr)
+			->sin6_addr.s6_addr;
+		family = AF_INET6;
+		if (memcmp(a, cfg__v4mapped, sizeof(cfg__v4mapped)) == 0) {
+			family = AF_INET;
+			a += sizeof(cfg__v4mapped);
+		}
+	} else {
+		return false;
+	}
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct cfg_cidr *c = &l->a[i];
+		unsigned whole = c->prefix / 8, rest = c->prefix % 8;
+
+		if (c->family != family || memcmp(a, c->addr, whole) != 0)
+			continue;
+		if (rest == 0 ||
+		    ((a[whole] ^ c->addr[whole]) & (uint8_t)(0xff00 >> rest)) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Parse value into the key's field. On error writes a message to err. */
@@ -605,6 +831,8 @@ static int cfg__set(struct postern_config *cfg, const struct cfg_key *k,
 		return cfg_parse_listen(value, (struct cfg_listen *)field, err);
 	case CFG_LIST:
 		return cfg__parse_strlist(value, (struct cfg_strlist *)field, err);
+	case CFG_CIDRS:
+		return cfg_parse_cidrs(value, (struct cfg_cidrs *)field, err);
 	case CFG_MODE: {
 		unsigned m;
 
@@ -879,7 +1107,8 @@ static bool cfg__same(const struct cfg_key *k, const char *a, const char *b)
 				return false;
 		return true;
 	}
-	default:   /* numbers, bools, enums, modes: no padding inside */
+	default:   /* numbers, bools, enums, modes, address ranges (zeroed
+		    * by their parser): no padding inside */
 		return memcmp(a, b, k->size) == 0;
 	}
 }

@@ -43,6 +43,21 @@ struct cfg_listen {
 	struct cfg_listen_addr a[CFG_LIST_MAX];
 };
 
+/* An address range, "10.0.0.0/8" or "2001:db8::/32" (a bare address is
+ * one host); addr in network order, the bits past prefix zero. */
+struct cfg_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+#define CFG_CIDR_MAX 32         /* ranges in one list */
+
+struct cfg_cidrs {
+	unsigned n;
+	struct cfg_cidr a[CFG_CIDR_MAX];
+};
+
 struct cfg_strlist {
 	unsigned n;
 	char v[CFG_LIST_MAX][PATH_MAX];
@@ -76,6 +91,7 @@ struct postern_config {
 	} tls;
 	struct {
 		struct cfg_listen listen_tls, listen_plain;
+		bool listen_tls_proxy, listen_plain_proxy;   /* PROXY protocol */
 		uint64_t workers;
 		char user[64];
 		unsigned log_level;     /* enum log_level */
@@ -88,6 +104,7 @@ struct postern_config {
 	struct {
 		char hostname[256];
 		struct cfg_listen listen_tls, listen_starttls, listen_lmtp;
+		bool listen_tls_proxy, listen_starttls_proxy;   /* PROXY protocol */
 		struct cfg_sock_perm lmtp_perm;   /* listen_lmtp_owner etc. */
 		char relay[256];
 		unsigned relay_tls;     /* enum cfg_relay_tls */
@@ -101,13 +118,23 @@ struct postern_config {
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
 		uint64_t relay_concurrency, relay_reuse_time;
 		uint64_t queue_lifetime;
+		uint64_t delay_warning;         /* DSN "delayed"; 0: never */
 	} submitd;
+	struct {                        /* DKIM signing (postern-submitd) */
+		char keys[4096];        /* DOMAIN:SELECTOR[:FILE], ... */
+		char key_dir[PATH_MAX];
+		char headers[1024];     /* colon-separated field names */
+		uint64_t workers;
+	} dkim;
 	struct {                        /* postern-webd */
 		struct cfg_listen listen_https, listen_http;
 		uint64_t workers;
 		char user[64];
 		unsigned log_level;
 		uint64_t request_timeout, request_max;
+		/* the account page (#16) */
+		uint64_t session_idle, session_lifetime, sessions_max;
+		uint64_t code_failures_max;
 	} webd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
@@ -118,6 +145,10 @@ struct postern_config {
 		uint64_t cache_ttl;
 		uint64_t workers, queue_max;
 	} auth;
+	struct {                        /* /metrics, /healthz, /readyz */
+		struct cfg_listen pop3d_listen, submitd_listen;
+		uint64_t connections_max, request_timeout;
+	} metrics;
 	struct {
 		uint64_t max_connections, max_connections_per_ip;
 		uint64_t pop3_line_max, smtp_line_max, smtp_text_line_max;
@@ -127,6 +158,7 @@ struct postern_config {
 		uint64_t message_max, recipients_max, data_memory_max;
 		uint64_t errors_max, auth_failures_max;
 		uint64_t send_messages_per_hour, send_recipients_per_day;
+		struct cfg_cidrs proxy_trusted;   /* who may send a PROXY header */
 	} limits;
 	/* Made by cfg_snapshot_load(): cfg_hold()/cfg_release() count it. */
 	bool snapshot;
@@ -184,6 +216,18 @@ int cfg_parse_bool(const char *s, bool *out);
 /* A file mode written as in chmod, in octal with its leading zero: "0660".
  * Exactly four digits 0-7, the first 0 (no set-id or sticky bits). */
 int cfg_parse_mode(const char *s, unsigned *out);
+/* "10.0.0.0/8, 192.0.2.7, 2001:db8::/32"; empty means none. A range with
+ * bits set past its prefix ("10.0.0.1/8") is refused, as a likely typo; so
+ * is one of prefix 0 ("0.0.0.0/0", "::/0": it trusts every address). An
+ * IPv4-mapped entry ("::ffff:10.0.0.2", "::ffff:10.0.0.0/104") is stored
+ * as its IPv4 range (prefix - 96); a mapped prefix below 96 is refused. */
+int cfg_parse_cidrs(const char *s, struct cfg_cidrs *out,
+		    char err[CFG_ERR_MAX]);
+/* Whether addr (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as
+ * its IPv4 address) is in one of the ranges. NULL or another family: no. */
+bool cfg_cidrs_match(const struct cfg_cidrs *l, const struct sockaddr *addr);
+/* s without its leading and trailing spaces and tabs (cut in place). */
+char *cfg_trim(char *s);
 /* "0.0.0.0:995, [::]:995, unix:/run/x.sock"; empty means none. */
 int cfg_parse_listen(const char *s, struct cfg_listen *out,
 		     char err[CFG_ERR_MAX]);

@@ -19,6 +19,7 @@ const char *pst_strerror(int err)
 		[PST_EAUTH - PST_ERR_BASE]     = "authentication failed",
 		[PST_EBUSY - PST_ERR_BASE]     = "in use",
 		[PST_EUPGRADE - PST_ERR_BASE]  = "store needs an upgrade (postern store upgrade)",
+		[PST_EQUOTA - PST_ERR_BASE]    = "mailbox full (over quota)",
 	};
 	/* Any int is a valid argument (no REQUIRE): the range checks below
 	 * keep the index in the table, and this keeps the table whole. */

@@ -24,6 +24,7 @@ enum pst_err {
 	PST_EAUTH,       /* credentials refused */
 	PST_EBUSY,       /* resource in use (mailbox lock) */
 	PST_EUPGRADE,    /* store needs `postern store upgrade` */
+	PST_EQUOTA,      /* over the mailbox quota */
 	PST_ERR_END
 };
 

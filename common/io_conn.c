@@ -17,12 +17,27 @@
 #include "common/err.h"
 #include "common/io_conn.h"
 #include "common/log.h"
+#include "common/proxy_hdr.h"
+#include "common/metrics.h"
 #include "common/tls_creds.h"
 
 #define IO_RECORD_MAX 16384       /* one TLS record of bulk output */
 #define IO_LINGER_MS 5000         /* bound on flushing output at close */
 
 enum io_tls_state { IO_PLAIN, IO_HANDSHAKE, IO_TLS };
+
+/* Connections of this process (the daemon) waiting for their PROXY header:
+ * counted in by io_conn_proxy_read, out when the header is in or the
+ * connection is freed (c->proxy set means counted). */
+static atomic_uint_fast64_t io__proxy_pending;
+
+/* A PROXY header being read (io_conn_proxy_read). */
+struct io_proxy {
+	struct proxy_hdr hdr;
+	void (*done)(struct io_conn *c, int tag, const char *label);
+	int tag;
+	const char *label;
+};
 
 struct io_conn {
 	union {
@@ -52,6 +67,8 @@ struct io_conn {
 	char peer[INET6_ADDRSTRLEN + 8];
 	char peer_host[INET6_ADDRSTRLEN];
 
+	struct io_proxy *proxy;   /* while a PROXY header is awaited */
+
 	enum io_tls_state tls_state;
 	gnutls_session_t tls;
 	struct tls_creds *creds;
@@ -77,6 +94,9 @@ struct io_conn {
 	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
 	bool started, reading, paused, in_process, closing, eof, want_drained;
 	bool registered, logged_in, client;
+	/* Metrics: the listener counted in (index + 1; 0: not counted) and
+	 * how the session ended (the first reason that is not ok). */
+	uint8_t mlsn, end;
 };
 
 struct io_wreq {
@@ -90,6 +110,9 @@ static void io__process(struct io_conn *c);
 static void io__update_reading(struct io_conn *c);
 static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void io__arm_timer(struct io_conn *c);
+static void io__proxy_refuse(struct io_conn *c, enum log_level level,
+			     const char *reason);
+static void io__end(struct io_conn *c, unsigned why);
 
 /* ---- identity ---- */
 
@@ -344,6 +367,7 @@ static void io__reap(struct io_conn *v, uint64_t for_id)
 					     : IO_TIMEOUT_LOGIN;
 
 	v->limit = NULL;
+	io__end(v, MV_SESSION_RESULT_REAPED);
 	log_event(LOGL_INFO, v->id, "reaped", "which=%s idle_ms=%llu peer=%s "
 		  "for=%08llx", v->logged_in ? "idle" : "login",
 		  (unsigned long long)(uv_now(v->w->loop) - v->active_at),
@@ -356,9 +380,31 @@ static void io__reap(struct io_conn *v, uint64_t for_id)
 
 /* ---- lifetime ---- */
 
+/* Why the session ends, for postern_sessions_total: the first reason
+ * given wins (a timeout's reply failing to go out is still a timeout). */
+static void io__end(struct io_conn *c, unsigned why)
+{
+	if (c->end == MV_SESSION_RESULT_OK)
+		c->end = (uint8_t)why;
+}
+
+void io_conn_count_session(struct io_conn *c, unsigned listener)
+{
+	IO_ON_LOOP(c->w);
+	if (!METRICS_ON() || listener >= METRICS_LISTENERS_MAX)
+		return;
+	c->mlsn = (uint8_t)(listener + 1);
+	metrics_inc(METRICS_SLOT(SESSIONS_ACTIVE, listener, 0, 0));
+}
+
 static void io__free(struct io_conn *c)
 {
 	struct io_worker *w = c->w;
+
+	if (c->mlsn) {
+		metrics_dec(METRICS_SLOT(SESSIONS_ACTIVE, c->mlsn - 1, 0, 0));
+		metrics_inc(METRICS_SLOT(SESSIONS, c->mlsn - 1, c->end, 0));
+	}
 
 	if (c->registered)
 		io_worker_unregister(w, c->id);
@@ -378,6 +424,10 @@ static void io__free(struct io_conn *c)
 		gnutls_deinit(c->tls);
 	tls_creds_release(c->creds);
 	linebuf_free(&c->lb);
+	if (c->proxy) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		free(c->proxy);
+	}
 	free(c->spill);
 	free(c->obuf);
 	free(c);
@@ -442,9 +492,13 @@ static void io__write_done(uv_write_t *req, int status)
 	c->pending -= wr->len;
 	free(wr);
 	if (status < 0) {
-		if (!c->closing)
+		/* After the engine closed (QUIT answered), a client that
+		 * hangs up before our close_notify ended the session well. */
+		if (!c->closing) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_DEBUG, c->id, "write_error", "error=\"%s\"",
 				  uv_strerror(status));
+		}
 		c->closing = true;
 		io__close_handles(c);
 		return;
@@ -641,6 +695,11 @@ static void io__timer_cb(uv_timer_t *t)
 		}
 		if (c->closing)
 			continue;
+		if (c->proxy) {     /* the handshake deadline, for the header */
+			io__proxy_refuse(c, LOGL_WARN, "timeout");
+			return;
+		}
+		io__end(c, MV_SESSION_RESULT_TIMEOUT);
 		log_event(LOGL_INFO, c->id, "timeout", "which=%s",
 			  (const char *[]){ "idle", "login", "line",
 					    "handshake" }[i]);
@@ -769,10 +828,12 @@ static int io__fill(struct io_conn *c)
 			 * ends here, before anything else it sent is read. */
 			log_event(LOGL_INFO, c->id, "tls_renegotiation_refused",
 				  "peer=%s", c->peer);
+			io__end(c, MV_SESSION_RESULT_TLS_FAILED);
 			return -PST_ETLS;
 		}
 		log_event(LOGL_DEBUG, c->id, "tls_error", "error=\"%s\"",
 			  gnutls_strerror((int)r));
+		io__end(c, MV_SESSION_RESULT_TLS_FAILED);
 		return -PST_ETLS;
 	}
 }
@@ -828,6 +889,7 @@ static void io__process(struct io_conn *c)
 		}
 		ev = linebuf_next(&c->lb, &rules, &ln);
 		if (ev == LB_FLOOD) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_INFO, c->id, "line_flood",
 				  "discarded=%zu", c->lim.discard_max);
 			io_conn_close(c);
@@ -881,6 +943,9 @@ static void io__handshake(struct io_conn *c)
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 		return;
 	if (r < 0) {
+		io__end(c, MV_SESSION_RESULT_TLS_FAILED);
+		if (!c->client)      /* the metric counts clients' handshakes */
+			metrics_inc(MS_TLS_FAILURES);
 		log_event(LOGL_INFO, c->id, "tls_handshake_failed",
 			  "peer=%s error=\"%s\"", c->peer, gnutls_strerror(r));
 		if (c->client && c->ops->on_error) {
@@ -901,6 +966,14 @@ static void io__handshake(struct io_conn *c)
 	}
 	c->tls_state = IO_TLS;
 	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	if (METRICS_ON()) {
+		gnutls_protocol_t v = gnutls_protocol_get_version(c->tls);
+
+		metrics_inc(METRICS_SLOT(TLS_HANDSHAKES,
+			v == GNUTLS_TLS1_3 ? MV_TLS_VERSION_TLS1_3 :
+			v == GNUTLS_TLS1_2 ? MV_TLS_VERSION_TLS1_2 :
+			MV_TLS_VERSION_OTHER, 0, 0));
+	}
 	io__touch(c);
 	io__arm_timer(c);
 	log_event(LOGL_DEBUG, c->id, "tls_ready", "tls=%s resumed=%s",
@@ -911,6 +984,70 @@ static void io__handshake(struct io_conn *c)
 	io_conn_flush(c);
 }
 
+/* ---- the PROXY header (see io_conn.h) ---- */
+
+static void io__proxy_refuse(struct io_conn *c, enum log_level level,
+			     const char *reason)
+{
+	log_event(level, c->id, "proxy_refused", "reason=%s peer=%s listen=%s",
+		  reason, c->peer, c->proxy->label);
+	/* A balancer's bare TCP check (info) is no refusal. */
+	if (level == LOGL_WARN)
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY,
+					 0, 0));
+	io_conn_close(c);
+}
+
+/* Take header bytes from rx; when the header is in, hand over. */
+static void io__proxy_feed(struct io_conn *c)
+{
+	struct io_proxy *p = c->proxy;
+	char balancer[sizeof(c->peer)];
+	size_t used;
+
+	switch (proxy_hdr_feed(&p->hdr, c->rx + c->rx_off,
+			       c->rx_len - c->rx_off, &used)) {
+	case PROXY_HDR_MORE:
+		c->rx_off = c->rx_len;
+		return;
+	case PROXY_HDR_ERROR:
+		io__proxy_refuse(c, LOGL_WARN, proxy_hdr_strerror(p->hdr.err));
+		return;
+	case PROXY_HDR_LOCAL:
+		/* The balancer's own connection (a health check): the spec
+		 * (2.2) says serve it with the real endpoints, and a check
+		 * that expects a greeting needs one. Not loopback, as for
+		 * UNKNOWN below. */
+		c->loopback = false;
+		log_event(LOGL_DEBUG, c->id, "proxy_local", "peer=%s listen=%s",
+			  c->peer, p->label);
+		break;
+	case PROXY_HDR_PROXY:
+		memcpy(balancer, c->peer, sizeof(balancer));
+		memcpy(&c->peer_ss, &p->hdr.src, sizeof(c->peer_ss));
+		io__describe_peer(c);
+		log_event(LOGL_DEBUG, c->id, "proxy_header", "version=%u peer=%s "
+			  "proxy=%s", p->hdr.version, c->peer, balancer);
+		break;
+	case PROXY_HDR_UNKNOWN:
+		/* The spec: use the connection's own addresses. They are
+		 * the balancer's, not the client's: a balancer on this host
+		 * must not make an unnamed client a local one
+		 * (plain_auth_loopback). */
+		c->loopback = false;
+		log_event(LOGL_INFO, c->id, "proxy_unknown", "version=%u peer=%s",
+			  p->hdr.version, c->peer);
+		break;
+	}
+	c->rx_off += used;
+	c->proxy = NULL;
+	atomic_fetch_sub(&io__proxy_pending, 1);
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;
+	io__arm_timer(c);
+	p->done(c, p->tag, p->label);
+	free(p);
+}
+
 static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct io_conn *c = s->data;
@@ -919,9 +1056,18 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		c->eof = true;
-		if (nread != UV_EOF)
+		if (c->proxy) {
+			/* A balancer's TCP check that connects and leaves is
+			 * not worth a warning. */
+			io__proxy_refuse(c, c->proxy->hdr.seen ? LOGL_WARN
+							       : LOGL_INFO, "eof");
+			return;
+		}
+		if (nread != UV_EOF) {
+			io__end(c, MV_SESSION_RESULT_ERROR);
 			log_event(LOGL_DEBUG, c->id, "read_error",
 				  "error=\"%s\"", uv_strerror((int)nread));
+		}
 		if (c->tls_state == IO_HANDSHAKE || c->paused)
 			io_conn_close(c);
 		else
@@ -932,6 +1078,16 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	c->rx = buf->base;
 	c->rx_len = (size_t)nread;
 	c->rx_off = 0;
+	if (c->proxy) {
+		io__proxy_feed(c);
+		if (c->proxy || c->closing) {   /* more to come, or refused */
+			c->rx = NULL;
+			c->rx_len = c->rx_off = 0;
+			io__update_reading(c);
+			return;
+		}
+		/* Started by done(): what followed the header goes on below. */
+	}
 	if (c->tls_state == IO_HANDSHAKE)
 		io__handshake(c);
 	if (!c->closing)
@@ -1050,15 +1206,14 @@ int io_conn_connect(struct io_worker *w, const struct sockaddr *addr,
 	return 0;
 }
 
-int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
-		   const struct io_limits *lim, struct conn_limit *limit,
-		   enum conn_verdict *verdict, struct io_conn **out)
+/* A connection for a stream the server socket has, with its peer address;
+ * no slot yet. On failure it is closing (freed by the loop). */
+static int io__create(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		      const struct io_limits *lim, struct io_conn **out)
 {
-	struct io_conn *c;
+	struct io_conn *c = io__new(w, lim, is_unix);
 	int r;
 
-	IO_ON_LOOP(w);
-	c = io__new(w, lim, is_unix);
 	if (!c)
 		return -ENOMEM;
 	r = uv_accept(server, &c->u.s);
@@ -1075,29 +1230,100 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		io__close_handles(c);
 		return r;
 	}
-	*verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
-			 : CONN_OK;
-	if (*verdict == CONN_OVER_TOTAL) {
+	*out = c;
+	return 0;
+}
+
+static enum conn_verdict io__admit(struct io_conn *c, struct conn_limit *limit)
+{
+	struct io_worker *w = c->w;
+	enum conn_verdict verdict;
+
+	verdict = limit ? conn_limit_acquire(limit, io_conn_peer_addr(c))
+			: CONN_OK;
+	if (verdict == CONN_OVER_TOTAL) {
 		struct io_conn *v = io__reap_pick(w);
 		bool replaced = false;
 
 		if (v) {
-			*verdict = conn_limit_replace(limit,
-						      io_conn_peer_addr(c),
-						      io_conn_peer_addr(v),
-						      &replaced);
+			verdict = conn_limit_replace(limit,
+						     io_conn_peer_addr(c),
+						     io_conn_peer_addr(v),
+						     &replaced);
 			if (replaced)
 				io__reap(v, c->id);
 		}
 	}
-	if (*verdict == CONN_OK) {
+	if (verdict == CONN_OK) {
 		c->limit = limit;   /* released when the conn is freed */
 		/* A reaper candidate from now on; only admitted ones are,
 		 * since a victim's slot is what the newcomer gets. */
 		c->active_at = uv_now(w->loop);
 		io__lru_append(c, IO_LRU_LOGIN);
 	}
+	return verdict;
+}
+
+int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		   const struct io_limits *lim, struct conn_limit *limit,
+		   enum conn_verdict *verdict, struct io_conn **out)
+{
+	struct io_conn *c;
+	int r;
+
+	IO_ON_LOOP(w);
+	r = io__create(w, server, is_unix, lim, &c);
+	if (r < 0)
+		return r;
+	*verdict = io__admit(c, limit);
 	*out = c;
+	return 0;
+}
+
+int io_conn_accept_proxy(struct io_worker *w, uv_stream_t *server,
+			 const struct io_limits *lim, struct io_conn **out)
+{
+	IO_ON_LOOP(w);
+	return io__create(w, server, false, lim, out);
+}
+
+enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit)
+{
+	IO_ON_LOOP(c->w);
+	REQUIRE(!c->started && !c->limit && c->lru < 0);
+	return io__admit(c, limit);
+}
+
+int io_conn_proxy_read(struct io_conn *c,
+		       void (*done)(struct io_conn *c, int tag,
+				    const char *label),
+		       int tag, const char *label)
+{
+	struct io_proxy *p;
+
+	IO_ON_LOOP(c->w);
+	REQUIRE(!c->started && !c->proxy && done);
+	/* Counted before it is judged, so workers racing for the last
+	 * place cannot both take it. */
+	if (atomic_fetch_add(&io__proxy_pending, 1) >= c->lim.proxy_pending_max &&
+	    c->lim.proxy_pending_max) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		return -EBUSY;
+	}
+	p = malloc(sizeof(*p));
+	if (!p) {
+		atomic_fetch_sub(&io__proxy_pending, 1);
+		return -ENOMEM;
+	}
+	proxy_hdr_init(&p->hdr);
+	p->done = done;
+	p->tag = tag;
+	p->label = label;
+	c->proxy = p;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(c->w->loop) +
+					    c->lim.handshake_ms;
+	io__arm_timer(c);
+	io__update_reading(c);
 	return 0;
 }
 

@@ -108,6 +108,9 @@ struct io_limits {
 	size_t discard_max;
 	size_t output_max;
 	uint64_t idle_ms, login_ms, line_ms, handshake_ms;
+	/* PROXY headers awaited at once in the daemon ([limits]
+	 * max_connections); 0: no cap. */
+	uint64_t proxy_pending_max;
 };
 
 /* A result posted to a loop from another thread (auth pool, store writer),
@@ -204,6 +207,50 @@ int io_conn_accept(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		   const struct io_limits *lim, struct conn_limit *limit,
 		   enum conn_verdict *verdict, struct io_conn **out);
 const struct sockaddr *io_conn_peer_addr(struct io_conn *c);
+
+/* PROXY protocol listeners (proxy_hdr.h). io_conn_accept_proxy() makes the
+ * connection of an accepted TCP stream without a connection slot: the
+ * address it has is the load balancer's. The runtime checks that address
+ * is trusted, then io_conn_proxy_read() reads the header before anything
+ * else — before TLS on implicit-TLS ports, before the greeting — under the
+ * handshake deadline ([tls] handshake_timeout). When a header names a
+ * client, the client's address replaces the peer address for everything
+ * after (io_conn_peer*, the connection slot, the loopback test, logs);
+ * for a header without one (v1 UNKNOWN, v2 UNSPEC or unix) the
+ * balancer's stays, but the connection is not loopback whatever that
+ * address is: on a proxy listener only a header naming a loopback client
+ * makes io_conn_peer_is_loopback() true.
+ * Then done(c, tag, label) runs (tag and label as given; label a string
+ * that outlives the connection, for logs): it takes the slot with
+ * io_conn_admit() and hands the connection to the protocol as after
+ * io_conn_accept(); bytes that came with the header are processed once
+ * the connection is started. A v2 LOCAL header (the balancer's health
+ * check) is served like one without a client address, from the
+ * balancer's address and not loopback, logged at debug level; a
+ * malformed header, end of input or the deadline close it with one line,
+ * event=proxy_refused reason=... . Until the header is in, the connection
+ * holds no slot and is no reaper candidate: it is bounded by the deadline,
+ * only trusted addresses get that far, and at most lim.proxy_pending_max
+ * connections of the daemon (all workers) wait for a header at once.
+ * io_conn_proxy_read() errors: -EBUSY, that many already wait; -ENOMEM.
+ * Then nothing is started and the caller closes the connection.
+ * Cost: one allocation (struct proxy_hdr and the callback, freed when the
+ * header is in) and no system call beyond the reads; connections of other
+ * listeners pay one test per read. */
+int io_conn_accept_proxy(struct io_worker *w, uv_stream_t *server,
+			 const struct io_limits *lim, struct io_conn **out);
+int io_conn_proxy_read(struct io_conn *c,
+		       void (*done)(struct io_conn *c, int tag,
+				    const char *label),
+		       int tag, const char *label);
+/* The connection slot for a connection made by io_conn_accept_proxy(), as
+ * io_conn_accept() takes it (the reaper included), for its current peer
+ * address. */
+enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit);
+/* Count an admitted connection as a session of listener (metrics.h):
+ * sessions active now, and sessions ended, by how, when it is freed.
+ * Nothing when metrics are off. */
+void io_conn_count_session(struct io_conn *c, unsigned listener);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);
 

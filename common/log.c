@@ -13,6 +13,7 @@
 #include "common/log.h"
 
 #define LOG_LINE_MAX 2048
+#define LOG_LIBRARY_MSG_MAX 256   /* of a library message, logged */
 
 static atomic_int log_min = LOGL_INFO;
 static atomic_int log_fd = STDERR_FILENO;
@@ -92,6 +93,18 @@ const char *log_prefix(enum log_level lvl)
 
 	REQUIRE((unsigned)lvl <= LOGL_ERR);
 	return log__dest() == LOG_DEST_JOURNAL ? prio[lvl] : "";
+}
+
+void log_library_message(const char *event, const char *fmt, va_list ap)
+{
+	char msg[LOG_LIBRARY_MSG_MAX], q[LOG_LIBRARY_MSG_MAX + 8];
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+	if (n < 0)
+		return;
+	n = (int)strcspn(msg, "\n");
+	log_event(LOGL_DEBUG, 0, event, "what=%s",
+		  log_quote(q, sizeof(q), msg, (size_t)n));
 }
 
 void log_event(enum log_level lvl, uint64_t sess, const char *event,

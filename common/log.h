@@ -19,6 +19,7 @@
 #ifndef POSTERN_LOG_H
 #define POSTERN_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ int log_enabled(enum log_level lvl);
 /* sess 0 means "no session". fmt gives the remaining key=value fields. */
 void log_event(enum log_level lvl, uint64_t sess, const char *event,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A library's printf-style message (libmicrohttpd's logger) as one
+ * debug line: event with what="..." holding its first line, quoted. */
+void log_library_message(const char *event, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* Quote client-supplied bytes for a log field: "..." with \" \\ and \xNN for
  * anything not printable ASCII, cut to fit dst (cut text ends in "..."). dst

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +26,8 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "common/sasl.h"
 #include "common/server.h"
 #include "common/tls_creds.h"
@@ -49,7 +53,9 @@ struct server_sock {
 	unsigned lsn;                   /* its server_lsn's id */
 	const char *key;                /* a string from setup(), for logs */
 	int kind;
+	unsigned def;                   /* index in proto.listen[] */
 	bool is_unix;
+	bool proxy;                     /* PROXY protocol header first */
 	struct server_worker *w;
 	struct server_sock *next;
 };
@@ -78,6 +84,13 @@ struct server_ctl {
 	unsigned lsn;                       /* CLOSE: every socket of it */
 };
 
+/* A log line a scan could repeat once per connection: at most one a
+ * second, the next one saying how many were left out. */
+struct server_log_rate {
+	uint64_t next_ms;               /* uv_now() before which: left out */
+	uint64_t suppressed;
+};
+
 struct server_worker {
 	struct io_worker io;            /* first: io callbacks cast back */
 	uv_loop_t loop;
@@ -89,6 +102,8 @@ struct server_worker {
 	const struct postern_config *cfg;   /* new connections start with it */
 	struct io_limits limits;            /* and these */
 	bool draining, finished;
+	/* proxy_refused lines at accept: untrusted, max_connections. */
+	struct server_log_rate proxy_untrusted, proxy_pending;
 	/* From the main thread: */
 	pthread_mutex_t ctl_mu;
 	struct server_ctl *ctl_head, **ctl_tail;
@@ -132,6 +147,8 @@ static struct {
 	char status[160];               /* the last STATUS= sent */
 	bool reload_failed;
 	bool stopping;
+	/* /readyz: listeners bound and workers running, not draining. */
+	atomic_bool serving;
 } srv;
 
 static uint64_t server__now_ms(void)
@@ -143,6 +160,100 @@ static uint64_t server__now_ms(void)
 }
 
 /* ---- worker loop ---- */
+
+/* A client gone before we looked at it (a balancer's connect-only health
+ * check resets at once) is not worth a warning. */
+static void server__accept_error(const struct server_sock *sk, int r)
+{
+	log_event(r == UV_ENOTCONN || r == UV_ECONNRESET ? LOGL_DEBUG : LOGL_WARN,
+		  0, "accept_error", "listen=%s error=\"%s\"", sk->key,
+		  uv_strerror(r));
+}
+
+/* A connection that has its slot verdict: to the protocol. */
+static void server__admitted(struct server_worker *w, struct io_conn *c,
+			     enum conn_verdict verdict, unsigned def,
+			     const char *key)
+{
+	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
+		  verdict == CONN_OK ? "connect" : "connect_refused",
+		  "peer=%s listen=%s worker=%u%s", io_conn_peer(c),
+		  key, w->io.index,
+		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
+		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
+						: "");
+	if (verdict == CONN_OK)
+		io_conn_count_session(c, def);
+	else
+		metrics_inc(METRICS_SLOT(CONN_REFUSED, verdict == CONN_OVER_TOTAL
+			? MV_CONN_REFUSED_MAX_CONNECTIONS
+			: MV_CONN_REFUSED_MAX_CONNECTIONS_PER_IP, 0, 0));
+	srv.proto.accept(c, srv.proto.listen[def].kind, verdict, w->cfg);
+}
+
+/* The PROXY header is in: the peer is the client now, and the slot is
+ * the client's (io_conn.h). */
+static void server__proxy_done(struct io_conn *c, int def, const char *key)
+{
+	struct server_worker *w = (struct server_worker *)io_conn_worker(c);
+
+	server__admitted(w, c, io_conn_admit(c, srv.limit), (unsigned)def, key);
+}
+
+/* Refuse a connection of a proxy listener at accept: closed, counted
+ * (every one), logged at warning level at most once a second per worker
+ * and reason (every line a scan or a flood would repeat), with the number
+ * of lines left out since the last. */
+static void server__proxy_refuse(struct server_worker *w,
+				 struct server_log_rate *rate,
+				 struct io_conn *c, const char *reason,
+				 const char *key)
+{
+	uint64_t now = uv_now(&w->loop);
+
+	metrics_inc(METRICS_SLOT(CONN_REFUSED, MV_CONN_REFUSED_PROXY, 0, 0));
+	if (now < rate->next_ms) {
+		rate->suppressed++;
+	} else {
+		char more[40] = "";
+
+		if (rate->suppressed)
+			snprintf(more, sizeof(more), " suppressed=%" PRIu64,
+				 rate->suppressed);
+		log_event(LOGL_WARN, io_conn_id(c), "proxy_refused",
+			  "reason=%s peer=%s listen=%s%s", reason,
+			  io_conn_peer(c), key, more);
+		rate->next_ms = now + 1000;
+		rate->suppressed = 0;
+	}
+	io_conn_close(c);
+}
+
+/* A proxy listener: only a balancer in [limits] proxy_trusted may speak,
+ * and what it says first is the header. */
+static void server__on_proxy_connection(struct server_sock *sk)
+{
+	struct server_worker *w = sk->w;
+	struct io_conn *c;
+	int r;
+
+	r = io_conn_accept_proxy(&w->io, &sk->u.s, &w->limits, &c);
+	if (r < 0) {
+		server__accept_error(sk, r);
+		return;
+	}
+	if (!cfg_cidrs_match(&w->cfg->limits.proxy_trusted,
+			     io_conn_peer_addr(c))) {
+		server__proxy_refuse(w, &w->proxy_untrusted, c, "untrusted",
+				     sk->key);
+		return;
+	}
+	/* sk->key is a string from setup(): it outlives the connection. */
+	r = io_conn_proxy_read(c, server__proxy_done, (int)sk->def, sk->key);
+	if (r)
+		server__proxy_refuse(w, &w->proxy_pending, c, r == -EBUSY
+				     ? "max_connections" : "no_memory", sk->key);
+}
 
 static void server__on_connection(uv_stream_t *ls, int status)
 {
@@ -157,21 +268,17 @@ static void server__on_connection(uv_stream_t *ls, int status)
 			  sk->key, uv_strerror(status));
 		return;
 	}
+	if (sk->proxy) {
+		server__on_proxy_connection(sk);
+		return;
+	}
 	r = io_conn_accept(&w->io, ls, sk->is_unix, &w->limits, srv.limit,
 			   &verdict, &c);
 	if (r < 0) {
-		log_event(LOGL_WARN, 0, "accept_error", "listen=%s error=\"%s\"",
-			  sk->key, uv_strerror(r));
+		server__accept_error(sk, r);
 		return;
 	}
-	log_event(verdict == CONN_OK ? LOGL_DEBUG : LOGL_WARN, io_conn_id(c),
-		  verdict == CONN_OK ? "connect" : "connect_refused",
-		  "peer=%s listen=%s worker=%u%s", io_conn_peer(c),
-		  sk->key, w->io.index,
-		  verdict == CONN_OVER_TOTAL ? " reason=max_connections" :
-		  verdict == CONN_OVER_PER_ADDR ? " reason=max_connections_per_ip"
-						: "");
-	srv.proto.accept(c, sk->kind, verdict, w->cfg);
+	server__admitted(w, c, verdict, sk->def, sk->key);
 }
 
 static void server__sock_freed(uv_handle_t *h)
@@ -391,34 +498,19 @@ static void server__ctl_send(struct server_worker *w, struct server_ctl m)
 
 /* ---- listeners ---- */
 
-/* SO_REUSEPORT would let a second daemon share our port without a word;
- * a bind without it fails if anyone already has the address. */
-static int server__probe_tcp(const struct cfg_listen_addr *a)
-{
-	int one = 1, e = 0;
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen))
-		e = -errno;
-	close(fd);
-	return e;
-}
-
-static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+/* A TCP socket bound to a: SO_REUSEADDR, IPv6 only for an IPv6 address,
+ * close-on-exec, and SO_REUSEPORT when asked. 0 or -errno. */
+static int server__tcp_bound(const struct cfg_listen_addr *a, bool reuseport,
+			     int *out)
 {
 	int one = 1;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    (a->ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
 	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen)) {
@@ -429,6 +521,38 @@ static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
 	}
 	*out = fd;
 	return 0;
+}
+
+/* SO_REUSEPORT would let a second daemon share our port without a word;
+ * a bind without it fails if anyone already has the address. */
+static int server__probe_tcp(const struct cfg_listen_addr *a)
+{
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
+
+	if (e == 0)
+		close(fd);
+	return e;
+}
+
+int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out)
+{
+	int fd = -1, e = server__tcp_bound(a, false, &fd);
+
+	if (e)
+		return e;
+	if (listen(fd, backlog)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* SO_REUSEPORT: one socket per worker, the kernel spreads accepts. */
+static int server__bind_tcp(const struct cfg_listen_addr *a, int *out)
+{
+	return server__tcp_bound(a, true, out);
 }
 
 /* Any unix socket other than LMTP's (a POP3 or submission listener on
@@ -534,16 +658,53 @@ fail:
 	return e;
 }
 
+/* A proxy listener's rules, for listen[d] and, when a is given, one of
+ * its addresses (configured, or passed by systemd when inherited). */
+static int server__proxy_check(const struct postern_config *cfg,
+			       const struct server_proto *p, unsigned d,
+			       const struct cfg_listen_addr *a, bool inherited,
+			       char err[CFG_ERR_MAX])
+{
+	const struct server_listen *l = &p->listen[d];
+
+	/* A header believed from anyone would let anyone choose the
+	 * address throttling and logs see. */
+	if (cfg->limits.proxy_trusted.n == 0) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol is on but "
+			 "[limits] proxy_trusted is empty: name the load "
+			 "balancers' addresses", cfg->file, p->name, l->key);
+		return -PST_ECONFIG;
+	}
+	if (a && a->is_unix) {
+		snprintf(err, CFG_ERR_MAX, "%s: [%s] %s_proxy_protocol: %s%s is "
+			 "a unix socket; the PROXY protocol is for TCP "
+			 "addresses", cfg->file, p->name, l->key, a->text,
+			 inherited ? " (passed by systemd)" : "");
+		return -PST_ECONFIG;
+	}
+	return 0;
+}
+
 static int server__resolve_all(const struct postern_config *cfg,
 			       const struct server_proto *p,
 			       struct server_perm perm[SERVER_LISTEN_MAX],
 			       char err[CFG_ERR_MAX])
 {
 	for (unsigned d = 0; d < p->nlisten; d++) {
-		int r = server__resolve_perm(cfg,
-					     server__unix_perm(cfg, &p->listen[d]),
+		const struct server_listen *l = &p->listen[d];
+		int r = server__resolve_perm(cfg, server__unix_perm(cfg, l),
 					     &perm[d], err);
 
+		if (r)
+			return r;
+		/* A key systemd passes sockets for is on whatever the file
+		 * lists (server__inherit_one checks those sockets). */
+		if (!l->proxy || (l->addrs->n == 0 && !srv.inherited[d]))
+			continue;
+		r = server__proxy_check(cfg, p, d, NULL, false, err);
+		for (unsigned i = 0; r == 0 && i < l->addrs->n; i++)
+			r = server__proxy_check(cfg, p, d, &l->addrs->a[i],
+						false, err);
 		if (r)
 			return r;
 	}
@@ -574,6 +735,8 @@ static int server__sock_add(struct server_lsn *l, int fd, unsigned wi)
 	sk->lsn = l->id;
 	sk->key = srv.proto.listen[l->def].key;
 	sk->kind = srv.proto.listen[l->def].kind;
+	sk->proxy = srv.proto.listen[l->def].proxy;
+	sk->def = l->def;
 	sk->is_unix = l->addr.is_unix;
 	sk->w = &srv.workers[wi];
 	sk->next = l->socks;
@@ -778,6 +941,14 @@ static int server__inherit_one(unsigned d, int fd, const char *name,
 		free(l);
 		return r;
 	}
+	/* The start-up checks hold for systemd's sockets too. */
+	if (srv.proto.listen[d].proxy &&
+	    (r = server__proxy_check(srv.cfg, &srv.proto, d, &l->addr, true,
+				     err))) {
+		free(l);
+		close(fd);
+		return r;
+	}
 	for (unsigned wi = 0; wi < srv.nworkers; wi++) {
 		int wfd = wi == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
@@ -888,6 +1059,9 @@ struct io_limits server_io_limits(const struct postern_config *cfg,
 		.login_ms = cfg->limits.login_timeout,
 		.line_ms = cfg->limits.line_timeout,
 		.handshake_ms = cfg->tls.handshake_timeout,
+		/* Waiting for a header holds no slot (io_conn.h), so the
+		 * waiting ones get a bound of their own, as many. */
+		.proxy_pending_max = cfg->limits.max_connections,
 	};
 }
 
@@ -1080,6 +1254,37 @@ static void server__listen_commit(struct server_lsn *added)
 }
 
 /* SIGHUP. Everything that can fail happens before anything changes. */
+/* Descriptors a daemon holds besides its connections: listeners, the
+ * store, the loops' async handles and timers, relay sockets, journald. An
+ * estimate with room, not a limit: connections past the descriptor limit
+ * fail in accept (event=accept_error) instead of being refused politely. */
+#define SERVER_FD_RESERVE 256
+
+/* Each connection holds one descriptor. The soft RLIMIT_NOFILE is raised
+ * to the hard one (systemd's LimitNOFILE=, the units' 16384), and a
+ * max_connections it cannot hold is said at start and at each reload. */
+static void server__fd_limit(uint64_t max_connections)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    max_connections + SERVER_FD_RESERVE > rl.rlim_cur)
+		log_event(LOGL_WARN, 0, "fd_limit_low", "max_connections=%llu "
+			  "nofile=%llu needed=%llu hint=\"raise LimitNOFILE= "
+			  "in the unit (or ulimit -n), or lower [limits] "
+			  "max_connections\"", (unsigned long long)max_connections,
+			  (unsigned long long)rl.rlim_cur,
+			  (unsigned long long)(max_connections +
+					       SERVER_FD_RESERVE));
+}
+
 static void server__reload(void)
 {
 	struct cfg_errors *errs = malloc(sizeof(*errs));
@@ -1159,6 +1364,7 @@ static void server__reload(void)
 
 	/* Nothing below can fail. The workers switch on their loops; the
 	 * last to do so ends the reload (server__on_reloaded). */
+	server__fd_limit(next->limits.max_connections);
 	tls_creds_set(creds);
 	creds = NULL;
 	server__listen_commit(added);
@@ -1232,6 +1438,7 @@ static void server__on_signal(uv_signal_t *s, int signum)
 	if (srv.stopping)
 		return;
 	srv.stopping = true;
+	atomic_store(&srv.serving, false);
 	log_event(LOGL_INFO, 0, "stopping", "signal=%s drain_ms=%llu",
 		  signum == SIGTERM ? "TERM" : "INT",
 		  (unsigned long long)srv.cfg->limits.drain_timeout);
@@ -1246,6 +1453,110 @@ static void server__on_signal(uv_signal_t *s, int signum)
 		uv_close((uv_handle_t *)&srv.status_timer, NULL);
 	if (srv.watchdog_usec)
 		uv_close((uv_handle_t *)&srv.watchdog, NULL);
+}
+
+/* ---- /metrics and /readyz (the HTTP thread) ---- */
+
+struct server_cert_check {
+	int64_t now;
+	char *why;
+	size_t cap;
+	bool bad;
+};
+
+static void server__cert_check(void *arg, const char *file, int64_t not_after)
+{
+	struct server_cert_check *k = arg;
+
+	if (k->bad || not_after > k->now)
+		return;
+	k->bad = true;
+	snprintf(k->why, k->cap, not_after ? "certificate %s expired" :
+		 "certificate %s has no readable expiry", file);
+}
+
+static int server__ready(char *why, size_t cap)
+{
+	struct server_cert_check k = { (int64_t)time(NULL), why, cap, false };
+
+	if (!atomic_load(&srv.serving)) {
+		snprintf(why, cap, "%s", srv.stopping ? "stopping"
+						       : "starting");
+		return -1;
+	}
+	if (tls_creds_each_cert(server__cert_check, &k) == 0) {
+		snprintf(why, cap, "no certificate loaded");
+		return -1;
+	}
+	if (k.bad)
+		return -1;
+	return srv.proto.ready ? srv.proto.ready(why, cap) : 0;
+}
+
+static void server__cert_sample(void *arg, const char *file, int64_t not_after)
+{
+	struct metrics_label l = { "file", file };
+	struct metrics_fmt *out = arg;
+
+	metrics_fmt_u64(out, "postern_certificate_expiry_timestamp_seconds",
+			&l, 1, (uint64_t)not_after);
+}
+
+static void server__collect(struct metrics_fmt *out)
+{
+	char why[8];
+
+	metrics_family(out, MSC_CERT_EXPIRY);
+	tls_creds_each_cert(server__cert_sample, out);
+	metrics_fmt_u64(out, metrics_family(out, MSC_READY), NULL, 0,
+			server__ready(why, sizeof(why)) == 0);
+	if (srv.proto.metrics_collect)
+		srv.proto.metrics_collect(out);
+}
+
+static int server__metrics_start(char err[CFG_ERR_MAX])
+{
+	const struct metrics_http_ops ops = { server__collect, server__ready };
+
+	if (!METRICS_ON())
+		return 0;
+	return metrics_http_start(srv.proto.metrics_listen,
+				  srv.proto.metrics_key,
+				  (unsigned)srv.cfg->metrics.connections_max,
+				  (unsigned)((srv.cfg->metrics.request_timeout +
+					      999) / 1000), &ops, err);
+}
+
+/* The endpoint speaks TCP only: a unix: address is refused by --check
+ * and at start alike. */
+static int server__metrics_check(char err[CFG_ERR_MAX])
+{
+	const struct cfg_listen *l = srv.proto.metrics_listen;
+
+	for (unsigned i = 0; l && i < l->n; i++)
+		if (l->a[i].is_unix) {
+			snprintf(err, CFG_ERR_MAX, "%s: [metrics] %s: %s: a TCP "
+				 "address is needed", srv.cfg->file,
+				 srv.proto.metrics_key, l->a[i].text);
+			return -PST_ECONFIG;
+		}
+	return 0;
+}
+
+/* Counting is on when the daemon has a metrics address: decided once,
+ * before any thread starts. */
+static void server__metrics_enable(void)
+{
+	if (!srv.proto.metrics_listen || !srv.proto.metrics_listen->n)
+		return;
+	metrics_enable(srv.proto.metrics_daemon, srv.proto.name,
+		       srv.proto.protocol);
+	for (unsigned i = 0; i < srv.proto.nlisten; i++) {
+		const char *k = srv.proto.listen[i].key;
+
+		metrics_set_listener(i, strncmp(k, "listen_", 7) == 0 ? k + 7
+								     : k);
+	}
 }
 
 static int server__drop_privileges(const char *user, char err[CFG_ERR_MAX])
@@ -1356,6 +1667,7 @@ static int server__run(void)
 			   srv.cfg->limits.max_connections_per_ip, &srv.limit);
 	if (r)
 		goto fail;
+	server__fd_limit(srv.cfg->limits.max_connections);
 	srv.nworkers = srv.proto.workers ? (unsigned)srv.proto.workers
 					 : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (srv.nworkers == 0)
@@ -1376,6 +1688,9 @@ static int server__run(void)
 	if (srv.proto.init && (r = srv.proto.init(srv.cfg, err)))
 		goto fail;
 	r = server__listen_all(err);
+	if (r)
+		goto fail;
+	r = server__metrics_start(err);
 	if (r)
 		goto fail;
 	r = server__drop_privileges(srv.proto.user, err);
@@ -1403,6 +1718,7 @@ static int server__run(void)
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		uv_thread_create(&srv.workers[i].thread, server__worker_run,
 				 &srv.workers[i]);
+	atomic_store(&srv.serving, true);
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", srv.progname, POSTERN_VERSION, srv.nworkers,
 		  srv.cfg->file);
@@ -1420,6 +1736,7 @@ static int server__run(void)
 	uv_close((uv_handle_t *)&srv.reloaded, NULL);
 	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&srv.loop);
+	metrics_http_stop();   /* its collectors read the store */
 	if (srv.proto.fini)
 		srv.proto.fini();
 	tls_creds_shutdown();
@@ -1500,9 +1817,11 @@ int server_main(int argc, char **argv, const char *progname,
 	}
 	free(errs);
 	srv.cfg = cfg;
-	if (setup(cfg, &srv.proto, err))
+	if (setup(cfg, &srv.proto, err) || server__metrics_check(err))
 		return server__fail(err, -PST_ECONFIG);
 	log_set_level((enum log_level)srv.proto.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (!check_only)
+		server__metrics_enable();
 	return check_only ? server__check() : server__run();
 }

@@ -44,6 +44,13 @@
  * and with $WATCHDOG_USEC, WATCHDOG=1 at half that interval as long as
  * every worker loop has answered within the interval.
  *
+ * Metrics ([metrics] pop3d_listen / submitd_listen, metrics_http.h): the
+ * endpoint is bound with the listeners, before the privilege drop, and
+ * stopped before fini(). The runtime counts sessions by listener and
+ * refused connections, and answers /readyz with 200 only while it serves
+ * (listeners bound and workers running, not draining), every certificate
+ * is loaded and not expired, and the protocol's ready() agrees.
+ *
  * Ownership: the runtime owns workers, listeners, connections and its
  * reference to the current snapshot; protocol sessions are owned by their
  * connection (see io_conn.h) and hold their own snapshot reference.
@@ -56,6 +63,7 @@
 #include "common/config.h"
 #include "common/conn_limit.h"
 #include "common/io_conn.h"
+#include "common/metrics_fmt.h"
 
 #define SERVER_LISTEN_MAX 4
 
@@ -64,6 +72,10 @@ struct server_listen {
 	const struct cfg_listen *addrs;
 	int kind;                       /* the protocol's tag */
 	bool implicit_tls;
+	/* Connections start with a PROXY protocol header (io_conn.h) from an
+	 * address in [limits] proxy_trusted; TCP addresses only. A restart
+	 * key: the sockets keep the value they were opened with. */
+	bool proxy;
 };
 
 struct server_proto {
@@ -96,6 +108,19 @@ struct server_proto {
 	 * closing and on_close frees the session), or calls io_conn_close(). */
 	void (*accept)(struct io_conn *c, int kind, enum conn_verdict verdict,
 		       const struct postern_config *cfg);
+	/* [metrics]: where this daemon serves /metrics, /healthz and /readyz
+	 * (NULL or empty: off, and nothing is counted), the key's name for
+	 * messages, which daemon it is (METRICS_POP3D, METRICS_SUBMITD) and
+	 * the protocol its logins speak ("pop3"). Read at start-up only. */
+	const struct cfg_listen *metrics_listen;
+	const char *metrics_key;
+	unsigned metrics_daemon;
+	const char *protocol;
+	/* On the HTTP thread, at each scrape: the protocol's families
+	 * computed then (the store's), and whether its own part is ready
+	 * (0, or -1 with a reason). Thread-safe; optional. */
+	void (*metrics_collect)(struct metrics_fmt *out);
+	int (*ready)(char *why, size_t cap);
 	/* Per worker, on the main thread before its loop runs / on the
 	 * worker's thread when it has no connections left. Optional. */
 	int (*worker_init)(struct io_worker *w);
@@ -122,6 +147,11 @@ typedef int (*server_setup_fn)(const struct postern_config *cfg,
 /* Take an exclusive lock on path for the life of the process: one daemon
  * of a kind per store. Returns 0 or -errno with err. */
 int server_lock_file(const char *path, char err[CFG_ERR_MAX]);
+
+/* One listening TCP socket on a (SO_REUSEADDR, IPv6 only for [::],
+ * close-on-exec, blocking) for a server that is not a libuv worker
+ * (libmicrohttpd's: postern-webd, the [metrics] endpoint). 0 or -errno. */
+int server_listen_tcp(const struct cfg_listen_addr *a, int backlog, int *out);
 
 /* The whole daemon; returns the process exit status. */
 int server_main(int argc, char **argv, const char *progname,

@@ -1,9 +1,12 @@
 /* tls_creds.c — see tls_creds.h. */
 #include <errno.h>
+#include <gnutls/x509.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/contract.h"
 #include "common/err.h"
@@ -15,6 +18,11 @@ struct tls_creds {
 	gnutls_certificate_credentials_t x509;
 	gnutls_priority_t priority;
 	bool tickets;
+	/* Each certificate's file and the end of its leaf's validity, for
+	 * /metrics and /readyz (tls_creds_each_cert). */
+	unsigned ncerts;
+	char (*file)[PATH_MAX];
+	int64_t not_after[CFG_LIST_MAX];
 };
 
 static struct {
@@ -29,7 +37,26 @@ static void tls_creds__free(struct tls_creds *c)
 		gnutls_priority_deinit(c->priority);
 	if (c->x509)
 		gnutls_certificate_free_credentials(c->x509);
+	free(c->file);
 	free(c);
+}
+
+/* The leaf certificate's notAfter, unix seconds; 0 if unreadable. */
+static int64_t tls_creds__not_after(gnutls_certificate_credentials_t x509,
+				    unsigned idx)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t der;
+	time_t t = 0;
+
+	if (gnutls_certificate_get_crt_raw(x509, idx, 0, &der) < 0)
+		return 0;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) >= 0)
+		t = gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return t == (time_t)-1 ? 0 : (int64_t)t;
 }
 
 int tls_creds_load(const struct postern_config *cfg, struct tls_creds **out,
@@ -51,6 +78,11 @@ int tls_creds_load(const struct postern_config *cfg, struct tls_creds **out,
 		snprintf(err, CFG_ERR_MAX, "%s: [tls] priority: %s at '%s'",
 			 cfg->file, gnutls_strerror(r), epos ? epos : "");
 		r = -PST_ECONFIG;
+		goto fail;
+	}
+	c->file = calloc(CFG_LIST_MAX, sizeof(*c->file));
+	if (!c->file) {
+		r = -ENOMEM;
 		goto fail;
 	}
 	r = gnutls_certificate_allocate_credentials(&c->x509);
@@ -77,6 +109,9 @@ int tls_creds_load(const struct postern_config *cfg, struct tls_creds **out,
 			r = -PST_ETLS;
 			goto fail;
 		}
+		snprintf(c->file[i], PATH_MAX, "%s", cfg->tls.cert.v[i]);
+		c->not_after[i] = tls_creds__not_after(c->x509, i);
+		c->ncerts++;
 	}
 	*out = c;
 	return 0;
@@ -168,4 +203,25 @@ gnutls_priority_t tls_creds_priority(const struct tls_creds *c)
 {
 	REQUIRE(c && c->priority);
 	return c->priority;
+}
+
+unsigned tls_creds_each_cert(void (*fn)(void *arg, const char *file,
+					int64_t not_after),
+			     void *arg)
+{
+	struct tls_creds *c;
+	unsigned n;
+
+	pthread_mutex_lock(&tls.mu);
+	c = tls.current;
+	if (c)
+		atomic_fetch_add(&c->refs, 1);
+	pthread_mutex_unlock(&tls.mu);
+	if (!c)
+		return 0;
+	n = c->ncerts;
+	for (unsigned i = 0; i < n; i++)
+		fn(arg, c->file[i], c->not_after[i]);
+	tls_creds_release(c);
+	return n;
 }

@@ -17,6 +17,7 @@
 #define POSTERN_TLS_CREDS_H
 
 #include <gnutls/gnutls.h>
+#include <stdint.h>
 
 #include "common/config.h"
 
@@ -43,5 +44,12 @@ int tls_creds_session_new(struct tls_creds *c, gnutls_session_t *out);
  * policy governs both directions. Valid while the caller holds c; any
  * thread (GnuTLS only reads it). */
 gnutls_priority_t tls_creds_priority(const struct tls_creds *c);
+
+/* fn(arg, file, notAfter in unix seconds, 0 if unreadable) for each
+ * certificate of the current set; returns how many (0: none loaded). Any
+ * thread. */
+unsigned tls_creds_each_cert(void (*fn)(void *arg, const char *file,
+					int64_t not_after),
+			     void *arg);
 
 #endif

@@ -7,15 +7,20 @@
 #include "common/auth/auth.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/server.h"
+#include "store/store_metrics.h"
 #include "pop3d/pop3_session.h"
 
-/* What a reload cannot change: the store and the threads made at start.
+/* What a reload cannot change: the store and the threads made at start,
+ * and whether a listener's sockets expect a PROXY header.
  * Everything else applies to new sessions (each holds the snapshot it
  * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "pop3d.workers", "pop3d.user",
-	"auth.workers", "auth.queue_max", NULL,
+	"auth.workers", "auth.queue_max", "pop3d.listen_tls_proxy_protocol",
+	"pop3d.listen_plain_proxy_protocol", "metrics.pop3d_listen",
+	"metrics.connections_max", "metrics.request_timeout", NULL,
 };
 
 /* --check beside a running daemon: the store opened read-only, when there
@@ -92,14 +97,26 @@ static int pop3d__reload(const struct postern_config *next,
 	return 0;
 }
 
+static void pop3d__metrics(struct metrics_fmt *out)
+{
+	store_metrics_collect(pop3d.store, false, out);
+}
+
+static int pop3d__ready(char *why, size_t cap)
+{
+	return store_metrics_ready(pop3d.store, why, cap);
+}
+
 static int pop3d__setup(const struct postern_config *cfg,
 		       struct server_proto *p, char err[CFG_ERR_MAX])
 {
 	p->name = "pop3d";
 	p->listen[p->nlisten++] = (struct server_listen){
-		"listen_tls", &cfg->pop3d.listen_tls, POP3_LISTEN_TLS, true };
+		"listen_tls", &cfg->pop3d.listen_tls, POP3_LISTEN_TLS, true,
+		cfg->pop3d.listen_tls_proxy };
 	p->listen[p->nlisten++] = (struct server_listen){
-		"listen_plain", &cfg->pop3d.listen_plain, POP3_LISTEN_PLAIN, false };
+		"listen_plain", &cfg->pop3d.listen_plain, POP3_LISTEN_PLAIN, false,
+		cfg->pop3d.listen_plain_proxy };
 	p->workers = cfg->pop3d.workers;
 	p->user = cfg->pop3d.user;
 	p->log_level = cfg->pop3d.log_level;
@@ -112,6 +129,12 @@ static int pop3d__setup(const struct postern_config *cfg,
 	p->reload = pop3d__reload;
 	p->fini = pop3d__fini;
 	p->accept = pop3_session_accept;
+	p->metrics_listen = &cfg->metrics.pop3d_listen;
+	p->metrics_key = "pop3d_listen";
+	p->metrics_daemon = METRICS_POP3D;
+	p->protocol = "pop3";
+	p->metrics_collect = pop3d__metrics;
+	p->ready = pop3d__ready;
 	return 0;
 }
 

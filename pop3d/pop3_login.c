@@ -75,10 +75,12 @@ static void pop3__login_ok(struct pop3_session *s,
 	s->account = o->account;
 	allowed = pop3__domain_allowed(&s->account, &e);
 	if (e) {
+		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
 		pop3__login_fail(s, AUTH_TEMPFAIL);
 		return;
 	}
 	if (!allowed || s->account.pop.access == STORE_POP_OFF) {
+		auth_count_login(MV_LOGIN_RESULT_POP_DISABLED, o);
 		log_event(LOGL_INFO, s->id, "login_refused", "user=%s peer=%s "
 			  "reason=\"POP disabled for the %s\"",
 			  log_quote(q, sizeof(q), s->account.address,
@@ -93,6 +95,7 @@ static void pop3__login_ok(struct pop3_session *s,
 	e = pop3_maildrop_lock(s->account.id, s->cfg->pop3d.login_delay,
 			       &wait_s);
 	if (e == -PST_EBUSY || e == -EAGAIN) {
+		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
 		log_event(LOGL_INFO, s->id, "login_refused", "user=%s peer=%s "
 			  "reason=\"%s\"", log_quote(q, sizeof(q),
 			  s->account.address, strlen(s->account.address)),
@@ -111,6 +114,7 @@ static void pop3__login_ok(struct pop3_session *s,
 	}
 	s->locked = true;
 	if ((e = pop3_maildrop_snapshot(s, allowed))) {
+		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
 		log_event(LOGL_ERR, s->id, "snapshot_failed", "error=\"%s\"",
 			  pst_strerror(e));
 		pop3_reply_err(s->io, "[SYS/TEMP] Cannot open the mailbox; try "
@@ -119,6 +123,7 @@ static void pop3__login_ok(struct pop3_session *s,
 		return;
 	}
 	s->state = POP3_TRANSACTION;
+	auth_count_login(MV_LOGIN_RESULT_OK, o);
 	io_conn_set_timeout(s->io, IO_TIMEOUT_LOGIN, 0);
 	log_event(LOGL_INFO, s->id, "login", "user=%s peer=%s method=%s "
 		  "recent=%s messages=%u bytes=%llu",
@@ -143,6 +148,7 @@ static void pop3__auth_result(void *sess, const struct auth_outcome *o)
 		pop3__login_ok(s, o);
 		return;
 	}
+	auth_count_login(auth_login_result(o), o);
 	/* The precise reason goes to the log, never to the client. */
 	log_event(LOGL_INFO, s->id, "login_failed", "user=%s peer=%s "
 		  "reason=\"%s\" delay_ms=%llu",
@@ -179,6 +185,7 @@ void pop3_login_start(struct pop3_session *s, const char *user,
 	}
 	if (e) {
 		log_event(LOGL_WARN, s->id, "auth_queue_full", NULL);
+		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, NULL);
 		pop3_reply_err(s->io, "[SYS/TEMP] Server busy; try again shortly");
 		s->flags &= ~(unsigned)POP3_F_RECENT;
 		return;

@@ -13,7 +13,10 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/store_int.h"
+#include "store/store_rec.h"
+#include "store/store_popidx.h"
 
 #define STORE_MAX_READERS 1024
 #define STORE_BATCH_MAX 256      /* write functions per commit */
@@ -29,8 +32,42 @@ static const char *const store_db_names[DB_N] = {
 	[DB_APP_PW] = "app_passwords", [DB_APP_META] = "app_password_meta",
 	[DB_MESSAGES] = "messages", [DB_UIDLS] = "uidls",
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
-	[DB_SENDERS] = "senders", [DB_QUEUE_DUE] = "queue_due",
+	[DB_SENDERS] = "senders", [DB_POPIDX] = "pop_index",
+	[DB_WEB] = "web",
+	[DB_BODY_REFS] = "body_refs", [DB_QUEUE_DUE] = "queue_due",
 };
+
+static const struct {
+	const char *name;
+	enum store_meta_kind kind;
+} store__meta_keys[] = {
+	{ "schema_version", META_SCHEMA },
+	{ "next_account_id", META_COUNTER },
+	{ "next_queue_id", META_COUNTER },
+	{ "next_body_id", META_COUNTER },
+	{ STORE_META_POPIDX, META_MARK },
+};
+
+int store__meta_kind(const MDB_val *k, enum store_meta_kind *kind)
+{
+	for (size_t i = 0; i < sizeof(store__meta_keys) /
+			       sizeof(*store__meta_keys); i++) {
+		const char *n = store__meta_keys[i].name;
+
+		if (k->mv_size == strlen(n) && !memcmp(k->mv_data, n, k->mv_size)) {
+			*kind = store__meta_keys[i].kind;
+			return 0;
+		}
+	}
+	return -PST_ECORRUPT;
+}
+
+/* Added after schema 2 without a schema bump: absent means every account
+ * has the defaults (store_web.c), so a read-only open may find it missing. */
+static bool store__db_optional(int i)
+{
+	return i == DB_WEB || i == DB_POPIDX;
+}
 
 struct store_job {
 	store_write_fn fn;
@@ -73,6 +110,26 @@ int store__schema_put(struct store *st, MDB_txn *txn, unsigned version)
 
 	v = store__val(&le, sizeof(le));
 	return store__err(mdb_put(txn, st->db[DB_META], &k, &v, 0));
+}
+
+int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
+			uint64_t *out)
+{
+	MDB_val k = store__val(name, strlen(name)), v;
+	uint8_t buf[REC_U64_MAX];
+	uint64_t n = 0;
+	int rc = mdb_get(txn, st->db[DB_META], &k, &v);
+
+	if (rc == 0 && (rc = store__rec_u64_dec(v.mv_data, v.mv_size, &n)))
+		return rc;
+	if (rc && rc != MDB_NOTFOUND)
+		return store__err(rc);
+	n++;
+	v = store__val(buf, store__rec_u64_enc(n, buf));
+	if ((rc = mdb_put(txn, st->db[DB_META], &k, &v, 0)))
+		return store__err(rc);
+	*out = n;
+	return 0;
 }
 
 static int store__schema(struct store *st, MDB_txn *txn, unsigned flags,
@@ -162,8 +219,12 @@ static int store__reopen(struct store *st)
 		st->env = NULL;
 		return rc;
 	}
-	for (int i = 0; i < DB_N && !rc; i++)
+	for (int i = 0; i < DB_N && !rc; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i], 0, &st->db[i]);
+		if (rc == MDB_NOTFOUND && ((i == DB_POPIDX && !st->popidx) ||
+					 (i == DB_WEB && !st->has_web)))
+			rc = 0;   /* as at open: not there yet */
+	}
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -288,25 +349,35 @@ int store_open(const char *path, uint64_t map_size, unsigned flags,
 		snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
 		goto fail;
 	}
+	/* meta first: the schema version decides before a database of a
+	 * newer schema (body_refs) is looked for, so an older store is told
+	 * to upgrade rather than said to lack it. */
 	for (int i = 0; i < DB_N; i++) {
 		rc = mdb_dbi_open(txn, store_db_names[i],
 				  st->readonly ? 0 : MDB_CREATE, &st->db[i]);
-		/* A store of an older schema opened read-only lacks the
-		 * databases added since; the schema check below says what
-		 * to do rather than this. */
-		if (rc == MDB_NOTFOUND && st->readonly) {
-			rc = 0;
+		/* read-only, made before them: listings scan, web defaults */
+		if (rc == MDB_NOTFOUND && store__db_optional(i))
 			continue;
-		}
+		if (i == DB_WEB)
+			st->has_web = rc == 0;
 		if (rc) {
 			r = store__err(rc);
 			snprintf(err, errlen, "%s: database '%s': %s", path,
 				 store_db_names[i], mdb_strerror(rc));
 			goto fail;
 		}
+		if (i == DB_META &&
+		    (r = store__schema(st, txn, flags, err, errlen))) {
+			if (!err[0])
+				snprintf(err, errlen, "%s: %s", path,
+					 pst_strerror(r));
+			goto fail;
+		}
 	}
-	r = store__schema(st, txn, flags, err, errlen);
-	if (r) {
+	/* The POP index of a current store (built once; an older one is
+	 * upgraded first). */
+	if (st->schema == STORE_SCHEMA_VERSION &&
+	    (r = store__popidx_build(st, txn))) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", path, pst_strerror(r));
 		goto fail;
@@ -540,6 +611,14 @@ static bool store__batch_once(struct store *st, struct store_job *jobs,
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);   /* the one fsync for the batch */
 		pthread_rwlock_unlock(&st->envlock);
+		if (rc == 0 && METRICS_ON()) {
+			unsigned n = 0;
+
+			for (struct store_job *j = jobs; j; j = j->next)
+				n++;
+			metrics_inc(MS_STORE_COMMITS);
+			metrics_observe(MH_STORE_BATCH, n);
+		}
 		if (rc == MDB_MAP_FULL && stop_on_full)
 			return true;
 		if (rc)
@@ -619,6 +698,7 @@ int store_stats(struct store *st, struct store_stats *out)
 		{ DB_APP_META, offsetof(struct store_stats, app_passwords) },
 		{ DB_QUEUE, offsetof(struct store_stats, queued) },
 		{ DB_SENDERS, offsetof(struct store_stats, senders) },
+		{ DB_BODY_REFS, offsetof(struct store_stats, bodies) },
 	};
 	struct store_stats s = { 0 };
 	MDB_envinfo info;

@@ -33,7 +33,10 @@
 #include "common/err.h"
 
 /* 1: values were images of the structs below; 2: explicit encoding
- * (store_rec.h); 3: the queue's next-due index (store_queue_due). */
+ * (store_rec.h); 3: quotas (account quota and usage, domain default),
+ * shared bodies (a body stored once, with a reference count, for every
+ * message and queue entry that has it) and the queue's next-due index
+ * (store_queue_due). */
 #define STORE_SCHEMA_VERSION 3
 /* store_open: the store is of an older schema version and needs `postern
  * store upgrade` (store_upgrade). A code of its own (err.h's PST_EUPGRADE)
@@ -78,6 +81,7 @@ struct store_domain {
 	struct store_pop pop_default;      /* for accounts created later */
 	bool require_app_password_default;
 	uint64_t created;
+	uint64_t quota_default;            /* bytes; 0: no limit */
 };
 
 enum store_account_flag {
@@ -94,7 +98,39 @@ struct store_account {
 	uint64_t pop_since_uid;            /* since-now: offer uid > this */
 	uint64_t next_uid;
 	uint64_t created;
+	/* Bytes its messages may take: 0 no limit, STORE_QUOTA_DOMAIN the
+	 * domain's quota_default (store_quota_of). */
+	uint64_t quota;
+	/* The sum of its messages' sizes, kept by store_msg_add and
+	 * store_msg_del in the transaction that adds or removes one (never
+	 * recounted; store_check compares it with a recount). */
+	uint64_t usage;
 };
+
+/* An account's quota is its domain's default (the default for new and
+ * upgraded accounts). */
+#define STORE_QUOTA_DOMAIN UINT64_MAX
+struct store_read;
+/* The quota that applies to a (0: no limit), given its domain (may be
+ * NULL when the domain is gone: then only the account's own). */
+uint64_t store_quota_of(const struct store_account *a,
+			const struct store_domain *d);
+/* Would len more bytes take a (of domain d, may be NULL) over its quota?
+ * True also when it is full already, whatever len. */
+bool store_quota_exceeded(const struct store_account *a,
+			  const struct store_domain *d, uint64_t len);
+/* Would adding len bytes take the account over its quota? 0 no,
+ * -PST_EQUOTA yes (also when it is full already and len is 0), or a store
+ * error. Reads the account's domain. */
+int store_quota_check(struct store_read *r, const struct store_account *a,
+		      uint64_t len);
+/* A quota as the operator writes it: a size with an optional K, M, G or T
+ * (binary: 500M is 500 MiB), "0" or "none" for no limit, and for an
+ * account (account set) "default" for its domain's. 0 or -EINVAL/-ERANGE. */
+int store_quota_parse(const char *s, bool account, uint64_t *out);
+/* Back into that form ("none", "default", "500M", "1234567"): buf or a
+ * constant string. */
+const char *store_quota_format(uint64_t q, char *buf, size_t cap);
 
 enum store_folder { STORE_INBOX, STORE_SPAM, STORE_ARCHIVE, STORE_FOLDER_N };
 const char *store_folder_name(unsigned f);
@@ -120,6 +156,7 @@ struct store_msg {
 	uint64_t size;                     /* CRLF octets, as RETR sends them */
 	uint32_t nchunks;
 	char uidl[STORE_UIDL_MAX + 1];
+	uint64_t body_id;                  /* its body (store_body_read) */
 };
 
 struct store_app_password {
@@ -182,6 +219,7 @@ struct store_stats {
 	uint32_t readers, max_readers;
 	uint64_t domains, accounts, messages, uidls, chunks, app_passwords,
 		 queued, senders;
+	uint64_t bodies;                   /* distinct stored bodies */
 };
 int store_stats(struct store *st, struct store_stats *out);
 /* Other live processes with the store open for reading (LMDB's reader
@@ -217,11 +255,36 @@ int store_account_each(struct store_read *r, const char *domain /* NULL: all */,
 		       void *arg);
 int store_msg_each(struct store_read *r, uint64_t account_id,
 		   int (*fn)(const struct store_msg *m, void *arg), void *arg);
+/* store_msg_each from the first uid above after_uid (a page of `postern
+ * user messages`: the pages before it are not read). */
+int store_msg_each_after(struct store_read *r, uint64_t account_id,
+			 uint64_t after_uid,
+			 int (*fn)(const struct store_msg *m, void *arg),
+			 void *arg);
+/* POP's listing: the messages of account_id not STORE_MSG_POP_HIDDEN, in
+ * the folders of folder_mask (bit 1 << STORE_INBOX ...), with uid above
+ * after_uid, in uid order. Read through an index (store_popidx.h), so it
+ * decodes only the records it passes to fn: a caller that stops after N
+ * pays for N, however many hidden or other messages the account has. */
+int store_msg_pop_each(struct store_read *r, uint64_t account_id,
+		       unsigned folder_mask, uint64_t after_uid,
+		       int (*fn)(const struct store_msg *m, void *arg),
+		       void *arg);
+/* Message records this read handle has decoded so far: what a listing
+ * cost, for debug logs and tests (a figure that does not depend on time). */
+uint64_t store_read_msgs(const struct store_read *r);
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out);
-/* Points into the snapshot: valid until store_read_end(). */
+/* Points into the snapshot: valid until store_read_end(). The body of a
+ * message (account_id, uid) or, with STORE_QUEUE_ACCOUNT, of queue entry
+ * uid: looks the record up for its body id each call, so a caller that
+ * has the record (a listing) reads by body id instead. */
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 		     uint32_t chunk, const void **data, size_t *len);
+/* The same by body id (store_msg.body_id, store_queue_entry.body_id):
+ * no record lookup. */
+int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
+		    const void **data, size_t *len);
 int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id);
 int store_app_password_each(struct store_read *r, uint64_t account_id,
@@ -235,6 +298,7 @@ int store_app_password_each_digest(struct store_read *r, uint64_t account_id,
 /* Counts for `postern check`. */
 struct store_check {
 	uint64_t domains, accounts, messages, bytes, chunks, queued;
+	uint64_t bodies, body_bytes;       /* stored once each */
 	uint64_t problems;
 };
 int store_check(struct store_read *r,
@@ -269,7 +333,19 @@ int store_account_put(struct store_write *w, struct store_account *a,
 int store_account_del(struct store_write *w, const char *address);
 
 /* A message to add. The body is given whole (CRLF-normalised already);
- * uidl NULL or "" makes one. */
+ * uidl NULL or "" makes one.
+ *
+ * One body for many messages: with shared set, *shared 0 stores the body
+ * and sets *shared to its id; a non-zero *shared (from an earlier add, or
+ * store_queue_add's body_id, in this transaction) adds a reference to that
+ * body instead of storing it again — body and len must be the same bytes
+ * (len is checked: -EINVAL). The body is removed with its last reference
+ * (store_msg_del, store_queue_del, store_account_del).
+ *
+ * check_quota: -PST_EQUOTA, nothing written, when the account's usage
+ * plus len would exceed its quota (store_quota_check). Every message
+ * counts its whole size in its own account's usage, shared or not (the
+ * size POP3 reports). */
 struct store_msg_in {
 	uint8_t folder;
 	uint64_t internal_date;
@@ -277,10 +353,13 @@ struct store_msg_in {
 	const void *body;
 	size_t len;
 	uint8_t flags;
+	bool check_quota;
+	uint64_t *shared;
 };
 /* -PST_EEXIST if uidl is given and already used in the account (also by a
  * message deleted since: a UIDL is never reused); -EINVAL for a uidl RFC
- * 1939 does not allow (1-70 octets in 0x21-0x7E) or a bad folder. */
+ * 1939 does not allow (1-70 octets in 0x21-0x7E) or a bad folder;
+ * -PST_EQUOTA (check_quota). */
 int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out);
 int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid);
@@ -305,6 +384,57 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
 
 
 
+/* ---- web state (postern-webd's account page) ----
+ *
+ * Per account, in a table of its own ("web"), absent = the defaults: the
+ * admin role, two-step sign-in (the TOTP secret and the digests of unused
+ * recovery codes), a note that an administrator reset the password (shown
+ * at the next sign-in), the last sign-in to the account page and the last
+ * mail client login. */
+
+#define STORE_TOTP_SECRET_MAX 32
+#define STORE_RECOVERY_MAX 10
+#define STORE_WEB_ADDR_MAX 47
+
+enum store_web_role { STORE_ROLE_USER, STORE_ROLE_DOMAIN_ADMIN };
+const char *store_web_role_name(unsigned v);            /* none|domain */
+int store_web_role_parse(const char *s, uint8_t *out);  /* 0 or -EINVAL */
+
+enum store_web_flag {
+	STORE_WEB_TOTP = 1 << 0,           /* two-step sign-in is on */
+	STORE_WEB_PW_RESET = 1 << 1,       /* tell the user at next sign-in */
+	/* require-app-password was switched on by turning two-step on, so
+	 * turning it off switches it off again. */
+	STORE_WEB_RAP_BY_TOTP = 1 << 2,
+};
+
+struct store_web {
+	uint8_t role;                      /* enum store_web_role */
+	uint32_t flags;                    /* enum store_web_flag */
+	uint8_t totp_len;                  /* bytes of totp used */
+	uint8_t totp[STORE_TOTP_SECRET_MAX];
+	uint64_t totp_last;                /* last time step used: no replay */
+	uint8_t nrecovery;                 /* unused recovery codes */
+	uint8_t recovery[STORE_RECOVERY_MAX][32];   /* their SHA-256 */
+	uint64_t last_login;               /* unix s of the last web sign-in */
+	char last_addr[STORE_WEB_ADDR_MAX + 1];
+	/* The last login of a mail client (POP3, SMTP), noted by the auth
+	 * library at most once a minute per account and address. */
+	uint64_t mail_login;
+	char mail_addr[STORE_WEB_ADDR_MAX + 1];
+};
+
+/* The account's web state, or the defaults (all zero) when it has none.
+ * -PST_ECORRUPT / -PST_EVERSION for a record that does not decode. */
+int store_web_get(struct store_read *r, uint64_t account_id,
+		  struct store_web *out);
+/* Writes it (the defaults delete the record). -EINVAL for counts over the
+ * arrays. */
+int store_web_put(struct store_write *w, uint64_t account_id,
+		  const struct store_web *s);
+/* Accounts of a domain with role domain admin are listed by
+ * store_account_each + store_web_get; no index (a domain has few). */
+
 /* ---- the outbound queue ---- */
 
 #define STORE_QUEUE_RCPT_MAX 1000
@@ -324,6 +454,28 @@ enum store_queue_flag {
 	STORE_QUEUE_TLS_OPTIONAL = 1 << 1,
 };
 
+/* What the sender asked of delivery status notifications (RFC 3461) for
+ * a queued message, and what was reported already. The store keeps the
+ * values as given: the meaning of ret and notify is the SMTP engine's
+ * (submitd/smtp_parse.h). Recipients are named, not numbered, so that a
+ * recipient list shortened by the relay needs no matching change here. */
+#define STORE_DSN_ENVID_MAX 100
+#define STORE_DSN_TYPE_MAX 32
+#define STORE_DSN_ORCPT_MAX 255
+#define STORE_DSN_DELAY_SENT 0x1        /* flags: the delay warning went */
+struct store_dsn_rcpt {
+	char addr[STORE_ADDR_MAX + 1];
+	uint8_t notify;
+	char orcpt_type[STORE_DSN_TYPE_MAX + 1];   /* "": no ORCPT */
+	char orcpt[STORE_DSN_ORCPT_MAX + 1];
+};
+struct store_queue_dsn {
+	uint8_t ret, flags;
+	char envid[STORE_DSN_ENVID_MAX + 1];
+	uint32_t n;                            /* <= STORE_QUEUE_RCPT_MAX */
+	struct store_dsn_rcpt *rcpt;           /* heap, with the struct */
+};
+
 struct store_queue_entry {
 	uint64_t id;
 	uint32_t flags;                       /* enum store_queue_flag */
@@ -335,13 +487,24 @@ struct store_queue_entry {
 	char last_error[STORE_QUEUE_ERR_MAX + 1];
 	uint32_t nrcpts;
 	char (*rcpts)[STORE_ADDR_MAX + 1];    /* heap; store_queue_entry_free */
+	struct store_queue_dsn *dsn;          /* heap or NULL (none asked) */
+	uint64_t body_id;                     /* its body (store_body_read) */
 };
 
 void store_queue_entry_free(struct store_queue_entry *e);
-/* Add: sender, rcpts and the CRLF body; fills e->id. */
+/* A DSN record with room for n recipients (zeroed), or NULL. */
+struct store_queue_dsn *store_queue_dsn_new(uint32_t n);
+/* The recipient's DSN settings in e, or NULL. */
+const struct store_dsn_rcpt *store_queue_dsn_rcpt(
+	const struct store_queue_entry *e, const char *addr);
+/* Add: sender, rcpts and the CRLF body; fills e->id. A non-zero
+ * e->body_id shares that stored body (a local delivery's, in this
+ * transaction: len must be its size, else -EINVAL); 0 stores the body and
+ * sets e->body_id. */
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len);
-/* Rewrite attempts, next_attempt, last_error and the recipient list. */
+/* Rewrite attempts, next_attempt, last_error and the recipient list (the
+ * body, its size and id stay as stored). */
 int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e);
 int store_queue_del(struct store_write *w, uint64_t id);

@@ -14,7 +14,9 @@
 
 #include "common/contract.h"
 #include "common/err.h"
+#include "store/store_body.h"
 #include "store/store_int.h"
+#include "store/store_popidx.h"
 #include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
@@ -90,20 +92,22 @@ static int store__del(struct store_write *w, int db, MDB_val k)
 	return store__err(mdb_del(w->txn, w->st->db[db], &k, NULL));
 }
 
-/* Call fn for every entry whose key starts with prefix. fn returns non-zero
- * to stop. With delete set, every visited entry is deleted. */
-static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
-		       size_t plen, bool delete,
-		       int (*fn)(MDB_val *k, MDB_val *v, void *arg), void *arg)
+/* Call fn for every entry whose key starts with prefix, from the first
+ * key not below start (which starts with prefix). fn returns non-zero to
+ * stop. With delete set, every visited entry is deleted. */
+static int store__each_from(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+			    size_t plen, MDB_val start, bool delete,
+			    int (*fn)(MDB_val *k, MDB_val *v, void *arg),
+			    void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k = store__val(prefix, plen), v;
+	MDB_val k = start, v;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	int r = 0;
 
 	if (rc)
 		return store__err(rc);
-	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	rc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
@@ -117,6 +121,14 @@ static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
 	if (r)
 		return r;
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+static int store__each_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+		       size_t plen, bool delete,
+		       int (*fn)(MDB_val *k, MDB_val *v, void *arg), void *arg)
+{
+	return store__each_from(txn, dbi, prefix, plen,
+				store__val(prefix, plen), delete, fn, arg);
 }
 
 static uint64_t store__now_s(void)
@@ -269,27 +281,22 @@ int store_account_get(struct store_read *r, const char *address,
 	return e ? e : store_account_get_by_id(r, id, out);
 }
 
-static int store__next_counter(struct store_write *w, const char *name,
-			uint64_t *out)
+/* The account record as given, usage included (store_msg_add/del). */
+static int store__account_write(struct store_write *w,
+				const struct store_account *a)
 {
-	MDB_val k = store__str_val(name);
-	uint64_t v = 0;
-	int e = store__get_u64(&w->reader, DB_META, k, &v);
+	uint8_t buf[REC_ACCOUNT_MAX];
+	struct key k = { .n = 0 };
 
-	if (e && e != -PST_ENOTFOUND)
-		return e;
-	v++;
-	if ((e = store__put_u64(w, DB_META, k, v, 0)))
-		return e;
-	*out = v;
-	return 0;
+	store__key_u64(&k, a->id);
+	return store__put(w, DB_ACCOUNT_IDS, store__key_val(&k), buf,
+			  store__rec_account_enc(a, buf), 0);
 }
 
 int store_account_put(struct store_write *w, struct store_account *a,
 		      bool create)
 {
-	uint8_t buf[REC_ACCOUNT_MAX];
-	struct key k = { .n = 0 };
+	struct store_account cur;
 	int e;
 
 	/* The strings are keys and are strlen'd by every reader. */
@@ -303,17 +310,23 @@ int store_account_put(struct store_write *w, struct store_account *a,
 			return -PST_EEXIST;
 		if (e != -PST_ENOTFOUND)
 			return e;
-		if ((e = store__next_counter(w, "next_account_id", &a->id)))
+		if ((e = store__counter_next(w->st, w->txn, "next_account_id",
+					     &a->id)))
 			return e;
 		a->next_uid = 1;
 		a->created = store__now_s();
+		a->usage = 0;
 		if ((e = store__put_u64(w, DB_ACCOUNTS, store__str_val(a->address),
 					a->id, MDB_NOOVERWRITE)))
 			return e;
+	} else if ((e = store_account_get_by_id(&w->reader, a->id, &cur)) == 0) {
+		/* Usage is the messages' business alone: a caller that read
+		 * the account earlier never writes back an old count. */
+		a->usage = cur.usage;
+	} else if (e != -PST_ENOTFOUND) {
+		return e;
 	}
-	store__key_u64(&k, a->id);
-	return store__put(w, DB_ACCOUNT_IDS, store__key_val(&k), buf,
-			  store__rec_account_enc(a, buf), 0);
+	return store__account_write(w, a);
 }
 
 static int store__app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
@@ -324,6 +337,16 @@ static int store__app_meta_drop(MDB_val *k, MDB_val *v, void *arg)
 	int e = store__rec_app_meta_dec(v->mv_data, v->mv_size, digest, &p);
 
 	return e ? e : store__del(w, DB_APP_PW, store__val(digest, 32));
+}
+
+/* A message of a deleted account gives its body reference back (the
+ * body may be shared with other accounts' messages). */
+static int store__msg_drop_body(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct store_msg m;
+	int e = store__rec_msg_dec(v->mv_data, v->mv_size, &m);
+
+	return e ? e : store__body_unref(arg, m.body_id);
 }
 
 int store_account_del(struct store_write *w, const char *address)
@@ -339,13 +362,13 @@ int store_account_del(struct store_write *w, const char *address)
 	if ((e = store__each_prefix(w->txn, w->st->db[DB_APP_META], k.b, 8, true,
 			     store__app_meta_drop, w)) ||
 	    (e = store__each_prefix(w->txn, w->st->db[DB_MESSAGES], k.b, 8, true,
-			     NULL, NULL)) ||
+			     store__msg_drop_body, w)) ||
 	    (e = store__each_prefix(w->txn, w->st->db[DB_UIDLS], k.b, 8, true,
-			     NULL, NULL)) ||
-	    (e = store__each_prefix(w->txn, w->st->db[DB_BODIES], k.b, 8, true,
 			     NULL, NULL)) ||
 	    (e = store__each_prefix(w->txn, w->st->db[DB_SENDERS], k.b, 8, true,
 			     NULL, NULL)) ||
+	    (e = store__popidx_drop_account(w->st, w->txn, a.id)) ||
+	    (e = store__web_del(w, a.id)) ||
 	    (e = store__del(w, DB_ACCOUNT_IDS, store__key_val(&k))))
 		return e;
 	return store__del(w, DB_ACCOUNTS, store__str_val(address));
@@ -604,6 +627,7 @@ int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 
 	REQUIRE(STORE_READ_OK(r) && out);
 	store__msg_key(&k, account_id, uid);
+	r->msgs_read++;
 	e = store__get_raw(r, DB_MESSAGES, store__key_val(&k), &v);
 	return e ? e : store__rec_msg_dec(v.mv_data, v.mv_size, out);
 }
@@ -614,6 +638,8 @@ static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 	struct store_msg m;
 	int e = store__rec_msg_dec(v->mv_data, v->mv_size, &m);
 
+	c->r->msgs_read++;
+
 	return e ? e : ((int (*)(const struct store_msg *, void *))c->fn)(
 		&m, c->arg);
 }
@@ -621,32 +647,30 @@ static int store__msg_visit(MDB_val *k, MDB_val *v, void *arg)
 int store_msg_each(struct store_read *r, uint64_t account_id,
 		   int (*fn)(const struct store_msg *m, void *arg), void *arg)
 {
-	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
-	struct key k = { .n = 0 };
-
-	REQUIRE(STORE_READ_OK(r) && fn);
-	store__key_u64(&k, account_id);
-	return store__each_prefix(r->txn, r->st->db[DB_MESSAGES], k.b, 8, false,
-			   store__msg_visit, &c);
+	return store_msg_each_after(r, account_id, 0, fn, arg);
 }
 
-int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
-		     uint32_t chunk, const void **data, size_t *len)
+int store_msg_each_after(struct store_read *r, uint64_t account_id,
+			 uint64_t after_uid,
+			 int (*fn)(const struct store_msg *m, void *arg),
+			 void *arg)
 {
+	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .r = r };
 	struct key k;
-	MDB_val v;
-	int rc;
 
-	REQUIRE(STORE_READ_OK(r) && data && len);
-	store__msg_key(&k, account_id, uid);
-	store__key_u32(&k, chunk);
-	MDB_val kv = store__key_val(&k);
-	rc = mdb_get(r->txn, r->st->db[DB_BODIES], &kv, &v);
-	if (rc)
-		return store__err(rc);
-	*data = v.mv_data;
-	*len = v.mv_size;
-	return 0;
+	REQUIRE(STORE_READ_OK(r) && fn);
+	if (after_uid == UINT64_MAX)
+		return 0;
+	/* uids start at 1, so after 0 is the whole account */
+	store__msg_key(&k, account_id, after_uid + 1);
+	return store__each_from(r->txn, r->st->db[DB_MESSAGES], k.b, 8,
+				store__key_val(&k), false, store__msg_visit, &c);
+}
+
+uint64_t store_read_msgs(const struct store_read *r)
+{
+	REQUIRE(STORE_READ_OK(r));
+	return r->msgs_read;
 }
 
 static bool store__uidl_ok(const char *u)
@@ -692,6 +716,9 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		return -EINVAL;
 	if ((e = store_account_get_by_id(&w->reader, account_id, &a)))
 		return e;
+	if (m->check_quota &&
+	    (e = store_quota_check(&w->reader, &a, m->len)))
+		return e;
 	rec.uid = a.next_uid;
 	if (m->uidl && *m->uidl) {
 		if (!store__uidl_ok(m->uidl))
@@ -717,25 +744,18 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		rec.flags |= STORE_MSG_NO_BLANK_LINE;
 	rec.internal_date = m->internal_date ? m->internal_date : store__now_s();
 	rec.size = m->len;
-	rec.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
-				   STORE_CHUNK_SIZE);
-	for (uint32_t i = 0; i < rec.nchunks; i++) {
-		size_t off = (size_t)i * STORE_CHUNK_SIZE;
-		size_t n = m->len - off < STORE_CHUNK_SIZE ? m->len - off
-							   : STORE_CHUNK_SIZE;
-
-		store__msg_key(&k, account_id, rec.uid);
-		store__key_u32(&k, i);
-		if ((e = store__put(w, DB_BODIES, store__key_val(&k),
-			     (const char *)m->body + off, n, 0)))
-			return e;
-	}
+	rec.nchunks = store__body_nchunks(m->len);
+	if ((e = store__body_attach(w, m->body, m->len, m->shared,
+				    &rec.body_id)))
+		return e;
 	store__msg_key(&k, account_id, rec.uid);
 	if ((e = store__put(w, DB_MESSAGES, store__key_val(&k), buf,
-			    store__rec_msg_enc(&rec, buf), MDB_NOOVERWRITE)))
+			    store__rec_msg_enc(&rec, buf), MDB_NOOVERWRITE)) ||
+	    (e = store__popidx_update(w->st, w->txn, account_id, NULL, &rec)))
 		return e;
 	a.next_uid++;
-	if ((e = store_account_put(w, &a, false)))
+	a.usage += m->len;
+	if ((e = store__account_write(w, &a)))
 		return e;
 	if (uid_out)
 		*uid_out = rec.uid;
@@ -744,20 +764,24 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 
 int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 {
+	struct store_account a;
 	struct store_msg m;
 	struct key k;
 	int e;
 
 	REQUIRE(STORE_WRITE_OK(w));
-	if ((e = store_msg_get(&w->reader, account_id, uid, &m)))
+	if ((e = store_msg_get(&w->reader, account_id, uid, &m)) ||
+	    (e = store_account_get_by_id(&w->reader, account_id, &a)) ||
+	    (e = store__body_unref(w, m.body_id)))
 		return e;
-	for (uint32_t i = 0; i < m.nchunks; i++) {
-		store__msg_key(&k, account_id, uid);
-		store__key_u32(&k, i);
-		if ((e = store__del(w, DB_BODIES, store__key_val(&k))))
-			return e;
-	}
+	/* Usage below zero is damage store_check reports; here it stops at
+	 * zero rather than wrap. */
+	a.usage = a.usage > m.size ? a.usage - m.size : 0;
+	if ((e = store__account_write(w, &a)))
+		return e;
 	/* The UIDL stays reserved in the index, so it is never reused. */
+	if ((e = store__popidx_update(w->st, w->txn, account_id, &m, NULL)))
+		return e;
 	store__msg_key(&k, account_id, uid);
 	return store__del(w, DB_MESSAGES, store__key_val(&k));
 }
@@ -765,7 +789,7 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 int store_msg_update(struct store_write *w, uint64_t account_id,
 		     const struct store_msg *m)
 {
-	struct store_msg rec = { 0 };
+	struct store_msg rec = { 0 }, old;
 	uint8_t buf[REC_MSG_MAX];
 	struct key k;
 	int e;
@@ -775,15 +799,61 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 		return e;
 	if (m->folder >= STORE_FOLDER_N)
 		return -EINVAL;
+	old = rec;
 	rec.folder = m->folder;
 	rec.flags = (m->flags & ~STORE_MSG_NO_BLANK_LINE) |
 		      (rec.flags & STORE_MSG_NO_BLANK_LINE);
+	if ((e = store__popidx_update(w->st, w->txn, account_id, &old, &rec)))
+		return e;
 	store__msg_key(&k, account_id, m->uid);
 	return store__put(w, DB_MESSAGES, store__key_val(&k), buf,
 			  store__rec_msg_enc(&rec, buf), 0);
 }
 
 /* ---- check ---- */
+
+/* The references check counts, per body id: open addressing (linear
+ * probing) over a power-of-two table at least twice the number of body
+ * records (body_refs' entries), so its size follows the bodies the store
+ * holds, not every body id ever given. Only ids that have a record go in,
+ * so in one snapshot the table never fills. */
+struct check_ref {
+	uint64_t id;                 /* 0: free (body ids start at 1) */
+	uint32_t n;
+};
+
+struct check_refs {
+	struct check_ref *slot;
+	size_t mask;
+};
+
+static int store__refs_init(struct check_refs *t, uint64_t bodies)
+{
+	size_t cap = 16;
+
+	while (cap / 2 < bodies) {
+		if (cap > SIZE_MAX / 2 / sizeof(*t->slot))
+			return -ENOMEM;
+		cap *= 2;
+	}
+	if (!(t->slot = calloc(cap, sizeof(*t->slot))))
+		return -ENOMEM;
+	t->mask = cap - 1;
+	return 0;
+}
+
+/* id's slot, or the free one where it would go; NULL when full. */
+static struct check_ref *store__refs_slot(const struct check_refs *t,
+					  uint64_t id)
+{
+	uint64_t h = id * 0x9e3779b97f4a7c15ULL;   /* Fibonacci hashing */
+	size_t i = (size_t)(h ^ (h >> 32)) & t->mask;
+
+	for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask)
+		if (t->slot[i].id == id || t->slot[i].id == 0)
+			return &t->slot[i];
+	return NULL;
+}
 
 struct check_ctx {
 	struct store_read *r;
@@ -792,6 +862,10 @@ struct check_ctx {
 	void *arg;
 	uint64_t account_id;
 	uint64_t next_uid;           /* of the account; 0 for the queue */
+	uint64_t usage;              /* the account's messages, recounted */
+	struct check_refs refs;      /* per body id: messages + queue naming it */
+	uint64_t next_body_id;       /* the last body id given */
+	uint64_t pop_listed;         /* messages the POP index should hold */
 };
 
 static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
@@ -809,54 +883,80 @@ static void store__check_problem(struct check_ctx *x, const char *fmt, ...)
 		x->problem(buf, x->arg);
 }
 
+/* A message's (or queue entry's) body: it exists, has the size the record
+ * says, and is counted as one reference for store__check_bodies. */
+static int store__check_body_ref(struct check_ctx *x, uint64_t uid,
+				 uint64_t body_id, uint64_t size)
+{
+	struct store_body_rec b;
+	struct check_ref *ref;
+	int e;
+
+	if (body_id == 0 || body_id > x->next_body_id) {
+		store__check_problem(x, "account %llu message %llu: body id "
+				     "%llu was never given",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)uid,
+				     (unsigned long long)body_id);
+		return 0;
+	}
+	e = store__body_get(x->r->txn, x->r->st, body_id, &b);
+	if (e == -PST_ENOTFOUND) {
+		store__check_problem(x, "account %llu message %llu: its body "
+				     "%llu is missing",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)uid,
+				     (unsigned long long)body_id);
+		return 0;
+	}
+	if (e)
+		return e;
+	/* It has a record, so it has a place (store__refs_init). */
+	if (!(ref = store__refs_slot(&x->refs, body_id)))
+		return -PST_ECORRUPT;
+	ref->id = body_id;
+	if (ref->n < UINT32_MAX)
+		ref->n++;
+	if (b.size != size)
+		store__check_problem(x, "account %llu message %llu: body is %llu "
+				     "bytes, index says %llu",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)uid,
+				     (unsigned long long)b.size,
+				     (unsigned long long)size);
+	return 0;
+}
+
 static int store__check_msg(const struct store_msg *m, void *arg)
 {
 	struct check_ctx *x = arg;
-	uint64_t total = 0;
+	struct key k;
+	uint64_t uid = 0;
 
 	x->c->messages++;
 	x->c->bytes += m->size;
-	if (x->account_id != STORE_QUEUE_ACCOUNT) {
-		struct key k;
-		uint64_t uid = 0;
-
-		/* The UIDL index names this message: a message and its UIDL
-		 * are written (and never removed apart) in one transaction. */
-		store__uidl_key(&k, x->account_id, m->uidl);
-		if (store__get_u64(x->r, DB_UIDLS, store__key_val(&k), &uid) ||
-		    uid != m->uid)
-			store__check_problem(x, "account %llu message %llu: "
-					     "its UIDL %s is not indexed to it",
-					     (unsigned long long)x->account_id,
-					     (unsigned long long)m->uid, m->uidl);
-		if (m->uid >= x->next_uid)
-			store__check_problem(x, "account %llu message %llu: uid "
-					     "not below the account's next uid",
-					     (unsigned long long)x->account_id,
-					     (unsigned long long)m->uid);
-	}
-	for (uint32_t i = 0; i < m->nchunks; i++) {
-		const void *p;
-		size_t n;
-		int e = store_body_chunk(x->r, x->account_id, m->uid, i, &p, &n);
-
-		if (e) {
-			store__check_problem(x, "account %llu message %llu: chunk %u "
-				      "missing", (unsigned long long)x->account_id,
-				      (unsigned long long)m->uid, i);
-			return 0;
-		}
-		x->c->chunks++;
-		total += n;
-	}
-	if (total != m->size)
-		store__check_problem(x, "account %llu message %llu: body is %llu "
-			      "bytes, index says %llu",
-			      (unsigned long long)x->account_id,
-			      (unsigned long long)m->uid,
-			      (unsigned long long)total,
-			      (unsigned long long)m->size);
-	return 0;
+	x->usage += m->size;
+	/* The UIDL index names this message: a message and its UIDL are
+	 * written (and never removed apart) in one transaction. */
+	store__uidl_key(&k, x->account_id, m->uidl);
+	if (store__get_u64(x->r, DB_UIDLS, store__key_val(&k), &uid) ||
+	    uid != m->uid)
+		store__check_problem(x, "account %llu message %llu: its UIDL %s "
+				     "is not indexed to it",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)m->uid, m->uidl);
+	if (m->uid >= x->next_uid)
+		store__check_problem(x, "account %llu message %llu: uid not "
+				     "below the account's next uid",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)m->uid);
+	if (!store__popidx_agrees(x->r, x->account_id, m))
+		store__check_problem(x, "account %llu message %llu: the POP "
+				     "index disagrees with it",
+				     (unsigned long long)x->account_id,
+				     (unsigned long long)m->uid);
+	x->pop_listed += !(m->flags & STORE_MSG_POP_HIDDEN);
+	return store__check_body_ref(x, m->uid, m->body_id, m->size);
 }
 
 static int store__check_account(const struct store_account *a, void *arg)
@@ -864,6 +964,7 @@ static int store__check_account(const struct store_account *a, void *arg)
 	struct check_ctx *x = arg;
 	struct store_domain d;
 	const char *at = strrchr(a->address, '@');
+	int e;
 
 	x->c->accounts++;
 	if (!at || store_domain_get(x->r, at + 1, &d))
@@ -871,29 +972,30 @@ static int store__check_account(const struct store_account *a, void *arg)
 			      a->address);
 	x->account_id = a->id;
 	x->next_uid = a->next_uid;
-	return store_msg_each(x->r, a->id, store__check_msg, x);
+	x->usage = 0;
+	if ((e = store_msg_each(x->r, a->id, store__check_msg, x)))
+		return e;
+	/* Usage is kept by every add and delete, never recounted: this is
+	 * where a count that drifted would show. */
+	if (x->usage != a->usage)
+		store__check_problem(x, "account %s: usage is %llu bytes, its "
+				     "messages take %llu", a->address,
+				     (unsigned long long)a->usage,
+				     (unsigned long long)x->usage);
+	return 0;
 }
 
 static int store__check_queued(const struct store_queue_entry *e, void *arg)
 {
 	struct check_ctx *x = arg;
-	struct store_msg m = { .uid = e->id, .size = e->size,
-			       .nchunks = e->nchunks };
 
-	/* A queue body is checked like a message of account 0. */
 	x->c->queued++;
-	/* The due index exists from schema 3 (a store restored from an older
-	 * backup is checked before its upgrade). */
-	if (x->r->st->schema >= 3 &&
-	    !store__queue_due_has(x->r, e->next_attempt, e->id))
+	if (!store__queue_due_has(x->r, e->next_attempt, e->id))
 		store__check_problem(x, "queue entry %llu: not in the due index "
 				     "(it would never be sent)",
 				     (unsigned long long)e->id);
 	x->account_id = STORE_QUEUE_ACCOUNT;
-	store__check_msg(&m, x);
-	x->c->messages--;
-	x->c->bytes -= e->size;
-	return 0;
+	return store__check_body_ref(x, e->id, e->body_id, e->size);
 }
 
 /* Every key of the due index names an entry due at that time. */
@@ -924,8 +1026,70 @@ static int store__check_domain(const struct store_domain *d, void *arg)
 	return 0;
 }
 
-/* Every body chunk belongs to a message (or queue entry) that counts it: a
- * chunk left over is a deletion half applied. */
+/* Each body: its reference count is the number of messages and queue
+ * entries that name it (recounted above), and its chunks are all there
+ * and add up to its size. */
+static int store__check_bodies(struct check_ctx *x)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, e = 0;
+
+	if ((rc = mdb_cursor_open(x->r->txn, x->r->st->db[DB_BODY_REFS], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_body_rec b;
+		const struct check_ref *ref;
+		uint64_t id, total = 0, counted;
+
+		if (k.mv_size != 8) {
+			store__check_problem(x, "a body key of %zu bytes",
+					     k.mv_size);
+			continue;
+		}
+		memcpy(&id, k.mv_data, 8);
+		id = be64toh(id);
+		if ((e = store__rec_body_dec(v.mv_data, v.mv_size, &b)))
+			break;
+		x->c->bodies++;
+		x->c->body_bytes += b.size;
+		ref = store__refs_slot(&x->refs, id);
+		counted = ref && ref->id == id ? ref->n : 0;
+		if (counted != b.refs)
+			store__check_problem(x, "body %llu: reference count %u, "
+					     "but %llu messages and queue "
+					     "entries name it",
+					     (unsigned long long)id, b.refs,
+					     (unsigned long long)counted);
+		for (uint32_t i = 0; i < b.nchunks; i++) {
+			const void *p;
+			size_t n;
+
+			if (store_body_read(x->r, id, i, &p, &n)) {
+				store__check_problem(x, "body %llu: chunk %u "
+						     "missing",
+						     (unsigned long long)id, i);
+				continue;
+			}
+			x->c->chunks++;
+			total += n;
+		}
+		if (total != b.size)
+			store__check_problem(x, "body %llu: chunks hold %llu "
+					     "bytes, its record says %llu",
+					     (unsigned long long)id,
+					     (unsigned long long)total,
+					     (unsigned long long)b.size);
+	}
+	mdb_cursor_close(cur);
+	if (e)
+		return e;
+	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+/* Every chunk belongs to a body that counts it: a chunk left over is a
+ * deletion half applied. */
 static int store__check_orphans(struct check_ctx *x)
 {
 	MDB_cursor *cur;
@@ -936,40 +1100,29 @@ static int store__check_orphans(struct check_ctx *x)
 		return store__err(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		uint64_t acct, uid;
-		uint32_t chunk, nchunks = 0;
-		struct store_msg m;
-		struct store_queue_entry q;
+		struct store_body_rec b;
+		uint64_t id;
+		uint32_t chunk;
 		int e;
 
-		if (k.mv_size != 20) {
-			store__check_problem(x, "a body key of %zu bytes",
+		if (k.mv_size != STORE_BODY_KEY) {
+			store__check_problem(x, "a body chunk key of %zu bytes",
 					     k.mv_size);
 			continue;
 		}
-		memcpy(&acct, k.mv_data, 8);
-		memcpy(&uid, (char *)k.mv_data + 8, 8);
-		memcpy(&chunk, (char *)k.mv_data + 16, 4);
-		acct = be64toh(acct);
-		uid = be64toh(uid);
+		memcpy(&id, k.mv_data, 8);
+		memcpy(&chunk, (char *)k.mv_data + 8, 4);
+		id = be64toh(id);
 		chunk = be32toh(chunk);
-		if (acct == STORE_QUEUE_ACCOUNT) {
-			if ((e = store_queue_get(x->r, uid, &q)) == 0) {
-				nchunks = q.nchunks;
-				store_queue_entry_free(&q);
-			}
-		} else if ((e = store_msg_get(x->r, acct, uid, &m)) == 0) {
-			nchunks = m.nchunks;
-		}
+		e = store__body_get(x->r->txn, x->r->st, id, &b);
 		if (e && e != -PST_ENOTFOUND) {
 			mdb_cursor_close(cur);
 			return e;
 		}
-		if (e || chunk >= nchunks)
-			store__check_problem(x, "account %llu message %llu: chunk "
-					     "%u belongs to no message",
-					     (unsigned long long)acct,
-					     (unsigned long long)uid, chunk);
+		if (e || chunk >= b.nchunks)
+			store__check_problem(x, "body %llu: chunk %u belongs to "
+					     "no body", (unsigned long long)id,
+					     chunk);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
@@ -981,16 +1134,37 @@ int store_check(struct store_read *r,
 {
 	struct store_check c = { 0 };
 	struct check_ctx x = { .r = r, .c = &c, .problem = problem, .arg = arg };
-	int e;
+	MDB_stat bodies;
+	int e, rc;
 
 	REQUIRE(STORE_READ_OK(r) && out);   /* problem may be NULL */
-	if ((e = store_domain_each(r, store__check_domain, &x)) ||
-	    (e = store_account_each(r, NULL, store__check_account, &x)) ||
-	    (e = store_queue_each(r, store__check_queued, &x)) ||
-	    (r->st->schema >= 3 &&
-	     (e = store__queue_due_each(r, store__check_due, &x))) ||
-	    (e = store__check_orphans(&x)))
+	/* The rules below are schema 3's (shared bodies): an older store is
+	 * checked after `postern store upgrade`, which decodes all of it. */
+	if (r->st->schema < STORE_SCHEMA_VERSION)
+		return -STORE_EUPGRADE;
+	e = store__get_u64(r, DB_META, store__str_val("next_body_id"),
+			   &x.next_body_id);
+	if (e && e != -PST_ENOTFOUND)
 		return e;
+	if ((rc = mdb_stat(r->txn, r->st->db[DB_BODY_REFS], &bodies)))
+		return store__err(rc);
+	if ((e = store__refs_init(&x.refs, bodies.ms_entries)))
+		return e;
+	/* A body that is named but missing is reported with its message. */
+	if (!(e = store_domain_each(r, store__check_domain, &x)) &&
+	    !(e = store_account_each(r, NULL, store__check_account, &x)) &&
+	    !(e = store_queue_each(r, store__check_queued, &x)) &&
+	    !(e = store__queue_due_each(r, store__check_due, &x)) &&
+	    !(e = store__check_bodies(&x)))
+		e = store__check_orphans(&x);
+	free(x.refs.slot);
+	if (e)
+		return e;
+	if (r->st->popidx && store__popidx_entries(r) != x.pop_listed)
+		store__check_problem(&x, "the POP index has %llu entries for "
+				     "%llu messages not hidden from POP",
+				     (unsigned long long)store__popidx_entries(r),
+				     (unsigned long long)x.pop_listed);
 	*out = c;
 	return 0;
 }

@@ -10,6 +10,7 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
+		DB_POPIDX, DB_WEB, DB_BODY_REFS,
 		/* schema 3: (next_attempt, queue id) of every queue entry,
 		 * both big-endian, empty values; kept by store_queue.c in the
 		 * transaction that writes the entry */
@@ -22,6 +23,9 @@ struct store {
 	MDB_env *env;
 	MDB_dbi db[DB_N];
 	bool readonly;
+	/* DB_WEB is made when missing by a writable open; a read-only open
+	 * of a store that never had it reads every account's defaults. */
+	bool has_web;
 	/* Every transaction of this process holds envlock shared; recovery
 	 * (adopting a map size another process set, reopening after a fatal
 	 * write error) holds it exclusive, so no transaction is open then, as
@@ -33,6 +37,7 @@ struct store {
 	uint64_t map_size;
 	unsigned schema;          /* as read at open, or as upgraded */
 	uint64_t map_max;         /* the writer grows the map up to this */
+	bool popidx;              /* DB_POPIDX is complete (store_popidx.h) */
 	/* group-commit writer */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -46,6 +51,7 @@ struct store_read {
 	struct store *st;
 	MDB_txn *txn;
 	bool owned;              /* false: borrowed from a write */
+	uint64_t msgs_read;      /* message records decoded (store_read_msgs) */
 };
 
 struct store_write {
@@ -62,6 +68,9 @@ MDB_val store__val(const void *p, size_t n);
  * a fatal write error. Returns an LMDB code. */
 int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
 		     MDB_txn **txn);
+/* Drops an account's web state (store_web.c), if any: part of
+ * store_account_del. */
+int store__web_del(struct store_write *w, uint64_t account_id);
 /* The schema version value: little-endian uint32 in every version, so any
  * version of Postern can read it and say what to do. */
 int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
@@ -74,5 +83,22 @@ bool store__queue_due_has(struct store_read *r, uint64_t due, uint64_t id);
 int store__queue_due_each(struct store_read *r,
 			  int (*fn)(uint64_t due, uint64_t id, void *arg),
 			  void *arg);
+/* The next value of a counter in meta ("next_body_id", ...): read,
+ * incremented, written back in txn. */
+int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
+			uint64_t *out);
+
+/* The keys of meta and how each value is encoded, listed once
+ * (store__meta_keys in store.c): the upgrade rewrites each by its kind. */
+enum store_meta_kind {
+	META_SCHEMA,     /* little-endian uint32, never versioned */
+	META_COUNTER,    /* versioned u64 (store__counter_next) */
+	META_MARK,       /* "1": a fact of the store, present or absent */
+};
+/* META_MARK: the POP index is complete (store_popidx.h). */
+#define STORE_META_POPIDX "popidx_complete"
+/* The kind of meta key k: 0, or -PST_ECORRUPT for a key no Postern wrote. */
+int store__meta_kind(const MDB_val *k, enum store_meta_kind *kind);
+
 
 #endif

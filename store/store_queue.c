@@ -1,8 +1,9 @@
 /* store_queue.c — the outbound queue and allowed senders (see store.h).
  *
- * A queue record (store_rec.c) holds the entry and its recipients; the
- * body is stored in chunks like a message's, under account STORE_QUEUE_ACCOUNT and
- * uid = queue id, so `postern check` and the chunk code serve both. */
+ * A queue record (store_rec.c) holds the entry, its recipients and its
+ * body id; the body is a shared body (store_body.c) like a message's, and
+ * is the same stored body as the local recipients' copies of the message
+ * when both are written in one transaction (smtp_deliver.c). */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 
 #include "common/contract.h"
 #include "common/err.h"
+#include "store/store_body.h"
 #include "store/store_int.h"
 #include "store/store_rec.h"
 
@@ -31,6 +33,32 @@ void store_queue_entry_free(struct store_queue_entry *e)
 	REQUIRE(e);
 	free(e->rcpts);
 	e->rcpts = NULL;
+	if (e->dsn)
+		free(e->dsn->rcpt);
+	free(e->dsn);
+	e->dsn = NULL;
+}
+
+struct store_queue_dsn *store_queue_dsn_new(uint32_t n)
+{
+	struct store_queue_dsn *d = calloc(1, sizeof(*d));
+
+	if (d && !(d->rcpt = calloc(n ? n : 1, sizeof(*d->rcpt)))) {
+		free(d);
+		return NULL;
+	}
+	if (d)
+		d->n = n;
+	return d;
+}
+
+const struct store_dsn_rcpt *store_queue_dsn_rcpt(
+	const struct store_queue_entry *e, const char *addr)
+{
+	for (uint32_t i = 0; e->dsn && i < e->dsn->n; i++)
+		if (strcmp(e->dsn->rcpt[i].addr, addr) == 0)
+			return &e->dsn->rcpt[i];
+	return NULL;
 }
 
 static void store__qkey(uint64_t id, uint8_t k[8])
@@ -38,16 +66,6 @@ static void store__qkey(uint64_t id, uint8_t k[8])
 	uint64_t be = htobe64(id);
 
 	memcpy(k, &be, 8);
-}
-
-static void store__bkey(uint64_t id, uint32_t chunk, uint8_t k[20])
-{
-	uint64_t zero = 0, be = htobe64(id);
-	uint32_t c = htobe32(chunk);
-
-	memcpy(k, &zero, 8);
-	memcpy(k + 8, &be, 8);
-	memcpy(k + 16, &c, 4);
 }
 
 static void store__duekey(uint64_t due, uint64_t id, uint8_t k[16])
@@ -112,8 +130,6 @@ static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len)
 {
-	MDB_val k = store__val("next_queue_id", 13), v;
-	uint8_t idbuf[REC_U64_MAX];
 	uint64_t id = 0;
 	int rc;
 
@@ -123,75 +139,56 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		(body || len == 0));
 	if (e->nrcpts == 0 || e->nrcpts > STORE_QUEUE_RCPT_MAX)
 		return -EINVAL;
-	rc = mdb_get(w->txn, w->st->db[DB_META], &k, &v);
-	if (rc == 0 && (rc = store__rec_u64_dec(v.mv_data, v.mv_size, &id)))
+	if ((rc = store__counter_next(w->st, w->txn, "next_queue_id", &id)))
 		return rc;
-	else if (rc && rc != MDB_NOTFOUND)
-		return store__err(rc);
-	id++;
-	v = store__val(idbuf, store__rec_u64_enc(id, idbuf));
-	if ((rc = mdb_put(w->txn, w->st->db[DB_META], &k, &v, 0)))
-		return store__err(rc);
 	e->id = id;
 	e->size = len;
-	e->nchunks = (uint32_t)((len + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
+	e->nchunks = store__body_nchunks(len);
 	if (!e->created)
 		e->created = (uint64_t)time(NULL);
-	for (uint32_t i = 0; i < e->nchunks; i++) {
-		size_t off = (size_t)i * STORE_CHUNK_SIZE;
-		size_t n = len - off < STORE_CHUNK_SIZE ? len - off
-							: STORE_CHUNK_SIZE;
-		uint8_t bk[20];
-
-		store__bkey(id, i, bk);
-		MDB_val kv = store__val(bk, 20), vv = store__val(
-			(const char *)body + off, n);
-		if ((rc = mdb_put(w->txn, w->st->db[DB_BODIES], &kv, &vv, 0)))
-			return store__err(rc);
-	}
+	/* A local delivery's body in this transaction is shared. */
+	if ((rc = store__body_attach(w, body, len, &e->body_id, &e->body_id)))
+		return rc;
 	return store__qput(w, e, UINT64_MAX);
 }
 
 int store_queue_update(struct store_write *w,
 		       const struct store_queue_entry *e)
 {
-	struct store_queue_entry cur;
+	struct store_queue_entry cur, upd;
 	int r;
 
 	/* e comes from store_queue_get (nrcpts <= STORE_QUEUE_RCPT_MAX),
 	 * its recipient list only ever shortened. */
 	REQUIRE(STORE_WRITE_OK(w) && e && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
+
 	r = store_queue_get(&w->reader, e->id, &cur);
 	if (r)
 		return r;
 	store_queue_entry_free(&cur);
-	return store__qput(w, e, cur.next_attempt);
+	/* The body and its reference stay as stored, whatever the caller's
+	 * copy says: only store_queue_del gives the reference back. */
+	upd = *e;
+	upd.body_id = cur.body_id;
+	upd.size = cur.size;
+	upd.nchunks = cur.nchunks;
+	return store__qput(w, &upd, cur.next_attempt);
 }
 
 int store_queue_del(struct store_write *w, uint64_t id)
 {
 	struct store_queue_entry e;
 	uint8_t k[8];
-	int r, rc;
+	int r;
 
 	REQUIRE(STORE_WRITE_OK(w));
 	r = store_queue_get(&w->reader, id, &e);
 	if (r)
 		return r;
-	for (uint32_t i = 0; i < e.nchunks; i++) {
-		uint8_t bk[20];
-
-		store__bkey(id, i, bk);
-		MDB_val kv = store__val(bk, 20);
-		rc = mdb_del(w->txn, w->st->db[DB_BODIES], &kv, NULL);
-		if (rc && rc != MDB_NOTFOUND) {
-			store_queue_entry_free(&e);
-			return store__err(rc);
-		}
-	}
 	store_queue_entry_free(&e);
-	if ((r = store__queue_due_del(w, e.next_attempt, id)))
+	if ((r = store__queue_due_del(w, e.next_attempt, id)) ||
+	    (r = store__body_unref(w, e.body_id)))
 		return r;
 	store__qkey(id, k);
 	MDB_val kv = store__val(k, 8);

@@ -147,11 +147,12 @@ static int store_rec__newer(const char *what, unsigned ver)
 	return -PST_EVERSION;
 }
 
-/* Opens a version-2 record: 0, or -PST_EVERSION for a newer one, or
+/* Opens a record of version 2 or 3 (*ver, may be NULL for kinds whose
+ * layout did not change): 0, or -PST_EVERSION for a newer one, or
  * -PST_ECORRUPT. Version-1 records are told apart by their callers by
  * their exact sizes before this. */
 static int store_rec__open(struct rec_r *r, const void *p, size_t n,
-			   const char *what)
+			   const char *what, uint8_t *ver_out)
 {
 	uint8_t ver;
 
@@ -159,9 +160,13 @@ static int store_rec__open(struct rec_r *r, const void *p, size_t n,
 	ver = store_rec__get_u8(r);
 	if (r->bad)
 		return -PST_ECORRUPT;
-	if (ver > REC_V2)
+	if (ver > REC_VERSION)
 		return store_rec__newer(what, ver);
-	return ver == REC_V2 ? 0 : -PST_ECORRUPT;
+	if (ver < REC_V2)
+		return -PST_ECORRUPT;
+	if (ver_out)
+		*ver_out = ver;
+	return 0;
 }
 
 /* ---- version 1: struct images of an x86-64 build, little-endian ---- */
@@ -231,6 +236,7 @@ size_t store__rec_domain_enc(const struct store_domain *d, uint8_t *buf)
 	store_rec__pop(&w, &d->pop_default);
 	store_rec__u8(&w, d->require_app_password_default);
 	store_rec__u64(&w, d->created);
+	store_rec__u64(&w, d->quota_default);          /* version 3 */
 	REQUIRE(w.n <= REC_DOMAIN_MAX);
 	return w.n;
 }
@@ -239,6 +245,7 @@ int store__rec_domain_dec(const void *p, size_t n, struct store_domain *out)
 {
 	struct store_domain d = { 0 };
 	struct rec_r r;
+	uint8_t ver;
 	int e;
 
 	REQUIRE(p || n == 0);
@@ -255,13 +262,15 @@ int store__rec_domain_dec(const void *p, size_t n, struct store_domain *out)
 		*out = d;
 		return 0;
 	}
-	if ((e = store_rec__open(&r, p, n, "domain")))
+	if ((e = store_rec__open(&r, p, n, "domain", &ver)))
 		return e;
 	store_rec__get_str(&r, d.name, sizeof(d.name));
 	d.pop_allowed = store_rec__get_u8(&r);
 	store_rec__get_pop(&r, &d.pop_default);
 	d.require_app_password_default = store_rec__get_u8(&r);
 	d.created = store_rec__get_u64(&r);
+	if (ver >= REC_V3)
+		d.quota_default = store_rec__get_u64(&r);
 	if ((e = store_rec__done(&r)))
 		return e;
 	*out = d;
@@ -285,14 +294,19 @@ size_t store__rec_account_enc(const struct store_account *a, uint8_t *buf)
 	store_rec__u64(&w, a->pop_since_uid);
 	store_rec__u64(&w, a->next_uid);
 	store_rec__u64(&w, a->created);
+	store_rec__u64(&w, a->quota);                  /* version 3 */
+	store_rec__u64(&w, a->usage);
 	REQUIRE(w.n <= REC_ACCOUNT_MAX);
 	return w.n;
 }
 
 int store__rec_account_dec(const void *p, size_t n, struct store_account *out)
 {
-	struct store_account a = { 0 };
+	/* Older versions had no quota: the domain's (its default is none);
+	 * their usage is computed by the upgrade (store_upgrade__to_v3). */
+	struct store_account a = { .quota = STORE_QUOTA_DOMAIN };
 	struct rec_r r;
+	uint8_t ver;
 	int e;
 
 	REQUIRE(p || n == 0);
@@ -314,7 +328,7 @@ int store__rec_account_dec(const void *p, size_t n, struct store_account *out)
 		*out = a;
 		return 0;
 	}
-	if ((e = store_rec__open(&r, p, n, "account")))
+	if ((e = store_rec__open(&r, p, n, "account", &ver)))
 		return e;
 	a.id = store_rec__get_u64(&r);
 	store_rec__get_str(&r, a.address, sizeof(a.address));
@@ -325,6 +339,10 @@ int store__rec_account_dec(const void *p, size_t n, struct store_account *out)
 	a.pop_since_uid = store_rec__get_u64(&r);
 	a.next_uid = store_rec__get_u64(&r);
 	a.created = store_rec__get_u64(&r);
+	if (ver >= REC_V3) {
+		a.quota = store_rec__get_u64(&r);
+		a.usage = store_rec__get_u64(&r);
+	}
 	if ((e = store_rec__done(&r)))
 		return e;
 	*out = a;
@@ -346,14 +364,16 @@ size_t store__rec_msg_enc(const struct store_msg *m, uint8_t *buf)
 	store_rec__u64(&w, m->size);
 	store_rec__u32(&w, m->nchunks);
 	store_rec__str(&w, m->uidl, sizeof(m->uidl));
+	store_rec__u64(&w, m->body_id);                /* version 3 */
 	REQUIRE(w.n <= REC_MSG_MAX);
 	return w.n;
 }
 
 int store__rec_msg_dec(const void *p, size_t n, struct store_msg *out)
 {
-	struct store_msg m = { 0 };
+	struct store_msg m = { 0 };   /* body_id 0 before version 3 */
 	struct rec_r r;
+	uint8_t ver;
 	int e;
 
 	REQUIRE(p || n == 0);
@@ -372,7 +392,7 @@ int store__rec_msg_dec(const void *p, size_t n, struct store_msg *out)
 		*out = m;
 		return 0;
 	}
-	if ((e = store_rec__open(&r, p, n, "message")))
+	if ((e = store_rec__open(&r, p, n, "message", &ver)))
 		return e;
 	m.uid = store_rec__get_u64(&r);
 	m.folder = store_rec__get_u8(&r);
@@ -381,6 +401,8 @@ int store__rec_msg_dec(const void *p, size_t n, struct store_msg *out)
 	m.size = store_rec__get_u64(&r);
 	m.nchunks = store_rec__get_u32(&r);
 	store_rec__get_str(&r, m.uidl, sizeof(m.uidl));
+	if (ver >= REC_V3)
+		m.body_id = store_rec__get_u64(&r);
 	if ((e = store_rec__done(&r)))
 		return e;
 	*out = m;
@@ -430,7 +452,8 @@ int store__rec_app_meta_dec(const void *p, size_t n, uint8_t digest[32],
 					   sizeof(a.last_addr))))
 			return e;
 	} else {
-		if ((e = store_rec__open(&r, p, n, "app_password_meta")))
+		if ((e = store_rec__open(&r, p, n, "app_password_meta",
+					 NULL)))
 			return e;
 		store_rec__get_bytes(&r, dg, 32);
 		a.id = store_rec__get_u32(&r);
@@ -473,7 +496,7 @@ int store__rec_app_pw_dec(const void *p, size_t n, uint64_t *account_id,
 		*app_id = store_rec__le32(p, 8);
 		return 0;
 	}
-	if ((e = store_rec__open(&r, p, n, "app_password")))
+	if ((e = store_rec__open(&r, p, n, "app_password", NULL)))
 		return e;
 	acc = store_rec__get_u64(&r);
 	app = store_rec__get_u32(&r);
@@ -508,7 +531,7 @@ int store__rec_u64_dec(const void *p, size_t n, uint64_t *out)
 		*out = store_rec__le64(p, 0);
 		return 0;
 	}
-	if ((e = store_rec__open(&r, p, n, "integer")))
+	if ((e = store_rec__open(&r, p, n, "integer", NULL)))
 		return e;
 	v = store_rec__get_u64(&r);
 	if ((e = store_rec__done(&r)))
@@ -519,6 +542,68 @@ int store__rec_u64_dec(const void *p, size_t n, uint64_t *out)
 
 /* ---- the queue ---- */
 
+/* DSN (RFC 3461) settings follow the recipients, only when there are any:
+ * u8 1, u8 ret, u8 flags, str envid, be32 n, then per recipient str addr,
+ * u8 notify, str orcpt_type, str orcpt. A record without them (written
+ * before DSN, or without DSN asked) decodes with dsn NULL. */
+#define REC_QUEUE_DSN 1
+#define REC_DSN_RCPT_MAX (1 + STORE_ADDR_MAX + 1 + 1 + STORE_DSN_TYPE_MAX + 1 + \
+			  STORE_DSN_ORCPT_MAX)
+
+static size_t store_rec__queue_dsn_cap(const struct store_queue_entry *e)
+{
+	return e->dsn ? 3 + 1 + STORE_DSN_ENVID_MAX + 4 +
+			(size_t)e->dsn->n * REC_DSN_RCPT_MAX : 0;
+}
+
+static void store_rec__queue_dsn_enc(struct rec_w *w,
+				     const struct store_queue_dsn *d)
+{
+	store_rec__u8(w, REC_QUEUE_DSN);
+	store_rec__u8(w, d->ret);
+	store_rec__u8(w, d->flags);
+	store_rec__str(w, d->envid, sizeof(d->envid));
+	store_rec__u32(w, d->n);
+	for (uint32_t i = 0; i < d->n; i++) {
+		store_rec__str(w, d->rcpt[i].addr, sizeof(d->rcpt[i].addr));
+		store_rec__u8(w, d->rcpt[i].notify);
+		store_rec__str(w, d->rcpt[i].orcpt_type,
+			       sizeof(d->rcpt[i].orcpt_type));
+		store_rec__str(w, d->rcpt[i].orcpt, sizeof(d->rcpt[i].orcpt));
+	}
+}
+
+static int store_rec__queue_dsn_dec(struct rec_r *r, struct store_queue_entry *q)
+{
+	struct store_queue_dsn *d;
+	uint32_t n;
+
+	if (store_rec__get_u8(r) != REC_QUEUE_DSN)
+		return -PST_ECORRUPT;
+	uint8_t ret = store_rec__get_u8(r), flags = store_rec__get_u8(r);
+	char envid[STORE_DSN_ENVID_MAX + 1];
+
+	store_rec__get_str(r, envid, sizeof(envid));
+	n = store_rec__get_u32(r);
+	/* each recipient takes at least its four length and value octets */
+	if (r->bad || n > STORE_QUEUE_RCPT_MAX || n > (r->n - r->off) / 4)
+		return -PST_ECORRUPT;
+	if (!(d = store_queue_dsn_new(n)))
+		return -ENOMEM;
+	d->ret = ret;
+	d->flags = flags;
+	memcpy(d->envid, envid, sizeof(envid));
+	for (uint32_t i = 0; i < n; i++) {
+		store_rec__get_str(r, d->rcpt[i].addr, sizeof(d->rcpt[i].addr));
+		d->rcpt[i].notify = store_rec__get_u8(r);
+		store_rec__get_str(r, d->rcpt[i].orcpt_type,
+				   sizeof(d->rcpt[i].orcpt_type));
+		store_rec__get_str(r, d->rcpt[i].orcpt, sizeof(d->rcpt[i].orcpt));
+	}
+	q->dsn = d;
+	return r->bad ? -PST_ECORRUPT : 0;
+}
+
 int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 			 size_t *len)
 {
@@ -527,8 +612,9 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 
 	REQUIRE(e && out && len && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
-	cap = 1 + 4 + 4 * 8 + 4 + 2 * 256 + 4 +
-	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1) + 4;
+	cap = 1 + 4 + 5 * 8 + 4 + 4 + 2 * 256 + 4 +
+	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1) +
+	      store_rec__queue_dsn_cap(e);
 	if (!(w.p = malloc(cap)))
 		return -ENOMEM;
 	w.n = 0;
@@ -539,15 +625,18 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	store_rec__u64(&w, e->next_attempt);
 	store_rec__u64(&w, e->size);
 	store_rec__u32(&w, e->nchunks);
+	store_rec__u64(&w, e->body_id);                /* version 3 */
+	/* version 3: the flags (enum store_queue_flag) at a fixed place,
+	 * always written, so the optional DSN tail stays the record's only
+	 * variable end */
+	store_rec__u32(&w, e->flags);
 	store_rec__str(&w, e->sender, sizeof(e->sender));
 	store_rec__str(&w, e->last_error, sizeof(e->last_error));
 	store_rec__u32(&w, e->nrcpts);
 	for (uint32_t i = 0; i < e->nrcpts; i++)
 		store_rec__str(&w, e->rcpts[i], sizeof(e->rcpts[i]));
-	/* Schema 3: the flags, after the recipients, only when set (a
-	 * record without them is the schema-2 record, byte for byte). */
-	if (e->flags)
-		store_rec__u32(&w, e->flags);
+	if (e->dsn)
+		store_rec__queue_dsn_enc(&w, e->dsn);
 	REQUIRE(w.n <= cap);
 	*out = w.p;
 	*len = w.n;
@@ -586,21 +675,26 @@ static int store_rec__queue_v1(const uint8_t *b, size_t n,
 int store__rec_queue_dec(const void *p, size_t n,
 			 struct store_queue_entry *out)
 {
-	struct store_queue_entry q = { 0 };
+	struct store_queue_entry q = { 0 };   /* body_id 0 before 3 */
 	struct rec_r r;
+	uint8_t ver;
 	int e;
 
 	REQUIRE(p || n == 0);
 	REQUIRE(out);
 	if (n >= V1_QUEUE_HEAD && store_rec__le32(p, 0) == REC_V1) {
 		e = store_rec__queue_v1(p, n, &q);
-	} else if ((e = store_rec__open(&r, p, n, "queue")) == 0) {
+	} else if ((e = store_rec__open(&r, p, n, "queue", &ver)) == 0) {
 		q.attempts = store_rec__get_u32(&r);
 		q.id = store_rec__get_u64(&r);
 		q.created = store_rec__get_u64(&r);
 		q.next_attempt = store_rec__get_u64(&r);
 		q.size = store_rec__get_u64(&r);
 		q.nchunks = store_rec__get_u32(&r);
+		if (ver >= REC_V3) {
+			q.body_id = store_rec__get_u64(&r);
+			q.flags = store_rec__get_u32(&r);
+		}
 		store_rec__get_str(&r, q.sender, sizeof(q.sender));
 		store_rec__get_str(&r, q.last_error, sizeof(q.last_error));
 		q.nrcpts = store_rec__get_u32(&r);
@@ -615,15 +709,53 @@ int store__rec_queue_dec(const void *p, size_t n,
 			for (uint32_t i = 0; i < q.nrcpts; i++)
 				store_rec__get_str(&r, q.rcpts[i],
 						   sizeof(q.rcpts[i]));
-			if (!r.bad && r.n - r.off == 4)   /* schema 3 */
-				q.flags = store_rec__get_u32(&r);
-			e = store_rec__done(&r);
+			if (!r.bad && r.off < r.n)
+				e = store_rec__queue_dsn_dec(&r, &q);
+			if (!e)
+				e = store_rec__done(&r);
 		}
 	}
 	if (e) {
-		free(q.rcpts);
+		store_queue_entry_free(&q);
 		return e;
 	}
 	*out = q;
+	return 0;
+}
+
+/* ---- body references (schema 3) ---- */
+
+size_t store__rec_body_enc(const struct store_body_rec *b, uint8_t *buf)
+{
+	struct rec_w w = { .p = buf };
+
+	REQUIRE(b && buf);
+	store_rec__u8(&w, REC_VERSION);
+	store_rec__u32(&w, b->refs);
+	store_rec__u64(&w, b->size);
+	store_rec__u32(&w, b->nchunks);
+	REQUIRE(w.n <= REC_BODY_MAX);
+	return w.n;
+}
+
+int store__rec_body_dec(const void *p, size_t n, struct store_body_rec *out)
+{
+	struct store_body_rec b;
+	struct rec_r r;
+	uint8_t ver;
+	int e;
+
+	REQUIRE(p || n == 0);
+	REQUIRE(out);
+	if ((e = store_rec__open(&r, p, n, "body", &ver)))
+		return e;
+	if (ver < REC_V3)            /* no such record before version 3 */
+		return -PST_ECORRUPT;
+	b.refs = store_rec__get_u32(&r);
+	b.size = store_rec__get_u64(&r);
+	b.nchunks = store_rec__get_u32(&r);
+	if ((e = store_rec__done(&r)))
+		return e;
+	*out = b;
 	return 0;
 }

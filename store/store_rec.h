@@ -11,8 +11,9 @@
  * strings as one length octet and their bytes, no NUL) behind a one-octet
  * record version, encoded and decoded field by field here and nowhere else.
  *
- * Versions: REC_V2 is what this program writes (schema version 2). A
- * decoder reads every older record version — version 1, the schema-1
+ * Versions: REC_V3 is what this program writes (schema version 3: version
+ * 2 with fields added at the end, the queue's body id and flags after
+ * nchunks). A decoder reads every older record version — version 1, the schema-1
  * images of the x86-64 structs, is recognised by its exact size and
  * decoded at fixed little-endian offsets — and refuses a newer one with
  * -PST_EVERSION (logged with the database's name) rather than misread it.
@@ -30,7 +31,8 @@
 
 #define REC_V1 1                /* schema 1: struct images */
 #define REC_V2 2                /* schema 2: this encoding */
-#define REC_VERSION REC_V2      /* written */
+#define REC_V3 3                /* schema 3: quotas, body ids, body refs */
+#define REC_VERSION REC_V3      /* written */
 
 #define REC_DOMAIN_MAX 300
 #define REC_ACCOUNT_MAX 600
@@ -38,6 +40,7 @@
 #define REC_APP_META_MAX 200
 #define REC_APP_PW_MAX 13
 #define REC_U64_MAX 9
+#define REC_BODY_MAX 17
 
 size_t store__rec_domain_enc(const struct store_domain *d, uint8_t *buf);
 int store__rec_domain_dec(const void *p, size_t n, struct store_domain *out);
@@ -72,5 +75,15 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 /* out->rcpts is malloc'ed (store_queue_entry_free). */
 int store__rec_queue_dec(const void *p, size_t n,
 			 struct store_queue_entry *out);
+
+/* body_refs (schema 3): one stored body, shared by the messages and the
+ * queue entry that name its id. */
+struct store_body_rec {
+	uint32_t refs;
+	uint64_t size;
+	uint32_t nchunks;
+};
+size_t store__rec_body_enc(const struct store_body_rec *b, uint8_t *buf);
+int store__rec_body_dec(const void *p, size_t n, struct store_body_rec *out);
 
 #endif

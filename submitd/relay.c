@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/store.h"
 #include "submitd/relay.h"
 #include "submitd/relay_int.h"
@@ -147,6 +148,17 @@ static void relay__settled(void *sess, struct io_post *p)
 		relay__pass();
 }
 
+/* Metrics: one attempt's recipients by outcome, once it is committed. */
+static void relay__count(const struct relay_outcome *o)
+{
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_DELIVERED,
+				 0, 0), o->relayed);
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_BOUNCED, 0,
+				 0), o->failed);
+	metrics_add(METRICS_SLOT(RELAY_ATTEMPTS, MV_RELAY_RESULT_DEFERRED,
+				 0, 0), o->delayed);
+}
+
 /* Writer thread; arg is &m->out. */
 static void relay__settle_done(void *arg, int result)
 {
@@ -160,6 +172,7 @@ static void relay__settle_done(void *arg, int result)
 			  "queue=%llu error=\"%s\"",
 			  (unsigned long long)m->e.id, pst_strerror(result));
 	} else {
+		relay__count(&m->out);
 		log_event(LOGL_INFO, m->conn_id, "relay_attempt",
 			  "queue=%llu delivered=%u bounced=%u deferred=%u "
 			  "conn_msg=%u", (unsigned long long)m->e.id,
@@ -185,7 +198,7 @@ void relay_runner_done(struct relay_client *rc, struct relay_msg *m)
 				   : relay.conf->cfg),
 		.id = m->e.id, .res = m->res, .nres = m->e.nrcpts,
 		.body = m->body, .len = m->len,
-		.now = (uint64_t)time(NULL),
+		.now = (uint64_t)time(NULL), .relay_dsn = m->relay_dsn,
 	};
 	if (store_write_async(relay.st, relay_outcome_settle, &m->out,
 			      relay__settle_done))
@@ -249,7 +262,7 @@ static int relay__load(struct store_read *r, uint64_t id,
 		const void *p;
 		size_t n;
 
-		e = store_body_chunk(r, STORE_QUEUE_ACCOUNT, id, i, &p, &n);
+		e = store_body_read(r, m->e.body_id, i, &p, &n);
 		if (!e && off + n > m->len)
 			e = -PST_ECORRUPT;
 		if (!e) {

@@ -12,7 +12,8 @@
  * every RCPT and DATA are one write (RFC 2920); the body goes out in
  * 16 KiB records, and the final "." in the same write as the body's tail,
  * so the relay's reply never waits on a delayed ACK of a lone dot. With
- * CHUNKING, BDAT and the raw body replace DATA (RFC 3030).
+ * CHUNKING, BDAT and the raw body replace DATA (RFC 3030). With DSN, the
+ * message's RET/ENVID and each recipient's NOTIFY/ORCPT are passed on.
  *
  * Outcomes: a 5xx to MAIL, RCPT, DATA or the final dot is permanent for
  * the recipients it concerns; a 4xx, a malformed reply, a timeout, a lost
@@ -33,6 +34,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/server.h"
+#include "submitd/dsn_send.h"
 #include "submitd/relay_dot.h"
 #include "submitd/relay_int.h"
 #include "submitd/relay_reply.h"
@@ -58,7 +60,7 @@ struct relay_client {
 	uv_getaddrinfo_t gai;
 	enum rc_state st;
 	struct relay_reply reply;
-	bool tls, pipelining, starttls, size, chunking, quitting;
+	bool tls, pipelining, starttls, size, chunking, dsn, quitting;
 	bool bdat;                    /* this transaction sends BDAT */
 	bool implicit;                /* TLS from connect: greeting after it */
 	/* The TLS policy of this connection, from its first message's flags
@@ -222,12 +224,26 @@ static void rc__ehlo_send(struct relay_client *rc)
 {
 	io_conn_printf(rc->c, "EHLO %s\r\n", rc__cfg(rc)->submitd.hostname);
 	rc->pipelining = rc->starttls = rc->size = rc->chunking = false;
+	rc->dsn = false;
 	rc->st = RC_EHLO;
 }
 
+/* DSN's parameters (RFC 3461) go on when the relay offers DSN: it then
+ * reports itself, and no "relayed" report is filed (dsn_relay_settled).
+ * Written apart from the command: an ORCPT may take some 800 octets. */
+#define RC_DSN_PARAMS_MAX 1024
+
 static void rc__rcpt_send(struct relay_client *rc)
 {
-	io_conn_printf(rc->c, "RCPT TO:<%s>\r\n", rc->m->e.rcpts[rc->rcpt_next]);
+	const char *to = rc->m->e.rcpts[rc->rcpt_next];
+	char dp[RC_DSN_PARAMS_MAX];
+
+	io_conn_printf(rc->c, "RCPT TO:<%s>", to);
+	if (rc->dsn) {
+		dsn_rcpt_params(&rc->m->e, to, dp, sizeof(dp));
+		io_conn_write(rc->c, dp, strlen(dp));
+	}
+	io_conn_write(rc->c, "\r\n", 2);
 	rc->rcpt_next++;
 }
 
@@ -246,11 +262,18 @@ static void rc__txn_send(struct relay_client *rc)
 	rc->bdat = rc->chunking;
 	rc->sent++;
 	m->started = true;
+	m->relay_dsn = rc->dsn;
 	io_conn_printf(rc->c, "MAIL FROM:<%s>", m->e.sender);
 	if (rc->size)
 		io_conn_printf(rc->c, " SIZE=%zu", m->len);
 	if (m->e.flags & STORE_QUEUE_REQUIRETLS)
 		io_conn_write(rc->c, " REQUIRETLS", 11);
+	if (rc->dsn) {
+		char dp[RC_DSN_PARAMS_MAX];
+
+		dsn_mail_params(&m->e, dp, sizeof(dp));
+		io_conn_write(rc->c, dp, strlen(dp));
+	}
 	io_conn_write(rc->c, "\r\n", 2);
 	if (rc->pipelining) {
 		while (rc->rcpt_next < m->e.nrcpts)
@@ -422,6 +445,7 @@ static void rc__on_ehlo(struct relay_client *rc)
 	rc->starttls = relay_reply_has_ext(&rc->reply, "STARTTLS", NULL, 0);
 	rc->size = relay_reply_has_ext(&rc->reply, "SIZE", NULL, 0);
 	rc->chunking = relay_reply_has_ext(&rc->reply, "CHUNKING", NULL, 0);
+	rc->dsn = relay_reply_has_ext(&rc->reply, "DSN", NULL, 0);
 	if (!rc->tls && (mode == CFG_RELAY_TLS_REQUIRED ||
 			 mode == CFG_RELAY_TLS_OPPORTUNISTIC)) {
 		if (rc->starttls) {

@@ -33,6 +33,7 @@ struct relay_msg {
 	struct relay_rcpt_result *res;   /* e.nrcpts */
 	struct relay_outcome out;
 	bool started;                 /* MAIL was sent for it */
+	bool relay_dsn;               /* ... to a relay that offered DSN */
 	uint64_t conn_id;             /* for the log */
 	unsigned conn_seq;            /* the message's number on that conn */
 };

@@ -1,18 +1,20 @@
 /* relay_outcome.h — what happens to a queued message after a delivery
  * attempt, in one place: each recipient was relayed (removed from the
- * entry), failed (bounced to the sender in an RFC 3464 report, then
- * removed) or delayed (kept, retried with exponential backoff, or failed
- * once the entry outlives queue_lifetime). A message is delivered,
- * bounced, or still queued; never dropped.
+ * entry), failed (removed) or delayed (kept, retried with exponential
+ * backoff, or failed once the entry outlives queue_lifetime). A message
+ * is delivered, bounced, or still queued; never dropped.
  *
- * The three outcomes each have their function below (relay_outcome.c), so
- * that delivery status notifications can be added where each is decided.
+ * The RFC 3464 reports of the three outcomes are filed in the same write,
+ * before the entry is rewritten (dsn_relay_settled, dsn_send.h): failed
+ * (the bounce), relayed (when the relay did not offer DSN) and delayed
+ * (once, after delay_warning), each as the recipient's NOTIFY asks.
  *
  * Threading: relay_outcome_settle is a store write function (the store
  * writer thread); the struct is the caller's until the write is done. */
 #ifndef POSTERN_RELAY_OUTCOME_H
 #define POSTERN_RELAY_OUTCOME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -32,9 +34,10 @@ struct relay_outcome {
 	uint64_t id;                          /* the queue entry */
 	struct relay_rcpt_result *res;        /* one per recipient, in order */
 	uint32_t nres;
-	const char *body;                     /* for the bounce's headers */
+	const char *body;                     /* for the reports */
 	size_t len;
 	uint64_t now;                         /* unix seconds */
+	bool relay_dsn;                       /* the relay offered DSN */
 	/* Filled by relay_outcome_settle (for the log line). */
 	uint32_t relayed, failed, delayed;
 };

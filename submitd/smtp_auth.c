@@ -19,6 +19,7 @@ static void smtp__auth_result(void *sess, const struct auth_outcome *o)
 
 	if (io_conn_closing(s->io))
 		return;
+	auth_count_login(auth_login_result(o), o);
 	if (o->result == AUTH_OK) {
 		s->account = o->account;
 		s->flags |= SMTP_F_AUTHED;
@@ -93,6 +94,7 @@ static void smtp__sasl(struct smtp_session *s, enum sasl_status st,
 
 			smtp__auth_result(s, &o);
 		} else if (e) {
+			auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, NULL);
 			smtp_reply(s->io, 454, "4.7.0", "Server busy; try again "
 				   "shortly");
 		} else {

@@ -11,6 +11,7 @@
 #include "common/cmd_table.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submitd/smtp_auth.h"
 #include "submitd/smtp_cmd.h"
 #include "submitd/smtp_data.h"
@@ -116,6 +117,7 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	ext[n++] = "SMTPUTF8";
 	ext[n++] = "ENHANCEDSTATUSCODES";
 	ext[n++] = "CHUNKING";
+	ext[n++] = "DSN";
 	if (smtp__requiretls_offered(s))
 		ext[n++] = "REQUIRETLS";
 	if (smtp_auth_offered(s))
@@ -284,6 +286,8 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 		return -1;
 	}
 	if (mp->size > s->cfg->limits.message_max) {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_TOO_BIG,
+					 0, 0));
 		smtp_reply(s->io, 552, "5.3.4", "Message too big (limit %llu octets)",
 			   (unsigned long long)s->cfg->limits.message_max);
 		return -1;
@@ -323,6 +327,9 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
 	s->txn.requiretls = mp.requiretls;
+	s->txn.size = mp.size;
+	s->txn.dsn_ret = mp.ret;
+	strcpy(s->txn.dsn_envid, mp.envid);
 	s->state = SMTP_MAIL;
 	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }
@@ -339,10 +346,13 @@ static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
 static void smtp__rcpt(struct smtp_session *s, char *args)
 {
 	char to[STORE_ADDR_MAX + 1], *params;
+	struct smtp_rcpt_params rp = { 0 };
 	struct store_account a;
 	struct store_domain d;
 	struct store_read *r;
 	uint64_t account_id = 0;
+	bool full = false;
+	const char *bad;
 	int e, de, ae;
 
 	params = smtp__path(s, args, "TO:", to, false, s->txn.smtputf8);
@@ -350,9 +360,22 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 		smtp_cmd_error(s);
 		return;
 	}
-	if (*params) {
-		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter %.40s", params);
+	if (*params && !(s->flags & SMTP_F_EHLO)) {
+		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
 		return;
+	}
+	if (*params) {
+		switch (smtp_parse_rcpt_params(params, &rp, &bad)) {
+		case SMTP_PARSE_OK:
+			break;
+		case SMTP_PARSE_UNKNOWN_PARAM:
+			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+				   "%.40s", bad);
+			return;
+		default:
+			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
+			return;
+		}
 	}
 	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
 		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
@@ -366,6 +389,11 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
 	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
 	store_read_end(r);
+	/* A mailbox full already, or too full for the SIZE MAIL declared, is
+	 * refused for this recipient alone (RFC 1870 6.1, RFC 3463 5.2.2);
+	 * the final check is at the end of the data, in the commit. */
+	if (de == 0 && ae == 0)
+		full = store_quota_exceeded(&a, &d, s->txn.size);
 	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
@@ -373,6 +401,13 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	if (de == 0 && ae) {
 		smtp_reply(s->io, 550, "5.1.1", "<%s>: Recipient address rejected: "
 			   "User unknown", to);
+		return;
+	}
+	if (full) {
+		log_event(LOGL_INFO, s->id, "over_quota", "rcpt=%s usage=%llu "
+			  "size=%llu", to, (unsigned long long)a.usage,
+			  (unsigned long long)s->txn.size);
+		smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", to);
 		return;
 	}
 	if (de == 0) {
@@ -409,6 +444,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	s->txn.rcpts = nr;
 	strcpy(s->txn.rcpts[s->txn.nrcpts].addr, to);
 	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
+	s->txn.rcpts[s->txn.nrcpts].dsn = rp;
 	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
 	smtp_reply(s->io, 250, "2.1.5", "Ok");

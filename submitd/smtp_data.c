@@ -13,6 +13,7 @@
 
 #include "common/contract.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submitd/smtp_body.h"
 #include "submitd/smtp_data.h"
 #include "submitd/smtp_deliver.h"
@@ -72,6 +73,15 @@ static void smtp__body_refused(struct smtp_session *s, unsigned e)
 							: 1;
 
 	log_event(LOGL_INFO, s->id, "message_refused", "why=0x%x", e);
+	/* By the reason the client is told (smtp__body_reply's order). */
+	metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+		e & SMTP_BODY_TOO_BIG ? MV_SMTP_REFUSED_TOO_BIG :
+		e & SMTP_BODY_LONG_LINE ? MV_SMTP_REFUSED_LONG_LINE :
+		e & SMTP_BODY_BARE_CR ? MV_SMTP_REFUSED_BARE_CR :
+		e & SMTP_BODY_NUL ? MV_SMTP_REFUSED_NUL :
+		e & SMTP_BODY_BARE_LF ? MV_SMTP_REFUSED_BARE_LF :
+		e & SMTP_BODY_NO_MEMORY ? MV_SMTP_REFUSED_NO_MEMORY :
+		MV_SMTP_REFUSED_EMPTY, 0, 0));
 	for (uint32_t i = 0; i < n; i++)
 		smtp__body_reply(s, e);
 }

@@ -1,9 +1,12 @@
 /* smtp_deliver.c — what happens to an accepted message: RFC 6409 fixups
  * (Received, Date and Message-ID when missing), then one store commit that
  * files it in every local recipient's mailbox and queues it once for the
- * remote ones. Only after that commit is durable does the client get 250
- * (LMTP: one reply per recipient). Also the per-account sending limits. */
+ * remote ones, the body stored once for all of them (store_msg_in.shared).
+ * Only after that commit is durable does the client get 250 (LMTP: one
+ * reply per recipient). Quotas are checked in that commit. Also the
+ * per-account sending limits. */
 #include <errno.h>
+#include <stddef.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,8 +17,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/msg_norm.h"
+#include "submitd/dsn_send.h"
 #include "submitd/relay.h"
+#include "submitd/smtp_dkim.h"
 #include "submitd/smtp_deliver.h"
 #include "submitd/smtp_reply.h"
 #include "submitd/smtp_session.h"
@@ -73,6 +79,9 @@ static int smtp__rate_check(struct smtp_session *s, bool recipients)
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
+	if (!recipients)
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_RATE_LIMITED, 0, 0));
 	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
 		  s->account.address, recipients ? "recipients" : "messages");
 	smtp_reply(s->io, 450, "4.7.1", "Sending limit reached: at most %llu "
@@ -135,6 +144,7 @@ static void smtp__rfc5322_date(char *buf, size_t cap)
 
 struct deliver_job {
 	struct io_post post;
+	struct smtp_dkim_task task;   /* when it is signed first */
 	struct io_worker *w;
 	char id[24];
 	char *msg;                    /* into mem: header fields, then body */
@@ -145,9 +155,14 @@ struct deliver_job {
 	bool lmtp, spam;
 	uint32_t queue_flags;         /* enum store_queue_flag */
 	char sender[STORE_ADDR_MAX + 1];
+	const struct postern_config *cfg;   /* held: the writer reads it */
+	unsigned dsn_ret;
+	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];
 	uint32_t nrcpts, nremote;
 	struct smtp_rcpt *rcpts;
+	int *status;                  /* LMTP: per recipient (-PST_EQUOTA) */
 	int result;
+	uint32_t over;                /* the recipient that was over quota */
 	uint64_t queue_id;
 };
 
@@ -157,28 +172,114 @@ static void smtp__job_free(struct deliver_job *j)
 		smtp_budget_give(j->budget, j->held);
 	free(j->mem);
 	free(j->rcpts);
+	free(j->status);
+	cfg_release(j->cfg);
 	free(j);
 }
 
+/* RFC 3461: the local recipients that asked (NOTIFY=SUCCESS) are told
+ * "delivered", in the same commit as the delivery. */
+static int smtp__deliver_dsn(struct store_write *w, struct deliver_job *j)
+{
+	struct dsn_rcpt *rc = calloc(j->nrcpts, sizeof(*rc));
+	struct dsn_report r = {
+		.reporting_mta = j->cfg->submitd.hostname, .to = j->sender,
+		.envid = j->dsn_envid, .id = j->id, .arrival = time(NULL),
+		.now = time(NULL), .full = j->dsn_ret == SMTP_DSN_RET_FULL,
+		.rcpts = rc, .msg = j->msg, .len = j->len,
+	};
+	int e;
+
+	if (!rc)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		const struct smtp_rcpt *x = &j->rcpts[i];
+
+		/* one left out over its quota was not delivered */
+		if (x->account_id && !j->status[i] &&
+		    dsn_wanted(x->dsn.notify, DSN_DELIVERED))
+			rc[r.nrcpts++] = (struct dsn_rcpt){ .addr = x->addr,
+				.orcpt_type = x->dsn.orcpt_type,
+				.orcpt = x->dsn.orcpt, .action = DSN_DELIVERED };
+	}
+	e = r.nrcpts ? dsn_send(w, j->cfg, &r) : 0;
+	free(rc);
+	return e;
+}
+
+/* The queue entry keeps what DSN asked of the remote recipients, when
+ * anything was asked; q->dsn is freed with q. */
+static int smtp__queue_dsn(const struct deliver_job *j,
+			   struct store_queue_entry *q)
+{
+	bool any = j->dsn_ret || j->dsn_envid[0];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < j->nrcpts; i++)
+		any |= !j->rcpts[i].account_id && (j->rcpts[i].dsn.notify ||
+						   j->rcpts[i].dsn.orcpt_type[0]);
+	if (!any)
+		return 0;
+	if (!(q->dsn = store_queue_dsn_new(j->nremote)))
+		return -ENOMEM;
+	q->dsn->ret = (uint8_t)j->dsn_ret;
+	snprintf(q->dsn->envid, sizeof(q->dsn->envid), "%s", j->dsn_envid);
+	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		const struct smtp_rcpt *x = &j->rcpts[i];
+		struct store_dsn_rcpt *d;
+
+		if (x->account_id)
+			continue;
+		d = &q->dsn->rcpt[n++];
+		snprintf(d->addr, sizeof(d->addr), "%s", x->addr);
+		d->notify = (uint8_t)x->dsn.notify;
+		snprintf(d->orcpt_type, sizeof(d->orcpt_type), "%s",
+			 x->dsn.orcpt_type);
+		snprintf(d->orcpt, sizeof(d->orcpt), "%s", x->dsn.orcpt);
+	}
+	return 0;
+}
+
+
+/* One body for all: the first local recipient's add stores it, the
+ * others and the queue entry add references (store_msg_in.shared). Over
+ * quota, an LMTP recipient is left out and told so alone; a submission is
+ * one reply for all, so nothing is stored and the sender hears which
+ * mailbox is full. Runs again whole if the writer retries the batch. */
 static int smtp__deliver_write(struct store_write *w, void *arg)
 {
 	struct deliver_job *j = arg;
+	uint64_t body = 0;
 	struct store_msg_in m = { .folder = j->spam ? STORE_SPAM : STORE_INBOX,
-				  .body = j->msg, .len = j->len };
+				  .body = j->msg, .len = j->len,
+				  .check_quota = true, .shared = &body };
 	int e;
 
 	for (uint32_t i = 0; i < j->nrcpts; i++) {
+		j->status[i] = 0;
 		if (!j->rcpts[i].account_id)
 			continue;
-		if ((e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL)))
+		e = store_msg_add(w, j->rcpts[i].account_id, &m, NULL);
+		if (e == -PST_EQUOTA && j->lmtp) {
+			j->status[i] = e;
+			continue;
+		}
+		if (e == -PST_EQUOTA)
+			j->over = i;
+		if (e)
 			return e;
 	}
+	if ((e = smtp__deliver_dsn(w, j)))
+		return e;
 	if (j->nremote) {
-		struct store_queue_entry q = { .nrcpts = j->nremote };
+		struct store_queue_entry q = { .nrcpts = j->nremote,
+					       .body_id = body };
 
 		q.rcpts = calloc(j->nremote, sizeof(*q.rcpts));
-		if (!q.rcpts)
+		if (!q.rcpts || smtp__queue_dsn(j, &q)) {
+			store_queue_entry_free(&q);
 			return -ENOMEM;
+		}
 		for (uint32_t i = 0, n = 0; i < j->nrcpts; i++)
 			if (!j->rcpts[i].account_id)
 				strcpy(q.rcpts[n++], j->rcpts[i].addr);
@@ -193,22 +294,50 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 	return 0;
 }
 
+static void smtp__over_quota(struct smtp_session *s,
+			     const struct deliver_job *j, uint32_t i)
+{
+	log_event(LOGL_INFO, s->id, "over_quota", "id=%s rcpt=%s size=%zu",
+		  j->id, j->rcpts[i].addr, j->len);
+	smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", j->rcpts[i].addr);
+}
+
+/* A message's outcome in postern_smtp_messages_*: once per message, LMTP
+ * recipients or not. */
+static void smtp__count(const struct deliver_job *j)
+{
+	unsigned via = j->lmtp ? MV_SMTP_VIA_LMTP : MV_SMTP_VIA_SUBMISSION;
+
+	if (j->result == 0) {
+		metrics_inc(METRICS_SLOT(SMTP_ACCEPTED, via, 0, 0));
+		metrics_add(METRICS_SLOT(SMTP_BYTES, via, 0, 0), j->len);
+	} else {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, j->result == -PST_EFULL
+					 ? MV_SMTP_REFUSED_STORE_FULL
+					 : MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
+	}
+}
+
 static void smtp__deliver_answer(void *sess, struct io_post *p)
 {
 	struct deliver_job *j = (struct deliver_job *)p;
 	struct smtp_session *s = sess;
 
+	smtp__count(j);
 	if (!s) {   /* the client went away: the message is stored anyway */
 		smtp__job_free(j);
 		return;
 	}
 	if (j->lmtp) {
-		/* One commit for all: each recipient is told its outcome,
-		 * which is the same for all (RFC 2033 4.2). */
+		/* One commit for all: each recipient is told its outcome
+		 * (RFC 2033 4.2), the commit's, or 552 for one that was left
+		 * out over its quota. */
 		for (uint32_t i = 0; i < j->nrcpts; i++) {
-			int e = j->result;
+			int e = j->result ? j->result : j->status[i];
 
-			if (e == 0)
+			if (e == -PST_EQUOTA)
+				smtp__over_quota(s, j, i);
+			else if (e == 0)
 				smtp_reply(s->io, 250, "2.1.5", "<%s> delivered",
 					   j->rcpts[i].addr);
 			else if (e == -PST_EFULL)
@@ -227,6 +356,8 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
 		if (j->nremote)
 			relay_kick();
+	} else if (j->result == -PST_EQUOTA) {
+		smtp__over_quota(s, j, j->over);
 	} else if (j->result == -PST_EFULL) {
 		log_event(LOGL_ERR, s->id, "store_failed", "error=\"%s\"",
 			  pst_strerror(j->result));
@@ -248,6 +379,41 @@ static void smtp__deliver_done(void *arg, int result)
 
 	j->result = result;
 	io_worker_post(j->w, &j->post);
+}
+
+/* A signing thread: the DKIM-Signature field goes in front of the message,
+ * in the headroom the fixups left (an RSA-2048 signature takes about 600 of
+ * its 2048 octets) or, when a long [dkim] headers list does not fit there,
+ * in a copy. A message that cannot be signed (libopendkim refuses it, the
+ * reason is logged) is delivered unsigned: signing is for the receivers'
+ * sake, and a refusal here would tell the user nothing they can fix. */
+static void smtp__deliver_sign(struct smtp_dkim_task *t)
+{
+	struct deliver_job *j = (struct deliver_job *)
+		((char *)t - offsetof(struct deliver_job, task));
+	char *sig, *m;
+	size_t n;
+
+	if (smtp_dkim_sign(j->id, j->sender, j->msg, j->len, &sig, &n) == 0 &&
+	    sig) {
+		if ((size_t)(j->msg - j->mem) >= n) {
+			j->msg -= n;
+			memcpy(j->msg, sig, n);
+			j->len += n;
+		} else if ((m = malloc(n + j->len))) {
+			/* the budget still holds the old size: close enough
+			 * for the moment the copy lives */
+			memcpy(m, sig, n);
+			memcpy(m + n, j->msg, j->len);
+			free(j->mem);
+			j->mem = j->msg = m;
+			j->len += n;
+		}
+		free(sig);
+	}
+	if (store_write_async(smtp_store, smtp__deliver_write, j,
+			      smtp__deliver_done))
+		smtp__deliver_done(j, -EIO);
 }
 
 /* The RFC 6409 fixups: Received always, Date and Message-ID when missing.
@@ -296,8 +462,13 @@ void smtp_deliver(struct smtp_session *s)
 	uint8_t rnd[9];
 	int n;
 
-	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts)))) {
+	if (!j || !(j->rcpts = malloc(s->txn.nrcpts * sizeof(*j->rcpts))) ||
+	    !(j->status = calloc(s->txn.nrcpts, sizeof(*j->status)))) {
+		if (j)
+			free(j->rcpts);
 		free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_NO_MEMORY,
+					 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Out of memory");
 		smtp_session_txn_end(s);
 		return;
@@ -315,6 +486,8 @@ void smtp_deliver(struct smtp_session *s)
 	    smtp_body_take(&s->txn.body, hdr, (size_t)n, &j->msg, &j->len,
 			   &j->mem, &j->budget, &j->held)) {
 		smtp__job_free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Local error in processing");
 		smtp_session_txn_end(s);
 		return;
@@ -325,6 +498,9 @@ void smtp_deliver(struct smtp_session *s)
 		if (!s->txn.rcpts[i].account_id)
 			j->nremote++;
 	snprintf(j->sender, sizeof(j->sender), "%s", s->txn.mail_from);
+	j->cfg = cfg_hold(s->cfg);
+	j->dsn_ret = s->txn.dsn_ret;
+	memcpy(j->dsn_envid, s->txn.dsn_envid, sizeof(j->dsn_envid));
 	j->lmtp = lmtp;
 	/* RFC 8689: with REQUIRETLS a TLS-Required header field is ignored. */
 	if (s->txn.requiretls)
@@ -335,9 +511,16 @@ void smtp_deliver(struct smtp_session *s)
 	j->post.sess = s->id;
 	j->post.fn = smtp__deliver_answer;
 	io_conn_pause(s->io);
+	/* Submitted mail is signed on a signing thread, which then hands it
+	 * to the store itself; LMTP brings mail in, and is not signed. */
+	j->task.fn = smtp__deliver_sign;
+	if (!lmtp && smtp_dkim_enabled() && smtp_dkim_run(&j->task) == 0)
+		return;
 	if (store_write_async(smtp_store, smtp__deliver_write, j,
 			      smtp__deliver_done)) {
 		smtp__job_free(j);
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_STORE_ERROR, 0, 0));
 		smtp_reply(s->io, 451, "4.3.0", "Store unavailable");
 		smtp_session_txn_end(s);
 		io_conn_resume(s->io);

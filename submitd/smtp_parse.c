@@ -287,6 +287,7 @@ enum smtp_parse_err smtp_parse_mail_params(char *params,
 {
 	struct smtp_mail_params r = { 0 };
 	bool seen_size = false, seen_body = false, seen_auth = false;
+	bool seen_envid = false;
 	char *tok, *save = NULL;
 
 	for (tok = strtok_r(params, " ", &save); tok;
@@ -324,6 +325,119 @@ enum smtp_parse_err smtp_parse_mail_params(char *params,
 			if (seen_auth)
 				return SMTP_PARSE_BAD_PARAM;
 			seen_auth = true;
+		} else if (strncasecmp(tok, "RET=", 4) == 0) {
+			if (r.ret != SMTP_DSN_RET_NONE)
+				return SMTP_PARSE_BAD_PARAM;
+			if (strcasecmp(tok + 4, "FULL") == 0)
+				r.ret = SMTP_DSN_RET_FULL;
+			else if (strcasecmp(tok + 4, "HDRS") == 0)
+				r.ret = SMTP_DSN_RET_HDRS;
+			else
+				return SMTP_PARSE_BAD_PARAM;
+		} else if (strncasecmp(tok, "ENVID=", 6) == 0) {
+			if (seen_envid || strlen(tok + 6) > SMTP_DSN_ENVID_MAX ||
+			    smtp_xtext_decode(tok + 6, r.envid, sizeof(r.envid)))
+				return SMTP_PARSE_BAD_PARAM;
+			seen_envid = true;
+		} else {
+			return SMTP_PARSE_UNKNOWN_PARAM;
+		}
+	}
+	*bad = NULL;
+	*out = r;
+	return SMTP_PARSE_OK;
+}
+
+static int smtp__hex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F'
+	       ? c - 'A' + 10 : -1;
+}
+
+int smtp_xtext_decode(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = in; *p; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '+') {
+			int hi = smtp__hex(p[1]), lo = hi < 0 ? -1 : smtp__hex(p[2]);
+
+			if (lo < 0)
+				return -EINVAL;
+			c = hi * 16 + lo;
+			p += 2;
+		} else if (c < '!' || c > '~' || c == '=') {
+			return -EINVAL;
+		}
+		if (c < 0x20 || c > 0x7e || n + 1 >= cap)
+			return -EINVAL;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1),
+ * each word once. */
+static int smtp__notify(const char *v, unsigned *out)
+{
+	unsigned bits = 0;
+
+	while (*v) {
+		size_t n = strcspn(v, ",");
+		unsigned b = n == 5 && strncasecmp(v, "NEVER", 5) == 0
+			     ? SMTP_NOTIFY_NEVER
+			     : n == 7 && strncasecmp(v, "SUCCESS", 7) == 0
+			     ? SMTP_NOTIFY_SUCCESS
+			     : n == 7 && strncasecmp(v, "FAILURE", 7) == 0
+			     ? SMTP_NOTIFY_FAILURE
+			     : n == 5 && strncasecmp(v, "DELAY", 5) == 0
+			     ? SMTP_NOTIFY_DELAY : 0;
+
+		if (!b || (bits & b))
+			return -EINVAL;
+		bits |= b;
+		v += n;
+		if (*v == ',' && !*++v)
+			return -EINVAL;
+	}
+	if (!bits || ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER))
+		return -EINVAL;
+	*out = bits;
+	return 0;
+}
+
+enum smtp_parse_err smtp_parse_rcpt_params(char *params,
+					   struct smtp_rcpt_params *out,
+					   const char **bad)
+{
+	struct smtp_rcpt_params r = { 0 };
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(params, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		*bad = tok;
+		if (!smtp__param_ok(tok))
+			return SMTP_PARSE_BAD_PARAM;
+		if (strncasecmp(tok, "NOTIFY=", 7) == 0) {
+			if (r.notify || smtp__notify(tok + 7, &r.notify))
+				return SMTP_PARSE_BAD_PARAM;
+		} else if (strncasecmp(tok, "ORCPT=", 6) == 0) {
+			/* addr-type ";" xtext; addr-type is an atom */
+			const char *v = tok + 6, *semi = strchr(v, ';');
+			size_t tl = semi ? (size_t)(semi - v) : 0;
+
+			if (r.orcpt_type[0] || !semi || tl == 0 ||
+			    tl > SMTP_DSN_ORCPT_TYPE_MAX ||
+			    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
+				   "RSTUVWXYZ0123456789-") != tl ||
+			    smtp_xtext_decode(semi + 1, r.orcpt, sizeof(r.orcpt)) ||
+			    !r.orcpt[0])
+				return SMTP_PARSE_BAD_PARAM;
+			memcpy(r.orcpt_type, v, tl);
+			r.orcpt_type[tl] = '\0';
 		} else {
 			return SMTP_PARSE_UNKNOWN_PARAM;
 		}

@@ -13,16 +13,21 @@
 #include "store/store.h"
 #include "submitd/smtp_body.h"
 #include "submitd/smtp_dot.h"
+#include "submitd/smtp_parse.h"
 
 struct smtp_rcpt {
 	char addr[STORE_ADDR_MAX + 1];
 	uint64_t account_id;          /* 0: remote, goes to the queue */
+	struct smtp_rcpt_params dsn;  /* NOTIFY and ORCPT (RFC 3461) */
 };
 
 struct smtp_txn {
 	char mail_from[STORE_ADDR_MAX + 1];
 	bool smtputf8;                /* MAIL ... SMTPUTF8 */
 	bool requiretls;              /* MAIL ... REQUIRETLS (RFC 8689) */
+	uint64_t size;                /* MAIL ... SIZE= (0: not given) */
+	unsigned dsn_ret;             /* MAIL ... RET= (enum smtp_dsn_ret) */
+	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];   /* MAIL ... ENVID=, decoded */
 	struct smtp_rcpt *rcpts;
 	uint32_t nrcpts;
 	struct smtp_body body;

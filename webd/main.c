@@ -13,7 +13,9 @@
  * The main thread only waits for signals (sigwaitinfo; the MHD threads are
  * started with them blocked): SIGHUP reloads the certificates, SIGTERM or
  * SIGINT stop accepting (MHD_quiesce_daemon), give open connections up to
- * [limits] drain_timeout, then stop. */
+ * [limits] drain_timeout, then stop. systemd (postern-webd.service,
+ * Type=notify; nothing without $NOTIFY_SOCKET): READY=1 once every
+ * listener serves, RELOADING=1/READY=1 around a SIGHUP, STOPPING=1. */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -28,13 +30,17 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/client_settings.h"
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/server.h"
 #include "store/store.h"
+#include "webd/webd_account.h"
 #include "webd/webd_config.h"
+#include "webd/webd_delay.h"
 #include "webd/webd_http.h"
 #include "webd/webd_tls.h"
 
@@ -42,7 +48,6 @@
 #define WEBD_BACKLOG 511
 #define WEBD_DAEMONS_MAX (2 * CFG_LIST_MAX)
 #define WEBD_DRAIN_POLL_MS 50
-#define WEBD_MHD_MSG_MAX 256    /* of a libmicrohttpd message, logged */
 
 struct webd_listener {
 	int fd;
@@ -60,26 +65,6 @@ static struct {
 	unsigned nl;
 } webd;
 
-static int webd__bind(const struct cfg_listen_addr *a, int *out)
-{
-	int one = 1, e;
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (a->ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) ||
-	    listen(fd, WEBD_BACKLOG)) {
-		e = -errno;
-		close(fd);
-		return e;
-	}
-	*out = fd;
-	return 0;
-}
-
 static int webd__bind_key(const char *key, const struct cfg_listen *ls,
 			  struct webd_ctx *ctx, char err[CFG_ERR_MAX])
 {
@@ -92,7 +77,7 @@ static int webd__bind_key(const char *key, const struct cfg_listen *ls,
 				 "addresses", webd.cfg.file, key, a->text);
 			return -PST_ECONFIG;
 		}
-		r = webd__bind(a, &fd);
+		r = server_listen_tcp(a, WEBD_BACKLOG, &fd);
 		/* The default lists [::]; a host without IPv6 still serves
 		 * IPv4, as the other daemons do. */
 		if ((r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) &&
@@ -140,14 +125,7 @@ static int webd__drop_privileges(const char *user, char err[CFG_ERR_MAX])
 
 static void webd__mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[WEBD_MHD_MSG_MAX], q[WEBD_MHD_MSG_MAX + 8];
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-
-	if (n < 0)
-		return;
-	n = (int)strcspn(msg, "\n");
-	log_event(LOGL_DEBUG, 0, "http_error", "what=%s",
-		  log_quote(q, sizeof(q), msg, (size_t)n));
+	log_library_message("http_error", fmt, ap);
 }
 
 static int webd__start(struct webd_listener *l, unsigned threads,
@@ -158,7 +136,9 @@ static int webd__start(struct webd_listener *l, unsigned threads,
 	} lim = { webd.cfg.limits.max_connections,
 		  webd.cfg.limits.max_connections_per_ip };
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 /* a failed sign-in waits out its delay (webd_delay) */
+			 MHD_ALLOW_SUSPEND_RESUME;
 	unsigned timeout_s = (unsigned)((webd.wcfg.request_timeout + 999) / 1000);
 	gnutls_certificate_retrieve_function2 *retrieve = webd_tls_retrieve;
 	struct MHD_OptionItem tls_opts[] = {
@@ -229,9 +209,23 @@ static void webd__drain(void)
 		nanosleep(&nap, NULL);
 		waited += WEBD_DRAIN_POLL_MS;
 	}
+	/* MHD must not stop with a connection suspended. */
+	webd_delay_stop();
 	for (unsigned i = 0; i < webd.nl; i++)
 		if (webd.l[i].mhd)
 			MHD_stop_daemon(webd.l[i].mhd);
+}
+
+/* systemd wants the monotonic time with RELOADING=1 (Type=notify-reload
+ * checks it; older systemd ignores it). */
+static void webd__notify_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ULL +
+		   (unsigned long long)ts.tv_nsec / 1000);
 }
 
 static void webd__wait_signals(const sigset_t *set)
@@ -244,14 +238,17 @@ static void webd__wait_signals(const sigset_t *set)
 		if (sig < 0)
 			continue;       /* EINTR */
 		if (sig == SIGHUP) {
+			webd__notify_reloading();
 			if (webd_tls_reload(err))
 				log_event(LOGL_ERR, 0, "reload_failed",
 					  "error=\"%s\" keeping=previous", err);
 			else
 				log_event(LOGL_INFO, 0, "reloaded",
 					  "what=certificates");
+			sd_notify(0, "READY=1");
 			continue;
 		}
+		sd_notify(0, "STOPPING=1");
 		log_event(LOGL_INFO, 0, "stopping", "signal=%s drain_ms=%llu",
 			  sig == SIGTERM ? "TERM" : "INT",
 			  (unsigned long long)webd.cfg.limits.drain_timeout);
@@ -268,16 +265,39 @@ static int webd__run(bool check_only)
 	sigset_t set;
 	int r;
 
+	/* Before any thread exists (MHD's, the store writer's, any other), so
+	 * that they all inherit the mask and the signals come to
+	 * sigwaitinfo() only: a thread that left SIGHUP or SIGTERM unblocked
+	 * would take one arriving while the main thread is busy (in a reload,
+	 * say) and its default action would kill the daemon. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
 	if ((r = webd_tls_init(&webd.cfg, err)))
 		goto fail;
+	/* Writable (the account page changes settings and credentials),
+	 * but never creating a store: the CLI makes it. */
 	r = store_open(webd.cfg.store.path, webd.cfg.store.map_size,
-		       STORE_READONLY, &webd.https.st, why, sizeof(why));
+		       check_only ? STORE_READONLY : 0, &webd.https.st, why,
+		       sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		goto fail;
 	}
+	if (!check_only &&
+	    ((r = store_writer_start(webd.https.st)) ||
+	     (r = webd_account_new(&webd.cfg, webd.https.st,
+				   &webd.https.account)) ||
+	     (r = webd_delay_start()))) {
+		snprintf(err, CFG_ERR_MAX, "account page: %s", pst_strerror(r));
+		goto fail;
+	}
 	webd.http = webd.https;
 	webd.http.https = false;
+	webd.http.account = NULL;
 	if (check_only) {
 		printf("%s: configuration %s is valid\n", WEBD_PROG,
 		       webd.cfg.file);
@@ -289,23 +309,21 @@ static int webd__run(bool check_only)
 				&webd.http, err)) ||
 	    (r = webd__drop_privileges(webd.wcfg.user, err)))
 		goto fail;
-	/* Before any MHD thread exists, so that they all inherit the mask
-	 * and the signals come to sigwaitinfo() below. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (unsigned i = 0; i < webd.nl; i++)
 		if ((r = webd__start(&webd.l[i], threads ? threads : 1, err)))
 			goto fail;
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", WEBD_PROG, POSTERN_VERSION, threads,
 		  webd.cfg.file);
+	sd_notify(0, "READY=1");
 	webd__wait_signals(&set);
 	webd__drain();
 	log_event(LOGL_INFO, 0, "stopped", "daemon=%s", WEBD_PROG);
 out:
+	webd_delay_stop();
+	if (webd.https.st)
+		store_writer_stop(webd.https.st);
+	webd_account_free(webd.https.account);
 	store_close(webd.https.st);
 	webd_tls_shutdown();
 	return 0;
@@ -381,7 +399,7 @@ int main(int argc, char **argv)
 	}
 	if (dns_domain)
 		return webd__dns_records(dns_domain);
-	webd.https = (struct webd_ctx){ &webd.cfg, &webd.wcfg, NULL, true };
+	webd.https = (struct webd_ctx){ &webd.cfg, &webd.wcfg, NULL, true, NULL };
 	log_set_level((enum log_level)webd.wcfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	return webd__run(check_only);

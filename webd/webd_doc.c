@@ -194,7 +194,18 @@ int webd_doc_settings_page(const struct client_settings *cs, struct wbuf *b)
 	wbuf_printf(b, "</title>\n</head>\n<body>\n<h1>Mail client settings "
 		    "for ");
 	wbuf_esc(b, cs->address);
-	wbuf_printf(b, "</h1>\n<table>\n");
+	wbuf_printf(b, "</h1>\n");
+	webd_doc_settings_table(cs, b);
+	wbuf_printf(b, "<p>On an iPhone, iPad or Mac: ");
+	webd_doc_profile_link(cs, b);
+	wbuf_printf(b, "download the configuration profile</a>.</p>\n"
+		    "</body>\n</html>\n");
+	return b->err;
+}
+
+void webd_doc_settings_table(const struct client_settings *cs, struct wbuf *b)
+{
+	wbuf_printf(b, "<table>\n");
 	webd_doc__rows(b, "Incoming Mail (POP3) Server", cs, cs->pop, cs->npop);
 	if (!cs->npop)
 		wbuf_printf(b, "<tr><td colspan=\"2\">(POP3 is not enabled on "
@@ -207,13 +218,14 @@ int webd_doc_settings_page(const struct client_settings *cs, struct wbuf *b)
 	wbuf_esc(b, cs->address);
 	wbuf_printf(b, " (the full address)</td></tr>\n<tr><td>Password</td>"
 		    "<td>the account password, or an app password if the "
-		    "account requires one</td></tr>\n</table>\n"
-		    "<p>On an iPhone, iPad or Mac: <a href=\"/apple/"
-		    "postern.mobileconfig?emailaddress=");
+		    "account requires one</td></tr>\n</table>\n");
+}
+
+void webd_doc_profile_link(const struct client_settings *cs, struct wbuf *b)
+{
+	wbuf_printf(b, "<a href=\"/apple/postern.mobileconfig?emailaddress=");
 	webd_doc__url(b, cs->address);
-	wbuf_printf(b, "\">download the configuration profile</a>.</p>\n"
-		    "</body>\n</html>\n");
-	return b->err;
+	wbuf_printf(b, "\">");
 }
 
 /* A stable UUID per address and payload, so that installing the profile

@@ -36,6 +36,10 @@ int webd_doc_autodiscover(const struct client_settings *cs, struct wbuf *b);
 /* The human page: the table `postern client-settings` prints, in HTML,
  * with a link to the Apple profile. */
 int webd_doc_settings_page(const struct client_settings *cs, struct wbuf *b);
+/* The table alone (<table>...</table>), for the account page too. */
+void webd_doc_settings_table(const struct client_settings *cs, struct wbuf *b);
+/* <a href="...mobileconfig?emailaddress=ADDR"> (the caller closes it). */
+void webd_doc_profile_link(const struct client_settings *cs, struct wbuf *b);
 /* Apple configuration profile (XML plist, unsigned: see webd_tls_sign). */
 int webd_doc_mobileconfig(const struct client_settings *cs, struct wbuf *b);
 

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "webd/webd_account.h"
 #include "webd/webd_doc.h"
 #include "webd/webd_http.h"
 #include "webd/webd_req.h"
@@ -25,7 +26,7 @@
 #define WEBD_LOG_METHOD_MAX 32
 
 enum webd_route { WEBD_R_NONE, WEBD_R_AUTOCONFIG, WEBD_R_AUTODISCOVER,
-		  WEBD_R_AD_REDIRECT,
+		  WEBD_R_AD_REDIRECT, WEBD_R_ACCOUNT,
 		  WEBD_R_SETTINGS, WEBD_R_APPLE };
 
 /* What a request keeps between the handler's calls: the body so far. */
@@ -34,10 +35,10 @@ struct webd_reqstate {
 	struct wbuf body;
 	uint64_t seen;          /* body bytes received */
 	bool too_big;
+	struct webd_acreq *ac;  /* WEBD_R_ACCOUNT: the account page's */
 };
 
-static const char *webd_http__peer(struct MHD_Connection *c, char *buf,
-				   size_t cap)
+const char *webd_http_peer(struct MHD_Connection *c, char *buf, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -78,7 +79,9 @@ static enum MHD_Result webd_http__send(struct MHD_Connection *c,
 					"default-src 'none'");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-					strcasecmp(url, WEBD_PATH_AUTODISCOVER) ||
+					webd_account_owns(url) && ctx->https
+					? "GET, HEAD, POST"
+					: strcasecmp(url, WEBD_PATH_AUTODISCOVER) ||
 					!ctx->https ? "GET, HEAD" : "POST");
 	if (strcmp(type, "application/x-apple-aspen-config") == 0)
 		MHD_add_response_header(resp, "Content-Disposition",
@@ -88,7 +91,7 @@ static enum MHD_Result webd_http__send(struct MHD_Connection *c,
 	MHD_destroy_response(resp);
 	log_event(status < 400 ? LOGL_INFO : LOGL_WARN, 0, "request",
 		  "peer=%s scheme=%s method=%s path=%s status=%u",
-		  webd_http__peer(c, peer, sizeof(peer)),
+		  webd_http_peer(c, peer, sizeof(peer)),
 		  ctx->https ? "https" : "http",
 		  log_quote(qm, sizeof(qm), method, strlen(method)),
 		  log_quote(qurl, sizeof(qurl), url, strlen(url)), status);
@@ -118,6 +121,8 @@ static enum webd_route webd_http__route(const char *url, bool https)
 		return WEBD_R_SETTINGS;
 	if (strcmp(url, WEBD_PATH_APPLE) == 0)
 		return WEBD_R_APPLE;
+	if (webd_account_owns(url))
+		return WEBD_R_ACCOUNT;
 	return WEBD_R_NONE;
 }
 
@@ -184,6 +189,7 @@ static int webd_http__render(const struct webd_ctx *ctx, enum webd_route route,
 		*type = "application/x-apple-aspen-config";
 		return webd_doc_mobileconfig(&cs, b);
 	case WEBD_R_AD_REDIRECT:
+	case WEBD_R_ACCOUNT:
 	case WEBD_R_NONE:
 		break;
 	}
@@ -296,7 +302,7 @@ static enum MHD_Result webd_http__ad_redirect(struct MHD_Connection *c,
 	r = MHD_queue_response(c, MHD_HTTP_FOUND, resp);
 	MHD_destroy_response(resp);
 	log_event(LOGL_INFO, 0, "request", "peer=%s scheme=http method=\"%s\" "
-		  "path=\"%s\" status=302", webd_http__peer(c, peer, sizeof(peer)),
+		  "path=\"%s\" status=302", webd_http_peer(c, peer, sizeof(peer)),
 		  method, WEBD_PATH_AUTODISCOVER);
 	return r;
 }
@@ -323,8 +329,13 @@ enum MHD_Result webd_http_handler(void *cls, struct MHD_Connection *c,
 			return get ? webd_http__ad_redirect(c, ctx, method, url)
 				   : webd_http__error(c, ctx, method, url, 405,
 						      "method not allowed\n");
-		if (route == WEBD_R_AUTODISCOVER
-		    ? strcmp(method, MHD_HTTP_METHOD_POST) != 0 : !get)
+		if (route == WEBD_R_ACCOUNT && !get &&
+		    strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+			return webd_http__error(c, ctx, method, url, 405,
+						"method not allowed\n");
+		if (route != WEBD_R_ACCOUNT &&
+		    (route == WEBD_R_AUTODISCOVER
+		     ? strcmp(method, MHD_HTTP_METHOD_POST) != 0 : !get))
 			return webd_http__error(c, ctx, method, url, 405,
 						"method not allowed\n");
 		clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -337,8 +348,14 @@ enum MHD_Result webd_http_handler(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		rs->route = route;
 		*req_cls = rs;
+		if (route == WEBD_R_ACCOUNT)
+			return webd_account_handler(ctx->account, c, url, method,
+						    upload, upload_size, &rs->ac);
 		return MHD_YES;
 	}
+	if (rs->route == WEBD_R_ACCOUNT)
+		return webd_account_handler(ctx->account, c, url, method, upload,
+					    upload_size, &rs->ac);
 	if (*upload_size) {
 		size_t n = *upload_size;
 
@@ -374,6 +391,7 @@ void webd_http_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	struct webd_reqstate *rs = *req_cls;
 
 	if (rs) {
+		webd_account_req_free(rs->ac);
 		wbuf_free(&rs->body);
 		free(rs);
 		*req_cls = NULL;

@@ -29,17 +29,23 @@
 #include "store/store.h"
 #include "webd/webd_config.h"
 
+struct webd_account;
+
 struct webd_ctx {
 	const struct postern_config *cfg;
 	const struct webd_config *wcfg;
 	struct store *st;
 	bool https;
+	struct webd_account *account;   /* HTTPS: the account page */
 };
 
 enum MHD_Result webd_http_handler(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
 				  size_t *upload_size, void **req_cls);
+
+/* The client's address as text ("?" if unknown), in buf. */
+const char *webd_http_peer(struct MHD_Connection *c, char *buf, size_t cap);
 
 /* MHD_OPTION_NOTIFY_COMPLETED: frees what the handler kept per request. */
 void webd_http_completed(void *cls, struct MHD_Connection *c, void **req_cls,

@@ -205,6 +205,50 @@ static void auth__note_app_use(struct auth_ctx *a, uint64_t id, uint32_t app,
 		free(u);
 }
 
+/* A mail client's login is noted in the account's web state (the
+ * account page and its administrators show it), at most once per this
+ * many seconds for the same address: a login costs no write in the
+ * common case. */
+#define AUTH_LOGIN_NOTE_S 60
+
+struct login_note { uint64_t id, when; char addr[STORE_WEB_ADDR_MAX + 1]; };
+
+static int auth__login_note_write(struct store_write *w, void *arg)
+{
+	struct login_note *n = arg;
+	struct store_web web;
+	int e = store_web_get(store_write_reader(w), n->id, &web);
+
+	if (e)
+		return e;
+	web.mail_login = n->when;
+	memcpy(web.mail_addr, n->addr, sizeof(web.mail_addr));
+	return store_web_put(w, n->id, &web);
+}
+
+static void auth__note_login(struct auth_ctx *a, uint64_t id, const char *addr)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	struct login_note *n;
+	struct store_read *r;
+	struct store_web web;
+	int e;
+
+	if (store_read_begin(a->st, &r))
+		return;
+	e = store_web_get(r, id, &web);
+	store_read_end(r);
+	if (e || (now < web.mail_login + AUTH_LOGIN_NOTE_S &&
+		  strncmp(web.mail_addr, addr, sizeof(web.mail_addr) - 1) == 0) ||
+	    !(n = calloc(1, sizeof(*n))))
+		return;
+	*n = (struct login_note){ .id = id, .when = now };
+	snprintf(n->addr, sizeof(n->addr), "%s", addr);
+	if (store_write_async(a->st, auth__login_note_write, n,
+			      auth__app_used_done) == -EROFS)
+		free(n);
+}
+
 static int auth__finish(struct auth_outcome *out, enum auth_result res,
 			const char *reason)
 {
@@ -223,12 +267,13 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	struct auth_cache_hit hit;
 	struct store_read *r = NULL;
 	struct store_account *acct = &out->account;
-	bool is_app;
+	bool main_only = req->flags & AUTH_REQ_MAIN_ONLY, is_app;
 	int e;
 
 	if (malformed) {
 		/* Same work as any other failure. */
 		auth_hash_verify(p->dummy, req->pass, req->passlen);
+		out->unknown_user = true;
 		return auth__finish(out, AUTH_FAIL, "malformed user name");
 	}
 	/* No password holds a NUL, so this reveals nothing about the account
@@ -241,6 +286,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	if (e == -PST_ENOTFOUND) {
 		store_read_end(r);
 		auth_hash_verify(p->dummy, req->pass, req->passlen);
+		out->unknown_user = true;
 		return auth__finish(out, AUTH_FAIL, "unknown user");
 	}
 	if (e) {
@@ -251,8 +297,15 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 			      &hit) && hit.account_id == acct->id &&
 	    hit.cred_gen == acct->cred_gen) {
 		store_read_end(r);
+		metrics_inc(MS_AUTH_CACHE_HITS);
+		if (hit.app_id && main_only) {
+			auth_hash_verify(p->dummy, req->pass, req->passlen);
+			return auth__finish(out, AUTH_FAIL,
+				      "app password at web sign-in");
+		}
 		out->app_id = hit.app_id;
-		if (!hit.app_id && (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
+		if (!hit.app_id && !main_only &&
+		    (acct->flags & STORE_ACCT_REQUIRE_APP_PW))
 			return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 				      "app password required");
 		if (hit.app_id)
@@ -260,6 +313,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 		return auth__finish(out, AUTH_OK, "cached");
 	}
 
+	metrics_inc(MS_AUTH_CACHE_MISSES);
 	is_app = auth_apppw_normalize(req->pass, req->passlen, app);
 	if (is_app) {
 		uint8_t digest[32];
@@ -270,11 +324,12 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 		e = store_app_password_find(r, digest, &owner, &app_id);
 		if (e == 0 && owner == acct->id) {
 			store_read_end(r);
-			if (app_id == 0) {
+			if (app_id == 0 || main_only) {
 				auth_hash_verify(p->dummy, req->pass,
 						 req->passlen);
-				return auth__finish(out, AUTH_FAIL,
-					      "revoked app password");
+				return auth__finish(out, AUTH_FAIL, app_id
+					      ? "app password at web sign-in"
+					      : "revoked app password");
 			}
 			out->app_id = app_id;
 			hit = (struct auth_cache_hit){ acct->id, acct->cred_gen,
@@ -326,7 +381,7 @@ static int auth__admitted(struct auth_ctx *a, struct auth_policy *p,
 	}
 	hit = (struct auth_cache_hit){ acct->id, acct->cred_gen, 0 };
 	auth_cache_store(a->cache, user, req->pass, req->passlen, now, &hit);
-	if (acct->flags & STORE_ACCT_REQUIRE_APP_PW)
+	if ((acct->flags & STORE_ACCT_REQUIRE_APP_PW) && !main_only)
 		return auth__finish(out, AUTH_APP_PASSWORD_REQUIRED,
 			      "app password required");
 	return auth__finish(out, AUTH_OK, "password");
@@ -353,6 +408,7 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	enum auth_throttle_verdict v;
 	struct auth_policy *p;
 	bool malformed;
+	uint64_t t0 = METRICS_ON() ? metrics_now_us() : 0;
 	int e;
 
 	memset(out, 0, sizeof(*out));
@@ -370,14 +426,24 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	if (v == AUTH_THROTTLE_REFUSE) {
 		out->result = AUTH_THROTTLED;
 		out->reason = "throttled";
+		metrics_inc(METRICS_SLOT(AUTH_THROTTLED,
+					 MV_THROTTLE_REFUSED, 0, 0));
 		return 0;
 	}
+	if (out->delay_ms)
+		metrics_inc(METRICS_SLOT(AUTH_THROTTLED, MV_THROTTLE_DELAYED,
+					 0, 0));
 	p = auth__policy(a);
 	e = auth__admitted(a, p, req, user, malformed, now, out);
 	auth_policy_free(p);
+	/* The account page notes its own sign-ins. */
+	if (!e && out->result == AUTH_OK && !(req->flags & AUTH_REQ_MAIN_ONLY))
+		auth__note_login(a, out->account.id, req->addr);
 	/* Every admitted attempt is settled, whatever happened. */
 	auth_throttle_settle(a->throttle, &tk, now,
 			     e ? AUTH_THROTTLE_NO_VERDICT
 			       : auth__throttle_result(out->result));
+	if (METRICS_ON())
+		metrics_observe(MH_AUTH_VERIFY, metrics_now_us() - t0);
 	return e;
 }

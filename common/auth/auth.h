@@ -42,6 +42,7 @@
 
 #include "common/auth/auth_hash.h"
 #include "common/config.h"
+#include "common/metrics.h"
 #include "store/store.h"
 
 #define AUTH_PASS_MAX 1024
@@ -59,6 +60,15 @@ struct auth_request {
 	const char *pass;
 	size_t passlen;
 	const char *addr;           /* client address, for throttling and logs */
+	unsigned flags;             /* enum auth_request_flag */
+};
+
+enum auth_request_flag {
+	/* The account page's sign-in: only the main password. An app
+	 * password (by its digest, or a cached one) fails, reason "app
+	 * password at web sign-in", after the same dummy work; and a main
+	 * password is AUTH_OK even when mail clients need app passwords. */
+	AUTH_REQ_MAIN_ONLY = 1 << 0,
 };
 
 struct auth_outcome {
@@ -67,6 +77,7 @@ struct auth_outcome {
 	struct store_account account;   /* valid for OK / APP_PASSWORD_REQUIRED */
 	uint32_t app_id;            /* 0: main password */
 	uint64_t delay_ms;          /* wait this long before answering */
+	bool unknown_user;          /* AUTH_FAIL: no such account (metrics) */
 };
 
 struct auth_ctx;
@@ -101,6 +112,34 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		uint64_t now_ms, struct auth_outcome *out);
 /* A monotonic clock in ms, the one throttling and the cache use. */
 uint64_t auth_now_ms(void);
+
+/* postern_logins_total's result for the verifier's verdict. */
+static inline unsigned auth_login_result(const struct auth_outcome *o)
+{
+	switch (o->result) {
+	case AUTH_OK:
+		return MV_LOGIN_RESULT_OK;
+	case AUTH_FAIL:
+		return o->unknown_user ? MV_LOGIN_RESULT_UNKNOWN_USER
+				       : MV_LOGIN_RESULT_BAD_PASSWORD;
+	case AUTH_APP_PASSWORD_REQUIRED:
+		return MV_LOGIN_RESULT_APP_PASSWORD_REQUIRED;
+	case AUTH_THROTTLED:
+		return MV_LOGIN_RESULT_THROTTLED;
+	default:
+		return MV_LOGIN_RESULT_UNAVAILABLE;
+	}
+}
+
+/* Count one answered login attempt (result: MV_LOGIN_RESULT_*), by the
+ * credential it was: an app password only when one was accepted. */
+static inline void auth_count_login(unsigned result,
+				    const struct auth_outcome *o)
+{
+	metrics_inc(METRICS_SLOT(LOGINS, result, o && o->app_id
+				 ? MV_CRED_KIND_APP_PASSWORD
+				 : MV_CRED_KIND_PASSWORD, 0));
+}
 
 /* ---- asynchronous use ---- */
 

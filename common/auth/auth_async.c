@@ -61,7 +61,7 @@ int auth_async_start(struct auth_pool *pool, struct io_conn *c,
 		     auth_async_done done)
 {
 	struct auth_async *aa = calloc(1, sizeof(*aa));
-	struct auth_request req = { user, pass, passlen, io_conn_peer_host(c) };
+	struct auth_request req = { user, pass, passlen, io_conn_peer_host(c), 0 };
 	int e;
 
 	if (!aa)

@@ -62,7 +62,7 @@ static void *auth__pool_thread(void *arg)
 		pthread_mutex_unlock(&p->mu);
 
 		req = (struct auth_request){ j->user, j->pass, j->passlen,
-					     j->addr };
+					     j->addr, 0 };
 		if (auth_verify(p->ctx, &req, auth_now_ms(), &j->out)) {
 			j->out.result = AUTH_TEMPFAIL;
 			j->out.reason = "internal error";

@@ -41,6 +41,9 @@ int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
 		      bool *req_app_set, bool allow_domain_keys,
 		      bool *pop_allowed, bool *pop_allowed_set);
 void cli_print_pop(const struct store_pop *pop);
+/* A "quota=SIZE" word (store_quota_parse; account: "default" too) into
+ * *quota: EX_OK, EX_USAGE (said why), or 1 when the word is not a quota. */
+int cli_quota_setting(const char *word, bool account, uint64_t *quota);
 /* Read the next whole line of f, without its LF or CRLF, into *buf, a
  * getline(3) buffer the caller frees (allocated here large enough for any
  * accepted line, so a password in it is never copied by a realloc).
@@ -50,6 +53,8 @@ void cli_print_pop(const struct store_pop *pop);
 int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
 /* Write all n octets to fd (retrying short writes and EINTR): 0 or -errno. */
 int cli_write_all(int fd, const void *p, size_t n);
+/* A decimal number, strictly (no sign, no suffix): 0 or -EINVAL. */
+int cli_parse_u64(const char *v, uint64_t *out);
 
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);
@@ -60,6 +65,7 @@ int cli_check(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 int cli_client_settings(int argc, char **argv);
 int cli_dns_records(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 int cli_store(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);

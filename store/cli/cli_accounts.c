@@ -8,10 +8,12 @@
  *
  *   postern-accounts 1
  *   domain NAME KEY=VALUE...        pop-allowed, the POP keys as defaults,
- *                                   require-app-password, created
+ *                                   require-app-password, created, quota
+ *                                   (bytes; absent: none)
  *   user ADDR KEY=VALUE...          hash (the PHC string, "-" for none),
  *                                   the POP keys, require-app-password,
- *                                   pop-since-uid, created
+ *                                   pop-since-uid, created, quota (bytes,
+ *                                   0 none; absent: the domain's)
  *   app-password ADDR id=N digest=HEX created=N last-used=N
  *                last-addr=ADDR|- name=NAME   (name last: the rest)
  *   sender ADDR SENDER
@@ -58,8 +60,12 @@ static int cli__export_domain(const struct store_domain *d, void *arg)
 	printf("domain %s pop-allowed=%s", d->name,
 	       d->pop_allowed ? "yes" : "no");
 	cli__print_pop_keys(&d->pop_default);
-	printf(" require-app-password=%s created=%" PRIu64 "\n",
+	printf(" require-app-password=%s created=%" PRIu64,
 	       d->require_app_password_default ? "yes" : "no", d->created);
+	/* Only when set, so a store without quotas exports as before. */
+	if (d->quota_default)
+		printf(" quota=%" PRIu64, d->quota_default);
+	printf("\n");
 	return 0;
 }
 
@@ -93,9 +99,12 @@ static int cli__export_user(const struct store_account *a, void *arg)
 	printf("user %s hash=%s", a->address, a->phc[0] ? a->phc : "-");
 	cli__print_pop_keys(&a->pop);
 	printf(" require-app-password=%s pop-since-uid=%" PRIu64
-	       " created=%" PRIu64 "\n",
+	       " created=%" PRIu64,
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no",
 	       a->pop_since_uid, a->created);
+	if (a->quota != STORE_QUOTA_DOMAIN)
+		printf(" quota=%" PRIu64, a->quota);
+	printf("\n");
 	if ((e = store_app_password_each_digest(x->r, a->id, cli__export_app,
 						(void *)a->address)))
 		return e;
@@ -142,7 +151,7 @@ struct import_ctx {
 	unsigned domains, users, apps, senders;
 };
 
-static int cli__u64(const char *v, uint64_t *out)
+int cli_parse_u64(const char *v, uint64_t *out)
 {
 	char *end;
 
@@ -169,7 +178,7 @@ static int cli__common_key(const char *k, const char *v, struct store_pop *p,
 	if (strcmp(k, "pop-after") == 0)
 		return store_pop_after_parse(v, &p->after);
 	if (strcmp(k, "pop-list-limit") == 0) {
-		if (cli__u64(v, &n) || n > UINT32_MAX)
+		if (cli_parse_u64(v, &n) || n > UINT32_MAX)
 			return -EINVAL;
 		p->list_limit = (uint32_t)n;
 		return 0;
@@ -181,7 +190,7 @@ static int cli__common_key(const char *k, const char *v, struct store_pop *p,
 		return 0;
 	}
 	if (strcmp(k, "created") == 0)
-		return cli__u64(v, created);
+		return cli_parse_u64(v, created);
 	return 1;
 }
 
@@ -207,6 +216,8 @@ static int cli__line_domain(struct store_write *w, char **f, int nf,
 		    (!strcmp(v, "yes") || !strcmp(v, "no"))) {
 			d.pop_allowed = strcmp(v, "yes") == 0;
 			e = 0;
+		} else if (e == 1 && strcmp(f[i], "quota") == 0) {
+			e = cli_parse_u64(v, &d.quota_default);
 		}
 		if (e)
 			return x->why = "unknown key or bad value", -EINVAL;
@@ -223,7 +234,7 @@ static int cli__line_domain(struct store_write *w, char **f, int nf,
 static int cli__line_user(struct store_write *w, char **f, int nf,
 			  struct import_ctx *x)
 {
-	struct store_account a = { 0 };
+	struct store_account a = { .quota = STORE_QUOTA_DOMAIN };
 	struct store_domain d;
 	uint64_t created = 0;
 	bool req = false;
@@ -259,7 +270,9 @@ static int cli__line_user(struct store_write *w, char **f, int nf,
 					return x->why = why, -EINVAL;
 			}
 		} else if (e == 1 && strcmp(f[i], "pop-since-uid") == 0) {
-			e = cli__u64(v, &a.pop_since_uid);
+			e = cli_parse_u64(v, &a.pop_since_uid);
+		} else if (e == 1 && strcmp(f[i], "quota") == 0) {
+			e = cli_parse_u64(v, &a.quota);
 		}
 		if (e)
 			return x->why = "unknown key or bad value", -EINVAL;
@@ -324,7 +337,7 @@ static int cli__line_app(struct store_write *w, char *line,
 			return x->why = "want KEY=VALUE", -EINVAL;
 		*v++ = '\0';
 		e = -EINVAL;
-		if (strcmp(f[i], "id") == 0 && !cli__u64(v, &n) && n &&
+		if (strcmp(f[i], "id") == 0 && !cli_parse_u64(v, &n) && n &&
 		    n <= UINT32_MAX) {
 			p.id = (uint32_t)n;
 			e = 0;
@@ -332,9 +345,9 @@ static int cli__line_app(struct store_write *w, char *line,
 			e = cli__hex32(v, digest);
 			have_digest = !e;
 		} else if (strcmp(f[i], "created") == 0) {
-			e = cli__u64(v, &p.created);
+			e = cli_parse_u64(v, &p.created);
 		} else if (strcmp(f[i], "last-used") == 0) {
-			e = cli__u64(v, &p.last_used);
+			e = cli_parse_u64(v, &p.last_used);
 		} else if (strcmp(f[i], "last-addr") == 0 &&
 			   strlen(v) < sizeof(p.last_addr)) {
 			snprintf(p.last_addr, sizeof(p.last_addr), "%s",
@@ -401,6 +414,8 @@ static int cli__import_accounts_w(struct store_write *w, void *arg)
 				f[nf++] = t;
 			if (nf == 32)
 				return x->why = "too many fields", -EINVAL;
+			if (nf == 0)    /* only blanks: an empty line */
+				continue;
 			if (strcmp(f[0], "domain") == 0)
 				e = cli__line_domain(w, f, nf, x);
 			else if (strcmp(f[0], "user") == 0)

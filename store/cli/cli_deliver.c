@@ -2,8 +2,10 @@
  * and `postern import` (Maildir and mbox migration).
  *
  * deliver: exit codes an MTA understands: 0 delivered (durably), 67 unknown
- * recipient, 65 a message that cannot be stored (bounce), 75 store full or
- * busy (the MTA retries). */
+ * recipient, 65 a message that cannot be stored (bounce), 73 the mailbox is
+ * over its quota (EX_CANTCREAT: a permanent failure, bounced as 5.2.2 by
+ * the MTA, as LMTP's 552 would be), 75 store full or busy (the MTA
+ * retries). */
 #include <dirent.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
@@ -136,8 +138,15 @@ int cli_deliver(int argc, char **argv)
 		op.m.folder = STORE_SPAM;
 	op.m.body = msg;
 	op.m.len = len;
+	op.m.check_quota = true;
 	e = store_write(cli.st, cli__deliver_w, &op);
 	free(msg);
+	if (e == -PST_EQUOTA) {
+		fprintf(stderr, "postern: mailbox full: %s is over its quota "
+			"(this message: %zu bytes; see `postern user show`)\n",
+			op.address, len);
+		return EX_CANTCREAT;
+	}
 	if (e == -PST_ENOTFOUND) {
 		fprintf(stderr, "postern: no such user: %s\n", op.address);
 		return EX_NOUSER;

@@ -33,6 +33,9 @@ static int cli__domain_set_w(struct store_write *w, void *arg)
 		bool ra, ras = false, pa, pas = false;
 
 		/* Words were checked before the transaction; apply them. */
+		if (cli_quota_setting(op->words[i], false,
+				      &op->d.quota_default) != 1)
+			continue;
 		cli_apply_setting(op->words[i], &op->d.pop_default, &ra, &ras,
 				  true, &pa, &pas);
 		if (ras)
@@ -51,7 +54,7 @@ static int cli__print_domain(const struct store_domain *d, void *arg)
 
 static void cli__show_domain(const struct store_domain *d)
 {
-	char when[32];
+	char when[32], q[32];
 	time_t t = (time_t)d->created;
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
@@ -60,6 +63,8 @@ static void cli__show_domain(const struct store_domain *d)
 	       d->require_app_password_default ? "yes" : "no");
 	cli_print_pop(&d->pop_default);
 	printf("created: %s\n", when);
+	printf("quota: %s\n", store_quota_format(d->quota_default, q,
+						 sizeof(q)));
 }
 
 int cli_domain(int argc, char **argv)
@@ -133,10 +138,15 @@ int cli_domain(int argc, char **argv)
 
 		if (argc < 3)
 			return cli_usage("domain set DOMAIN KEY=VALUE ...");
-		for (int i = 2; i < argc; i++)
-			if ((e = cli_apply_setting(argv[i], &scratch, &b, &bs,
-						   true, &p, &ps)))
+		for (int i = 2; i < argc; i++) {
+			uint64_t q;
+
+			if ((e = cli_quota_setting(argv[i], false, &q)) == 1)
+				e = cli_apply_setting(argv[i], &scratch, &b,
+						      &bs, true, &p, &ps);
+			if (e)
 				return e;
+		}
 		op.words = argv + 2;
 		op.nwords = argc - 2;
 		e = store_write(cli.st, cli__domain_set_w, &op);

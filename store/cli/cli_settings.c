@@ -1,5 +1,5 @@
 /* cli_settings.c — the POP setting words shared by `user set` and
- * `domain set` (README "Accounts and settings"). */
+ * `domain set` (README "Accounts and settings"), and quota=. */
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +59,17 @@ int cli_apply_setting(const char *word, struct store_pop *pop, bool *req_app,
 	}
 	fprintf(stderr, "postern: unknown setting '%s'\n", key);
 	return EX_USAGE;
+}
+
+int cli_quota_setting(const char *word, bool account, uint64_t *quota)
+{
+	if (strncmp(word, "quota=", 6) != 0)
+		return 1;
+	if (store_quota_parse(word + 6, account, quota))
+		return cli__bad(word, account
+				? "quota=SIZE|none|default (SIZE: 500M, 2G, ...)"
+				: "quota=SIZE|none (SIZE: 500M, 2G, ...)");
+	return EX_OK;
 }
 
 void cli_print_pop(const struct store_pop *pop)

@@ -34,6 +34,29 @@ static struct auth_params cli__params(void)
 	return p;
 }
 
+/* admin=domain|none: the account page's role, in the web state
+ * (store_web_*), not the account record. */
+static bool cli__is_admin_word(const char *w)
+{
+	return strncmp(w, "admin=", 6) == 0;
+}
+
+static int cli__apply_admin(struct store_write *w, uint64_t id, char **words,
+			    int n)
+{
+	struct store_web web;
+	bool any = false;
+	int e;
+
+	if ((e = store_web_get(store_write_reader(w), id, &web)))
+		return e;
+	for (int i = 0; i < n; i++)
+		if (cli__is_admin_word(words[i]) &&
+		    store_web_role_parse(words[i] + 6, &web.role) == 0)
+			any = true;
+	return any ? store_web_put(w, id, &web) : 0;
+}
+
 /* Apply checked setting words to an account. */
 static void cli__apply_words(struct store_account *a, char **words, int n)
 {
@@ -41,6 +64,11 @@ static void cli__apply_words(struct store_account *a, char **words, int n)
 		bool ra = false, ras = false, pa, pas = false;
 		uint8_t before = a->pop.access;
 
+		if (cli__is_admin_word(words[i]))
+			continue;       /* cli__apply_admin */
+
+		if (cli_quota_setting(words[i], true, &a->quota) != 1)
+			continue;
 		cli_apply_setting(words[i], &a->pop, &ra, &ras, false, &pa, &pas);
 		if (ras) {
 			uint32_t old = a->flags;
@@ -70,6 +98,7 @@ static int cli__user_add_w(struct store_write *w, void *arg)
 	if (e)
 		return e;
 	op->a.pop = d.pop_default;
+	op->a.quota = STORE_QUOTA_DOMAIN;
 	if (d.require_app_password_default)
 		op->a.flags |= STORE_ACCT_REQUIRE_APP_PW;
 	if (op->phc)
@@ -77,6 +106,8 @@ static int cli__user_add_w(struct store_write *w, void *arg)
 	if ((e = store_account_put(w, &op->a, true)))
 		return e;
 	cli__apply_words(&op->a, op->words, op->nwords);
+	if ((e = cli__apply_admin(w, op->a.id, op->words, op->nwords)))
+		return e;
 	return store_account_put(w, &op->a, false);
 }
 
@@ -92,6 +123,8 @@ static int cli__user_update_w(struct store_write *w, void *arg)
 		op->a.cred_gen++;
 	}
 	cli__apply_words(&op->a, op->words, op->nwords);
+	if ((e = cli__apply_admin(w, op->a.id, op->words, op->nwords)))
+		return e;
 	return store_account_put(w, &op->a, false);
 }
 
@@ -100,9 +133,40 @@ static int cli__user_del_w(struct store_write *w, void *arg)
 	return store_account_del(w, ((struct user_op *)arg)->a.address);
 }
 
+/* The quota that applies, said with where it comes from. */
+static void cli__quota_text(const struct store_account *a,
+			    const struct store_domain *d, char *out,
+			    size_t cap)
+{
+	char b[32];
+	uint64_t q = store_quota_of(a, d);
+
+	snprintf(out, cap, "%s%s", store_quota_format(q, b, sizeof(b)),
+		 a->quota == STORE_QUOTA_DOMAIN ? " (the domain's default)"
+						: "");
+}
+
+struct list_ctx { struct store_read *r; bool usage; };
+
+/* `user list`: one address a line (for scripts); --usage adds the bytes
+ * its messages take and its quota. */
 static int cli__print_user(const struct store_account *a, void *arg)
 {
-	printf("%s\n", a->address);
+	struct list_ctx *x = arg;
+	struct store_domain d;
+	char q[64];
+	int e;
+
+	if (!x->usage) {
+		printf("%s\n", a->address);
+		return 0;
+	}
+	e = store_domain_get(x->r, strrchr(a->address, '@') + 1, &d);
+	if (e && e != -PST_ENOTFOUND)
+		return e;
+	cli__quota_text(a, e ? NULL : &d, q, sizeof(q));
+	printf("%-40s usage %-12llu quota %s\n", a->address,
+	       (unsigned long long)a->usage, q);
 	return 0;
 }
 
@@ -143,25 +207,41 @@ static const char *cli__hash_kind(const char *phc)
 static int cli__show_user(const struct store_account *a)
 {
 	struct msg_stats s = { 0 };
+	struct store_web web;
+	struct store_domain d;
 	struct store_read *r;
 	unsigned apps = 0;
-	char when[32];
+	char when[32], quota[64];
 	time_t t = (time_t)a->created;
-	int e;
+	uint64_t q;
+	int e, de;
 
 	if ((e = store_read_begin(cli.st, &r)))
 		return e;
 	e = store_msg_each(r, a->id, cli__count_msg, &s);
 	if (!e)
 		e = store_app_password_each(r, a->id, cli__count_app, &apps);
+	if (!e)
+		e = store_web_get(r, a->id, &web);
+	de = store_domain_get(r, strrchr(a->address, '@') + 1, &d);
 	store_read_end(r);
 	if (e)
 		return e;
+	if (de && de != -PST_ENOTFOUND)
+		return de;
+	cli__quota_text(a, de ? NULL : &d, quota, sizeof(quota));
+	q = store_quota_of(a, de ? NULL : &d);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 	printf("address: %s\nid: %llu\ncreated: %s\npassword: %s\n"
 	       "require-app-password: %s\napp-passwords: %u\n", a->address,
 	       (unsigned long long)a->id, when, cli__hash_kind(a->phc),
 	       a->flags & STORE_ACCT_REQUIRE_APP_PW ? "yes" : "no", apps);
+	/* Only what differs from the defaults, so that the output of an
+	 * account the account page never touched stays as it was. */
+	if (web.role != STORE_ROLE_USER)
+		printf("admin: %s\n", store_web_role_name(web.role));
+	if (web.flags & STORE_WEB_TOTP)
+		printf("two-step: on\n");
 	cli_print_pop(&a->pop);
 	if (a->pop.access == STORE_POP_SINCE_NOW)
 		printf("pop-since-uid: %llu\n",
@@ -176,6 +256,15 @@ static int cli__show_user(const struct store_account *a)
 	       (unsigned long long)s.n[STORE_ARCHIVE],
 	       (unsigned long long)s.bytes, (unsigned long long)s.hidden,
 	       (unsigned long long)s.seen);
+	/* usage is the kept count (what quotas compare); the bytes above
+	 * are counted now, and `postern check` says if they differ. */
+	printf("quota: %s\n", quota);
+	if (q)
+		printf("usage: %llu bytes (%llu%% of the quota)\n",
+		       (unsigned long long)a->usage,
+		       (unsigned long long)((double)a->usage * 100 / (double)q));
+	else
+		printf("usage: %llu bytes\n", (unsigned long long)a->usage);
 	return 0;
 }
 
@@ -185,10 +274,24 @@ static int cli__check_words(char **words, int n)
 	bool b, bs, p, ps;
 	int e;
 
-	for (int i = 0; i < n; i++)
-		if ((e = cli_apply_setting(words[i], &scratch, &b, &bs, false,
-					   &p, &ps)))
+	for (int i = 0; i < n; i++) {
+		uint8_t role;
+		uint64_t q;
+
+		if (cli__is_admin_word(words[i])) {
+			if (store_web_role_parse(words[i] + 6, &role)) {
+				fprintf(stderr, "postern: '%s': expected "
+					"admin=domain|none\n", words[i]);
+				return EX_USAGE;
+			}
+			continue;
+		}
+		if ((e = cli_quota_setting(words[i], true, &q)) == 1)
+			e = cli_apply_setting(words[i], &scratch, &b, &bs,
+					      false, &p, &ps);
+		if (e)
 			return e;
+	}
 	return EX_OK;
 }
 
@@ -317,10 +420,20 @@ static void cli__msg_flags_text(uint8_t flags, char *out, size_t cap)
 		snprintf(out, cap, "-");
 }
 
+struct msg_page {
+	uint64_t limit, shown, last_uid;
+};
+
 static int cli__print_msg(const struct store_msg *m, void *arg)
 {
+	struct msg_page *pg = arg;
 	char when[16], flags[64];
 	time_t t = (time_t)m->internal_date;
+
+	if (pg->limit && pg->shown == pg->limit)
+		return 1;   /* one more exists: say where the next page starts */
+	pg->shown++;
+	pg->last_uid = m->uid;
 
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
 	cli__msg_flags_text(m->flags, flags, sizeof(flags));
@@ -328,6 +441,46 @@ static int cli__print_msg(const struct store_msg *m, void *arg)
 	       (unsigned long long)m->uid, store_folder_name(m->folder),
 	       (unsigned long long)m->size, when, flags, m->uidl);
 	return 0;
+}
+
+/* user messages ADDR [--after UID] [--limit N]: a page starts past the
+ * uid given, so a mailbox of any size is listed a page at a time without
+ * reading the pages before it. */
+static int cli__user_messages(int argc, char **argv)
+{
+	static const char use[] = "user messages ADDR [--after UID] [--limit N]";
+	struct msg_page pg = { 0 };
+	struct user_op op = { 0 };
+	uint64_t after = 0;
+	struct store_read *r;
+	int e;
+
+	if (argc < 1 || argc % 2 == 0)
+		return cli_usage(use);
+	if ((e = cli_addr(argv[0], op.a.address)))
+		return e;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		uint64_t *to = strcmp(argv[i], "--after") == 0 ? &after
+			     : strcmp(argv[i], "--limit") == 0 ? &pg.limit : NULL;
+
+		if (!to || cli_parse_u64(argv[i + 1], to))
+			return cli_usage(use);
+	}
+	if ((e = store_read_begin(cli.st, &r)))
+		return cli_fail(e, "user messages");
+	e = store_account_get(r, op.a.address, &op.a);
+	if (e == 0) {
+		printf("uid      folder   size       date       "
+		       "flags        uidl\n");
+		e = store_msg_each_after(r, op.a.id, after, cli__print_msg, &pg);
+	}
+	store_read_end(r);
+	if (e == 1) {
+		fprintf(stderr, "postern: more: --after %llu\n",
+			(unsigned long long)pg.last_uid);
+		e = 0;
+	}
+	return cli__user_result(e, "messages", &op);
 }
 
 int cli_user(int argc, char **argv)
@@ -343,9 +496,15 @@ int cli_user(int argc, char **argv)
 
 	if (strcmp(verb, "list") == 0) {
 		char dom[STORE_DOMAIN_MAX + 1];
+		struct list_ctx x = { 0 };
 
+		if (argc > 1 && strcmp(argv[1], "--usage") == 0) {
+			x.usage = true;
+			argc--;
+			argv++;
+		}
 		if (argc > 2)
-			return cli_usage("user list [DOMAIN]");
+			return cli_usage("user list [--usage] [DOMAIN]");
 		if (argc == 2 && store_domain_normalize(argv[1], dom)) {
 			fprintf(stderr, "postern: '%s' is not a valid domain "
 				"name\n", argv[1]);
@@ -353,8 +512,9 @@ int cli_user(int argc, char **argv)
 		}
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "user list");
+		x.r = r;
 		e = store_account_each(r, argc == 2 ? dom : NULL, cli__print_user,
-				       NULL);
+				       &x);
 		store_read_end(r);
 		return e ? cli_fail(e, "user list") : EX_OK;
 	}
@@ -367,6 +527,8 @@ int cli_user(int argc, char **argv)
 		return cli_user_export(argc - 1, argv + 1);
 	if (strcmp(verb, "sender") == 0)
 		return cli__user_sender(argc - 1, argv + 1);
+	if (strcmp(verb, "messages") == 0)
+		return cli__user_messages(argc - 1, argv + 1);
 	if (argc < 2)
 		return cli_usage("user %s needs an ADDR",
 				 *verb ? verb : "add|del|list|show|passwd|set");
@@ -417,18 +579,6 @@ int cli_user(int argc, char **argv)
 			return e;
 		printf("user %s deleted with all its mail\n", op.a.address);
 		return EX_OK;
-	}
-	if (strcmp(verb, "messages") == 0) {
-		if ((e = store_read_begin(cli.st, &r)))
-			return cli_fail(e, "user messages");
-		e = store_account_get(r, op.a.address, &op.a);
-		if (e == 0) {
-			printf("uid      folder   size       date       "
-			       "flags        uidl\n");
-			e = store_msg_each(r, op.a.id, cli__print_msg, NULL);
-		}
-		store_read_end(r);
-		return cli__user_result(e, verb, &op);
 	}
 	if (strcmp(verb, "show") == 0) {
 		if ((e = store_read_begin(cli.st, &r)))

@@ -17,12 +17,16 @@ static const char usage_text[] =
 "usage: postern [-c FILE] COMMAND ...\n"
 "  domain add|del|show DOMAIN        domain list\n"
 "  domain set DOMAIN pop-allowed=yes|no [POP keys as defaults]\n"
+"      quota=SIZE|none  (the default of its accounts; SIZE: 500M, 2G)\n"
 "  user add ADDR [--password-stdin] [KEY=VALUE ...]\n"
-"  user del|show|passwd|messages ADDR   user list [DOMAIN]\n"
+"  user del|show|passwd|messages ADDR   user list [--usage] [DOMAIN]\n"
+"  user messages ADDR [--after UID] [--limit N]   (a page of its mail)\n"
 "  user set ADDR KEY=VALUE ...\n"
 "      pop=off|all|since-now  pop-spam=exclude|include|only\n"
 "      pop-mode=standard|once  pop-after=delete|keep|read|archive\n"
 "      pop-list-limit=N  require-app-password=yes|no\n"
+"      admin=domain|none  (a domain administrator on the account page)\n"
+"      quota=SIZE|none|default  (SIZE: 500M, 2G; default: the domain's)\n"
 "  user import passwd-file PATH [--domain D]\n"
 "  user export [DOMAIN]              user import accounts FILE|-\n"
 "  app-password add ADDR NAME        app-password list ADDR\n"
@@ -33,7 +37,9 @@ static const char usage_text[] =
 "  user sender add|del ADDR SENDER   user sender list ADDR\n"
 "  queue list | queue flush | queue delete ID\n"
 "  check                             client-settings ADDR\n"
-"  dns-records DOMAIN                (zone lines: MX, SRV, autoconfig, SPF, DMARC)\n"
+"  dns-records DOMAIN                (zone lines: MX, SRV, autoconfig, SPF, DMARC,\n"
+"                                     DKIM)\n"
+"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519]   (key in [dkim] key_dir)\n"
 "  store upgrade                     (daemons stopped; one transaction)\n"
 "  store stats                       (map size and use, readers, counts)\n"
 "  backup FILE|-                     (online: a consistent compacted copy)\n"
@@ -216,6 +222,7 @@ static const struct {
 	{ "queue", cli_queue, true },
 	{ "client-settings", cli_client_settings, true },
 	{ "dns-records", cli_dns_records, true },
+	{ "dkim", cli_dkim, false },
 	{ "export", cli_export, true },
 	{ "store", cli_store, false },
 	{ "backup", cli_backup, false },

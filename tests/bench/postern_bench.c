@@ -267,6 +267,7 @@ enum kind {
 	K_RETR,       /* logged-in sessions; one op = RETR 1 */
 	K_IDLE,       /* sessions held after login */
 	K_BOX,        /* login, STAT, UIDL, QUIT (a big mailbox) */
+	K_BOXDEL,     /* the same with DELE of every listed message */
 	K_SUBMIT,     /* EHLO, AUTH, MAIL, RCPT, DATA, QUIT */
 };
 
@@ -300,6 +301,9 @@ static const struct scenario scenarios[] = {
 	  "login" },
 	{ "pop3s-bigbox", P_POP3, K_BOX, true, false, false,
 	  "POP3S: USER/PASS, STAT, UIDL, QUIT on a big mailbox" },
+	{ "pop3s-bigbox-dele", P_POP3, K_BOXDEL, true, false, false,
+	  "POP3S: USER/PASS, STAT, UIDL, DELE all listed, QUIT (UPDATE) on a "
+	  "big mailbox" },
 	{ "smtps-submit", P_SMTP, K_SUBMIT, true, false, false,
 	  "SMTPS: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT, one at a time" },
 	{ "smtps-submit-pipe", P_SMTP, K_SUBMIT, true, false, true,
@@ -352,7 +356,8 @@ enum st {
 	S_CONNECTING, S_HANDSHAKE,
 	/* POP3 */
 	S_GREET, S_CAPA, S_CAPA_LIST, S_STLS, S_USER, S_PASS, S_STAT,
-	S_UIDL, S_UIDL_LIST, S_RETR, S_RETR_BODY, S_QUIT, S_EOF, S_READY,
+	S_UIDL, S_UIDL_LIST, S_RETR, S_RETR_BODY, S_DELE, S_QUIT, S_EOF,
+	S_READY,
 	/* SMTP */
 	S_SGREET, S_EHLO, S_STARTTLS, S_EHLO2, S_AUTH, S_MAIL, S_RCPT, S_DATA,
 	S_PIPE3, S_DOT, S_PIPE_DOT, S_SQUIT,
@@ -479,19 +484,40 @@ static void put(struct conn *c, const void *data, size_t n)
 	c->wl += n;
 }
 
+static void vsendf(struct conn *c, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void vsendf(struct conn *c, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+
+	put(c, buf, (size_t)n);
+	flush(c);
+}
+
 static void sendf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void sendf(struct conn *c, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsendf(c, fmt, ap);
 	va_end(ap);
-	put(c, buf, (size_t)n);
-	flush(c);
+}
+
+/* Every step of every scenario's dialogue: send the next command and wait
+ * for its reply in state next. */
+static void ask(struct conn *c, enum st next, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void ask(struct conn *c, enum st next, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->st = next;
+	va_start(ap, fmt);
+	vsendf(c, fmt, ap);
+	va_end(ap);
 }
 
 static void tls_start(struct conn *c)
@@ -556,12 +582,17 @@ static void pop3_login(struct conn *c, bool sasl)
 					    0, opt.password);
 
 		b64(raw, n, enc);
-		c->st = S_PASS;
-		sendf(c, "AUTH PLAIN %s\r\n", enc);
+		ask(c, S_PASS, "AUTH PLAIN %s\r\n", enc);
 	} else {
-		c->st = S_USER;
-		sendf(c, "USER %s\r\n", user);
+		ask(c, S_USER, "USER %s\r\n", user);
 	}
+}
+
+/* A multi-line reply (or a run of pipelined ones) follows: count it. */
+static void counting(struct conn *c, enum st st)
+{
+	c->st = st;
+	c->replies = 0;
 }
 
 static bool ok(const char *line)
@@ -571,16 +602,14 @@ static bool ok(const char *line)
 
 static void pop3_quit(struct conn *c)
 {
-	c->st = S_QUIT;
-	sendf(c, "QUIT\r\n");
+	ask(c, S_QUIT, "QUIT\r\n");
 }
 
 static void pop3_next_retr(struct conn *c)
 {
 	if (c->retr_i < c->n_msgs) {
 		c->retr_i++;
-		c->st = S_RETR;
-		sendf(c, "RETR %ld\r\n", c->retr_i);
+		ask(c, S_RETR, "RETR %ld\r\n", c->retr_i);
 		return;
 	}
 	if (c->body_bytes != c->stat_size) {
@@ -603,8 +632,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 		} else if (opt.sc->kind == K_HANDSHAKE) {
 			pop3_quit(c);
 		} else if (!c->tls_up) {
-			c->st = S_CAPA;
-			sendf(c, "CAPA\r\n");
+			ask(c, S_CAPA, "CAPA\r\n");
 		} else {
 			pop3_login(c, !opt.sc->implicit_tls);
 		}
@@ -612,8 +640,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 	case S_CAPA:
 		if (!ok(line))
 			break;
-		c->st = S_CAPA_LIST;
-		c->replies = 0;
+		counting(c, S_CAPA_LIST);
 		return;
 	case S_CAPA_LIST:
 		if (strcmp(line, ".") == 0) {
@@ -621,8 +648,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 				conn_fail(c, "CAPA without STLS");
 				return;
 			}
-			c->st = S_STLS;
-			sendf(c, "STLS\r\n");
+			ask(c, S_STLS, "STLS\r\n");
 		} else if (strncasecmp(line, "STLS", 4) == 0) {
 			c->replies = 1;
 		}
@@ -639,8 +665,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 	case S_USER:
 		if (!ok(line))
 			break;
-		c->st = S_PASS;
-		sendf(c, "PASS %s\r\n", opt.password);
+		ask(c, S_PASS, "PASS %s\r\n", opt.password);
 		return;
 	case S_PASS:
 		if (strncmp(line, "-ERR [IN-USE]", 13) == 0 && c->in_op) {
@@ -659,8 +684,7 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 			pop3_quit(c);
 			return;
 		}
-		c->st = S_STAT;
-		sendf(c, "STAT\r\n");
+		ask(c, S_STAT, "STAT\r\n");
 		return;
 	case S_STAT:
 		if (!ok(line) || sscanf(line + 3, "%ld %lld", &c->n_msgs,
@@ -675,14 +699,12 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 			logged_in++;
 			return;
 		}
-		c->st = S_UIDL;
-		sendf(c, "UIDL\r\n");
+		ask(c, S_UIDL, "UIDL\r\n");
 		return;
 	case S_UIDL:
 		if (!ok(line))
 			break;
-		c->st = S_UIDL_LIST;
-		c->replies = 0;
+		counting(c, S_UIDL_LIST);
 		return;
 	case S_UIDL_LIST:
 		if (strcmp(line, ".") != 0) {
@@ -696,10 +718,23 @@ static void pop3_line(struct conn *c, char *line, size_t len)
 		}
 		c->body_bytes = 0;
 		c->retr_i = 0;
-		if (opt.sc->kind == K_BOX)
+		if (opt.sc->kind == K_BOXDEL && c->n_msgs) {
+			/* pipelined, as clients that delete after downloading */
+			c->st = S_DELE;
+			c->replies = 0;
+			for (long i = 1; i <= c->n_msgs; i++)
+				sendf(c, "DELE %ld\r\n", i);
+		} else if (opt.sc->kind == K_BOX || opt.sc->kind == K_BOXDEL) {
 			pop3_quit(c);
-		else
+		} else {
 			pop3_next_retr(c);
+		}
+		return;
+	case S_DELE:
+		if (!ok(line))
+			break;
+		if (++c->replies == c->n_msgs)
+			pop3_quit(c);
 		return;
 	case S_RETR:
 		if (!ok(line))
@@ -751,8 +786,7 @@ static void smtp_auth(struct conn *c)
 	n = (size_t)snprintf(raw, sizeof(raw), "%c%s%c%s", 0, user, 0,
 			     opt.password);
 	b64(raw, n, enc);
-	c->st = S_AUTH;
-	sendf(c, "AUTH PLAIN %s\r\n", enc);
+	ask(c, S_AUTH, "AUTH PLAIN %s\r\n", enc);
 }
 
 static void smtp_mail(struct conn *c)
@@ -766,8 +800,7 @@ static void smtp_mail(struct conn *c)
 		sendf(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", user,
 		      opt.rcpt);
 	} else {
-		c->st = S_MAIL;
-		sendf(c, "MAIL FROM:<%s>\r\n", user);
+		ask(c, S_MAIL, "MAIL FROM:<%s>\r\n", user);
 	}
 }
 
@@ -777,15 +810,13 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 	case S_SGREET:
 		if (code != 220)
 			break;
-		c->st = S_EHLO;
-		sendf(c, "EHLO bench.client\r\n");
+		ask(c, S_EHLO, "EHLO bench.client\r\n");
 		return;
 	case S_EHLO:
 		if (code != 250)
 			break;
 		if (!c->tls_up) {
-			c->st = S_STARTTLS;
-			sendf(c, "STARTTLS\r\n");
+			ask(c, S_STARTTLS, "STARTTLS\r\n");
 		} else {
 			smtp_auth(c);
 		}
@@ -817,14 +848,12 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 	case S_MAIL:
 		if (code != 250)
 			break;
-		c->st = S_RCPT;
-		sendf(c, "RCPT TO:<%s>\r\n", opt.rcpt);
+		ask(c, S_RCPT, "RCPT TO:<%s>\r\n", opt.rcpt);
 		return;
 	case S_RCPT:
 		if (code != 250 && code != 251)
 			break;
-		c->st = S_DATA;
-		sendf(c, "DATA\r\n");
+		ask(c, S_DATA, "DATA\r\n");
 		return;
 	case S_PIPE3:
 		if (++c->replies < 3) {
@@ -853,8 +882,7 @@ static void smtp_reply(struct conn *c, int code, const char *line)
 		accepted_total++;
 		bytes_body += (long long)message_len;
 		if (c->st == S_DOT) {
-			c->st = S_SQUIT;
-			sendf(c, "QUIT\r\n");
+			ask(c, S_SQUIT, "QUIT\r\n");
 		} else {
 			c->st = S_SQUIT;
 		}
@@ -901,8 +929,7 @@ static void after_tls(struct conn *c)
 	} else if (opt.sc->proto == P_POP3) {
 		pop3_login(c, true);
 	} else {
-		c->st = S_EHLO2;
-		sendf(c, "EHLO bench.client\r\n");
+		ask(c, S_EHLO2, "EHLO bench.client\r\n");
 	}
 }
 
@@ -1081,8 +1108,7 @@ static void retr_start(struct conn *c)
 	c->counted = phase == PH_MEASURE;
 	ops_started += c->counted;
 	inflight++;
-	c->st = S_RETR;
-	sendf(c, "RETR 1\r\n");
+	ask(c, S_RETR, "RETR 1\r\n");
 }
 
 /* A connection that ended (well or not) and what comes after it. */
@@ -1409,11 +1435,11 @@ static void run_closed_loop(void)
 	json_common();
 	printf(", \"ops\": %ld, \"seconds\": %.3f, \"ops_per_s\": %.2f, "
 	       "\"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, "
-	       "\"server_cpu_s\": %.3f, \"cpu_ms_per_op\": %.4f, "
+	       "\"max_ms\": %.3f, \"server_cpu_s\": %.3f, \"cpu_ms_per_op\": %.4f, "
 	       "\"aux_cpu_s\": %.3f, \"gen_cpu_s\": %.3f, \"gen_cpu_ms_per_op\": "
 	       "%.4f, \"body_bytes\": %lld, \"accepted\": %ld}\n",
 	       ops, secs, secs > 0 ? (double)ops / secs : 0, pct(50), pct(90),
-	       pct(99), cpu, ops ? cpu * 1000 / (double)ops : 0, aux, gen,
+	       pct(99), pct(100), cpu, ops ? cpu * 1000 / (double)ops : 0, aux, gen,
 	       ops ? gen * 1000 / (double)ops : 0, bytes_body, accepted_total);
 }
 

@@ -285,6 +285,16 @@ class Client:
             pass
 
 
+def pop_session(d, user="ann@example.com", pw="secret", timeout=10):
+    """A POP3S session of daemon d after USER/PASS: (client, PASS reply)."""
+    c = Client.connect(d.ports["tls"], tls=True, timeout=timeout)
+    assert c.line().startswith("+OK")
+    c.cmd(f"USER {user}")
+    c.line()
+    c.cmd(f"PASS {pw}")
+    return c, c.line()
+
+
 def insecure_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False

@@ -182,3 +182,40 @@ def test_lmtp_unix_socket(submitd):
     c.cmd("QUIT")
     assert c.line().startswith("221")
     c.close()
+
+
+def _nofile(pid):
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            return [int(x) for x in line.split()[3:5]]
+    raise AssertionError("no Max open files line")
+
+
+@pytest.mark.parametrize("daemon", ["pop3d", "submitd"])
+def test_fd_limit_raised_and_checked(request, daemon):
+    """Each connection holds a descriptor: the daemon raises its soft
+    RLIMIT_NOFILE to the hard one (the units' LimitNOFILE=), and says at
+    start and at reload when max_connections cannot fit under it."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 900000:
+        pytest.skip("no finite hard descriptor limit to exceed")
+    low = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        d = request.getfixturevalue(daemon)()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert _nofile(d.proc.pid) == [hard, hard]
+    assert "event=fd_limit_low" not in d.log()
+    d.config["limits"] = dict(d.config.get("limits", {}),
+                              max_connections=hard)
+    d.write_config()
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "event=fd_limit_low" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"event=fd_limit_low max_connections={hard} nofile={hard} " \
+           f"needed={hard + 256}" in d.log()

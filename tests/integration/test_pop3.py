@@ -466,3 +466,37 @@ def test_password_with_spaces(pop3d, client):
     d.add_user("ann@example.com", password=" two words ")
     c = tls_client(d, client)
     assert login(c, pw=" two words ").startswith("+OK Logged in")
+
+
+@pytest.mark.parametrize("dele", [False, True])
+def test_mailbox_free_once_quit_answered(pop3d, client, dele):
+    """RFC 1939 UPDATE, then +OK: a client that logs in again the moment it
+    reads QUIT's +OK finds the mailbox free (its deletions committed), not
+    [IN-USE] — the lock is released before the reply is written, not when
+    the connection closes. The next session waits at PASS, on its own
+    connection, while the first one quits."""
+    d = pop3d()
+    d.add_user("ann@example.com")
+    for i in range(40):
+        d.deliver("ann@example.com", b"Subject: m%d\r\n\r\nb\r\n" % i)
+    for i in range(40 if not dele else 30):
+        a = tls_client(d, client)
+        assert login(a).startswith("+OK")
+        b = tls_client(d, client)
+        b.cmd("USER ann@example.com")
+        assert b.line().startswith("+OK")
+        if dele:
+            a.cmd("DELE 1")
+            assert a.line().startswith("+OK")
+        a.cmd("QUIT")
+        assert a.line().startswith("+OK")
+        b.cmd("PASS secret")
+        r = b.line()
+        assert r.startswith("+OK"), (i, r)
+        if dele:   # the deletion is committed before the mailbox is free
+            b.cmd("STAT")
+            assert b.line().startswith(f"+OK {40 - i - 1} ")
+        b.cmd("QUIT")
+        assert b.line().startswith("+OK")
+        a.close()
+        b.close()

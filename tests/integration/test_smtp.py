@@ -88,10 +88,10 @@ def test_ehlo_extensions(d, client):
     c.cmd("EHLO client.test")
     ext = [l[4:] for l in c.smtp_reply()[1:]]
     for want in ("PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES",
-                 "CHUNKING", "AUTH PLAIN LOGIN"):
+                 "CHUNKING", "DSN", "AUTH PLAIN LOGIN"):
         assert want in ext
     assert any(e.startswith("SIZE ") for e in ext)
-    assert "STARTTLS" not in ext and "DSN" not in ext
+    assert "STARTTLS" not in ext
     # 587 before TLS: no AUTH, MAIL refused
     c = client(d.ports["starttls"])
     c.line()
@@ -154,8 +154,10 @@ def test_recipients_local_unknown_and_no_relay(d, client):
     assert c.line().startswith("550 5.7.1")     # no relay configured
     c.cmd("RCPT TO:<bad address>")
     assert c.line().startswith("501 5.1.3")     # RFC 5321 4.1.2 grammar
-    c.cmd("RCPT TO:<bob@example.com> NOTIFY=NEVER")
-    assert c.line().startswith("555 5.5.4")     # DSN is not offered
+    c.cmd("RCPT TO:<bob@example.com> XFORWARD=1")
+    assert c.line().startswith("555 5.5.4")     # not a RCPT parameter here
+    c.cmd("RCPT TO:<bob@example.com> NOTIFY=NEVER,DELAY")
+    assert c.line().startswith("501 5.5.4")     # RFC 3461 4.1
     c.cmd("RCPT TO:<bob@example.com>")
     assert c.line() == "250 2.1.5 Ok"
 

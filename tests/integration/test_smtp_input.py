@@ -163,7 +163,7 @@ def test_replies_never_echo_control_characters(d, client):
     c.cmd("MAIL FROM:<ann@example.com>")
     assert c.line() == "250 2.1.0 Ok"
     c.send(b"RCPT TO:<bob@example.com> \rX\x7f\r\n")
-    assert c.line() == "555 5.5.4 Unsupported parameter ?X?"
+    assert c.line() == "501 5.5.4 Bad parameter ?X?"
 
 
 def test_mail_parameter_grammar(d, client):

@@ -1,11 +1,14 @@
-"""The store's life across versions: a schema-1 store made by the programs
-of that version (tests/data/store-v1, see tests/data/make-store-v1) is
-refused by both daemons and the CLI with the command that upgrades it,
-`postern store upgrade` rewrites it, and every value, UIDL and message byte
-the version-1 programs reported survives; the upgraded store is served."""
+"""The store's life across versions: a schema-1 and a schema-2 store made by
+the programs of those versions (tests/data/store-v1 and store-v2, see
+tests/data/make-store-v1 and -v2) are refused by both daemons and the CLI
+with the command that upgrades them, `postern store upgrade` rewrites them,
+and every value, UIDL and message byte those programs reported survives,
+with each account's usage computed and each body given one reference
+(schema 3); the upgraded store is served."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,6 +19,9 @@ import pytest
 from conftest import BUILD, Client
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "store-v1"
+DATA_V2 = DATA.parent / "store-v2"
+OLD_STORES = pytest.mark.parametrize("data", [DATA, DATA_V2],
+                                     ids=["schema1", "schema2"])
 POSTERN = BUILD / "store" / "cli" / "postern"
 
 
@@ -24,11 +30,11 @@ SCHEMA_KEY = b"schema_version".hex()
 SCHEMA = 3
 
 
-def v1_store(folder: Path) -> Path:
-    """A private copy of the committed schema-1 store."""
+def v1_store(folder: Path, data: Path = DATA) -> Path:
+    """A private copy of a committed old store (schema 1 by default)."""
     store = folder / "store"
     store.mkdir(mode=0o750, parents=True)
-    shutil.copy(DATA / "data.mdb", store / "data.mdb")
+    shutil.copy(data / "data.mdb", store / "data.mdb")
     return store
 
 
@@ -54,10 +60,19 @@ def mdb_values(store: Path, db: str) -> dict:
 
 
 def body_hashes(store: Path) -> dict:
+    """be64 account ‖ be64 uid (hex; account 0: a queue entry) -> SHA-256
+    of its body. Schemas 1 and 2 key chunks so; schema 3 keys them by body
+    id (be64 ‖ be32 chunk), named by the last 8 octets of a message record
+    and by octets 41-48 of a queue record."""
     whole = {}
     for k, v in sorted(mdb_values(store, "bodies").items()):
-        whole[k[:32]] = whole.get(k[:32], b"") + v
-    return {k: hashlib.sha256(v).hexdigest() for k, v in whole.items()}
+        whole[k[:-8]] = whole.get(k[:-8], b"") + v
+    if mdb_values(store, "meta")[SCHEMA_KEY][0] < 3:
+        return {k: hashlib.sha256(v).hexdigest() for k, v in whole.items()}
+    owner = {k: v[-8:].hex() for k, v in mdb_values(store, "messages").items()}
+    owner.update({"0" * 16 + k: v[41:49].hex()
+                  for k, v in mdb_values(store, "queue").items()})
+    return {k: hashlib.sha256(whole[b]).hexdigest() for k, b in owner.items()}
 
 
 @pytest.fixture
@@ -65,9 +80,11 @@ def expected():
     return json.loads((DATA / "expected.json").read_text())
 
 
+@OLD_STORES
 def test_daemons_and_cli_refuse_a_store_that_needs_an_upgrade(tmp_path, pop3d,
-                                                              submitd):
-    store = v1_store(tmp_path)
+                                                              submitd, data):
+    store = v1_store(tmp_path, data)
+    old = mdb_values(store, "meta")[SCHEMA_KEY]
     r = cli(store, "user", "list")
     assert r.returncode == 78, r
     assert f"needs an upgrade to version {SCHEMA}".encode() in r.stderr
@@ -77,34 +94,57 @@ def test_daemons_and_cli_refuse_a_store_that_needs_an_upgrade(tmp_path, pop3d,
         assert d.proc.wait(15) != 0
         assert "run `postern store upgrade`" in d.log(), d.log()
     # refused, not changed
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x01\x00\x00\x00"
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == old
 
 
-def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, expected):
-    store = v1_store(tmp_path)
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x01\x00\x00\x00"
+# What schema 3 shows that the old programs did not: the quota lines.
+NEW_LINES = ("quota: ", "usage: ")
+
+
+@OLD_STORES
+def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, data):
+    expected = json.loads((data / "expected.json").read_text())
+    old = expected["schema_version"]
+    store = v1_store(tmp_path, data)
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([old, 0, 0, 0])
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert f"upgraded from schema version 1 to {SCHEMA}".encode() in r.stdout
+    assert f"upgraded from schema version {old} to {SCHEMA}".encode() \
+        in r.stdout
     assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([SCHEMA, 0, 0, 0])
     # schema 3: the queue's next-due index, a key per entry
     assert len(mdb_values(store, "queue_due")) == 2
     for args, want in expected["cli"].items():
         got = cli(store, *args.split())
         assert got.returncode == 0, (args, got.stderr)
-        want = want.replace("/work/main/tests/data/store-v1", str(store))
         if args == "check":
             want = want.split(": ", 1)[1]
             got_text = got.stdout.decode().split(": ", 1)[1]
         else:
-            got_text = got.stdout.decode()
+            got_text = "".join(l for l in got.stdout.decode()
+                               .splitlines(keepends=True)
+                               if not l.startswith(NEW_LINES))
         assert got_text == want, args
+        if args.startswith("user show"):
+            # the usage the upgrade computed is the bytes of the messages
+            # the old programs counted; no quota, as before
+            out = got.stdout.decode()
+            counted = re.search(r"^messages: .*, (\d+) bytes,", out, re.M)
+            assert f"\nusage: {counted.group(1)} bytes\n" in out, out
+            assert "\nquota: none (the domain's default)\n" in out
+        if args.startswith("domain show"):
+            assert got.stdout.decode().endswith("quota: none\n")
     assert body_hashes(store) == expected["bodies"]
-    # every value is in the new encoding: version octet 2 first
+    # every value is in the new encoding: version octet 3 first; one body
+    # (one reference) per message and queue entry, as the old store had
     for db in ("domains", "accounts", "account_ids", "app_passwords",
-               "app_password_meta", "messages", "uidls", "queue"):
+               "app_password_meta", "messages", "uidls", "queue",
+               "body_refs"):
         for k, v in mdb_values(store, db).items():
-            assert v[:1] == b"\x02", (db, k, v)
+            assert v[:1] == b"\x03", (db, k, v)
+    refs = mdb_values(store, "body_refs")
+    assert len(refs) == len(expected["bodies"])
+    assert all(v[1:5] == b"\0\0\0\x01" for v in refs.values())
     # again: nothing to do
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0 and b"already" in r.stdout
@@ -113,7 +153,8 @@ def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, expected):
     assert stats["schema-version"] == str(SCHEMA)
     assert (stats["domains"], stats["accounts"], stats["messages"],
             stats["body-chunks"], stats["queued"], stats["app-passwords"],
-            stats["allowed-senders"]) == ("3", "4", "9", "12", "2", "3", "2")
+            stats["allowed-senders"], stats["bodies"]) == \
+        ("3", "4", "9", "12", "2", "3", "2", "11")
     assert int(stats["used"].split()[0]) <= int(stats["map-size"])
 
 
@@ -139,8 +180,9 @@ def pop_session(port, user, pw):
     return uidls, bodies
 
 
-def test_upgraded_store_is_served(tmp_path, pop3d, submitd):
-    store = v1_store(tmp_path)
+@OLD_STORES
+def test_upgraded_store_is_served(tmp_path, pop3d, submitd, data):
+    store = v1_store(tmp_path, data)
     assert cli(store, "store", "upgrade").returncode == 0
     p = pop3d({"store": {"path": str(store)}})
     uidls, bodies = pop_session(p.ports["tls"], "ann@example.com", "secret")
@@ -157,6 +199,52 @@ def test_upgraded_store_is_served(tmp_path, pop3d, submitd):
     s = submitd({"store": {"path": str(store)}})
     assert "event=started" in s.log()
     assert cli(store, "check").returncode == 0
+
+
+
+def mdb_put(store: Path, db: str, items: dict):
+    """Adds (or replaces) key hex -> value bytes in one named database, as
+    an older program would have (mdb_load, creating the database)."""
+    lines = ["VERSION=3", "format=bytevalue", "type=btree", "HEADER=END"]
+    for k, v in items.items():
+        lines += [" " + k, " " + v.hex()]
+    subprocess.run(["mdb_load", "-s", db, str(store)],
+                   input="\n".join(lines + ["DATA=END"]) + "\n", check=True,
+                   capture_output=True, text=True, timeout=60)
+
+
+def test_upgrade_of_a_schema2_store_with_the_pop_index(tmp_path, pop3d):
+    """main between the POP index and schema 3 wrote schema-2 stores with
+    meta "popidx_complete" = "1" (not a versioned integer) and a pop_index
+    an older binary may have left stale: the upgrade drops both and builds
+    the index from the messages."""
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"popidx_complete".hex(): b"1"})
+    # stale: bob's uid 1 is hidden from POP; ann's messages are missing
+    mdb_put(store, "pop_index", {"0000000000000002" "00"
+                                 "0000000000000001": b"\0"})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert b"upgraded from schema version 2 to 3" in r.stdout
+    meta = mdb_values(store, "meta")
+    assert meta[b"popidx_complete".hex()] == b"1"
+    r = cli(store, "check")
+    assert r.returncode == 0 and b" 0 problems" in r.stdout, r.stdout
+    p = pop3d({"store": {"path": str(store)}})
+    uidls, _ = pop_session(p.ports["tls"], "ann@example.com", "secret")
+    assert uidls == ["<old-1@dovecot>", "00000002000004d2",
+                     "00000003000004d2", "1.5", "1.6"]
+    uidls, _ = pop_session(p.ports["tls"], "bob@example.com", "secret")
+    assert uidls == ["2.2"]
+
+
+def test_upgrade_refuses_an_unknown_meta_key(tmp_path):
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"next_thing".hex(): b"\x03" + bytes(8)})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode != 0
+    assert b"next_thing" in r.stderr
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x02\0\0\0"
 
 
 # ---- backup and restore, online ----
@@ -471,6 +559,18 @@ def test_user_export_import_round_trip(tmp_path, pop3d):
     bad.write_text("postern-accounts 2\n")
     r = cli(b, "user", "import", "accounts", str(bad))
     assert r.returncode == 65 and b"not a postern-accounts 1" in r.stderr
+
+
+def test_import_accounts_line_of_blanks_is_an_empty_line(tmp_path):
+    """A line of spaces has no first field: skipped like an empty line
+    (it was read as one, uninitialized)."""
+    store = tmp_path / "store"
+    f = tmp_path / "accounts.txt"
+    f.write_text("postern-accounts 1\n   \ndomain new.test\n \n")
+    r = cli(store, "user", "import", "accounts", str(f))
+    assert r.returncode == 0, r.stderr
+    assert b"imported 1 domains" in r.stdout, r.stdout
+    assert cli(store, "domain", "show", "new.test").returncode == 0
 
 
 def test_upgrade_refused_while_another_process_has_the_store_open(tmp_path):

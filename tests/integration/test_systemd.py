@@ -166,6 +166,36 @@ def test_no_notify_socket_no_status_timer(pop3d):
     assert d.stop() == 0
 
 
+def test_webd_notify_ready_reloading_stopping(tmp_path, notify, monkeypatch):
+    """postern-webd.service is Type=notify: READY=1 once it serves (after
+    event=started), RELOADING=1 with MONOTONIC_USEC then READY=1 around
+    SIGHUP, STOPPING=1 on SIGTERM, then exit 0."""
+    from test_webd import DOMAIN, Webd
+    w = Webd(tmp_path)
+    w.cli("domain", "add", DOMAIN)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.addr)
+    w.start()
+    try:
+        notify.wait(lambda m: "READY=1" in m.split("\n"))
+        assert "event=started" in w.log()
+        assert w.curl("/settings?emailaddress=x@" + DOMAIN)[0] == 200
+        w.proc.send_signal(signal.SIGHUP)
+        reloading = notify.wait(lambda m: "RELOADING=1" in m.split("\n"))
+        usec = int(fields(reloading)["MONOTONIC_USEC"])
+        assert abs(usec / 1e6 - time.monotonic()) < 10
+        notify.wait(lambda m: "READY=1" in m.split("\n"))
+        assert "event=reloaded" in w.log()
+        # Signals while the main thread is busy reloading wait for it: no
+        # other thread takes one (its default action would kill webd).
+        for _ in range(30):
+            w.proc.send_signal(signal.SIGHUP)
+        w.proc.send_signal(signal.SIGTERM)
+        notify.wait(lambda m: "STOPPING=1" in m.split("\n"))
+        assert w.proc.wait(15) == 0
+    finally:
+        w.stop()
+
+
 # ---- socket activation ----
 
 class Activated(Daemon):
@@ -251,6 +281,18 @@ def port_open(port):
         return False
 
 
+def pop3s_login_ann(raw, d):
+    """TLS over raw, greeting, ann@example.com logged in."""
+    c = Client(insecure_context().wrap_socket(raw,
+                                              server_hostname="localhost"))
+    assert c.line().startswith("+OK")
+    c.cmd("USER ann@example.com")
+    assert c.line().startswith("+OK")
+    c.cmd("PASS secret")
+    assert c.line().startswith("+OK"), d.log()
+    return c
+
+
 @pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
 def test_socket_activation_pop3s_login(act, tmp_path, pki):
     port = free_port()
@@ -261,14 +303,7 @@ def test_socket_activation_pop3s_login(act, tmp_path, pki):
     d.start()
     # The first connection makes systemd-socket-activate exec the daemon,
     # which accepts it from the inherited socket.
-    raw = connect_when_listening(port)
-    c = Client(insecure_context().wrap_socket(raw,
-                                              server_hostname="localhost"))
-    assert c.line().startswith("+OK")
-    c.cmd("USER ann@example.com")
-    assert c.line().startswith("+OK")
-    c.cmd("PASS secret")
-    assert c.line().startswith("+OK"), d.log()
+    c = pop3s_login_ann(connect_when_listening(port), d)
     c.cmd("QUIT")
     assert c.line().startswith("+OK")
     wait_log(d, "event=started")
@@ -286,6 +321,77 @@ def test_socket_activation_pop3s_login(act, tmp_path, pki):
         assert c.line().startswith("+OK")
         c.close()
     assert d.stop() == 0
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_protocol(act, tmp_path, pki):
+    """An inherited socket of a listen key with *_proxy_protocol = yes reads
+    the PROXY header first, before TLS, from trusted addresses only."""
+    port = free_port()
+    d = act(tmp_path, pki, POP3D, [f"127.0.0.1:{port}"], ["listen_tls"],
+            {"pop3d": {"listen_tls_proxy_protocol": "yes"},
+             "limits": {"proxy_trusted": "127.0.0.1/32"}})
+    d.cli("domain", "add", "example.com")
+    d.cli("user", "add", "ann@example.com", "--password-stdin",
+          input=b"secret\n")
+    d.start()
+    raw = connect_when_listening(port)
+    raw.sendall(b"PROXY TCP4 127.0.0.77 127.0.0.1 5555 995\r\n")
+    pop3s_login_ann(raw, d).close()
+    wait_log(d, "event=login ")
+    assert "peer=127.0.0.77:5555 method=password" in d.log()
+    # not from an untrusted address, header or not
+    s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                 source_address=("127.0.0.78", 0))
+    s.sendall(b"PROXY TCP4 127.0.0.79 127.0.0.1 5555 995\r\n")
+    s.settimeout(10)
+    try:                    # closed unread: a reset as often as an EOF
+        assert s.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    s.close()
+    wait_log(d, "event=proxy_refused reason=untrusted peer=127.0.0.78:")
+    assert "127.0.0.79" not in d.log()
+    assert d.stop() == 0
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_unix_socket_refused(act, tmp_path, pki):
+    """The PROXY protocol is for TCP: a unix socket systemd passes for a
+    key with *_proxy_protocol = yes stops the start with a clear message,
+    as a configured one does."""
+    sock = str(tmp_path / "sd-587.sock")
+    d = act(tmp_path, pki, SUBMITD, [sock], ["listen_starttls"],
+            {"submitd": {"listen_starttls_proxy_protocol": "yes"},
+             "limits": {"proxy_trusted": "127.0.0.1/32"}})
+    d.start()
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.05)
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.connect(sock)
+    assert d.proc.wait(20) == 1, d.log()
+    u.close()
+    log = d.log()
+    assert (f"[submitd] listen_starttls_proxy_protocol: unix:{sock} "
+            "(passed by systemd) is a unix socket; the PROXY protocol is "
+            "for TCP addresses") in log, log
+    assert not (d.folder / "store").exists()   # failed before the store
+
+
+@pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
+def test_socket_activation_proxy_needs_trusted(act, tmp_path, pki):
+    """A key that only systemd's socket serves (nothing configured) still
+    needs proxy_trusted when its *_proxy_protocol is on."""
+    port = free_port()
+    d = act(tmp_path, pki, POP3D, [f"127.0.0.1:{port}"], ["listen_tls"],
+            {"pop3d": {"listen_tls": "", "listen_tls_proxy_protocol": "yes"}})
+    d.start()
+    s = connect_when_listening(port)
+    assert d.proc.wait(20) == 1, d.log()
+    s.close()
+    assert "[limits] proxy_trusted is empty" in d.log(), d.log()
 
 
 @pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate missing")
@@ -753,3 +859,36 @@ def test_reload_relay_ca_unreadable_changes_nothing(submitd, tmp_path):
     assert c.line().startswith("220 ")
     assert not c.closed(2)                         # idle_timeout not applied
     c.close()
+
+
+def test_reload_proxy_trusted_new_connections(pop3d):
+    """[limits] proxy_trusted applies to connections accepted after a
+    reload; switching a listener's PROXY protocol needs a restart; a
+    reload that empties proxy_trusted under a proxy listener fails."""
+    d = pop3d({"pop3d": {"listen_plain_proxy_protocol": "yes"},
+               "limits": {"proxy_trusted": "127.0.0.1"}})
+    c = Client.connect(d.ports["plain"])
+    c.send(b"PROXY TCP4 127.0.0.81 127.0.0.1 1000 110\r\n")
+    assert c.line().startswith("+OK")
+    c.close()
+    d.config["limits"]["proxy_trusted"] = "127.0.0.2"
+    d.config["pop3d"]["listen_tls_proxy_protocol"] = "yes"
+    d.config["pop3d"]["listen_plain_proxy_protocol"] = "no"
+    log = reload(d)
+    assert ('event=reload_needs_restart key="[pop3d] '
+            'listen_plain_proxy_protocol"') in log
+    assert ('event=reload_needs_restart key="[pop3d] '
+            'listen_tls_proxy_protocol"') in log
+    c = Client.connect(d.ports["plain"])
+    c.send(b"PROXY TCP4 127.0.0.82 127.0.0.1 1000 110\r\n")
+    assert c.closed(10) and c.buf == b""
+    wait_log(d, "event=proxy_refused reason=untrusted peer=127.0.0.1:")
+    c = Client.connect(d.ports["plain"], source="127.0.0.2")
+    c.send(b"PROXY TCP4 127.0.0.83 127.0.0.1 1000 110\r\n")
+    assert c.line().startswith("+OK")
+    c.close()
+    # the TLS listener kept its old setting: no header expected there
+    pop3_greet(d.ports["tls"], tls=True).close()
+    d.config["limits"]["proxy_trusted"] = ""
+    log = reload(d, "event=reload_failed")
+    assert "[limits] proxy_trusted is empty" in log

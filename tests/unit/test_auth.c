@@ -551,7 +551,7 @@ static struct store_account add_user(const char *addr, const char *phc)
 static struct auth_outcome verify(const char *user, const char *pw,
 				  const char *addr)
 {
-	struct auth_request req = { user, pw, strlen(pw), addr };
+	struct auth_request req = { user, pw, strlen(pw), addr, 0 };
 	struct auth_outcome o;
 
 	assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
@@ -580,6 +580,17 @@ static void test_verify_flow(void **state)
 	assert_int_equal(o.result, AUTH_OK);
 	assert_string_equal(o.reason, "password");
 	assert_int_equal(o.account.id, a.id);
+	{
+		/* The login is noted for the account page. */
+		struct store_read *r;
+		struct store_web web;
+
+		assert_int_equal(store_read_begin(st, &r), 0);
+		assert_int_equal(store_web_get(r, a.id, &web), 0);
+		store_read_end(r);
+		assert_true(web.mail_login > 0);
+		assert_string_equal(web.mail_addr, "10.0.0.1");
+	}
 	o = verify("ann@example.com", "right", "10.0.0.1");
 	assert_string_equal(o.reason, "cached");
 	o = verify("not an address", "right", "10.0.0.1");
@@ -659,6 +670,30 @@ static void test_app_password_and_require(void **state)
 	assert_int_equal(o.result, AUTH_FAIL);     /* no hint without it */
 	o = verify("bob@example.com", pw, "10.0.0.2");
 	assert_int_equal(o.result, AUTH_OK);
+
+	/* The account page's sign-in (AUTH_REQ_MAIN_ONLY): the main password
+	 * is good even though mail needs app passwords; an app password,
+	 * cached or not, is not. */
+	{
+		struct auth_request req = { "bob@example.com", "main", 4,
+					    "10.0.0.9", AUTH_REQ_MAIN_ONLY };
+
+		assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+		assert_int_equal(o.result, AUTH_OK);
+		assert_int_equal(o.app_id, 0);
+		req.pass = pw;                    /* cached by the login above */
+		req.passlen = strlen(pw);
+		assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+		assert_int_equal(o.result, AUTH_FAIL);
+		assert_string_equal(o.reason, "app password at web sign-in");
+		a.cred_gen++;                     /* uncached: by its digest */
+		assert_int_equal(store_write(st, update_acct, &a), 0);
+		req.pass = typed;
+		req.passlen = strlen(typed);
+		assert_int_equal(auth_verify(ctx, &req, auth_now_ms(), &o), 0);
+		assert_int_equal(o.result, AUTH_FAIL);
+		assert_string_equal(o.reason, "app password at web sign-in");
+	}
 
 	/* revoked */
 	assert_int_equal(store_write(st, del_app, &op), 0);
@@ -741,7 +776,7 @@ static void test_over_cost_hash_refused(void **state)
 static void test_nul_password_login(void **state)
 {
 	char phc[STORE_PHC_MAX + 1];
-	struct auth_request req = { "jo@example.com", "pw\0x", 4, "10.5.5.5" };
+	struct auth_request req = { "jo@example.com", "pw\0x", 4, "10.5.5.5", 0 };
 	struct auth_outcome o;
 
 	assert_int_equal(auth_hash_password(auth_ctx_params(ctx), "pw", 2, phc,
@@ -789,7 +824,7 @@ struct burst_arg {
 static void *burst_guess(void *arg)
 {
 	struct burst_arg *b = arg;
-	struct auth_request req = { b->user, "guess", 5, b->addr };
+	struct auth_request req = { b->user, "guess", 5, b->addr, 0 };
 
 	pthread_barrier_wait(b->gate);
 	b->r = auth_verify(ctx, &req, auth_now_ms(), &b->o);
@@ -893,8 +928,8 @@ static void test_async_pool(void **state)
 					    sizeof(phc)), 0);
 	add_user("erin@example.com", phc);
 	assert_int_equal(auth_pool_new(ctx, 2, 2, &pool), 0);
-	struct auth_request ok = { "erin@example.com", "pw", 2, "10.1.1.1" };
-	struct auth_request bad = { "erin@example.com", "no", 2, "10.1.1.2" };
+	struct auth_request ok = { "erin@example.com", "pw", 2, "10.1.1.1", 0 };
+	struct auth_request bad = { "erin@example.com", "no", 2, "10.1.1.2", 0 };
 	assert_int_equal(auth_pool_submit(pool, &ok, on_done, &d[0]), 0);
 	assert_int_equal(auth_pool_submit(pool, &bad, on_done, &d[1]), 0);
 	/* the third finds the queue full (queue_max 2) unless a thread took
@@ -918,7 +953,7 @@ static void test_pool_queue_full(void **state)
 	struct got g = { .mu = PTHREAD_MUTEX_INITIALIZER,
 			 .cv = PTHREAD_COND_INITIALIZER };
 	struct done_arg d = { &g, 1 };
-	struct auth_request req = { "nobody@example.com", "x", 1, "10.2.2.2" };
+	struct auth_request req = { "nobody@example.com", "x", 1, "10.2.2.2", 0 };
 	int busy = 0;
 
 	/* one thread, queue of one: a burst must be refused, not queued */

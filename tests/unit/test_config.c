@@ -107,6 +107,100 @@ static void test_listen(void **state)
 			 -EINVAL);
 }
 
+/* A sockaddr for text ("1.2.3.4" or "::1"). */
+static struct sockaddr_storage sa(const char *text)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, text,
+			   &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	return ss;
+}
+
+static bool in(const struct cfg_cidrs *l, const char *text)
+{
+	struct sockaddr_storage ss = sa(text);
+
+	return cfg_cidrs_match(l, (const struct sockaddr *)&ss);
+}
+
+/* [limits] proxy_trusted: ranges parsed strictly, matched by prefix. */
+static void test_cidrs(void **state)
+{
+	struct cfg_cidrs l;
+	char err[CFG_ERR_MAX];
+
+	assert_int_equal(cfg_parse_cidrs("", &l, err), 0);
+	assert_int_equal(l.n, 0);
+	assert_false(in(&l, "127.0.0.1"));
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/8, 192.0.2.7,2001:db8::/32,"
+					 " ::1, 172.16.0.0/12, 198.51.100.128/25",
+					 &l, err), 0);
+	assert_int_equal(l.n, 6);
+	assert_true(in(&l, "10.255.1.2"));
+	assert_false(in(&l, "11.0.0.0"));
+	assert_true(in(&l, "192.0.2.7"));
+	assert_false(in(&l, "192.0.2.8"));
+	assert_true(in(&l, "2001:db8:ffff::1"));
+	assert_false(in(&l, "2001:db9::1"));
+	assert_true(in(&l, "::1"));
+	assert_false(in(&l, "::2"));
+	assert_true(in(&l, "172.31.255.255"));
+	assert_false(in(&l, "172.32.0.0"));
+	assert_true(in(&l, "198.51.100.200"));
+	assert_false(in(&l, "198.51.100.127"));
+	/* an IPv4-mapped IPv6 peer is its IPv4 address */
+	assert_true(in(&l, "::ffff:10.1.2.3"));
+	assert_false(in(&l, "::ffff:11.1.2.3"));
+	assert_false(cfg_cidrs_match(&l, NULL));
+	/* IPv4-mapped entries are their IPv4 range (peers are matched as
+	 * IPv4), whatever the peer's notation */
+	assert_int_equal(cfg_parse_cidrs("::ffff:10.0.0.2, ::ffff:10.9.0.0/112,"
+					 " ::FFFF:192.0.2.0/120", &l, err), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.a[0].family, AF_INET);
+	assert_int_equal(l.a[0].prefix, 32);
+	assert_int_equal(l.a[1].prefix, 16);
+	assert_true(in(&l, "10.0.0.2"));
+	assert_true(in(&l, "::ffff:10.0.0.2"));
+	assert_false(in(&l, "10.0.0.3"));
+	assert_true(in(&l, "10.9.200.1"));
+	assert_true(in(&l, "::ffff:10.9.0.1"));
+	assert_false(in(&l, "10.10.0.1"));
+	assert_true(in(&l, "192.0.2.255"));
+	assert_false(in(&l, "192.0.3.0"));
+	assert_int_equal(cfg_parse_cidrs("::ffff:10.0.0.0/104", &l, err), 0);
+	assert_true(in(&l, "10.200.0.1"));
+	assert_false(in(&l, "11.0.0.1"));
+	/* a mapped range shorter than 96 bits is not an IPv4 range */
+	assert_int_equal(cfg_parse_cidrs("::ffff:0.0.0.0/95", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("::ffff:0:0/80", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "IPv4-mapped"));
+	/* a list that trusts every address is a mistake */
+	assert_int_equal(cfg_parse_cidrs("0.0.0.0/0", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/8, ::/0", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	assert_int_equal(cfg_parse_cidrs("::ffff:0.0.0.0/96", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "trusts every address"));
+	/* short prefixes other than 0 are the operator's to choose */
+	assert_int_equal(cfg_parse_cidrs("0.0.0.0/1, ::/1", &l, err), 0);
+
+	assert_int_equal(cfg_parse_cidrs("10.0.0.1/8", &l, err), -EINVAL);
+	assert_non_null(strstr(err, "past its prefix"));
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/33", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/+8", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("::/129", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("localhost", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("10.0.0.0/8,,::1", &l, err), -EINVAL);
+	assert_int_equal(cfg_parse_cidrs("[::1]", &l, err), -EINVAL);
+}
+
 /* Write text to a temp file and load it. */
 static int load_text(const char *text, struct postern_config *cfg,
 		     char err[CFG_ERR_MAX], char path[64])
@@ -333,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_uint_strict),
 		cmocka_unit_test(test_duration_and_size),
 		cmocka_unit_test(test_bool),
+		cmocka_unit_test(test_cidrs),
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_load_ok),
 		cmocka_unit_test(test_load_errors),

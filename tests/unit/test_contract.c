@@ -282,14 +282,14 @@ static void on_done(void *arg, const struct auth_outcome *o)
 
 static void c_auth_pool_null(void)
 {
-	struct auth_request req = { "a@b.c", "pw", 2, "10.0.0.1" };
+	struct auth_request req = { "a@b.c", "pw", 2, "10.0.0.1", 0 };
 
 	auth_pool_submit(null_ptr, &req, on_done, NULL);
 }
 
 static void c_auth_pool_not_a_handle(void)
 {
-	struct auth_request req = { "a@b.c", "pw", 2, "10.0.0.1" };
+	struct auth_request req = { "a@b.c", "pw", 2, "10.0.0.1", 0 };
 
 	auth_pool_submit((struct auth_pool *)(void *)junk, &req, on_done, NULL);
 }

@@ -126,7 +126,10 @@ static void test_mail_params(void **state)
 		const char *in;
 		enum smtp_parse_err want;
 		uint64_t size;
-		bool utf8, eight, requiretls;
+		bool utf8, eight;
+		unsigned ret;
+		const char *envid;
+		bool requiretls;
 	} rows[] = {
 		{ "", SMTP_PARSE_OK, 0, false, false },
 		{ "SIZE=1000", SMTP_PARSE_OK, 1000, false, false },
@@ -145,11 +148,29 @@ static void test_mail_params(void **state)
 		{ "X=a=b", SMTP_PARSE_BAD_PARAM },
 		{ "X=\x01", SMTP_PARSE_BAD_PARAM },
 		{ "FOO=bar", SMTP_PARSE_UNKNOWN_PARAM },
-		{ "RET=FULL", SMTP_PARSE_UNKNOWN_PARAM },
-		{ "REQUIRETLS", SMTP_PARSE_OK, 0, false, false, true },
-		{ "size=9 requiretls", SMTP_PARSE_OK, 9, false, false, true },
+		{ "REQUIRETLS", SMTP_PARSE_OK, .requiretls = true },
+		{ "size=9 requiretls", SMTP_PARSE_OK, 9, .requiretls = true },
 		{ "REQUIRETLS REQUIRETLS", SMTP_PARSE_BAD_PARAM },
 		{ "REQUIRETLS=yes", SMTP_PARSE_UNKNOWN_PARAM },
+		{ "RET=HDRS REQUIRETLS ENVID=e1", SMTP_PARSE_OK,
+		  .ret = SMTP_DSN_RET_HDRS, .envid = "e1", .requiretls = true },
+		{ "RET=FULL", SMTP_PARSE_OK, .ret = SMTP_DSN_RET_FULL },
+		{ "ret=hdrs ENVID=QQ+2Bid+3D1", SMTP_PARSE_OK,
+		  .ret = SMTP_DSN_RET_HDRS, .envid = "QQ+id=1" },
+		{ "RET=ALL", SMTP_PARSE_BAD_PARAM },
+		{ "RET=FULL RET=FULL", SMTP_PARSE_BAD_PARAM },
+		{ "ENVID=a ENVID=b", SMTP_PARSE_BAD_PARAM },
+		{ "ENVID=a+2", SMTP_PARSE_BAD_PARAM },
+		{ "ENVID=a+2f", SMTP_PARSE_BAD_PARAM },     /* lower-case hex */
+		{ "ENVID=a+0D+0A", SMTP_PARSE_BAD_PARAM },  /* CR LF decoded */
+		{ "ENVID=+7F", SMTP_PARSE_BAD_PARAM },
+		{ "ENVID=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", SMTP_PARSE_OK,
+		  .envid = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" },
+		{ "ENVID=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		  SMTP_PARSE_BAD_PARAM },                   /* 101 */
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
@@ -171,7 +192,78 @@ static void test_mail_params(void **state)
 		assert_int_equal(mp.smtputf8, rows[i].utf8);
 		assert_int_equal(mp.body_8bit, rows[i].eight);
 		assert_int_equal(mp.requiretls, rows[i].requiretls);
+		assert_int_equal(mp.ret, rows[i].ret);
+		assert_string_equal(mp.envid, rows[i].envid ? rows[i].envid : "");
 	}
+}
+
+static void test_rcpt_params(void **state)
+{
+	static const struct {
+		const char *in;
+		enum smtp_parse_err want;
+		unsigned notify;
+		const char *type, *orcpt;
+	} rows[] = {
+		{ "", SMTP_PARSE_OK },
+		{ "NOTIFY=NEVER", SMTP_PARSE_OK, SMTP_NOTIFY_NEVER },
+		{ "notify=success,failure,delay", SMTP_PARSE_OK,
+		  SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY },
+		{ "NOTIFY=DELAY ORCPT=rfc822;bob+2Bx@example.com", SMTP_PARSE_OK,
+		  SMTP_NOTIFY_DELAY, "rfc822", "bob+x@example.com" },
+		{ "ORCPT=utf-8;b+C3+A9@example.com", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=NEVER,SUCCESS", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=SUCCESS,SUCCESS", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=SUCCESS,", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=,SUCCESS", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=SOMETIMES", SMTP_PARSE_BAD_PARAM },
+		{ "NOTIFY=DELAY NOTIFY=DELAY", SMTP_PARSE_BAD_PARAM },
+		{ "ORCPT=bob@example.com", SMTP_PARSE_BAD_PARAM },
+		{ "ORCPT=;bob@example.com", SMTP_PARSE_BAD_PARAM },
+		{ "ORCPT=rfc822;", SMTP_PARSE_BAD_PARAM },
+		{ "ORCPT=rf(c;bob@example.com", SMTP_PARSE_BAD_PARAM },
+		{ "ORCPT=rfc822;a ORCPT=rfc822;b", SMTP_PARSE_BAD_PARAM },
+		{ "SIZE=10", SMTP_PARSE_UNKNOWN_PARAM },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+		struct smtp_rcpt_params rp;
+		const char *bad;
+		char buf[128];
+		enum smtp_parse_err got;
+
+		strcpy(buf, rows[i].in);
+		got = smtp_parse_rcpt_params(buf, &rp, &bad);
+		if (got != rows[i].want)
+			fail_msg("rcpt params row %zu '%s': got %d", i,
+				 rows[i].in, got);
+		if (got != SMTP_PARSE_OK)
+			continue;
+		assert_int_equal(rp.notify, rows[i].notify);
+		assert_string_equal(rp.orcpt_type, rows[i].type ? rows[i].type : "");
+		assert_string_equal(rp.orcpt, rows[i].orcpt ? rows[i].orcpt : "");
+	}
+}
+
+static void test_xtext(void **state)
+{
+	char out[8];
+
+	assert_int_equal(smtp_xtext_decode("", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(smtp_xtext_decode("a+20b", out, sizeof(out)), 0);
+	assert_string_equal(out, "a b");
+	assert_int_equal(smtp_xtext_decode("1234567", out, sizeof(out)), 0);
+	assert_int_equal(smtp_xtext_decode("12345678", out, sizeof(out)),
+			 -EINVAL);                          /* too long */
+	assert_int_equal(smtp_xtext_decode("a=b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("a b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("+", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("+4", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("+G0", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("+00", out, sizeof(out)), -EINVAL);
+	assert_int_equal(smtp_xtext_decode("\xc3\xa9", out, sizeof(out)),
+			 -EINVAL);
 }
 
 static void test_utf8(void **state)
@@ -193,6 +285,8 @@ int main(void)
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_path_null_only_when_allowed),
 		cmocka_unit_test(test_mail_params),
+		cmocka_unit_test(test_rcpt_params),
+		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -542,6 +542,30 @@ static MDB_val raw_get(struct raw *r, const char *db, const void *k, size_t kn)
 	return val;
 }
 
+static void raw_del(struct raw *r, const char *db, const void *k, size_t kn)
+{
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)k };
+
+	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_del(r->txn, dbi, &key, NULL), 0);
+}
+
+/* Opens the store in dir and counts what `postern check` would report. */
+static uint64_t check_problems(void)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	store_read_end(rd);
+	store_close(st);
+	return c.problems;
+}
+
 static void raw_end(struct raw *r)
 {
 	assert_int_equal(mdb_txn_commit(r->txn), 0);
@@ -677,8 +701,9 @@ static int first_app(const struct store_app_password *p, void *arg)
 }
 
 /* What plant_v1 planted, read through the API (from version-1 records
- * before the upgrade, from version-2 ones after). */
-static void check_planted(struct store *st, unsigned nmsg)
+ * before the upgrade, from current ones after: then with the bodies, which
+ * schema 3 moved to body ids, and the usage the upgrade computed). */
+static void check_planted(struct store *st, unsigned nmsg, bool upgraded)
 {
 	struct store_read *r;
 	struct store_domain d;
@@ -723,9 +748,19 @@ static void check_planted(struct store *st, unsigned nmsg)
 	assert_int_equal(m.flags, STORE_MSG_SEEN);
 	assert_int_equal(m.internal_date, 1600000002);
 	assert_int_equal(m.nchunks, 1);
-	assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
-	assert_int_equal(len, m.size);
-	assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
+	if (upgraded) {
+		uint64_t usage = 0;
+
+		for (unsigned i = 1; i <= nmsg; i++)
+			usage += (uint64_t)snprintf(NULL, 0, "Subject: %u\r\n"
+						    "\r\nbody\r\n", i);
+		assert_int_equal(a.usage, usage);
+		assert_int_equal(a.quota, STORE_QUOTA_DOMAIN);
+		assert_int_equal(d.quota_default, 0);
+		assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
+		assert_int_equal(len, m.size);
+		assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
+	}
 	memset(digest, 0xab, 32);
 	assert_int_equal(store_app_password_find(r, digest, &acc, &app), 0);
 	assert_int_equal(acc, 1);
@@ -744,6 +779,14 @@ static void check_planted(struct store *st, unsigned nmsg)
 	assert_string_equal(q.last_error, "451 later");
 	assert_int_equal(q.nrcpts, 1);
 	assert_string_equal(q.rcpts[0], "carol@remote.test");
+	if (upgraded) {
+		struct store_check c;
+
+		assert_true(q.body_id > 0);
+		assert_int_equal(store_check(r, NULL, NULL, &c), 0);
+		assert_int_equal(c.problems, 0);
+		assert_int_equal(c.bodies, nmsg + 1);   /* one each, as before */
+	}
 	store_queue_entry_free(&q);
 	/* the due index (schema 3) was built by the upgrade */
 	if (store_schema_version(st) >= 3) {
@@ -760,6 +803,77 @@ static void check_planted(struct store *st, unsigned nmsg)
 		assert_int_equal(ids[0], 1);
 	}
 	store_read_end(r);
+}
+
+/* A queue entry keeps what DSN asked (store_rec__queue_dsn_enc/dec), and
+ * one without DSN reads back with dsn NULL; a shortened recipient list
+ * keeps the settings of the recipients left, found by address. */
+static int add_queue_dsn(struct store_write *w, void *arg)
+{
+	struct store_queue_entry *q = arg;
+
+	return store_queue_add(w, q, "Subject: q\r\n\r\nx\r\n", 17);
+}
+
+static int upd_queue(struct store_write *w, void *arg)
+{
+	return store_queue_update(w, arg);
+}
+
+static void test_queue_dsn(void **state)
+{
+	struct store *st = fresh();
+	char rc[2][STORE_ADDR_MAX + 1] = { "a@remote.test", "b@remote.test" };
+	struct store_queue_entry q = { .nrcpts = 2, .rcpts = rc }, p = q, got;
+	const struct store_dsn_rcpt *d;
+	struct store_read *r;
+
+	strcpy(q.sender, "ann@example.com");
+	strcpy(p.sender, "ann@example.com");
+	q.flags = STORE_QUEUE_REQUIRETLS;        /* flags and DSN together */
+	q.dsn = store_queue_dsn_new(1);
+	assert_non_null(q.dsn);
+	q.dsn->ret = 2;
+	strcpy(q.dsn->envid, "QQ+1");
+	strcpy(q.dsn->rcpt[0].addr, "b@remote.test");
+	q.dsn->rcpt[0].notify = 5;
+	strcpy(q.dsn->rcpt[0].orcpt_type, "rfc822");
+	strcpy(q.dsn->rcpt[0].orcpt, "B@Remote.test");
+	assert_int_equal(store_write(st, add_queue_dsn, &q), 0);
+	assert_int_equal(store_write(st, add_queue_dsn, &p), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, p.id, &got), 0);
+	assert_null(got.dsn);
+	assert_int_equal(got.flags, 0);
+	store_queue_entry_free(&got);
+	assert_int_equal(store_queue_get(r, q.id, &got), 0);
+	store_read_end(r);
+	assert_int_equal(got.flags, STORE_QUEUE_REQUIRETLS);
+	assert_non_null(got.dsn);
+	assert_int_equal(got.dsn->ret, 2);
+	assert_string_equal(got.dsn->envid, "QQ+1");
+	assert_null(store_queue_dsn_rcpt(&got, "a@remote.test"));
+	/* the relay drops a@ and records the delay warning */
+	memcpy(got.rcpts[0], got.rcpts[1], sizeof(got.rcpts[0]));
+	got.nrcpts = 1;
+	got.dsn->flags |= STORE_DSN_DELAY_SENT;
+	assert_int_equal(store_write(st, upd_queue, &got), 0);
+	store_queue_entry_free(&got);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, q.id, &got), 0);
+	store_read_end(r);
+	assert_int_equal(got.nrcpts, 1);
+	assert_int_equal(got.flags, STORE_QUEUE_REQUIRETLS);
+	assert_int_equal(got.dsn->flags, STORE_DSN_DELAY_SENT);
+	d = store_queue_dsn_rcpt(&got, "b@remote.test");
+	assert_non_null(d);
+	assert_int_equal(d->notify, 5);
+	assert_string_equal(d->orcpt_type, "rfc822");
+	assert_string_equal(d->orcpt, "B@Remote.test");
+	store_queue_entry_free(&got);
+	free(q.dsn->rcpt);
+	free(q.dsn);
+	store_close(st);
 }
 
 static void test_v1_store_upgraded(void **state)
@@ -779,13 +893,13 @@ static void test_v1_store_upgraded(void **state)
 	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, err,
 				    sizeof(err)), 0);
 	assert_int_equal(store_schema_version(st), 1);
-	check_planted(st, 20);
+	check_planted(st, 20, false);
 	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
 	assert_int_equal(from, 1);
 	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
 	store_close(st);
 	assert_int_equal(store_open(dir, MAP, 0, &st, err, sizeof(err)), 0);
-	check_planted(st, 20);
+	check_planted(st, 20, true);
 	/* the counters and the UIDL index were carried over: new uids go on,
 	 * old UIDLs stay taken */
 	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
@@ -806,7 +920,7 @@ static void count_problem(const char *what, void *arg)
 	(*(unsigned *)arg)++;
 }
 
-static void check_problems(struct store *st, unsigned want)
+static void check_problems_are(struct store *st, unsigned want)
 {
 	struct store_read *r;
 	struct store_check c;
@@ -869,7 +983,6 @@ static void test_queue_due_index(void **state)
 	struct qop o[4] = { { .due = 300 }, { .due = 100 }, { .due = 200 },
 			    { .due = 100 } };
 	struct raw raw;
-	unsigned from;
 
 	(void)state;
 	for (int i = 0; i < 4; i++)
@@ -889,24 +1002,12 @@ static void test_queue_due_index(void **state)
 	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
 	store_close(st);
 
-	/* Schema 2 -> 3: a store without the index gets it from its
-	 * entries (store_upgrade__v3_queue_due_index). */
-	raw_begin(&raw, MAP);
-	{
-		MDB_dbi dbi;
-
-		assert_int_equal(mdb_dbi_open(raw.txn, "queue_due", 0, &dbi), 0);
-		assert_int_equal(mdb_drop(raw.txn, dbi, 1), 0);
-	}
-	raw_put(&raw, "meta", "schema_version", 14, "\x02\0\0\0", 4);
-	raw_end(&raw);
-	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), -STORE_EUPGRADE);
-	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, NULL, 0), 0);
-	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
-	assert_int_equal(from, 2);
-	due(st, 400, 8, 2, (uint64_t[]){ 4, 1 }, 500);
-	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
-	check_problems(st, 0);
+	/* The upgrade builds the index from the upgraded entries
+	 * (store_upgrade__v3_queue_due_index): check_planted, after
+	 * test_v1_store_upgraded; the committed schema-1 and schema-2
+	 * stores in test_store_lifecycle.py. */
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	check_problems_are(st, 0);
 	store_close(st);
 
 	/* postern check sees a damaged index: a key gone (entry 4, due at
@@ -927,12 +1028,13 @@ static void test_queue_due_index(void **state)
 	}
 	raw_end(&raw);
 	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
-	check_problems(st, 2);
+	check_problems_are(st, 2);
 	store_close(st);
 }
 
-/* Schema 3's queue flags: kept through add, get and update; a record
- * without flags is the schema-2 record (no trailing field). */
+/* Schema 3's queue flags: kept through add, get and update, at a fixed
+ * place of the version-3 record (after the body id), written also when 0,
+ * so that the optional DSN tail is the record's only variable end. */
 static int queue_flags_op(struct store_write *w, void *arg)
 {
 	uint32_t *flags = arg;
@@ -974,7 +1076,11 @@ static void test_queue_flags(void **state)
 	raw_begin(&raw, MAP);
 	v1 = raw_get(&raw, "queue", k, 8);
 	v2 = raw_get(&raw, "queue", k2, 8);
-	assert_int_equal(v1.mv_size, v2.mv_size + 4);
+	assert_int_equal(v1.mv_size, v2.mv_size);
+	/* u8 version, be32 attempts, 4 x be64, be64 size, be32 nchunks,
+	 * be64 body_id: the flags at octet 49 */
+	assert_memory_equal((const uint8_t *)v1.mv_data + 49, "\0\0\0\1", 4);
+	assert_memory_equal((const uint8_t *)v2.mv_data + 49, "\0\0\0\0", 4);
 	mdb_txn_abort(raw.txn);
 	mdb_env_close(raw.env);
 }
@@ -993,13 +1099,13 @@ static void test_records_explicit_encoding(void **state)
 	raw_begin(&r, MAP);
 	be64_at(k, 0, acct);
 	v = raw_get(&r, "account_ids", k, 8);
-	assert_int_equal(((uint8_t *)v.mv_data)[0], 2);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 3);
 	assert_memory_equal((uint8_t *)v.mv_data + 1, k, 8);
 	assert_int_equal(((uint8_t *)v.mv_data)[9], 15);
 	assert_memory_equal((uint8_t *)v.mv_data + 10, "ann@example.com", 15);
 	v = raw_get(&r, "accounts", "ann@example.com", 15);
 	assert_int_equal(v.mv_size, 9);
-	assert_memory_equal(v.mv_data, "\x02\0\0\0\0\0\0\0\x01", 9);
+	assert_memory_equal(v.mv_data, "\x03\0\0\0\0\0\0\0\x01", 9);
 	v = raw_get(&r, "meta", "schema_version", 14);
 	assert_memory_equal(v.mv_data, "\x03\0\0\0", 4);
 	mdb_txn_abort(r.txn);
@@ -1024,7 +1130,7 @@ static void test_newer_record_refused(void **state)
 	v = raw_get(&r, "account_ids", k, 8);
 	assert_true(v.mv_size < sizeof(buf));
 	memcpy(buf, v.mv_data, v.mv_size);
-	buf[0] = 3;                     /* a version from the future */
+	buf[0] = 4;                     /* a version from the future */
 	raw_put(&r, "account_ids", k, 8, buf, v.mv_size);
 	raw_put(&r, "domains", "example.org", 11, "\x02\x0b" "exam", 6);
 	raw_end(&r);
@@ -1040,6 +1146,109 @@ static void test_newer_record_refused(void **state)
 				 -PST_ECORRUPT);
 	}
 	store_read_end(rd);
+	store_close(st);
+}
+
+/* The account page's web state: absent = the defaults; a round trip; the
+ * record's own version rules; a read-only open of a store made before the
+ * table existed; removed with the account. */
+struct web_op { uint64_t id; struct store_web web; };
+
+static int put_web(struct store_write *w, void *arg)
+{
+	struct web_op *op = arg;
+
+	return store_web_put(w, op->id, &op->web);
+}
+
+static int del_acct(struct store_write *w, void *arg)
+{
+	return store_account_del(w, arg);
+}
+
+static void get_web(struct store *st, uint64_t id, struct store_web *out,
+		    int want)
+{
+	struct store_read *r;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_web_get(r, id, out), want);
+	store_read_end(r);
+}
+
+static void test_web_state(void **state)
+{
+	static const struct store_web zero;
+	struct store *st = fresh();
+	uint64_t acct = make_account(st, "ann@example.com");
+	struct web_op op = { .id = acct };
+	struct store_web got;
+	struct raw r;
+	uint8_t k[8], buf[512];
+	MDB_val v;
+
+	get_web(st, acct, &got, 0);
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	op.web.role = STORE_ROLE_DOMAIN_ADMIN;
+	op.web.flags = STORE_WEB_TOTP | STORE_WEB_PW_RESET;
+	op.web.totp_len = 20;
+	memset(op.web.totp, 0xab, 20);
+	op.web.totp_last = 59000000;
+	op.web.nrecovery = 2;
+	memset(op.web.recovery[0], 1, 32);
+	memset(op.web.recovery[1], 2, 32);
+	op.web.last_login = 1700000000;
+	snprintf(op.web.last_addr, sizeof(op.web.last_addr), "2001:db8::1");
+	op.web.mail_login = 1700000100;
+	snprintf(op.web.mail_addr, sizeof(op.web.mail_addr), "192.0.2.1");
+	assert_int_equal(store_write(st, put_web, &op), 0);
+	get_web(st, acct, &got, 0);
+	assert_memory_equal(&got, &op.web, sizeof(got));
+	op.web.nrecovery = STORE_RECOVERY_MAX + 1;
+	assert_int_equal(store_write(st, put_web, &op), -EINVAL);
+	store_close(st);
+
+	raw_begin(&r, MAP);
+	be64_at(k, 0, acct);
+	v = raw_get(&r, "web", k, 8);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 1);      /* version */
+	assert_int_equal(((uint8_t *)v.mv_data)[1], STORE_ROLE_DOMAIN_ADMIN);
+	assert_true(v.mv_size < sizeof(buf));
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[0] = 2;
+	raw_put(&r, "web", k, 8, buf, v.mv_size);
+	be64_at(k, 0, acct + 1);
+	buf[0] = 1;
+	raw_put(&r, "web", k, 8, buf, v.mv_size - 1);         /* cut short */
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	get_web(st, acct, &got, -PST_EVERSION);
+	get_web(st, acct + 1, &got, -PST_ECORRUPT);
+	assert_int_equal(store_write(st, del_acct, "ann@example.com"), 0);
+	get_web(st, acct, &got, 0);           /* removed with the account */
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	store_close(st);
+
+	/* A store from before the table: read-only reads the defaults. */
+	raw_begin(&r, MAP);
+	{
+		MDB_dbi dbi;
+
+		assert_int_equal(mdb_dbi_open(r.txn, "web", 0, &dbi), 0);
+		assert_int_equal(mdb_drop(r.txn, dbi, 1), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, STORE_READONLY, &st, NULL, 0), 0);
+	get_web(st, acct + 1, &got, 0);
+	assert_memory_equal(&got, &zero, sizeof(zero));
+	store_close(st);
+	/* A writable open makes it again, and writes to it. */
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	op.id = acct + 1;
+	op.web.nrecovery = 0;
+	assert_int_equal(store_write(st, put_web, &op), 0);
+	get_web(st, acct + 1, &got, 0);
+	assert_int_equal(got.role, STORE_ROLE_DOMAIN_ADMIN);
 	store_close(st);
 }
 
@@ -1067,20 +1276,167 @@ static void test_check_finds_leftovers(void **state)
 	memset(k + 16, 0, 4);
 	raw_put(&r, "bodies", k, 20, "left", 4);
 	memcpy(k + 8, "1.1", 3);             /* the UIDL of message 1 */
+	raw_del(&r, "uidls", k, 11);
+	raw_end(&r);
+	assert_int_equal(check_problems(), 2);
+}
+
+/* ---- the POP listing index (store_popidx.h) ---- */
+
+struct uids { uint64_t v[64]; unsigned n, mask; };
+
+static int collect_uid(const struct store_msg *m, void *arg)
+{
+	struct uids *u = arg;
+
+	if (u->n == 64)
+		return -ENOSPC;
+	u->v[u->n++] = m->uid;
+	return 0;
+}
+
+static int collect_listed(const struct store_msg *m, void *arg)
+{
+	struct uids *u = arg;
+
+	if (!(u->mask & (1u << m->folder)) || (m->flags & STORE_MSG_POP_HIDDEN))
+		return 0;
+	return collect_uid(m, arg);
+}
+
+struct hide_op { uint64_t acct, uid; uint8_t folder, flags; bool del; };
+
+static int hide_msg(struct store_write *w, void *arg)
+{
+	struct hide_op *h = arg;
+	struct store_msg m;
+	int e = store_msg_get(store_write_reader(w), h->acct, h->uid, &m);
+
+	if (e || h->del)
+		return e ? e : store_msg_del(w, h->acct, h->uid);
+	m.folder = h->folder;
+	m.flags = h->flags;
+	return store_msg_update(w, h->acct, &m);
+}
+
+/* For every folder mask and start, the index lists exactly what a scan
+ * with the same rule lists, in uid order. */
+static void pop_listing_matches_scan(struct store *st, uint64_t acct)
+{
+	for (unsigned mask = 1; mask < (1u << STORE_FOLDER_N); mask++)
+		for (uint64_t after = 0; after < 12; after += 5) {
+			struct uids a = { .mask = mask }, b = { .mask = mask };
+			struct store_read *r;
+
+			assert_int_equal(store_read_begin(st, &r), 0);
+			assert_int_equal(store_msg_pop_each(r, acct, mask, after,
+							    collect_uid, &a), 0);
+			assert_int_equal(store_msg_each_after(r, acct, after,
+							      collect_listed,
+							      &b), 0);
+			store_read_end(r);
+			assert_int_equal(a.n, b.n);
+			assert_memory_equal(a.v, b.v, a.n * sizeof(*a.v));
+		}
+}
+
+static uint64_t pop_reads(struct store *st, uint64_t acct, unsigned mask)
+{
+	struct store_read *r;
+	struct uids u = { 0 };
+	uint64_t n;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_msg_pop_each(r, acct, mask, 0, collect_uid, &u),
+			 0);
+	n = store_read_msgs(r);
+	store_read_end(r);
+	assert_int_equal(n, u.n);
+	return n;
+}
+
+static void test_pop_index(void **state)
+{
+	struct store *st = fresh();
+	struct msg_op op = { .acct = make_account(st, "ann@example.com") };
+	uint64_t other = make_account(st, "bob@example.org");
+	struct store_read *rd;
+	struct raw r;
+
+	assert_int_equal(op.acct, 1);   /* the ids h[] below name */
+
+	for (unsigned i = 0; i < 24; i++) {
+		op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8,
+					      .folder = (uint8_t)(i % 3) };
+		assert_int_equal(store_write(st, add_msg, &op), 0);
+	}
+	op.acct = other;
+	assert_int_equal(store_write(st, add_msg, &op), 0);
+	op.acct = 1;
+	/* hide, move, unhide, delete: the index follows each change */
+	struct hide_op h[] = {
+		{ 1, 1, STORE_INBOX, STORE_MSG_POP_HIDDEN, false },
+		{ 1, 2, STORE_SPAM, STORE_MSG_POP_HIDDEN | STORE_MSG_SEEN, false },
+		{ 1, 4, STORE_ARCHIVE, 0, false },
+		{ 1, 5, STORE_INBOX, 0, false },
+		{ 1, 7, STORE_INBOX, 0, true },
+		{ 1, 2, STORE_SPAM, 0, false },
+	};
+	for (size_t i = 0; i < sizeof(h) / sizeof(*h); i++)
+		assert_int_equal(store_write(st, hide_msg, &h[i]), 0);
+	pop_listing_matches_scan(st, 1);
+	/* Inbox: 1,4,7,...,22; less 1 (hidden), 4 (moved), 7 (deleted); plus 5 */
+	assert_int_equal(pop_reads(st, 1, 1u << STORE_INBOX), 6);
+	assert_int_equal(store_write(st, del_account, "bob@example.org"), 0);
+	store_close(st);
+
+	/* A store from before the index: no entries, no completion mark. A
+	 * read-only open lists by scanning (same result, every record read);
+	 * the next writable open builds it. */
+	raw_begin(&r, MAP);
 	{
 		MDB_dbi dbi;
-		MDB_val key = { 11, k };
+		MDB_val key = { strlen("popidx_complete"), "popidx_complete" };
+		MDB_stat s;
 
-		assert_int_equal(mdb_dbi_open(r.txn, "uidls", 0, &dbi), 0);
+		assert_int_equal(mdb_dbi_open(r.txn, "pop_index", 0, &dbi), 0);
+		assert_int_equal(mdb_stat(r.txn, dbi, &s), 0);
+		assert_int_equal(s.ms_entries, 22);   /* bob's went with him */
+		assert_int_equal(mdb_drop(r.txn, dbi, 1), 0);
+		assert_int_equal(mdb_dbi_open(r.txn, "meta", 0, &dbi), 0);
 		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
 	}
 	raw_end(&r);
-	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_open(dir, MAP, STORE_READONLY, &st, NULL, 0), 0);
+	pop_listing_matches_scan(st, 1);
 	assert_int_equal(store_read_begin(st, &rd), 0);
-	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
-	assert_int_equal(c.problems, 2);
+	{
+		struct uids u = { 0 };
+
+		assert_int_equal(store_msg_pop_each(rd, 1, 1u << STORE_INBOX, 0,
+						    collect_uid, &u), 0);
+		assert_int_equal(u.n, 6);
+		assert_int_equal(store_read_msgs(rd), 23);   /* a scan */
+	}
 	store_read_end(rd);
 	store_close(st);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	pop_listing_matches_scan(st, 1);
+	assert_int_equal(pop_reads(st, 1, 1u << STORE_INBOX), 6);
+	store_close(st);
+	assert_int_equal(check_problems(), 0);
+	/* `postern check` sees an index that lost an entry */
+	raw_begin(&r, MAP);
+	{
+		uint8_t k[17];
+
+		be64_at(k, 0, 1);
+		k[8] = STORE_INBOX;
+		be64_at(k, 9, 10);
+		raw_del(&r, "pop_index", k, sizeof(k));
+	}
+	raw_end(&r);
+	assert_int_equal(check_problems(), 2);
 }
 
 /* With a map_max, the writer grows a full map by itself (doubling) and
@@ -1161,9 +1517,9 @@ static void test_upgrade_kill9_leaves_old_version(void **state)
 			 -STORE_EUPGRADE);
 	assert_int_equal(store_open(dir, map, STORE_UPGRADE, &st, NULL, 0), 0);
 	assert_int_equal(store_schema_version(st), 1);
-	check_planted(st, nmsg);
+	check_planted(st, nmsg, false);
 	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
-	check_planted(st, nmsg);
+	check_planted(st, nmsg, true);
 	store_close(st);
 }
 
@@ -1341,6 +1697,398 @@ static void test_msg_normalize(void **state)
 				   "X-Spam-Flag", "YES"));   /* body, not header */
 }
 
+
+/* ---- shared bodies and quotas (schema 3) ---- */
+
+struct fan_op {
+	uint64_t accts[8];
+	unsigned n;
+	struct store_msg_in m;
+	bool queue;
+	uint64_t body, queue_id;
+	int results[8];
+};
+
+/* One message to n accounts and (queue) a queue entry, in one
+ * transaction, as submitd files it: one body for all. */
+static int fan_out(struct store_write *w, void *arg)
+{
+	struct fan_op *op = arg;
+	int e;
+
+	op->body = 0;
+	op->m.shared = &op->body;
+	for (unsigned i = 0; i < op->n; i++) {
+		op->results[i] = store_msg_add(w, op->accts[i], &op->m, NULL);
+		if (op->results[i] && op->results[i] != -PST_EQUOTA)
+			return op->results[i];
+	}
+	if (op->queue) {
+		char rc[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+		struct store_queue_entry q = { .nrcpts = 1, .rcpts = rc,
+					       .body_id = op->body };
+
+		snprintf(q.sender, sizeof(q.sender), "ann@example.com");
+		if ((e = store_queue_add(w, &q, op->m.body, op->m.len)))
+			return e;
+		op->queue_id = q.id;
+	}
+	return 0;
+}
+
+struct acct_op { struct store_account a; bool create; };
+
+static int put_acct(struct store_write *w, void *arg)
+{
+	struct acct_op *op = arg;
+
+	return store_account_put(w, &op->a, op->create);
+}
+
+static uint64_t make_in_domain(struct store *st, const char *addr,
+			       uint64_t quota)
+{
+	struct acct_op op = { .create = true };
+
+	snprintf(op.a.address, sizeof(op.a.address), "%s", addr);
+	op.a.quota = quota;
+	assert_int_equal(store_write(st, put_acct, &op), 0);
+	return op.a.id;
+}
+
+static int del_queue(struct store_write *w, void *arg)
+{
+	return store_queue_del(w, *(uint64_t *)arg);
+}
+
+static int put_domain(struct store_write *w, void *arg)
+{
+	return store_domain_put(w, arg, false);
+}
+
+static void check_clean(struct store *st, struct store_check *c)
+{
+	struct store_read *r;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_check(r, NULL, NULL, c), 0);
+	store_read_end(r);
+	assert_int_equal(c->problems, 0);
+}
+
+static void test_shared_body_refcount(void **state)
+{
+	struct store *st = fresh();
+	static char body[300 * 1024];   /* two chunks */
+	struct fan_op op = { .n = 3, .queue = true };
+	struct store_check c;
+	struct store_stats s;
+	struct del_op del = { 0 };
+	char got[sizeof(body)];
+	size_t len;
+
+	body_of(7, sizeof(body), body);
+	op.accts[0] = make_account(st, "ann@example.com");
+	op.accts[1] = make_in_domain(st, "bob@example.com", 0);
+	op.accts[2] = make_in_domain(st, "cat@example.com", 0);
+	op.m = (struct store_msg_in){ .body = body, .len = sizeof(body) };
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 1);
+	assert_int_equal(s.chunks, 2);
+	assert_int_equal(s.messages, 3);
+	check_clean(st, &c);
+	assert_int_equal(c.bytes, 3 * sizeof(body));   /* per mailbox */
+	assert_int_equal(c.body_bytes, sizeof(body));  /* stored once */
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(read_body(st, op.accts[i], 1, got, sizeof(got),
+					   &len), 0);
+		assert_int_equal(len, sizeof(body));
+		assert_memory_equal(got, body, len);
+	}
+	/* every reference but the last keeps it */
+	for (unsigned i = 0; i < 3; i++) {
+		del.acct = op.accts[i];
+		del.uid = 1;
+		assert_int_equal(store_write(st, del_msg, &del), 0);
+		assert_int_equal(store_stats(st, &s), 0);
+		assert_int_equal(s.bodies, 1);
+		assert_int_equal(s.chunks, 2);
+		check_clean(st, &c);
+	}
+	assert_int_equal(store_write(st, del_queue, &op.queue_id), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 0);
+	assert_int_equal(s.chunks, 0);
+	check_clean(st, &c);
+	/* an account deleted gives its references back too */
+	op.queue = false;
+	op.n = 2;
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(store_write(st, del_account, "ann@example.com"), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 1);
+	assert_int_equal(store_write(st, del_account, "bob@example.com"), 0);
+	assert_int_equal(store_stats(st, &s), 0);
+	assert_int_equal(s.bodies, 0);
+	assert_int_equal(s.chunks, 0);
+	check_clean(st, &c);
+	store_close(st);
+}
+
+/* A body shared with a size that is not its own is refused. */
+static int share_wrong_size(struct store_write *w, void *arg)
+{
+	uint64_t *acct = arg, body = 0;
+	struct store_msg_in m = { .body = "a\r\n\r\nb\r\n", .len = 8,
+				  .shared = &body };
+	int e = store_msg_add(w, *acct, &m, NULL);
+
+	if (e)
+		return e;
+	m.len = 7;
+	return store_msg_add(w, *acct, &m, NULL);
+}
+
+static void test_quota_usage(void **state)
+{
+	struct store *st = fresh();
+	uint64_t ann = make_account(st, "ann@example.com");
+	uint64_t bob = make_in_domain(st, "bob@example.com", 100);
+	uint64_t cat = make_in_domain(st, "cat@example.com", STORE_QUOTA_DOMAIN);
+	struct fan_op op = { .n = 3, .accts = { ann, bob, cat } };
+	struct store_account a;
+	struct store_domain d;
+	struct store_read *r;
+	struct store_check c;
+	struct del_op del = { .acct = bob, .uid = 1 };
+	char body[60];
+
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "S: a\r\n\r\n", 8);
+	op.m = (struct store_msg_in){ .body = body, .len = sizeof(body),
+				      .check_quota = true };
+	/* ann: no quota (0); bob: 100 bytes; cat: the domain's, none yet */
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(op.results[i], 0);
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	assert_int_equal(op.results[0], 0);
+	assert_int_equal(op.results[1], -PST_EQUOTA);   /* 120 > 100 */
+	assert_int_equal(op.results[2], 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, bob, &a), 0);
+	assert_int_equal(a.usage, 60);
+	assert_false(store_quota_exceeded(&a, NULL, 40));
+	assert_true(store_quota_exceeded(&a, NULL, 41));
+	assert_int_equal(store_account_get_by_id(r, cat, &a), 0);
+	assert_int_equal(a.usage, 120);
+	assert_int_equal(store_domain_get(r, "example.com", &d), 0);
+	store_read_end(r);
+	check_clean(st, &c);
+	/* the domain's default applies to cat, and says full at 120 */
+	d.quota_default = 120;
+	assert_int_equal(store_write(st, put_domain, &d), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, cat, &a), 0);
+	assert_int_equal(store_quota_check(r, &a, 0), -PST_EQUOTA);
+	assert_int_equal(store_account_get_by_id(r, ann, &a), 0);
+	assert_int_equal(store_quota_check(r, &a, 1000000), 0);
+	store_read_end(r);
+	/* deleting frees it */
+	assert_int_equal(store_write(st, del_msg, &del), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_account_get_by_id(r, bob, &a), 0);
+	assert_int_equal(a.usage, 0);
+	store_read_end(r);
+	/* an account written back from an old read keeps the kept usage */
+	a.usage = 999;
+	{
+		struct acct_op up = { .a = a };
+
+		assert_int_equal(store_write(st, put_acct, &up), 0);
+	}
+	check_clean(st, &c);
+	assert_int_equal(store_write(st, share_wrong_size, &ann), -EINVAL);
+	check_clean(st, &c);
+	store_close(st);
+}
+
+static void test_quota_parse(void **state)
+{
+	uint64_t q;
+	char b[32];
+
+	assert_int_equal(store_quota_parse("500M", true, &q), 0);
+	assert_int_equal(q, 500ULL << 20);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "500M");
+	assert_int_equal(store_quota_parse("2G", false, &q), 0);
+	assert_int_equal(q, 2ULL << 30);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "2G");
+	assert_int_equal(store_quota_parse("1536K", false, &q), 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "1536K");
+	assert_int_equal(store_quota_parse("1000", false, &q), 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "1000");
+	assert_int_equal(store_quota_parse("0", true, &q), 0);
+	assert_int_equal(q, 0);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "none");
+	assert_int_equal(store_quota_parse("none", false, &q), 0);
+	assert_int_equal(q, 0);
+	assert_int_equal(store_quota_parse("NONE", true, &q), 0);
+	assert_int_equal(store_quota_parse("default", true, &q), 0);
+	assert_int_equal(q, STORE_QUOTA_DOMAIN);
+	assert_string_equal(store_quota_format(q, b, sizeof(b)), "default");
+	/* a domain's default has no default of its own */
+	assert_int_equal(store_quota_parse("default", false, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("-1", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("5m", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("5MB", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("1.5G", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse(" 5M", true, &q), -EINVAL);
+	assert_int_equal(store_quota_parse("99999999999T", true, &q), -ERANGE);
+	assert_int_equal(store_quota_parse("18446744073709551615", true, &q),
+			 -ERANGE);
+}
+
+/* check recounts what the store keeps: a reference count or a usage that
+ * drifted (here made so by hand) is reported. */
+static void test_check_finds_bad_counts(void **state)
+{
+	struct store *st = fresh();
+	struct fan_op op = { .n = 2 };
+	struct store_check c;
+	struct store_read *rd;
+	struct raw r;
+	uint8_t k[8], buf[1024];
+	MDB_val v;
+
+	op.accts[0] = make_account(st, "ann@example.com");
+	op.accts[1] = make_in_domain(st, "bob@example.com", 0);
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	assert_int_equal(store_write(st, fan_out, &op), 0);
+	check_clean(st, &c);
+	store_close(st);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, op.body);
+	v = raw_get(&r, "body_refs", k, 8);
+	assert_int_equal(v.mv_size, 17);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[4], 2);         /* be32 refs: two messages */
+	buf[4] = 3;
+	raw_put(&r, "body_refs", k, 8, buf, 17);
+	be64_at(k, 0, op.accts[1]);
+	v = raw_get(&r, "account_ids", k, 8);
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[v.mv_size - 1] ^= 1;             /* the last octet of usage */
+	raw_put(&r, "account_ids", k, 8, buf, v.mv_size);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 2);
+	store_read_end(rd);
+	store_close(st);
+}
+
+/* meta "next_body_id" set to n, as after n bodies given out. */
+static void bump_next_body_id(uint64_t n)
+{
+	uint8_t v[9] = { 3 };
+	struct raw r;
+
+	be64_at(v, 1, n);
+	raw_begin(&r, MAP);
+	raw_put(&r, "meta", "next_body_id", 12, v, sizeof(v));
+	raw_end(&r);
+}
+
+/* check counts references in memory by the bodies there are, not by every
+ * body id ever given: ids sparse and past 2^40 (a store that has had that
+ * many deliveries) are checked in a few bytes each. */
+static void test_check_huge_body_ids(void **state)
+{
+	struct store *st = fresh();
+	struct fan_op op = { .n = 2 };
+	struct store_check c;
+	struct store_read *rd;
+	uint64_t ids[3], acct[2];
+	struct raw r;
+	uint8_t k[8], buf[64];
+	MDB_val v;
+
+	acct[0] = make_account(st, "ann@example.com");
+	acct[1] = make_in_domain(st, "bob@example.com", 0);
+	memcpy(op.accts, acct, sizeof(acct));
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	for (unsigned i = 0; i < 3; i++) {
+		if (i) {
+			store_close(st);
+			bump_next_body_id(i == 1 ? 1ULL << 40 : (1ULL << 62) + 7);
+			assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+		}
+		assert_int_equal(store_write(st, fan_out, &op), 0);
+		ids[i] = op.body;
+	}
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], (1ULL << 40) + 1);
+	assert_int_equal(ids[2], (1ULL << 62) + 8);
+	check_clean(st, &c);
+	assert_int_equal(c.bodies, 3);
+	assert_int_equal(c.messages, 6);
+	store_close(st);
+	/* and a wrong count among them is still found */
+	raw_begin(&r, MAP);
+	be64_at(k, 0, ids[1]);
+	v = raw_get(&r, "body_refs", k, 8);
+	assert_int_equal(v.mv_size, 17);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[4], 2);
+	buf[4] = 1;
+	raw_put(&r, "body_refs", k, 8, buf, 17);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 1);
+	store_read_end(rd);
+	store_close(st);
+}
+
+/* A schema-1/2 store that lost a body chunk still upgrades: what is there
+ * is kept, and check names what is missing. */
+static void test_upgrade_keeps_a_damaged_store(void **state)
+{
+	struct store *st;
+	struct store_read *rd;
+	struct store_check c;
+	struct raw r;
+	uint8_t k[20];
+
+	plant_v1(MAP, 3);
+	raw_begin(&r, MAP);
+	be64_at(k, 0, 1);
+	be64_at(k, 8, 2);
+	memset(k + 16, 0, 4);
+	{
+		MDB_dbi dbi;
+		MDB_val key = { 20, k };
+
+		assert_int_equal(mdb_dbi_open(r.txn, "bodies", 0, &dbi), 0);
+		assert_int_equal(mdb_del(r.txn, dbi, &key, NULL), 0);
+	}
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, STORE_UPGRADE, &st, NULL, 0), 0);
+	assert_int_equal(store_upgrade(st, NULL, NULL, NULL), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.messages, 3);
+	assert_int_equal(c.bodies, 4);        /* three messages, one queued */
+	assert_int_equal(c.problems, 2);      /* chunk missing; size short */
+	store_read_end(rd);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1350,12 +2098,14 @@ int main(void)
 		cmocka_unit_test(test_no_blank_line_flag),
 		cmocka_unit_test(test_uids_never_reused),
 		cmocka_unit_test(test_account_del_removes_mail),
+		cmocka_unit_test(test_pop_index),
 		cmocka_unit_test(test_group_commit_rollback_alone),
 		cmocka_unit_test(test_map_full_is_an_error),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_v1_store_upgraded),
 		cmocka_unit_test(test_records_explicit_encoding),
 		cmocka_unit_test(test_newer_record_refused),
+		cmocka_unit_test(test_web_state),
 		cmocka_unit_test(test_check_finds_leftovers),
 		cmocka_unit_test(test_map_grows_up_to_max),
 		cmocka_unit_test(test_upgrade_kill9_leaves_old_version),
@@ -1365,6 +2115,13 @@ int main(void)
 		cmocka_unit_test(test_queue_due_index),
 		cmocka_unit_test(test_queue_flags),
 		cmocka_unit_test(test_msg_normalize),
+		cmocka_unit_test(test_shared_body_refcount),
+		cmocka_unit_test(test_quota_usage),
+		cmocka_unit_test(test_quota_parse),
+		cmocka_unit_test(test_check_finds_bad_counts),
+		cmocka_unit_test(test_check_huge_body_ids),
+		cmocka_unit_test(test_upgrade_keeps_a_damaged_store),
+		cmocka_unit_test(test_queue_dsn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -155,6 +155,13 @@ SMTP = {
         "RCPT TO:<ann@example.com>", "BDAT 6") + b"Subj: " + lines(
         "BDAT 3") + b"x\r\n" + lines("BDAT 5 LAST") + b"\r\nb\r\n" +
     lines("QUIT"),
+    "dsn": hdr(SMTP_TLS, opt_b=True) + lines(
+        "EHLO c.example", "AUTH PLAIN " + plain("ann@example.com", "secret"),
+        "MAIL FROM:<ann@example.com> RET=FULL ENVID=QQ+2B1",
+        "RCPT TO:<bob@example.com> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.com",
+        "RCPT TO:<x@remote.example> NOTIFY=DELAY,FAILURE ORCPT=rfc822;x+40r",
+        "RCPT TO:<carol@example.com> NOTIFY=NEVER,SUCCESS", "DATA",
+        "Subject: dsn", "", "body", ".", "QUIT"),
     "pipelined_relay": hdr(SMTP_TLS, opt_b=True, split=False) + lines(
         "EHLO c.example", "AUTH PLAIN " + plain("ann@example.com", "secret"),
         "MAIL FROM:<ann@example.com>", "RCPT TO:<ann@example.com>",
