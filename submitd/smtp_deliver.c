@@ -164,6 +164,7 @@ struct deliver_job {
 	int result;
 	uint32_t over;                /* the recipient that was over quota */
 	uint64_t queue_id;
+	bool dsn_filed;               /* a "delivered" report (maybe queued) */
 };
 
 static void smtp__job_free(struct deliver_job *j)
@@ -203,6 +204,7 @@ static int smtp__deliver_dsn(struct store_write *w, struct deliver_job *j)
 				.orcpt = x->dsn.orcpt, .action = DSN_DELIVERED };
 	}
 	e = r.nrcpts ? dsn_send(w, j->cfg, &r) : 0;
+	j->dsn_filed = r.nrcpts && !e;
 	free(rc);
 	return e;
 }
@@ -324,6 +326,10 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 	struct smtp_session *s = sess;
 
 	smtp__count(j);
+	/* Committed: the relay runner reads the queue now (a report to a
+	 * remote sender is queued too), also when the client went away. */
+	if (j->result == 0 && (j->nremote || j->dsn_filed))
+		relay_kick();
 	if (!s) {   /* the client went away: the message is stored anyway */
 		smtp__job_free(j);
 		return;
@@ -354,8 +360,6 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 			  j->nrcpts, j->nremote, j->len,
 			  (unsigned long long)j->queue_id);
 		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
-		if (j->nremote)
-			relay_kick();
 	} else if (j->result == -PST_EQUOTA) {
 		smtp__over_quota(s, j, j->over);
 	} else if (j->result == -PST_EFULL) {

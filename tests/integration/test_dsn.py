@@ -232,8 +232,9 @@ def test_parameters_passed_to_a_relay_with_dsn(submitd, pop3d):
         files = [f for f in dump.rglob("*") if f.is_file()]
         assert len(files) == 1
         text = files[0].read_text()
-        assert "X-Mail-Args: <ann@example.com> SIZE=" in text
-        assert "RET=HDRS ENVID=QQ+2B1" in text
+        # SIZE= only to a relay that offers SIZE (smtp-sink does not)
+        assert "X-Mail-Args: <ann@example.com> RET=HDRS ENVID=QQ+2B1\n" \
+            in text
         assert ("X-Rcpt-Args: <carol@remote.test> NOTIFY=SUCCESS,DELAY "
                 "ORCPT=rfc822;Carol+2Bx@remote.test") in text
         assert "X-Rcpt-Args: <dave@remote.test>\n" in text
