@@ -8,7 +8,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import Client, free_port, insecure_context
+from conftest import Client, free_port, insecure_context, pop_session
 
 
 class Sink:
@@ -83,13 +83,8 @@ def wait_for(pred, timeout=20):
 
 def first_message(d, pop3d, user="ann@example.com"):
     """Message 1 of user's Inbox, read over POP3 from d's store."""
-    p = pop3d({"store": d.config["store"]})
-    c = Client.connect(p.ports["tls"], tls=True)
-    c.line()
-    c.cmd(f"USER {user}")
-    c.line()
-    c.cmd("PASS secret")
-    assert c.line().startswith("+OK")
+    c, r = pop_session(pop3d({"store": d.config["store"]}), user)
+    assert r.startswith("+OK"), r
     c.cmd("RETR 1")
     assert c.line().startswith("+OK")
     text = "\n".join(c.multiline())
