@@ -91,9 +91,20 @@ static int webd_adm__user_row(const struct store_account *a, void *arg)
 
 struct dom_set { struct store_domain d; };
 
+/* Re-reads the domain and changes only what the form sets, so that a
+ * change made meanwhile (a quota default from the CLI) is kept. */
 static int webd_adm__domain_w(struct store_write *w, void *arg)
 {
-	return store_domain_put(w, &((struct dom_set *)arg)->d, false);
+	const struct store_domain *f = &((struct dom_set *)arg)->d;
+	struct store_domain d;
+	int e = store_domain_get(store_write_reader(w), f->name, &d);
+
+	if (e)
+		return e;
+	d.pop_default = f->pop_default;
+	d.pop_allowed = f->pop_allowed;
+	d.require_app_password_default = f->require_app_password_default;
+	return store_domain_put(w, &d, false);
 }
 
 struct user_new {

@@ -20,52 +20,74 @@
 
 #define WEBD_ISSUER "Postern"
 
-/* A code (TOTP, or a recovery code) for the account; updates web (the
- * step used, a recovery code spent) in the store when it is right. */
-struct code_use { uint64_t id; struct store_web web; };
+/* A code (TOTP, or a recovery code) for the account, checked and spent
+ * in one write transaction: the record is read there, so two posts of one
+ * code (or of two codes) are serialised by the writer and each sees what
+ * the other spent; only totp_last or the recovery digests change, so a
+ * concurrent change to the record (the role, the reset flag) survives. */
+struct code_use {
+	uint64_t id, now;
+	const char *code;
+	uint8_t d[32];
+	bool have_d;
+	const char *method;
+};
 
 static int webd_2s__use_w(struct store_write *w, void *arg)
 {
 	struct code_use *u = arg;
+	struct store_web web;
+	uint64_t step;
+	unsigned i;
+	int e;
 
-	return store_web_put(w, u->id, &u->web);
+	if ((e = store_web_get(store_write_reader(w), u->id, &web)))
+		return e;
+	if (!(web.flags & STORE_WEB_TOTP))
+		e = -PST_EAUTH;
+	else if (webd_totp_check(web.totp, web.totp_len, u->code, u->now,
+				 web.totp_last, &step) == 0) {
+		web.totp_last = step;
+		u->method = "totp";
+	} else if (u->have_d) {
+		for (i = 0; i < web.nrecovery; i++)
+			if (gnutls_memcmp(web.recovery[i], u->d, 32) == 0)
+				break;
+		if (i == web.nrecovery) {
+			e = -PST_EAUTH;
+		} else {
+			memmove(web.recovery[i], web.recovery[i + 1],
+				(size_t)(web.nrecovery - i - 1) * 32);
+			web.nrecovery--;
+			u->method = "recovery-code";
+		}
+	} else {
+		e = -PST_EAUTH;
+	}
+	if (e == 0)
+		e = store_web_put(w, u->id, &web);
+	explicit_bzero(&web, sizeof(web));
+	return e;
 }
 
 static int webd_2s__code_ok(struct webd_call *k, uint64_t id,
-			    struct store_web *web, const char *code,
-			    const char **method)
+			    const char *code, const char **method)
 {
-	struct code_use u = { .id = id, .web = *web };
-	uint8_t d[32];
-	uint64_t step;
+	struct code_use u = { .id = id, .now = (uint64_t)time(NULL),
+			      .code = code };
+	int e;
 
-	if (webd_totp_check(web->totp, web->totp_len, code, (uint64_t)time(NULL),
-			    web->totp_last, &step) == 0) {
-		u.web.totp_last = step;
-		*method = "totp";
-	} else if (webd_recovery_digest(code ? code : "", d) == 0) {
-		unsigned i;
-
-		for (i = 0; i < u.web.nrecovery; i++)
-			if (gnutls_memcmp(u.web.recovery[i], d, 32) == 0)
-				break;
-		if (i == u.web.nrecovery)
-			return -PST_EAUTH;
-		memmove(u.web.recovery[i], u.web.recovery[i + 1],
-			(size_t)(u.web.nrecovery - i - 1) * 32);
-		u.web.nrecovery--;
-		*method = "recovery-code";
-	} else {
-		return -PST_EAUTH;
-	}
-	*web = u.web;
-	return store_write(k->a->st, webd_2s__use_w, &u);
+	u.have_d = webd_recovery_digest(code ? code : "", u.d) == 0;
+	e = store_write(k->a->st, webd_2s__use_w, &u);
+	if (e == 0)
+		*method = u.method;
+	return e;
 }
 
 /* Throttled: 0 right, -PST_EAUTH wrong, -PST_ELIMIT refused. */
 static int webd_2s__check(struct webd_call *k, uint64_t id,
-			  const char *address, struct store_web *web,
-			  const char *code, const char **method)
+			  const char *address, const char *code,
+			  const char **method)
 {
 	struct auth_throttle_ticket tk;
 	enum auth_throttle_verdict v;
@@ -80,7 +102,7 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 	if (v == AUTH_THROTTLE_REFUSE)
 		e = -PST_ELIMIT;
 	else
-		e = webd_2s__code_ok(k, id, web, code, method);
+		e = webd_2s__code_ok(k, id, code, method);
 	auth_throttle_settle(k->a->codes, &tk, now,
 			     e == 0 ? AUTH_THROTTLE_SUCCEEDED
 			     : e == -PST_EAUTH ? AUTH_THROTTLE_FAILED
@@ -117,19 +139,11 @@ static void webd_2s__code_form(struct webd_call *k, const char *action,
 int webd_acct_signin_code(struct webd_call *k)
 {
 	const char *code = webd_form_get(k->form, "code"), *method = "";
-	struct store_web web;
-	struct store_read *r;
 	int e;
 
 	if (k->post) {
-		if ((e = store_read_begin(k->a->st, &r)))
-			return e;
-		e = store_web_get(r, k->sess.account_id, &web);
-		store_read_end(r);
-		if (e)
-			return e;
 		e = webd_2s__check(k, k->sess.account_id, k->sess.address,
-				   &web, code, &method);
+				   code, &method);
 		if (e == 0) {
 			char m[40];
 
@@ -182,6 +196,10 @@ static int webd_2s__set_w(struct store_write *w, void *arg)
 	if ((e = store_account_get_by_id(store_write_reader(w), t->id, &a)) ||
 	    (e = store_web_get(store_write_reader(w), t->id, &web)))
 		return e;
+	/* Read here, not from the page's copy: two enrolments at once must
+	 * not leave the first one's codes silently replaced. */
+	if (t->on && (web.flags & STORE_WEB_TOTP))
+		return -PST_EEXIST;
 	if (t->on) {
 		web.flags |= STORE_WEB_TOTP;
 		web.totp_len = t->web.totp_len;
@@ -270,6 +288,12 @@ static int webd_2s__confirm(struct webd_call *k)
 	explicit_bzero(k->sess.pending_totp, sizeof(k->sess.pending_totp));
 	k->sess.pending = false;
 	webd_sess_update(k->a->sessions, &k->sess);
+	if (e == -PST_EEXIST) {
+		webd_page_msg(&k->page, "error", "2-Step Verification was "
+			      "turned on elsewhere meanwhile; this key is not "
+			      "used.");
+		return 1;
+	}
 	if (e)
 		return e;
 	webd_call_log_change(k, "two-step", t.rap_changed
@@ -296,7 +320,6 @@ static int webd_2s__off(struct webd_call *k)
 {
 	struct twostep_set t = { .id = k->acct.id, .on = false };
 	const char *why = NULL, *method = "";
-	struct store_web web = k->web;
 	struct auth_outcome o;
 	int e;
 
@@ -307,7 +330,7 @@ static int webd_2s__off(struct webd_call *k)
 			      "2-Step Verification stays on.");
 		return 1;
 	}
-	e = webd_2s__check(k, k->acct.id, k->acct.address, &web,
+	e = webd_2s__check(k, k->acct.id, k->acct.address,
 			   webd_form_get(k->form, "code"), &method);
 	if (e == -PST_EAUTH || e == -PST_ELIMIT) {
 		webd_page_msg(&k->page, "error", e == -PST_ELIMIT

@@ -372,6 +372,102 @@ def test_two_step_enrol_signin_recovery_and_off(full):
     assert full.pop3_login(ANN, PW)[0]
 
 
+def waiting_for_code(site, n):
+    """n browsers past the password, each on the code step."""
+    out = []
+    for _ in range(n):
+        c = site.browser()
+        st, h, _ = c.signin(ANN, PW)
+        assert st == 303 and h["Location"] == "/signin/code"
+        c.get("/signin/code")
+        out.append(c)
+    return out
+
+
+def post_at_once(site, reqs):
+    """POST each (browser, path, form) so that the requests complete at
+    the same moment: every connection is open and has all but the last
+    byte of its body before any of them gets that byte. The statuses, in
+    order."""
+    import socket
+    import ssl
+    import urllib.parse
+    conns = []
+    for c, path, form in reqs:
+        body = urllib.parse.urlencode(dict(form, csrf=c.csrf())).encode()
+        raw = socket.create_connection(("127.0.0.1", site.ports["https"]),
+                                       timeout=30)
+        t = site.tls().wrap_socket(raw, server_hostname="localhost")
+        t.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+                  f"Cookie: __Host-postern={c.cookie}\r\n"
+                  "Content-Type: application/x-www-form-urlencoded\r\n"
+                  f"Content-Length: {len(body)}\r\nConnection: close"
+                  "\r\n\r\n".encode() + body[:-1])
+        conns.append((t, body[-1:]))
+    time.sleep(0.2)
+    for t, last in conns:
+        t.sendall(last)
+    out = []
+    for t, _ in conns:
+        data = b""
+        while b"\r\n" not in data:
+            chunk = t.recv(4096)
+            assert chunk, data
+            data += chunk
+        out.append(int(data.split()[1]))
+        t.close()
+    return out
+
+
+def post_codes_at_once(site, pairs):
+    return post_at_once(site, [(c, "/signin/code", {"code": code})
+                               for c, code in pairs])
+
+
+def recovery_left(b):
+    st, _, text = b.get("/account/two-step")
+    return int(re.search(r"Recovery codes left: (\d+)", text).group(1))
+
+
+@pytest.fixture
+def codes_site(tmp_path):
+    """webd with room for many wrong codes (the races, not the limits)."""
+    s = Site(tmp_path, webd_extra="code_failures_max = 50\n",
+             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
+    s.add_user(ANN, PW)
+    s.start("webd")
+    yield s
+    s.stop()
+
+
+def test_one_recovery_code_posted_at_once_signs_in_once(codes_site):
+    full = codes_site
+    b = full.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    _, codes = enrol(b)
+    ws = waiting_for_code(full, 4)
+    res = post_codes_at_once(full, [(c, codes[0]) for c in ws])
+    assert sorted(res) == [200, 200, 200, 303], res
+    assert recovery_left(b) == 9
+    assert full.log().count("method=password+recovery-code") == 1
+
+
+def test_two_codes_at_once_are_both_spent(codes_site):
+    full = codes_site
+    b = full.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    _, codes = enrol(b)
+    for rnd in range(3):
+        ws = waiting_for_code(full, 2)
+        pair = codes[2 * rnd:2 * rnd + 2]
+        assert post_codes_at_once(full, list(zip(ws, pair))) == [303, 303]
+        assert recovery_left(b) == 8 - 2 * rnd
+        for code in pair:                      # neither comes back
+            c, = waiting_for_code(full, 1)
+            st, _, text = c.post("/signin/code", {"code": code})
+            assert st == 200 and "Wrong code" in text
+
+
 def test_two_step_codes_are_throttled(tmp_path):
     s = Site(tmp_path, webd_extra="code_failures_max = 3\n",
              auth_extra="throttle_delay = 20ms\nthrottle_delay_max = 100ms\n")
