@@ -152,7 +152,10 @@ int webd_acct_signin_code(struct webd_call *k)
 		}
 		if (e != -PST_EAUTH && e != -PST_ELIMIT)
 			return e;
-		if (++k->sess.code_failures >= k->a->cfg->webd.code_failures_max) {
+		k->sess.code_failures = webd_sess_code_failed(k->a->sessions,
+							      k->sess.key);
+		if (k->sess.code_failures == 0 ||
+		    k->sess.code_failures >= k->a->cfg->webd.code_failures_max) {
 			/* This sign-in is over: the password again. */
 			webd_sess_drop(k->a->sessions, k->sess.key);
 			k->have_sess = false;
@@ -161,7 +164,6 @@ int webd_acct_signin_code(struct webd_call *k)
 						"Too many wrong codes. Sign in "
 						"again from the start.");
 		}
-		webd_sess_update(k->a->sessions, &k->sess);
 	}
 	webd_page_begin(&k->page, "2-Step Verification", NULL, WEBD_M_NONE);
 	if (k->post)

@@ -225,12 +225,23 @@ void webd_sess_update(struct webd_sessions *t, const struct webd_sess *s)
 
 	pthread_mutex_lock(&t->mu);
 	if ((slot = webd_sess__slot(t, s->key))) {
-		slot->code_failures = s->code_failures;
 		memcpy(slot->pending_totp, s->pending_totp,
 		       sizeof(slot->pending_totp));
 		slot->pending = s->pending;
 	}
 	pthread_mutex_unlock(&t->mu);
+}
+
+unsigned webd_sess_code_failed(struct webd_sessions *t, const uint8_t key[32])
+{
+	struct webd_sess *slot;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->mu);
+	if ((slot = webd_sess__slot(t, key)))
+		n = ++slot->code_failures;
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 void webd_sess_drop(struct webd_sessions *t, const uint8_t key[32])

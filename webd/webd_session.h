@@ -69,9 +69,13 @@ int webd_sess_new(struct webd_sessions *t, uint64_t now_ms,
  * once. s is updated; -PST_ENOTFOUND if it has gone meanwhile. */
 int webd_sess_rotate(struct webd_sessions *t, struct webd_sess *s,
 		     uint64_t now_ms, char id_hex[WEBD_SESS_ID_HEX + 1]);
-/* Writes back what a request changed (code_failures, the pending secret)
+/* Writes back what a request changed (the pending secret)
  * to the session with s->key, if it is still there. */
 void webd_sess_update(struct webd_sessions *t, const struct webd_sess *s);
+/* Counts a wrong code against the session with key, under the table's
+ * lock (parallel posts each count); the session's count after it, 0 if
+ * the session has gone. */
+unsigned webd_sess_code_failed(struct webd_sessions *t, const uint8_t key[32]);
 void webd_sess_drop(struct webd_sessions *t, const uint8_t key[32]);
 /* Signs the account out everywhere but keep (NULL: everywhere), e.g.
  * after its password was changed or reset. Returns how many. */

@@ -468,6 +468,25 @@ def test_two_codes_at_once_are_both_spent(codes_site):
             assert st == 200 and "Wrong code" in text
 
 
+def test_wrong_codes_posted_at_once_all_count_against_the_session(tmp_path):
+    s = Site(tmp_path, webd_extra="code_failures_max = 3\n", workers=4,
+             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
+    s.add_user(ANN, PW)
+    s.start("webd")
+    try:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        enrol(b)
+        c, = waiting_for_code(s, 1)
+        res = post_at_once(s, [(c, "/signin/code", {"code": "00000" + str(i)})
+                               for i in range(4)])
+        assert 403 in res, res                   # 4 counted: the session ends
+        st, h, _ = c.get("/signin/code")
+        assert st == 303 and h["Location"] == "/signin"
+    finally:
+        s.stop()
+
+
 def test_two_step_codes_are_throttled(tmp_path):
     s = Site(tmp_path, webd_extra="code_failures_max = 3\n",
              auth_extra="throttle_delay = 20ms\nthrottle_delay_max = 100ms\n")
