@@ -37,6 +37,7 @@ int webd_account_new(const struct postern_config *cfg, struct store *st,
 		.window_ms = cfg->auth.throttle_window,
 		.address_failures = cfg->auth.throttle_address_failures,
 		.account_failures = cfg->webd.code_failures_max,
+		.account_hard_failures = cfg->webd.code_failures_account_max,
 	};
 	int e;
 

@@ -3,7 +3,8 @@
  * (shown once, kept as digests, each good once), turning it off (password
  * and a code), and the code step of sign-in. Wrong codes are throttled
  * like passwords (a second auth_throttle: the pair (address, account)
- * refused at [webd] code_failures_max), and a sign-in session that gets
+ * refused at [webd] code_failures_max, the account from all addresses at
+ * code_failures_account_max), and a sign-in session that gets
  * that many wrong codes ends. With two-step on, mail clients need app
  * passwords (the account's require-app-password), as at Gmail. */
 #include <errno.h>
@@ -113,7 +114,9 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 		log_event(LOGL_INFO, 0, "login_failed", "service=web user=%s "
 			  "peer=%s reason=\"%s\" delay_ms=%llu session=%s",
 			  log_quote(q, sizeof(q), address, strlen(address)),
-			  k->peer, e == -PST_ELIMIT ? "throttled" : "wrong code",
+			  k->peer, e != -PST_ELIMIT ? "wrong code"
+			  : tk.account_refused ? "account code limit"
+			  : "throttled",
 			  (unsigned long long)k->delay_ms, k->sess.log_id);
 	return e;
 }

@@ -432,7 +432,8 @@ def recovery_left(b):
 @pytest.fixture
 def codes_site(tmp_path):
     """webd with room for many wrong codes (the races, not the limits)."""
-    s = Site(tmp_path, webd_extra="code_failures_max = 50\n",
+    s = Site(tmp_path, webd_extra="code_failures_max = 50\n"
+             "code_failures_account_max = 50\n",
              auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
     s.add_user(ANN, PW)
     s.start("webd")
@@ -513,6 +514,32 @@ def test_two_step_codes_are_throttled(tmp_path):
         st, _, text = d.post("/signin/code", {"code": totp(secret)})
         assert st == 200 and "Too many wrong codes" in text
         assert 'reason="throttled"' in s.log()
+    finally:
+        s.stop()
+
+
+def test_wrong_codes_for_an_account_have_a_hard_limit(tmp_path):
+    """code_failures_account_max counts the account's wrong codes from
+    every address and session; past it even the right code is refused
+    for the window, and the log says why."""
+    s = Site(tmp_path, webd_extra="code_failures_max = 50\n"
+             "code_failures_account_max = 3\n",
+             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
+    s.add_user(ANN, PW)
+    s.start("webd")
+    try:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        secret, codes = enrol(b)
+        for i in range(3):                    # three sign-ins, one each
+            c, = waiting_for_code(s, 1)
+            st, _, text = c.post("/signin/code", {"code": "99999" + str(i)})
+            assert st == 200 and "Wrong code" in text
+        c, = waiting_for_code(s, 1)
+        st, _, text = c.post("/signin/code", {"code": codes[0]})
+        assert st == 200 and "Too many wrong codes" in text
+        assert 'reason="account code limit"' in s.log()
+        assert recovery_left(b) == 10             # nothing was spent
     finally:
         s.stop()
 
