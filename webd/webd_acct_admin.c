@@ -376,6 +376,14 @@ static int webd_adm__user_action(struct webd_call *k, const char *action,
 		const char *pass = webd_form_get(k->form, "password");
 		const char *weak = webd_pw_weak(pass ? pass : "");
 
+		/* One's own password changes on the password page, with
+		 * the old one: a stolen session must not change it here. */
+		if (a->id == k->acct.id) {
+			webd_page_msg(&k->page, "error", "To change your own "
+				      "password, use the Password page (it asks "
+				      "for the current one).");
+			return 0;
+		}
 		if (weak) {
 			webd_page_msg(&k->page, "error", weak);
 			return 0;
@@ -471,12 +479,17 @@ int webd_acct_admin_user(struct webd_call *k)
 			      : "Require app passwords", false);
 	webd_adm__action_form(k, a.address, "revoke-apps", "",
 			      "Revoke all app passwords", true);
-	webd_adm__action_form(k, a.address, "reset",
-			      "<label for=\"reset-password\">New password (at "
-			      "least 8 characters)</label><input type="
-			      "\"password\" id=\"reset-password\" name=\"password\""
-			      " autocomplete=\"new-password\" minlength=\"8\" "
-			      "required>\n", "Reset password", false);
+	if (a.id != k->acct.id)
+		webd_adm__action_form(k, a.address, "reset",
+				      "<label for=\"reset-password\">New password"
+				      " (at least 8 characters)</label><input "
+				      "type=\"password\" id=\"reset-password\" "
+				      "name=\"password\" autocomplete=\"new-"
+				      "password\" minlength=\"8\" required>\n",
+				      "Reset password", false);
+	else
+		wbuf_printf(&k->page, "<p>Your own password: see <a href=\""
+			    "/account/password\">Password</a>.</p>\n");
 	if (a.id != k->acct.id)
 		webd_adm__action_form(k, a.address, "remove",
 				      "<p>Removes the account and all its mail."

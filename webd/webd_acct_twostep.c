@@ -121,15 +121,19 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 	return e;
 }
 
+static void webd_2s__password_field(struct webd_call *k)
+{
+	wbuf_printf(&k->page, "\n<label for=\"password\">Password</label>"
+		    "<input type=\"password\" id=\"password\" name=\"password\""
+		    " autocomplete=\"current-password\" required>");
+}
+
 static void webd_2s__code_form(struct webd_call *k, const char *action,
 			       const char *what, bool with_password)
 {
 	webd_page_form(&k->page, "card", action, k->sess.csrf, what);
 	if (with_password)
-		wbuf_printf(&k->page, "\n<label for=\"password\">Password"
-			    "</label><input type=\"password\" id=\"password\" "
-			    "name=\"password\" autocomplete=\"current-password\""
-			    " required>");
+		webd_2s__password_field(k);
 	wbuf_printf(&k->page, "\n<label for=\"code\">Code from your "
 		    "authenticator app%s</label><input type=\"text\" id=\"code\" "
 		    "name=\"code\" inputmode=\"numeric\" autocomplete="
@@ -265,6 +269,23 @@ static int webd_2s__start(struct webd_call *k)
 	return 0;
 }
 
+/* Turning on asks for the password first: a session someone else got
+ * hold of must not enrol its own authenticator and lock the owner out. */
+static int webd_2s__begin(struct webd_call *k)
+{
+	const char *why = NULL;
+	struct auth_outcome o;
+
+	if (webd_call_check_password(k, k->acct.address,
+				     webd_form_get(k->form, "password"), &o,
+				     &why)) {
+		webd_page_msg(&k->page, "error", "Wrong password; 2-Step "
+			      "Verification stays off.");
+		return 1;
+	}
+	return webd_2s__start(k);
+}
+
 static int webd_2s__confirm(struct webd_call *k)
 {
 	char codes[WEBD_RECOVERY_N][WEBD_RECOVERY_LEN + 2];
@@ -364,7 +385,7 @@ int webd_acct_twostep(struct webd_call *k)
 	webd_call_begin(k, "2-Step Verification", WEBD_M_TWOSTEP);
 	if (action && strcmp(action, "start") == 0 &&
 	    !(k->web.flags & STORE_WEB_TOTP))
-		e = webd_2s__start(k);
+		e = webd_2s__begin(k);
 	else if (action && strcmp(action, "confirm") == 0 &&
 		 !(k->web.flags & STORE_WEB_TOTP))
 		e = webd_2s__confirm(k);
@@ -390,7 +411,8 @@ int webd_acct_twostep(struct webd_call *k)
 			    "and mail clients use app passwords.</p>\n");
 		webd_page_form(&k->page, "card", "/account/two-step",
 			       k->sess.csrf, "start");
-		wbuf_printf(&k->page, "<button type=\"submit\">Turn on"
+		webd_2s__password_field(k);
+		wbuf_printf(&k->page, "\n<button type=\"submit\">Turn on"
 			    "</button></form>\n");
 	}
 	webd_page_end(&k->page);

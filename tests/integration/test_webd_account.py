@@ -319,7 +319,8 @@ def test_password_change_needs_the_old_one_and_may_revoke_apps(full):
 
 def enrol(b):
     b.get("/account/two-step")
-    st, _, text = b.post("/account/two-step", {"action": "start"})
+    st, _, text = b.post("/account/two-step", {"action": "start",
+                                               "password": PW})
     assert "<svg" in text and "<path" in text
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', text).group(1)
     st, _, text = b.post("/account/two-step", {"action": "confirm",
@@ -486,6 +487,24 @@ def test_wrong_codes_posted_at_once_all_count_against_the_session(tmp_path):
         assert st == 303 and h["Location"] == "/signin"
     finally:
         s.stop()
+
+
+def test_two_step_enrolment_needs_the_password(site):
+    """A session alone (stolen, say) cannot put its own authenticator on
+    the account."""
+    b = site.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    st, _, text = b.get("/account/two-step")
+    assert 'name="password"' in text
+    for form in ({"action": "start"},
+                 {"action": "start", "password": "not-the-one"}):
+        st, _, text = b.post("/account/two-step", form)
+        assert st == 200 and "<svg" not in text and "totp-secret" not in text
+        assert "Wrong password" in text
+    st, _, text = b.post("/account/two-step", {"action": "confirm",
+                                               "code": "123456"})
+    assert "2-Step Verification is on" not in text   # nothing pending
+    assert "two-step" not in show(site, ANN)
 
 
 def test_two_step_codes_are_throttled(tmp_path):
@@ -678,6 +697,23 @@ def test_admin_manages_own_domain(admin_site):
     assert re.search(r"event=web_change session=[0-9a-f]{8} address="
                      r"\"boss@example.com\" .*what=admin-password-reset "
                      r"detail=\"ann@example.com\"", s.log())
+
+
+def test_admin_cannot_reset_their_own_password(admin_site):
+    """The reset needs no old password: not for oneself, whose password
+    changes on the password page, with the current one."""
+    s = admin_site
+    a = s.browser()
+    assert a.signin(ADMIN, PW)[0] == 303
+    st, _, text = a.get(f"/admin/user?address={ADMIN}")
+    assert st == 200 and 'value="reset"' not in text
+    assert 'href="/account/password"' in text
+    st, _, text = a.post("/admin/user", {"address": ADMIN, "action": "reset",
+                                         "password": "takenover1"})
+    assert "Password reset." not in text and "Password page" in text
+    assert s.pop3_login(ADMIN, PW)[0]
+    assert s.pop3_login(ADMIN, "takenover1")[0] is False
+    assert a.get("/account")[0] == 200               # still signed in
 
 
 def test_admin_of_one_domain_gets_403_for_another(admin_site):
