@@ -545,6 +545,12 @@ static int webd_acct__dispatch(struct webd_call *k)
 		return webd_call_refuse(k, 405, "Not allowed",
 					"This page only shows; it takes no "
 					"form.");
+	/* Signing out is a form with the session's token (the button at
+	 * the top of every page): a link or image elsewhere cannot do it. */
+	if (!k->post && rt->fn == webd_acct__signout)
+		return webd_call_refuse(k, 405, "Not allowed",
+					"Use the Sign out button at the top "
+					"of the page.");
 	k->have_sess = webd_sess_find(k->a->sessions, cookie, auth_now_ms(),
 				      &k->sess) == 0;
 	/* Every form carries the session's token, checked before anything

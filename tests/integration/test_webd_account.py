@@ -98,6 +98,26 @@ def test_signin_changes_the_session_id_and_signout_ends_it(site):
     assert st == 303 and h["Location"] == "/signin"
 
 
+def test_signout_is_a_form_with_the_token(site):
+    """A link or image on another site cannot sign the user out: GET is
+    refused, a POST needs the session's CSRF token; the button at the top
+    of every page is that form."""
+    b = site.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    st, _, text = b.get("/account")
+    assert re.search(r'<form class="signout" method="post" '
+                     r'action="/signout"><input type="hidden" name="csrf" '
+                     r'value="[0-9a-f]{32}">', text), text
+    st, _, text = b.get("/signout")
+    assert st == 405 and "Sign out button" in text
+    assert b.post("/signout", {}, csrf=False)[0] == 403
+    assert b.post("/signout", {}, csrf="0" * 32)[0] == 403
+    assert b.get("/account")[0] == 200                # still signed in
+    st, h, _ = b.post("/signout", {})
+    assert st == 303 and h["Location"] == "/signin"
+    assert b.get("/account")[0] == 303
+
+
 def test_wrong_password_unknown_user_and_app_password_do_not_sign_in(site):
     apppw = re.search(r"([a-z]{4} [a-z]{4} [a-z]{4} [a-z]{4})",
                       site.cli("app-password", "add", ANN, "Phone")).group(1)
