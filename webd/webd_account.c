@@ -47,6 +47,7 @@ int webd_account_new(const struct postern_config *cfg, struct store *st,
 	a->st = st;
 	if ((e = auth_ctx_new(cfg, st, &a->auth)) ||
 	    (e = webd_sessions_new(cfg->webd.sessions_max,
+				   cfg->webd.signin_sessions_per_address,
 				   cfg->webd.session_idle,
 				   cfg->webd.session_lifetime, &a->sessions)) ||
 	    (e = auth_throttle_new(&tc, &a->codes)) ||
@@ -152,6 +153,8 @@ static struct MHD_Response *webd_acct__response(const struct webd_call *k,
 	MHD_add_response_header(r, "Content-Security-Policy", WEBD_PAGE_CSP);
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	if (k->status == 503)   /* busy, or a store error: both pass */
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
 	MHD_add_response_header(r, "Strict-Transport-Security",
 				"max-age=31536000");
 	if (k->location)
@@ -299,13 +302,34 @@ static void webd_acct__signin_page(struct webd_call *k, const char *error,
 	webd_page_end(&k->page);
 }
 
-/* A session for the sign-in form: the one the browser has, or a new one. */
+/* A session for the sign-in form: the one the browser has, or a new one.
+ * 1: refused, the page says so (503). */
 static int webd_acct__anon(struct webd_call *k)
 {
+	int e;
+
 	if (k->have_sess)
 		return 0;
-	if (webd_sess_new(k->a->sessions, auth_now_ms(), &k->sess, k->cookie))
-		return -PST_ETLS;
+	e = webd_sess_new(k->a->sessions, k->peer, auth_now_ms(), &k->sess,
+			  k->cookie);
+	if (e == -PST_ELIMIT || e == -PST_EFULL) {
+		/* Refused rather than pushing out a session someone is
+		 * signing in with or signed in to. */
+		log_event(LOGL_WARN, 0, "web_session_refused", "peer=%s "
+			  "why=%s", k->peer, e == -PST_ELIMIT
+			  ? "per-address" : "table-full");
+		webd_call_refuse(k, 503, "Busy", e == -PST_ELIMIT
+					? "Too many sign-in pages are open "
+					  "from your address. Use one you "
+					  "have open, or wait a few minutes "
+					  "and reload."
+					: "Too many people are signing in "
+					  "just now. Wait a few minutes and "
+					  "reload.");
+		return 1;
+	}
+	if (e)
+		return e;
 	k->have_sess = true;
 	return 0;
 }
@@ -363,7 +387,7 @@ static int webd_acct__signin(struct webd_call *k)
 		if (k->have_sess && k->sess.stage == WEBD_S_CODE)
 			return webd_call_redirect(k, "/signin/code");
 		if ((e = webd_acct__anon(k)))
-			return e;
+			return e < 0 ? e : 0;
 		webd_acct__signin_page(k, NULL, NULL);
 		return 0;
 	}
@@ -379,7 +403,8 @@ static int webd_acct__signin(struct webd_call *k)
 			 * account's, say) signs this session out. */
 			webd_sess_drop(k->a->sessions, k->sess.key);
 			k->have_sess = false;
-			webd_acct__anon(k);
+			if ((e = webd_acct__anon(k)))
+				return e < 0 ? e : 0;
 		}
 		webd_acct__signin_page(k, why, addr);
 		return 0;

@@ -583,6 +583,62 @@ def test_wrong_codes_for_an_account_have_a_hard_limit(tmp_path):
         s.stop()
 
 
+def test_sign_in_forms_per_address_are_capped(tmp_path):
+    s = Site(tmp_path, webd_extra="signin_sessions_per_address = 3\n")
+    s.add_user(ANN, PW)
+    s.start("webd")
+    try:
+        bs = [s.browser() for _ in range(3)]
+        for b in bs:
+            assert b.get("/signin")[0] == 200 and b.cookie
+        st, h, text = s.browser().get("/signin")
+        assert st == 503 and "Too many sign-in pages" in text
+        assert h["Retry-After"] and "Set-Cookie" not in h
+        assert "event=web_session_refused peer=127.0.0.1 why=per-address" \
+            in s.log()
+        # the forms already open still work; signing in frees a place
+        st, h, _ = bs[0].post("/signin", {"address": ANN, "password": PW})
+        assert st == 303 and h["Location"] == "/account"
+        assert s.browser().get("/signin")[0] == 200
+    finally:
+        s.stop()
+
+
+def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
+    """sessions_max 16: a flood of sign-in pages replaces older sign-in
+    forms only; a session at the code step survives it, and once every
+    place is a signed-in session, a new sign-in page is refused (503)
+    rather than signing someone out."""
+    s = Site(tmp_path, webd_extra="sessions_max = 16\n"
+             "signin_sessions_per_address = 1000\n")
+    s.add_user(ANN, PW)
+    s.add_user(BOB, PW)
+    s.start("webd")
+    try:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        _, codes = enrol(b)
+        c, = waiting_for_code(s, 1)          # seen before the flood
+        for _ in range(40):
+            assert s.browser().get("/signin")[0] == 200
+        st, h, _ = c.post("/signin/code", {"code": codes[0]})
+        assert st == 303 and h["Location"] == "/account"
+        assert b.get("/account")[0] == 200
+        ins = [b, c]
+        while len(ins) < 16:
+            d = s.browser()
+            assert d.signin(BOB, PW)[0] == 303
+            ins.append(d)
+        st, _, text = s.browser().get("/signin")
+        assert st == 503 and "Too many people" in text
+        assert "event=web_session_refused peer=127.0.0.1 why=table-full" \
+            in s.log()
+        for d in ins:
+            assert d.get("/account")[0] == 200
+    finally:
+        s.stop()
+
+
 def test_sessions_expire_when_idle(tmp_path):
     s = Site(tmp_path, webd_extra="session_idle = 1s\n")
     s.add_user(ANN, PW)
