@@ -319,6 +319,11 @@ static const struct cfg_key cfg_keys[] = {
 	  "Account-page sessions not yet signed in (sign-in forms) held for\n"
 	  "one client address (an IPv6 /64) at once; beyond it the sign-in\n"
 	  "page asks to wait." },
+	{ "webd", "password_checks_max", CFG_UINT, F(webd.password_checks_max),
+	  "2", 1, 256, NULL,
+	  "Passwords checked (argon2) at once on the account page's HTTP\n"
+	  "threads; one more is answered 503 with Retry-After. Keep it below\n"
+	  "[webd] workers so that pages still load meanwhile." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -256,7 +256,21 @@ int webd_call_check_password(struct webd_call *k, const char *addr,
 		*why = "Wrong address or password.";
 		return -PST_EAUTH;
 	}
-	if ((e = auth_verify(k->a->auth, &req, auth_now_ms(), o)))
+	/* argon2 (and a throttling wait) hold this HTTP thread: bounded,
+	 * so that the other threads still serve pages meanwhile. */
+	if (atomic_fetch_add(&k->a->checking, 1) >=
+	    k->a->cfg->webd.password_checks_max) {
+		atomic_fetch_sub(&k->a->checking, 1);
+		log_event(LOGL_WARN, 0, "web_busy", "peer=%s why=password-checks",
+			  k->peer);
+		k->status = 503;
+		*why = "The server is busy checking other passwords; try "
+		       "again in a minute.";
+		return -EAGAIN;
+	}
+	e = auth_verify(k->a->auth, &req, auth_now_ms(), o);
+	atomic_fetch_sub(&k->a->checking, 1);
+	if (e)
 		return e;
 	if (o->result == AUTH_OK && o->app_id == 0)
 		return 0;

@@ -4,6 +4,7 @@
 #ifndef POSTERN_WEBD_ACCT_INT_H
 #define POSTERN_WEBD_ACCT_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ struct webd_account {
 	struct auth_ctx *auth;
 	struct webd_sessions *sessions;
 	struct auth_throttle *codes;     /* wrong two-step codes */
+	/* Password checks running on HTTP threads, at most [webd]
+	 * password_checks_max (webd_call_check_password). */
+	atomic_uint checking;
 };
 
 struct webd_form {

@@ -279,8 +279,9 @@ static int webd_2s__begin(struct webd_call *k)
 	if (webd_call_check_password(k, k->acct.address,
 				     webd_form_get(k->form, "password"), &o,
 				     &why)) {
-		webd_page_msg(&k->page, "error", "Wrong password; 2-Step "
-			      "Verification stays off.");
+		webd_page_msg(&k->page, "error", k->status == 503 ? why
+			      : "Wrong password; 2-Step Verification stays "
+				"off.");
 		return 1;
 	}
 	return webd_2s__start(k);
@@ -352,8 +353,9 @@ static int webd_2s__off(struct webd_call *k)
 	if (webd_call_check_password(k, k->acct.address,
 				     webd_form_get(k->form, "password"), &o,
 				     &why)) {
-		webd_page_msg(&k->page, "error", "Wrong password or code; "
-			      "2-Step Verification stays on.");
+		webd_page_msg(&k->page, "error", k->status == 503 ? why
+			      : "Wrong password or code; 2-Step Verification "
+				"stays on.");
 		return 1;
 	}
 	e = webd_2s__check(k, k->acct.id, k->acct.address,

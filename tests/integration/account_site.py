@@ -39,7 +39,8 @@ def totp(secret_b32, t=None, step=30, digits=6):
 
 
 class Site:
-    def __init__(self, folder, webd_extra="", auth_extra="", workers=2):
+    def __init__(self, folder, webd_extra="", auth_extra="", workers=2,
+                 argon2_memory=256):
         self.folder = folder
         self.cert, self.key = make_cert(folder, "site", "localhost")
         self.ports = {k: free_port() for k in
@@ -62,7 +63,8 @@ class Site:
             f"listen_http = 127.0.0.1:{p['http']}\nuser =\nworkers = {workers}\n"
             f"log_level = debug\n{webd_extra}"
             "[limits]\ndrain_timeout = 2s\n"
-            f"[auth]\nargon2_memory = 256\nargon2_time = 1\n{auth_extra}")
+            f"[auth]\nargon2_memory = {argon2_memory}\nargon2_time = 1\n"
+            f"{auth_extra}")
         self.procs = {}
 
     def cli(self, *args, input=None, check=True):

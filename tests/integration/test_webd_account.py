@@ -639,6 +639,30 @@ def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
         s.stop()
 
 
+def test_password_checks_at_once_are_bounded(tmp_path):
+    """argon2 runs on the HTTP threads: password_checks_max 1 of them at
+    once; a second sign-in at that moment is answered 503 with
+    Retry-After (not queued behind it), and then works."""
+    s = Site(tmp_path, webd_extra="password_checks_max = 1\n", workers=3,
+             argon2_memory=262144)           # 256 MiB: a slow check
+    s.add_user(ANN, PW)
+    s.add_user(BOB, PW)
+    s.start("webd")
+    try:
+        bs = [s.browser() for _ in range(2)]
+        for b in bs:
+            b.get("/signin")
+        res = post_at_once(s, [(b, "/signin", {"address": a, "password": PW})
+                               for b, a in zip(bs, (ANN, BOB))])
+        assert sorted(res) == [303, 503], res
+        assert "event=web_busy peer=127.0.0.1 why=password-checks" in s.log()
+        late = bs[res.index(503)]
+        st, h, text = late.post("/signin", {"address": BOB, "password": PW})
+        assert st == 303, text
+    finally:
+        s.stop()
+
+
 def test_sessions_expire_when_idle(tmp_path):
     s = Site(tmp_path, webd_extra="session_idle = 1s\n")
     s.add_user(ANN, PW)
