@@ -6,6 +6,7 @@ and SMTP logins, the password change, two-step sign-in, and a domain
 administrator kept to their own domain (403 for every action on another).
 Real daemons on loopback, stopped by PID; the browser walk-through is
 test_webd_browser.py."""
+import contextlib
 import html
 import re
 import shutil
@@ -42,6 +43,20 @@ def full(tmp_path):
     s.start("webd", "pop3d", "submitd")
     yield s
     s.stop()
+
+
+@contextlib.contextmanager
+def webd_site(tmp_path, users=(ANN,), **kw):
+    """A Site with webd only, for a test's own configuration; stopped by
+    PID however the test ends."""
+    s = Site(tmp_path, **kw)
+    for u in users:
+        s.add_user(u, PW)
+    s.start("webd")
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 def show(site, addr):
@@ -411,7 +426,6 @@ def post_at_once(site, reqs):
     byte of its body before any of them gets that byte. The statuses, in
     order."""
     import socket
-    import ssl
     import urllib.parse
     conns = []
     for c, path, form in reqs:
@@ -453,13 +467,11 @@ def recovery_left(b):
 @pytest.fixture
 def codes_site(tmp_path):
     """webd with room for many wrong codes (the races, not the limits)."""
-    s = Site(tmp_path, webd_extra="code_failures_max = 50\n"
-             "code_failures_account_max = 50\n",
-             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
-    s.add_user(ANN, PW)
-    s.start("webd")
-    yield s
-    s.stop()
+    with webd_site(tmp_path, webd_extra="code_failures_max = 50\n"
+                   "code_failures_account_max = 50\n",
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
+        yield s
 
 
 def test_one_recovery_code_posted_at_once_signs_in_once(codes_site):
@@ -491,11 +503,9 @@ def test_two_codes_at_once_are_both_spent(codes_site):
 
 
 def test_wrong_codes_posted_at_once_all_count_against_the_session(tmp_path):
-    s = Site(tmp_path, webd_extra="code_failures_max = 3\n", workers=4,
-             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
-    s.add_user(ANN, PW)
-    s.start("webd")
-    try:
+    with webd_site(tmp_path, webd_extra="code_failures_max = 3\n", workers=4,
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
         b = s.browser()
         assert b.signin(ANN, PW)[0] == 303
         enrol(b)
@@ -505,8 +515,6 @@ def test_wrong_codes_posted_at_once_all_count_against_the_session(tmp_path):
         assert 403 in res, res                   # 4 counted: the session ends
         st, h, _ = c.get("/signin/code")
         assert st == 303 and h["Location"] == "/signin"
-    finally:
-        s.stop()
 
 
 def test_two_step_enrolment_needs_the_password(site):
@@ -561,12 +569,10 @@ def test_wrong_codes_for_an_account_have_a_hard_limit(tmp_path):
     """code_failures_account_max counts the account's wrong codes from
     every address and session; past it even the right code is refused
     for the window, and the log says why."""
-    s = Site(tmp_path, webd_extra="code_failures_max = 50\n"
-             "code_failures_account_max = 3\n",
-             auth_extra="throttle_delay = 1ms\nthrottle_delay_max = 5ms\n")
-    s.add_user(ANN, PW)
-    s.start("webd")
-    try:
+    with webd_site(tmp_path, webd_extra="code_failures_max = 50\n"
+                   "code_failures_account_max = 3\n",
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
         b = s.browser()
         assert b.signin(ANN, PW)[0] == 303
         secret, codes = enrol(b)
@@ -579,15 +585,11 @@ def test_wrong_codes_for_an_account_have_a_hard_limit(tmp_path):
         assert st == 200 and "Too many wrong codes" in text
         assert 'reason="account code limit"' in s.log()
         assert recovery_left(b) == 10             # nothing was spent
-    finally:
-        s.stop()
 
 
 def test_sign_in_forms_per_address_are_capped(tmp_path):
-    s = Site(tmp_path, webd_extra="signin_sessions_per_address = 3\n")
-    s.add_user(ANN, PW)
-    s.start("webd")
-    try:
+    with webd_site(tmp_path,
+                   webd_extra="signin_sessions_per_address = 3\n") as s:
         bs = [s.browser() for _ in range(3)]
         for b in bs:
             assert b.get("/signin")[0] == 200 and b.cookie
@@ -600,8 +602,6 @@ def test_sign_in_forms_per_address_are_capped(tmp_path):
         st, h, _ = bs[0].post("/signin", {"address": ANN, "password": PW})
         assert st == 303 and h["Location"] == "/account"
         assert s.browser().get("/signin")[0] == 200
-    finally:
-        s.stop()
 
 
 def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
@@ -609,12 +609,9 @@ def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
     forms only; a session at the code step survives it, and once every
     place is a signed-in session, a new sign-in page is refused (503)
     rather than signing someone out."""
-    s = Site(tmp_path, webd_extra="sessions_max = 16\n"
-             "signin_sessions_per_address = 1000\n")
-    s.add_user(ANN, PW)
-    s.add_user(BOB, PW)
-    s.start("webd")
-    try:
+    with webd_site(tmp_path, users=(ANN, BOB),
+                   webd_extra="sessions_max = 16\n"
+                   "signin_sessions_per_address = 1000\n") as s:
         b = s.browser()
         assert b.signin(ANN, PW)[0] == 303
         _, codes = enrol(b)
@@ -635,20 +632,15 @@ def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
             in s.log()
         for d in ins:
             assert d.get("/account")[0] == 200
-    finally:
-        s.stop()
 
 
 def test_password_checks_at_once_are_bounded(tmp_path):
     """argon2 runs on the HTTP threads: password_checks_max 1 of them at
     once; a second sign-in at that moment is answered 503 with
     Retry-After (not queued behind it), and then works."""
-    s = Site(tmp_path, webd_extra="password_checks_max = 1\n", workers=3,
-             argon2_memory=262144)           # 256 MiB: a slow check
-    s.add_user(ANN, PW)
-    s.add_user(BOB, PW)
-    s.start("webd")
-    try:
+    with webd_site(tmp_path, users=(ANN, BOB),
+                   webd_extra="password_checks_max = 1\n", workers=3,
+                   argon2_memory=262144) as s:    # 256 MiB: a slow check
         bs = [s.browser() for _ in range(2)]
         for b in bs:
             b.get("/signin")
@@ -659,8 +651,6 @@ def test_password_checks_at_once_are_bounded(tmp_path):
         late = bs[res.index(503)]
         st, h, text = late.post("/signin", {"address": BOB, "password": PW})
         assert st == 303, text
-    finally:
-        s.stop()
 
 
 def test_sessions_expire_when_idle(tmp_path):
