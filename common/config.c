@@ -322,8 +322,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "webd", "password_checks_max", CFG_UINT, F(webd.password_checks_max),
 	  "2", 1, 256, NULL,
 	  "Passwords checked (argon2) at once on the account page's HTTP\n"
-	  "threads; one more is answered 503 with Retry-After. Keep it below\n"
-	  "[webd] workers so that pages still load meanwhile." },
+	  "threads (password change, two-step on and off; sign-in is checked\n"
+	  "on the [auth] workers); one more is answered 503 with Retry-After." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -10,6 +10,7 @@ import contextlib
 import html
 import re
 import shutil
+import ssl
 import subprocess
 import time
 
@@ -635,22 +636,65 @@ def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
 
 
 def test_password_checks_at_once_are_bounded(tmp_path):
-    """argon2 runs on the HTTP threads: password_checks_max 1 of them at
-    once; a second sign-in at that moment is answered 503 with
+    """The password page checks on the HTTP threads: password_checks_max
+    1 of them at once; a second one at that moment is answered 503 with
     Retry-After (not queued behind it), and then works."""
     with webd_site(tmp_path, users=(ANN, BOB),
                    webd_extra="password_checks_max = 1\n", workers=3,
+                   auth_extra="cache_ttl = 0\n",     # every check hashed
+                   argon2_memory=262144) as s:    # 256 MiB: a slow check
+        bs = [s.browser() for _ in range(2)]
+        for b, a in zip(bs, (ANN, BOB)):
+            assert b.signin(a, PW)[0] == 303
+            b.get("/account/password")
+        form = {"old": PW, "new": "another-1", "new2": "another-1"}
+        res = post_at_once(s, [(b, "/account/password", form) for b in bs])
+        assert sorted(res) == [200, 503], res
+        assert "event=web_busy peer=127.0.0.1 why=password-checks" in s.log()
+        late = bs[res.index(503)]
+        st, _, text = late.post("/account/password", form)
+        assert st == 200 and "busy" not in text, text
+
+
+def test_sign_in_is_checked_off_the_http_threads(tmp_path):
+    """One HTTP thread: while a slow sign-in is being checked (on the
+    auth pool, the request suspended), the same thread serves other
+    requests, and a second sign-in at once is checked too."""
+    import socket
+    with webd_site(tmp_path, users=(ANN, BOB), workers=1,
+                   auth_extra="cache_ttl = 0\n",     # every login hashed
                    argon2_memory=262144) as s:    # 256 MiB: a slow check
         bs = [s.browser() for _ in range(2)]
         for b in bs:
             b.get("/signin")
         res = post_at_once(s, [(b, "/signin", {"address": a, "password": PW})
                                for b, a in zip(bs, (ANN, BOB))])
-        assert sorted(res) == [303, 503], res
-        assert "event=web_busy peer=127.0.0.1 why=password-checks" in s.log()
-        late = bs[res.index(503)]
-        st, h, text = late.post("/signin", {"address": BOB, "password": PW})
-        assert st == 303, text
+        assert res == [303, 303], res
+        # A sign-in in flight, then a page on the only thread: the page
+        # comes back while the sign-in's answer has not.
+        b = s.browser()
+        b.get("/signin")
+        body = f"address={ANN}&password={PW}&csrf={b.csrf()}".replace(
+            "@", "%40")
+        raw = socket.create_connection(("127.0.0.1", s.ports["https"]),
+                                       timeout=30)
+        t = s.tls().wrap_socket(raw, server_hostname="localhost")
+        t.sendall(f"POST /signin HTTP/1.1\r\nHost: localhost\r\n"
+                  f"Cookie: __Host-postern={b.cookie}\r\n"
+                  "Content-Type: application/x-www-form-urlencoded\r\n"
+                  f"Content-Length: {len(body)}\r\nConnection: close"
+                  f"\r\n\r\n{body}".encode())
+        time.sleep(0.05)
+        assert s.browser().get("/static/account.css")[0] == 200
+        t.setblocking(False)
+        try:
+            early = t.recv(1)
+        except ssl.SSLWantReadError:
+            early = b""
+        assert early == b""                       # still being checked
+        t.setblocking(True)
+        assert t.recv(64).startswith(b"HTTP/1.1 303")
+        t.close()
 
 
 def test_sessions_expire_when_idle(tmp_path):
