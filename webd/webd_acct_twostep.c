@@ -146,7 +146,7 @@ static void webd_2s__code_form(struct webd_call *k, const char *action,
 int webd_acct_signin_code(struct webd_call *k)
 {
 	const char *code = webd_form_get(k->form, "code"), *method = "";
-	int e;
+	int e = 0;
 
 	if (k->post) {
 		e = webd_2s__check(k, k->sess.account_id, k->sess.address,
