@@ -421,25 +421,32 @@ def waiting_for_code(site, n):
     return out
 
 
+def raw_post(site, c, path, form, hold_last=False):
+    """A POST of form (with c's cookie and CSRF token) on a TLS socket of
+    its own, left open for the answer: (socket, the body's last byte if
+    hold_last kept it back, else b"")."""
+    import socket
+    import urllib.parse
+    body = urllib.parse.urlencode(dict(form, csrf=c.csrf())).encode()
+    raw = socket.create_connection(("127.0.0.1", site.ports["https"]),
+                                   timeout=30)
+    t = site.tls().wrap_socket(raw, server_hostname="localhost")
+    cut = len(body) - 1 if hold_last else len(body)
+    t.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+              f"Cookie: __Host-postern={c.cookie}\r\n"
+              "Content-Type: application/x-www-form-urlencoded\r\n"
+              f"Content-Length: {len(body)}\r\nConnection: close"
+              "\r\n\r\n".encode() + body[:cut])
+    return t, body[cut:]
+
+
 def post_at_once(site, reqs):
     """POST each (browser, path, form) so that the requests complete at
     the same moment: every connection is open and has all but the last
     byte of its body before any of them gets that byte. The statuses, in
     order."""
-    import socket
-    import urllib.parse
-    conns = []
-    for c, path, form in reqs:
-        body = urllib.parse.urlencode(dict(form, csrf=c.csrf())).encode()
-        raw = socket.create_connection(("127.0.0.1", site.ports["https"]),
-                                       timeout=30)
-        t = site.tls().wrap_socket(raw, server_hostname="localhost")
-        t.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
-                  f"Cookie: __Host-postern={c.cookie}\r\n"
-                  "Content-Type: application/x-www-form-urlencoded\r\n"
-                  f"Content-Length: {len(body)}\r\nConnection: close"
-                  "\r\n\r\n".encode() + body[:-1])
-        conns.append((t, body[-1:]))
+    conns = [raw_post(site, c, path, form, hold_last=True)
+             for c, path, form in reqs]
     time.sleep(0.2)
     for t, last in conns:
         t.sendall(last)
@@ -660,7 +667,6 @@ def test_sign_in_is_checked_off_the_http_threads(tmp_path):
     """One HTTP thread: while a slow sign-in is being checked (on the
     auth pool, the request suspended), the same thread serves other
     requests, and a second sign-in at once is checked too."""
-    import socket
     with webd_site(tmp_path, users=(ANN, BOB), workers=1,
                    auth_extra="cache_ttl = 0\n",     # every login hashed
                    argon2_memory=262144) as s:    # 256 MiB: a slow check
@@ -674,16 +680,7 @@ def test_sign_in_is_checked_off_the_http_threads(tmp_path):
         # comes back while the sign-in's answer has not.
         b = s.browser()
         b.get("/signin")
-        body = f"address={ANN}&password={PW}&csrf={b.csrf()}".replace(
-            "@", "%40")
-        raw = socket.create_connection(("127.0.0.1", s.ports["https"]),
-                                       timeout=30)
-        t = s.tls().wrap_socket(raw, server_hostname="localhost")
-        t.sendall(f"POST /signin HTTP/1.1\r\nHost: localhost\r\n"
-                  f"Cookie: __Host-postern={b.cookie}\r\n"
-                  "Content-Type: application/x-www-form-urlencoded\r\n"
-                  f"Content-Length: {len(body)}\r\nConnection: close"
-                  f"\r\n\r\n{body}".encode())
+        t, _ = raw_post(s, b, "/signin", {"address": ANN, "password": PW})
         time.sleep(0.05)
         assert s.browser().get("/static/account.css")[0] == 200
         t.setblocking(False)
