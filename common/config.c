@@ -312,12 +312,28 @@ static const struct cfg_key cfg_keys[] = {
 	{ "webd", "sessions_max", CFG_UINT, F(webd.sessions_max), "10000", 16,
 	  1000000, NULL,
 	  "Account-page sessions held in memory (signed in or not yet); when\n"
-	  "full, the oldest session not signed in is dropped first." },
+	  "full, a new sign-in form replaces the oldest one not used, never a\n"
+	  "session signed in or at the code step." },
 	{ "webd", "code_failures_max", CFG_UINT, F(webd.code_failures_max), "5",
 	  1, 100, NULL,
 	  "Wrong two-step codes from one address for one account before that\n"
 	  "address is refused for the account ([auth] throttle_window); each\n"
 	  "wrong code also waits as a wrong password does." },
+	{ "webd", "code_failures_account_max", CFG_UINT,
+	  F(webd.code_failures_account_max), "10", 1, 1000, NULL,
+	  "Wrong two-step codes for one account, from all addresses together,\n"
+	  "before code sign-in for that account is refused ([auth]\n"
+	  "throttle_window). Whoever guesses codes already has the password." },
+	{ "webd", "signin_sessions_per_address", CFG_UINT,
+	  F(webd.signin_sessions_per_address), "32", 1, 1000000, NULL,
+	  "Account-page sessions not yet signed in (sign-in forms) held for\n"
+	  "one client address (an IPv6 /64) at once; beyond it the sign-in\n"
+	  "page asks to wait." },
+	{ "webd", "password_checks_max", CFG_UINT, F(webd.password_checks_max),
+	  "2", 1, 256, NULL,
+	  "Passwords checked (argon2) at once on the account page's HTTP\n"
+	  "threads (password change, two-step on and off; sign-in is checked\n"
+	  "on the [auth] workers); one more is answered 503 with Retry-After." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -135,6 +135,8 @@ struct postern_config {
 		/* the account page (#16) */
 		uint64_t session_idle, session_lifetime, sessions_max;
 		uint64_t code_failures_max;
+		uint64_t code_failures_account_max, signin_sessions_per_address;
+		uint64_t password_checks_max;
 	} webd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;
