@@ -619,3 +619,29 @@ def test_stop_before_the_transaction_is_not_an_attempt(submitd, script_sink):
     sink.release.set()
     start_wait(d)
     assert wait_for(lambda: len(sink.messages) == 1)
+
+
+def test_queue_list_pages_and_flush_takes_every_entry(submitd, sink):
+    """A queue larger than one flush batch (4,096): `queue list` pages with
+    --after/--limit and says where the next page starts; `queue flush`
+    makes every entry due, not only the first batch."""
+    d = submitd(relay_cfg(sink.port))
+    d.stop()
+    later = int(time.time()) + 3600
+    fill(d, 10000, later)
+    r = d.cli("queue", "list", "--limit", "3")
+    out, err = r.stdout.decode(), r.stderr.decode()
+    ids = [int(line.split()[0]) for line in out.splitlines()
+           if line[:1].isdigit()]
+    assert len(ids) == 3 and ids == sorted(ids)
+    assert f"more: --after {ids[-1]}" in err
+    r = d.cli("queue", "list", "--after", str(ids[-1]), "--limit", "2")
+    nxt = [int(line.split()[0]) for line in r.stdout.decode().splitlines()
+           if line[:1].isdigit()]
+    assert len(nxt) == 2 and nxt[0] > ids[-1]
+    whole = d.cli("queue", "list").stdout.decode()
+    assert "10000 messages queued" in whole
+    r = d.cli("queue", "flush")
+    assert "10000 messages due now" in r.stdout.decode()
+    assert whole.count("UTC  size") == 10000
+    assert d.cli("queue", "list").stdout.decode().count("next now") == 10000
