@@ -181,6 +181,17 @@ enum store_open_flag {
  * NULL. */
 int store_open(const char *path, uint64_t map_size, unsigned flags,
 	       struct store **out, char *err, size_t errlen);
+/* The same on PostgreSQL ([store] backend = postgresql): dsn is a libpq
+ * connection string; STORE_CREATE makes the schema when missing (as LMDB
+ * makes the folder). */
+int store_open_pg(const char *dsn, unsigned flags, struct store **out,
+		  char *err, size_t errlen);
+struct postern_config;
+/* Opens the store cfg names: [store] backend, path and map_size, or dsn. */
+int store_open_cfg(const struct postern_config *cfg, unsigned flags,
+		   struct store **out, char *err, size_t errlen);
+/* true for a PostgreSQL store (no map, no backup of a file, no lock). */
+bool store_is_pg(const struct store *st);
 void store_close(struct store *st);
 /* The schema version of the open store (older than STORE_SCHEMA_VERSION
  * only when opened with STORE_UPGRADE and not yet upgraded). */

@@ -12,9 +12,23 @@ enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
 		DB_POPIDX, DB_WEB, DB_BODY_REFS, DB_N };
 
-struct store_job;
+/* A write function waiting for the writer thread (store.c). */
+struct store_job {
+	store_write_fn fn;
+	void *arg;
+	void (*done)(void *arg, int result);
+	int result;
+	bool finished;
+	pthread_cond_t *cv;      /* sync callers wait on it */
+	struct store_job *next;
+};
+
+struct store_pg;         /* store_pg.h: NULL for LMDB */
+struct pg_conn;
+struct pg_keep;
 
 struct store {
+	struct store_pg *pg;     /* the backend switch (store_pg.h) */
 	MDB_env *env;
 	MDB_dbi db[DB_N];
 	bool readonly;
@@ -47,6 +61,8 @@ struct store_read {
 	MDB_txn *txn;
 	bool owned;              /* false: borrowed from a write */
 	uint64_t msgs_read;      /* message records decoded (store_read_msgs) */
+	struct pg_conn *pgc;     /* PostgreSQL: the thread's connection */
+	struct pg_keep *keep;    /* results that returned pointers point into */
 };
 
 struct store_write {

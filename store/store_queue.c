@@ -14,12 +14,13 @@
 #include "common/err.h"
 #include "store/store_body.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 #include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
  * The store structs live in store_int.h and carry no magic number. */
-#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
-#define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
+#define STORE_READ_OK(r) ((r) && (r)->st && ((r)->txn || (r)->pgc))
+#define STORE_WRITE_OK(w) ((w) && (w)->st && ((w)->txn || (w)->reader.pgc))
 /* A sender key is copied into a buffer of 8 + STORE_ADDR_MAX + 1 bytes.
  * Callers pass normalised addresses held in char[STORE_ADDR_MAX + 1]. */
 #define STORE_SENDER_OK(a) ((a) && strnlen((a), STORE_ADDR_MAX + 1) <= STORE_ADDR_MAX)
@@ -68,9 +69,11 @@ static int store__qput(struct store_write *w, const struct store_queue_entry *e)
 {
 	uint8_t k[8], *buf;
 	size_t n;
-	int rc = store__rec_queue_enc(e, &buf, &n);
+	int rc;
 
-	if (rc)
+	if (STORE_ON_PG(w->st))
+		return store_pg_queue_put(w, e);
+	if ((rc = store__rec_queue_enc(e, &buf, &n)))
 		return rc;
 	store__qkey(e->id, k);
 	MDB_val kv = store__val(k, 8), v = store__val(buf, n);
@@ -87,6 +90,8 @@ static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len)
 {
+	if (STORE_PG_W(w))
+		return store_pg_queue_add(w, e, body, len);
 	uint64_t id = 0;
 	int rc;
 
@@ -135,6 +140,8 @@ int store_queue_update(struct store_write *w,
 
 int store_queue_del(struct store_write *w, uint64_t id)
 {
+	if (STORE_PG_W(w))
+		return store_pg_queue_del(w, id);
 	struct store_queue_entry e;
 	uint8_t k[8];
 	int r;
@@ -154,6 +161,8 @@ int store_queue_del(struct store_write *w, uint64_t id)
 int store_queue_get(struct store_read *r, uint64_t id,
 		    struct store_queue_entry *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_queue_get(r, id, out);
 	uint8_t k[8];
 	MDB_val kv, v;
 	int rc;
@@ -169,6 +178,8 @@ int store_queue_each(struct store_read *r,
 		     int (*fn)(const struct store_queue_entry *e, void *arg),
 		     void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_queue_each(r, fn, arg);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc, ret = 0;
@@ -207,6 +218,8 @@ static MDB_val store__skey(uint64_t account_id, const char *address, uint8_t *bu
 int store_sender_add(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
+	if (STORE_PG_W(w))
+		return store_pg_sender_add(w, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k, v = store__val("", 0);
 
@@ -219,6 +232,8 @@ int store_sender_add(struct store_write *w, uint64_t account_id,
 int store_sender_del(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
+	if (STORE_PG_W(w))
+		return store_pg_sender_del(w, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k;
 
@@ -230,6 +245,8 @@ int store_sender_del(struct store_write *w, uint64_t account_id,
 int store_sender_allowed(struct store_read *r, uint64_t account_id,
 			 const char *address)
 {
+	if (STORE_PG_R(r))
+		return store_pg_sender_allowed(r, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k, v;
 
@@ -243,6 +260,8 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 int store_sender_each(struct store_read *r, uint64_t account_id,
 		      int (*fn)(const char *address, void *arg), void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_sender_each(r, account_id, fn, arg);
 	uint8_t prefix[8];
 	uint64_t be = htobe64(account_id);
 	MDB_cursor *cur;

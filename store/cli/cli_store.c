@@ -37,8 +37,7 @@ static int cli__upgrade(void)
 	bool tty = isatty(STDERR_FILENO);
 	int r;
 
-	r = store_open(cli.cfg.store.path, cli.cfg.store.map_size,
-		       STORE_UPGRADE, &cli.st, err, sizeof(err));
+	r = store_open_cfg(&cli.cfg, STORE_UPGRADE, &cli.st, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "postern: %s\n", err);
 		return r == -EACCES || r == -EROFS ? EX_NOPERM
@@ -77,8 +76,8 @@ static int cli__upgrade(void)
 static int cli__open_existing(void)
 {
 	char err[512];
-	int r = store_open(cli.cfg.store.path, cli.cfg.store.map_size,
-			   STORE_UPGRADE, &cli.st, err, sizeof(err));
+	int r = store_open_cfg(&cli.cfg, STORE_UPGRADE, &cli.st, err,
+			       sizeof(err));
 
 	if (!r)
 		return EX_OK;

@@ -90,8 +90,7 @@ int cli_open_store(void)
 
 	if (cli.st)
 		return EX_OK;
-	r = store_open(cli.cfg.store.path, cli.cfg.store.map_size, STORE_CREATE,
-		       &cli.st, err, sizeof(err));
+	r = store_open_cfg(&cli.cfg, STORE_CREATE, &cli.st, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "postern: %s\n", err);
 		return r == -EACCES || r == -EROFS ? EX_NOPERM
