@@ -417,6 +417,11 @@ int store_open_cfg(const struct postern_config *cfg, unsigned flags,
 					 "postgresql needs [store] dsn");
 			return -PST_ECONFIG;
 		}
+		/* path keeps the daemons' lock files (one per node). */
+		if ((flags & STORE_CREATE) && mkdir(cfg->store.path, 0750) &&
+		    errno != EEXIST && err)
+			log_event(LOGL_WARN, 0, "store_path", "path=%s error=%s",
+				  cfg->store.path, strerror(errno));
 		return store_open_pg(cfg->store.dsn, flags, out, err, errlen);
 	}
 	return store_open(cfg->store.path, cfg->store.map_size, flags, out,

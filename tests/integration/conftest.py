@@ -159,6 +159,27 @@ def base_config(pki, folder: Path):
     }
 
 
+PG_DSN = os.environ.get("POSTERN_TEST_PG_DSN")
+_pg_made = set()
+
+
+def pg_store(cfg):
+    """With POSTERN_TEST_PG_DSN (a stop-gap until the test run's own
+    PostgreSQL fixture): the store is a fresh database named after the
+    store path, so daemons sharing a path share a database."""
+    if not PG_DSN or cfg["store"].get("backend") == "lmdb":
+        return
+    import hashlib
+    db = "t_" + hashlib.sha1(cfg["store"]["path"].encode()).hexdigest()[:20]
+    if db not in _pg_made:
+        subprocess.run(["psql", "-q", f"{PG_DSN} dbname=postgres", "-c",
+                        f"DROP DATABASE IF EXISTS {db}", "-c",
+                        f"CREATE DATABASE {db}"],
+                       check=True, capture_output=True, timeout=30)
+        _pg_made.add(db)
+    cfg["store"].update(backend="postgresql", dsn=f"{PG_DSN} dbname={db}")
+
+
 @pytest.fixture
 def daemons(tmp_path):
     """Factory: daemons(name, overrides) -> started Daemon; all stopped at
@@ -185,6 +206,7 @@ def daemons(tmp_path):
                               "workers": 2, "log_level": "debug"}
         for section, keys in (overrides or {}).items():
             cfg.setdefault(section, {}).update(keys)
+        pg_store(cfg)
         d = Daemon(name, folder, cfg, ports, env)
         started.append(d)
         return d.start(wait=wait)
