@@ -343,7 +343,7 @@ static PGconn *store_pg__connect(const char *dsn, char *err, size_t errlen)
 	/* A 250 and a +OK are given after a durable commit, whatever the
 	 * server's default; times and strings as the store keeps them. */
 	res = PQexec(c, "SET synchronous_commit = on; SET client_encoding = "
-		     "'SQL_ASCII'");
+		     "'SQL_ASCII'; SET client_min_messages = warning");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
 		PQclear(res);

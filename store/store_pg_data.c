@@ -1015,8 +1015,10 @@ int store_pg_check(struct store_read *r,
 	PQclear(PQexec(PGC(r)->c, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
 	/* The queue's body ids are in its records: gathered in C. */
 	{
-		PGresult *q = PQexec(PGC(r)->c, "SELECT rec FROM queue");
+		PGresult *q = NULL;
 		char sql[64];
+
+		store_pg__exec(PGC(r), PS_Q_ALL, NULL, &q);
 
 		PQclear(PQexec(PGC(r)->c, "CREATE TEMP TABLE queue_body "
 			       "(body_id bigint) ON COMMIT DROP"));
