@@ -422,5 +422,9 @@ int cli_store(int argc, char **argv)
 		return cli__upgrade();
 	if (argc == 1 && strcmp(argv[0], "stats") == 0)
 		return cli__stats();
-	return cli_usage("store upgrade|stats");
+	if (argc == 1 && strcmp(argv[0], "init") == 0)
+		return cli_store_init();
+	if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
+		return cli_store_migrate(argc - 1, argv + 1);
+	return cli_usage("store init|upgrade|stats|migrate");
 }
