@@ -475,14 +475,8 @@ int store_used_bytes(struct store *st, uint64_t *used)
 	int rc;
 
 	REQUIRE(st && st->path && used);
-	if (STORE_ON_PG(st)) {
-		struct store_stats s;
-		int e = store_pg_stats(st, &s);
-
-		if (!e)
-			*used = s.used_bytes;
-		return e;
-	}
+	if (STORE_ON_PG(st))
+		return store_pg_used_bytes(st, used);
 	pthread_rwlock_rdlock(&st->envlock);
 	rc = st->env ? mdb_env_info(st->env, &info) : MDB_PANIC;
 	if (!rc)

@@ -714,7 +714,7 @@ uint64_t store_read_msgs(const struct store_read *r)
 	return r->msgs_read;
 }
 
-static bool store__uidl_ok(const char *u)
+bool store__uidl_ok(const char *u)
 {
 	size_t n = strlen(u);
 
@@ -730,7 +730,7 @@ static bool store__uidl_ok(const char *u)
 /* The rule of STORE_MSG_NO_BLANK_LINE (and of pop3d's TOP): a blank line
  * has nothing, or a lone CR, before its LF. Scans the header only, unless
  * there is no blank line. */
-static bool store__has_blank_line(const char *p, size_t len)
+bool store__has_blank_line(const char *p, size_t len)
 {
 	const char *end = p + len, *lf;
 

@@ -602,3 +602,20 @@ int store_pg_stats(struct store *st, struct store_stats *out)
 	*out = s;
 	return 0;
 }
+
+int store_pg_used_bytes(struct store *st, uint64_t *used)
+{
+	struct pg_conn *c = store_pg__conn(st);
+	PGresult *res;
+	int e = 0;
+
+	if (!c)
+		return -EIO;
+	res = PQexec(c->c, "SELECT pg_database_size(current_database())");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		e = store_pg__result_err(c->c, res, "used_bytes");
+	else
+		*used = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return e;
+}

@@ -38,6 +38,8 @@ int store_pg_write_direct(struct store *st, store_write_fn fn, void *arg);
 /* Runs the batch: sets every job's result. */
 void store_pg_batch(struct store *st, struct store_job *jobs);
 int store_pg_stats(struct store *st, struct store_stats *out);
+/* pg_database_size of the store's database. */
+int store_pg_used_bytes(struct store *st, uint64_t *used);
 
 /* The data API (store.h) on PostgreSQL, same contracts. */
 int store_pg_domain_get(struct store_read *r, const char *name,

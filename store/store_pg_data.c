@@ -14,6 +14,7 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/store_body.h"
 #include "store/store_pg.h"
 #include "store/store_rec.h"
 
@@ -411,8 +412,7 @@ int store_pg_body_attach(struct store_write *w, const void *body, size_t len,
 			 uint64_t *shared, uint64_t *id_out)
 {
 	struct pg_args a = { 0 };
-	uint32_t nchunks = (uint32_t)((len + STORE_CHUNK_SIZE - 1) /
-				      STORE_CHUNK_SIZE);
+	uint32_t nchunks = store__body_nchunks(len);
 	PGresult *res;
 	uint64_t id;
 	int e;
@@ -575,29 +575,6 @@ int store_pg_msg_each(struct store_read *r, uint64_t account_id,
 	return e;
 }
 
-static bool store_pg__uidl_ok(const char *u)
-{
-	size_t n = strlen(u);
-
-	if (n == 0 || n > STORE_UIDL_MAX)
-		return false;
-	for (; *u; u++)
-		if (*u < 0x21 || *u > 0x7e)
-			return false;
-	return true;
-}
-
-static bool store_pg__has_blank_line(const char *p, size_t len)
-{
-	const char *end = p + len, *lf;
-
-	for (; p < end && (lf = memchr(p, '\n', (size_t)(end - p)));
-	     p = lf + 1)
-		if (lf == p || (lf == p + 1 && *p == '\r'))
-			return true;
-	return false;
-}
-
 static int store_pg__msg_put(struct store_write *w, enum pg_stmt s,
 			     uint64_t account_id, const struct store_msg *m)
 {
@@ -633,7 +610,7 @@ int store_pg_msg_add(struct store_write *w, uint64_t account_id,
 		return e;
 	rec.uid = acct.next_uid;
 	if (m->uidl && *m->uidl) {
-		if (!store_pg__uidl_ok(m->uidl))
+		if (!store__uidl_ok(m->uidl))
 			return -EINVAL;
 		snprintf(rec.uidl, sizeof(rec.uidl), "%s", m->uidl);
 	} else {
@@ -653,13 +630,12 @@ int store_pg_msg_add(struct store_write *w, uint64_t account_id,
 		return e;
 	rec.folder = m->folder;
 	rec.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
-	if (!store_pg__has_blank_line(m->body, m->len))
+	if (!store__has_blank_line(m->body, m->len))
 		rec.flags |= STORE_MSG_NO_BLANK_LINE;
 	rec.internal_date = m->internal_date ? m->internal_date
 					     : store_pg__now();
 	rec.size = m->len;
-	rec.nchunks = (uint32_t)((m->len + STORE_CHUNK_SIZE - 1) /
-				 STORE_CHUNK_SIZE);
+	rec.nchunks = store__body_nchunks(m->len);
 	if ((e = store_pg_body_attach(w, m->body, m->len, m->shared,
 				      &rec.body_id)) ||
 	    (e = store_pg__msg_put(w, PS_MSG_INS, account_id, &rec)))
@@ -819,8 +795,7 @@ int store_pg_queue_add(struct store_write *w, struct store_queue_entry *e,
 	if ((rc = store_pg__next(PGW(w), PS_Q_NEXT, &e->id)))
 		return rc;
 	e->size = len;
-	e->nchunks = (uint32_t)((len + STORE_CHUNK_SIZE - 1) /
-				STORE_CHUNK_SIZE);
+	e->nchunks = store__body_nchunks(len);
 	if (!e->created)
 		e->created = store_pg__now();
 	if ((rc = store_pg_body_attach(w, body, len, &e->body_id,
