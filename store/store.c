@@ -428,6 +428,19 @@ int store_open_cfg(const struct postern_config *cfg, unsigned flags,
 			  err, errlen);
 }
 
+int store_lease_take(struct store *st, uint64_t account_id)
+{
+	REQUIRE(st);
+	return STORE_ON_PG(st) ? store_pg_lease(st, account_id, true) : 0;
+}
+
+void store_lease_release(struct store *st, uint64_t account_id)
+{
+	REQUIRE(st);
+	if (STORE_ON_PG(st))
+		store_pg_lease(st, account_id, false);
+}
+
 bool store_is_pg(const struct store *st)
 {
 	REQUIRE(st);

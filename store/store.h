@@ -526,6 +526,18 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 int store_sender_each(struct store_read *r, uint64_t account_id,
 		      int (*fn)(const char *address, void *arg), void *arg);
 
+/* ---- state shared between nodes ---- */
+
+/* The POP3 mailbox lease behind [IN-USE], for processes on several
+ * machines that share one store. PostgreSQL: a session-level advisory lock
+ * on the calling thread's connection, so the thread that takes it must be
+ * the one that gives it back, and a node that dies (its connections
+ * gone) holds nothing. -PST_EBUSY while another connection holds it, or a
+ * store error. LMDB (one postern-pop3d per store, the lock file): 0 and
+ * nothing done. */
+int store_lease_take(struct store *st, uint64_t account_id);
+void store_lease_release(struct store *st, uint64_t account_id);
+
 /* ---- addresses ---- */
 
 /* "Local@Example.COM" -> "local@example.com": validates the shape (local

@@ -619,3 +619,28 @@ int store_pg_used_bytes(struct store *st, uint64_t *used)
 	PQclear(res);
 	return e;
 }
+
+/* Advisory lock keys of POP3 leases: the account id with bit 62 set, apart
+ * from pg_schema's key. */
+#define PG_LEASE_KEY(id) ((long long)((1ULL << 62) | ((id) & ((1ULL << 62) - 1))))
+
+int store_pg_lease(struct store *st, uint64_t account_id, bool take)
+{
+	struct pg_conn *c = store_pg__conn(st);
+	char sql[96];
+	PGresult *res;
+	int e = 0;
+
+	if (!c)
+		return -EIO;
+	snprintf(sql, sizeof(sql), "SELECT %s(%lld)",
+		 take ? "pg_try_advisory_lock" : "pg_advisory_unlock",
+		 PG_LEASE_KEY(account_id));
+	res = PQexec(c->c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		e = store_pg__result_err(c->c, res, "lease");
+	else if (take && strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		e = -PST_EBUSY;
+	PQclear(res);
+	return e;
+}

@@ -38,6 +38,8 @@ int store_pg_write_direct(struct store *st, store_write_fn fn, void *arg);
 /* Runs the batch: sets every job's result. */
 void store_pg_batch(struct store *st, struct store_job *jobs);
 int store_pg_stats(struct store *st, struct store_stats *out);
+/* store_lease_take (take) or store_lease_release. */
+int store_pg_lease(struct store *st, uint64_t account_id, bool take);
 /* pg_database_size of the store's database. */
 int store_pg_used_bytes(struct store *st, uint64_t *used);
 

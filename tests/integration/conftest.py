@@ -167,7 +167,8 @@ def pg_store(cfg):
     """With POSTERN_TEST_PG_DSN (a stop-gap until the test run's own
     PostgreSQL fixture): the store is a fresh database named after the
     store path, so daemons sharing a path share a database."""
-    if not PG_DSN or cfg["store"].get("backend") == "lmdb":
+    if not PG_DSN or cfg["store"].get("backend") == "lmdb" or \
+            cfg["store"].get("dsn"):
         return
     import hashlib
     db = "t_" + hashlib.sha1(cfg["store"]["path"].encode()).hexdigest()[:20]
