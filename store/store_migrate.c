@@ -272,7 +272,7 @@ static int mig__pg_page(struct store_read *r, enum mig_table t,
 			      NULL, 1);
 	if (PQresultStatus(p->res) != PGRES_TUPLES_OK) {
 		log_event(LOGL_ERR, 0, "store_pg_error", "what=migrate "
-			  "error=\"%s\"", PQerrorMessage(c));
+			  "error=\"%s\"", store_pg__errmsg(c));
 		return -EIO;
 	}
 	for (int i = 0; i < PQntuples(p->res); i++) {
@@ -343,7 +343,7 @@ static int mig__sql(struct pg_conn *c, const char *sql, const char *types,
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	    PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_event(LOGL_ERR, 0, "store_pg_error", "what=migrate "
-			  "error=\"%s\"", PQerrorMessage(c->c));
+			  "error=\"%s\"", store_pg__errmsg(c->c));
 		e = -EIO;
 	}
 	PQclear(res);

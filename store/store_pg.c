@@ -252,6 +252,15 @@ static void store_pg__unkeep(struct store_read *r)
 	}
 }
 
+const char *store_pg__errmsg(PGconn *c)
+{
+	static _Thread_local char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", PQerrorMessage(c));
+	buf[strcspn(buf, "\r\n\"")] = '\0';
+	return buf;
+}
+
 static int store_pg__result_err(PGconn *c, PGresult *res, const char *what)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
@@ -263,8 +272,7 @@ static int store_pg__result_err(PGconn *c, PGresult *res, const char *what)
 		      strcmp(state, "40P01") == 0))
 		return -EAGAIN;
 	log_event(LOGL_ERR, 0, "store_pg_error", "what=%s state=%s error=\"%s\"",
-		  what, state ? state : "-", strtok(PQerrorMessage(c), "\n")
-		  ? PQerrorMessage(c) : "");
+		  what, state ? state : "-", store_pg__errmsg(c));
 	return -EIO;
 }
 
@@ -335,8 +343,7 @@ static PGconn *store_pg__connect(const char *dsn, char *err, size_t errlen)
 
 	if (PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "postgresql: %s",
-			 strtok(PQerrorMessage(c), "\n") ? PQerrorMessage(c)
-							 : "cannot connect");
+			 store_pg__errmsg(c));
 		PQfinish(c);
 		return NULL;
 	}
@@ -345,7 +352,7 @@ static PGconn *store_pg__connect(const char *dsn, char *err, size_t errlen)
 	res = PQexec(c, "SET synchronous_commit = on; SET client_encoding = "
 		     "'SQL_ASCII'; SET client_min_messages = warning");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+		snprintf(err, errlen, "postgresql: %s", store_pg__errmsg(c));
 		PQclear(res);
 		PQfinish(c);
 		return NULL;
@@ -372,7 +379,7 @@ static struct pg_conn *store_pg__conn(struct store *st)
 			return c;
 		}
 		log_event(LOGL_ERR, 0, "store_pg_error", "what=reconnect "
-			  "error=\"%s\"", PQerrorMessage(c->c));
+			  "error=\"%s\"", store_pg__errmsg(c->c));
 		return NULL;
 	}
 	if (!(c = calloc(1, sizeof(*c))))
@@ -406,7 +413,7 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 		res = PQexec(c, pg_schema);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			snprintf(err, errlen, "postgresql: cannot create the "
-				 "schema: %s", PQerrorMessage(c));
+				 "schema: %s", store_pg__errmsg(c));
 			PQclear(res);
 			res = PQexec(c, "ROLLBACK");
 			PQclear(res);
@@ -416,7 +423,7 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 		res = PQexec(c, "COMMIT");
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			snprintf(err, errlen, "postgresql: %s",
-				 PQerrorMessage(c));
+				 store_pg__errmsg(c));
 			e = -EIO;
 		}
 		PQclear(res);

@@ -180,6 +180,8 @@ void store_pg__bin(struct pg_args *a, const void *p, size_t n);
  * violation, -EAGAIN for a serialization failure, -EIO otherwise. */
 int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
 		   PGresult **res);
+/* libpq's last message, its first line (a per-thread buffer). */
+const char *store_pg__errmsg(PGconn *c);
 /* Rows a command changed. */
 unsigned store_pg__changed(PGresult *res);
 uint64_t store_pg__get_u64(const PGresult *res, int row, int col);

@@ -916,7 +916,7 @@ static int store_pg__check_rows(struct pg_conn *c, const char *sql,
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_event(LOGL_ERR, 0, "store_pg_error", "what=check "
-			  "error=\"%s\"", PQerrorMessage(c->c));
+			  "error=\"%s\"", store_pg__errmsg(c->c));
 		e = -EIO;
 	}
 	for (int i = 0; !e && i < PQntuples(res); i++) {
@@ -928,12 +928,26 @@ static int store_pg__check_rows(struct pg_conn *c, const char *sql,
 	return e;
 }
 
+struct pg_check {
+	struct store_read *r;
+	struct store_check *out;
+	void (*problem)(const char *what, void *arg);
+	void *arg;
+};
+
+static void store_pg__problem(struct pg_check *x, const char *what)
+{
+	x->out->problems++;
+	if (x->problem)
+		x->problem(what, x->arg);
+}
+
 /* Usage is kept by every add and delete; this is where drift shows. */
 static int store_pg__check_usage(const struct store_account *a, void *arg)
 {
-	struct store_read *r = ((void **)arg)[0];
-	struct store_check *out = ((void **)arg)[1];
-	void (*problem)(const char *, void *) = ((void **)arg)[2];
+	struct pg_check *x = arg;
+	struct store_read *r = x->r;
+	struct store_check *out = x->out;
 	char buf[256];
 	PGresult *res;
 	struct pg_args q = { 0 };
@@ -957,9 +971,7 @@ static int store_pg__check_usage(const struct store_account *a, void *arg)
 					 "%llu: uid not below the account's "
 					 "next uid", a->address,
 					 (unsigned long long)m.uid);
-				out->problems++;
-				if (problem)
-					problem(buf, ((void **)arg)[3]);
+				store_pg__problem(x, buf);
 			}
 		}
 	}
@@ -969,9 +981,7 @@ static int store_pg__check_usage(const struct store_account *a, void *arg)
 			 "its messages take %llu", a->address,
 			 (unsigned long long)a->usage,
 			 (unsigned long long)sum);
-		out->problems++;
-		if (problem)
-			problem(buf, ((void **)arg)[3]);
+		store_pg__problem(x, buf);
 	}
 	return 0;
 }
@@ -981,7 +991,7 @@ int store_pg_check(struct store_read *r,
 		   struct store_check *out)
 {
 	struct store_check c = { 0 };
-	void *ctx[4] = { r, &c, (void *)problem, arg };
+	struct pg_check ctx = { r, &c, problem, arg };
 	PGresult *res;
 	int e;
 
@@ -1035,7 +1045,7 @@ int store_pg_check(struct store_read *r,
 		e = store_pg__check_rows(PGC(r), pg_check_sql[i], problem, arg,
 					 &c);
 	if (!e)
-		e = store_pg_account_each(r, NULL, store_pg__check_usage, ctx);
+		e = store_pg_account_each(r, NULL, store_pg__check_usage, &ctx);
 	PQclear(PQexec(PGC(r)->c, "ROLLBACK"));
 	if (!e)
 		*out = c;
