@@ -714,7 +714,7 @@ uint64_t store_read_msgs(const struct store_read *r)
 	return r->msgs_read;
 }
 
-bool store__uidl_ok(const char *u)
+static bool store__uidl_ok(const char *u)
 {
 	size_t n = strlen(u);
 
@@ -730,7 +730,7 @@ bool store__uidl_ok(const char *u)
 /* The rule of STORE_MSG_NO_BLANK_LINE (and of pop3d's TOP): a blank line
  * has nothing, or a lone CR, before its LF. Scans the header only, unless
  * there is no blank line. */
-bool store__has_blank_line(const char *p, size_t len)
+static bool store__has_blank_line(const char *p, size_t len)
 {
 	const char *end = p + len, *lf;
 
@@ -739,6 +739,45 @@ bool store__has_blank_line(const char *p, size_t len)
 		if (lf == p || (lf == p + 1 && *p == '\r'))
 			return true;
 	return false;
+}
+
+/* What store_msg_add decides before it writes, for both backends: the
+ * account (its quota checked when asked), the message's record but its
+ * body id. */
+int store__msg_prepare(struct store_write *w, uint64_t account_id,
+		       const struct store_msg_in *m, struct store_account *a,
+		       struct store_msg *rec)
+{
+	int e;
+
+	memset(rec, 0, sizeof(*rec));
+	if (m->folder >= STORE_FOLDER_N)
+		return -EINVAL;
+	if ((e = store_account_get_by_id(&w->reader, account_id, a)))
+		return e;
+	if (m->check_quota &&
+	    (e = store_quota_check(&w->reader, a, m->len)))
+		return e;
+	rec->uid = a->next_uid;
+	if (m->uidl && *m->uidl) {
+		if (!store__uidl_ok(m->uidl))
+			return -EINVAL;
+		snprintf(rec->uidl, sizeof(rec->uidl), "%s", m->uidl);
+	} else {
+		/* Account ids and uids are never reused, so neither is this. */
+		snprintf(rec->uidl, sizeof(rec->uidl), "%llx.%llx",
+			 (unsigned long long)account_id,
+			 (unsigned long long)rec->uid);
+	}
+	rec->folder = m->folder;
+	rec->flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
+	if (!store__has_blank_line(m->body, m->len))
+		rec->flags |= STORE_MSG_NO_BLANK_LINE;
+	rec->internal_date = m->internal_date ? m->internal_date
+					      : store__now_s();
+	rec->size = m->len;
+	rec->nchunks = store__body_nchunks(m->len);
+	return 0;
 }
 
 int store_msg_add(struct store_write *w, uint64_t account_id,
@@ -755,24 +794,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 
 	/* uid_out and m->uidl may be NULL; the body is read m->len bytes. */
 	REQUIRE(STORE_WRITE_OK(w) && m && (m->body || m->len == 0));
-	if (m->folder >= STORE_FOLDER_N)
-		return -EINVAL;
-	if ((e = store_account_get_by_id(&w->reader, account_id, &a)))
+	if ((e = store__msg_prepare(w, account_id, m, &a, &rec)))
 		return e;
-	if (m->check_quota &&
-	    (e = store_quota_check(&w->reader, &a, m->len)))
-		return e;
-	rec.uid = a.next_uid;
-	if (m->uidl && *m->uidl) {
-		if (!store__uidl_ok(m->uidl))
-			return -EINVAL;
-		snprintf(rec.uidl, sizeof(rec.uidl), "%s", m->uidl);
-	} else {
-		/* Account ids and uids are never reused, so neither is this. */
-		snprintf(rec.uidl, sizeof(rec.uidl), "%llx.%llx",
-			 (unsigned long long)account_id,
-			 (unsigned long long)rec.uid);
-	}
 	store__uidl_key(&k, account_id, rec.uidl);
 	e = store__get_u64(&w->reader, DB_UIDLS, store__key_val(&k), &existing);
 	if (e == 0)
@@ -781,13 +804,6 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		return e;
 	if ((e = store__put_u64(w, DB_UIDLS, store__key_val(&k), rec.uid, 0)))
 		return e;
-	rec.folder = m->folder;
-	rec.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
-	if (!store__has_blank_line(m->body, m->len))
-		rec.flags |= STORE_MSG_NO_BLANK_LINE;
-	rec.internal_date = m->internal_date ? m->internal_date : store__now_s();
-	rec.size = m->len;
-	rec.nchunks = store__body_nchunks(m->len);
 	if ((e = store__body_attach(w, m->body, m->len, m->shared,
 				    &rec.body_id)))
 		return e;

@@ -79,10 +79,11 @@ MDB_val store__val(const void *p, size_t n);
  * a fatal write error. Returns an LMDB code. */
 int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
 		     MDB_txn **txn);
-/* RFC 1939's UIDL: 1-70 characters in 0x21-0x7E (store_data.c). */
-bool store__uidl_ok(const char *u);
-/* The rule of STORE_MSG_NO_BLANK_LINE (store_data.c). */
-bool store__has_blank_line(const char *p, size_t len);
+/* store_msg_add's checks and the new message's record (but its body id),
+ * shared by both backends (store_data.c). */
+int store__msg_prepare(struct store_write *w, uint64_t account_id,
+		       const struct store_msg_in *m, struct store_account *a,
+		       struct store_msg *rec);
 /* Drops an account's web state (store_web.c), if any: part of
  * store_account_del. */
 int store__web_del(struct store_write *w, uint64_t account_id);

@@ -595,29 +595,14 @@ int store_pg_msg_add(struct store_write *w, uint64_t account_id,
 		     const struct store_msg_in *m, uint64_t *uid_out)
 {
 	struct store_account acct;
-	struct store_msg rec = { 0 };
+	struct store_msg rec;
 	struct pg_args a = { 0 };
 	PGresult *res;
 	int e;
 
 	REQUIRE(m && (m->body || m->len == 0));
-	if (m->folder >= STORE_FOLDER_N)
-		return -EINVAL;
-	if ((e = store_pg_account_get_by_id(&w->reader, account_id, &acct)))
+	if ((e = store__msg_prepare(w, account_id, m, &acct, &rec)))
 		return e;
-	if (m->check_quota &&
-	    (e = store_quota_check(&w->reader, &acct, m->len)))
-		return e;
-	rec.uid = acct.next_uid;
-	if (m->uidl && *m->uidl) {
-		if (!store__uidl_ok(m->uidl))
-			return -EINVAL;
-		snprintf(rec.uidl, sizeof(rec.uidl), "%s", m->uidl);
-	} else {
-		snprintf(rec.uidl, sizeof(rec.uidl), "%llx.%llx",
-			 (unsigned long long)account_id,
-			 (unsigned long long)rec.uid);
-	}
 	/* The UIDL index keeps every UIDL ever used: never reused. */
 	store_pg__u64(&a, account_id);
 	store_pg__str(&a, rec.uidl);
@@ -628,14 +613,6 @@ int store_pg_msg_add(struct store_write *w, uint64_t account_id,
 	PQclear(res);
 	if (e)
 		return e;
-	rec.folder = m->folder;
-	rec.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
-	if (!store__has_blank_line(m->body, m->len))
-		rec.flags |= STORE_MSG_NO_BLANK_LINE;
-	rec.internal_date = m->internal_date ? m->internal_date
-					     : store_pg__now();
-	rec.size = m->len;
-	rec.nchunks = store__body_nchunks(m->len);
 	if ((e = store_pg_body_attach(w, m->body, m->len, m->shared,
 				      &rec.body_id)) ||
 	    (e = store_pg__msg_put(w, PS_MSG_INS, account_id, &rec)))
