@@ -276,39 +276,86 @@ static int store_pg__result_err(PGconn *c, PGresult *res, const char *what)
 	return -EIO;
 }
 
-int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
-		   PGresult **out)
+/* Every connection's settings, again after a reset: a 250 and a +OK are
+ * given after a durable commit, whatever the server's default; strings as
+ * the store keeps them (bytes); no NOTICE lines on the CLI's stderr. */
+static bool store_pg__setup(PGconn *c)
 {
-	static const struct pg_args none;
-	char name[8];
-	PGresult *res;
-	ExecStatusType st;
+	PGresult *res = PQexec(c, "SET synchronous_commit = on; SET "
+			       "client_encoding = 'SQL_ASCII'; SET "
+			       "client_min_messages = warning");
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
-	REQUIRE(c && s < PS_N);
-	if (!a)
-		a = &none;
-	snprintf(name, sizeof(name), "s%d", (int)s);
+	PQclear(res);
+	return ok;
+}
+
+/* The server dropped c (a restart, a failover): connect again. */
+static bool store_pg__reset(struct pg_conn *c)
+{
+	PQreset(c->c);
+	memset(c->prepared, 0, sizeof(c->prepared));
+	if (PQstatus(c->c) == CONNECTION_OK && store_pg__setup(c->c)) {
+		log_event(LOGL_WARN, 0, "store_pg_reconnected", "%s", "");
+		return true;
+	}
+	log_event(LOGL_ERR, 0, "store_pg_error", "what=reconnect "
+		  "error=\"%s\"", store_pg__errmsg(c->c));
+	return false;
+}
+
+/* One attempt: prepare s on c if it is not yet, then run it. */
+static PGresult *store_pg__exec_once(struct pg_conn *c, enum pg_stmt s,
+				     const struct pg_args *a, const char *name)
+{
 	if (!(c->prepared[s / 64] & (1ULL << (s % 64)))) {
 		Oid types[PG_ARGS_MAX];
 		int n = (int)strlen(pg_stmts[s].types);
+		PGresult *res;
 
 		for (int i = 0; i < n; i++)
 			types[i] = pg_stmts[s].types[i] == 'L' ? 20
 				 : pg_stmts[s].types[i] == 'I' ? 23
 				 : pg_stmts[s].types[i] == 't' ? 25 : 17;
 		res = PQprepare(c->c, name, pg_stmts[s].sql, n, types);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			int e = store_pg__result_err(c->c, res, "prepare");
-
-			PQclear(res);
-			return e;
-		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
 		PQclear(res);
 		c->prepared[s / 64] |= 1ULL << (s % 64);
 	}
-	res = PQexecPrepared(c->c, name, a->n, a->v, a->len, a->fmt, 1);
-	st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+	return PQexecPrepared(c->c, name, a->n, a->v, a->len, a->fmt, 1);
+}
+
+static bool store_pg__ok(PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
+		   PGresult **out)
+{
+	static const struct pg_args none;
+	char name[8];
+	PGresult *res;
+	bool idle;
+
+	REQUIRE(c && s < PS_N);
+	if (!a)
+		a = &none;
+	snprintf(name, sizeof(name), "s%d", (int)s);
+	/* Outside a transaction (a read) a connection the server dropped
+	 * (a restart, a failover) is made again and the statement run once
+	 * more; inside one, the transaction is lost and the caller fails. */
+	idle = PQtransactionStatus(c->c) == PQTRANS_IDLE;
+	res = store_pg__exec_once(c, s, a, name);
+	if (!store_pg__ok(res) && idle && PQstatus(c->c) == CONNECTION_BAD &&
+	    store_pg__reset(c)) {
+		PQclear(res);
+		res = store_pg__exec_once(c, s, a, name);
+	}
+	if (!store_pg__ok(res)) {
 		int e = store_pg__result_err(c->c, res, name);
 
 		PQclear(res);
@@ -339,7 +386,6 @@ static int store_pg__cmd(struct pg_conn *c, const char *sql)
 static PGconn *store_pg__connect(const char *dsn, char *err, size_t errlen)
 {
 	PGconn *c = PQconnectdb(dsn);
-	PGresult *res;
 
 	if (PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "postgresql: %s",
@@ -347,17 +393,11 @@ static PGconn *store_pg__connect(const char *dsn, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
-	/* A 250 and a +OK are given after a durable commit, whatever the
-	 * server's default; times and strings as the store keeps them. */
-	res = PQexec(c, "SET synchronous_commit = on; SET client_encoding = "
-		     "'SQL_ASCII'; SET client_min_messages = warning");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (!store_pg__setup(c)) {
 		snprintf(err, errlen, "postgresql: %s", store_pg__errmsg(c));
-		PQclear(res);
 		PQfinish(c);
 		return NULL;
 	}
-	PQclear(res);
 	return c;
 }
 
@@ -371,17 +411,8 @@ static struct pg_conn *store_pg__conn(struct store *st)
 
 	if (c && PQstatus(c->c) == CONNECTION_OK)
 		return c;
-	if (c) {
-		PQreset(c->c);
-		memset(c->prepared, 0, sizeof(c->prepared));
-		if (PQstatus(c->c) == CONNECTION_OK) {
-			log_event(LOGL_WARN, 0, "store_pg_reconnected", "%s", "");
-			return c;
-		}
-		log_event(LOGL_ERR, 0, "store_pg_error", "what=reconnect "
-			  "error=\"%s\"", store_pg__errmsg(c->c));
-		return NULL;
-	}
+	if (c)
+		return store_pg__reset(c) ? c : NULL;
 	if (!(c = calloc(1, sizeof(*c))))
 		return NULL;
 	if (!(c->c = store_pg__connect(pg->dsn, err, sizeof(err)))) {
@@ -528,7 +559,10 @@ int store_pg_write_direct(struct store *st, store_write_fn fn, void *arg)
 
 	if (!c)
 		return -EIO;
-	if ((r = store_pg__cmd(c, "BEGIN")))
+	if ((r = store_pg__cmd(c, "BEGIN")) && PQstatus(c->c) == CONNECTION_BAD &&
+	    store_pg__reset(c))
+		r = store_pg__cmd(c, "BEGIN");
+	if (r)
 		return r;
 	r = store_pg__run(st, c, fn, arg);
 	if (r)
@@ -545,6 +579,10 @@ void store_pg_batch(struct store *st, struct store_job *jobs)
 	unsigned n = 0;
 	int rc = c ? store_pg__cmd(c, "BEGIN") : -EIO;
 
+	/* A connection the server dropped since the last batch: nothing is
+	 * lost yet, so connect again and begin once more. */
+	if (rc && c && PQstatus(c->c) == CONNECTION_BAD && store_pg__reset(c))
+		rc = store_pg__cmd(c, "BEGIN");
 	for (struct store_job *j = jobs; j; j = j->next) {
 		n++;
 		if (rc || (!one && (rc = store_pg__cmd(c, "SAVEPOINT j")))) {
