@@ -151,9 +151,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "submitd", "relay", CFG_STR, F(submitd.relay), "", 0, 0, NULL,
 	  "Smarthost (host:port) for mail to other domains. Empty: local only." },
 	{ "submitd", "relay_tls", CFG_ENUM, F(submitd.relay_tls), "required", 0, 0,
-	  "required|opportunistic|none",
+	  "required|opportunistic|none|implicit",
 	  "TLS towards the relay: required (STARTTLS and a certificate that\n"
-	  "verifies), opportunistic, or none (a relay on loopback)." },
+	  "verifies), opportunistic (STARTTLS when offered, not verified),\n"
+	  "none (a relay on loopback), or implicit (TLS from the first octet,\n"
+	  "as on port 465, with a certificate that verifies)." },
 	{ "submitd", "relay_ca", CFG_STR, F(submitd.relay_ca), "", 0, 0, NULL,
 	  "CA file to verify the relay's certificate; empty: the system's." },
 	{ "submitd", "relay_user", CFG_STR, F(submitd.relay_user), "", 0, 0,
@@ -163,6 +165,14 @@ static const struct cfg_key cfg_keys[] = {
 	  "service user only)." },
 	{ "submitd", "relay_timeout", CFG_DURATION, F(submitd.relay_timeout),
 	  "60s", 1, 3600 * SEC, NULL, "Wait this long for each relay reply." },
+	{ "submitd", "relay_concurrency", CFG_UINT, F(submitd.relay_concurrency),
+	  "4", 1, 100, NULL,
+	  "Connections to the relay at once, each delivering one message at a\n"
+	  "time." },
+	{ "submitd", "relay_reuse_time", CFG_DURATION, F(submitd.relay_reuse_time),
+	  "2s", 0, 300 * SEC, NULL,
+	  "Keep a connection to the relay open this long after a message for\n"
+	  "the next one that falls due; 0: a connection per message." },
 	{ "submitd", "queue_retry", CFG_DURATION, F(submitd.queue_retry), "1m", 1,
 	  24 * 3600 * SEC, NULL,
 	  "First retry after a temporary failure; doubles each time." },
@@ -310,12 +320,28 @@ static const struct cfg_key cfg_keys[] = {
 	{ "webd", "sessions_max", CFG_UINT, F(webd.sessions_max), "10000", 16,
 	  1000000, NULL,
 	  "Account-page sessions held in memory (signed in or not yet); when\n"
-	  "full, the oldest session not signed in is dropped first." },
+	  "full, a new sign-in form replaces the oldest one not used, never a\n"
+	  "session signed in or at the code step." },
 	{ "webd", "code_failures_max", CFG_UINT, F(webd.code_failures_max), "5",
 	  1, 100, NULL,
 	  "Wrong two-step codes from one address for one account before that\n"
 	  "address is refused for the account ([auth] throttle_window); each\n"
 	  "wrong code also waits as a wrong password does." },
+	{ "webd", "code_failures_account_max", CFG_UINT,
+	  F(webd.code_failures_account_max), "10", 1, 1000, NULL,
+	  "Wrong two-step codes for one account, from all addresses together,\n"
+	  "before code sign-in for that account is refused ([auth]\n"
+	  "throttle_window). Whoever guesses codes already has the password." },
+	{ "webd", "signin_sessions_per_address", CFG_UINT,
+	  F(webd.signin_sessions_per_address), "32", 1, 1000000, NULL,
+	  "Account-page sessions not yet signed in (sign-in forms) held for\n"
+	  "one client address (an IPv6 /64) at once; beyond it the sign-in\n"
+	  "page asks to wait." },
+	{ "webd", "password_checks_max", CFG_UINT, F(webd.password_checks_max),
+	  "2", 1, 256, NULL,
+	  "Passwords checked (argon2) at once on the account page's HTTP\n"
+	  "threads (password change, two-step on and off; sign-in is checked\n"
+	  "on the [auth] workers); one more is answered 503 with Retry-After." },
 	{ "limits", "max_connections", CFG_UINT, F(limits.max_connections),
 	  "1000", 1, 1000000, NULL, "Connections per daemon at once." },
 	{ "limits", "max_connections_per_ip", CFG_UINT,

@@ -71,7 +71,7 @@ struct cfg_sock_perm {
 };
 
 enum cfg_relay_tls { CFG_RELAY_TLS_REQUIRED, CFG_RELAY_TLS_OPPORTUNISTIC,
-		     CFG_RELAY_TLS_NONE };
+		     CFG_RELAY_TLS_NONE, CFG_RELAY_TLS_IMPLICIT };
 enum cfg_bare_newline { CFG_BARE_NL_NORMALIZE, CFG_BARE_NL_REJECT };
 enum cfg_store_backend { CFG_STORE_LMDB, CFG_STORE_POSTGRESQL };
 
@@ -119,6 +119,7 @@ struct postern_config {
 		bool plain_auth_loopback;
 		char relay_user[256], relay_password[256], relay_ca[PATH_MAX];
 		uint64_t relay_timeout, queue_retry, queue_retry_max;
+		uint64_t relay_concurrency, relay_reuse_time;
 		uint64_t queue_lifetime;
 		uint64_t delay_warning;         /* DSN "delayed"; 0: never */
 	} submitd;
@@ -137,6 +138,8 @@ struct postern_config {
 		/* the account page (#16) */
 		uint64_t session_idle, session_lifetime, sessions_max;
 		uint64_t code_failures_max;
+		uint64_t code_failures_account_max, signin_sessions_per_address;
+		uint64_t password_checks_max;
 	} webd;
 	struct {
 		uint64_t argon2_memory, argon2_time, argon2_lanes;

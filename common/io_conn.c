@@ -47,6 +47,7 @@ struct io_conn {
 		uv_pipe_t pipe;
 	} u;
 	uv_timer_t timer;
+	uv_connect_t connect_req;      /* client mode */
 	int open_handles;
 
 	struct io_worker *w;
@@ -92,7 +93,7 @@ struct io_conn {
 
 	uint64_t deadline[IO_TIMEOUT_N];   /* uv_now() ms; 0: none */
 	bool started, reading, paused, in_process, closing, eof, want_drained;
-	bool registered, logged_in;
+	bool registered, logged_in, client;
 	/* Metrics: the listener counted in (index + 1; 0: not counted) and
 	 * how the session ended (the first reason that is not ok). */
 	uint8_t mlsn, end;
@@ -131,6 +132,11 @@ static uint64_t io__next_id(void)
 {
 	pthread_once(&io__id_once, io__id_seed);
 	return atomic_fetch_add(&io__id_counter, 1) + 1;
+}
+
+uint64_t io_new_id(void)
+{
+	return io__next_id();
 }
 
 /* Every exported function starts with IO_ON_LOOP (io_conn.h). */
@@ -786,6 +792,7 @@ static int io__fill(struct io_conn *c)
 	size_t rx_before = c->rx_off;
 
 	for (;;) {
+		size_t rx_prev = c->rx_off;
 		ssize_t r = gnutls_record_recv(c->tls, tail, space);
 
 		if (r > 0) {
@@ -805,6 +812,12 @@ static int io__fill(struct io_conn *c)
 			 * and a command finishes it.) */
 			if (c->rx_off != rx_before)
 				c->tls_partial = true;
+			/* A whole record without text (a TLS 1.3
+			 * NewSessionTicket, which a server sends to us as a
+			 * client) with more records behind it in rx: go on,
+			 * or reading would stay stopped with them held. */
+			if (c->rx_off != rx_prev && c->rx_off < c->rx_len)
+				continue;
 			return 0;
 		}
 		if (r == 0)
@@ -931,9 +944,20 @@ static void io__handshake(struct io_conn *c)
 		return;
 	if (r < 0) {
 		io__end(c, MV_SESSION_RESULT_TLS_FAILED);
-		metrics_inc(MS_TLS_FAILURES);
+		if (!c->client)      /* the metric counts clients' handshakes */
+			metrics_inc(MS_TLS_FAILURES);
 		log_event(LOGL_INFO, c->id, "tls_handshake_failed",
 			  "peer=%s error=\"%s\"", c->peer, gnutls_strerror(r));
+		if (c->client && c->ops->on_error) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "%s%s%s", gnutls_strerror(r),
+				 r == GNUTLS_E_FATAL_ALERT_RECEIVED ? ": " : "",
+				 r == GNUTLS_E_FATAL_ALERT_RECEIVED
+				 ? gnutls_alert_get_name(gnutls_alert_get(c->tls))
+				 : "");
+			c->ops->on_error(c->sess, why);
+		}
 		/* Tell the client why (e.g. no shared cipher) rather than
 		 * just hanging up; the close waits for the alert to go out. */
 		gnutls_alert_send_appropriate(c->tls, r);
@@ -1091,22 +1115,20 @@ static void io__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- setup ---- */
 
-/* A connection for a stream the server socket has, with its peer address;
- * no slot yet. On failure it is closing (freed by the loop). */
-static int io__create(struct io_worker *w, uv_stream_t *server, bool is_unix,
-		      const struct io_limits *lim, struct io_conn **out)
+/* A connection with its handles, on w's list; no socket yet. */
+static struct io_conn *io__new(struct io_worker *w, const struct io_limits *lim,
+			       bool is_unix)
 {
-	struct io_conn *c;
+	struct io_conn *c = calloc(1, sizeof(*c));
 	int r;
 
-	c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	size_t cap = lim->line_max > lim->data_line_max ? lim->line_max
 							: lim->data_line_max;
 	if (linebuf_init(&c->lb, cap)) {
 		free(c);
-		return -ENOMEM;
+		return NULL;
 	}
 	r = is_unix ? uv_pipe_init(w->loop, &c->u.pipe, 0)
 		    : uv_tcp_init(w->loop, &c->u.tcp);
@@ -1124,6 +1146,76 @@ static int io__create(struct io_worker *w, uv_stream_t *server, bool is_unix,
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
+	return c;
+}
+
+static void io__connect_cb(uv_connect_t *req, int status)
+{
+	struct io_conn *c = req->data;
+
+	if (status == UV_ECANCELED || c->closing)
+		return;     /* closed while connecting: on_close follows */
+	if (status == 0) {
+		int len = sizeof(c->peer_ss);
+
+		uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)&c->peer_ss,
+				   &len);
+		/* Our own batching decides what goes out together (the
+		 * pipelined group, the message's tail with its dot): no
+		 * Nagle delay on top of it. */
+		uv_tcp_nodelay(&c->u.tcp, 1);
+		io__describe_peer(c);
+		c->deadline[IO_TIMEOUT_HANDSHAKE] = 0;   /* the connect's */
+		status = io_conn_start(c, false);
+	}
+	c->ops->on_connected(c->sess, status);
+	if (status < 0)
+		io_conn_close(c);
+}
+
+int io_conn_connect(struct io_worker *w, const struct sockaddr *addr,
+		    const struct io_limits *lim, const struct io_conn_ops *ops,
+		    void *sess, struct io_conn **out)
+{
+	struct io_conn *c;
+	int r;
+
+	IO_ON_LOOP(w);
+	REQUIRE(ops && ops->on_connected);
+	c = io__new(w, lim, false);
+	if (!c)
+		return -ENOMEM;
+	c->client = true;
+	c->logged_in = true;     /* no login deadline for us */
+	memcpy(&c->peer_ss, addr, addr->sa_family == AF_INET6
+	       ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	io__describe_peer(c);
+	io_conn_bind(c, ops, sess);
+	c->connect_req.data = c;
+	r = uv_tcp_connect(&c->connect_req, &c->u.tcp, addr, io__connect_cb);
+	if (r < 0) {
+		c->ops = NULL;           /* the caller keeps sess */
+		c->closing = true;
+		io__close_handles(c);
+		return r;
+	}
+	/* The connect itself is bounded like a handshake. */
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(w->loop) + lim->handshake_ms;
+	io__arm_timer(c);
+	*out = c;
+	return 0;
+}
+
+/* A connection for a stream the server socket has, with its peer address;
+ * no slot yet. On failure it is closing (freed by the loop). */
+static int io__create(struct io_worker *w, uv_stream_t *server, bool is_unix,
+		      const struct io_limits *lim, struct io_conn **out)
+{
+	struct io_conn *c = io__new(w, lim, is_unix);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
 	r = uv_accept(server, &c->u.s);
 	if (r == 0 && !is_unix) {
 		int len = sizeof(c->peer_ss);
@@ -1242,6 +1334,18 @@ void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess)
 	c->sess = sess;
 }
 
+/* c->tls made: our pull/push over libuv, and the handshake deadline. */
+static void io__tls_transport(struct io_conn *c)
+{
+	gnutls_transport_set_ptr(c->tls, c);
+	gnutls_transport_set_vec_push_function(c->tls, io__tls_push);
+	gnutls_transport_set_pull_function(c->tls, io__tls_pull);
+	c->tls_state = IO_HANDSHAKE;
+	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(c->w->loop) +
+					    c->lim.handshake_ms;
+	io__arm_timer(c);
+}
+
 static int io__tls_begin(struct io_conn *c)
 {
 	int r;
@@ -1250,13 +1354,46 @@ static int io__tls_begin(struct io_conn *c)
 	r = tls_creds_session_new(c->creds, &c->tls);
 	if (r)
 		return r;
-	gnutls_transport_set_ptr(c->tls, c);
-	gnutls_transport_set_vec_push_function(c->tls, io__tls_push);
-	gnutls_transport_set_pull_function(c->tls, io__tls_pull);
-	c->tls_state = IO_HANDSHAKE;
-	c->deadline[IO_TIMEOUT_HANDSHAKE] = uv_now(c->w->loop) +
-					    c->lim.handshake_ms;
-	io__arm_timer(c);
+	io__tls_transport(c);
+	return 0;
+}
+
+int io_conn_tls_client(struct io_conn *c, gnutls_certificate_credentials_t ca,
+		       const char *host, bool verify)
+{
+	int r;
+
+	IO_ON_LOOP(c->w);
+	REQUIRE(c->client && ca && host);
+	if (c->tls_state != IO_PLAIN || c->closing)
+		return -EINVAL;
+	io_conn_flush(c);
+	/* Whatever the server sent after its go-ahead is not parsed. */
+	linebuf_clear(&c->lb);
+	c->rx_off = c->rx_len;
+	c->creds = tls_creds_acquire();
+	if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
+		c->tls = NULL;
+		io_conn_close(c);
+		return -ENOMEM;
+	}
+	/* One [tls] priority governs both directions. */
+	r = gnutls_priority_set(c->tls, tls_creds_priority(c->creds));
+	if (r >= 0)
+		r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ca);
+	if (r >= 0)
+		r = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, host,
+					   strlen(host));
+	if (r < 0) {
+		log_event(LOGL_ERR, c->id, "tls_client_setup", "error=\"%s\"",
+			  gnutls_strerror(r));
+		io_conn_close(c);
+		return -PST_ETLS;
+	}
+	if (verify)
+		gnutls_session_set_verify_cert(c->tls, host, 0);
+	io__tls_transport(c);
+	io__handshake(c);       /* the ClientHello goes out now */
 	return 0;
 }
 

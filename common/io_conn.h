@@ -63,6 +63,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <pthread.h>
+#include <gnutls/gnutls.h>
 #include <uv.h>
 
 #include "common/conn_limit.h"
@@ -91,6 +92,13 @@ struct io_conn_ops {
 	void (*on_timeout)(void *sess, enum io_timeout which);
 	/* Last call for this session: free it. */
 	void (*on_close)(void *sess);
+	/* Client mode only (io_conn_connect): the connection is up (status
+	 * 0; reading has started) or could not be made (a libuv error; the
+	 * connection closes after this returns). */
+	void (*on_connected)(void *sess, int status);
+	/* Client mode only: why the TLS handshake failed (GnuTLS's words and
+	 * the alert the server sent), just before the connection closes. */
+	void (*on_error)(void *sess, const char *why);
 };
 
 /* Limits a connection runs under; copied at creation. */
@@ -245,6 +253,27 @@ enum conn_verdict io_conn_admit(struct io_conn *c, struct conn_limit *limit);
 void io_conn_count_session(struct io_conn *c, unsigned listener);
 /* Close every connection of the worker (shutdown). */
 void io_worker_close_all(struct io_worker *w);
+
+/* Client side (the relay). A TCP connection to addr on w's loop, bound to
+ * ops/sess at once: on_connected follows (always, unless the connection is
+ * closed first), then the connection works as an accepted one, with lim's
+ * idle deadline as the bound on each wait for the server. Not counted
+ * against any connection limit and never reaped; io_worker_close_all()
+ * closes it with the rest. *out is valid until on_close. */
+int io_conn_connect(struct io_worker *w, const struct sockaddr *addr,
+		    const struct io_limits *lim, const struct io_conn_ops *ops,
+		    void *sess, struct io_conn **out);
+/* TLS as the client, under the [tls] priority the servers use: at once for
+ * implicit TLS (from on_connected), or after the server's 220 to STARTTLS
+ * (what the server sent after that reply is discarded unparsed, as on the
+ * server side). host is sent as SNI and, with verify, must match the
+ * certificate, which must chain to ca. on_tls_ready when done; on failure
+ * on_error, then the connection closes. */
+int io_conn_tls_client(struct io_conn *c, gnutls_certificate_credentials_t ca,
+		       const char *host, bool verify);
+/* A fresh id from the connection id sequence, for something other than a
+ * connection (a registry entry of the protocol's own). */
+uint64_t io_new_id(void);
 
 /* Protocol side. */
 void io_conn_bind(struct io_conn *c, const struct io_conn_ops *ops, void *sess);

@@ -391,6 +391,8 @@ static void server__worker_stop(uv_async_t *a)
 		w->socks = sk->next;
 		server__sock_close(sk);
 	}
+	if (srv.proto.worker_drain)
+		srv.proto.worker_drain(&w->io);
 	if (w->io.nconns == 0) {
 		server__worker_finish(w);
 		return;

@@ -125,6 +125,9 @@ struct server_proto {
 	 * worker's thread when it has no connections left. Optional. */
 	int (*worker_init)(struct io_worker *w);
 	void (*worker_fini)(struct io_worker *w);
+	/* On the worker's thread when draining begins (SIGTERM): let go of
+	 * connections of the protocol's own (clients). Optional. */
+	void (*worker_drain)(struct io_worker *w);
 	void (*fini)(void);
 };
 

@@ -148,6 +148,7 @@ static int pop3__snap_add(const struct store_msg *m, void *arg)
 			  (m->flags & STORE_MSG_NO_BLANK_LINE);
 	pm->size = m->size + (pm->blank_added ? 2 : 0);
 	pm->nchunks = m->nchunks;
+	pm->body_id = m->body_id;
 	memcpy(pm->uidl, m->uidl, sizeof(pm->uidl));
 	s->total_size += pm->size;
 	return 0;

@@ -38,6 +38,7 @@ enum pop3_flag {
  * the stored octets, plus the CRLF of add_missing_blank_line (blank_added). */
 struct pop3_msg {
 	uint64_t uid, size;
+	uint64_t body_id;             /* from the listing: RETR reads by it */
 	uint32_t nchunks;
 	bool deleted, retrieved, blank_added;
 	char uidl[STORE_UIDL_MAX + 1];
@@ -47,6 +48,7 @@ struct pop3_msg {
 struct pop3_retr {
 	bool active, top, count;      /* count: RETR (marks retrieved) */
 	uint32_t msg, chunk;
+	uint64_t records;             /* message records the reads decoded */
 	char *buf;
 	size_t len, off;
 	bool line_start;              /* the next octet begins a line */

@@ -36,8 +36,33 @@ static const char *const store_db_names[DB_N] = {
 	[DB_BODIES] = "bodies", [DB_QUEUE] = "queue",
 	[DB_SENDERS] = "senders", [DB_POPIDX] = "pop_index",
 	[DB_WEB] = "web",
-	[DB_BODY_REFS] = "body_refs",
+	[DB_BODY_REFS] = "body_refs", [DB_QUEUE_DUE] = "queue_due",
 };
+
+static const struct {
+	const char *name;
+	enum store_meta_kind kind;
+} store__meta_keys[] = {
+	{ "schema_version", META_SCHEMA },
+	{ "next_account_id", META_COUNTER },
+	{ "next_queue_id", META_COUNTER },
+	{ "next_body_id", META_COUNTER },
+	{ STORE_META_POPIDX, META_MARK },
+};
+
+int store__meta_kind(const MDB_val *k, enum store_meta_kind *kind)
+{
+	for (size_t i = 0; i < sizeof(store__meta_keys) /
+			       sizeof(*store__meta_keys); i++) {
+		const char *n = store__meta_keys[i].name;
+
+		if (k->mv_size == strlen(n) && !memcmp(k->mv_data, n, k->mv_size)) {
+			*kind = store__meta_keys[i].kind;
+			return 0;
+		}
+	}
+	return -PST_ECORRUPT;
+}
 
 /* Added after schema 2 without a schema bump: absent means every account
  * has the defaults (store_web.c), so a read-only open may find it missing. */

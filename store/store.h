@@ -33,9 +33,10 @@
 #include "common/err.h"
 
 /* 1: values were images of the structs below; 2: explicit encoding
- * (store_rec.h); 3: quotas (account quota and usage, domain default) and
+ * (store_rec.h); 3: quotas (account quota and usage, domain default),
  * shared bodies (a body stored once, with a reference count, for every
- * message and queue entry that has it). */
+ * message and queue entry that has it) and the queue's next-due index
+ * (store_queue_due). */
 #define STORE_SCHEMA_VERSION 3
 /* store_open: the store is of an older schema version and needs `postern
  * store upgrade` (store_upgrade). A code of its own (err.h's PST_EUPGRADE)
@@ -287,7 +288,8 @@ int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out);
 /* Points into the snapshot: valid until store_read_end(). The body of a
  * message (account_id, uid) or, with STORE_QUEUE_ACCOUNT, of queue entry
- * uid: looks the record up for its body id each call. */
+ * uid: looks the record up for its body id each call, so a caller that
+ * has the record (a listing) reads by body id instead. */
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 		     uint32_t chunk, const void **data, size_t *len);
 /* The same by body id (store_msg.body_id, store_queue_entry.body_id):
@@ -453,6 +455,16 @@ int store_web_put(struct store_write *w, uint64_t account_id,
  * accounts start at 1). */
 #define STORE_QUEUE_ACCOUNT 0
 
+/* store_queue_entry.flags (schema 3) */
+enum store_queue_flag {
+	/* RFC 8689 REQUIRETLS: relayed only over TLS with a verified
+	 * certificate to a relay that offers REQUIRETLS, else bounced. */
+	STORE_QUEUE_REQUIRETLS = 1 << 0,
+	/* RFC 8689 "TLS-Required: No": the relay's TLS policy is relaxed
+	 * for it (TLS when offered, the certificate not checked). */
+	STORE_QUEUE_TLS_OPTIONAL = 1 << 1,
+};
+
 /* What the sender asked of delivery status notifications (RFC 3461) for
  * a queued message, and what was reported already. The store keeps the
  * values as given: the meaning of ret and notify is the SMTP engine's
@@ -477,6 +489,7 @@ struct store_queue_dsn {
 
 struct store_queue_entry {
 	uint64_t id;
+	uint32_t flags;                       /* enum store_queue_flag */
 	uint64_t created, next_attempt;       /* unix seconds */
 	uint32_t attempts;
 	uint64_t size;
@@ -508,6 +521,20 @@ int store_queue_update(struct store_write *w,
 int store_queue_del(struct store_write *w, uint64_t id);
 int store_queue_get(struct store_read *r, uint64_t id,
 		    struct store_queue_entry *out);
+/* The due index: ids of up to max entries with next_attempt <= now,
+ * earliest first (then by id); *next gets the next_attempt of the first
+ * entry not returned (UINT64_MAX: none). It reads those index keys and one
+ * more, never an entry: the cost does not grow with the entries that are
+ * not due. */
+int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
+		    size_t max, size_t *n, uint64_t *next);
+/* The file in the store folder whose change tells postern-submitd's queue
+ * runner to look at the due index now (it watches it with inotify). */
+#define STORE_QUEUE_WAKE_FILE "queue.wake"
+/* Touch it (after a commit that made entries due: `postern queue flush`).
+ * -errno when the file cannot be written (the runner then sees the change
+ * at its next due time). */
+int store_queue_wake(struct store *st);
 /* Entries in id order; fn gets a borrowed entry. */
 int store_queue_each(struct store_read *r,
 		     int (*fn)(const struct store_queue_entry *e, void *arg),

@@ -875,6 +875,49 @@ int store_msg_update(struct store_write *w, uint64_t account_id,
 
 /* ---- check ---- */
 
+/* The references check counts, per body id: open addressing (linear
+ * probing) over a power-of-two table at least twice the number of body
+ * records (body_refs' entries), so its size follows the bodies the store
+ * holds, not every body id ever given. Only ids that have a record go in,
+ * so in one snapshot the table never fills. */
+struct check_ref {
+	uint64_t id;                 /* 0: free (body ids start at 1) */
+	uint32_t n;
+};
+
+struct check_refs {
+	struct check_ref *slot;
+	size_t mask;
+};
+
+static int store__refs_init(struct check_refs *t, uint64_t bodies)
+{
+	size_t cap = 16;
+
+	while (cap / 2 < bodies) {
+		if (cap > SIZE_MAX / 2 / sizeof(*t->slot))
+			return -ENOMEM;
+		cap *= 2;
+	}
+	if (!(t->slot = calloc(cap, sizeof(*t->slot))))
+		return -ENOMEM;
+	t->mask = cap - 1;
+	return 0;
+}
+
+/* id's slot, or the free one where it would go; NULL when full. */
+static struct check_ref *store__refs_slot(const struct check_refs *t,
+					  uint64_t id)
+{
+	uint64_t h = id * 0x9e3779b97f4a7c15ULL;   /* Fibonacci hashing */
+	size_t i = (size_t)(h ^ (h >> 32)) & t->mask;
+
+	for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask)
+		if (t->slot[i].id == id || t->slot[i].id == 0)
+			return &t->slot[i];
+	return NULL;
+}
+
 struct check_ctx {
 	struct store_read *r;
 	struct store_check *c;
@@ -883,7 +926,7 @@ struct check_ctx {
 	uint64_t account_id;
 	uint64_t next_uid;           /* of the account; 0 for the queue */
 	uint64_t usage;              /* the account's messages, recounted */
-	uint32_t *refs;              /* per body id: messages + queue naming it */
+	struct check_refs refs;      /* per body id: messages + queue naming it */
 	uint64_t next_body_id;       /* the last body id given */
 	uint64_t pop_listed;         /* messages the POP index should hold */
 };
@@ -909,6 +952,7 @@ static int store__check_body_ref(struct check_ctx *x, uint64_t uid,
 				 uint64_t body_id, uint64_t size)
 {
 	struct store_body_rec b;
+	struct check_ref *ref;
 	int e;
 
 	if (body_id == 0 || body_id > x->next_body_id) {
@@ -919,8 +963,6 @@ static int store__check_body_ref(struct check_ctx *x, uint64_t uid,
 				     (unsigned long long)body_id);
 		return 0;
 	}
-	if (x->refs[body_id] < UINT32_MAX)
-		x->refs[body_id]++;
 	e = store__body_get(x->r->txn, x->r->st, body_id, &b);
 	if (e == -PST_ENOTFOUND) {
 		store__check_problem(x, "account %llu message %llu: its body "
@@ -932,6 +974,12 @@ static int store__check_body_ref(struct check_ctx *x, uint64_t uid,
 	}
 	if (e)
 		return e;
+	/* It has a record, so it has a place (store__refs_init). */
+	if (!(ref = store__refs_slot(&x->refs, body_id)))
+		return -PST_ECORRUPT;
+	ref->id = body_id;
+	if (ref->n < UINT32_MAX)
+		ref->n++;
 	if (b.size != size)
 		store__check_problem(x, "account %llu message %llu: body is %llu "
 				     "bytes, index says %llu",
@@ -1005,8 +1053,34 @@ static int store__check_queued(const struct store_queue_entry *e, void *arg)
 	struct check_ctx *x = arg;
 
 	x->c->queued++;
+	if (!store__queue_due_has(x->r, e->next_attempt, e->id))
+		store__check_problem(x, "queue entry %llu: not in the due index "
+				     "(it would never be sent)",
+				     (unsigned long long)e->id);
 	x->account_id = STORE_QUEUE_ACCOUNT;
 	return store__check_body_ref(x, e->id, e->body_id, e->size);
+}
+
+/* Every key of the due index names an entry due at that time. */
+static int store__check_due(uint64_t due, uint64_t id, void *arg)
+{
+	struct check_ctx *x = arg;
+	struct store_queue_entry q;
+	int e = store_queue_get(x->r, id, &q);
+
+	if (e && e != -PST_ENOTFOUND)
+		return e;
+	if (e == 0) {
+		if (q.next_attempt != due)
+			e = -PST_ENOTFOUND;
+		store_queue_entry_free(&q);
+	}
+	if (e)
+		store__check_problem(x, "due index: a key for queue entry %llu "
+				     "at %llu that has no such entry",
+				     (unsigned long long)id,
+				     (unsigned long long)due);
+	return 0;
 }
 
 static int store__check_domain(const struct store_domain *d, void *arg)
@@ -1029,6 +1103,7 @@ static int store__check_bodies(struct check_ctx *x)
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct store_body_rec b;
+		const struct check_ref *ref;
 		uint64_t id, total = 0, counted;
 
 		if (k.mv_size != 8) {
@@ -1042,15 +1117,14 @@ static int store__check_bodies(struct check_ctx *x)
 			break;
 		x->c->bodies++;
 		x->c->body_bytes += b.size;
-		counted = id <= x->next_body_id ? x->refs[id] : 0;
+		ref = store__refs_slot(&x->refs, id);
+		counted = ref && ref->id == id ? ref->n : 0;
 		if (counted != b.refs)
 			store__check_problem(x, "body %llu: reference count %u, "
 					     "but %llu messages and queue "
 					     "entries name it",
 					     (unsigned long long)id, b.refs,
 					     (unsigned long long)counted);
-		if (id <= x->next_body_id)
-			x->refs[id] = 0;    /* seen: not missing */
 		for (uint32_t i = 0; i < b.nchunks; i++) {
 			const void *p;
 			size_t n;
@@ -1125,7 +1199,8 @@ int store_check(struct store_read *r,
 		return store_pg_check(r, problem, arg, out);
 	struct store_check c = { 0 };
 	struct check_ctx x = { .r = r, .c = &c, .problem = problem, .arg = arg };
-	int e;
+	MDB_stat bodies;
+	int e, rc;
 
 	REQUIRE(STORE_READ_OK(r) && out);   /* problem may be NULL */
 	/* The rules below are schema 3's (shared bodies): an older store is
@@ -1136,17 +1211,18 @@ int store_check(struct store_read *r,
 			   &x.next_body_id);
 	if (e && e != -PST_ENOTFOUND)
 		return e;
-	if (x.next_body_id >= SIZE_MAX / sizeof(*x.refs) - 1)
-		return -PST_ECORRUPT;
-	if (!(x.refs = calloc((size_t)x.next_body_id + 1, sizeof(*x.refs))))
-		return -ENOMEM;
+	if ((rc = mdb_stat(r->txn, r->st->db[DB_BODY_REFS], &bodies)))
+		return store__err(rc);
+	if ((e = store__refs_init(&x.refs, bodies.ms_entries)))
+		return e;
 	/* A body that is named but missing is reported with its message. */
 	if (!(e = store_domain_each(r, store__check_domain, &x)) &&
 	    !(e = store_account_each(r, NULL, store__check_account, &x)) &&
 	    !(e = store_queue_each(r, store__check_queued, &x)) &&
+	    !(e = store__queue_due_each(r, store__check_due, &x)) &&
 	    !(e = store__check_bodies(&x)))
 		e = store__check_orphans(&x);
-	free(x.refs);
+	free(x.refs.slot);
 	if (e)
 		return e;
 	if (r->st->popidx && store__popidx_entries(r) != x.pop_listed)

@@ -10,7 +10,12 @@
 
 enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_APP_META, DB_MESSAGES, DB_UIDLS, DB_BODIES, DB_QUEUE, DB_SENDERS,
-		DB_POPIDX, DB_WEB, DB_BODY_REFS, DB_N };
+		DB_POPIDX, DB_WEB, DB_BODY_REFS,
+		/* schema 3: (next_attempt, queue id) of every queue entry,
+		 * both big-endian, empty values; kept by store_queue.c in the
+		 * transaction that writes the entry */
+		DB_QUEUE_DUE,
+		DB_N };
 
 /* A write function waiting for the writer thread (store.c). */
 struct store_job {
@@ -90,10 +95,31 @@ int store__web_del(struct store_write *w, uint64_t account_id);
 /* The schema version value: little-endian uint32 in every version, so any
  * version of Postern can read it and say what to do. */
 int store__schema_put(struct store *st, MDB_txn *txn, unsigned version);
+/* The queue's due index key for (due, id) (store_queue.c; the upgrade to
+ * schema 3 builds the index with it). */
+int store__queue_due_put(struct store_write *w, uint64_t due, uint64_t id);
+/* For store_check: is (due, id) in the due index; and each of its keys
+ * (fn's non-zero return stops, and is returned). */
+bool store__queue_due_has(struct store_read *r, uint64_t due, uint64_t id);
+int store__queue_due_each(struct store_read *r,
+			  int (*fn)(uint64_t due, uint64_t id, void *arg),
+			  void *arg);
 /* The next value of a counter in meta ("next_body_id", ...): read,
  * incremented, written back in txn. */
 int store__counter_next(struct store *st, MDB_txn *txn, const char *name,
 			uint64_t *out);
+
+/* The keys of meta and how each value is encoded, listed once
+ * (store__meta_keys in store.c): the upgrade rewrites each by its kind. */
+enum store_meta_kind {
+	META_SCHEMA,     /* little-endian uint32, never versioned */
+	META_COUNTER,    /* versioned u64 (store__counter_next) */
+	META_MARK,       /* "1": a fact of the store, present or absent */
+};
+/* META_MARK: the POP index is complete (store_popidx.h). */
+#define STORE_META_POPIDX "popidx_complete"
+/* The kind of meta key k: 0, or -PST_ECORRUPT for a key no Postern wrote. */
+int store__meta_kind(const MDB_val *k, enum store_meta_kind *kind);
 
 
 #endif

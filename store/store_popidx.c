@@ -14,7 +14,7 @@
 /* account id (8), folder (1), uid (8) */
 #define POPIDX_KEY 17
 /* Present once the index holds every listed message of the store. */
-#define POPIDX_META "popidx_complete"
+#define POPIDX_META STORE_META_POPIDX
 
 static MDB_val store__popidx_key(uint8_t k[POPIDX_KEY], uint64_t account_id,
 				 unsigned folder, uint64_t uid)

@@ -6,7 +6,11 @@
  * when both are written in one transaction (smtp_deliver.c). */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,7 +69,39 @@ static void store__qkey(uint64_t id, uint8_t k[8])
 	memcpy(k, &be, 8);
 }
 
-static int store__qput(struct store_write *w, const struct store_queue_entry *e)
+static void store__duekey(uint64_t due, uint64_t id, uint8_t k[16])
+{
+	uint64_t d = htobe64(due), i = htobe64(id);
+
+	memcpy(k, &d, 8);
+	memcpy(k + 8, &i, 8);
+}
+
+int store__queue_due_put(struct store_write *w, uint64_t due, uint64_t id)
+{
+	uint8_t k[16];
+
+	store__duekey(due, id, k);
+	MDB_val kv = store__val(k, 16), v = store__val("", 0);
+	return store__err(mdb_put(w->txn, w->st->db[DB_QUEUE_DUE], &kv, &v, 0));
+}
+
+static int store__queue_due_del(struct store_write *w, uint64_t due,
+				uint64_t id)
+{
+	uint8_t k[16];
+	int rc;
+
+	store__duekey(due, id, k);
+	MDB_val kv = store__val(k, 16);
+	rc = mdb_del(w->txn, w->st->db[DB_QUEUE_DUE], &kv, NULL);
+	return rc == MDB_NOTFOUND ? 0 : store__err(rc);
+}
+
+/* The record and its due index key, in the same transaction; old_due: the
+ * key to replace, or UINT64_MAX for a new entry. */
+static int store__qput(struct store_write *w, const struct store_queue_entry *e,
+		       uint64_t old_due)
 {
 	uint8_t k[8], *buf;
 	size_t n;
@@ -79,7 +115,14 @@ static int store__qput(struct store_write *w, const struct store_queue_entry *e)
 	MDB_val kv = store__val(k, 8), v = store__val(buf, n);
 	rc = mdb_put(w->txn, w->st->db[DB_QUEUE], &kv, &v, 0);
 	free(buf);
-	return store__err(rc);
+	if (rc)
+		return store__err(rc);
+	if (old_due == e->next_attempt)
+		return 0;
+	if (old_due != UINT64_MAX &&
+	    (rc = store__queue_due_del(w, old_due, e->id)))
+		return rc;
+	return store__queue_due_put(w, e->next_attempt, e->id);
 }
 
 static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
@@ -111,7 +154,7 @@ int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 	/* A local delivery's body in this transaction is shared. */
 	if ((rc = store__body_attach(w, body, len, &e->body_id, &e->body_id)))
 		return rc;
-	return store__qput(w, e);
+	return store__qput(w, e, UINT64_MAX);
 }
 
 int store_queue_update(struct store_write *w,
@@ -135,7 +178,7 @@ int store_queue_update(struct store_write *w,
 	upd.body_id = cur.body_id;
 	upd.size = cur.size;
 	upd.nchunks = cur.nchunks;
-	return store__qput(w, &upd);
+	return store__qput(w, &upd, cur.next_attempt);
 }
 
 int store_queue_del(struct store_write *w, uint64_t id)
@@ -151,11 +194,103 @@ int store_queue_del(struct store_write *w, uint64_t id)
 	if (r)
 		return r;
 	store_queue_entry_free(&e);
-	if ((r = store__body_unref(w, e.body_id)))
+	if ((r = store__queue_due_del(w, e.next_attempt, id)) ||
+	    (r = store__body_unref(w, e.body_id)))
 		return r;
 	store__qkey(id, k);
 	MDB_val kv = store__val(k, 8);
 	return store__err(mdb_del(w->txn, w->st->db[DB_QUEUE], &kv, NULL));
+}
+
+bool store__queue_due_has(struct store_read *r, uint64_t due, uint64_t id)
+{
+	uint8_t k[16];
+	MDB_val kv, v;
+
+	store__duekey(due, id, k);
+	kv = store__val(k, 16);
+	return mdb_get(r->txn, r->st->db[DB_QUEUE_DUE], &kv, &v) == 0;
+}
+
+int store__queue_due_each(struct store_read *r,
+			  int (*fn)(uint64_t due, uint64_t id, void *arg),
+			  void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if ((rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE_DUE], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !ret;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t due = 0, id = 0;
+
+		if (k.mv_size == 16) {
+			memcpy(&due, k.mv_data, 8);
+			memcpy(&id, (const char *)k.mv_data + 8, 8);
+		}
+		ret = fn(be64toh(due), be64toh(id), arg);
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store__err(rc);
+}
+
+int store_queue_wake(struct store *st)
+{
+	char path[PATH_MAX];
+	int fd, r = 0;
+
+	REQUIRE(st && st->path);
+	snprintf(path, sizeof(path), "%s/%s", st->path, STORE_QUEUE_WAKE_FILE);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+	if (fd < 0)
+		return -errno;
+	/* A write is an inotify IN_MODIFY whoever owns the file. */
+	if (write(fd, "\n", 1) != 1)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
+		    size_t max, size_t *n, uint64_t *next)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t got = 0;
+	uint64_t nx = UINT64_MAX;
+	int rc;
+
+	REQUIRE(STORE_READ_OK(r) && (ids || max == 0) && n && next);
+	rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE_DUE], &cur);
+	if (rc)
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t due, id;
+
+		if (k.mv_size != 16) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&due, k.mv_data, 8);
+		memcpy(&id, (const char *)k.mv_data + 8, 8);
+		due = be64toh(due);
+		if (due > now || got == max) {
+			nx = due;
+			break;
+		}
+		ids[got++] = be64toh(id);
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return store__err(rc);
+	*n = got;
+	*next = nx;
+	return 0;
 }
 
 int store_queue_get(struct store_read *r, uint64_t id,

@@ -612,7 +612,7 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 
 	REQUIRE(e && out && len && e->nrcpts <= STORE_QUEUE_RCPT_MAX &&
 		(e->rcpts || e->nrcpts == 0));
-	cap = 1 + 4 + 5 * 8 + 4 + 2 * 256 + 4 +
+	cap = 1 + 4 + 5 * 8 + 4 + 4 + 2 * 256 + 4 +
 	      (size_t)e->nrcpts * (STORE_ADDR_MAX + 1) +
 	      store_rec__queue_dsn_cap(e);
 	if (!(w.p = malloc(cap)))
@@ -626,6 +626,10 @@ int store__rec_queue_enc(const struct store_queue_entry *e, uint8_t **out,
 	store_rec__u64(&w, e->size);
 	store_rec__u32(&w, e->nchunks);
 	store_rec__u64(&w, e->body_id);                /* version 3 */
+	/* version 3: the flags (enum store_queue_flag) at a fixed place,
+	 * always written, so the optional DSN tail stays the record's only
+	 * variable end */
+	store_rec__u32(&w, e->flags);
 	store_rec__str(&w, e->sender, sizeof(e->sender));
 	store_rec__str(&w, e->last_error, sizeof(e->last_error));
 	store_rec__u32(&w, e->nrcpts);
@@ -687,8 +691,10 @@ int store__rec_queue_dec(const void *p, size_t n,
 		q.next_attempt = store_rec__get_u64(&r);
 		q.size = store_rec__get_u64(&r);
 		q.nchunks = store_rec__get_u32(&r);
-		if (ver >= REC_V3)
+		if (ver >= REC_V3) {
 			q.body_id = store_rec__get_u64(&r);
+			q.flags = store_rec__get_u32(&r);
+		}
 		store_rec__get_str(&r, q.sender, sizeof(q.sender));
 		store_rec__get_str(&r, q.last_error, sizeof(q.last_error));
 		q.nrcpts = store_rec__get_u32(&r);

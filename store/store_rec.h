@@ -12,8 +12,8 @@
  * record version, encoded and decoded field by field here and nowhere else.
  *
  * Versions: REC_V3 is what this program writes (schema version 3: version
- * 2 with fields added at the end, the queue's body id after nchunks). A
- * decoder reads every older record version — version 1, the schema-1
+ * 2 with fields added at the end, the queue's body id and flags after
+ * nchunks). A decoder reads every older record version — version 1, the schema-1
  * images of the x86-64 structs, is recognised by its exact size and
  * decoded at fixed little-endian offsets — and refuses a newer one with
  * -PST_EVERSION (logged with the database's name) rather than misread it.

@@ -1,7 +1,8 @@
 /* store_upgrade.c — `postern store upgrade`: rewrites a store of an older
  * schema version in the current encoding (see store.h, store_rec.h), then
  * runs the steps of each schema version it passes (store_upgrade__to_v3:
- * shared bodies and quota usage).
+ * shared bodies and quota usage; then store_upgrade__v3_queue_due_index:
+ * the queue's due index from the upgraded entries).
  *
  * Why one transaction: LMDB commits by switching a meta page, so until the
  * commit nothing the upgrade wrote is visible, and a process killed in the
@@ -113,6 +114,29 @@ static int store_upgrade__recode(enum upgrade_kind kind, const MDB_val *v,
 	return e;
 }
 
+/* The kind of a meta key; one no Postern wrote is refused by name rather
+ * than misread as a record. */
+static int store_upgrade__meta_kind(const MDB_val *k,
+				    enum store_meta_kind *kind)
+{
+	char name[64];
+	size_t n = k->mv_size < sizeof(name) - 1 ? k->mv_size
+						 : sizeof(name) - 1;
+	int e = store__meta_kind(k, kind);
+
+	if (!e)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = ((const char *)k->mv_data)[i];
+
+		name[i] = c > ' ' && c < 0x7f && c != '"' && c != '\\' ? c : '?';
+	}
+	name[n] = '\0';
+	log_event(LOGL_ERR, 0, "store_upgrade_meta_unknown", "key=\"%s\"",
+		  name);
+	return e;
+}
+
 /* One record's new value: *out is buf (REC_ACCOUNT_MAX bytes) or
  * malloc'ed into *heap. key is a copy of the record's key. */
 typedef int (*upgrade_fn)(void *arg, const MDB_val *key, const MDB_val *v,
@@ -134,10 +158,15 @@ static int store_upgrade__walk(struct store *st, MDB_txn *txn,
 		uint8_t key[512], buf[REC_ACCOUNT_MAX], *heap = NULL;
 		MDB_val nk, nv;
 
-		/* The schema version keeps its form in every version. */
-		if (db == DB_META && k.mv_size == 14 &&
-		    memcmp(k.mv_data, "schema_version", 14) == 0)
-			continue;
+		/* Of meta, only the counters are records (store_int.h). */
+		if (db == DB_META) {
+			enum store_meta_kind kind;
+
+			if ((e = store_upgrade__meta_kind(&k, &kind)))
+				break;
+			if (kind != META_COUNTER)
+				continue;
+		}
 		if (k.mv_size > sizeof(key)) {
 			e = -PST_ECORRUPT;
 			break;
@@ -334,6 +363,38 @@ static int store_upgrade__to_v3(struct store *st, MDB_txn *txn,
 	return e;
 }
 
+/* Schema 2 -> 3: the queue's due index, built from every entry after
+ * store_upgrade__to_v3 gave them their version-3 records. */
+static int store_upgrade__v3_queue_due_index(struct store *st, MDB_txn *txn,
+					     struct upgrade *u)
+{
+	struct store_write w = { .st = st, .txn = txn,
+				 .reader = { .st = st, .txn = txn } };
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, e = 0;
+
+	if ((rc = mdb_drop(txn, st->db[DB_QUEUE_DUE], 0)))
+		return store__err(rc);
+	if ((rc = mdb_cursor_open(txn, st->db[DB_QUEUE], &cur)))
+		return store__err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !e;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_queue_entry q;
+
+		if ((e = store__rec_queue_dec(v.mv_data, v.mv_size, &q)))
+			break;
+		e = store__queue_due_put(&w, q.next_attempt, q.id);
+		store_queue_entry_free(&q);
+		if (++u->done % UPGRADE_PROGRESS_EVERY == 0 && u->progress)
+			u->progress(u->done, u->total, u->arg);
+	}
+	mdb_cursor_close(cur);
+	if (e)
+		return e;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store__err(rc);
+}
+
 int store_upgrade(struct store *st,
 		  void (*progress)(uint64_t done, uint64_t total, void *arg),
 		  void *arg, unsigned *from)
@@ -365,9 +426,22 @@ int store_upgrade(struct store *st,
 
 		if ((rc = mdb_stat(txn, st->db[DB_MESSAGES], &s)) == 0)
 			u.total += s.ms_entries;
+		/* the queue twice: its bodies, then the due index */
 		if (!rc && (rc = mdb_stat(txn, st->db[DB_QUEUE], &s)) == 0)
-			u.total += s.ms_entries;
+			u.total += 2 * s.ms_entries;
 		e = store__err(rc);
+	}
+	/* A schema-2 store of the Postern that had the POP index but not
+	 * schema 3 says the index is complete; an older binary may have
+	 * added messages since without it and left the mark. The mark goes,
+	 * so store__popidx_build (after the records) empties the index and
+	 * builds it from the messages. */
+	if (!e) {
+		MDB_val k = store__val(STORE_META_POPIDX,
+				       strlen(STORE_META_POPIDX));
+
+		rc = mdb_del(txn, st->db[DB_META], &k, NULL);
+		e = rc == MDB_NOTFOUND ? 0 : store__err(rc);
 	}
 	for (size_t i = 0; !e && i < sizeof(up_dbs) / sizeof(*up_dbs); i++) {
 		enum upgrade_kind kind = up_dbs[i].kind;
@@ -375,8 +449,10 @@ int store_upgrade(struct store *st,
 		e = store_upgrade__walk(st, txn, up_dbs[i].db,
 					store_upgrade__recode_fn, &kind, &u);
 	}
-	if (!e && st->schema < 3)
-		e = store_upgrade__to_v3(st, txn, &u);
+	/* Schema 3 in this one transaction: the records and bodies first,
+	 * then the due index from the upgraded queue entries. */
+	if (!e && st->schema < 3 && !(e = store_upgrade__to_v3(st, txn, &u)))
+		e = store_upgrade__v3_queue_due_index(st, txn, &u);
 	if (!e)
 		e = store__schema_put(st, txn, STORE_SCHEMA_VERSION);
 	if (!e)

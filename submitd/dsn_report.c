@@ -69,12 +69,17 @@ void dsn_report_status(enum dsn_action a, const char *reply, char out[16])
 	char want = a == DSN_FAILED ? '5' : a == DSN_DELAYED ? '4' : '2';
 	const char *p = reply ? strchr(reply, ' ') : NULL;
 
-	/* "550 5.1.1 text": the second word, class.subject.detail */
-	if (p && p[1] == want && p[2] == '.') {
-		size_t n = strspn(p + 1, "0123456789.");
+	/* "550 5.1.1 text": the second word, class.subject.detail; or a
+	 * reason of our own that starts with one ("5.7.10 REQUIRETLS ...") */
+	if (reply && reply[0] == want && reply[1] == '.')
+		p = reply;
+	else if (p)
+		p++;
+	if (p && p[0] == want && p[1] == '.') {
+		size_t n = strspn(p, "0123456789.");
 
-		if (n >= 5 && n < 16 && (p[1 + n] == ' ' || !p[1 + n])) {
-			memcpy(out, p + 1, n);
+		if (n >= 5 && n < 16 && (p[n] == ' ' || !p[n])) {
+			memcpy(out, p, n);
 			out[n] = '\0';
 			return;
 		}
@@ -170,16 +175,21 @@ int dsn_report_build(const struct dsn_report *r, char **out, size_t *len)
 	};
 	struct dsn_buf b = { 0 };
 	const char *hend = r->msg ? memmem(r->msg, r->len, "\r\n\r\n", 4) : NULL;
-	size_t mlen = r->full ? r->len : hend ? (size_t)(hend - r->msg) + 2
-				: r->len;
+	size_t mlen;
 	char date[64], bnd[96];
+	bool full;
 
 	if (!r->nrcpts)
 		return -EINVAL;
 	for (uint32_t i = 1; i < r->nrcpts; i++)
 		if (r->rcpts[i].action != r->rcpts[0].action)
 			return -EINVAL;
-	if (!r->full && mlen > DSN_HEADERS_MAX)
+	/* RFC 3461 4.3: RET is about failure reports. A success (or relayed,
+	 * or delayed) report returns the header only, so that asking for
+	 * reports cannot make Postern mail whole messages back. */
+	full = r->full && r->rcpts[0].action == DSN_FAILED;
+	mlen = full ? r->len : hend ? (size_t)(hend - r->msg) + 2 : r->len;
+	if (!full && mlen > DSN_HEADERS_MAX)
 		mlen = DSN_HEADERS_MAX;
 	/* A boundary that the returned message does not contain. */
 	snprintf(bnd, sizeof(bnd), "postern-dsn-%s", r->id);
@@ -207,8 +217,8 @@ int dsn_report_build(const struct dsn_report *r, char **out, size_t *len)
 
 		dsn__printf(&b, "\r\n--%s\r\nContent-Type: %s\r\n"
 			    "Content-Description: %s\r\n%s\r\n", bnd,
-			    r->full ? "message/rfc822" : "text/rfc822-headers",
-			    r->full ? "Undelivered Message" : "Message Headers",
+			    full ? "message/rfc822" : "text/rfc822-headers",
+			    full ? "Undelivered Message" : "Message Headers",
 			    eight ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 		dsn__put(&b, r->msg, mlen);
 		if (mlen < 2 || memcmp(r->msg + mlen - 2, "\r\n", 2))

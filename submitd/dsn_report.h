@@ -3,7 +3,8 @@
  * message/delivery-status part (Reporting-MTA, Original-Envelope-Id,
  * Arrival-Date, then per recipient Original-Recipient, Final-Recipient,
  * Action, Status, Diagnostic-Code) and the original message
- * (message/rfc822, RET=FULL) or its header (text/rfc822-headers).
+ * (message/rfc822, RET=FULL on a failure report) or its header
+ * (text/rfc822-headers).
  *
  * Pure: no I/O, no store, no clock (the caller gives the times); unit
  * tests drive it and an integration test parses its output with Python's
@@ -32,7 +33,8 @@ struct dsn_report {
 	const char *envid;            /* ENVID; NULL or "": none */
 	const char *id;               /* unique per report: Message-ID, boundary */
 	time_t arrival, now;
-	int full;                     /* RET=FULL: the whole message */
+	int full;                     /* RET=FULL: the whole message, in a
+					 failure report only (RFC 3461 4.3) */
 	const struct dsn_rcpt *rcpts; /* all of one action */
 	uint32_t nrcpts;
 	const char *msg;              /* the original message (CRLF) */
@@ -44,8 +46,9 @@ struct dsn_report {
 int dsn_report_build(const struct dsn_report *r, char **out, size_t *len);
 
 /* The enhanced status code (RFC 3463) a report gives: the one in reply
- * ("550 5.1.1 ...") when there is one of the right class, else the
- * action's default (5.0.0 failed, 4.0.0 delayed, 2.0.0 otherwise). */
+ * ("550 5.1.1 ...", or a reason that starts with one: "5.7.10 ...") when
+ * there is one of the right class, else the action's default (5.0.0
+ * failed, 4.0.0 delayed, 2.0.0 otherwise). */
 void dsn_report_status(enum dsn_action a, const char *reply, char out[16]);
 
 #endif

@@ -48,10 +48,20 @@ int dsn_send(struct store_write *w, const struct postern_config *cfg,
 	if ((e = dsn_report_build(r, &text, &len)))
 		return e;
 	if (local == 0) {
+		/* A report counts like any message: anyone can name a local
+		 * sender and ask for reports, so over quota it is dropped
+		 * (logged) and the delivery it reports on stands. */
 		struct store_msg_in m = { .folder = STORE_INBOX, .body = text,
-					  .len = len };
+					  .len = len, .check_quota = true };
 
 		e = store_msg_add(w, sender.id, &m, NULL);
+		if (e == -PST_EQUOTA) {
+			log_event(LOGL_WARN, 0, "dsn_dropped", "id=%s to=%s "
+				  "size=%zu why=\"over quota\"", r->id, r->to,
+				  len);
+			free(text);
+			return 0;
+		}
 	} else {
 		/* to a remote sender, from the null reverse-path */
 		struct store_queue_entry q = { .nrcpts = 1 };

@@ -1,14 +1,16 @@
 /* dsn_send.h — who gets a delivery status notification (RFC 3461), and
  * where it goes: the recipients' NOTIFY decides which outcomes are
  * reported; a report goes to the sender's Inbox when the sender is a local
- * account, else into the queue addressed to the sender with the null
+ * account (checked against its quota: over it, the report is dropped and
+ * logged, never failing the delivery), else into the queue addressed to
+ * the sender with the null
  * reverse-path (when a relay is configured; otherwise it is logged and
  * dropped). A message from the null sender is never reported on.
  *
  * The report itself is dsn_report.c's. Everything here runs inside a
- * store write transaction, on the store writer (local delivery) or on the
- * relay's thread (queue outcomes). Also the DSN parameters passed on to a
- * relay that offers DSN itself. */
+ * store write transaction on the store writer (local delivery, and the
+ * relay's outcomes: relay_outcome.c). Also the DSN parameters passed on to
+ * a relay that offers DSN itself. */
 #ifndef POSTERN_DSN_SEND_H
 #define POSTERN_DSN_SEND_H
 

@@ -193,6 +193,9 @@ static int submitd__setup(const struct postern_config *cfg,
 	p->reload = submitd__reload;
 	p->fini = submitd__fini;
 	p->accept = smtp_session_accept;
+	p->worker_init = relay_worker_init;
+	p->worker_drain = relay_worker_drain;
+	p->worker_fini = relay_worker_fini;
 	p->metrics_listen = &cfg->metrics.submitd_listen;
 	p->metrics_key = "submitd_listen";
 	p->metrics_daemon = METRICS_SUBMITD;

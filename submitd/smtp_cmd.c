@@ -91,6 +91,14 @@ static int smtp__lhlo_check(struct smtp_session *s, char *args)
 	return smtp__hello_check(s, args, true);
 }
 
+/* RFC 8689: only on a TLS session (a client could not otherwise be sure
+ * of the first hop), and on the submission ports: LMTP mail arrives from
+ * the MTA, whose own queue decided how it travelled. */
+static bool smtp__requiretls_offered(const struct smtp_session *s)
+{
+	return !(s->flags & SMTP_F_LMTP) && io_conn_is_tls(s->io);
+}
+
 static void smtp__ehlo(struct smtp_session *s, char *args)
 {
 	const char *ext[12];
@@ -110,6 +118,8 @@ static void smtp__ehlo(struct smtp_session *s, char *args)
 	ext[n++] = "ENHANCEDSTATUSCODES";
 	ext[n++] = "CHUNKING";
 	ext[n++] = "DSN";
+	if (smtp__requiretls_offered(s))
+		ext[n++] = "REQUIRETLS";
 	if (smtp_auth_offered(s))
 		ext[n++] = "AUTH PLAIN LOGIN";
 	if (smtp__starttls_allowed(s))
@@ -269,6 +279,12 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 		smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
 		return -1;
 	}
+	if (mp->requiretls && !smtp__requiretls_offered(s)) {
+		/* what EHLO did not offer is not accepted */
+		smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+			   "REQUIRETLS");
+		return -1;
+	}
 	if (mp->size > s->cfg->limits.message_max) {
 		metrics_inc(METRICS_SLOT(SMTP_REFUSED, MV_SMTP_REFUSED_TOO_BIG,
 					 0, 0));
@@ -310,6 +326,7 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	}
 	strcpy(s->txn.mail_from, from);
 	s->txn.smtputf8 = mp.smtputf8;
+	s->txn.requiretls = mp.requiretls;
 	s->txn.size = mp.size;
 	s->txn.dsn_ret = mp.ret;
 	strcpy(s->txn.dsn_envid, mp.envid);

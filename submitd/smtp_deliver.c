@@ -153,6 +153,7 @@ struct deliver_job {
 	struct smtp_budget *budget;   /* ... and the budget it holds */
 	uint64_t held;
 	bool lmtp, spam;
+	uint32_t queue_flags;         /* enum store_queue_flag */
 	char sender[STORE_ADDR_MAX + 1];
 	const struct postern_config *cfg;   /* held: the writer reads it */
 	unsigned dsn_ret;
@@ -163,6 +164,7 @@ struct deliver_job {
 	int result;
 	uint32_t over;                /* the recipient that was over quota */
 	uint64_t queue_id;
+	bool dsn_filed;               /* a "delivered" report (maybe queued) */
 };
 
 static void smtp__job_free(struct deliver_job *j)
@@ -202,6 +204,7 @@ static int smtp__deliver_dsn(struct store_write *w, struct deliver_job *j)
 				.orcpt = x->dsn.orcpt, .action = DSN_DELIVERED };
 	}
 	e = r.nrcpts ? dsn_send(w, j->cfg, &r) : 0;
+	j->dsn_filed = r.nrcpts && !e;
 	free(rc);
 	return e;
 }
@@ -283,6 +286,7 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 			if (!j->rcpts[i].account_id)
 				strcpy(q.rcpts[n++], j->rcpts[i].addr);
 		snprintf(q.sender, sizeof(q.sender), "%s", j->sender);
+		q.flags = j->queue_flags;
 		e = store_queue_add(w, &q, j->msg, j->len);
 		j->queue_id = q.id;
 		store_queue_entry_free(&q);
@@ -322,6 +326,10 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 	struct smtp_session *s = sess;
 
 	smtp__count(j);
+	/* Committed: the relay runner reads the queue now (a report to a
+	 * remote sender is queued too), also when the client went away. */
+	if (j->result == 0 && (j->nremote || j->dsn_filed))
+		relay_kick();
 	if (!s) {   /* the client went away: the message is stored anyway */
 		smtp__job_free(j);
 		return;
@@ -352,8 +360,6 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 			  j->nrcpts, j->nremote, j->len,
 			  (unsigned long long)j->queue_id);
 		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
-		if (j->nremote)
-			relay_kick();
 	} else if (j->result == -PST_EQUOTA) {
 		smtp__over_quota(s, j, j->over);
 	} else if (j->result == -PST_EFULL) {
@@ -500,6 +506,11 @@ void smtp_deliver(struct smtp_session *s)
 	j->dsn_ret = s->txn.dsn_ret;
 	memcpy(j->dsn_envid, s->txn.dsn_envid, sizeof(j->dsn_envid));
 	j->lmtp = lmtp;
+	/* RFC 8689: with REQUIRETLS a TLS-Required header field is ignored. */
+	if (s->txn.requiretls)
+		j->queue_flags = STORE_QUEUE_REQUIRETLS;
+	else if (!lmtp && msg_header_is(j->msg, j->len, "TLS-Required", "No"))
+		j->queue_flags = STORE_QUEUE_TLS_OPTIONAL;
 	j->w = io_conn_worker(s->io);
 	j->post.sess = s->id;
 	j->post.fn = smtp__deliver_answer;

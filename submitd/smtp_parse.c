@@ -315,6 +315,10 @@ enum smtp_parse_err smtp_parse_mail_params(char *params,
 			if (r.smtputf8)
 				return SMTP_PARSE_BAD_PARAM;
 			r.smtputf8 = true;
+		} else if (strcasecmp(tok, "REQUIRETLS") == 0) {
+			if (r.requiretls)
+				return SMTP_PARSE_BAD_PARAM;
+			r.requiretls = true;
 		} else if (strncasecmp(tok, "AUTH=", 5) == 0) {
 			/* RFC 4954 5: accepted and not used; we know who
 			 * submits. */

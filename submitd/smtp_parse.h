@@ -63,6 +63,7 @@ struct smtp_mail_params {
 	uint64_t size;             /* SIZE=, 0 when not given */
 	bool smtputf8;             /* SMTPUTF8 */
 	bool body_8bit;            /* BODY=8BITMIME */
+	bool requiretls;           /* REQUIRETLS (RFC 8689), no value */
 	unsigned ret;              /* enum smtp_dsn_ret */
 	char envid[SMTP_DSN_ENVID_MAX + 1];   /* decoded; "" when not given */
 };

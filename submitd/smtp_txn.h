@@ -24,6 +24,7 @@ struct smtp_rcpt {
 struct smtp_txn {
 	char mail_from[STORE_ADDR_MAX + 1];
 	bool smtputf8;                /* MAIL ... SMTPUTF8 */
+	bool requiretls;              /* MAIL ... REQUIRETLS (RFC 8689) */
 	uint64_t size;                /* MAIL ... SIZE= (0: not given) */
 	unsigned dsn_ret;             /* MAIL ... RET= (enum smtp_dsn_ret) */
 	char dsn_envid[SMTP_DSN_ENVID_MAX + 1];   /* MAIL ... ENVID=, decoded */

@@ -13,7 +13,9 @@
  * The main thread only waits for signals (sigwaitinfo; the MHD threads are
  * started with them blocked): SIGHUP reloads the certificates, SIGTERM or
  * SIGINT stop accepting (MHD_quiesce_daemon), give open connections up to
- * [limits] drain_timeout, then stop. */
+ * [limits] drain_timeout, then stop. systemd (postern-webd.service,
+ * Type=notify; nothing without $NOTIFY_SOCKET): READY=1 once every
+ * listener serves, RELOADING=1/READY=1 around a SIGHUP, STOPPING=1. */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/client_settings.h"
 #include "common/contract.h"
@@ -213,6 +216,18 @@ static void webd__drain(void)
 			MHD_stop_daemon(webd.l[i].mhd);
 }
 
+/* systemd wants the monotonic time with RELOADING=1 (Type=notify-reload
+ * checks it; older systemd ignores it). */
+static void webd__notify_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ULL +
+		   (unsigned long long)ts.tv_nsec / 1000);
+}
+
 static void webd__wait_signals(const sigset_t *set)
 {
 	char err[CFG_ERR_MAX];
@@ -223,14 +238,17 @@ static void webd__wait_signals(const sigset_t *set)
 		if (sig < 0)
 			continue;       /* EINTR */
 		if (sig == SIGHUP) {
+			webd__notify_reloading();
 			if (webd_tls_reload(err))
 				log_event(LOGL_ERR, 0, "reload_failed",
 					  "error=\"%s\" keeping=previous", err);
 			else
 				log_event(LOGL_INFO, 0, "reloaded",
 					  "what=certificates");
+			sd_notify(0, "READY=1");
 			continue;
 		}
+		sd_notify(0, "STOPPING=1");
 		log_event(LOGL_INFO, 0, "stopping", "signal=%s drain_ms=%llu",
 			  sig == SIGTERM ? "TERM" : "INT",
 			  (unsigned long long)webd.cfg.limits.drain_timeout);
@@ -246,6 +264,17 @@ static int webd__run(bool check_only)
 			   : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	sigset_t set;
 	int r;
+
+	/* Before any thread exists (MHD's, the store writer's, any other), so
+	 * that they all inherit the mask and the signals come to
+	 * sigwaitinfo() only: a thread that left SIGHUP or SIGTERM unblocked
+	 * would take one arriving while the main thread is busy (in a reload,
+	 * say) and its default action would kill the daemon. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if ((r = webd_tls_init(&webd.cfg, err)))
 		goto fail;
@@ -279,19 +308,13 @@ static int webd__run(bool check_only)
 				&webd.http, err)) ||
 	    (r = webd__drop_privileges(webd.wcfg.user, err)))
 		goto fail;
-	/* Before any MHD thread exists, so that they all inherit the mask
-	 * and the signals come to sigwaitinfo() below. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (unsigned i = 0; i < webd.nl; i++)
 		if ((r = webd__start(&webd.l[i], threads ? threads : 1, err)))
 			goto fail;
 	log_event(LOGL_INFO, 0, "started", "daemon=%s version=%s workers=%u "
 		  "config=%s", WEBD_PROG, POSTERN_VERSION, threads,
 		  webd.cfg.file);
+	sd_notify(0, "READY=1");
 	webd__wait_signals(&set);
 	webd__drain();
 	log_event(LOGL_INFO, 0, "stopped", "daemon=%s", WEBD_PROG);

@@ -25,6 +25,9 @@ struct webd_acreq {
 	/* An answer kept while the request waits out a throttling delay. */
 	struct MHD_Response *resp;
 	unsigned status;
+	/* Sign-in: the password check asked of the pool, and its answer. */
+	bool asked;
+	struct webd_verdict verdict;
 };
 
 int webd_account_new(const struct postern_config *cfg, struct store *st,
@@ -37,6 +40,7 @@ int webd_account_new(const struct postern_config *cfg, struct store *st,
 		.window_ms = cfg->auth.throttle_window,
 		.address_failures = cfg->auth.throttle_address_failures,
 		.account_failures = cfg->webd.code_failures_max,
+		.account_hard_failures = cfg->webd.code_failures_account_max,
 	};
 	int e;
 
@@ -46,9 +50,12 @@ int webd_account_new(const struct postern_config *cfg, struct store *st,
 	a->st = st;
 	if ((e = auth_ctx_new(cfg, st, &a->auth)) ||
 	    (e = webd_sessions_new(cfg->webd.sessions_max,
+				   cfg->webd.signin_sessions_per_address,
 				   cfg->webd.session_idle,
 				   cfg->webd.session_lifetime, &a->sessions)) ||
 	    (e = auth_throttle_new(&tc, &a->codes)) ||
+	    (e = auth_pool_new(a->auth, (unsigned)cfg->auth.workers,
+			       (unsigned)cfg->auth.queue_max, &a->pool)) ||
 	    (e = webd_totp_init())) {
 		webd_account_free(a);
 		return e;
@@ -61,6 +68,7 @@ void webd_account_free(struct webd_account *a)
 {
 	if (!a)
 		return;
+	auth_pool_free(a->pool);     /* before the context its threads use */
 	auth_ctx_free(a->auth);
 	webd_sessions_free(a->sessions);
 	auth_throttle_free(a->codes);
@@ -151,6 +159,8 @@ static struct MHD_Response *webd_acct__response(const struct webd_call *k,
 	MHD_add_response_header(r, "Content-Security-Policy", WEBD_PAGE_CSP);
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	if (k->status == 503)   /* busy, or a store error: both pass */
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
 	MHD_add_response_header(r, "Strict-Transport-Security",
 				"max-age=31536000");
 	if (k->location)
@@ -236,6 +246,9 @@ int webd_call_reload(struct webd_call *k)
 	return e;
 }
 
+static int webd_call__judge(struct webd_call *k, const char *addr,
+			    const struct auth_outcome *o, const char **why);
+
 int webd_call_check_password(struct webd_call *k, const char *addr,
 			     const char *pass, struct auth_outcome *o,
 			     const char **why)
@@ -245,15 +258,40 @@ int webd_call_check_password(struct webd_call *k, const char *addr,
 		.passlen = pass ? strlen(pass) : 0, .addr = k->peer,
 		.flags = AUTH_REQ_MAIN_ONLY,
 	};
-	char q[STORE_ADDR_MAX * 4 + 8];
 	int e;
 
 	if (req.passlen > AUTH_PASS_MAX) {
 		*why = "Wrong address or password.";
 		return -PST_EAUTH;
 	}
-	if ((e = auth_verify(k->a->auth, &req, auth_now_ms(), o)))
+	/* argon2 (and a throttling wait) hold this HTTP thread: bounded,
+	 * so that the other threads still serve pages meanwhile (sign-in,
+	 * the one check anyone may ask for, goes to the pool instead). */
+	if (atomic_fetch_add(&k->a->checking, 1) >=
+	    k->a->cfg->webd.password_checks_max) {
+		atomic_fetch_sub(&k->a->checking, 1);
+		log_event(LOGL_WARN, 0, "web_busy", "peer=%s why=password-checks",
+			  k->peer);
+		k->status = 503;
+		*why = "The server is busy checking other passwords; try "
+		       "again in a minute.";
+		return -EAGAIN;
+	}
+	e = auth_verify(k->a->auth, &req, auth_now_ms(), o);
+	atomic_fetch_sub(&k->a->checking, 1);
+	if (e)
 		return e;
+	return webd_call__judge(k, addr, o, why);
+}
+
+/* An outcome of auth_verify as 0 (the main password, right) or an error
+ * with the sentence for the page; a failure is logged and its throttling
+ * delay kept for the answer. */
+static int webd_call__judge(struct webd_call *k, const char *addr,
+			    const struct auth_outcome *o, const char **why)
+{
+	char q[STORE_ADDR_MAX * 4 + 8];
+
 	if (o->result == AUTH_OK && o->app_id == 0)
 		return 0;
 	log_event(LOGL_INFO, 0, "login_failed", "service=web user=%s peer=%s "
@@ -298,13 +336,34 @@ static void webd_acct__signin_page(struct webd_call *k, const char *error,
 	webd_page_end(&k->page);
 }
 
-/* A session for the sign-in form: the one the browser has, or a new one. */
+/* A session for the sign-in form: the one the browser has, or a new one.
+ * 1: refused, the page says so (503). */
 static int webd_acct__anon(struct webd_call *k)
 {
+	int e;
+
 	if (k->have_sess)
 		return 0;
-	if (webd_sess_new(k->a->sessions, auth_now_ms(), &k->sess, k->cookie))
-		return -PST_ETLS;
+	e = webd_sess_new(k->a->sessions, k->peer, auth_now_ms(), &k->sess,
+			  k->cookie);
+	if (e == -PST_ELIMIT || e == -PST_EFULL) {
+		/* Refused rather than pushing out a session someone is
+		 * signing in with or signed in to. */
+		log_event(LOGL_WARN, 0, "web_session_refused", "peer=%s "
+			  "why=%s", k->peer, e == -PST_ELIMIT
+			  ? "per-address" : "table-full");
+		webd_call_refuse(k, 503, "Busy", e == -PST_ELIMIT
+					? "Too many sign-in pages are open "
+					  "from your address. Use one you "
+					  "have open, or wait a few minutes "
+					  "and reload."
+					: "Too many people are signing in "
+					  "just now. Wait a few minutes and "
+					  "reload.");
+		return 1;
+	}
+	if (e)
+		return e;
 	k->have_sess = true;
 	return 0;
 }
@@ -347,6 +406,71 @@ int webd_acct_signed_in(struct webd_call *k, const char *method)
 	return webd_call_redirect(k, "/account");
 }
 
+/* The pool's answer (a pool thread): to the request by its hold id, if
+ * it still waits. */
+static void webd_acct__verified(void *arg, const struct auth_outcome *o)
+{
+	struct webd_verdict v = { .o = *o, .done = true };
+
+	(void)webd_delay_release((uint64_t)(uintptr_t)arg, &v, sizeof(v));
+}
+
+/* Asks the pool to check the password and suspends the request until it
+ * answers (k->suspended): argon2 and a throttle wait run on the pool's
+ * threads, not on libmicrohttpd's. -EINVAL: too long to be anyone's. */
+static int webd_acct__ask(struct webd_call *k, const char *addr,
+			  const char *pass)
+{
+	struct auth_request req = {
+		.user = addr, .pass = pass, .passlen = strlen(pass),
+		.addr = k->peer, .flags = AUTH_REQ_MAIN_ONLY,
+	};
+	uint64_t id;
+	int e;
+
+	if (req.passlen > AUTH_PASS_MAX || strlen(addr) > STORE_ADDR_MAX)
+		return -EINVAL;
+	if ((e = webd_delay_hold(k->c, k->verdict, &id)))
+		return e;
+	k->suspended = true;
+	if ((e = auth_pool_submit(k->a->pool, &req, webd_acct__verified,
+				  (void *)(uintptr_t)id))) {
+		/* Resumed at once: the next pass finds no verdict (503). */
+		log_event(LOGL_WARN, 0, "web_busy", "peer=%s why=auth-queue",
+			  k->peer);
+		(void)webd_delay_release(id, NULL, 0);
+	}
+	return 0;
+}
+
+/* The password check of a sign-in: asked of the pool on the first pass
+ * (1: suspended), judged on the pass after it. */
+static int webd_acct__signin_check(struct webd_call *k, const char *addr,
+				   const char *pass, struct auth_outcome *o,
+				   const char **why)
+{
+	int e;
+
+	if (!k->verdict->done && !k->asked) {
+		k->asked = true;
+		if ((e = webd_acct__ask(k, addr, pass)) == 0)
+			return 1;
+		if (e == -EINVAL) {
+			*why = "Wrong address or password.";
+			return -PST_EAUTH;
+		}
+	}
+	if (!k->verdict->done) {
+		/* The pool's queue was full, or the daemon is stopping. */
+		k->status = 503;
+		*why = "The server cannot check passwords right now; try again "
+		       "in a minute.";
+		return -EAGAIN;
+	}
+	*o = k->verdict->o;
+	return webd_call__judge(k, addr, o, why);
+}
+
 static int webd_acct__signin(struct webd_call *k)
 {
 	const char *addr = webd_form_get(k->form, "address");
@@ -362,7 +486,7 @@ static int webd_acct__signin(struct webd_call *k)
 		if (k->have_sess && k->sess.stage == WEBD_S_CODE)
 			return webd_call_redirect(k, "/signin/code");
 		if ((e = webd_acct__anon(k)))
-			return e;
+			return e < 0 ? e : 0;
 		webd_acct__signin_page(k, NULL, NULL);
 		return 0;
 	}
@@ -371,14 +495,17 @@ static int webd_acct__signin(struct webd_call *k)
 				       addr);
 		return 0;
 	}
-	e = webd_call_check_password(k, addr, pass, &o, &why);
+	e = webd_acct__signin_check(k, addr, pass, &o, &why);
+	if (e == 1)
+		return 0;                  /* answered when the pool has */
 	if (e) {
 		if (k->sess.stage != WEBD_S_ANON) {
 			/* A failed sign-in while signed in (another
 			 * account's, say) signs this session out. */
 			webd_sess_drop(k->a->sessions, k->sess.key);
 			k->have_sess = false;
-			webd_acct__anon(k);
+			if ((e = webd_acct__anon(k)))
+				return e < 0 ? e : 0;
 		}
 		webd_acct__signin_page(k, why, addr);
 		return 0;
@@ -544,6 +671,12 @@ static int webd_acct__dispatch(struct webd_call *k)
 		return webd_call_refuse(k, 405, "Not allowed",
 					"This page only shows; it takes no "
 					"form.");
+	/* Signing out is a form with the session's token (the button at
+	 * the top of every page): a link or image elsewhere cannot do it. */
+	if (!k->post && rt->fn == webd_acct__signout)
+		return webd_call_refuse(k, 405, "Not allowed",
+					"Use the Sign out button at the top "
+					"of the page.");
 	k->have_sess = webd_sess_find(k->a->sessions, cookie, auth_now_ms(),
 				      &k->sess) == 0;
 	/* Every form carries the session's token, checked before anything
@@ -606,7 +739,8 @@ static enum MHD_Result webd_acct__answer(struct webd_account *a,
 {
 	struct webd_call k = { .a = a, .c = c, .url = url, .method = method,
 			       .post = rq->post, .form = &rq->form,
-			       .status = 200 };
+			       .status = 200, .verdict = &rq->verdict,
+			       .asked = rq->asked };
 	struct MHD_Response *resp;
 	int e;
 
@@ -623,6 +757,13 @@ static enum MHD_Result webd_acct__answer(struct webd_account *a,
 				     "The form was too long.");
 	else
 		e = webd_acct__dispatch(&k);
+	rq->asked = k.asked;
+	if (k.suspended) {
+		/* Resumed when the pool has answered (webd_delay_release):
+		 * MHD calls the handler again, which judges the verdict. */
+		wbuf_free(&k.page);
+		return MHD_YES;
+	}
 	if (e || k.page.err) {
 		char q[64];
 

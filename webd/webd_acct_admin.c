@@ -91,9 +91,20 @@ static int webd_adm__user_row(const struct store_account *a, void *arg)
 
 struct dom_set { struct store_domain d; };
 
+/* Re-reads the domain and changes only what the form sets, so that a
+ * change made meanwhile (a quota default from the CLI) is kept. */
 static int webd_adm__domain_w(struct store_write *w, void *arg)
 {
-	return store_domain_put(w, &((struct dom_set *)arg)->d, false);
+	const struct store_domain *f = &((struct dom_set *)arg)->d;
+	struct store_domain d;
+	int e = store_domain_get(store_write_reader(w), f->name, &d);
+
+	if (e)
+		return e;
+	d.pop_default = f->pop_default;
+	d.pop_allowed = f->pop_allowed;
+	d.require_app_password_default = f->require_app_password_default;
+	return store_domain_put(w, &d, false);
 }
 
 struct user_new {
@@ -111,6 +122,7 @@ static int webd_adm__add_w(struct store_write *w, void *arg)
 	if (e)
 		return e;
 	u->a.pop = d.pop_default;
+	u->a.quota = STORE_QUOTA_DOMAIN;   /* as `postern user add` */
 	if (d.require_app_password_default)
 		u->a.flags |= STORE_ACCT_REQUIRE_APP_PW;
 	memcpy(u->a.phc, u->phc, sizeof(u->a.phc));
@@ -365,6 +377,14 @@ static int webd_adm__user_action(struct webd_call *k, const char *action,
 		const char *pass = webd_form_get(k->form, "password");
 		const char *weak = webd_pw_weak(pass ? pass : "");
 
+		/* One's own password changes on the password page, with
+		 * the old one: a stolen session must not change it here. */
+		if (a->id == k->acct.id) {
+			webd_page_msg(&k->page, "error", "To change your own "
+				      "password, use the Password page (it asks "
+				      "for the current one).");
+			return 0;
+		}
 		if (weak) {
 			webd_page_msg(&k->page, "error", weak);
 			return 0;
@@ -460,12 +480,17 @@ int webd_acct_admin_user(struct webd_call *k)
 			      : "Require app passwords", false);
 	webd_adm__action_form(k, a.address, "revoke-apps", "",
 			      "Revoke all app passwords", true);
-	webd_adm__action_form(k, a.address, "reset",
-			      "<label for=\"reset-password\">New password (at "
-			      "least 8 characters)</label><input type="
-			      "\"password\" id=\"reset-password\" name=\"password\""
-			      " autocomplete=\"new-password\" minlength=\"8\" "
-			      "required>\n", "Reset password", false);
+	if (a.id != k->acct.id)
+		webd_adm__action_form(k, a.address, "reset",
+				      "<label for=\"reset-password\">New password"
+				      " (at least 8 characters)</label><input "
+				      "type=\"password\" id=\"reset-password\" "
+				      "name=\"password\" autocomplete=\"new-"
+				      "password\" minlength=\"8\" required>\n",
+				      "Reset password", false);
+	else
+		wbuf_printf(&k->page, "<p>Your own password: see <a href=\""
+			    "/account/password\">Password</a>.</p>\n");
 	if (a.id != k->acct.id)
 		webd_adm__action_form(k, a.address, "remove",
 				      "<p>Removes the account and all its mail."

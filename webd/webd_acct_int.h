@@ -4,6 +4,7 @@
 #ifndef POSTERN_WEBD_ACCT_INT_H
 #define POSTERN_WEBD_ACCT_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,19 @@ struct webd_account {
 	struct auth_ctx *auth;
 	struct webd_sessions *sessions;
 	struct auth_throttle *codes;     /* wrong two-step codes */
+	/* Password checks running on HTTP threads, at most [webd]
+	 * password_checks_max (webd_call_check_password). */
+	atomic_uint checking;
+	/* Sign-in's password check: off the HTTP threads, its request
+	 * suspended meanwhile (webd_delay_hold). */
+	struct auth_pool *pool;
+};
+
+/* A sign-in's password check on the pool, kept with its request while
+ * the request waits (suspended) and read when it is resumed. */
+struct webd_verdict {
+	struct auth_outcome o;
+	bool done;
 };
 
 struct webd_form {
@@ -60,6 +74,9 @@ struct webd_call {
 	char cookie[WEBD_SESS_ID_HEX + 1];   /* a new session id to set */
 	bool clear_cookie;
 	uint64_t delay_ms;               /* answer only after this */
+	struct webd_verdict *verdict;    /* the request's; sign-in only */
+	bool asked;                      /* verdict asked for before */
+	bool suspended;                  /* no answer now: resumed later */
 };
 
 /* A form value, or NULL. */

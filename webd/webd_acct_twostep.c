@@ -3,7 +3,8 @@
  * (shown once, kept as digests, each good once), turning it off (password
  * and a code), and the code step of sign-in. Wrong codes are throttled
  * like passwords (a second auth_throttle: the pair (address, account)
- * refused at [webd] code_failures_max), and a sign-in session that gets
+ * refused at [webd] code_failures_max, the account from all addresses at
+ * code_failures_account_max), and a sign-in session that gets
  * that many wrong codes ends. With two-step on, mail clients need app
  * passwords (the account's require-app-password), as at Gmail. */
 #include <errno.h>
@@ -20,52 +21,74 @@
 
 #define WEBD_ISSUER "Postern"
 
-/* A code (TOTP, or a recovery code) for the account; updates web (the
- * step used, a recovery code spent) in the store when it is right. */
-struct code_use { uint64_t id; struct store_web web; };
+/* A code (TOTP, or a recovery code) for the account, checked and spent
+ * in one write transaction: the record is read there, so two posts of one
+ * code (or of two codes) are serialised by the writer and each sees what
+ * the other spent; only totp_last or the recovery digests change, so a
+ * concurrent change to the record (the role, the reset flag) survives. */
+struct code_use {
+	uint64_t id, now;
+	const char *code;
+	uint8_t d[32];
+	bool have_d;
+	const char *method;
+};
 
 static int webd_2s__use_w(struct store_write *w, void *arg)
 {
 	struct code_use *u = arg;
+	struct store_web web;
+	uint64_t step;
+	unsigned i;
+	int e;
 
-	return store_web_put(w, u->id, &u->web);
+	if ((e = store_web_get(store_write_reader(w), u->id, &web)))
+		return e;
+	if (!(web.flags & STORE_WEB_TOTP))
+		e = -PST_EAUTH;
+	else if (webd_totp_check(web.totp, web.totp_len, u->code, u->now,
+				 web.totp_last, &step) == 0) {
+		web.totp_last = step;
+		u->method = "totp";
+	} else if (u->have_d) {
+		for (i = 0; i < web.nrecovery; i++)
+			if (gnutls_memcmp(web.recovery[i], u->d, 32) == 0)
+				break;
+		if (i == web.nrecovery) {
+			e = -PST_EAUTH;
+		} else {
+			memmove(web.recovery[i], web.recovery[i + 1],
+				(size_t)(web.nrecovery - i - 1) * 32);
+			web.nrecovery--;
+			u->method = "recovery-code";
+		}
+	} else {
+		e = -PST_EAUTH;
+	}
+	if (e == 0)
+		e = store_web_put(w, u->id, &web);
+	explicit_bzero(&web, sizeof(web));
+	return e;
 }
 
 static int webd_2s__code_ok(struct webd_call *k, uint64_t id,
-			    struct store_web *web, const char *code,
-			    const char **method)
+			    const char *code, const char **method)
 {
-	struct code_use u = { .id = id, .web = *web };
-	uint8_t d[32];
-	uint64_t step;
+	struct code_use u = { .id = id, .now = (uint64_t)time(NULL),
+			      .code = code };
+	int e;
 
-	if (webd_totp_check(web->totp, web->totp_len, code, (uint64_t)time(NULL),
-			    web->totp_last, &step) == 0) {
-		u.web.totp_last = step;
-		*method = "totp";
-	} else if (webd_recovery_digest(code ? code : "", d) == 0) {
-		unsigned i;
-
-		for (i = 0; i < u.web.nrecovery; i++)
-			if (gnutls_memcmp(u.web.recovery[i], d, 32) == 0)
-				break;
-		if (i == u.web.nrecovery)
-			return -PST_EAUTH;
-		memmove(u.web.recovery[i], u.web.recovery[i + 1],
-			(size_t)(u.web.nrecovery - i - 1) * 32);
-		u.web.nrecovery--;
-		*method = "recovery-code";
-	} else {
-		return -PST_EAUTH;
-	}
-	*web = u.web;
-	return store_write(k->a->st, webd_2s__use_w, &u);
+	u.have_d = webd_recovery_digest(code ? code : "", u.d) == 0;
+	e = store_write(k->a->st, webd_2s__use_w, &u);
+	if (e == 0)
+		*method = u.method;
+	return e;
 }
 
 /* Throttled: 0 right, -PST_EAUTH wrong, -PST_ELIMIT refused. */
 static int webd_2s__check(struct webd_call *k, uint64_t id,
-			  const char *address, struct store_web *web,
-			  const char *code, const char **method)
+			  const char *address, const char *code,
+			  const char **method)
 {
 	struct auth_throttle_ticket tk;
 	enum auth_throttle_verdict v;
@@ -80,7 +103,7 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 	if (v == AUTH_THROTTLE_REFUSE)
 		e = -PST_ELIMIT;
 	else
-		e = webd_2s__code_ok(k, id, web, code, method);
+		e = webd_2s__code_ok(k, id, code, method);
 	auth_throttle_settle(k->a->codes, &tk, now,
 			     e == 0 ? AUTH_THROTTLE_SUCCEEDED
 			     : e == -PST_EAUTH ? AUTH_THROTTLE_FAILED
@@ -91,9 +114,18 @@ static int webd_2s__check(struct webd_call *k, uint64_t id,
 		log_event(LOGL_INFO, 0, "login_failed", "service=web user=%s "
 			  "peer=%s reason=\"%s\" delay_ms=%llu session=%s",
 			  log_quote(q, sizeof(q), address, strlen(address)),
-			  k->peer, e == -PST_ELIMIT ? "throttled" : "wrong code",
+			  k->peer, e != -PST_ELIMIT ? "wrong code"
+			  : tk.account_refused ? "account code limit"
+			  : "throttled",
 			  (unsigned long long)k->delay_ms, k->sess.log_id);
 	return e;
+}
+
+static void webd_2s__password_field(struct webd_call *k)
+{
+	wbuf_printf(&k->page, "\n<label for=\"password\">Password</label>"
+		    "<input type=\"password\" id=\"password\" name=\"password\""
+		    " autocomplete=\"current-password\" required>");
 }
 
 static void webd_2s__code_form(struct webd_call *k, const char *action,
@@ -101,10 +133,7 @@ static void webd_2s__code_form(struct webd_call *k, const char *action,
 {
 	webd_page_form(&k->page, "card", action, k->sess.csrf, what);
 	if (with_password)
-		wbuf_printf(&k->page, "\n<label for=\"password\">Password"
-			    "</label><input type=\"password\" id=\"password\" "
-			    "name=\"password\" autocomplete=\"current-password\""
-			    " required>");
+		webd_2s__password_field(k);
 	wbuf_printf(&k->page, "\n<label for=\"code\">Code from your "
 		    "authenticator app%s</label><input type=\"text\" id=\"code\" "
 		    "name=\"code\" inputmode=\"numeric\" autocomplete="
@@ -117,19 +146,11 @@ static void webd_2s__code_form(struct webd_call *k, const char *action,
 int webd_acct_signin_code(struct webd_call *k)
 {
 	const char *code = webd_form_get(k->form, "code"), *method = "";
-	struct store_web web;
-	struct store_read *r;
-	int e;
+	int e = 0;
 
 	if (k->post) {
-		if ((e = store_read_begin(k->a->st, &r)))
-			return e;
-		e = store_web_get(r, k->sess.account_id, &web);
-		store_read_end(r);
-		if (e)
-			return e;
 		e = webd_2s__check(k, k->sess.account_id, k->sess.address,
-				   &web, code, &method);
+				   code, &method);
 		if (e == 0) {
 			char m[40];
 
@@ -138,7 +159,10 @@ int webd_acct_signin_code(struct webd_call *k)
 		}
 		if (e != -PST_EAUTH && e != -PST_ELIMIT)
 			return e;
-		if (++k->sess.code_failures >= k->a->cfg->webd.code_failures_max) {
+		k->sess.code_failures = webd_sess_code_failed(k->a->sessions,
+							      k->sess.key);
+		if (k->sess.code_failures == 0 ||
+		    k->sess.code_failures >= k->a->cfg->webd.code_failures_max) {
 			/* This sign-in is over: the password again. */
 			webd_sess_drop(k->a->sessions, k->sess.key);
 			k->have_sess = false;
@@ -147,7 +171,6 @@ int webd_acct_signin_code(struct webd_call *k)
 						"Too many wrong codes. Sign in "
 						"again from the start.");
 		}
-		webd_sess_update(k->a->sessions, &k->sess);
 	}
 	webd_page_begin(&k->page, "2-Step Verification", NULL, WEBD_M_NONE);
 	if (k->post)
@@ -182,6 +205,10 @@ static int webd_2s__set_w(struct store_write *w, void *arg)
 	if ((e = store_account_get_by_id(store_write_reader(w), t->id, &a)) ||
 	    (e = store_web_get(store_write_reader(w), t->id, &web)))
 		return e;
+	/* Read here, not from the page's copy: two enrolments at once must
+	 * not leave the first one's codes silently replaced. */
+	if (t->on && (web.flags & STORE_WEB_TOTP))
+		return -PST_EEXIST;
 	if (t->on) {
 		web.flags |= STORE_WEB_TOTP;
 		web.totp_len = t->web.totp_len;
@@ -242,6 +269,24 @@ static int webd_2s__start(struct webd_call *k)
 	return 0;
 }
 
+/* Turning on asks for the password first: a session someone else got
+ * hold of must not enrol its own authenticator and lock the owner out. */
+static int webd_2s__begin(struct webd_call *k)
+{
+	const char *why = NULL;
+	struct auth_outcome o;
+
+	if (webd_call_check_password(k, k->acct.address,
+				     webd_form_get(k->form, "password"), &o,
+				     &why)) {
+		webd_page_msg(&k->page, "error", k->status == 503 ? why
+			      : "Wrong password; 2-Step Verification stays "
+				"off.");
+		return 1;
+	}
+	return webd_2s__start(k);
+}
+
 static int webd_2s__confirm(struct webd_call *k)
 {
 	char codes[WEBD_RECOVERY_N][WEBD_RECOVERY_LEN + 2];
@@ -270,6 +315,12 @@ static int webd_2s__confirm(struct webd_call *k)
 	explicit_bzero(k->sess.pending_totp, sizeof(k->sess.pending_totp));
 	k->sess.pending = false;
 	webd_sess_update(k->a->sessions, &k->sess);
+	if (e == -PST_EEXIST) {
+		webd_page_msg(&k->page, "error", "2-Step Verification was "
+			      "turned on elsewhere meanwhile; this key is not "
+			      "used.");
+		return 1;
+	}
 	if (e)
 		return e;
 	webd_call_log_change(k, "two-step", t.rap_changed
@@ -296,18 +347,18 @@ static int webd_2s__off(struct webd_call *k)
 {
 	struct twostep_set t = { .id = k->acct.id, .on = false };
 	const char *why = NULL, *method = "";
-	struct store_web web = k->web;
 	struct auth_outcome o;
 	int e;
 
 	if (webd_call_check_password(k, k->acct.address,
 				     webd_form_get(k->form, "password"), &o,
 				     &why)) {
-		webd_page_msg(&k->page, "error", "Wrong password or code; "
-			      "2-Step Verification stays on.");
+		webd_page_msg(&k->page, "error", k->status == 503 ? why
+			      : "Wrong password or code; 2-Step Verification "
+				"stays on.");
 		return 1;
 	}
-	e = webd_2s__check(k, k->acct.id, k->acct.address, &web,
+	e = webd_2s__check(k, k->acct.id, k->acct.address,
 			   webd_form_get(k->form, "code"), &method);
 	if (e == -PST_EAUTH || e == -PST_ELIMIT) {
 		webd_page_msg(&k->page, "error", e == -PST_ELIMIT
@@ -336,7 +387,7 @@ int webd_acct_twostep(struct webd_call *k)
 	webd_call_begin(k, "2-Step Verification", WEBD_M_TWOSTEP);
 	if (action && strcmp(action, "start") == 0 &&
 	    !(k->web.flags & STORE_WEB_TOTP))
-		e = webd_2s__start(k);
+		e = webd_2s__begin(k);
 	else if (action && strcmp(action, "confirm") == 0 &&
 		 !(k->web.flags & STORE_WEB_TOTP))
 		e = webd_2s__confirm(k);
@@ -362,7 +413,8 @@ int webd_acct_twostep(struct webd_call *k)
 			    "and mail clients use app passwords.</p>\n");
 		webd_page_form(&k->page, "card", "/account/two-step",
 			       k->sess.csrf, "start");
-		wbuf_printf(&k->page, "<button type=\"submit\">Turn on"
+		webd_2s__password_field(k);
+		wbuf_printf(&k->page, "\n<button type=\"submit\">Turn on"
 			    "</button></form>\n");
 	}
 	webd_page_end(&k->page);

@@ -3,13 +3,16 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "webd/webd_delay.h"
 
 struct webd_delayed {
 	struct MHD_Connection *c;
-	uint64_t at_ms;
+	uint64_t at_ms;            /* UINT64_MAX: held until released */
+	uint64_t id;               /* held: what webd_delay_release names */
+	void *slot;
 	struct webd_delayed *next;
 };
 
@@ -18,6 +21,7 @@ static struct {
 	pthread_cond_t cv;
 	pthread_t thread;
 	bool running, stop;
+	uint64_t next_id;
 	struct webd_delayed *head;     /* unordered: few at a time */
 } webd_delay = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
@@ -96,13 +100,10 @@ void webd_delay_stop(void)
 	pthread_cond_destroy(&webd_delay.cv);
 }
 
-int webd_delay_add(struct MHD_Connection *c, uint64_t ms)
+/* Suspends d->c and lists d (a new id for a hold); -ESHUTDOWN (d freed)
+ * once stopping. */
+static int webd_delay__park(struct webd_delayed *d, uint64_t *id)
 {
-	struct webd_delayed *d = malloc(sizeof(*d));
-
-	if (!d)
-		return -ENOMEM;
-	*d = (struct webd_delayed){ c, webd_delay__now() + ms, NULL };
 	pthread_mutex_lock(&webd_delay.mu);
 	if (!webd_delay.running || webd_delay.stop) {
 		/* Shutting down: answer at once. */
@@ -110,10 +111,55 @@ int webd_delay_add(struct MHD_Connection *c, uint64_t ms)
 		free(d);
 		return -ESHUTDOWN;
 	}
-	MHD_suspend_connection(c);
+	if (id)
+		d->id = *id = ++webd_delay.next_id;
+	MHD_suspend_connection(d->c);
 	d->next = webd_delay.head;
 	webd_delay.head = d;
 	pthread_cond_signal(&webd_delay.cv);
 	pthread_mutex_unlock(&webd_delay.mu);
+	return 0;
+}
+
+int webd_delay_add(struct MHD_Connection *c, uint64_t ms)
+{
+	struct webd_delayed *d = malloc(sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	*d = (struct webd_delayed){ .c = c, .at_ms = webd_delay__now() + ms };
+	return webd_delay__park(d, NULL);
+}
+
+int webd_delay_hold(struct MHD_Connection *c, void *slot, uint64_t *id)
+{
+	struct webd_delayed *d = malloc(sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	*d = (struct webd_delayed){ .c = c, .at_ms = UINT64_MAX, .slot = slot };
+	return webd_delay__park(d, id);
+}
+
+int webd_delay_release(uint64_t id, const void *src, size_t n)
+{
+	struct webd_delayed **pp, *d = NULL;
+
+	pthread_mutex_lock(&webd_delay.mu);
+	for (pp = &webd_delay.head; *pp; pp = &(*pp)->next)
+		if ((*pp)->at_ms == UINT64_MAX && (*pp)->id == id) {
+			d = *pp;
+			*pp = d->next;
+			break;
+		}
+	if (d) {
+		if (n)
+			memcpy(d->slot, src, n);
+		MHD_resume_connection(d->c);
+	}
+	pthread_mutex_unlock(&webd_delay.mu);
+	if (!d)
+		return -ENOENT;
+	free(d);
 	return 0;
 }

@@ -15,8 +15,12 @@
  *
  * Expiry: [webd] session_idle after the last request, session_lifetime
  * after the session began (the stage's start: a sign-in restarts it).
- * The table holds [webd] sessions_max; when it is full a new session
- * replaces the oldest not signed in, else the one idle longest.
+ * The table holds [webd] sessions_max. A client address (an IPv6 /64)
+ * holds at most [webd] signin_sessions_per_address sign-in forms (ANON);
+ * when the table is full a new one takes an expired session's slot, else
+ * the sign-in form seen longest ago; a session at the code step or signed
+ * in is never dropped for it (the new form is refused instead). Lookups go
+ * through a hash index on the key; nothing scans the table per request.
  *
  * Ownership: the table is the daemon's; callers get copies.
  * Threading: every function is thread-safe (one mutex). */
@@ -52,8 +56,8 @@ struct webd_sess {
 
 struct webd_sessions;
 
-int webd_sessions_new(uint64_t max, uint64_t idle_ms, uint64_t lifetime_ms,
-		      struct webd_sessions **out);
+int webd_sessions_new(uint64_t max, uint64_t per_address, uint64_t idle_ms,
+		      uint64_t lifetime_ms, struct webd_sessions **out);
 void webd_sessions_free(struct webd_sessions *t);
 
 /* The live session a cookie value names; -PST_ENOTFOUND for none, a
@@ -61,17 +65,24 @@ void webd_sessions_free(struct webd_sessions *t);
  * idle clock. */
 int webd_sess_find(struct webd_sessions *t, const char *cookie,
 		   uint64_t now_ms, struct webd_sess *out);
-/* A new ANON session; its id (the cookie value) in id_hex. */
-int webd_sess_new(struct webd_sessions *t, uint64_t now_ms,
+/* A new ANON session for a client at peer (an address); its id (the
+ * cookie value) in id_hex. -PST_ELIMIT: that client has its share of
+ * sign-in forms; -PST_EFULL: the table is all sessions at the code step
+ * or signed in. */
+int webd_sess_new(struct webd_sessions *t, const char *peer, uint64_t now_ms,
 		  struct webd_sess *out, char id_hex[WEBD_SESS_ID_HEX + 1]);
 /* Gives s (found earlier) a new id, CSRF token and log id, then the
  * stage and account in s, restarting its lifetime; the old id is dead at
  * once. s is updated; -PST_ENOTFOUND if it has gone meanwhile. */
 int webd_sess_rotate(struct webd_sessions *t, struct webd_sess *s,
 		     uint64_t now_ms, char id_hex[WEBD_SESS_ID_HEX + 1]);
-/* Writes back what a request changed (code_failures, the pending secret)
+/* Writes back what a request changed (the pending secret)
  * to the session with s->key, if it is still there. */
 void webd_sess_update(struct webd_sessions *t, const struct webd_sess *s);
+/* Counts a wrong code against the session with key, under the table's
+ * lock (parallel posts each count); the session's count after it, 0 if
+ * the session has gone. */
+unsigned webd_sess_code_failed(struct webd_sessions *t, const uint8_t key[32]);
 void webd_sess_drop(struct webd_sessions *t, const uint8_t key[32]);
 /* Signs the account out everywhere but keep (NULL: everywhere), e.g.
  * after its password was changed or reset. Returns how many. */

@@ -16,6 +16,7 @@ struct auth_job {
 	char pass[AUTH_PASS_MAX];
 	size_t passlen;
 	char addr[64];
+	unsigned flags;           /* the request's (AUTH_REQ_MAIN_ONLY) */
 	struct auth_outcome out;
 };
 
@@ -62,7 +63,7 @@ static void *auth__pool_thread(void *arg)
 		pthread_mutex_unlock(&p->mu);
 
 		req = (struct auth_request){ j->user, j->pass, j->passlen,
-					     j->addr, 0 };
+					     j->addr, j->flags };
 		if (auth_verify(p->ctx, &req, auth_now_ms(), &j->out)) {
 			j->out.result = AUTH_TEMPFAIL;
 			j->out.reason = "internal error";
@@ -144,6 +145,7 @@ int auth_pool_submit(struct auth_pool *p, const struct auth_request *req,
 	memcpy(j->pass, req->pass, req->passlen);
 	j->passlen = req->passlen;
 	snprintf(j->addr, sizeof(j->addr), "%s", req->addr);
+	j->flags = req->flags;
 	pthread_mutex_lock(&p->mu);
 	if (p->queued >= p->queue_max) {
 		pthread_mutex_unlock(&p->mu);

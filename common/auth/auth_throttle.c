@@ -1,4 +1,5 @@
 /* auth_throttle.c — see auth_throttle.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
@@ -76,6 +77,21 @@ static void auth__tkey(struct auth_throttle *t, char kind, const char *a,
 	memcpy(key, full, 16);
 }
 
+void auth_throttle_addr_key(const char *addr, char *out)
+{
+	struct in6_addr a;
+	char buf[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, addr, &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a)) {
+		memset(a.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a, buf, sizeof(buf))) {
+			snprintf(out, AUTH_THROTTLE_ADDR_MAX, "%s/64", buf);
+			return;
+		}
+	}
+	snprintf(out, AUTH_THROTTLE_ADDR_MAX, "%s", addr);
+}
+
 /* Forget e's failures once the window has passed since the last one. A
  * `now` older than that (a verifier that read the clock before another
  * one's failure was counted) is not a reason: unsigned time running
@@ -135,13 +151,16 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 	uint32_t failed[NKEYS], seen[NKEYS], n = 0;
 	struct auth_throttle_cfg cfg;
 	enum auth_throttle_verdict v;
-	uint64_t d = 0;
+	char net[AUTH_THROTTLE_ADDR_MAX];
+	uint64_t d = 0, hard;
 
 	/* Hashed outside the lock: the only costly part. */
-	auth__tkey(t, 'a', addr, NULL, tk->key[KEY_ADDR]);
+	auth_throttle_addr_key(addr, net);
+	auth__tkey(t, 'a', net, NULL, tk->key[KEY_ADDR]);
 	auth__tkey(t, 'u', account, NULL, tk->key[KEY_ACCOUNT]);
-	auth__tkey(t, 'p', account, addr, tk->key[KEY_PAIR]);
+	auth__tkey(t, 'p', account, net, tk->key[KEY_PAIR]);
 	tk->admitted = false;
+	tk->account_refused = false;
 	pthread_mutex_lock(&t->mu);
 	cfg = t->cfg;   /* a reload may change it (auth_throttle_set_cfg) */
 	for (int k = 0; k < NKEYS; k++) {
@@ -153,11 +172,16 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 		seen[k] = e ? e->failures + e->pending : 0;
 		n = seen[k] > n ? seen[k] : n;
 	}
-	if (failed[KEY_ADDR] >= t->cfg.address_failures ||
-	    failed[KEY_PAIR] >= t->cfg.account_failures) {
+	hard = cfg.account_hard_failures ? cfg.account_hard_failures
+					 : UINT64_MAX;
+	if (failed[KEY_ADDR] >= cfg.address_failures ||
+	    failed[KEY_PAIR] >= cfg.account_failures ||
+	    failed[KEY_ACCOUNT] >= hard) {
 		v = AUTH_THROTTLE_REFUSE;
-	} else if (seen[KEY_ADDR] >= t->cfg.address_failures ||
-		   seen[KEY_PAIR] >= t->cfg.account_failures) {
+		tk->account_refused = failed[KEY_ACCOUNT] >= hard;
+	} else if (seen[KEY_ADDR] >= cfg.address_failures ||
+		   seen[KEY_PAIR] >= cfg.account_failures ||
+		   seen[KEY_ACCOUNT] >= hard) {
 		v = AUTH_THROTTLE_WAIT;
 		tk->seen = t->settled;
 	} else {

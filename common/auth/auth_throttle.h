@@ -30,6 +30,11 @@
  * (each verifier reads the clock before hashing): an entry is never
  * expired by a time older than its last failure.
  *
+ * Addresses are counted by network for IPv6: the /64 (one host's usual
+ * allocation, so a client cannot walk its own prefix to reset the count);
+ * IPv4 and IPv4-mapped addresses by themselves. Every user of this module
+ * (POP3, SMTP, the account page) gets this from auth_throttle_admit().
+ *
  * Memory is fixed at creation (AUTH_THROTTLE_ENTRIES, 4-way sets); under a
  * flood of distinct keys the oldest entry in a set is replaced, an entry
  * with attempts in flight last. Attempts in flight add at most three entries
@@ -52,6 +57,10 @@
 struct auth_throttle_cfg {
 	uint64_t delay_ms, delay_max_ms, window_ms;
 	uint64_t address_failures, account_failures;
+	/* Failures for the account from all addresses together after which
+	 * it is refused (0: never, only delayed). For a second factor, whose
+	 * guesser already holds the password: see the top of this file. */
+	uint64_t account_hard_failures;
 };
 
 struct auth_throttle;
@@ -61,6 +70,7 @@ struct auth_throttle_ticket {
 	uint8_t key[3][16];
 	uint64_t seen;          /* settlements counted when told to wait */
 	bool admitted;          /* pending: auth_throttle_settle() it */
+	bool account_refused;   /* REFUSE came from account_hard_failures */
 };
 
 enum auth_throttle_verdict {
@@ -81,6 +91,11 @@ void auth_throttle_free(struct auth_throttle *t);
 /* New limits and delays (a reload); the counts so far stay. */
 void auth_throttle_set_cfg(struct auth_throttle *t,
 			   const struct auth_throttle_cfg *cfg);
+/* The address as counted: an IPv6 address with its low 64 bits cleared
+ * (a network, "2001:db8:1:2::/64"), anything else as given. out holds at
+ * least AUTH_THROTTLE_ADDR_MAX bytes. */
+#define AUTH_THROTTLE_ADDR_MAX 64
+void auth_throttle_addr_key(const char *addr, char *out);
 /* Decides one attempt; *delay_ms: how long to wait before answering a
  * failure (or the refusal). Fills *tk. */
 enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,

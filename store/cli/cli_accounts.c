@@ -414,6 +414,8 @@ static int cli__import_accounts_w(struct store_write *w, void *arg)
 				f[nf++] = t;
 			if (nf == 32)
 				return x->why = "too many fields", -EINVAL;
+			if (nf == 0)    /* only blanks: an empty line */
+				continue;
 			if (strcmp(f[0], "domain") == 0)
 				e = cli__line_domain(w, f, nf, x);
 			else if (strcmp(f[0], "user") == 0)

@@ -54,8 +54,8 @@ static int cli__collect(const struct store_msg *m, void *arg)
 
 /* The message's octets with CRLF turned into LF (a CR elsewhere stays), in
  * a malloc'ed buffer. */
-static int cli__body_lf(struct store_read *r, uint64_t acct,
-			const struct store_msg *m, char **out, size_t *len)
+static int cli__body_lf(struct store_read *r, const struct store_msg *m,
+			char **out, size_t *len)
 {
 	char *buf = malloc(m->size ? m->size : 1);
 	size_t n = 0;
@@ -66,7 +66,8 @@ static int cli__body_lf(struct store_read *r, uint64_t acct,
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const void *p;
 		size_t cl;
-		int e = store_body_chunk(r, acct, m->uid, i, &p, &cl);
+		/* by the body id in hand: no record lookup per chunk */
+		int e = store_body_read(r, m->body_id, i, &p, &cl);
 
 		if (e) {
 			free(buf);
@@ -171,7 +172,7 @@ static int cli__export_folder(struct store_read *r,
 
 		if (m->folder != folder)
 			continue;
-		if ((e = cli__body_lf(r, a->id, m, &body, &n)))
+		if ((e = cli__body_lf(r, m, &body, &n)))
 			break;
 		snprintf(base, sizeof(base), "%llu.P%lluQ%llu.postern",
 			 (unsigned long long)m->internal_date,
@@ -301,7 +302,7 @@ int cli_export(int argc, char **argv)
 			char *body;
 			size_t n;
 
-			if ((e = cli__body_lf(r, a.id, &l.m[i], &body, &n)))
+			if ((e = cli__body_lf(r, &l.m[i], &body, &n)))
 				break;
 			e = cli__mbox_message(f, body, n, l.m[i].internal_date);
 			free(body);

@@ -8,10 +8,24 @@
 #include "common/err.h"
 #include "store/cli/cli.h"
 
+/* A page of the queue: the entries past `after` (ids only grow), at most
+ * `limit` of them (0: all). The queue is walked from its start, the entries
+ * before the page parsed and passed over: a page costs its position, not
+ * the queue's size beyond it. */
+struct queue_page {
+	uint64_t after, limit, shown, last;
+};
+
 static int cli__print_entry(const struct store_queue_entry *e, void *arg)
 {
+	struct queue_page *pg = arg;
 	char created[32], next[32];
 	time_t c = (time_t)e->created, n = (time_t)e->next_attempt;
+
+	if (e->id <= pg->after)
+		return 0;
+	if (pg->limit && pg->shown == pg->limit)
+		return 1;               /* there is more */
 
 	strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S", gmtime(&c));
 	strftime(next, sizeof(next), "%Y-%m-%d %H:%M:%S", gmtime(&n));
@@ -23,7 +37,8 @@ static int cli__print_entry(const struct store_queue_entry *e, void *arg)
 		printf("    to <%s>\n", e->rcpts[i]);
 	if (e->last_error[0])
 		printf("    last error: %s\n", e->last_error);
-	(*(unsigned *)arg)++;
+	pg->shown++;
+	pg->last = e->id;
 	return 0;
 }
 
@@ -48,13 +63,24 @@ static int cli__flush_w(struct store_write *w, void *arg)
 	return 0;
 }
 
+/* Flushing goes in batches of CLI_QUEUE_BATCH ids, each one write, so
+ * that a queue of any size is flushed whole without one huge transaction. */
+#define CLI_QUEUE_BATCH 4096
+
+struct queue_batch {
+	uint64_t after;                   /* the last id of the batch before */
+	uint64_t ids[1 + CLI_QUEUE_BATCH];     /* ids[0]: how many */
+};
+
 static int cli__collect(const struct store_queue_entry *e, void *arg)
 {
-	uint64_t *ids = arg;
+	struct queue_batch *b = arg;
 
-	if (ids[0] >= 4096)
+	if (e->id <= b->after)
+		return 0;
+	if (b->ids[0] >= CLI_QUEUE_BATCH)
 		return 1;
-	ids[1 + ids[0]++] = e->id;
+	b->ids[1 + b->ids[0]++] = e->id;
 	return 0;
 }
 
@@ -67,31 +93,63 @@ int cli_queue(int argc, char **argv)
 {
 	const char *verb = argc > 0 ? argv[0] : "";
 	struct store_read *r;
-	unsigned n = 0;
 	int e;
 
-	if (strcmp(verb, "list") == 0 && argc == 1) {
+	if (strcmp(verb, "list") == 0 && argc % 2 == 1) {
+		static const char use[] =
+			"queue list [--after ID] [--limit N]";
+		struct queue_page pg = { 0 };
+
+		for (int i = 1; i + 1 < argc; i += 2) {
+			uint64_t *to = strcmp(argv[i], "--after") == 0
+				? &pg.after
+				: strcmp(argv[i], "--limit") == 0 ? &pg.limit
+								  : NULL;
+
+			if (!to || cli_parse_u64(argv[i + 1], to))
+				return cli_usage(use);
+		}
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "queue list");
-		e = store_queue_each(r, cli__print_entry, &n);
+		e = store_queue_each(r, cli__print_entry, &pg);
 		store_read_end(r);
-		if (e)
+		if (e < 0)
 			return cli_fail(e, "queue list");
-		printf("%u messages queued\n", n);
+		if (e == 1)
+			fprintf(stderr, "postern: more: --after %llu\n",
+				(unsigned long long)pg.last);
+		else if (!pg.after && !pg.limit)
+			printf("%llu messages queued\n",
+			       (unsigned long long)pg.shown);
 		return EX_OK;
 	}
 	if (strcmp(verb, "flush") == 0 && argc == 1) {
-		static uint64_t ids[1 + 4096];
+		static struct queue_batch b;
+		uint64_t total = 0;
 
-		ids[0] = 0;
-		if ((e = store_read_begin(cli.st, &r)))
-			return cli_fail(e, "queue flush");
-		e = store_queue_each(r, cli__collect, ids);
-		store_read_end(r);
-		if (e < 0 || (e = store_write(cli.st, cli__flush_w, ids)))
-			return cli_fail(e, "queue flush");
-		printf("%llu messages due now; postern-submitd sends them within "
-		       "a second\n", (unsigned long long)ids[0]);
+		b.after = 0;
+		do {
+			b.ids[0] = 0;
+			if ((e = store_read_begin(cli.st, &r)))
+				return cli_fail(e, "queue flush");
+			e = store_queue_each(r, cli__collect, &b);
+			store_read_end(r);
+			if (e < 0 || (b.ids[0] &&
+				      (e = store_write(cli.st, cli__flush_w,
+						       b.ids))))
+				return cli_fail(e, "queue flush");
+			total += b.ids[0];
+			if (b.ids[0])
+				b.after = b.ids[b.ids[0]];
+		} while (b.ids[0] == CLI_QUEUE_BATCH);
+		if (store_queue_wake(cli.st))
+			printf("%llu messages due now; postern-submitd sends them "
+			       "at its next due time (%s/%s is not writable)\n",
+			       (unsigned long long)total, cli.cfg.store.path,
+			       STORE_QUEUE_WAKE_FILE);
+		else
+			printf("%llu messages due now; postern-submitd sends "
+			       "them now\n", (unsigned long long)total);
 		return EX_OK;
 	}
 	if (strcmp(verb, "delete") == 0 && argc == 2) {
@@ -111,5 +169,6 @@ int cli_queue(int argc, char **argv)
 		       "bounced)\n", (unsigned long long)id);
 		return EX_OK;
 	}
-	return cli_usage("queue list | queue flush | queue delete ID");
+	return cli_usage("queue list [--after ID] [--limit N] | queue flush | "
+			 "queue delete ID");
 }

@@ -35,7 +35,7 @@ static const char usage_text[] =
 "  import ADDR maildir|mbox PATH\n"
 "  export ADDR maildir DIR | export ADDR mbox FILE|-\n"
 "  user sender add|del ADDR SENDER   user sender list ADDR\n"
-"  queue list | queue flush | queue delete ID\n"
+"  queue list [--after ID] [--limit N] | queue flush | queue delete ID\n"
 "  check                             client-settings ADDR\n"
 "  dns-records DOMAIN                (zone lines: MX, SRV, autoconfig, SPF, DMARC,\n"
 "                                     DKIM)\n"

@@ -72,8 +72,8 @@ static void check_cookie(const char *s)
 	struct webd_sess found, mine;
 
 	if (!tab) {
-		REQUIRE(webd_sessions_new(16, 60000, 60000, &tab) == 0);
-		REQUIRE(webd_sess_new(tab, 1000, &mine, known) == 0);
+		REQUIRE(webd_sessions_new(16, 16, 60000, 60000, &tab) == 0);
+		REQUIRE(webd_sess_new(tab, "192.0.2.1", 1000, &mine, known) == 0);
 	}
 	if (webd_sess_find(tab, s, 1000, &found) == 0)
 		REQUIRE(strcmp(s, known) == 0);

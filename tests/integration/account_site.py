@@ -39,7 +39,8 @@ def totp(secret_b32, t=None, step=30, digits=6):
 
 
 class Site:
-    def __init__(self, folder, webd_extra="", auth_extra=""):
+    def __init__(self, folder, webd_extra="", auth_extra="", workers=2,
+                 argon2_memory=256, argon2_time=1):
         self.folder = folder
         self.cert, self.key = make_cert(folder, "site", "localhost")
         self.ports = {k: free_port() for k in
@@ -59,10 +60,12 @@ class Site:
             f"listen_starttls = 127.0.0.1:{p['smtp_start']}\n"
             f"listen_lmtp =\nuser =\nworkers = 1\nlog_level = debug\n"
             f"[webd]\nlisten_https = 127.0.0.1:{p['https']}\n"
-            f"listen_http = 127.0.0.1:{p['http']}\nuser =\nworkers = 2\n"
+            f"listen_http = 127.0.0.1:{p['http']}\nuser =\nworkers = {workers}\n"
             f"log_level = debug\n{webd_extra}"
             "[limits]\ndrain_timeout = 2s\n"
-            f"[auth]\nargon2_memory = 256\nargon2_time = 1\n{auth_extra}")
+            f"[auth]\nargon2_memory = {argon2_memory}\n"
+            f"argon2_time = {argon2_time}\n"
+            f"{auth_extra}")
         self.procs = {}
 
     def cli(self, *args, input=None, check=True):

@@ -4,60 +4,44 @@ passwd-file`, checked against what the old server showed.
 Maildir UIDLs are compared with Dovecot's own POP3 server (Debian's
 dovecot-pop3d, packaging/deps) reading the same Maildir: the `Dovecot` helper
 below starts it on a free loopback port with its own minimal configuration
-in a temporary folder, and later suites may reuse it. Also: UIDLs RFC 1939
+in a temporary folder, through the launcher the conformance suite and the
+benchmark use too (tests/dovecot_launcher.py). Also: UIDLs RFC 1939
 does not allow (too long, bad bytes, listed twice) are stored in a digest
 form and reported, one bad message never stops an import, over-long or NUL
 lines in a passwd-file or dovecot-uidlist are refused whole, and imported
 hashes whose cost is over the [auth] bounds are refused."""
-import grp
 import os
 import poplib
-import pwd
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, insecure_context, wait_port
+from conftest import free_port, insecure_context
 from test_cli import Cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dovecot_launcher import DovecotLauncher  # noqa: E402
 
 ADDR = "ann@example.com"
 
 
 # ---- Dovecot as the reference POP3 server ----
 
-class Dovecot:
-    """Dovecot's POP3 server in the foreground (-F), PID known, on a free
-    loopback port: passwd-file passdb/userdb with {PLAIN} passwords, one
-    Maildir per user (a copy: Dovecot rewrites what it reads), indexes in
-    memory, no SSL, logging to a file. Runs as the current user; as root,
-    its login processes run as dovenull and the mail processes as nobody
-    (Dovecot runs neither as root), who then own the Maildir copies."""
+class Dovecot(DovecotLauncher):
+    """Dovecot's POP3 server (tests/dovecot_launcher.py) on a free loopback
+    port: passwd-file passdb/userdb with {PLAIN} passwords, one Maildir per
+    user (a copy: Dovecot rewrites what it reads, and as root the copies
+    belong to the mail user), indexes in memory, no SSL."""
 
     START_TIMEOUT = 15
 
     def __init__(self):
-        # A short folder: Dovecot's unix sockets live under base_dir.
-        self.dir = Path(tempfile.mkdtemp(prefix="pdv"))
-        os.chmod(self.dir, 0o755)     # the mail user must reach its Maildir
+        super().__init__(prefix="pdv")
         self.port = free_port()
-        self.log = self.dir / "dovecot.log"
         self.users = {}
-        self.proc = None
-        if os.getuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            self.mail_ids = (nobody.pw_uid, nobody.pw_gid)
-            self.login_user, self.internal_user, self.internal_group = (
-                "dovenull", "dovecot", "dovecot")
-        else:
-            me = pwd.getpwuid(os.getuid())
-            self.mail_ids = (me.pw_uid, me.pw_gid)
-            self.login_user = self.internal_user = me.pw_name
-            self.internal_group = grp.getgrgid(me.pw_gid).gr_name
 
     def add_user(self, addr, password, maildir: Path):
         copy = self.dir / "mail" / addr
@@ -71,63 +55,18 @@ class Dovecot:
         assert shutil.which("dovecot"), \
             "Dovecot is the reference here: apt-get install dovecot-pop3d"
         uid, gid = self.mail_ids
-        (self.dir / "passwd").write_text("".join(
+        self.passwd.write_text("".join(
             f"{a}:{{PLAIN}}{pw}:{uid}:{gid}::{md.parent}::"
             f"userdb_mail=maildir:{md}:INDEX=MEMORY\n"
             for a, (pw, md) in self.users.items()))
-        (self.dir / "dovecot.conf").write_text(f"""\
-base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
-protocols = pop3
-listen = 127.0.0.1
+        self.write_config("pop3", settings="""\
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
-default_internal_user = {self.internal_user}
-default_internal_group = {self.internal_group}
-default_login_user = {self.login_user}
-first_valid_uid = 1
-last_valid_uid = 0
 pop3_uidl_format = %08Xu%08Xv
-passdb {{
-  driver = passwd-file
-  args = {self.dir}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = {self.dir}/passwd
-}}
-# no chroot: only root may, and a test needs none
-service anvil {{
-  chroot =
-}}
-service pop3-login {{
-  chroot =
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-""")
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["dovecot", "-F", "-c", str(self.dir / "dovecot.conf")],
-                stdout=log, stderr=log)
-        deadline = time.monotonic() + self.START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dovecot exited {self.proc.returncode}:"
-                                   f"\n{self.log_text()}")
-            try:
-                wait_port(self.port, 0.2)
-                return self
-            except OSError:
-                pass
-        raise TimeoutError(f"dovecot did not listen:\n{self.log_text()}")
+""", services=self.listeners("pop3-login", {"pop3": (self.port, False),
+                                            "pop3s": (0, False)}))
+        return super().start([self.port], self.START_TIMEOUT)
 
     def uidls(self, addr):
         """UIDL as Dovecot answers it, in message order."""
@@ -138,25 +77,6 @@ service pop3-login {{
             return [l.split(b" ", 1)[1].decode() for l in p.uidl()[1]]
         finally:
             p.quit()
-
-    def log_text(self):
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, timeout=20):
-        try:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-                    raise
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import pytest
 from conftest import BUILD, REPO, Client, insecure_context, make_cert
 
 PKG = REPO / "packaging"
-SERVICES = ["postern-pop3d.service", "postern-submitd.service"]
+SERVICES = ["postern-pop3d.service", "postern-submitd.service",
+            "postern-webd.service"]
 SOCKETS = sorted(p.name for p in PKG.glob("*.socket"))
 LISTENER = re.compile(r"listen_(tls|plain|starttls|lmtp)")
 
@@ -79,7 +80,7 @@ def test_units_verify(tmp_path, man_dir):
     binaries stand in for /usr/sbin), the man: references resolve."""
     for f in SERVICES + SOCKETS:
         text = (PKG / f).read_text()
-        text = re.sub(r"/usr/sbin/(postern-(pop3d|submitd))",
+        text = re.sub(r"/usr/sbin/(postern-(pop3d|submitd|webd))",
                       lambda m: f"{BUILD}/{m.group(2)}/{m.group(1)}", text)
         (tmp_path / f).write_text(text)
     r = run("systemd-analyze", "verify", *(str(tmp_path / f) for f in SERVICES + SOCKETS),
@@ -139,6 +140,16 @@ def test_socket_units_match_listener_keys():
     meson = (PKG / "meson.build").read_text()
     for f in SERVICES + SOCKETS:
         assert f"'{f}'" in meson, f"{f} is not installed"
+
+
+def test_services_enabled_by_the_package():
+    """Every service is enabled and started by dh_installsystemd (as
+    pop3d and submitd always were), webd included; only socket units are
+    shipped disabled."""
+    rules = (PKG / "debian" / "rules").read_text().replace("\\\n", " ")
+    enabled = [line.split()[1:] for line in rules.splitlines()
+               if line.strip().startswith("dh_installsystemd ") and "--no-enable" not in line]
+    assert enabled and sorted(sum(enabled, [])) == sorted(SERVICES), enabled
 
 
 # ---- man pages ----

@@ -145,3 +145,23 @@ def test_user_messages_pages(d, tmp_path):
                 ["--what", "1"]):
         r = d.cli("user", "messages", "ann@example.com", *bad, check=False)
         assert r.returncode == 64, bad
+
+
+def test_retr_reads_no_message_record_per_chunk(d):
+    """RETR and TOP read a message's chunks by the body id the listing
+    found (event=retr records_read=0), not by looking the message record
+    up again for every 256 KiB chunk."""
+    big = b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 80000 + b"\r\n"
+    d.deliver("ann@example.com", big)
+    c = session(d)
+    c.cmd("RETR 1")
+    assert c.line().startswith("+OK")
+    body = c.multiline()
+    assert body[-1] == "0123456789abcdef" * 80000
+    c.cmd("TOP 1 0")
+    assert c.line().startswith("+OK")
+    assert c.multiline() == ["Subject: big", ""]
+    quit(c)
+    retr = re.findall(r"event=retr .*chunks=(\d+) records_read=(\d+)",
+                      d.log())
+    assert [(int(a), int(b)) for a, b in retr] == [(5, 0), (1, 0)], retr

@@ -8,7 +8,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import Client, free_port, insecure_context
+from conftest import Client, free_port, insecure_context, pop_session
 
 
 class Sink:
@@ -48,21 +48,25 @@ def relay_cfg(port, **extra):
     return {"submitd": cfg}
 
 
-def submit(d, rcpts, subject="relay test"):
+def submit(d, rcpts, subject="relay test", params="", headers=""):
+    """ann@example.com submits to rcpts over 465; params go after MAIL's
+    path, headers (CRLF-ended lines) after the Subject."""
     c = Client.connect(d.ports["tls"], tls=True)
     c.line()
     c.cmd("EHLO client.test")
     c.smtp_reply()
     c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
     assert c.line().startswith("235")
-    c.cmd("MAIL FROM:<ann@example.com>")
-    assert c.line().startswith("250")
+    c.cmd(f"MAIL FROM:<ann@example.com>{params}")
+    r = c.line()
+    assert r.startswith("250"), r
     for r in rcpts:
         c.cmd(f"RCPT TO:<{r}>")
         assert c.line().startswith("250"), r
     c.cmd("DATA")
     c.line()
-    c.send(f"Subject: {subject}\r\n\r\nbody line\r\n.\r\n".encode())
+    c.send(f"Subject: {subject}\r\n{headers}\r\nbody line\r\n.\r\n"
+           .encode())
     r = c.line()
     assert r.startswith("250 2.0.0"), r
     c.close()
@@ -75,6 +79,17 @@ def wait_for(pred, timeout=20):
             return True
         time.sleep(0.1)
     return pred()
+
+
+def first_message(d, pop3d, user="ann@example.com"):
+    """Message 1 of user's Inbox, read over POP3 from d's store."""
+    c, r = pop_session(pop3d({"store": d.config["store"]}), user)
+    assert r.startswith("+OK"), r
+    c.cmd("RETR 1")
+    assert c.line().startswith("+OK")
+    text = "\n".join(c.multiline())
+    c.close()
+    return text
 
 
 def inbox(d, user="ann@example.com"):
@@ -137,17 +152,7 @@ def test_bounce_is_rfc3464(submitd, sink, pop3d):
     d.add_user("ann@example.com")
     submit(d, ["nobody@remote.test"])
     assert wait_for(lambda: len(inbox(d)) == 1)
-    p = pop3d({"store": d.config["store"]})
-    c = Client.connect(p.ports["tls"], tls=True)
-    c.line()
-    c.cmd("USER ann@example.com")
-    c.line()
-    c.cmd("PASS secret")
-    c.line()
-    c.cmd("RETR 1")
-    c.line()
-    text = "\n".join(c.multiline())
-    c.close()
+    text = first_message(d, pop3d)
     assert "Subject: Undelivered Mail Returned to Sender" in text
     assert "report-type=delivery-status" in text
     assert "Final-Recipient: rfc822; nobody@remote.test" in text

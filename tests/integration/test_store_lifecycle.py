@@ -26,6 +26,8 @@ POSTERN = BUILD / "store" / "cli" / "postern"
 
 
 SCHEMA_KEY = b"schema_version".hex()
+# The schema version this build writes (store.h STORE_SCHEMA_VERSION).
+SCHEMA = 3
 
 
 def v1_store(folder: Path, data: Path = DATA) -> Path:
@@ -85,7 +87,7 @@ def test_daemons_and_cli_refuse_a_store_that_needs_an_upgrade(tmp_path, pop3d,
     old = mdb_values(store, "meta")[SCHEMA_KEY]
     r = cli(store, "user", "list")
     assert r.returncode == 78, r
-    assert b"needs an upgrade to version 3" in r.stderr
+    assert f"needs an upgrade to version {SCHEMA}".encode() in r.stderr
     assert b"postern store upgrade" in r.stderr
     for start in (pop3d, submitd):
         d = start({"store": {"path": str(store)}}, wait=False)
@@ -107,8 +109,11 @@ def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, data):
     assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([old, 0, 0, 0])
     r = cli(store, "store", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert f"upgraded from schema version {old} to 3".encode() in r.stdout
-    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x03\x00\x00\x00"
+    assert f"upgraded from schema version {old} to {SCHEMA}".encode() \
+        in r.stdout
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == bytes([SCHEMA, 0, 0, 0])
+    # schema 3: the queue's next-due index, a key per entry
+    assert len(mdb_values(store, "queue_due")) == 2
     for args, want in expected["cli"].items():
         got = cli(store, *args.split())
         assert got.returncode == 0, (args, got.stderr)
@@ -145,7 +150,7 @@ def test_upgrade_keeps_every_value_uidl_and_byte(tmp_path, data):
     assert r.returncode == 0 and b"already" in r.stdout
     stats = dict(l.split(": ", 1) for l in
                  cli(store, "store", "stats").stdout.decode().splitlines())
-    assert stats["schema-version"] == "3"
+    assert stats["schema-version"] == str(SCHEMA)
     assert (stats["domains"], stats["accounts"], stats["messages"],
             stats["body-chunks"], stats["queued"], stats["app-passwords"],
             stats["allowed-senders"], stats["bodies"]) == \
@@ -194,6 +199,52 @@ def test_upgraded_store_is_served(tmp_path, pop3d, submitd, data):
     s = submitd({"store": {"path": str(store)}})
     assert "event=started" in s.log()
     assert cli(store, "check").returncode == 0
+
+
+
+def mdb_put(store: Path, db: str, items: dict):
+    """Adds (or replaces) key hex -> value bytes in one named database, as
+    an older program would have (mdb_load, creating the database)."""
+    lines = ["VERSION=3", "format=bytevalue", "type=btree", "HEADER=END"]
+    for k, v in items.items():
+        lines += [" " + k, " " + v.hex()]
+    subprocess.run(["mdb_load", "-s", db, str(store)],
+                   input="\n".join(lines + ["DATA=END"]) + "\n", check=True,
+                   capture_output=True, text=True, timeout=60)
+
+
+def test_upgrade_of_a_schema2_store_with_the_pop_index(tmp_path, pop3d):
+    """main between the POP index and schema 3 wrote schema-2 stores with
+    meta "popidx_complete" = "1" (not a versioned integer) and a pop_index
+    an older binary may have left stale: the upgrade drops both and builds
+    the index from the messages."""
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"popidx_complete".hex(): b"1"})
+    # stale: bob's uid 1 is hidden from POP; ann's messages are missing
+    mdb_put(store, "pop_index", {"0000000000000002" "00"
+                                 "0000000000000001": b"\0"})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert b"upgraded from schema version 2 to 3" in r.stdout
+    meta = mdb_values(store, "meta")
+    assert meta[b"popidx_complete".hex()] == b"1"
+    r = cli(store, "check")
+    assert r.returncode == 0 and b" 0 problems" in r.stdout, r.stdout
+    p = pop3d({"store": {"path": str(store)}})
+    uidls, _ = pop_session(p.ports["tls"], "ann@example.com", "secret")
+    assert uidls == ["<old-1@dovecot>", "00000002000004d2",
+                     "00000003000004d2", "1.5", "1.6"]
+    uidls, _ = pop_session(p.ports["tls"], "bob@example.com", "secret")
+    assert uidls == ["2.2"]
+
+
+def test_upgrade_refuses_an_unknown_meta_key(tmp_path):
+    store = v1_store(tmp_path, DATA_V2)
+    mdb_put(store, "meta", {b"next_thing".hex(): b"\x03" + bytes(8)})
+    r = cli(store, "store", "upgrade")
+    assert r.returncode != 0
+    assert b"next_thing" in r.stderr
+    assert mdb_values(store, "meta")[SCHEMA_KEY] == b"\x02\0\0\0"
 
 
 # ---- backup and restore, online ----
@@ -508,6 +559,18 @@ def test_user_export_import_round_trip(tmp_path, pop3d):
     bad.write_text("postern-accounts 2\n")
     r = cli(b, "user", "import", "accounts", str(bad))
     assert r.returncode == 65 and b"not a postern-accounts 1" in r.stderr
+
+
+def test_import_accounts_line_of_blanks_is_an_empty_line(tmp_path):
+    """A line of spaces has no first field: skipped like an empty line
+    (it was read as one, uninitialized)."""
+    store = tmp_path / "store"
+    f = tmp_path / "accounts.txt"
+    f.write_text("postern-accounts 1\n   \ndomain new.test\n \n")
+    r = cli(store, "user", "import", "accounts", str(f))
+    assert r.returncode == 0, r.stderr
+    assert b"imported 1 domains" in r.stdout, r.stdout
+    assert cli(store, "domain", "show", "new.test").returncode == 0
 
 
 def test_upgrade_refused_while_another_process_has_the_store_open(tmp_path):

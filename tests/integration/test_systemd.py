@@ -166,6 +166,36 @@ def test_no_notify_socket_no_status_timer(pop3d):
     assert d.stop() == 0
 
 
+def test_webd_notify_ready_reloading_stopping(tmp_path, notify, monkeypatch):
+    """postern-webd.service is Type=notify: READY=1 once it serves (after
+    event=started), RELOADING=1 with MONOTONIC_USEC then READY=1 around
+    SIGHUP, STOPPING=1 on SIGTERM, then exit 0."""
+    from test_webd import DOMAIN, Webd
+    w = Webd(tmp_path)
+    w.cli("domain", "add", DOMAIN)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.addr)
+    w.start()
+    try:
+        notify.wait(lambda m: "READY=1" in m.split("\n"))
+        assert "event=started" in w.log()
+        assert w.curl("/settings?emailaddress=x@" + DOMAIN)[0] == 200
+        w.proc.send_signal(signal.SIGHUP)
+        reloading = notify.wait(lambda m: "RELOADING=1" in m.split("\n"))
+        usec = int(fields(reloading)["MONOTONIC_USEC"])
+        assert abs(usec / 1e6 - time.monotonic()) < 10
+        notify.wait(lambda m: "READY=1" in m.split("\n"))
+        assert "event=reloaded" in w.log()
+        # Signals while the main thread is busy reloading wait for it: no
+        # other thread takes one (its default action would kill webd).
+        for _ in range(30):
+            w.proc.send_signal(signal.SIGHUP)
+        w.proc.send_signal(signal.SIGTERM)
+        notify.wait(lambda m: "STOPPING=1" in m.split("\n"))
+        assert w.proc.wait(15) == 0
+    finally:
+        w.stop()
+
+
 # ---- socket activation ----
 
 class Activated(Daemon):

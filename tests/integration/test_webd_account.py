@@ -6,9 +6,11 @@ and SMTP logins, the password change, two-step sign-in, and a domain
 administrator kept to their own domain (403 for every action on another).
 Real daemons on loopback, stopped by PID; the browser walk-through is
 test_webd_browser.py."""
+import contextlib
 import html
 import re
 import shutil
+import ssl
 import subprocess
 import time
 
@@ -42,6 +44,20 @@ def full(tmp_path):
     s.start("webd", "pop3d", "submitd")
     yield s
     s.stop()
+
+
+@contextlib.contextmanager
+def webd_site(tmp_path, users=(ANN,), **kw):
+    """A Site with webd only, for a test's own configuration; stopped by
+    PID however the test ends."""
+    s = Site(tmp_path, **kw)
+    for u in users:
+        s.add_user(u, PW)
+    s.start("webd")
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 def show(site, addr):
@@ -96,6 +112,26 @@ def test_signin_changes_the_session_id_and_signout_ends_it(site):
     assert st == 303 and "Max-Age=0" in h["Set-Cookie"]
     st, h, _ = b.get("/account", cookie=after)
     assert st == 303 and h["Location"] == "/signin"
+
+
+def test_signout_is_a_form_with_the_token(site):
+    """A link or image on another site cannot sign the user out: GET is
+    refused, a POST needs the session's CSRF token; the button at the top
+    of every page is that form."""
+    b = site.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    st, _, text = b.get("/account")
+    assert re.search(r'<form class="signout" method="post" '
+                     r'action="/signout"><input type="hidden" name="csrf" '
+                     r'value="[0-9a-f]{32}">', text), text
+    st, _, text = b.get("/signout")
+    assert st == 405 and "Sign out button" in text
+    assert b.post("/signout", {}, csrf=False)[0] == 403
+    assert b.post("/signout", {}, csrf="0" * 32)[0] == 403
+    assert b.get("/account")[0] == 200                # still signed in
+    st, h, _ = b.post("/signout", {})
+    assert st == 303 and h["Location"] == "/signin"
+    assert b.get("/account")[0] == 303
 
 
 def test_wrong_password_unknown_user_and_app_password_do_not_sign_in(site):
@@ -319,7 +355,8 @@ def test_password_change_needs_the_old_one_and_may_revoke_apps(full):
 
 def enrol(b):
     b.get("/account/two-step")
-    st, _, text = b.post("/account/two-step", {"action": "start"})
+    st, _, text = b.post("/account/two-step", {"action": "start",
+                                               "password": PW})
     assert "<svg" in text and "<path" in text
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', text).group(1)
     st, _, text = b.post("/account/two-step", {"action": "confirm",
@@ -372,6 +409,140 @@ def test_two_step_enrol_signin_recovery_and_off(full):
     assert full.pop3_login(ANN, PW)[0]
 
 
+def waiting_for_code(site, n):
+    """n browsers past the password, each on the code step."""
+    out = []
+    for _ in range(n):
+        c = site.browser()
+        st, h, _ = c.signin(ANN, PW)
+        assert st == 303 and h["Location"] == "/signin/code"
+        c.get("/signin/code")
+        out.append(c)
+    return out
+
+
+def raw_post(site, c, path, form, hold_last=False):
+    """A POST of form (with c's cookie and CSRF token) on a TLS socket of
+    its own, left open for the answer: (socket, the body's last byte if
+    hold_last kept it back, else b"")."""
+    import socket
+    import urllib.parse
+    body = urllib.parse.urlencode(dict(form, csrf=c.csrf())).encode()
+    raw = socket.create_connection(("127.0.0.1", site.ports["https"]),
+                                   timeout=30)
+    t = site.tls().wrap_socket(raw, server_hostname="localhost")
+    cut = len(body) - 1 if hold_last else len(body)
+    t.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+              f"Cookie: __Host-postern={c.cookie}\r\n"
+              "Content-Type: application/x-www-form-urlencoded\r\n"
+              f"Content-Length: {len(body)}\r\nConnection: close"
+              "\r\n\r\n".encode() + body[:cut])
+    return t, body[cut:]
+
+
+def post_at_once(site, reqs):
+    """POST each (browser, path, form) so that the requests complete at
+    the same moment: every connection is open and has all but the last
+    byte of its body before any of them gets that byte. The statuses, in
+    order."""
+    conns = [raw_post(site, c, path, form, hold_last=True)
+             for c, path, form in reqs]
+    time.sleep(0.2)
+    for t, last in conns:
+        t.sendall(last)
+    out = []
+    for t, _ in conns:
+        data = b""
+        while b"\r\n" not in data:
+            chunk = t.recv(4096)
+            assert chunk, data
+            data += chunk
+        out.append(int(data.split()[1]))
+        t.close()
+    return out
+
+
+def post_codes_at_once(site, pairs):
+    return post_at_once(site, [(c, "/signin/code", {"code": code})
+                               for c, code in pairs])
+
+
+def recovery_left(b):
+    st, _, text = b.get("/account/two-step")
+    return int(re.search(r"Recovery codes left: (\d+)", text).group(1))
+
+
+@pytest.fixture
+def codes_site(tmp_path):
+    """webd with room for many wrong codes (the races, not the limits)."""
+    with webd_site(tmp_path, webd_extra="code_failures_max = 50\n"
+                   "code_failures_account_max = 50\n",
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
+        yield s
+
+
+def test_one_recovery_code_posted_at_once_signs_in_once(codes_site):
+    full = codes_site
+    b = full.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    _, codes = enrol(b)
+    ws = waiting_for_code(full, 4)
+    res = post_codes_at_once(full, [(c, codes[0]) for c in ws])
+    assert sorted(res) == [200, 200, 200, 303], res
+    assert recovery_left(b) == 9
+    assert full.log().count("method=password+recovery-code") == 1
+
+
+def test_two_codes_at_once_are_both_spent(codes_site):
+    full = codes_site
+    b = full.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    _, codes = enrol(b)
+    for rnd in range(3):
+        ws = waiting_for_code(full, 2)
+        pair = codes[2 * rnd:2 * rnd + 2]
+        assert post_codes_at_once(full, list(zip(ws, pair))) == [303, 303]
+        assert recovery_left(b) == 8 - 2 * rnd
+        for code in pair:                      # neither comes back
+            c, = waiting_for_code(full, 1)
+            st, _, text = c.post("/signin/code", {"code": code})
+            assert st == 200 and "Wrong code" in text
+
+
+def test_wrong_codes_posted_at_once_all_count_against_the_session(tmp_path):
+    with webd_site(tmp_path, webd_extra="code_failures_max = 3\n", workers=4,
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        enrol(b)
+        c, = waiting_for_code(s, 1)
+        res = post_at_once(s, [(c, "/signin/code", {"code": "00000" + str(i)})
+                               for i in range(4)])
+        assert 403 in res, res                   # 4 counted: the session ends
+        st, h, _ = c.get("/signin/code")
+        assert st == 303 and h["Location"] == "/signin"
+
+
+def test_two_step_enrolment_needs_the_password(site):
+    """A session alone (stolen, say) cannot put its own authenticator on
+    the account."""
+    b = site.browser()
+    assert b.signin(ANN, PW)[0] == 303
+    st, _, text = b.get("/account/two-step")
+    assert 'name="password"' in text
+    for form in ({"action": "start"},
+                 {"action": "start", "password": "not-the-one"}):
+        st, _, text = b.post("/account/two-step", form)
+        assert st == 200 and "<svg" not in text and "totp-secret" not in text
+        assert "Wrong password" in text
+    st, _, text = b.post("/account/two-step", {"action": "confirm",
+                                               "code": "123456"})
+    assert "2-Step Verification is on" not in text   # nothing pending
+    assert "two-step" not in show(site, ANN)
+
+
 def test_two_step_codes_are_throttled(tmp_path):
     s = Site(tmp_path, webd_extra="code_failures_max = 3\n",
              auth_extra="throttle_delay = 20ms\nthrottle_delay_max = 100ms\n")
@@ -400,6 +571,127 @@ def test_two_step_codes_are_throttled(tmp_path):
         assert 'reason="throttled"' in s.log()
     finally:
         s.stop()
+
+
+def test_wrong_codes_for_an_account_have_a_hard_limit(tmp_path):
+    """code_failures_account_max counts the account's wrong codes from
+    every address and session; past it even the right code is refused
+    for the window, and the log says why."""
+    with webd_site(tmp_path, webd_extra="code_failures_max = 50\n"
+                   "code_failures_account_max = 3\n",
+                   auth_extra="throttle_delay = 1ms\n"
+                   "throttle_delay_max = 5ms\n") as s:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        secret, codes = enrol(b)
+        for i in range(3):                    # three sign-ins, one each
+            c, = waiting_for_code(s, 1)
+            st, _, text = c.post("/signin/code", {"code": "99999" + str(i)})
+            assert st == 200 and "Wrong code" in text
+        c, = waiting_for_code(s, 1)
+        st, _, text = c.post("/signin/code", {"code": codes[0]})
+        assert st == 200 and "Too many wrong codes" in text
+        assert 'reason="account code limit"' in s.log()
+        assert recovery_left(b) == 10             # nothing was spent
+
+
+def test_sign_in_forms_per_address_are_capped(tmp_path):
+    with webd_site(tmp_path,
+                   webd_extra="signin_sessions_per_address = 3\n") as s:
+        bs = [s.browser() for _ in range(3)]
+        for b in bs:
+            assert b.get("/signin")[0] == 200 and b.cookie
+        st, h, text = s.browser().get("/signin")
+        assert st == 503 and "Too many sign-in pages" in text
+        assert h["Retry-After"] and "Set-Cookie" not in h
+        assert "event=web_session_refused peer=127.0.0.1 why=per-address" \
+            in s.log()
+        # the forms already open still work; signing in frees a place
+        st, h, _ = bs[0].post("/signin", {"address": ANN, "password": PW})
+        assert st == 303 and h["Location"] == "/account"
+        assert s.browser().get("/signin")[0] == 200
+
+
+def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
+    """sessions_max 16: a flood of sign-in pages replaces older sign-in
+    forms only; a session at the code step survives it, and once every
+    place is a signed-in session, a new sign-in page is refused (503)
+    rather than signing someone out."""
+    with webd_site(tmp_path, users=(ANN, BOB),
+                   webd_extra="sessions_max = 16\n"
+                   "signin_sessions_per_address = 1000\n") as s:
+        b = s.browser()
+        assert b.signin(ANN, PW)[0] == 303
+        _, codes = enrol(b)
+        c, = waiting_for_code(s, 1)          # seen before the flood
+        for _ in range(40):
+            assert s.browser().get("/signin")[0] == 200
+        st, h, _ = c.post("/signin/code", {"code": codes[0]})
+        assert st == 303 and h["Location"] == "/account"
+        assert b.get("/account")[0] == 200
+        ins = [b, c]
+        while len(ins) < 16:
+            d = s.browser()
+            assert d.signin(BOB, PW)[0] == 303
+            ins.append(d)
+        st, _, text = s.browser().get("/signin")
+        assert st == 503 and "Too many people" in text
+        assert "event=web_session_refused peer=127.0.0.1 why=table-full" \
+            in s.log()
+        for d in ins:
+            assert d.get("/account")[0] == 200
+
+
+def test_password_checks_at_once_are_bounded(tmp_path):
+    """The password page checks on the HTTP threads: password_checks_max
+    1 of them at once; a second one at that moment is answered 503 with
+    Retry-After (not queued behind it), and then works."""
+    with webd_site(tmp_path, users=(ANN, BOB),
+                   webd_extra="password_checks_max = 1\n", workers=3,
+                   auth_extra="cache_ttl = 0\n",     # every check hashed
+                   argon2_memory=262144) as s:    # 256 MiB: a slow check
+        bs = [s.browser() for _ in range(2)]
+        for b, a in zip(bs, (ANN, BOB)):
+            assert b.signin(a, PW)[0] == 303
+            b.get("/account/password")
+        form = {"old": PW, "new": "another-1", "new2": "another-1"}
+        res = post_at_once(s, [(b, "/account/password", form) for b in bs])
+        assert sorted(res) == [200, 503], res
+        assert "event=web_busy peer=127.0.0.1 why=password-checks" in s.log()
+        late = bs[res.index(503)]
+        st, _, text = late.post("/account/password", form)
+        assert st == 200 and "busy" not in text, text
+
+
+def test_sign_in_is_checked_off_the_http_threads(tmp_path):
+    """One HTTP thread: while a slow sign-in is being checked (on the
+    auth pool, the request suspended), the same thread serves other
+    requests, and a second sign-in at once is checked too."""
+    with webd_site(tmp_path, users=(ANN, BOB), workers=1,
+                   auth_extra="cache_ttl = 0\n",     # every login hashed
+                   argon2_memory=262144) as s:    # 256 MiB: a slow check
+        bs = [s.browser() for _ in range(2)]
+        for b in bs:
+            b.get("/signin")
+        res = post_at_once(s, [(b, "/signin", {"address": a, "password": PW})
+                               for b, a in zip(bs, (ANN, BOB))])
+        assert res == [303, 303], res
+        # A sign-in in flight, then a page on the only thread: the page
+        # comes back while the sign-in's answer has not.
+        b = s.browser()
+        b.get("/signin")
+        t, _ = raw_post(s, b, "/signin", {"address": ANN, "password": PW})
+        time.sleep(0.05)
+        assert s.browser().get("/static/account.css")[0] == 200
+        t.setblocking(False)
+        try:
+            early = t.recv(1)
+        except ssl.SSLWantReadError:
+            early = b""
+        assert early == b""                       # still being checked
+        t.setblocking(True)
+        assert t.recv(64).startswith(b"HTTP/1.1 303")
+        t.close()
 
 
 def test_sessions_expire_when_idle(tmp_path):
@@ -481,6 +773,9 @@ def test_admin_manages_own_domain(admin_site):
                                     f"new@{DOMAIN}", "password": "newuser-1"})
     assert "Account added." in text
     assert s.pop3_login(f"new@{DOMAIN}", "newuser-1")[0]
+    # it follows the domain's quota, as one added with the CLI does
+    s.cli("domain", "set", DOMAIN, "quota=1M")
+    assert show(s, f"new@{DOMAIN}")["quota"].endswith("(the domain's default)")
     # every POP setting
     st, _, text = a.get(f"/admin/user?address={ANN}")
     assert st == 200
@@ -536,6 +831,23 @@ def test_admin_manages_own_domain(admin_site):
     assert re.search(r"event=web_change session=[0-9a-f]{8} address="
                      r"\"boss@example.com\" .*what=admin-password-reset "
                      r"detail=\"ann@example.com\"", s.log())
+
+
+def test_admin_cannot_reset_their_own_password(admin_site):
+    """The reset needs no old password: not for oneself, whose password
+    changes on the password page, with the current one."""
+    s = admin_site
+    a = s.browser()
+    assert a.signin(ADMIN, PW)[0] == 303
+    st, _, text = a.get(f"/admin/user?address={ADMIN}")
+    assert st == 200 and 'value="reset"' not in text
+    assert 'href="/account/password"' in text
+    st, _, text = a.post("/admin/user", {"address": ADMIN, "action": "reset",
+                                         "password": "takenover1"})
+    assert "Password reset." not in text and "Password page" in text
+    assert s.pop3_login(ADMIN, PW)[0]
+    assert s.pop3_login(ADMIN, "takenover1")[0] is False
+    assert a.get("/account")[0] == 200               # still signed in
 
 
 def test_admin_of_one_domain_gets_403_for_another(admin_site):

@@ -210,6 +210,7 @@ def test_two_step_enrolment_and_sign_in(site, browser):
     d = browser
     link(d, "2-Step Verification")
     shot(d, "10-two-step-off")
+    fill(d, password=PW)
     submit(d, "Turn on")
     assert d.find_element(By.CSS_SELECTOR, "svg.qr").is_displayed()
     secret = d.find_element(By.ID, "totp-secret").text

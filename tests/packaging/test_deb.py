@@ -3,10 +3,11 @@ root made with debootstrap (kept as a tarball between runs), into which the
 .deb is installed with apt as an operator would. In order:
 
   install   user, groups, folders, permissions, conffile, units, man pages
-  serve     both daemons started from their units' ExecStart as the unit's
-            user (setpriv, as systemd would; systemd is not PID 1 here)
-            serve a POP3 login and a submission on loopback; their system
-            calls, traced, stay inside the units' SystemCallFilter=
+  serve     the three daemons started from their units' ExecStart as the
+            unit's user (setpriv, as systemd would; systemd is not PID 1
+            here) serve a POP3 login, a submission and the autoconfig
+            document on loopback; their system calls, traced, stay inside
+            the units' SystemCallFilter=
   remove    keeps the configuration, the store and the user
   install   again: the same store and accounts
   upgrade   to a newer version: configuration and store kept
@@ -17,6 +18,7 @@ Run by tests/packaging/run (in a private mount namespace, as root), never
 by tests/run's pytest directly. Every wait is bounded; daemons are stopped
 by PID."""
 import gzip
+import json
 import os
 import poplib
 import re
@@ -28,6 +30,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -216,25 +219,28 @@ def test_install_creates_user_folders_conffile(root, deb):
 def test_install_units_enabled_sockets_disabled(root, deb):
     units = root.p("/lib/systemd/system")
     for u in ("postern-pop3d.service", "postern-submitd.service",
-              "postern-pop3d-tls.socket", "postern-pop3d-plain.socket",
+              "postern-webd.service", "postern-pop3d-tls.socket", "postern-pop3d-plain.socket",
               "postern-submitd-tls.socket", "postern-submitd-starttls.socket",
               "postern-submitd-lmtp.socket"):
         assert (units / u).is_file(), u
     wants = root.p("/etc/systemd/system/multi-user.target.wants")
     assert (wants / "postern-pop3d.service").is_symlink()
     assert (wants / "postern-submitd.service").is_symlink()
+    assert (wants / "postern-webd.service").is_symlink()
     assert not list(root.p("/etc/systemd/system").glob("sockets.target.wants/postern*"))
     hook = root.p("/etc/letsencrypt/renewal-hooks/deploy/postern")
     assert hook.is_symlink() and os.readlink(hook) == "/usr/libexec/postern/certbot-deploy-hook"
     assert os.access(root.p("/usr/libexec/postern/certbot-deploy-hook"), os.X_OK)
     assert root.p("/usr/share/bash-completion/completions/postern").is_file()
-    for unit in ("postern-pop3d.service", "postern-submitd.service"):
+    for unit in ("postern-pop3d.service", "postern-submitd.service",
+                 "postern-webd.service"):
         for doc in re.findall(r"^Documentation=.*?file://(\S+)",
                               (units / unit).read_text(), re.M):
             assert root.p(doc).is_file(), doc
 
 
-@pytest.mark.parametrize("unit", ["postern-pop3d.service", "postern-submitd.service"])
+@pytest.mark.parametrize("unit", ["postern-pop3d.service", "postern-submitd.service",
+                                  "postern-webd.service"])
 def test_installed_units_score(root, deb, unit):
     out = sh("systemd-analyze", "security", "--offline=true", "--no-pager",
              str(root.p(f"/lib/systemd/system/{unit}"))).stdout
@@ -245,7 +251,8 @@ def test_installed_units_score(root, deb, unit):
 def test_man_pages_and_conf_page_from_the_binary(root, deb):
     man = root.p("/usr/share/man")
     for page in ("man8/postern.8.gz", "man8/postern-pop3d.8.gz",
-                 "man8/postern-submitd.8.gz", "man5/postern.conf.5.gz"):
+                 "man8/postern-submitd.8.gz", "man8/postern-webd.8.gz",
+                 "man5/postern.conf.5.gz"):
         assert (man / page).is_file(), page
     defaults = root.run("/usr/sbin/postern-pop3d", "--print-defaults").stdout
     version = root.run("/usr/sbin/postern-pop3d", "--version").stdout.split()[-1]
@@ -258,7 +265,7 @@ def test_man_pages_and_conf_page_from_the_binary(root, deb):
 def test_installed_config_checks_as_postern(root, deb):
     """The conffile's defaults start: as postern (group ssl-cert for the
     snakeoil key), the daemons accept the configuration and certificate."""
-    for d in ("postern-pop3d", "postern-submitd"):
+    for d in ("postern-pop3d", "postern-submitd", "postern-webd"):
         r = root.as_postern(f"/usr/sbin/{d}", "--check")
         assert "is valid" in r.stdout, r.stdout + r.stderr
 
@@ -279,14 +286,17 @@ class Served:
     def configure(self):
         """Free loopback ports in the installed configuration (a scratch
         root: the conffile itself, which the upgrade below must keep)."""
-        p = self.ports = {k: free_port() for k in ("pop3s", "pop3", "smtps", "submission")}
+        p = self.ports = {k: free_port() for k in ("pop3s", "pop3", "smtps", "submission",
+                                                   "https", "http")}
         conf = self.root.p("/etc/postern/postern.conf")
         text = conf.read_text()
         text = text.replace("[submitd]\n", "[submitd]\nhostname = mail.example.test\n"
                             f"listen_tls = 127.0.0.1:{p['smtps']}\n"
                             f"listen_starttls = 127.0.0.1:{p['submission']}\n", 1)
         text += (f"\n[pop3d]\nlisten_tls = 127.0.0.1:{p['pop3s']}\n"
-                 f"listen_plain = 127.0.0.1:{p['pop3']}\n")
+                 f"listen_plain = 127.0.0.1:{p['pop3']}\n"
+                 f"\n[webd]\nlisten_https = 127.0.0.1:{p['https']}\n"
+                 f"listen_http = 127.0.0.1:{p['http']}\n")
         conf.write_text(text)
 
     def start(self, name, tracer):
@@ -368,6 +378,7 @@ def served(root, deb):
     try:
         s.start("postern-pop3d", tracer)
         s.start("postern-submitd", tracer)
+        s.start("postern-webd", tracer)
         yield s
     finally:
         s.stop()
@@ -439,6 +450,24 @@ def test_submission_then_pop3(root, served):
         pop.quit()
 
 
+def test_webd_serves_autoconfig(root, served):
+    """postern-webd, as its unit starts it, reads the store the CLI and the
+    other daemons write: the Mozilla document over HTTPS (the snakeoil
+    certificate) and over HTTP names the installed POP3 and submission."""
+    path = f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={USER}"
+    ctx = ssl._create_unverified_context()
+    for url, kw in ((f"https://127.0.0.1:{served.ports['https']}{path}", {"context": ctx}),
+                    (f"http://127.0.0.1:{served.ports['http']}/mail/config-v1.1.xml"
+                     f"?emailaddress={USER}", {})):
+        req = urllib.request.Request(url, headers={"Host": "autoconfig.example.test"})
+        with urllib.request.urlopen(req, timeout=20, **kw) as r:
+            assert r.status == 200, url
+            doc = r.read().decode()
+        assert "<incomingServer type=\"pop3\">" in doc, doc
+        assert "<domain>example.test</domain>" in doc, doc
+        assert f"<port>{served.ports['pop3s']}</port>" in doc, doc
+
+
 def test_lmtp_socket_owned_by_postern(root, served):
     assert root.stat("/run/postern/lmtp.sock")[1] == "postern"
 
@@ -506,6 +535,54 @@ def test_upgrade_keeps_config_and_store(root, deb):
     assert "127.0.0.1:" in root.p("/etc/postern/postern.conf").read_text()
     assert USER in root.run("postern", "user", "list").stdout
     assert root.stat("/var/lib/postern/data.mdb")[1] == "postern"
+
+
+def store_stats(root):
+    out = root.as_postern("postern", "store", "stats").stdout
+    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def test_upgrade_from_an_older_store_schema_runs_store_upgrade(root, deb):
+    """The postinst branch for an upgrade from a Postern whose store format
+    was older: the installed store is replaced by the committed schema-1
+    store (tests/data/store-v1, as an old version left it), the package
+    is installed again (dpkg: `postinst configure OLDVERSION`), and
+    postinst runs `postern store upgrade` as postern. The store is then at
+    the schema a new store gets, `postern check` is clean and the accounts
+    and messages are those of the old store. The package's own store is
+    put back afterwards."""
+    v1 = REPO / "tests" / "data" / "store-v1"
+    expected = json.loads((v1 / "expected.json").read_text())["cli"]
+    current = store_stats(root)["schema-version"]   # what this build makes
+    store = root.p("/var/lib/postern")
+    saved = root.path.parent / "store-before-v1"
+    shutil.rmtree(saved, ignore_errors=True)
+    sh("cp", "-a", str(store), str(saved))      # owners and modes kept
+    try:
+        for f in store.glob("*.mdb"):
+            f.unlink()
+        shutil.copy(v1 / "data.mdb", store / "data.mdb")
+        root.run("chown", "postern:postern", "/var/lib/postern/data.mdb")
+        (store / "data.mdb").chmod(0o600)
+        old = root.as_postern("postern", "user", "list", check=False)
+        assert old.returncode == 78 and "store upgrade" in old.stderr, old
+
+        r = root.run("dpkg", "-i", deb)
+        assert "install ok installed" in installed_version(root)
+        assert "store upgrade failed" not in r.stderr, r.stderr
+        assert "could not open the mail store" not in r.stderr, r.stderr
+
+        assert store_stats(root)["schema-version"] == current
+        assert root.stat("/var/lib/postern/data.mdb")[1:] == ("postern", "postern")
+        check = root.as_postern("postern", "check")
+        assert check.stdout.split(": ", 1)[1] == expected["check"].split(": ", 1)[1]
+        for args in ("user list", "domain list"):
+            assert root.run("postern", *args.split()).stdout == expected[args], args
+    finally:
+        shutil.rmtree(store)
+        sh("cp", "-a", str(saved), str(store))
+        shutil.rmtree(saved)
+    assert USER in root.run("postern", "user", "list").stdout
 
 
 def test_purge_removes_config_keeps_mail(root, deb):

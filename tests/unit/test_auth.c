@@ -390,6 +390,63 @@ static void test_throttle(void **state)
 	auth_throttle_free(t);
 }
 
+/* IPv6 clients are counted by /64: walking one's own prefix gains no
+ * fresh count. IPv4 (and IPv4-mapped) addresses stand alone. */
+static void test_throttle_ipv6_by_64(void **state)
+{
+	struct auth_throttle *t;
+	char k[AUTH_THROTTLE_ADDR_MAX];
+	uint64_t d, now = 1000000;
+
+	auth_throttle_addr_key("2001:db8:1:2:aaaa::1", k);
+	assert_string_equal(k, "2001:db8:1:2::/64");
+	auth_throttle_addr_key("::ffff:1.2.3.4", k);
+	assert_string_equal(k, "::ffff:1.2.3.4");
+	auth_throttle_addr_key("1.2.3.4", k);
+	assert_string_equal(k, "1.2.3.4");
+	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
+	for (int i = 0; i < 3; i++) {
+		char a[64];
+
+		snprintf(a, sizeof(a), "2001:db8:1:2::%x", i + 1);
+		attempt(t, a, "ann@x.org", now, AUTH_THROTTLE_FAILED);
+	}
+	/* the pair (account, that /64) is at account_failures */
+	assert_int_equal(peek(t, "2001:db8:1:2:ffff::9", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_REFUSE);
+	/* the next /64 is another network */
+	assert_int_equal(peek(t, "2001:db8:1:3::1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_free(t);
+}
+
+/* account_hard_failures: the account itself is refused, from every
+ * address, once that many failures are counted in the window. */
+static void test_throttle_account_hard(void **state)
+{
+	struct auth_throttle_cfg c = tcfg;
+	struct auth_throttle_ticket tk;
+	struct auth_throttle *t;
+	uint64_t d, now = 1000000;
+
+	c.account_hard_failures = 4;
+	assert_int_equal(auth_throttle_new(&c, &t), 0);
+	for (int i = 0; i < 4; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+		attempt(t, a, "ann@x.org", now, AUTH_THROTTLE_FAILED);
+	}
+	assert_int_equal(auth_throttle_admit(t, "10.9.9.9", "ann@x.org", now,
+					     &d, &tk), AUTH_THROTTLE_REFUSE);
+	assert_true(tk.account_refused);
+	assert_int_equal(peek(t, "10.9.9.9", "bob@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
+	assert_int_equal(peek(t, "10.9.9.9", "ann@x.org", now + 60001, &d),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_free(t);
+}
+
 /* Attempts admitted and not yet settled (being hashed on other threads)
  * count: a burst is decided as the same attempts one after another. */
 static void test_throttle_in_flight(void **state)
@@ -976,6 +1033,8 @@ int main(void)
 		cmocka_unit_test(test_app_passwords),
 		cmocka_unit_test(test_throttle),
 		cmocka_unit_test(test_throttle_in_flight),
+		cmocka_unit_test(test_throttle_ipv6_by_64),
+		cmocka_unit_test(test_throttle_account_hard),
 		cmocka_unit_test(test_cache),
 	};
 	const struct CMUnitTest flow[] = {

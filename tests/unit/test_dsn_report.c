@@ -62,24 +62,49 @@ static void test_failed_hdrs(void **state)
 
 static void test_full_and_boundary(void **state)
 {
-	struct dsn_rcpt rc[] = { { "bob@example.com", "", "", DSN_DELIVERED,
+	struct dsn_rcpt rc[] = { { "bob@example.com", "", "", DSN_FAILED,
 				   NULL } };
 	struct dsn_report r = { "mx.test", "ann@example.com", NULL, "r1",
 				1000, 2000, 1, rc, 1, msg, sizeof(msg) - 1 };
 	size_t len;
 	char *out = build(&r, &len);
 
-	assert_non_null(strstr(out, "Subject: Successful Mail Delivery "
-			       "Report\r\n"));
+	assert_non_null(strstr(out, "Subject: Undelivered Mail Returned to "
+			       "Sender\r\n"));
 	assert_non_null(strstr(out, "Content-Type: message/rfc822\r\n"));
 	assert_non_null(strstr(out, "body line\r\n"));
-	assert_non_null(strstr(out, "Action: delivered\r\nStatus: 2.0.0\r\n"));
+	assert_non_null(strstr(out, "Action: failed\r\nStatus: 5.0.0\r\n"));
 	assert_null(strstr(out, "Original-Envelope-Id"));
 	assert_null(strstr(out, "Original-Recipient"));
 	/* the message holds "--postern-dsn-r1": the boundary differs */
 	assert_non_null(strstr(out, "boundary=\"postern-dsn-r1=_0\""));
 	assert_non_null(strstr(out, "\r\n--postern-dsn-r1=_0--\r\n"));
 	free(out);
+}
+
+/* RFC 3461 4.3: RET asks for the message in a failure report; delivered,
+ * relayed and delayed reports carry its header only, RET=FULL or not. */
+static void test_ret_full_only_on_failure(void **state)
+{
+	static const enum dsn_action act[] = { DSN_DELIVERED, DSN_RELAYED,
+					       DSN_DELAYED };
+
+	for (size_t i = 0; i < sizeof(act) / sizeof(*act); i++) {
+		struct dsn_rcpt rc[] = { { "bob@example.com", NULL, NULL,
+					   act[i], NULL } };
+		struct dsn_report r = { "mx.test", "ann@example.com", NULL,
+					"r3", 1000, 2000, 1, rc, 1, msg,
+					sizeof(msg) - 1 };
+		size_t len;
+		char *out = build(&r, &len);
+
+		assert_non_null(strstr(out, "Content-Type: "
+				       "text/rfc822-headers\r\n"));
+		assert_null(strstr(out, "message/rfc822"));
+		assert_non_null(strstr(out, "Subject: hello\r\n"));
+		assert_null(strstr(out, "body line"));
+		free(out);
+	}
 }
 
 static void test_8bit_and_actions(void **state)
@@ -110,6 +135,11 @@ static void test_8bit_and_actions(void **state)
 	assert_string_equal(st, "5.0.0");
 	dsn_report_status(DSN_RELAYED, NULL, st);
 	assert_string_equal(st, "2.0.0");
+	/* a reason of the relay's own, no reply code (REQUIRETLS) */
+	dsn_report_status(DSN_FAILED, "5.7.10 REQUIRETLS not met: x", st);
+	assert_string_equal(st, "5.7.10");
+	dsn_report_status(DSN_FAILED, "5.7.", st);
+	assert_string_equal(st, "5.0.0");
 }
 
 int main(void)
@@ -117,6 +147,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_failed_hdrs),
 		cmocka_unit_test(test_full_and_boundary),
+		cmocka_unit_test(test_ret_full_only_on_failure),
 		cmocka_unit_test(test_8bit_and_actions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,6 +129,7 @@ static void test_mail_params(void **state)
 		bool utf8, eight;
 		unsigned ret;
 		const char *envid;
+		bool requiretls;
 	} rows[] = {
 		{ "", SMTP_PARSE_OK, 0, false, false },
 		{ "SIZE=1000", SMTP_PARSE_OK, 1000, false, false },
@@ -147,6 +148,12 @@ static void test_mail_params(void **state)
 		{ "X=a=b", SMTP_PARSE_BAD_PARAM },
 		{ "X=\x01", SMTP_PARSE_BAD_PARAM },
 		{ "FOO=bar", SMTP_PARSE_UNKNOWN_PARAM },
+		{ "REQUIRETLS", SMTP_PARSE_OK, .requiretls = true },
+		{ "size=9 requiretls", SMTP_PARSE_OK, 9, .requiretls = true },
+		{ "REQUIRETLS REQUIRETLS", SMTP_PARSE_BAD_PARAM },
+		{ "REQUIRETLS=yes", SMTP_PARSE_UNKNOWN_PARAM },
+		{ "RET=HDRS REQUIRETLS ENVID=e1", SMTP_PARSE_OK,
+		  .ret = SMTP_DSN_RET_HDRS, .envid = "e1", .requiretls = true },
 		{ "RET=FULL", SMTP_PARSE_OK, .ret = SMTP_DSN_RET_FULL },
 		{ "ret=hdrs ENVID=QQ+2Bid+3D1", SMTP_PARSE_OK,
 		  .ret = SMTP_DSN_RET_HDRS, .envid = "QQ+id=1" },
@@ -184,6 +191,7 @@ static void test_mail_params(void **state)
 		assert_int_equal(mp.size, rows[i].size);
 		assert_int_equal(mp.smtputf8, rows[i].utf8);
 		assert_int_equal(mp.body_8bit, rows[i].eight);
+		assert_int_equal(mp.requiretls, rows[i].requiretls);
 		assert_int_equal(mp.ret, rows[i].ret);
 		assert_string_equal(mp.envid, rows[i].envid ? rows[i].envid : "");
 	}

@@ -788,6 +788,20 @@ static void check_planted(struct store *st, unsigned nmsg, bool upgraded)
 		assert_int_equal(c.bodies, nmsg + 1);   /* one each, as before */
 	}
 	store_queue_entry_free(&q);
+	/* the due index (schema 3) was built by the upgrade */
+	if (store_schema_version(st) >= 3) {
+		uint64_t ids[4], next;
+		size_t nd;
+
+		assert_int_equal(store_queue_due(r, 1600000004, ids, 4, &nd,
+						 &next), 0);
+		assert_int_equal(nd, 0);
+		assert_int_equal(next, 1600000005);
+		assert_int_equal(store_queue_due(r, 1600000005, ids, 4, &nd,
+						 &next), 0);
+		assert_int_equal(nd, 1);
+		assert_int_equal(ids[0], 1);
+	}
 	store_read_end(r);
 }
 
@@ -816,6 +830,7 @@ static void test_queue_dsn(void **state)
 
 	strcpy(q.sender, "ann@example.com");
 	strcpy(p.sender, "ann@example.com");
+	q.flags = STORE_QUEUE_REQUIRETLS;        /* flags and DSN together */
 	q.dsn = store_queue_dsn_new(1);
 	assert_non_null(q.dsn);
 	q.dsn->ret = 2;
@@ -829,9 +844,11 @@ static void test_queue_dsn(void **state)
 	assert_int_equal(store_read_begin(st, &r), 0);
 	assert_int_equal(store_queue_get(r, p.id, &got), 0);
 	assert_null(got.dsn);
+	assert_int_equal(got.flags, 0);
 	store_queue_entry_free(&got);
 	assert_int_equal(store_queue_get(r, q.id, &got), 0);
 	store_read_end(r);
+	assert_int_equal(got.flags, STORE_QUEUE_REQUIRETLS);
 	assert_non_null(got.dsn);
 	assert_int_equal(got.dsn->ret, 2);
 	assert_string_equal(got.dsn->envid, "QQ+1");
@@ -846,6 +863,7 @@ static void test_queue_dsn(void **state)
 	assert_int_equal(store_queue_get(r, q.id, &got), 0);
 	store_read_end(r);
 	assert_int_equal(got.nrcpts, 1);
+	assert_int_equal(got.flags, STORE_QUEUE_REQUIRETLS);
 	assert_int_equal(got.dsn->flags, STORE_DSN_DELAY_SENT);
 	d = store_queue_dsn_rcpt(&got, "b@remote.test");
 	assert_non_null(d);
@@ -892,6 +910,179 @@ static void test_v1_store_upgraded(void **state)
 	assert_int_equal(store_upgrade(st, NULL, NULL, &from), 0);
 	assert_int_equal(from, STORE_SCHEMA_VERSION);
 	store_close(st);
+}
+
+/* ---- the queue's next-due index (schema 3) ---- */
+
+static void count_problem(const char *what, void *arg)
+{
+	(void)what;
+	(*(unsigned *)arg)++;
+}
+
+static void check_problems_are(struct store *st, unsigned want)
+{
+	struct store_read *r;
+	struct store_check c;
+	unsigned n = 0;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_check(r, count_problem, &n, &c), 0);
+	store_read_end(r);
+	assert_int_equal(n, want);
+}
+
+struct qop {
+	uint64_t id, due;
+	int op;                   /* 0 add, 1 reschedule, 2 delete */
+};
+
+static int queue_op(struct store_write *w, void *arg)
+{
+	struct qop *o = arg;
+	char rcpts[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+	struct store_queue_entry e = { .nrcpts = 1, .rcpts = rcpts,
+				       .sender = "ann@example.com" };
+	int r;
+
+	if (o->op == 0) {
+		e.next_attempt = o->due;
+		r = store_queue_add(w, &e, "x\r\n", 3);
+		o->id = e.id;
+		return r;
+	}
+	if (o->op == 2)
+		return store_queue_del(w, o->id);
+	if ((r = store_queue_get(store_write_reader(w), o->id, &e)))
+		return r;
+	e.next_attempt = o->due;
+	r = store_queue_update(w, &e);
+	store_queue_entry_free(&e);
+	return r;
+}
+
+static void due(struct store *st, uint64_t now, size_t max, size_t want_n,
+		const uint64_t *want, uint64_t want_next)
+{
+	struct store_read *r;
+	uint64_t ids[16], next;
+	size_t n;
+
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_due(r, now, ids, max, &n, &next), 0);
+	store_read_end(r);
+	assert_int_equal(n, want_n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ids[i], want[i]);
+	assert_int_equal(next, want_next);
+}
+
+static void test_queue_due_index(void **state)
+{
+	struct store *st = fresh();
+	struct qop o[4] = { { .due = 300 }, { .due = 100 }, { .due = 200 },
+			    { .due = 100 } };
+	struct raw raw;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_write(st, queue_op, &o[i]), 0);
+	/* earliest first, then by id; next: the first not returned */
+	due(st, 50, 8, 0, NULL, 100);
+	due(st, 100, 8, 2, (uint64_t[]){ 2, 4 }, 200);
+	due(st, 250, 1, 1, (uint64_t[]){ 2 }, 100);
+	due(st, 1000, 8, 4, (uint64_t[]){ 2, 4, 3, 1 }, UINT64_MAX);
+	/* a reschedule moves the key; a delete removes it */
+	o[1].op = 1;
+	o[1].due = 500;
+	assert_int_equal(store_write(st, queue_op, &o[1]), 0);
+	o[2].op = 2;
+	assert_int_equal(store_write(st, queue_op, &o[2]), 0);
+	due(st, 400, 8, 2, (uint64_t[]){ 4, 1 }, 500);
+	due(st, 1000, 8, 3, (uint64_t[]){ 4, 1, 2 }, UINT64_MAX);
+	store_close(st);
+
+	/* The upgrade builds the index from the upgraded entries
+	 * (store_upgrade__v3_queue_due_index): check_planted, after
+	 * test_v1_store_upgraded; the committed schema-1 and schema-2
+	 * stores in test_store_lifecycle.py. */
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	check_problems_are(st, 0);
+	store_close(st);
+
+	/* postern check sees a damaged index: a key gone (entry 4, due at
+	 * 100) and a stray one */
+	raw_begin(&raw, MAP);
+	{
+		MDB_dbi dbi;
+		uint8_t k[16] = { 0 }, stray[16] = { 0 };
+		MDB_val kv = { 16, k };
+
+		k[7] = 100;
+		k[15] = 4;
+		stray[7] = 9;
+		stray[15] = 77;
+		assert_int_equal(mdb_dbi_open(raw.txn, "queue_due", 0, &dbi), 0);
+		assert_int_equal(mdb_del(raw.txn, dbi, &kv, NULL), 0);
+		raw_put(&raw, "queue_due", stray, 16, "", 0);
+	}
+	raw_end(&raw);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	check_problems_are(st, 2);
+	store_close(st);
+}
+
+/* Schema 3's queue flags: kept through add, get and update, at a fixed
+ * place of the version-3 record (after the body id), written also when 0,
+ * so that the optional DSN tail is the record's only variable end. */
+static int queue_flags_op(struct store_write *w, void *arg)
+{
+	uint32_t *flags = arg;
+	char rcpts[1][STORE_ADDR_MAX + 1] = { "carol@remote.test" };
+	struct store_queue_entry e = { .nrcpts = 1, .rcpts = rcpts,
+				       .sender = "ann@example.com",
+				       .flags = *flags };
+	int r = store_queue_add(w, &e, "x\r\n", 3);
+
+	if (r)
+		return r;
+	e.attempts = 1;
+	return store_queue_update(w, &e);
+}
+
+static void test_queue_flags(void **state)
+{
+	struct store *st = fresh();
+	uint32_t f[2] = { STORE_QUEUE_REQUIRETLS, 0 };
+	struct store_read *r;
+	struct store_queue_entry q;
+	struct raw raw;
+	uint8_t k[8] = { 0, 0, 0, 0, 0, 0, 0, 1 }, k2[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
+	MDB_val v1, v2;
+
+	(void)state;
+	assert_int_equal(store_write(st, queue_flags_op, &f[0]), 0);
+	assert_int_equal(store_write(st, queue_flags_op, &f[1]), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_queue_get(r, 1, &q), 0);
+	assert_int_equal(q.flags, STORE_QUEUE_REQUIRETLS);
+	assert_int_equal(q.attempts, 1);
+	store_queue_entry_free(&q);
+	assert_int_equal(store_queue_get(r, 2, &q), 0);
+	assert_int_equal(q.flags, 0);
+	store_queue_entry_free(&q);
+	store_read_end(r);
+	store_close(st);
+	raw_begin(&raw, MAP);
+	v1 = raw_get(&raw, "queue", k, 8);
+	v2 = raw_get(&raw, "queue", k2, 8);
+	assert_int_equal(v1.mv_size, v2.mv_size);
+	/* u8 version, be32 attempts, 4 x be64, be64 size, be32 nchunks,
+	 * be64 body_id: the flags at octet 49 */
+	assert_memory_equal((const uint8_t *)v1.mv_data + 49, "\0\0\0\1", 4);
+	assert_memory_equal((const uint8_t *)v2.mv_data + 49, "\0\0\0\0", 4);
+	mdb_txn_abort(raw.txn);
+	mdb_env_close(raw.env);
 }
 
 /* Values are encoded explicitly: a version octet, then big-endian fields,
@@ -1800,6 +1991,70 @@ static void test_check_finds_bad_counts(void **state)
 	store_close(st);
 }
 
+/* meta "next_body_id" set to n, as after n bodies given out. */
+static void bump_next_body_id(uint64_t n)
+{
+	uint8_t v[9] = { 3 };
+	struct raw r;
+
+	be64_at(v, 1, n);
+	raw_begin(&r, MAP);
+	raw_put(&r, "meta", "next_body_id", 12, v, sizeof(v));
+	raw_end(&r);
+}
+
+/* check counts references in memory by the bodies there are, not by every
+ * body id ever given: ids sparse and past 2^40 (a store that has had that
+ * many deliveries) are checked in a few bytes each. */
+static void test_check_huge_body_ids(void **state)
+{
+	struct store *st = fresh();
+	struct fan_op op = { .n = 2 };
+	struct store_check c;
+	struct store_read *rd;
+	uint64_t ids[3], acct[2];
+	struct raw r;
+	uint8_t k[8], buf[64];
+	MDB_val v;
+
+	acct[0] = make_account(st, "ann@example.com");
+	acct[1] = make_in_domain(st, "bob@example.com", 0);
+	memcpy(op.accts, acct, sizeof(acct));
+	op.m = (struct store_msg_in){ .body = "a\r\n\r\nb\r\n", .len = 8 };
+	for (unsigned i = 0; i < 3; i++) {
+		if (i) {
+			store_close(st);
+			bump_next_body_id(i == 1 ? 1ULL << 40 : (1ULL << 62) + 7);
+			assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+		}
+		assert_int_equal(store_write(st, fan_out, &op), 0);
+		ids[i] = op.body;
+	}
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], (1ULL << 40) + 1);
+	assert_int_equal(ids[2], (1ULL << 62) + 8);
+	check_clean(st, &c);
+	assert_int_equal(c.bodies, 3);
+	assert_int_equal(c.messages, 6);
+	store_close(st);
+	/* and a wrong count among them is still found */
+	raw_begin(&r, MAP);
+	be64_at(k, 0, ids[1]);
+	v = raw_get(&r, "body_refs", k, 8);
+	assert_int_equal(v.mv_size, 17);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[4], 2);
+	buf[4] = 1;
+	raw_put(&r, "body_refs", k, 8, buf, 17);
+	raw_end(&r);
+	assert_int_equal(store_open(dir, MAP, 0, &st, NULL, 0), 0);
+	assert_int_equal(store_read_begin(st, &rd), 0);
+	assert_int_equal(store_check(rd, NULL, NULL, &c), 0);
+	assert_int_equal(c.problems, 1);
+	store_read_end(rd);
+	store_close(st);
+}
+
 /* A schema-1/2 store that lost a body chunk still upgrades: what is there
  * is kept, and check names what is missing. */
 static void test_upgrade_keeps_a_damaged_store(void **state)
@@ -1857,11 +2112,14 @@ int main(void)
 		cmocka_unit_test(test_unwritable_path),
 		cmocka_unit_test(test_crash_safety_kill9),
 		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_queue_due_index),
+		cmocka_unit_test(test_queue_flags),
 		cmocka_unit_test(test_msg_normalize),
 		cmocka_unit_test(test_shared_body_refcount),
 		cmocka_unit_test(test_quota_usage),
 		cmocka_unit_test(test_quota_parse),
 		cmocka_unit_test(test_check_finds_bad_counts),
+		cmocka_unit_test(test_check_huge_body_ids),
 		cmocka_unit_test(test_upgrade_keeps_a_damaged_store),
 		cmocka_unit_test(test_queue_dsn),
 	};
