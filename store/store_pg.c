@@ -122,6 +122,9 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 	[PS_Q_GET] = { "L", "SELECT rec FROM queue WHERE id = $1" },
 	[PS_Q_ALL] = { "", "SELECT rec FROM queue ORDER BY id" },
 	[PS_Q_DEL] = { "L", "DELETE FROM queue WHERE id = $1" },
+	/* Served by the index queue_due: up to $1 entries, earliest first. */
+	[PS_Q_DUE] = { "L", "SELECT id, next_attempt FROM queue ORDER BY "
+		       "next_attempt, id LIMIT $1" },
 };
 
 /* The schema (version STORE_SCHEMA_VERSION's records in rec columns:
@@ -166,6 +169,10 @@ static const char pg_schema[] =
 	"  rec bytea NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS queue (id bigint PRIMARY KEY, "
 	"  next_attempt bigint NOT NULL, rec bytea NOT NULL);"
+	/* The due index (store_queue_due): LMDB's queue_due database. The
+	 * entry's flags (REQUIRETLS) are in rec, as on LMDB: nothing
+	 * selects by them. */
+	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_attempt, id);"
 	"INSERT INTO postern_schema VALUES (1, 3) ON CONFLICT DO NOTHING;";
 
 _Static_assert(STORE_SCHEMA_VERSION == 3, "pg_schema writes version 3");
@@ -431,6 +438,27 @@ static struct pg_conn *store_pg__conn(struct store *st)
 
 /* ---- open and close ---- */
 
+/* The version row's version; 0 when there is none (no schema yet, or
+ * an error the SELECT below reports). Outside a transaction, or inside one
+ * holding the schema's advisory lock. */
+static unsigned store_pg__version_row(PGconn *c)
+{
+	PGresult *res = PQexec(c, "SELECT to_regclass('postern_schema') "
+			       "IS NOT NULL");
+	unsigned v = 0;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    PQgetvalue(res, 0, 0)[0] == 't') {
+		PQclear(res);
+		res = PQexec(c, "SELECT version FROM postern_schema");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQntuples(res) == 1)
+			v = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+	}
+	PQclear(res);
+	return v;
+}
+
 static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 			    char *err, size_t errlen)
 {
@@ -438,10 +466,17 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 	bool create = (flags & STORE_CREATE) && !(flags & STORE_READONLY);
 	int e = 0;
 
-	if (create) {
+	/* The script (its ALTER TABLE takes a table lock) runs only when
+	 * the version row says the schema is not there yet: an open beside
+	 * live sessions takes no lock of theirs. Checked again under the
+	 * script's advisory lock, for daemons starting together. */
+	if (create && store_pg__version_row(c) != STORE_SCHEMA_VERSION) {
 		res = PQexec(c, "BEGIN");
 		PQclear(res);
-		res = PQexec(c, pg_schema);
+		res = PQexec(c, "SELECT pg_advisory_xact_lock(7370726567)");
+		PQclear(res);
+		res = PQexec(c, store_pg__version_row(c) == STORE_SCHEMA_VERSION
+			     ? "SELECT 1" : pg_schema);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			snprintf(err, errlen, "postgresql: cannot create the "
 				 "schema: %s", store_pg__errmsg(c));

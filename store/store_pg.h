@@ -116,6 +116,8 @@ int store_pg_queue_put(struct store_write *w,
 int store_pg_queue_del(struct store_write *w, uint64_t id);
 int store_pg_queue_get(struct store_read *r, uint64_t id,
 		       struct store_queue_entry *out);
+int store_pg_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
+		       size_t max, size_t *n, uint64_t *next);
 int store_pg_queue_each(struct store_read *r,
 			int (*fn)(const struct store_queue_entry *e, void *arg),
 			void *arg);
@@ -149,7 +151,7 @@ enum pg_stmt {
 	PS_BODY_DROP, PS_CHUNK_INS, PS_CHUNK_GET, PS_CHUNK_DROP, PS_MSG_CHUNK,
 	PS_SND_INS, PS_SND_DEL, PS_SND_GET, PS_SND_LIST, PS_SND_DEL_ACCT,
 	PS_WEB_GET, PS_WEB_UPS, PS_WEB_DEL,
-	PS_Q_NEXT, PS_Q_UPS, PS_Q_GET, PS_Q_ALL, PS_Q_DEL,
+	PS_Q_NEXT, PS_Q_UPS, PS_Q_GET, PS_Q_ALL, PS_Q_DEL, PS_Q_DUE,
 	PS_N
 };
 

@@ -806,6 +806,35 @@ int store_pg_queue_get(struct store_read *r, uint64_t id,
 	return PG_GET_REC(PGC(r), PS_Q_GET, &a, store__rec_queue_dec, out);
 }
 
+int store_pg_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
+		       size_t max, size_t *n, uint64_t *next)
+{
+	struct pg_args a = { 0 };
+	PGresult *res;
+	size_t got = 0;
+	uint64_t nx = UINT64_MAX;
+	int e;
+
+	REQUIRE(r && r->pgc && (ids || max == 0) && n && next);
+	/* The due ones and one more, for *next: as LMDB's index walk. */
+	store_pg__u64(&a, max < INT64_MAX ? max + 1 : INT64_MAX);
+	if ((e = store_pg__exec(PGC(r), PS_Q_DUE, &a, &res)))
+		return e;
+	for (int i = 0; i < PQntuples(res); i++) {
+		uint64_t due = store_pg__get_u64(res, i, 1);
+
+		if (due > now || got == max) {
+			nx = due;
+			break;
+		}
+		ids[got++] = store_pg__get_u64(res, i, 0);
+	}
+	PQclear(res);
+	*n = got;
+	*next = nx;
+	return 0;
+}
+
 int store_pg_queue_each(struct store_read *r,
 			int (*fn)(const struct store_queue_entry *e, void *arg),
 			void *arg)

@@ -244,7 +244,13 @@ int store_queue_wake(struct store *st)
 	int fd, r = 0;
 
 	REQUIRE(st && st->path);
-	snprintf(path, sizeof(path), "%s/%s", st->path, STORE_QUEUE_WAKE_FILE);
+	/* PostgreSQL: the node's folder (store_open_cfg), where this node's
+	 * postern-submitd watches; none when opened by dsn alone. */
+	if (STORE_ON_PG(st) && !st->node_dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s",
+		 STORE_ON_PG(st) ? st->node_dir : st->path,
+		 STORE_QUEUE_WAKE_FILE);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
 	if (fd < 0)
 		return -errno;
@@ -264,6 +270,8 @@ int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
 	uint64_t nx = UINT64_MAX;
 	int rc;
 
+	if (STORE_PG_R(r))
+		return store_pg_queue_due(r, now, ids, max, n, next);
 	REQUIRE(STORE_READ_OK(r) && (ids || max == 0) && n && next);
 	rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE_DUE], &cur);
 	if (rc)
