@@ -258,7 +258,9 @@ def _pg_databases():
 def base_config(pki, folder: Path, store=None):
     cert, key = pki["localhost"]
     return {
-        "store": dict(store) if store else store_config(folder),
+        # another daemon's [store]: its path too, unless it names none
+        "store": ({"path": str(folder / "store"), **store} if store
+                  else store_config(folder)),
         "tls": {"cert": str(cert), "key": str(key), "handshake_timeout": "5s"},
         "limits": {"drain_timeout": "3s"},
         # cheap hashes keep tests fast; test_auth covers the real defaults
