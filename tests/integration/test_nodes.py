@@ -111,11 +111,15 @@ def test_second_session_on_another_node_is_in_use(nodes):
 
 @NOT_SHARED
 def test_a_killed_node_does_not_hold_the_mailbox(nodes):
-    """The lock of a node that dies (kill -9) is a lease, not forever."""
+    """The lock of a node that dies (kill -9) is a lease: held while the
+    node lives, given up within a bounded time once it is gone."""
     n = nodes()
     n["a"]["submitd"].add_user("ann@example.com")
     a, r = pop_login(n["a"]["pop3d"])
     assert r.startswith("+OK")
+    b, r = pop_login(n["b"]["pop3d"])
+    b.close()
+    assert r == "-ERR [IN-USE] Mailbox is in use by another session"
     n["a"]["pop3d"].signal(signal.SIGKILL)
     n["a"]["pop3d"].proc.wait(10)
     a.close()
@@ -147,10 +151,41 @@ def test_failures_on_both_nodes_are_throttled_as_one(nodes):
         c.close()
 
 
+class SlowSink(Sink):
+    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
+    for several of node b's passes (queue_retry 1s), so b meets entries a
+    is sending."""
+    SLOW = 0.4
+
+    def __init__(self):
+        super().__init__()
+        self.senders = []
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.SLOW)
+        self.senders.append(session.host_name)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def start_sink(handler):
+    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    handler.port = ctl.port
+    return ctl
+
+
+@pytest.fixture
+def slow_sink():
+    handler = SlowSink()
+    ctl = start_sink(handler)
+    yield handler
+    ctl.stop()
+
+
 @NOT_SHARED
-def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, sink):
-    relay = relay_cfg(sink.port)
-    n = nodes(smtp=relay)
+def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, slow_sink):
+    sink = slow_sink
+    n = nodes(smtp=relay_cfg(sink.port))
     n["a"]["submitd"].add_user("ann@example.com")
     want = [f"once-{i}" for i in range(10)]
     for subject in want:
@@ -159,6 +194,7 @@ def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, sink):
     assert wait_for(lambda: "0 messages queued" in
                     n["b"]["submitd"].cli("queue", "list").stdout.decode())
     time.sleep(3)               # three retry intervals: room for a second copy
+    print("relayed by", Counter(sink.senders))
     assert Counter(subjects(sink.received)) == Counter(want)
 
 
@@ -183,9 +219,7 @@ class HoldingSink(Sink):
 @pytest.fixture
 def holding_sink():
     handler = HoldingSink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    handler.port = ctl.port
+    ctl = start_sink(handler)
     yield handler
     ctl.stop()
 
@@ -193,8 +227,9 @@ def holding_sink():
 @NOT_SHARED
 def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
         nodes, holding_sink):
-    """The node whose runner is in the middle of the DATA (sent, not yet
-    answered) is killed; the other node's runner relays the message."""
+    """While one node's runner is in the middle of the DATA (sent, not yet
+    answered) the other leaves the entry alone; once that node is killed,
+    the other's runner relays the message, once."""
     sink = holding_sink
     n = nodes(smtp=relay_cfg(sink.port))
     n["a"]["submitd"].add_user("ann@example.com")
@@ -202,9 +237,11 @@ def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
     assert wait_for(lambda: sink.held_by is not None)
     victim = sink.held_by.split(".")[0]
     other = "b" if victim == "a" else "a"
+    time.sleep(2.5)             # two of the other runner's passes
+    assert not sink.received, "relayed by both nodes at once"
     n[victim]["submitd"].signal(signal.SIGKILL)
     n[victim]["submitd"].proc.wait(10)
-    assert wait_for(lambda: sink.received, timeout=HOLD - 3)
+    assert wait_for(lambda: sink.received, timeout=HOLD - 6)
     assert subjects(sink.received) == ["mid-relay"]
     assert sink.senders == [f"{other}.test"]
     assert wait_for(lambda: "0 messages queued" in
