@@ -230,7 +230,7 @@ def store_config(folder: Path, backend=None):
     cfg = {"path": str(folder / "store")}
     if (backend or BACKEND) == "postgresql":
         c = pg_cluster_get()
-        db = c.create_db()
+        db = c.take_db()
         _pg_dbs.append(db)
         cfg.update(backend="postgresql", dsn=c.dsn(db))
     return cfg
@@ -251,7 +251,7 @@ def _pg_databases():
     yield
     if _pg is not None:
         for db in _pg_dbs[first:]:
-            _pg.drop_db(db)
+            _pg.give_back(db)
     del _pg_dbs[first:]
 
 

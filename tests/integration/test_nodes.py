@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import Client, free_port
-from test_relay import Sink, relay_cfg, sink, submit, wait_for  # noqa: F401 (sink: a fixture)
+from test_relay import Sink, relay_cfg, submit, wait_for
 
 pytestmark = pytest.mark.postgresql_only("two nodes share one database")
 
