@@ -151,40 +151,63 @@ def test_failures_on_both_nodes_are_throttled_as_one(nodes):
         c.close()
 
 
-class SlowSink(Sink):
-    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
-    for several of node b's passes (queue_retry 1s), so b meets entries a
-    is sending."""
-    SLOW = 0.4
+class NodeSink(Sink):
+    """A Sink that also records which node relayed each message (its EHLO
+    name: the submitd's hostname)."""
 
     def __init__(self):
         super().__init__()
         self.senders = []
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.SLOW)
         self.senders.append(session.host_name)
         return await super().handle_DATA(server, session, envelope)
 
 
-def start_sink(handler):
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    handler.port = ctl.port
-    return ctl
+class SlowSink(NodeSink):
+    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
+    for several of node b's passes (queue_retry 1s), so b meets entries a
+    is sending."""
+    SLOW = 0.4
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.SLOW)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class HoldingSink(NodeSink):
+    """Holds the first DATA unanswered (up to HOLD s) and remembers which
+    node sent it; later ones are accepted."""
+    held_by = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.held_by is None:
+            self.held_by = session.host_name
+            await asyncio.sleep(HOLD)
+            return "451 4.3.0 held"
+        return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.fixture
-def slow_sink():
-    handler = SlowSink()
-    ctl = start_sink(handler)
-    yield handler
-    ctl.stop()
+def serve_sink():
+    """serve_sink(handler) -> handler, an aiosmtpd server on a free port
+    (handler.port) until the test ends."""
+    ctls = []
+
+    def serve(handler):
+        ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+        ctl.start()
+        ctls.append(ctl)
+        handler.port = ctl.port
+        return handler
+    yield serve
+    for ctl in ctls:
+        ctl.stop()
 
 
 @NOT_SHARED
-def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, slow_sink):
-    sink = slow_sink
+def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, serve_sink):
+    sink = serve_sink(SlowSink())
     n = nodes(smtp=relay_cfg(sink.port))
     n["a"]["submitd"].add_user("ann@example.com")
     want = [f"once-{i}" for i in range(10)]
@@ -198,39 +221,13 @@ def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, slow_sink):
     assert Counter(subjects(sink.received)) == Counter(want)
 
 
-class HoldingSink(Sink):
-    """Holds the first DATA unanswered (up to HOLD s) and remembers which
-    node sent it (its EHLO name); later ones are accepted as by Sink."""
-
-    def __init__(self):
-        super().__init__()
-        self.held_by = None
-        self.senders = []
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.held_by is None:
-            self.held_by = session.host_name
-            await asyncio.sleep(HOLD)
-            return "451 4.3.0 held"
-        self.senders.append(session.host_name)
-        return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture
-def holding_sink():
-    handler = HoldingSink()
-    ctl = start_sink(handler)
-    yield handler
-    ctl.stop()
-
-
 @NOT_SHARED
 def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
-        nodes, holding_sink):
+        nodes, serve_sink):
     """While one node's runner is in the middle of the DATA (sent, not yet
     answered) the other leaves the entry alone; once that node is killed,
     the other's runner relays the message, once."""
-    sink = holding_sink
+    sink = serve_sink(HoldingSink())
     n = nodes(smtp=relay_cfg(sink.port))
     n["a"]["submitd"].add_user("ann@example.com")
     submit(n["a"]["submitd"], ["carol@remote.test"], subject="mid-relay")
