@@ -213,6 +213,17 @@ def pg_cluster():
     return pg_cluster_get()
 
 
+@pytest.fixture
+def pg_database():
+    """The DSN of a fresh database in the run's cluster, whatever the
+    backend under test (for tests that need PostgreSQL in the LMDB pass
+    too, as a migration between the backends); dropped after the test."""
+    c = pg_cluster_get()
+    db = c.take_db()
+    yield c.dsn(db)
+    c.give_back(db)
+
+
 def pytest_sessionfinish(session):
     global _pg
     if _pg is not None:
