@@ -1,36 +1,25 @@
 """`postern store migrate`: an LMDB store copied into PostgreSQL and back
 again compares equal record for record (every LMDB database dumped), a
 copy resumes from the position an interruption left, and a destination
-that holds data is refused. Needs a PostgreSQL server: POSTERN_TEST_PG_DSN
-(libpq conninfo without dbname; a database per test is made and dropped)."""
+that holds data is refused. The PostgreSQL side is a fresh database of the
+run's cluster (conftest's pg_database), whatever the backend under test."""
 import subprocess
-import uuid
 
 import pytest
 
-from conftest import BUILD, PG_DSN, pop_session
+from conftest import BUILD, pop_session
 
-pytestmark = pytest.mark.skipif(not PG_DSN, reason="POSTERN_TEST_PG_DSN unset")
+# The source is the daemons' LMDB store: run once, in the LMDB pass.
+pytestmark = pytest.mark.lmdb_only("migrates the daemons' LMDB store")
 POSTERN = str(BUILD / "store" / "cli" / "postern")
 DBS = ("meta", "domains", "accounts", "account_ids", "app_passwords",
        "app_password_meta", "messages", "uidls", "bodies", "queue", "senders",
-       "pop_index", "web", "body_refs")
-
-
-def psql(*sql):
-    args = ["psql", "-qAt", f"{PG_DSN} dbname=postgres"]
-    for s in sql:
-        args += ["-c", s]
-    return subprocess.run(args, check=True, capture_output=True,
-                          timeout=30).stdout.decode()
+       "pop_index", "web", "body_refs", "queue_due")
 
 
 @pytest.fixture
-def pgdb():
-    name = "mig_" + uuid.uuid4().hex[:12]
-    psql(f"CREATE DATABASE {name}")
-    yield f"{PG_DSN} dbname={name}"
-    psql(f"DROP DATABASE IF EXISTS {name}")
+def pgdb(pg_database):
+    return pg_database
 
 
 def migrate(conf, src, dst, ok=0):
