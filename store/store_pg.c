@@ -587,6 +587,28 @@ static int store_pg__run(struct store *st, struct pg_conn *c,
 	return r;
 }
 
+/* A write transaction. Those of every process and node on the database
+ * run one at a time, as LMDB's one writer: the write functions read a
+ * record and write it back (an account's usage, a body's reference count,
+ * a queue entry), which under READ COMMITTED would lose one of two
+ * concurrent updates, and two daemons' batches touching the same rows in
+ * another order would deadlock. The lock is the transaction's: its COMMIT
+ * or ROLLBACK, or the server seeing the connection gone, releases it. A
+ * connection the server dropped since the last transaction loses nothing
+ * yet: made again, and begun once more. */
+static int store_pg__begin(struct pg_conn *c)
+{
+	static const char sql[] = "BEGIN; SELECT pg_advisory_xact_lock("
+				  "7370726568)";
+	int r = store_pg__cmd(c, sql);
+
+	if (r && PQstatus(c->c) == CONNECTION_BAD && store_pg__reset(c))
+		r = store_pg__cmd(c, sql);
+	if (r && PQtransactionStatus(c->c) != PQTRANS_IDLE)
+		store_pg__cmd(c, "ROLLBACK");
+	return r;
+}
+
 int store_pg_write_direct(struct store *st, store_write_fn fn, void *arg)
 {
 	struct pg_conn *c = store_pg__conn(st);
@@ -594,10 +616,7 @@ int store_pg_write_direct(struct store *st, store_write_fn fn, void *arg)
 
 	if (!c)
 		return -EIO;
-	if ((r = store_pg__cmd(c, "BEGIN")) && PQstatus(c->c) == CONNECTION_BAD &&
-	    store_pg__reset(c))
-		r = store_pg__cmd(c, "BEGIN");
-	if (r)
+	if ((r = store_pg__begin(c)))
 		return r;
 	r = store_pg__run(st, c, fn, arg);
 	if (r)
@@ -612,12 +631,8 @@ void store_pg_batch(struct store *st, struct store_job *jobs)
 	struct pg_conn *c = store_pg__conn(st);
 	bool one = jobs && !jobs->next;   /* no savepoint needed */
 	unsigned n = 0;
-	int rc = c ? store_pg__cmd(c, "BEGIN") : -EIO;
+	int rc = c ? store_pg__begin(c) : -EIO;
 
-	/* A connection the server dropped since the last batch: nothing is
-	 * lost yet, so connect again and begin once more. */
-	if (rc && c && PQstatus(c->c) == CONNECTION_BAD && store_pg__reset(c))
-		rc = store_pg__cmd(c, "BEGIN");
 	for (struct store_job *j = jobs; j; j = j->next) {
 		n++;
 		if (rc || (!one && (rc = store_pg__cmd(c, "SAVEPOINT j")))) {
