@@ -3,12 +3,13 @@ nodes"): node a and node b, each a postern-pop3d and a postern-submitd on
 ports of their own and a [store] path of their own (the lock files), all
 four on one database (the same [store] backend and dsn).
 
-The mail is shared as soon as the backend exists. What today lives in one
-process (the POP3 [IN-USE] lock, the login throttle, the relay queue's
-claim) must move into the database; until the backend shares it those
-tests are expected to fail on their assertions (xfail, not strict: an
-XPASS says the state is shared, and the mark can go); a daemon that does
-not start is a failure all the same."""
+The mail is shared as soon as the backend exists, and so is the POP3
+[IN-USE] lock (an advisory lock on the node's connection). What today
+lives in one process (the login throttle, the relay queue's claim) must
+move into the database; until the backend shares it those tests are
+expected to fail on their assertions (xfail, not strict; the relay test
+may XPASS while the other node's runner has no reason to look at the
+queue); a daemon that does not start is a failure all the same."""
 import asyncio
 import re
 import signal
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.postgresql_only("two nodes share one database")
 
 NOT_SHARED = pytest.mark.xfail(
     reason="the PostgreSQL backend does not share this state between nodes "
-           "yet (#17: the lock, the throttle, the queue claim in the "
-           "database)", raises=AssertionError, strict=False)
+           "yet (#17: the throttle, the queue claim in the database)",
+    raises=AssertionError, strict=False)
 HOLD = 15               # seconds the holding sink keeps a DATA unanswered
 
 
@@ -92,7 +93,6 @@ def test_nodes_share_the_mail(nodes):
     c.close()
 
 
-@NOT_SHARED
 def test_second_session_on_another_node_is_in_use(nodes):
     n = nodes()
     n["a"]["submitd"].add_user("ann@example.com")
@@ -109,7 +109,6 @@ def test_second_session_on_another_node_is_in_use(nodes):
     b.close()
 
 
-@NOT_SHARED
 def test_a_killed_node_does_not_hold_the_mailbox(nodes):
     """The lock of a node that dies (kill -9) is a lease: held while the
     node lives, given up within a bounded time once it is gone."""
