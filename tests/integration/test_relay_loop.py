@@ -596,6 +596,23 @@ def test_flush_is_seen_by_the_running_daemon(submitd, sink):
     assert time.monotonic() - t < 3
 
 
+def test_flush_wakes_the_runner_on_either_backend(submitd):
+    """A deferred entry (next try in an hour), flushed: tried again within
+    seconds, the flush's queue.wake being in [store] path whatever the
+    backend (on PostgreSQL the node's folder; its due index an SQL
+    index)."""
+    d = submitd(relay_cfg(free_port(), queue_retry="1h",
+                          queue_retry_max="1h"))
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test"])
+    assert wait_for(lambda: "attempts 1" in queue(d), timeout=20)
+    time.sleep(1)
+    assert "attempts 1" in queue(d)
+    out = d.cli("queue", "flush").stdout.decode()
+    assert "1 messages due now; postern-submitd sends them now" in out, out
+    assert wait_for(lambda: "attempts 2" in queue(d), timeout=5)
+
+
 @QUEUE_FILL_LMDB
 def test_delete_of_the_entry_the_timer_waits_for(submitd, sink):
     """The timer is armed for entry 1; it is deleted; entry 2 is still
