@@ -320,6 +320,14 @@ static int mig__lmdb_put(struct store_write *w, enum mig_table t,
 		return store__popidx_update(w->st, w->txn, be64toh(acct), NULL,
 					    &m);
 	}
+	if (t == MT_QUEUE) {         /* and the due index: else never sent */
+		struct store_queue_entry q;
+
+		if ((e = store__rec_queue_dec(r->v, r->vn, &q)))
+			return e;
+		store_queue_entry_free(&q);
+		return store__queue_due_put(w, q.next_attempt, q.id);
+	}
 	return 0;
 }
 

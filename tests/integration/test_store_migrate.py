@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, pop_session
+from conftest import BUILD, free_port, pop_session
+from test_relay import queue, relay_cfg, submit, wait_for
 
 # The source is the daemons' LMDB store: run once, in the LMDB pass.
 pytestmark = pytest.mark.lmdb_only("migrates the daemons' LMDB store")
@@ -41,7 +42,7 @@ def dump(path):
     return out
 
 
-def test_round_trip_lmdb_postgresql_lmdb(pop3d, pgdb, tmp_path):
+def test_round_trip_lmdb_postgresql_lmdb(pop3d, submitd, pgdb, tmp_path):
     d = pop3d({"store": {"backend": "lmdb"}})
     d.add_user("ann@example.com")
     d.add_user("bob@example.com")
@@ -60,6 +61,12 @@ def test_round_trip_lmdb_postgresql_lmdb(pop3d, pgdb, tmp_path):
     assert c.line().startswith("+OK")
     c.cmd("QUIT")
     assert c.line().startswith("+OK")
+    # a queue entry (a relay that is not there): its due index key too
+    s = submitd({"store": d.config["store"],
+                 **relay_cfg(free_port(), queue_retry="1h")})
+    submit(s, ["carol@remote.test"])
+    assert wait_for(lambda: "attempts 1" in queue(s), timeout=20)
+    s.stop()
     d.stop()
     src = d.config["store"]["path"]
 
