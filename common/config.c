@@ -44,6 +44,14 @@ static const struct cfg_key cfg_keys[] = {
 	  UINT64_MAX / 2, NULL,
 	  "When the store fills map_size, the daemons double the map, up to\n"
 	  "this size (logged event=store_map_grown); below map_size: never." },
+	{ "store", "backend", CFG_ENUM, F(store.backend), "lmdb", 0, 0,
+	  "lmdb|postgresql",
+	  "Where the mail lives: lmdb (the folder in path, one machine) or\n"
+	  "postgresql (the database dsn names, shared by several nodes; path\n"
+	  "then holds only the daemons' lock files)." },
+	{ "store", "dsn", CFG_STR, F(store.dsn), "", 0, 0, NULL,
+	  "With backend = postgresql: the libpq connection string\n"
+	  "(\"host=/run/postgresql dbname=postern\" or postgresql://...)." },
 	{ "store", "spam_header", CFG_STR, F(store.spam_header),
 	  "X-Spam-Flag: YES", 0, 0, NULL,
 	  "A delivered message with this header (from the MTA's filter) is\n"

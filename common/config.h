@@ -73,6 +73,7 @@ struct cfg_sock_perm {
 enum cfg_relay_tls { CFG_RELAY_TLS_REQUIRED, CFG_RELAY_TLS_OPPORTUNISTIC,
 		     CFG_RELAY_TLS_NONE, CFG_RELAY_TLS_IMPLICIT };
 enum cfg_bare_newline { CFG_BARE_NL_NORMALIZE, CFG_BARE_NL_REJECT };
+enum cfg_store_backend { CFG_STORE_LMDB, CFG_STORE_POSTGRESQL };
 
 /* Numbers are uint64_t so one parser fills them; durations are in
  * milliseconds, sizes in bytes. */
@@ -82,6 +83,8 @@ struct postern_config {
 		char path[PATH_MAX];
 		uint64_t map_size, map_max;
 		char spam_header[256];
+		unsigned backend;       /* enum cfg_store_backend */
+		char dsn[1024];
 	} store;
 	struct {
 		struct cfg_strlist cert, key;

@@ -33,10 +33,10 @@ static int pop3d__check(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 	int r;
 
 	snprintf(data, sizeof(data), "%s/data.mdb", cfg->store.path);
-	if (stat(data, &sb) && errno == ENOENT)
+	if (cfg->store.backend == CFG_STORE_LMDB && stat(data, &sb) &&
+	    errno == ENOENT)
 		return 0;
-	r = store_open(cfg->store.path, cfg->store.map_size, STORE_READONLY,
-		       &st, why, sizeof(why));
+	r = store_open_cfg(cfg, STORE_READONLY, &st, why, sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;
@@ -52,8 +52,7 @@ static int pop3d__init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 
 	char lock[PATH_MAX + 16];
 
-	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
-		       &pop3d.store, why, sizeof(why));
+	r = store_open_cfg(cfg, STORE_CREATE, &pop3d.store, why, sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;

@@ -64,6 +64,19 @@ int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
 		l->last_login_ms = now;
 	}
 	pthread_mutex_unlock(&lock_mu);
+	/* Then the store's lease, for pop3d on other machines sharing a
+	 * PostgreSQL store (nothing on LMDB); outside lock_mu, as it may be
+	 * a query. Taken and given back on this loop's thread. */
+	if (r == 0 && (r = store_lease_take(pop3d.store, account_id))) {
+		pthread_mutex_lock(&lock_mu);
+		l->locked = false;
+		pthread_mutex_unlock(&lock_mu);
+		if (r != -PST_EBUSY)
+			log_event(LOGL_ERR, 0, "lease_failed", "account=%llu "
+				  "error=\"%s\"", (unsigned long long)account_id,
+				  pst_strerror(r));
+		r = -PST_EBUSY;
+	}
 	return r;
 }
 
@@ -74,6 +87,7 @@ void pop3_maildrop_unlock(uint64_t account_id)
 		if (l->account_id == account_id)
 			l->locked = false;
 	pthread_mutex_unlock(&lock_mu);
+	store_lease_release(pop3d.store, account_id);
 }
 
 /* The session gives up the mailbox before it writes QUIT's reply: a

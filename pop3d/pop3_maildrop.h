@@ -12,6 +12,9 @@
 
 struct pop3_session;
 
+/* The mailbox lock: this process's table, then the store's lease
+ * (store_lease_take: other nodes of a PostgreSQL store). Call both on the
+ * session's loop thread. */
 int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
 		       uint64_t *wait_s);
 void pop3_maildrop_unlock(uint64_t account_id);

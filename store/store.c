@@ -16,7 +16,9 @@
 #include "common/metrics.h"
 #include "store/store_int.h"
 #include "store/store_rec.h"
+#include "store/store_pg.h"
 #include "store/store_popidx.h"
+#include "common/config.h"
 
 #define STORE_MAX_READERS 1024
 #define STORE_BATCH_MAX 256      /* write functions per commit */
@@ -68,16 +70,6 @@ static bool store__db_optional(int i)
 {
 	return i == DB_WEB || i == DB_POPIDX;
 }
-
-struct store_job {
-	store_write_fn fn;
-	void *arg;
-	void (*done)(void *arg, int result);
-	int result;
-	bool finished;
-	pthread_cond_t *cv;      /* sync callers wait on it */
-	struct store_job *next;
-};
 
 int store__err(int rc)
 {
@@ -402,17 +394,104 @@ fail:
 	return r;
 }
 
+int store_open_pg(const char *dsn, unsigned flags, struct store **out,
+		  char *err, size_t errlen)
+{
+	struct store *st;
+	char dummy[8];
+	int r;
+
+	REQUIRE(dsn && out && (!err || errlen > 0));
+	if (!err) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!(st = calloc(1, sizeof(*st))))
+		return -ENOMEM;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	pthread_rwlock_init(&st->envlock, NULL);
+	st->readonly = flags & STORE_READONLY;
+	st->has_web = true;
+	/* Never the dsn (it may hold a password): path names the store in
+	 * messages. */
+	if (!(st->path = strdup("postgresql"))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = store_pg_open(st, dsn, flags, err, errlen)))
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	pthread_rwlock_destroy(&st->envlock);
+	free(st->path);
+	free(st);
+	return r;
+}
+
+int store_open_cfg(const struct postern_config *cfg, unsigned flags,
+		   struct store **out, char *err, size_t errlen)
+{
+	REQUIRE(cfg);
+	if (cfg->store.backend == CFG_STORE_POSTGRESQL) {
+		if (!cfg->store.dsn[0]) {
+			if (err)
+				snprintf(err, errlen, "[store] backend = "
+					 "postgresql needs [store] dsn");
+			return -PST_ECONFIG;
+		}
+		/* path keeps the daemons' lock files (one per node). */
+		if ((flags & STORE_CREATE) && mkdir(cfg->store.path, 0750) &&
+		    errno != EEXIST && err)
+			log_event(LOGL_WARN, 0, "store_path", "path=%s error=%s",
+				  cfg->store.path, strerror(errno));
+		int r = store_open_pg(cfg->store.dsn, flags, out, err, errlen);
+
+		/* Where the wake file is (store_queue_wake); none: -ENOENT
+		 * from it, never a failed open. */
+		if (!r)
+			(*out)->node_dir = strdup(cfg->store.path);
+		return r;
+	}
+	return store_open(cfg->store.path, cfg->store.map_size, flags, out,
+			  err, errlen);
+}
+
+int store_lease_take(struct store *st, uint64_t account_id)
+{
+	REQUIRE(st);
+	return STORE_ON_PG(st) ? store_pg_lease(st, account_id, true) : 0;
+}
+
+void store_lease_release(struct store *st, uint64_t account_id)
+{
+	REQUIRE(st);
+	if (STORE_ON_PG(st))
+		store_pg_lease(st, account_id, false);
+}
+
+bool store_is_pg(const struct store *st)
+{
+	REQUIRE(st);
+	return st->pg != NULL;
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
 		return;
 	REQUIRE(st->path);   /* only what store_open returned */
 	store_writer_stop(st);
+	if (st->pg)
+		store_pg_close(st);
 	mdb_env_close(st->env);   /* NULL after a failed recovery: no-op */
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_rwlock_destroy(&st->envlock);
 	free(st->path);
+	free(st->node_dir);
 	free(st);
 }
 
@@ -423,6 +502,8 @@ int store_backup(struct store *st, int fd)
 	int rc;
 
 	REQUIRE(st && st->path && fd >= 0);
+	if (STORE_ON_PG(st))       /* pg_dump is PostgreSQL's backup */
+		return -ENOTSUP;
 	/* Shared like any transaction: recovery (which closes the env) waits
 	 * until the copy ends. */
 	pthread_rwlock_rdlock(&st->envlock);
@@ -439,6 +520,8 @@ int store_used_bytes(struct store *st, uint64_t *used)
 	int rc;
 
 	REQUIRE(st && st->path && used);
+	if (STORE_ON_PG(st))
+		return store_pg_used_bytes(st, used);
 	pthread_rwlock_rdlock(&st->envlock);
 	rc = st->env ? mdb_env_info(st->env, &info) : MDB_PANIC;
 	if (!rc)
@@ -461,6 +544,16 @@ int store_read_begin(struct store *st, struct store_read **out)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	if (STORE_ON_PG(st)) {
+		if ((rc = store_pg_read_begin(st, r))) {
+			free(r);
+			return rc;
+		}
+		r->st = st;
+		r->owned = true;
+		*out = r;
+		return 0;
+	}
 	rc = store__txn_begin(st, NULL, MDB_RDONLY, &r->txn);
 	if (rc) {
 		free(r);
@@ -476,6 +569,11 @@ void store_read_end(struct store_read *r)
 {
 	if (!r || !r->owned)   /* NULL, or borrowed from a write: nothing */
 		return;
+	if (STORE_ON_PG(r->st)) {
+		store_pg_read_end(r);
+		free(r);
+		return;
+	}
 	REQUIRE(r->txn);
 	mdb_txn_abort(r->txn);
 	pthread_rwlock_unlock(&r->st->envlock);
@@ -484,7 +582,8 @@ void store_read_end(struct store_read *r)
 
 struct store_read *store_write_reader(struct store_write *w)
 {
-	REQUIRE(w && w->txn && w->reader.txn == w->txn);
+	REQUIRE(w && ((w->txn && w->reader.txn == w->txn) ||
+		      (!w->txn && w->reader.pgc)));
 	return &w->reader;
 }
 
@@ -503,10 +602,11 @@ static int store__run_in(struct store *st, MDB_txn *txn, store_write_fn fn,
 static int store__write_direct(struct store *st, store_write_fn fn, void *arg)
 {
 	MDB_txn *txn;
-	int rc = store__txn_begin(st, NULL, 0, &txn);
-	int r;
+	int rc, r;
 
-	if (rc)
+	if (STORE_ON_PG(st))
+		return store_pg_write_direct(st, fn, arg);
+	if ((rc = store__txn_begin(st, NULL, 0, &txn)))
 		return store__err(rc);
 	r = store__run_in(st, txn, fn, arg);
 	if (r)
@@ -631,14 +731,20 @@ static bool store__batch_once(struct store *st, struct store_job *jobs,
 
 static void store__run_batch(struct store *st, struct store_job *jobs)
 {
-	bool full;
+	bool full = false;
 
-	/* Full and room to grow: grow and run the batch again whole. */
-	do
-		full = store__batch_once(st, jobs, store__can_grow(st));
-	while (full && store__grow(st));
-	if (full)                        /* could not grow: as without */
-		store__batch_once(st, jobs, false);
+	if (STORE_ON_PG(st)) {
+		store_pg_batch(st, jobs);
+	} else {
+		/* Full and room to grow: grow and run the batch again
+		 * whole. */
+		do
+			full = store__batch_once(st, jobs,
+						 store__can_grow(st));
+		while (full && store__grow(st));
+		if (full)                /* could not grow: as without */
+			store__batch_once(st, jobs, false);
+	}
 	for (struct store_job *j = jobs, *next; j; j = next) {
 		next = j->next;
 		if (j->done) {
@@ -670,6 +776,10 @@ int store_other_readers(struct store *st, unsigned *n)
 	int dead = 0, rc;
 
 	REQUIRE(st && st->path && n);
+	if (STORE_ON_PG(st)) {     /* no reader table: nodes come and go */
+		*n = 0;
+		return 0;
+	}
 	pthread_rwlock_rdlock(&st->envlock);
 	rc = st->env ? mdb_reader_check(st->env, &dead) : MDB_PANIC;
 	if (!rc && mdb_reader_list(st->env, store__reader_line, &count) < 0)
@@ -707,6 +817,8 @@ int store_stats(struct store *st, struct store_stats *out)
 	int rc;
 
 	REQUIRE(st && st->path && out);
+	if (STORE_ON_PG(st))
+		return store_pg_stats(st, out);
 	if ((rc = store__txn_begin(st, NULL, MDB_RDONLY, &txn)))
 		return store__err(rc);
 	rc = mdb_env_info(st->env, &info);

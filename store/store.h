@@ -182,6 +182,17 @@ enum store_open_flag {
  * NULL. */
 int store_open(const char *path, uint64_t map_size, unsigned flags,
 	       struct store **out, char *err, size_t errlen);
+/* The same on PostgreSQL ([store] backend = postgresql): dsn is a libpq
+ * connection string; STORE_CREATE makes the schema when missing (as LMDB
+ * makes the folder). */
+int store_open_pg(const char *dsn, unsigned flags, struct store **out,
+		  char *err, size_t errlen);
+struct postern_config;
+/* Opens the store cfg names: [store] backend, path and map_size, or dsn. */
+int store_open_cfg(const struct postern_config *cfg, unsigned flags,
+		   struct store **out, char *err, size_t errlen);
+/* true for a PostgreSQL store (no map, no backup of a file, no lock). */
+bool store_is_pg(const struct store *st);
 void store_close(struct store *st);
 /* The schema version of the open store (older than STORE_SCHEMA_VERSION
  * only when opened with STORE_UPGRADE and not yet upgraded). */
@@ -541,6 +552,18 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 			 const char *address);
 int store_sender_each(struct store_read *r, uint64_t account_id,
 		      int (*fn)(const char *address, void *arg), void *arg);
+
+/* ---- state shared between nodes ---- */
+
+/* The POP3 mailbox lease behind [IN-USE], for processes on several
+ * machines that share one store. PostgreSQL: a session-level advisory lock
+ * on the calling thread's connection, so the thread that takes it must be
+ * the one that gives it back, and a node that dies (its connections
+ * gone) holds nothing. -PST_EBUSY while another connection holds it, or a
+ * store error. LMDB (one postern-pop3d per store, the lock file): 0 and
+ * nothing done. */
+int store_lease_take(struct store *st, uint64_t account_id);
+void store_lease_release(struct store *st, uint64_t account_id);
 
 /* ---- addresses ---- */
 

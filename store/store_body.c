@@ -15,9 +15,10 @@
 #include "common/contract.h"
 #include "common/err.h"
 #include "store/store_body.h"
+#include "store/store_pg.h"
 #include "store/store_rec.h"
 
-#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
+#define STORE_READ_OK(r) ((r) && (r)->st && ((r)->txn || (r)->pgc))
 
 void store__body_key(uint64_t body_id, uint32_t chunk,
 		     uint8_t k[STORE_BODY_KEY])
@@ -142,6 +143,8 @@ int store__body_unref(struct store_write *w, uint64_t body_id)
 int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 		    const void **data, size_t *len)
 {
+	if (STORE_PG_R(r))
+		return store_pg_body_read(r, body_id, chunk, data, len);
 	uint8_t kb[STORE_BODY_KEY];
 	MDB_val k, v;
 	int rc;
@@ -159,6 +162,8 @@ int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
 		     uint32_t chunk, const void **data, size_t *len)
 {
+	if (STORE_PG_R(r))
+		return store_pg_body_chunk(r, account_id, uid, chunk, data, len);
 	uint64_t body_id;
 	int e;
 

@@ -16,13 +16,14 @@
 #include "common/err.h"
 #include "store/store_body.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 #include "store/store_popidx.h"
 #include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
  * The store structs live in store_int.h and carry no magic number. */
-#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
-#define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
+#define STORE_READ_OK(r) ((r) && (r)->st && ((r)->txn || (r)->pgc))
+#define STORE_WRITE_OK(w) ((w) && (w)->st && ((w)->txn || (w)->reader.pgc))
 /* A fixed-size string field of a record is NUL-terminated within it. */
 #define STORE_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)
 
@@ -170,6 +171,8 @@ NAMES(store_folder, folder_names)
 int store_domain_get(struct store_read *r, const char *name,
 		     struct store_domain *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_domain_get(r, name, out);
 	MDB_val v;
 	int e;
 
@@ -183,6 +186,8 @@ int store_domain_get(struct store_read *r, const char *name,
 int store_domain_put(struct store_write *w, const struct store_domain *d,
 		     bool create)
 {
+	if (STORE_PG_W(w))
+		return store_pg_domain_put(w, d, create);
 	struct store_domain rec;
 	uint8_t buf[REC_DOMAIN_MAX];
 
@@ -197,6 +202,8 @@ int store_domain_put(struct store_write *w, const struct store_domain *d,
 
 int store_domain_del(struct store_write *w, const char *name)
 {
+	if (STORE_PG_W(w))
+		return store_pg_domain_del(w, name);
 	char suffix[STORE_DOMAIN_MAX + 2];
 	struct store_domain d;
 	uint64_t users = 0;
@@ -247,6 +254,8 @@ int store_domain_each(struct store_read *r,
 		      int (*fn)(const struct store_domain *d, void *arg),
 		      void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_domain_each(r, fn, arg);
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 
 	REQUIRE(STORE_READ_OK(r) && fn);
@@ -259,6 +268,8 @@ int store_domain_each(struct store_read *r,
 int store_account_get_by_id(struct store_read *r, uint64_t id,
 			    struct store_account *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_account_get_by_id(r, id, out);
 	struct key k = { .n = 0 };
 	MDB_val v;
 	int e;
@@ -273,6 +284,8 @@ int store_account_get_by_id(struct store_read *r, uint64_t id,
 int store_account_get(struct store_read *r, const char *address,
 		      struct store_account *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_account_get(r, address, out);
 	uint64_t id = 0;
 	int e;
 
@@ -296,6 +309,8 @@ static int store__account_write(struct store_write *w,
 int store_account_put(struct store_write *w, struct store_account *a,
 		      bool create)
 {
+	if (STORE_PG_W(w))
+		return store_pg_account_put(w, a, create);
 	struct store_account cur;
 	int e;
 
@@ -351,6 +366,8 @@ static int store__msg_drop_body(MDB_val *k, MDB_val *v, void *arg)
 
 int store_account_del(struct store_write *w, const char *address)
 {
+	if (STORE_PG_W(w))
+		return store_pg_account_del(w, address);
 	struct store_account a;
 	struct key k = { .n = 0 };
 	int e;
@@ -398,6 +415,8 @@ int store_account_each(struct store_read *r, const char *domain,
 		       int (*fn)(const struct store_account *a, void *arg),
 		       void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_account_each(r, domain, fn, arg);
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .domain = domain,
 			      .r = r };
 
@@ -411,6 +430,8 @@ int store_account_each(struct store_read *r, const char *domain,
 int store_app_password_find(struct store_read *r, const uint8_t digest[32],
 			    uint64_t *account_id, uint32_t *app_id)
 {
+	if (STORE_PG_R(r))
+		return store_pg_app_password_find(r, digest, account_id, app_id);
 	MDB_val v;
 	int e;
 
@@ -442,6 +463,9 @@ int store_app_password_add(struct store_write *w, uint64_t account_id,
 			   const char *name, const uint8_t digest[32],
 			   uint64_t now, uint32_t *id_out)
 {
+	if (STORE_PG_W(w))
+		return store_pg_app_password_add(w, account_id, name, digest, now,
+						 id_out);
 	struct app_scan scan = { .name = name };
 	struct store_app_password meta = { 0 };
 	uint8_t mbuf[REC_APP_META_MAX], pbuf[REC_APP_PW_MAX];
@@ -491,6 +515,8 @@ static int store__app_meta_key(struct store_write *w, uint64_t account_id,
 int store_app_password_del(struct store_write *w, uint64_t account_id,
 			   uint32_t app_id)
 {
+	if (STORE_PG_W(w))
+		return store_pg_app_password_del(w, account_id, app_id);
 	struct store_app_password p;
 	uint8_t digest[32], tomb[REC_APP_PW_MAX];
 	struct key k;
@@ -508,6 +534,9 @@ int store_app_password_del(struct store_write *w, uint64_t account_id,
 int store_app_password_used(struct store_write *w, uint64_t account_id,
 			    uint32_t app_id, uint64_t when, const char *addr)
 {
+	if (STORE_PG_W(w))
+		return store_pg_app_password_used(w, account_id, app_id, when,
+						  addr);
 	struct store_app_password p;
 	uint8_t digest[32], buf[REC_APP_META_MAX];
 	struct key k;
@@ -527,6 +556,8 @@ int store_app_password_put(struct store_write *w, uint64_t account_id,
 			   const uint8_t digest[32],
 			   const struct store_app_password *p)
 {
+	if (STORE_PG_W(w))
+		return store_pg_app_password_put(w, account_id, digest, p);
 	uint8_t mbuf[REC_APP_META_MAX], pbuf[REC_APP_PW_MAX];
 	struct key k = { .n = 0 };
 	MDB_val v;
@@ -566,6 +597,8 @@ int store_app_password_each(struct store_read *r, uint64_t account_id,
 			    int (*fn)(const struct store_app_password *p,
 				      void *arg), void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_app_password_each(r, account_id, fn, arg);
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
@@ -592,6 +625,9 @@ int store_app_password_each_digest(struct store_read *r, uint64_t account_id,
 					     const uint8_t digest[32],
 					     void *arg), void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_app_password_each_digest(r, account_id, fn,
+							 arg);
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg };
 	struct key k = { .n = 0 };
 
@@ -621,6 +657,8 @@ static void store__uidl_key(struct key *k, uint64_t account_id, const char *uidl
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_msg_get(r, account_id, uid, out);
 	struct key k;
 	MDB_val v;
 	int e;
@@ -655,6 +693,9 @@ int store_msg_each_after(struct store_read *r, uint64_t account_id,
 			 int (*fn)(const struct store_msg *m, void *arg),
 			 void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_msg_each(r, account_id, false, 0, after_uid,
+					 fn, arg);
 	struct each_ctx c = { .fn = (void *)fn, .arg = arg, .r = r };
 	struct key k;
 
@@ -700,9 +741,50 @@ static bool store__has_blank_line(const char *p, size_t len)
 	return false;
 }
 
+/* What store_msg_add decides before it writes, for both backends: the
+ * account (its quota checked when asked), the message's record but its
+ * body id. */
+int store__msg_prepare(struct store_write *w, uint64_t account_id,
+		       const struct store_msg_in *m, struct store_account *a,
+		       struct store_msg *rec)
+{
+	int e;
+
+	memset(rec, 0, sizeof(*rec));
+	if (m->folder >= STORE_FOLDER_N)
+		return -EINVAL;
+	if ((e = store_account_get_by_id(&w->reader, account_id, a)))
+		return e;
+	if (m->check_quota &&
+	    (e = store_quota_check(&w->reader, a, m->len)))
+		return e;
+	rec->uid = a->next_uid;
+	if (m->uidl && *m->uidl) {
+		if (!store__uidl_ok(m->uidl))
+			return -EINVAL;
+		snprintf(rec->uidl, sizeof(rec->uidl), "%s", m->uidl);
+	} else {
+		/* Account ids and uids are never reused, so neither is this. */
+		snprintf(rec->uidl, sizeof(rec->uidl), "%llx.%llx",
+			 (unsigned long long)account_id,
+			 (unsigned long long)rec->uid);
+	}
+	rec->folder = m->folder;
+	rec->flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
+	if (!store__has_blank_line(m->body, m->len))
+		rec->flags |= STORE_MSG_NO_BLANK_LINE;
+	rec->internal_date = m->internal_date ? m->internal_date
+					      : store__now_s();
+	rec->size = m->len;
+	rec->nchunks = store__body_nchunks(m->len);
+	return 0;
+}
+
 int store_msg_add(struct store_write *w, uint64_t account_id,
 		  const struct store_msg_in *m, uint64_t *uid_out)
 {
+	if (STORE_PG_W(w))
+		return store_pg_msg_add(w, account_id, m, uid_out);
 	struct store_account a;
 	struct store_msg rec = { 0 };
 	uint8_t buf[REC_MSG_MAX];
@@ -712,24 +794,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 
 	/* uid_out and m->uidl may be NULL; the body is read m->len bytes. */
 	REQUIRE(STORE_WRITE_OK(w) && m && (m->body || m->len == 0));
-	if (m->folder >= STORE_FOLDER_N)
-		return -EINVAL;
-	if ((e = store_account_get_by_id(&w->reader, account_id, &a)))
+	if ((e = store__msg_prepare(w, account_id, m, &a, &rec)))
 		return e;
-	if (m->check_quota &&
-	    (e = store_quota_check(&w->reader, &a, m->len)))
-		return e;
-	rec.uid = a.next_uid;
-	if (m->uidl && *m->uidl) {
-		if (!store__uidl_ok(m->uidl))
-			return -EINVAL;
-		snprintf(rec.uidl, sizeof(rec.uidl), "%s", m->uidl);
-	} else {
-		/* Account ids and uids are never reused, so neither is this. */
-		snprintf(rec.uidl, sizeof(rec.uidl), "%llx.%llx",
-			 (unsigned long long)account_id,
-			 (unsigned long long)rec.uid);
-	}
 	store__uidl_key(&k, account_id, rec.uidl);
 	e = store__get_u64(&w->reader, DB_UIDLS, store__key_val(&k), &existing);
 	if (e == 0)
@@ -738,13 +804,6 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 		return e;
 	if ((e = store__put_u64(w, DB_UIDLS, store__key_val(&k), rec.uid, 0)))
 		return e;
-	rec.folder = m->folder;
-	rec.flags = m->flags & ~STORE_MSG_NO_BLANK_LINE;
-	if (!store__has_blank_line(m->body, m->len))
-		rec.flags |= STORE_MSG_NO_BLANK_LINE;
-	rec.internal_date = m->internal_date ? m->internal_date : store__now_s();
-	rec.size = m->len;
-	rec.nchunks = store__body_nchunks(m->len);
 	if ((e = store__body_attach(w, m->body, m->len, m->shared,
 				    &rec.body_id)))
 		return e;
@@ -764,6 +823,8 @@ int store_msg_add(struct store_write *w, uint64_t account_id,
 
 int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 {
+	if (STORE_PG_W(w))
+		return store_pg_msg_del(w, account_id, uid);
 	struct store_account a;
 	struct store_msg m;
 	struct key k;
@@ -789,6 +850,8 @@ int store_msg_del(struct store_write *w, uint64_t account_id, uint64_t uid)
 int store_msg_update(struct store_write *w, uint64_t account_id,
 		     const struct store_msg *m)
 {
+	if (STORE_PG_W(w))
+		return store_pg_msg_update(w, account_id, m);
 	struct store_msg rec = { 0 }, old;
 	uint8_t buf[REC_MSG_MAX];
 	struct key k;
@@ -1132,6 +1195,8 @@ int store_check(struct store_read *r,
 		void (*problem)(const char *what, void *arg), void *arg,
 		struct store_check *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_check(r, problem, arg, out);
 	struct store_check c = { 0 };
 	struct check_ctx x = { .r = r, .c = &c, .problem = problem, .arg = arg };
 	MDB_stat bodies;

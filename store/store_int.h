@@ -17,9 +17,23 @@ enum store_db { DB_META, DB_DOMAINS, DB_ACCOUNTS, DB_ACCOUNT_IDS, DB_APP_PW,
 		DB_QUEUE_DUE,
 		DB_N };
 
-struct store_job;
+/* A write function waiting for the writer thread (store.c). */
+struct store_job {
+	store_write_fn fn;
+	void *arg;
+	void (*done)(void *arg, int result);
+	int result;
+	bool finished;
+	pthread_cond_t *cv;      /* sync callers wait on it */
+	struct store_job *next;
+};
+
+struct store_pg;         /* store_pg.h: NULL for LMDB */
+struct pg_conn;
+struct pg_keep;
 
 struct store {
+	struct store_pg *pg;     /* the backend switch (store_pg.h) */
 	MDB_env *env;
 	MDB_dbi db[DB_N];
 	bool readonly;
@@ -34,6 +48,7 @@ struct store {
 	pthread_rwlock_t envlock;
 	uint64_t env_gen;
 	char *path;
+	char *node_dir;           /* PostgreSQL: [store] path, or NULL */
 	uint64_t map_size;
 	unsigned schema;          /* as read at open, or as upgraded */
 	uint64_t map_max;         /* the writer grows the map up to this */
@@ -52,6 +67,8 @@ struct store_read {
 	MDB_txn *txn;
 	bool owned;              /* false: borrowed from a write */
 	uint64_t msgs_read;      /* message records decoded (store_read_msgs) */
+	struct pg_conn *pgc;     /* PostgreSQL: the thread's connection */
+	struct pg_keep *keep;    /* results that returned pointers point into */
 };
 
 struct store_write {
@@ -68,6 +85,11 @@ MDB_val store__val(const void *p, size_t n);
  * a fatal write error. Returns an LMDB code. */
 int store__txn_begin(struct store *st, MDB_txn *parent, unsigned flags,
 		     MDB_txn **txn);
+/* store_msg_add's checks and the new message's record (but its body id),
+ * shared by both backends (store_data.c). */
+int store__msg_prepare(struct store_write *w, uint64_t account_id,
+		       const struct store_msg_in *m, struct store_account *a,
+		       struct store_msg *rec);
 /* Drops an account's web state (store_web.c), if any: part of
  * store_account_del. */
 int store__web_del(struct store_write *w, uint64_t account_id);

@@ -53,10 +53,23 @@ static void store_metrics__queue(struct store *st, struct metrics_fmt *out)
 void store_metrics_collect(struct store *st, bool queue,
 			   struct metrics_fmt *out)
 {
-	struct store_stats s;
-	int e = store_stats(st, &s);
+	struct store_stats s = { 0 };
 	const char *name;
+	int e;
 
+	/* PostgreSQL: the database's size, and no map (no record counts
+	 * either: a scrape must not count a big table's rows). */
+	if (store_is_pg(st)) {
+		e = store_used_bytes(st, &s.used_bytes);
+		name = metrics_family(out, MSC_MAP_USED);
+		if (!e)
+			metrics_fmt_u64(out, name, NULL, 0, s.used_bytes);
+		metrics_family(out, MSC_MAP_SIZE);
+		if (queue)
+			store_metrics__queue(st, out);
+		return;
+	}
+	e = store_stats(st, &s);
 	name = metrics_family(out, MSC_MAP_USED);
 	if (!e)
 		metrics_fmt_u64(out, name, NULL, 0, s.used_bytes);

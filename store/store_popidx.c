@@ -7,6 +7,7 @@
 
 #include "common/contract.h"
 #include "common/log.h"
+#include "store/store_pg.h"
 #include "store/store_popidx.h"
 #include "store/store_rec.h"
 
@@ -206,6 +207,9 @@ int store_msg_pop_each(struct store_read *r, uint64_t account_id,
 		       int (*fn)(const struct store_msg *m, void *arg),
 		       void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_msg_each(r, account_id, true, folder_mask,
+					 after_uid, fn, arg);
 	struct pop_cursor c[STORE_FOLDER_N] = { 0 };
 	uint8_t kb[POPIDX_KEY];
 	int e = 0, rc;

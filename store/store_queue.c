@@ -18,12 +18,13 @@
 #include "common/err.h"
 #include "store/store_body.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 #include "store/store_rec.h"
 
 /* Entry contracts: a read or write handle is live (its transaction open).
  * The store structs live in store_int.h and carry no magic number. */
-#define STORE_READ_OK(r) ((r) && (r)->st && (r)->txn)
-#define STORE_WRITE_OK(w) ((w) && (w)->st && (w)->txn)
+#define STORE_READ_OK(r) ((r) && (r)->st && ((r)->txn || (r)->pgc))
+#define STORE_WRITE_OK(w) ((w) && (w)->st && ((w)->txn || (w)->reader.pgc))
 /* A sender key is copied into a buffer of 8 + STORE_ADDR_MAX + 1 bytes.
  * Callers pass normalised addresses held in char[STORE_ADDR_MAX + 1]. */
 #define STORE_SENDER_OK(a) ((a) && strnlen((a), STORE_ADDR_MAX + 1) <= STORE_ADDR_MAX)
@@ -104,9 +105,11 @@ static int store__qput(struct store_write *w, const struct store_queue_entry *e,
 {
 	uint8_t k[8], *buf;
 	size_t n;
-	int rc = store__rec_queue_enc(e, &buf, &n);
+	int rc;
 
-	if (rc)
+	if (STORE_ON_PG(w->st))
+		return store_pg_queue_put(w, e);
+	if ((rc = store__rec_queue_enc(e, &buf, &n)))
 		return rc;
 	store__qkey(e->id, k);
 	MDB_val kv = store__val(k, 8), v = store__val(buf, n);
@@ -130,6 +133,8 @@ static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len)
 {
+	if (STORE_PG_W(w))
+		return store_pg_queue_add(w, e, body, len);
 	uint64_t id = 0;
 	int rc;
 
@@ -178,6 +183,8 @@ int store_queue_update(struct store_write *w,
 
 int store_queue_del(struct store_write *w, uint64_t id)
 {
+	if (STORE_PG_W(w))
+		return store_pg_queue_del(w, id);
 	struct store_queue_entry e;
 	uint8_t k[8];
 	int r;
@@ -237,7 +244,13 @@ int store_queue_wake(struct store *st)
 	int fd, r = 0;
 
 	REQUIRE(st && st->path);
-	snprintf(path, sizeof(path), "%s/%s", st->path, STORE_QUEUE_WAKE_FILE);
+	/* PostgreSQL: the node's folder (store_open_cfg), where this node's
+	 * postern-submitd watches; none when opened by dsn alone. */
+	if (STORE_ON_PG(st) && !st->node_dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s",
+		 STORE_ON_PG(st) ? st->node_dir : st->path,
+		 STORE_QUEUE_WAKE_FILE);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
 	if (fd < 0)
 		return -errno;
@@ -257,6 +270,8 @@ int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
 	uint64_t nx = UINT64_MAX;
 	int rc;
 
+	if (STORE_PG_R(r))
+		return store_pg_queue_due(r, now, ids, max, n, next);
 	REQUIRE(STORE_READ_OK(r) && (ids || max == 0) && n && next);
 	rc = mdb_cursor_open(r->txn, r->st->db[DB_QUEUE_DUE], &cur);
 	if (rc)
@@ -289,6 +304,8 @@ int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
 int store_queue_get(struct store_read *r, uint64_t id,
 		    struct store_queue_entry *out)
 {
+	if (STORE_PG_R(r))
+		return store_pg_queue_get(r, id, out);
 	uint8_t k[8];
 	MDB_val kv, v;
 	int rc;
@@ -304,6 +321,8 @@ int store_queue_each(struct store_read *r,
 		     int (*fn)(const struct store_queue_entry *e, void *arg),
 		     void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_queue_each(r, fn, arg);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc, ret = 0;
@@ -342,6 +361,8 @@ static MDB_val store__skey(uint64_t account_id, const char *address, uint8_t *bu
 int store_sender_add(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
+	if (STORE_PG_W(w))
+		return store_pg_sender_add(w, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k, v = store__val("", 0);
 
@@ -354,6 +375,8 @@ int store_sender_add(struct store_write *w, uint64_t account_id,
 int store_sender_del(struct store_write *w, uint64_t account_id,
 		     const char *address)
 {
+	if (STORE_PG_W(w))
+		return store_pg_sender_del(w, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k;
 
@@ -365,6 +388,8 @@ int store_sender_del(struct store_write *w, uint64_t account_id,
 int store_sender_allowed(struct store_read *r, uint64_t account_id,
 			 const char *address)
 {
+	if (STORE_PG_R(r))
+		return store_pg_sender_allowed(r, account_id, address);
 	uint8_t buf[8 + STORE_ADDR_MAX + 1];
 	MDB_val k, v;
 
@@ -378,6 +403,8 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 int store_sender_each(struct store_read *r, uint64_t account_id,
 		      int (*fn)(const char *address, void *arg), void *arg)
 {
+	if (STORE_PG_R(r))
+		return store_pg_sender_each(r, account_id, fn, arg);
 	uint8_t prefix[8];
 	uint64_t be = htobe64(account_id);
 	MDB_cursor *cur;

@@ -18,6 +18,7 @@
 #include "common/contract.h"
 #include "common/log.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 
 #define WEB_REC_V1 1
 #define WEB_REC_MAX (1 + 1 + 4 + 1 + STORE_TOTP_SECRET_MAX + 8 + 1 + \
@@ -173,8 +174,16 @@ int store_web_get(struct store_read *r, uint64_t account_id,
 	uint64_t be;
 	int rc;
 
-	REQUIRE(r && r->txn && out);
+	REQUIRE(r && (r->txn || r->pgc) && out);
 	memset(out, 0, sizeof(*out));
+	if (STORE_ON_PG(r->st)) {
+		const void *p;
+		size_t n;
+
+		rc = store_pg_web_get(r, account_id, &p, &n);
+		return rc == -PST_ENOTFOUND ? 0 : rc ? rc
+		       : store_web__dec(p, n, out);
+	}
 	if (!r->st->has_web)
 		return 0;
 	k = store_web__key(account_id, &be);
@@ -201,7 +210,7 @@ int store_web_put(struct store_write *w, uint64_t account_id,
 	MDB_val k, v;
 	uint64_t be;
 
-	REQUIRE(w && w->txn && s);
+	REQUIRE(w && (w->txn || w->reader.pgc) && s);
 	if (s->totp_len > STORE_TOTP_SECRET_MAX ||
 	    s->nrecovery > STORE_RECOVERY_MAX)
 		return -EINVAL;
@@ -224,6 +233,9 @@ int store_web_put(struct store_write *w, uint64_t account_id,
 	       strnlen(s->mail_addr, STORE_WEB_ADDR_MAX));
 	if (store_web__is_default(&c))
 		return store__web_del(w, account_id);
+	if (STORE_ON_PG(w->st))
+		return store_pg_web_put(w, account_id, buf,
+					store_web__enc(&c, buf));
 	k = store_web__key(account_id, &be);
 	v = store__val(buf, store_web__enc(&c, buf));
 	return store__err(mdb_put(w->txn, w->st->db[DB_WEB], &k, &v, 0));
@@ -235,6 +247,8 @@ int store__web_del(struct store_write *w, uint64_t account_id)
 	uint64_t be;
 	int rc;
 
+	if (STORE_ON_PG(w->st))
+		return store_pg_web_put(w, account_id, NULL, 0);
 	if (!w->st->has_web)
 		return 0;
 	k = store_web__key(account_id, &be);

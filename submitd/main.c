@@ -46,9 +46,9 @@ static int submitd__check(const struct postern_config *cfg,
 	int r;
 
 	snprintf(data, sizeof(data), "%s/data.mdb", cfg->store.path);
-	if (!(stat(data, &sb) && errno == ENOENT)) {
-		r = store_open(cfg->store.path, cfg->store.map_size,
-			       STORE_READONLY, &st, why, sizeof(why));
+	if (cfg->store.backend != CFG_STORE_LMDB ||
+	    !(stat(data, &sb) && errno == ENOENT)) {
+		r = store_open_cfg(cfg, STORE_READONLY, &st, why, sizeof(why));
 		if (r) {
 			snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 			return r;
@@ -85,8 +85,7 @@ static int submitd__init(const struct postern_config *cfg,
 	int r;
 
 	smtp_budget.max = cfg->limits.data_memory_max;
-	r = store_open(cfg->store.path, cfg->store.map_size, STORE_CREATE,
-		       &smtp_store, why, sizeof(why));
+	r = store_open_cfg(cfg, STORE_CREATE, &smtp_store, why, sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;

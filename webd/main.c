@@ -280,9 +280,8 @@ static int webd__run(bool check_only)
 		goto fail;
 	/* Writable (the account page changes settings and credentials),
 	 * but never creating a store: the CLI makes it. */
-	r = store_open(webd.cfg.store.path, webd.cfg.store.map_size,
-		       check_only ? STORE_READONLY : 0, &webd.https.st, why,
-		       sizeof(why));
+	r = store_open_cfg(&webd.cfg, check_only ? STORE_READONLY : 0,
+			   &webd.https.st, why, sizeof(why));
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		goto fail;

@@ -67,6 +67,9 @@ int cli_client_settings(int argc, char **argv);
 int cli_dns_records(int argc, char **argv);
 int cli_dkim(int argc, char **argv);
 int cli_store(int argc, char **argv);
+/* cli_migrate.c */
+int cli_store_migrate(int argc, char **argv);
+int cli_store_init(void);
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);
 int cli_export(int argc, char **argv);

@@ -37,8 +37,7 @@ static int cli__upgrade(void)
 	bool tty = isatty(STDERR_FILENO);
 	int r;
 
-	r = store_open(cli.cfg.store.path, cli.cfg.store.map_size,
-		       STORE_UPGRADE, &cli.st, err, sizeof(err));
+	r = store_open_cfg(&cli.cfg, STORE_UPGRADE, &cli.st, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "postern: %s\n", err);
 		return r == -EACCES || r == -EROFS ? EX_NOPERM
@@ -77,8 +76,8 @@ static int cli__upgrade(void)
 static int cli__open_existing(void)
 {
 	char err[512];
-	int r = store_open(cli.cfg.store.path, cli.cfg.store.map_size,
-			   STORE_UPGRADE, &cli.st, err, sizeof(err));
+	int r = store_open_cfg(&cli.cfg, STORE_UPGRADE, &cli.st, err,
+			       sizeof(err));
 
 	if (!r)
 		return EX_OK;
@@ -423,5 +422,9 @@ int cli_store(int argc, char **argv)
 		return cli__upgrade();
 	if (argc == 1 && strcmp(argv[0], "stats") == 0)
 		return cli__stats();
-	return cli_usage("store upgrade|stats");
+	if (argc == 1 && strcmp(argv[0], "init") == 0)
+		return cli_store_init();
+	if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
+		return cli_store_migrate(argc - 1, argv + 1);
+	return cli_usage("store init|upgrade|stats|migrate");
 }

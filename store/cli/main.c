@@ -42,6 +42,9 @@ static const char usage_text[] =
 "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519]   (key in [dkim] key_dir)\n"
 "  store upgrade                     (daemons stopped; one transaction)\n"
 "  store stats                       (map size and use, readers, counts)\n"
+"  store init                        (makes the configured store)\n"
+"  store migrate --from lmdb:PATH|postgresql:DSN --to lmdb:PATH|postgresql:DSN\n"
+"                                    (a whole copy; resumable; daemons stopped)\n"
 "  backup FILE|-                     (online: a consistent compacted copy)\n"
 "  restore FILE|-                    (into an empty [store] path)\n"
 "Exit status follows sysexits(3): 64 usage, 65 bad data, 67 no such user,\n"
@@ -90,8 +93,7 @@ int cli_open_store(void)
 
 	if (cli.st)
 		return EX_OK;
-	r = store_open(cli.cfg.store.path, cli.cfg.store.map_size, STORE_CREATE,
-		       &cli.st, err, sizeof(err));
+	r = store_open_cfg(&cli.cfg, STORE_CREATE, &cli.st, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "postern: %s\n", err);
 		return r == -EACCES || r == -EROFS ? EX_NOPERM

@@ -20,7 +20,7 @@ import subprocess
 import time
 import urllib.parse
 
-from conftest import BUILD, SANITIZER_MARKS, free_port, make_cert
+from conftest import BUILD, SANITIZER_MARKS, free_port, make_cert, store_ini
 
 POSTERN = str(BUILD / "store" / "cli" / "postern")
 DOMAIN = "example.com"
@@ -49,7 +49,7 @@ class Site:
         p = self.ports
         self.conf = folder / "postern.conf"
         self.conf.write_text(
-            f"[store]\npath = {folder}/store\n"
+            store_ini(folder) +
             f"[tls]\ncert = {self.cert}\nkey = {self.key}\n"
             "handshake_timeout = 5s\n"
             f"[pop3d]\nlisten_tls = 127.0.0.1:{p['pop_tls']}\n"

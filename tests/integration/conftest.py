@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
+import pgcluster
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("POSTERN_BUILD", REPO / "build"))
+# The store backend the daemons of this run use: `--backend` or
+# POSTERN_TEST_BACKEND (lmdb | postgresql). Under postgresql one cluster
+# serves the whole run (pgcluster.py) and every fresh store is a database.
+BACKEND = os.environ.get("POSTERN_TEST_BACKEND", "lmdb")
+BACKENDS = ("lmdb", "postgresql")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
@@ -148,10 +155,123 @@ def wait_port(port, timeout, host="127.0.0.1"):
             time.sleep(0.05)
 
 
-def base_config(pki, folder: Path):
+# ---- the store backend under test ----
+
+def pytest_addoption(parser):
+    parser.addoption("--backend", choices=BACKENDS, default=None,
+                     help="store backend of the daemons under test "
+                          "(default: $POSTERN_TEST_BACKEND or lmdb)")
+
+
+def pytest_configure(config):
+    global BACKEND
+    BACKEND = config.getoption("--backend") or BACKEND
+    if BACKEND not in BACKENDS:
+        raise pytest.UsageError(f"POSTERN_TEST_BACKEND={BACKEND}: not one of "
+                                f"{', '.join(BACKENDS)}")
+    config.addinivalue_line(
+        "markers", "lmdb_only(reason): the test reads or writes what only "
+        "the LMDB backend has (the data.mdb file, mdb_* tools, map size, "
+        "committed LMDB stores, backup files); skipped under postgresql")
+    config.addinivalue_line(
+        "markers", "postgresql_only(reason): needs a store shared between "
+        "daemons (several nodes on one database); skipped under lmdb")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        other = "lmdb_only" if BACKEND == "postgresql" else "postgresql_only"
+        mark = item.get_closest_marker(other)
+        if mark is not None:
+            why = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(
+                reason=f"{other.replace('_only', '')} only: {why}"))
+
+
+_pg = None              # the run's cluster, started on first use
+_pg_error = None        # why it could not start (then every use fails)
+_pg_dbs = []            # databases made by store_config, in order
+
+
+def pg_cluster_get():
+    """The run's PostgreSQL cluster, started on first use; a failure to
+    start fails every test that needs it, with the reason."""
+    global _pg, _pg_error
+    if _pg_error is not None:
+        raise RuntimeError(_pg_error)
+    if _pg is None:
+        try:
+            _pg = pgcluster.Cluster().start()
+        except Exception as e:          # noqa: BLE001 - reported per test
+            _pg_error = f"postgresql test cluster did not start: {e}"
+            raise RuntimeError(_pg_error) from e
+    return _pg
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    return pg_cluster_get()
+
+
+@pytest.fixture
+def pg_database():
+    """The DSN of a fresh database in the run's cluster, whatever the
+    backend under test (for tests that need PostgreSQL in the LMDB pass
+    too, as a migration between the backends); dropped after the test."""
+    c = pg_cluster_get()
+    db = c.take_db()
+    yield c.dsn(db)
+    c.give_back(db)
+
+
+def pytest_sessionfinish(session):
+    global _pg
+    if _pg is not None:
+        keep = os.environ.get("POSTERN_PG_LOG")   # tests/run keeps the log
+        if keep:
+            Path(keep).write_text(_pg.log())
+        _pg.stop()
+        _pg = None
+
+
+def store_config(folder: Path, backend=None):
+    """The [store] section of a new, empty store for a test in folder:
+    under postgresql a new database (dropped when the test ends, or with
+    the cluster for a module-scoped fixture), under lmdb folder/store."""
+    cfg = {"path": str(folder / "store")}
+    if (backend or BACKEND) == "postgresql":
+        c = pg_cluster_get()
+        db = c.take_db()
+        _pg_dbs.append(db)
+        cfg.update(backend="postgresql", dsn=c.dsn(db))
+    return cfg
+
+
+def store_ini(folder: Path, backend=None):
+    """store_config as the text of a config file's [store] section."""
+    return "[store]\n" + "".join(
+        f"{k} = {v}\n" for k, v in store_config(folder, backend).items())
+
+
+@pytest.fixture(autouse=True)
+def _pg_databases():
+    """Drops the databases a test made once its daemons are stopped (this
+    fixture is set up before the test's other function fixtures, so torn
+    down after them; module fixtures' databases predate it and stay)."""
+    first = len(_pg_dbs)
+    yield
+    if _pg is not None:
+        for db in _pg_dbs[first:]:
+            _pg.give_back(db)
+    del _pg_dbs[first:]
+
+
+def base_config(pki, folder: Path, store=None):
     cert, key = pki["localhost"]
     return {
-        "store": {"path": str(folder / "store")},
+        # another daemon's [store]: its path too, unless it names none
+        "store": ({"path": str(folder / "store"), **store} if store
+                  else store_config(folder)),
         "tls": {"cert": str(cert), "key": str(key), "handshake_timeout": "5s"},
         "limits": {"drain_timeout": "3s"},
         # cheap hashes keep tests fast; test_auth covers the real defaults
@@ -168,7 +288,11 @@ def daemons(tmp_path):
     def start(name, overrides=None, wait=True, pki_=None, env=None):
         folder = tmp_path / f"{name}-{len(started)}"
         folder.mkdir()
-        cfg = base_config(pki_ or start.pki, folder)
+        # A daemon given another's store (its [store] with the DSN) shares
+        # that database: no new one is made for it.
+        shared = (overrides or {}).get("store")
+        cfg = base_config(pki_ or start.pki, folder,
+                          shared if shared and "dsn" in shared else None)
         ports = {}
         if name == "postern-pop3d":
             ports = {"tls": free_port(), "plain": free_port()}

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, insecure_context
+from conftest import BUILD, insecure_context, store_ini
 
 POSTERN = str(BUILD / "store" / "cli" / "postern")
 
@@ -20,7 +20,7 @@ class Cli:
         self.folder = folder
         self.conf = folder / "postern.conf"
         self.conf.write_text(
-            f"[store]\npath = {folder}/store\n"
+            store_ini(folder) +
             "[auth]\nargon2_memory = 256\nargon2_time = 1\n"
             "[submitd]\nhostname = mail.example.com\n"
             "listen_tls = 0.0.0.0:465\nlisten_starttls = 0.0.0.0:587\n"
@@ -171,6 +171,7 @@ def test_deliver_lda_exit_codes(cli, user):
     assert cli.show(user)["messages"].startswith("3 ")
 
 
+@pytest.mark.lmdb_only("a full LMDB map ([store] map_size)")
 def test_deliver_full_store_is_tempfail(cli, user):
     """A full store answers 75 so the MTA keeps the message and retries;
     what was delivered before stays intact."""
@@ -337,6 +338,7 @@ def test_bad_config_and_usage(cli, tmp_path):
     assert cli("bogus", ok=64)
 
 
+@pytest.mark.lmdb_only("overwrites data.mdb and points path at /proc")
 def test_corrupt_or_unusable_store_is_a_clear_error(cli, user):
     before = cli("user", "show", user).out
     data = cli.folder / "store" / "data.mdb"

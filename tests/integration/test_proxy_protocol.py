@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Client, Daemon, base_config, free_port
+from conftest import Client, Daemon, base_config, free_port, store_config
 
 HAPROXY = Path("/usr/sbin/haproxy")
 HANDSHAKE_S = 2           # [tls] handshake_timeout: also bounds the header
@@ -120,8 +120,7 @@ class HAProxy:
 
 
 def proxy_config(pki, folder, store):
-    cfg = base_config(pki, folder)
-    cfg["store"]["path"] = str(store)
+    cfg = base_config(pki, folder, store)
     cfg["tls"]["handshake_timeout"] = f"{HANDSHAKE_S}s"
     cfg["limits"].update({"proxy_trusted": f"{TRUSTED}/32, ::1",
                           "max_connections_per_ip": 3})
@@ -136,7 +135,7 @@ def proxy_config(pki, folder, store):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pki):
     top = tmp_path_factory.mktemp("proxy")
-    store = top / "store"
+    store = store_config(top)         # one store for both daemons
     ports = {"pop3": {"tls": free_port(), "plain": free_port()},
              "smtp": {"tls": free_port(), "starttls": free_port()}}
     daemons = {}

@@ -24,6 +24,9 @@ from test_relay import (Sink, inbox, queue, relay_cfg, sink, submit,  # noqa: F4
                         wait_for)
 
 QUEUE_FILL = BUILD / "tests" / "bench" / "queue-fill"
+# queue-fill writes the entries into the LMDB files directly.
+QUEUE_FILL_LMDB = pytest.mark.lmdb_only("tests/bench/queue-fill writes the "
+                                        "LMDB store directly")
 
 
 def cpu_ticks(pid):
@@ -448,6 +451,7 @@ def slow_sink():
     ctl.stop()
 
 
+@QUEUE_FILL_LMDB
 def test_concurrency_four_connections_at_once(submitd, slow_sink):
     d = submitd(relay_cfg(slow_sink.port))
     d.stop()
@@ -458,6 +462,7 @@ def test_concurrency_four_connections_at_once(submitd, slow_sink):
     assert wait_for(lambda: "0 messages queued" in queue(d))
 
 
+@QUEUE_FILL_LMDB
 def test_concurrency_setting(submitd, slow_sink):
     d = submitd(relay_cfg(slow_sink.port, relay_concurrency="2"))
     d.stop()
@@ -467,6 +472,7 @@ def test_concurrency_setting(submitd, slow_sink):
     assert slow_sink.peak == 2
 
 
+@QUEUE_FILL_LMDB
 def test_connection_reused_for_queued_messages(submitd, slow_sink):
     d = submitd(relay_cfg(slow_sink.port, relay_concurrency="1"))
     d.stop()
@@ -532,6 +538,7 @@ def test_kill9_after_delivery_is_not_resent(submitd, script_sink):
 
 # ---- the due index: an idle daemon over many deferred entries ----
 
+@QUEUE_FILL_LMDB
 def test_100k_deferred_idle_cpu_and_first_due_on_time(submitd, sink):
     """100,000 entries deferred for an hour, one due a few seconds after
     start: over 5 s the idle daemon uses at most 2 clock ticks (the old
@@ -559,6 +566,7 @@ def test_100k_deferred_idle_cpu_and_first_due_on_time(submitd, sink):
     del start
 
 
+@QUEUE_FILL_LMDB
 def test_no_reuse_when_reuse_time_is_zero(submitd, slow_sink):
     d = submitd(relay_cfg(slow_sink.port, relay_concurrency="1",
                           relay_reuse_time="0"))
@@ -571,6 +579,7 @@ def test_no_reuse_when_reuse_time_is_zero(submitd, slow_sink):
 
 # ---- flush and delete from the CLI, seen by the running daemon ----
 
+@QUEUE_FILL_LMDB
 def test_flush_is_seen_by_the_running_daemon(submitd, sink):
     """An entry due in an hour, flushed: sent within seconds (the runner
     sleeps until its timer, and the flush's write to queue.wake wakes
@@ -587,6 +596,24 @@ def test_flush_is_seen_by_the_running_daemon(submitd, sink):
     assert time.monotonic() - t < 3
 
 
+def test_flush_wakes_the_runner_on_either_backend(submitd):
+    """A deferred entry (next try in an hour), flushed: tried again within
+    seconds, the flush's queue.wake being in [store] path whatever the
+    backend (on PostgreSQL the node's folder; its due index an SQL
+    index)."""
+    d = submitd(relay_cfg(free_port(), queue_retry="1h",
+                          queue_retry_max="1h"))
+    d.add_user("ann@example.com")
+    submit(d, ["carol@remote.test"])
+    assert wait_for(lambda: "attempts 1" in queue(d), timeout=20)
+    time.sleep(1)
+    assert "attempts 1" in queue(d)
+    out = d.cli("queue", "flush").stdout.decode()
+    assert "1 messages due now; postern-submitd sends them now" in out, out
+    assert wait_for(lambda: "attempts 2" in queue(d), timeout=5)
+
+
+@QUEUE_FILL_LMDB
 def test_delete_of_the_entry_the_timer_waits_for(submitd, sink):
     """The timer is armed for entry 1; it is deleted; entry 2 is still
     sent on its own time and entry 1 never."""
@@ -621,6 +648,7 @@ def test_stop_before_the_transaction_is_not_an_attempt(submitd, script_sink):
     assert wait_for(lambda: len(sink.messages) == 1)
 
 
+@QUEUE_FILL_LMDB
 def test_queue_list_pages_and_flush_takes_every_entry(submitd, sink):
     """A queue larger than one flush batch (4,096): `queue list` pages with
     --after/--limit and says where the next page starts; `queue flush`

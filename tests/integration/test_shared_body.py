@@ -8,6 +8,9 @@ mdb_dump/mdb_load); each mailbox's usage still counts the whole size."""
 import re
 import subprocess
 
+import pytest
+
+import conftest
 from conftest import BUILD, Client, free_port
 from test_quota import lmtp
 
@@ -80,14 +83,16 @@ def test_fifty_recipients_one_body(submitd, pop3d):
     for u in users:
         d.add_user(u)
     store = d.config["store"]["path"]
+    lmdb = conftest.BACKEND == "lmdb"     # pages and backup files: LMDB's
     data = message(BODY)
-    before = pages(store)
+    before = pages(store) if lmdb else 0
     lmtp_to_all(d, users, data)
-    grown = (pages(store) - before) * 4096
-    print(f"fan-out: {N} recipients, a {len(data)}-octet body: the store "
-          f"grew by {grown} octets")
-    # one body (and fifty small records), not fifty bodies
-    assert len(data) < grown < 2 * len(data), (grown, len(data))
+    if lmdb:
+        grown = (pages(store) - before) * 4096
+        print(f"fan-out: {N} recipients, a {len(data)}-octet body: the "
+              f"store grew by {grown} octets")
+        # one body (and fifty small records), not fifty bodies
+        assert len(data) < grown < 2 * len(data), (grown, len(data))
     s = stats(d)
     assert (s["messages"], s["bodies"], s["body-chunks"]) == (str(N), "1",
                                                               "2")
@@ -96,13 +101,14 @@ def test_fifty_recipients_one_body(submitd, pop3d):
     assert all(usage(d, u) == size for u in users[1:5])
     assert "0 problems" in d.cli("check").stdout.decode()
     # a shared body backs up, restores and exports like any other
-    backup = d.folder / "backup.mdb"
-    d.cli("backup", str(backup))
-    conf = d.folder / "restored.conf"
-    conf.write_text(f"[store]\npath = {d.folder / 'restored'}\n")
-    r = subprocess.run([str(POSTERN), "-c", str(conf), "restore",
-                        str(backup)], capture_output=True, timeout=120)
-    assert r.returncode == 0 and b"0 problems" in r.stdout, r
+    if lmdb:
+        backup = d.folder / "backup.mdb"
+        d.cli("backup", str(backup))
+        conf = d.folder / "restored.conf"
+        conf.write_text(f"[store]\npath = {d.folder / 'restored'}\n")
+        r = subprocess.run([str(POSTERN), "-c", str(conf), "restore",
+                            str(backup)], capture_output=True, timeout=120)
+        assert r.returncode == 0 and b"0 problems" in r.stdout, r
     out = d.folder / "export"
     d.cli("export", users[7], "maildir", str(out))
     exported = next((out / "cur").iterdir()).read_bytes()
@@ -155,6 +161,7 @@ def test_queue_shares_the_body(submitd):
     assert "0 problems" in d.cli("check").stdout.decode()
 
 
+@pytest.mark.lmdb_only("damages a body_refs record with mdb_dump/mdb_load")
 def test_check_reports_a_wrong_reference_count(submitd):
     d = submitd()
     users = ["ann@example.com", "bob@example.com", "cat@example.com"]

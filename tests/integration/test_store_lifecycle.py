@@ -18,6 +18,11 @@ import pytest
 
 from conftest import BUILD, Client
 
+# Every test here starts from a committed LMDB store (tests/data), reads
+# raw LMDB records (mdb_dump), or copies the LMDB file (backup/restore).
+pytestmark = pytest.mark.lmdb_only("committed LMDB stores, mdb_dump, "
+                                   "LMDB backup files")
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "store-v1"
 DATA_V2 = DATA.parent / "store-v2"
 OLD_STORES = pytest.mark.parametrize("data", [DATA, DATA_V2],

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import BUILD, SANITIZER_MARKS, free_port, make_cert
+from conftest import BUILD, SANITIZER_MARKS, free_port, make_cert, store_ini
 
 WEBD = str(BUILD / "webd" / "postern-webd")
 POSTERN = str(BUILD / "store" / "cli" / "postern")
@@ -71,7 +71,7 @@ class Webd:
         self.smtp_tls, self.smtp_start = free_port(), free_port()
         # The CLI reads the shared sections only; webd also [webd].
         self.base = (
-            f"[store]\npath = {folder}/store\n"
+            store_ini(folder) +
             f"[tls]\ncert = {self.cert}, {self.ocert}\n"
             f"key = {self.key}, {self.okey}\n"
             f"[submitd]\nhostname = {HOST}\n"

@@ -1,0 +1,244 @@
+"""Two stateless nodes on one PostgreSQL store (#17, "State shared between
+nodes"): node a and node b, each a postern-pop3d and a postern-submitd on
+ports of their own and a [store] path of their own (the lock files), all
+four on one database (the same [store] backend and dsn).
+
+The mail is shared as soon as the backend exists, and so is the POP3
+[IN-USE] lock (an advisory lock on the node's connection). What today
+lives in one process (the login throttle, the relay queue's claim) must
+move into the database; until the backend shares it those tests are
+expected to fail on their assertions (xfail, not strict; the relay test
+may XPASS while the other node's runner has no reason to look at the
+queue); a daemon that does not start is a failure all the same."""
+import asyncio
+import re
+import signal
+import time
+from collections import Counter
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import Client, free_port
+from test_relay import Sink, relay_cfg, submit, wait_for
+
+pytestmark = pytest.mark.postgresql_only("two nodes share one database")
+
+NOT_SHARED = pytest.mark.xfail(
+    reason="the PostgreSQL backend does not share this state between nodes "
+           "yet (#17: the throttle, the queue claim in the database)",
+    raises=AssertionError, strict=False)
+HOLD = 15               # seconds the holding sink keeps a DATA unanswered
+
+
+def merge(*cfgs):
+    """Config dicts of sections, later ones winning key by key."""
+    out = {}
+    for cfg in cfgs:
+        for section, keys in (cfg or {}).items():
+            out.setdefault(section, {}).update(keys)
+    return out
+
+
+@pytest.fixture
+def nodes(pop3d, submitd):
+    """start(pop=, smtp=) -> {"a": {"pop3d": d, "submitd": d}, "b": ...}:
+    node a's submitd makes the database, the three others join it. Each
+    submitd says its node's name in EHLO (hostname a.test, b.test)."""
+    def start(pop=None, smtp=None):
+        shared, out = None, {}
+        for name in ("a", "b"):
+            join = {"store": shared} if shared else None
+            s = submitd(merge(smtp, {"submitd": {"hostname": f"{name}.test"}},
+                              join))
+            if shared is None:
+                shared = {k: s.config["store"][k] for k in ("backend", "dsn")}
+            p = pop3d(merge(pop, {"store": shared}))
+            out[name] = {"pop3d": p, "submitd": s}
+        assert out["a"]["pop3d"].config["store"]["path"] != \
+            out["b"]["pop3d"].config["store"]["path"]
+        return out
+    return start
+
+
+def pop_login(d, user="ann@example.com", pw="secret"):
+    c = Client.connect(d.ports["tls"], tls=True)
+    assert c.line().startswith("+OK")
+    c.cmd(f"USER {user}")
+    assert c.line().startswith("+OK")
+    c.cmd(f"PASS {pw}")
+    return c, c.line()
+
+
+def subjects(received):
+    return [re.search(rb"^Subject: (.*?)\r?$", content, re.M).group(1)
+            .decode() for _, _, content in received]
+
+
+def test_nodes_share_the_mail(nodes):
+    """The fixture's ground truth: a message submitted on node a is read
+    on node b; a deletion on b is seen on a."""
+    n = nodes()
+    n["a"]["submitd"].add_user("ann@example.com")
+    submit(n["a"]["submitd"], ["ann@example.com"], subject="from a")
+    c, r = pop_login(n["b"]["pop3d"])
+    assert r.startswith("+OK Logged in, 1 message")
+    c.cmd("DELE 1")
+    assert c.line().startswith("+OK")
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
+    c.close()
+    c, r = pop_login(n["a"]["pop3d"])
+    assert r.startswith("+OK Logged in, 0 messages")
+    c.close()
+
+
+def test_second_session_on_another_node_is_in_use(nodes):
+    n = nodes()
+    n["a"]["submitd"].add_user("ann@example.com")
+    a, r = pop_login(n["a"]["pop3d"])
+    assert r.startswith("+OK")
+    b, r = pop_login(n["b"]["pop3d"])
+    assert r == "-ERR [IN-USE] Mailbox is in use by another session"
+    a.cmd("QUIT")
+    assert a.line().startswith("+OK")
+    a.close()
+    b.close()
+    b, r = pop_login(n["b"]["pop3d"])          # free once a has quit
+    assert r.startswith("+OK")
+    b.close()
+
+
+def test_a_killed_node_does_not_hold_the_mailbox(nodes):
+    """The lock of a node that dies (kill -9) is a lease: held while the
+    node lives, given up within a bounded time once it is gone."""
+    n = nodes()
+    n["a"]["submitd"].add_user("ann@example.com")
+    a, r = pop_login(n["a"]["pop3d"])
+    assert r.startswith("+OK")
+    b, r = pop_login(n["b"]["pop3d"])
+    b.close()
+    assert r == "-ERR [IN-USE] Mailbox is in use by another session"
+    n["a"]["pop3d"].signal(signal.SIGKILL)
+    n["a"]["pop3d"].proc.wait(10)
+    a.close()
+    deadline = time.monotonic() + 60
+    while True:
+        b, r = pop_login(n["b"]["pop3d"])
+        b.close()
+        if r.startswith("+OK") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.startswith("+OK"), r
+
+
+@NOT_SHARED
+def test_failures_on_both_nodes_are_throttled_as_one(nodes):
+    """throttle_account_failures = 2: one failure on each node is two for
+    the account, so the right password is refused on either node."""
+    auth = {"auth": {"throttle_account_failures": 2,
+                     "throttle_delay": "10ms"}}
+    n = nodes(pop=auth, smtp=auth)
+    n["a"]["submitd"].add_user("ann@example.com")
+    for node in ("a", "b"):
+        c, r = pop_login(n[node]["pop3d"], pw="bad")
+        assert r == "-ERR [AUTH] Authentication failed"
+        c.close()
+    for node in ("a", "b"):
+        c, r = pop_login(n[node]["pop3d"])
+        assert r == "-ERR [SYS/TEMP] Too many failed logins; try again later"
+        c.close()
+
+
+class NodeSink(Sink):
+    """A Sink that also records which node relayed each message (its EHLO
+    name: the submitd's hostname)."""
+
+    def __init__(self):
+        super().__init__()
+        self.senders = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.senders.append(session.host_name)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class SlowSink(NodeSink):
+    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
+    for several of node b's passes (queue_retry 1s), so b meets entries a
+    is sending."""
+    SLOW = 0.4
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.SLOW)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class HoldingSink(NodeSink):
+    """Holds the first DATA unanswered (up to HOLD s) and remembers which
+    node sent it; later ones are accepted."""
+    held_by = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.held_by is None:
+            self.held_by = session.host_name
+            await asyncio.sleep(HOLD)
+            return "451 4.3.0 held"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def serve_sink():
+    """serve_sink(handler) -> handler, an aiosmtpd server on a free port
+    (handler.port) until the test ends."""
+    ctls = []
+
+    def serve(handler):
+        ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+        ctl.start()
+        ctls.append(ctl)
+        handler.port = ctl.port
+        return handler
+    yield serve
+    for ctl in ctls:
+        ctl.stop()
+
+
+@NOT_SHARED
+def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, serve_sink):
+    sink = serve_sink(SlowSink())
+    n = nodes(smtp=relay_cfg(sink.port))
+    n["a"]["submitd"].add_user("ann@example.com")
+    want = [f"once-{i}" for i in range(10)]
+    for subject in want:
+        submit(n["a"]["submitd"], ["carol@remote.test"], subject=subject)
+    assert wait_for(lambda: len(sink.received) >= len(want), timeout=30)
+    assert wait_for(lambda: "0 messages queued" in
+                    n["b"]["submitd"].cli("queue", "list").stdout.decode())
+    time.sleep(3)               # three retry intervals: room for a second copy
+    print("relayed by", Counter(sink.senders))
+    assert Counter(subjects(sink.received)) == Counter(want)
+
+
+@NOT_SHARED
+def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
+        nodes, serve_sink):
+    """While one node's runner is in the middle of the DATA (sent, not yet
+    answered) the other leaves the entry alone; once that node is killed,
+    the other's runner relays the message, once."""
+    sink = serve_sink(HoldingSink())
+    n = nodes(smtp=relay_cfg(sink.port))
+    n["a"]["submitd"].add_user("ann@example.com")
+    submit(n["a"]["submitd"], ["carol@remote.test"], subject="mid-relay")
+    assert wait_for(lambda: sink.held_by is not None)
+    victim = sink.held_by.split(".")[0]
+    other = "b" if victim == "a" else "a"
+    time.sleep(2.5)             # two of the other runner's passes
+    assert not sink.received, "relayed by both nodes at once"
+    n[victim]["submitd"].signal(signal.SIGKILL)
+    n[victim]["submitd"].proc.wait(10)
+    assert wait_for(lambda: sink.received, timeout=HOLD - 6)
+    assert subjects(sink.received) == ["mid-relay"]
+    assert sink.senders == [f"{other}.test"]
+    assert wait_for(lambda: "0 messages queued" in
+                    n[other]["submitd"].cli("queue", "list").stdout.decode())
