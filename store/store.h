@@ -286,14 +286,9 @@ int store_msg_pop_each(struct store_read *r, uint64_t account_id,
 uint64_t store_read_msgs(const struct store_read *r);
 int store_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,
 		  struct store_msg *out);
-/* Points into the snapshot: valid until store_read_end(). The body of a
- * message (account_id, uid) or, with STORE_QUEUE_ACCOUNT, of queue entry
- * uid: looks the record up for its body id each call, so a caller that
- * has the record (a listing) reads by body id instead. */
-int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
-		     uint32_t chunk, const void **data, size_t *len);
-/* The same by body id (store_msg.body_id, store_queue_entry.body_id):
- * no record lookup. */
+/* Points into the snapshot: valid until store_read_end(). Chunk `chunk`
+ * of a body by its id (store_msg.body_id, store_queue_entry.body_id), which
+ * a listing or the entry already holds: no record lookup. */
 int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 		    const void **data, size_t *len);
 int store_app_password_find(struct store_read *r, const uint8_t digest[32],

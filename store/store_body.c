@@ -158,29 +158,3 @@ int store_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 	*len = v.mv_size;
 	return 0;
 }
-
-int store_body_chunk(struct store_read *r, uint64_t account_id, uint64_t uid,
-		     uint32_t chunk, const void **data, size_t *len)
-{
-	if (STORE_PG_R(r))
-		return store_pg_body_chunk(r, account_id, uid, chunk, data, len);
-	uint64_t body_id;
-	int e;
-
-	REQUIRE(STORE_READ_OK(r) && data && len);
-	if (account_id == STORE_QUEUE_ACCOUNT) {
-		struct store_queue_entry q;
-
-		if ((e = store_queue_get(r, uid, &q)))
-			return e;
-		body_id = q.body_id;
-		store_queue_entry_free(&q);
-	} else {
-		struct store_msg m;
-
-		if ((e = store_msg_get(r, account_id, uid, &m)))
-			return e;
-		body_id = m.body_id;
-	}
-	return store_body_read(r, body_id, chunk, data, len);
-}

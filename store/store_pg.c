@@ -98,10 +98,6 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 	[PS_CHUNK_GET] = { "LI", "SELECT data FROM body_chunks WHERE body_id = "
 			   "$1 AND chunk = $2" },
 	[PS_CHUNK_DROP] = { "L", "DELETE FROM body_chunks WHERE body_id = $1" },
-	/* RETR: the message's chunk in one round trip. */
-	[PS_MSG_CHUNK] = { "LLI", "SELECT c.data FROM messages m JOIN "
-			   "body_chunks c ON c.body_id = m.body_id WHERE "
-			   "m.account_id = $1 AND m.uid = $2 AND c.chunk = $3" },
 	[PS_SND_INS] = { "Lt", "INSERT INTO senders VALUES ($1, $2) "
 			 "ON CONFLICT DO NOTHING" },
 	[PS_SND_DEL] = { "Lt", "DELETE FROM senders WHERE account_id = $1 AND "

@@ -96,9 +96,6 @@ int store_pg_msg_update(struct store_write *w, uint64_t account_id,
 			const struct store_msg *m);
 int store_pg_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 		       const void **data, size_t *len);
-int store_pg_body_chunk(struct store_read *r, uint64_t account_id,
-			uint64_t uid, uint32_t chunk, const void **data,
-			size_t *len);
 /* The body rule of store_msg_in.shared, and one reference less. */
 int store_pg_body_attach(struct store_write *w, const void *body, size_t len,
 			 uint64_t *shared, uint64_t *id_out);
@@ -148,7 +145,7 @@ enum pg_stmt {
 	PS_MSG_GET, PS_MSG_AFTER, PS_MSG_POP, PS_MSG_INS, PS_MSG_UPD,
 	PS_MSG_DEL, PS_MSG_DEL_ACCT, PS_UIDL_INS, PS_UIDL_DEL_ACCT,
 	PS_BODY_NEXT, PS_BODY_INS, PS_BODY_GET, PS_BODY_REF, PS_BODY_UNREF,
-	PS_BODY_DROP, PS_CHUNK_INS, PS_CHUNK_GET, PS_CHUNK_DROP, PS_MSG_CHUNK,
+	PS_BODY_DROP, PS_CHUNK_INS, PS_CHUNK_GET, PS_CHUNK_DROP,
 	PS_SND_INS, PS_SND_DEL, PS_SND_GET, PS_SND_LIST, PS_SND_DEL_ACCT,
 	PS_WEB_GET, PS_WEB_UPS, PS_WEB_DEL,
 	PS_Q_NEXT, PS_Q_UPS, PS_Q_GET, PS_Q_ALL, PS_Q_DEL, PS_Q_DUE,

@@ -508,27 +508,6 @@ int store_pg_body_read(struct store_read *r, uint64_t body_id, uint32_t chunk,
 	return store_pg__chunk(r, PS_CHUNK_GET, &a, data, len);
 }
 
-int store_pg_body_chunk(struct store_read *r, uint64_t account_id,
-			uint64_t uid, uint32_t chunk, const void **data,
-			size_t *len)
-{
-	struct pg_args a = { 0 };
-	struct store_queue_entry q;
-	int e;
-
-	REQUIRE(r && r->pgc && data && len);
-	if (account_id == STORE_QUEUE_ACCOUNT) {
-		if ((e = store_pg_queue_get(r, uid, &q)))
-			return e;
-		store_queue_entry_free(&q);
-		return store_pg_body_read(r, q.body_id, chunk, data, len);
-	}
-	store_pg__u64(&a, account_id);
-	store_pg__u64(&a, uid);
-	store_pg__u32(&a, chunk);
-	return store_pg__chunk(r, PS_MSG_CHUNK, &a, data, len);
-}
-
 /* ---- messages ---- */
 
 int store_pg_msg_get(struct store_read *r, uint64_t account_id, uint64_t uid,

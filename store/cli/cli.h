@@ -55,6 +55,9 @@ int cli_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
 int cli_write_all(int fd, const void *p, size_t n);
 /* A decimal number, strictly (no sign, no suffix): 0 or -EINVAL. */
 int cli_parse_u64(const char *v, uint64_t *out);
+/* The paging options of a listing, `--after ID` and `--limit N`, in any
+ * order from argv[0] (argc words): 0, or -EINVAL for anything else. */
+int cli_parse_page(int argc, char **argv, uint64_t *after, uint64_t *limit);
 
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);

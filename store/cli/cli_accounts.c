@@ -162,6 +162,20 @@ int cli_parse_u64(const char *v, uint64_t *out)
 	return errno || *end ? -EINVAL : 0;
 }
 
+int cli_parse_page(int argc, char **argv, uint64_t *after, uint64_t *limit)
+{
+	if (argc % 2)
+		return -EINVAL;
+	for (int i = 0; i < argc; i += 2) {
+		uint64_t *to = strcmp(argv[i], "--after") == 0 ? after
+			     : strcmp(argv[i], "--limit") == 0 ? limit : NULL;
+
+		if (!to || cli_parse_u64(argv[i + 1], to))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /* A POP key, require-app-password or created; 1 if the key is not one of
  * these (for the caller's own keys), 0 done, -EINVAL bad value. */
 static int cli__common_key(const char *k, const char *v, struct store_pop *p,

@@ -95,20 +95,11 @@ int cli_queue(int argc, char **argv)
 	struct store_read *r;
 	int e;
 
-	if (strcmp(verb, "list") == 0 && argc % 2 == 1) {
-		static const char use[] =
-			"queue list [--after ID] [--limit N]";
+	if (strcmp(verb, "list") == 0) {
 		struct queue_page pg = { 0 };
 
-		for (int i = 1; i + 1 < argc; i += 2) {
-			uint64_t *to = strcmp(argv[i], "--after") == 0
-				? &pg.after
-				: strcmp(argv[i], "--limit") == 0 ? &pg.limit
-								  : NULL;
-
-			if (!to || cli_parse_u64(argv[i + 1], to))
-				return cli_usage(use);
-		}
+		if (cli_parse_page(argc - 1, argv + 1, &pg.after, &pg.limit))
+			return cli_usage("queue list [--after ID] [--limit N]");
 		if ((e = store_read_begin(cli.st, &r)))
 			return cli_fail(e, "queue list");
 		e = store_queue_each(r, cli__print_entry, &pg);

@@ -455,17 +455,10 @@ static int cli__user_messages(int argc, char **argv)
 	struct store_read *r;
 	int e;
 
-	if (argc < 1 || argc % 2 == 0)
+	if (argc < 1 || cli_parse_page(argc - 1, argv + 1, &after, &pg.limit))
 		return cli_usage(use);
 	if ((e = cli_addr(argv[0], op.a.address)))
 		return e;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		uint64_t *to = strcmp(argv[i], "--after") == 0 ? &after
-			     : strcmp(argv[i], "--limit") == 0 ? &pg.limit : NULL;
-
-		if (!to || cli_parse_u64(argv[i + 1], to))
-			return cli_usage(use);
-	}
 	if ((e = store_read_begin(cli.st, &r)))
 		return cli_fail(e, "user messages");
 	e = store_account_get(r, op.a.address, &op.a);

@@ -103,7 +103,7 @@ static int read_body(struct store *st, uint64_t acct, uint64_t uid, char *out,
 		const void *p;
 		size_t cl;
 
-		e = store_body_chunk(r, acct, uid, i, &p, &cl);
+		e = store_body_read(r, m.body_id, i, &p, &cl);
 		if (!e) {
 			assert_true(n + cl <= cap);
 			memcpy(out + n, p, cl);
@@ -311,13 +311,20 @@ static void test_account_del_removes_mail(void **state)
 	struct msg_op op = { .acct = acct, .m = { .body = "a\r\n", .len = 3 } };
 	struct store_read *r;
 	struct store_check c;
+	struct store_msg m;
+	uint64_t body_id;
 	const void *p;
 	size_t n;
 
 	assert_int_equal(store_write(st, add_msg, &op), 0);
+	assert_int_equal(store_read_begin(st, &r), 0);
+	assert_int_equal(store_msg_get(r, acct, 1, &m), 0);
+	body_id = m.body_id;
+	store_read_end(r);
 	assert_int_equal(store_write(st, del_account, "ann@example.com"), 0);
 	assert_int_equal(store_read_begin(st, &r), 0);
-	assert_int_equal(store_body_chunk(r, acct, 1, 0, &p, &n),
+	assert_int_equal(store_msg_get(r, acct, 1, &m), -PST_ENOTFOUND);
+	assert_int_equal(store_body_read(r, body_id, 0, &p, &n),
 			 -PST_ENOTFOUND);
 	assert_int_equal(store_check(r, NULL, NULL, &c), 0);
 	assert_int_equal(c.messages, 0);
@@ -757,7 +764,7 @@ static void check_planted(struct store *st, unsigned nmsg, bool upgraded)
 		assert_int_equal(a.usage, usage);
 		assert_int_equal(a.quota, STORE_QUOTA_DOMAIN);
 		assert_int_equal(d.quota_default, 0);
-		assert_int_equal(store_body_chunk(r, 1, 2, 0, &body, &len), 0);
+		assert_int_equal(store_body_read(r, m.body_id, 0, &body, &len), 0);
 		assert_int_equal(len, m.size);
 		assert_memory_equal(body, "Subject: 2\r\n\r\nbody\r\n", len);
 	}
