@@ -565,6 +565,19 @@ int store_read_begin(struct store *st, struct store_read **out)
 	return 0;
 }
 
+int store_ping(struct store *st)
+{
+	struct store_read *r;
+	int rc;
+
+	REQUIRE(st && st->path);
+	if (STORE_ON_PG(st))
+		return store_pg_ping(st);
+	if ((rc = store_read_begin(st, &r)) == 0)
+		store_read_end(r);
+	return rc;
+}
+
 void store_read_end(struct store_read *r)
 {
 	if (!r || !r->owned)   /* NULL, or borrowed from a write: nothing */

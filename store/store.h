@@ -250,6 +250,12 @@ void store_writer_stats(struct store *st, uint64_t *batches, uint64_t *jobs);
 struct store_read;
 int store_read_begin(struct store *st, struct store_read **out);
 void store_read_end(struct store_read *r);
+/* 0 when the store answers now (/readyz). LMDB: a read transaction
+ * opens. PostgreSQL: one round trip on this thread's connection, made
+ * again if the server dropped it (a restart, a failover): -EIO while no
+ * server of the dsn answers, -EROFS when the one answering is a standby
+ * (in recovery: no writes). */
+int store_ping(struct store *st);
 
 int store_domain_get(struct store_read *r, const char *name,
 		     struct store_domain *out);

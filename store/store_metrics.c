@@ -1,4 +1,5 @@
 /* store_metrics.c — see store_metrics.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -82,17 +83,17 @@ void store_metrics_collect(struct store *st, bool queue,
 
 int store_metrics_ready(struct store *st, char *why, size_t cap)
 {
-	struct store_read *r;
 	int e;
 
 	if (!st) {
 		snprintf(why, cap, "store not open");
 		return -1;
 	}
-	if ((e = store_read_begin(st, &r))) {
-		snprintf(why, cap, "store: %s", pst_strerror(e));
+	if ((e = store_ping(st))) {
+		snprintf(why, cap, "store: %s", e == -EROFS
+			 ? "the database is read-only (a standby)"
+			 : pst_strerror(e));
 		return -1;
 	}
-	store_read_end(r);
 	return 0;
 }

@@ -21,7 +21,7 @@
  * A store error leaves the families without samples. */
 void store_metrics_collect(struct store *st, bool queue,
 			   struct metrics_fmt *out);
-/* 0 when a read transaction can be opened; else -1 with a reason. */
+/* 0 when the store answers (store_ping); else -1 with a reason. */
 int store_metrics_ready(struct store *st, char *why, size_t cap);
 
 #endif

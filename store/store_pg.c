@@ -255,12 +255,28 @@ static void store_pg__unkeep(struct store_read *r)
 	}
 }
 
+/* Every line: a failed connect to a dsn of several hosts says why each
+ * host failed, one per line ("connection to server on socket \"...\"
+ * failed: ..."). Joined with "; ", quotes made single, for one log field. */
 const char *store_pg__errmsg(PGconn *c)
 {
-	static _Thread_local char buf[256];
+	static _Thread_local char buf[512];
+	const char *m = PQerrorMessage(c);
+	size_t n = 0;
 
-	snprintf(buf, sizeof(buf), "%s", PQerrorMessage(c));
-	buf[strcspn(buf, "\r\n\"")] = '\0';
+	while (*m && n + 3 < sizeof(buf)) {
+		if (*m == '\r' || *m == '\n') {
+			m += strspn(m, "\r\n\t ");
+			if (*m && n) {
+				buf[n++] = ';';
+				buf[n++] = ' ';
+			}
+			continue;
+		}
+		buf[n++] = *m == '"' ? '\'' : *m;
+		m++;
+	}
+	buf[n] = '\0';
 	return buf;
 }
 
@@ -299,7 +315,10 @@ static bool store_pg__reset(struct pg_conn *c)
 	PQreset(c->c);
 	memset(c->prepared, 0, sizeof(c->prepared));
 	if (PQstatus(c->c) == CONNECTION_OK && store_pg__setup(c->c)) {
-		log_event(LOGL_WARN, 0, "store_pg_reconnected", "%s", "");
+		/* Which server of the dsn's list: after a failover, the
+		 * promoted standby (target_session_attrs=read-write). */
+		log_event(LOGL_WARN, 0, "store_pg_reconnected", "host=%s port=%s",
+			  PQhost(c->c), PQport(c->c));
 		return true;
 	}
 	log_event(LOGL_ERR, 0, "store_pg_error", "what=reconnect "
@@ -334,6 +353,22 @@ static bool store_pg__ok(PGresult *res)
 	ExecStatusType st = PQresultStatus(res);
 
 	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* A statement without parameters, with store_pg__exec's rule: outside a
+ * transaction, a connection the server dropped is made again and the
+ * statement run once more. The result to PQclear. */
+static PGresult *store_pg__query(struct pg_conn *c, const char *sql)
+{
+	bool idle = PQtransactionStatus(c->c) == PQTRANS_IDLE;
+	PGresult *res = PQexec(c->c, sql);
+
+	if (!store_pg__ok(res) && idle && PQstatus(c->c) == CONNECTION_BAD &&
+	    store_pg__reset(c)) {
+		PQclear(res);
+		res = PQexec(c->c, sql);
+	}
+	return res;
 }
 
 int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
@@ -671,7 +706,7 @@ int store_pg_stats(struct store *st, struct store_stats *out)
 
 	if (!c)
 		return -EIO;
-	res = PQexec(c->c, "SELECT (SELECT count(*) FROM domains), "
+	res = store_pg__query(c, "SELECT (SELECT count(*) FROM domains), "
 		     "(SELECT count(*) FROM accounts), "
 		     "(SELECT count(*) FROM messages), "
 		     "(SELECT count(*) FROM uidls), "
@@ -702,7 +737,7 @@ int store_pg_used_bytes(struct store *st, uint64_t *used)
 
 	if (!c)
 		return -EIO;
-	res = PQexec(c->c, "SELECT pg_database_size(current_database())");
+	res = store_pg__query(c, "SELECT pg_database_size(current_database())");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		e = store_pg__result_err(c->c, res, "used_bytes");
 	else
@@ -727,11 +762,33 @@ int store_pg_lease(struct store *st, uint64_t account_id, bool take)
 	snprintf(sql, sizeof(sql), "SELECT %s(%lld)",
 		 take ? "pg_try_advisory_lock" : "pg_advisory_unlock",
 		 PG_LEASE_KEY(account_id));
-	res = PQexec(c->c, sql);
+	/* A take may run again on a connection made anew (after a failover
+	 * the first use of each finds it dropped); a release never: the
+	 * locks went with the dropped connection. */
+	res = take ? store_pg__query(c, sql) : PQexec(c->c, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		e = store_pg__result_err(c->c, res, "lease");
 	else if (take && strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		e = -PST_EBUSY;
+	PQclear(res);
+	return e;
+}
+
+int store_pg_ping(struct store *st)
+{
+	struct pg_conn *c = store_pg__conn(st);
+	PGresult *res;
+	int e = 0;
+
+	if (!c)
+		return -EIO;
+	/* A connection's server can be a standby only when the dsn lacks
+	 * target_session_attrs=read-write; writes would fail there. */
+	res = store_pg__query(c, "SELECT pg_is_in_recovery()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		e = store_pg__result_err(c->c, res, "ping");
+	else if (strcmp(PQgetvalue(res, 0, 0), "f") != 0)
+		e = -EROFS;
 	PQclear(res);
 	return e;
 }

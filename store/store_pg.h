@@ -42,6 +42,9 @@ int store_pg_stats(struct store *st, struct store_stats *out);
 int store_pg_lease(struct store *st, uint64_t account_id, bool take);
 /* pg_database_size of the store's database. */
 int store_pg_used_bytes(struct store *st, uint64_t *used);
+/* store_ping: one round trip on the thread's connection (made again if
+ * the server dropped it); -EROFS when the server is a standby. */
+int store_pg_ping(struct store *st);
 
 /* The data API (store.h) on PostgreSQL, same contracts. */
 int store_pg_domain_get(struct store_read *r, const char *name,
@@ -179,7 +182,7 @@ void store_pg__bin(struct pg_args *a, const void *p, size_t n);
  * violation, -EAGAIN for a serialization failure, -EIO otherwise. */
 int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
 		   PGresult **res);
-/* libpq's last message, its first line (a per-thread buffer). */
+/* libpq's last message, its lines joined (a per-thread buffer). */
 const char *store_pg__errmsg(PGconn *c);
 /* Rows a command changed. */
 unsigned store_pg__changed(PGresult *res);

@@ -74,9 +74,11 @@ def _cluster_user():
 class Cluster:
     """One running cluster. start() then sql()/create_db()/dsn(); stop()."""
 
-    def __init__(self, max_connections=300, shared_buffers="32MB"):
+    def __init__(self, max_connections=300, shared_buffers="32MB",
+                 settings=None):
         self.max_connections = max_connections
         self.shared_buffers = shared_buffers
+        self.settings = dict(settings or {})    # more `-c key=value`
         self.top = self.data = self.sock = self.logfile = None
         self.port = None
         self.password = secrets.token_hex(16)
@@ -113,16 +115,7 @@ class Cluster:
         os.chown(self.top, self.uid, self.gid)
         self.data, self.sock = self.top / "data", self.top
         self.logfile = self.top / "postgres.log"
-        pwfile = self.top / "pw"
-        pwfile.write_text(self.password + "\n")
-        os.chown(pwfile, self.uid, self.gid)
-        r = self._run([str(PGBIN / "initdb"), "-D", str(self.data), "-U", ROLE,
-                       "--pwfile", str(pwfile), "--auth-local=trust",
-                       "--auth-host=scram-sha-256", "-E", "UTF8",
-                       "--locale=C", "--no-instructions"])
-        pwfile.unlink()
-        if r.returncode != 0:
-            raise RuntimeError("initdb failed:\n" + r.stderr.decode())
+        self._init_data()
         self._write_auth()
         # Traversable, not listable: the socket is reached by path.
         os.chmod(self.top, 0o711)
@@ -139,7 +132,8 @@ class Cluster:
              "-c", f"shared_buffers={self.shared_buffers}",
              # fsync, synchronous_commit, full_page_writes: defaults (on).
              "-c", "logging_collector=off", "-c", "log_checkpoints=off",
-             "-c", "log_line_prefix=%m [%p] %d "],
+             "-c", "log_line_prefix=%m [%p] %d ",
+             *(a for k, v in self.settings.items() for a in ("-c", f"{k}={v}"))],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             env=self._env(), **self._as_user())
         log.close()
@@ -155,6 +149,19 @@ class Cluster:
                 self.stop()
                 raise TimeoutError("postgres did not start:\n" + self.log())
             time.sleep(0.1)
+
+    def _init_data(self):
+        """Make self.data: initdb (a standby overrides this, pgreplica.py)."""
+        pwfile = self.top / "pw"
+        pwfile.write_text(self.password + "\n")
+        os.chown(pwfile, self.uid, self.gid)
+        r = self._run([str(PGBIN / "initdb"), "-D", str(self.data), "-U", ROLE,
+                       "--pwfile", str(pwfile), "--auth-local=trust",
+                       "--auth-host=scram-sha-256", "-E", "UTF8",
+                       "--locale=C", "--no-instructions"])
+        pwfile.unlink()
+        if r.returncode != 0:
+            raise RuntimeError("initdb failed:\n" + r.stderr.decode())
 
     def _write_auth(self):
         users = {"root", CLUSTER_USER, "nobody",
