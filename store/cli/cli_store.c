@@ -86,6 +86,24 @@ static int cli__open_existing(void)
 	       : r == -PST_EVERSION ? EX_CONFIG : EX_TEMPFAIL;
 }
 
+/* backup and restore copy LMDB's file: a PostgreSQL store is backed up
+ * and restored with PostgreSQL's tools, before anything is written. */
+static int cli__lmdb_only(const char *what)
+{
+	if (cli.cfg.store.backend != CFG_STORE_POSTGRESQL)
+		return EX_OK;
+	fprintf(stderr, "postern: %s: the store is a PostgreSQL database "
+		"([store] backend = postgresql): %s\n", what,
+		strcmp(what, "backup") == 0
+		? "back it up with pg_dump (a copy of one moment) or "
+		  "pg_basebackup with WAL archiving; nothing written"
+		: "restore a pg_dump with pg_restore; an LMDB backup goes "
+		  "into an LMDB folder first (a config with backend = lmdb), "
+		  "then `postern store migrate --from lmdb:DIR --to "
+		  "postgresql:DSN`; nothing restored");
+	return EX_USAGE;
+}
+
 /* ---- copying with a progress line ---- */
 
 static uint64_t cli__now_ms(void)
@@ -184,6 +202,8 @@ static int cli__backup(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("backup FILE|-");
+	if ((r = cli__lmdb_only("backup")))
+		return r;
 	to_stdout = strcmp(argv[0], "-") == 0;
 	if (to_stdout && isatty(STDOUT_FILENO))
 		return cli_usage("backup - writes the copy to standard output: "
@@ -291,6 +311,8 @@ static int cli__restore(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("restore FILE|-");
+	if ((e = cli__lmdb_only("restore")))
+		return e;
 	from_stdin = strcmp(argv[0], "-") == 0;
 	if ((size_t)snprintf(dst, sizeof(dst), "%s/data.mdb", path) >=
 	    sizeof(dst) ||

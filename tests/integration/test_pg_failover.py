@@ -8,6 +8,7 @@ message answered 250 is there with its UIDL unchanged, a submission whose
 commit was cut off got a temporary error (451) and nothing hung, /readyz
 said 503 while no primary answered."""
 import re
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,7 @@ import pytest
 
 import pgcluster
 import pgreplica
-from conftest import Client, free_port, pop_session
+from conftest import BUILD, REPO, Client, free_port, pop_session
 from test_metrics import get
 
 pytestmark = pytest.mark.postgresql_only(
@@ -199,3 +200,102 @@ def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     # libpq moved on to the dsn's second host, the promoted standby.
     moved = f"event=store_pg_reconnected host={pair.standby.sock} "
     assert moved in s.log() and moved in p.log()
+
+
+# ---- README "Scaling out", "A worked configuration" ----
+
+def scaling_blocks():
+    """{first line: block text} of the code blocks of README's section
+    "Scaling out: the PostgreSQL store"."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("### Scaling out: the PostgreSQL store")
+    section = text[start:text.index("\n## ", start)]
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", section, re.M | re.S)
+    return {b.splitlines()[0]: b for b in blocks}
+
+
+def pg_settings(block):
+    return dict(re.findall(r"^(\w+) = (.*?)\s*(?:#.*)?$", block, re.M))
+
+
+def test_readme_worked_configuration(pair, pki, tmp_path):
+    blocks = scaling_blocks()
+
+    # HAProxy accepts the balancer's part: four frontends, PROXY v2 to
+    # every node.
+    haproxy_cfg = blocks["# haproxy.cfg"]
+    for port in (995, 110, 465, 587):
+        assert f"bind 203.0.113.10:{port}\n" in haproxy_cfg
+        assert len(re.findall(rf":{port} send-proxy-v2 check", haproxy_cfg)) \
+            == 3
+    f = tmp_path / "haproxy.cfg"
+    f.write_text(haproxy_cfg)
+    r = subprocess.run(["haproxy", "-c", "-f", str(f)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # The node's postern.conf passes both daemons' --check, its dsn's
+    # servers made the test's primary and standby (the rest of the dsn,
+    # target_session_attrs and connect_timeout, as written).
+    node = blocks["# postern.conf on node a (nodes b and c the same with "
+                  "their address)"]
+    dsn = re.search(r"^dsn = (.*)$", node, re.M).group(1)
+    assert "host=10.0.0.21,10.0.0.22 port=5432,5432 dbname=postern " in dsn
+    assert "target_session_attrs=read-write" in dsn
+    db = pair.create_db()
+    p, s = pair.primary, pair.standby
+    cert, key = pki["localhost"]
+    conf = tmp_path / "postern.conf"
+    conf.write_text(
+        node.replace("host=10.0.0.21,10.0.0.22 port=5432,5432 dbname=postern",
+                     f"host={p.sock},{s.sock} port={p.port},{s.port} "
+                     f"dbname={db}")
+        .replace("/etc/postern/tls/fullchain.pem", str(cert))
+        .replace("/etc/postern/tls/privkey.pem", str(key))
+        .replace("/var/lib/postern", str(tmp_path / "node")))
+    (tmp_path / "node").mkdir()
+    postern = [str(BUILD / "store" / "cli" / "postern"), "-c", str(conf)]
+    r = subprocess.run(postern + ["store", "init"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for daemon in ("pop3d", "submitd"):
+        r = subprocess.run([str(BUILD / daemon / f"postern-{daemon}"), "-c",
+                            str(conf), "--check"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "is valid" in r.stdout
+
+    # The PostgreSQL settings are the ones pgreplica's pair runs with
+    # (listen_addresses: pgcluster's), and are real settings.
+    primary = pg_settings(blocks["# postgresql.conf on pg_a (10.0.0.21), "
+                                 "the primary"])
+    standby = pg_settings(next(b for first, b in blocks.items()
+                               if first.startswith("# postgresql.conf on "
+                                                   "pg_b")))
+    assert set(primary) - {"listen_addresses"} <= set(p.settings)
+    assert set(standby) - {"listen_addresses"} <= set(s.settings)
+    assert primary["wal_level"] == p.settings["wal_level"]
+    name = primary["synchronous_standby_names"].strip("'")
+    assert f"application_name={name}" in standby["primary_conninfo"]
+    r = p._run([str(pgcluster.PGBIN / "postgres"), "--describe-config"])
+    known = {line.split("\t")[0] for line in r.stdout.decode().splitlines()}
+    assert set(primary) | set(standby) <= known
+
+
+def test_backup_and_restore_name_postgresql_tools(pg_database, tmp_path):
+    """`postern backup`/`restore` copy LMDB's file: on PostgreSQL they
+    refuse before writing anything and say what to use."""
+    conf = tmp_path / "postern.conf"
+    conf.write_text(f"[store]\nbackend = postgresql\ndsn = {pg_database}\n"
+                    f"path = {tmp_path}/node\n")
+    postern = [str(BUILD / "store" / "cli" / "postern"), "-c", str(conf)]
+    out = tmp_path / "copy"
+    r = subprocess.run(postern + ["backup", str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 64 and "pg_dump" in r.stderr, r.stderr
+    assert not out.exists() and not (tmp_path / "copy.partial").exists()
+    out.write_bytes(b"not a store")
+    r = subprocess.run(postern + ["restore", str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 64 and "store migrate" in r.stderr, r.stderr
+    assert not (tmp_path / "node").exists()
