@@ -18,6 +18,7 @@ import pgcluster
 import pgreplica
 from conftest import BUILD, REPO, Client, free_port, pop_session
 from test_metrics import get
+from test_relay import wait_for
 
 pytestmark = pytest.mark.postgresql_only(
     "a primary and a standby of its own; the daemons' dsn names both")
@@ -111,15 +112,6 @@ def ready(port):
     return get(port, "/readyz")[0]
 
 
-def wait(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
 def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     db = pair.create_db()
     store = {"backend": "postgresql", "dsn": pair.dsn(db)}
@@ -142,7 +134,7 @@ def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     assert r is None, r
     load = Load(s)
     load.start()
-    assert wait(lambda: len(load.replies) >= 3, 20)
+    assert wait_for(lambda: len(load.replies) >= 3, 20)
     t_kill = time.monotonic()
     pair.kill_primary()
     t_dead = time.monotonic()
@@ -153,8 +145,8 @@ def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     r = held.line()
     held.close()
     assert r.startswith("451 "), r
-    assert wait(lambda: ready(mport["submitd"]) == 503, 10)
-    assert wait(lambda: ready(mport["pop3d"]) == 503, 10)
+    assert wait_for(lambda: ready(mport["submitd"]) == 503, 10)
+    assert wait_for(lambda: ready(mport["pop3d"]) == 503, 10)
     c, r = pop_session(p)
     c.close()
     assert r.startswith("-ERR [SYS/TEMP]"), r
@@ -193,8 +185,8 @@ def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     # A 451'd message may be there (its commit reached the standby before
     # the primary died) but at most once.
     assert list(after.values()).count("held") <= 1
-    assert wait(lambda: ready(mport["submitd"]) == 200, 10)
-    assert wait(lambda: ready(mport["pop3d"]) == 200, 10)
+    assert wait_for(lambda: ready(mport["submitd"]) == 200, 10)
+    assert wait_for(lambda: ready(mport["pop3d"]) == 200, 10)
     assert (s.proc.pid, p.proc.pid) == pids
     assert s.proc.poll() is None and p.proc.poll() is None
     # libpq moved on to the dsn's second host, the promoted standby.
