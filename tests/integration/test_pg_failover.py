@@ -127,6 +127,15 @@ def test_daemons_ride_over_a_failover(pair, pop3d, submitd):
     before = mailbox(p)
     assert sorted(before.values()) == [f"before-{i}" for i in range(BEFORE)]
     assert ready(mport["submitd"]) == ready(mport["pop3d"]) == 200
+    # A dsn naming only the standby, without target_session_attrs: the
+    # daemon reads, but /readyz says it could not write.
+    sb, port = pair.standby, free_port()
+    ro = pop3d({"store": {**store, "dsn": f"host={sb.sock} port={sb.port} "
+                          f"dbname={db} user=postern"},
+                "metrics": {"pop3d_listen": f"127.0.0.1:{port}"}})
+    assert get(port, "/readyz") == (
+        503, "not ready: store: the database is read-only (a standby)\n")
+    ro.stop()
 
     # One submission waits at its final dot (its reads done on the
     # primary); a second client submits in a loop through the kill.
