@@ -53,6 +53,7 @@
 #include <stdint.h>
 
 #define AUTH_THROTTLE_ENTRIES 16384
+#define AUTH_THROTTLE_KEYS 3       /* address or /64, account, pair */
 
 struct auth_throttle_cfg {
 	uint64_t delay_ms, delay_max_ms, window_ms;
@@ -67,7 +68,7 @@ struct auth_throttle;
 
 /* One attempt: its keys, and whether it is pending. Caller-owned. */
 struct auth_throttle_ticket {
-	uint8_t key[3][16];
+	uint8_t key[AUTH_THROTTLE_KEYS][16];   /* this process's (HMAC) */
 	uint64_t seen;          /* settlements counted when told to wait */
 	bool admitted;          /* pending: auth_throttle_settle() it */
 	bool account_refused;   /* REFUSE came from account_hard_failures */
@@ -104,6 +105,29 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 					       uint64_t now_ms,
 					       uint64_t *delay_ms,
 					       struct auth_throttle_ticket *tk);
+/* The settled failures other nodes see too (auth_shared.h), read after
+ * `since` = auth_throttle_settled(): failures[k] under
+ * auth_throttle_shared_keys' key k. */
+struct auth_throttle_shared {
+	uint32_t failures[AUTH_THROTTLE_KEYS];
+	uint64_t since;
+};
+/* Settlements so far: taken before reading the shared counts. */
+uint64_t auth_throttle_settled(struct auth_throttle *t);
+/* auth_throttle_admit with the shared counts (NULL: none): a key's
+ * settled failures are the shared count when every verdict this process
+ * gave under it was settled before `since` (the caller writes a verdict to
+ * the shared counts before settling it here, so the read has it; a
+ * success elsewhere clears it), else the larger of the two. */
+enum auth_throttle_verdict auth_throttle_admit_with(
+	struct auth_throttle *t, const char *addr, const char *account,
+	uint64_t now_ms, const struct auth_throttle_shared *shared,
+	uint64_t *delay_ms, struct auth_throttle_ticket *tk);
+/* The attempt's three keys (address or /64, account, pair) as every node
+ * derives them: SHA-256 of the same strings as the in-process keys,
+ * without this process's secret (which differs from node to node). */
+void auth_throttle_shared_keys(const char *addr, const char *account,
+			       uint8_t key[AUTH_THROTTLE_KEYS][16]);
 /* After AUTH_THROTTLE_WAIT: blocks until an attempt admitted elsewhere has
  * settled since (about one verification's time). Never call it while
  * holding an admitted ticket. */
