@@ -40,6 +40,9 @@
  * with attempts in flight last. Attempts in flight add at most three entries
  * each, and there are never more in flight than [auth] workers (the pool's
  * threads, where auth_verify() runs).
+ * Several nodes on one PostgreSQL store share the settled counts
+ * (auth_shared.h): auth_throttle_admit_with takes them as an admission's
+ * settled failures; attempts in flight stay per process.
  * Cost: three HMAC-SHA256 per admission (outside the lock), one mutex hold
  * per admission and per settlement scanning three 4-entry sets; a
  * broadcast per settlement only while someone waits. Only an attempt at a
