@@ -497,6 +497,40 @@ static unsigned store_pg__version_row(PGconn *c)
 	return v;
 }
 
+static bool store_pg__schema_there(PGconn *c)
+{
+	return store_pg__version_row(c) == STORE_SCHEMA_VERSION;
+}
+
+int store_pg__ddl(PGconn *c, const char *sql, bool (*there)(PGconn *c),
+		  const char *what, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(c, "BEGIN");
+	ExecStatusType st;
+	int e = 0;
+
+	PQclear(res);
+	res = PQexec(c, "SELECT pg_advisory_xact_lock(7370726567)");
+	PQclear(res);
+	res = PQexec(c, there(c) ? "SELECT 1" : sql);
+	st = PQresultStatus(res);
+	PQclear(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "postgresql: cannot create %s: %s", what,
+			 store_pg__errmsg(c));
+		res = PQexec(c, "ROLLBACK");
+		PQclear(res);
+		return -EIO;
+	}
+	res = PQexec(c, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "postgresql: %s", store_pg__errmsg(c));
+		e = -EIO;
+	}
+	PQclear(res);
+	return e;
+}
+
 static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 			    char *err, size_t errlen)
 {
@@ -508,32 +542,10 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 	 * the version row says the schema is not there yet: an open beside
 	 * live sessions takes no lock of theirs. Checked again under the
 	 * script's advisory lock, for daemons starting together. */
-	if (create && store_pg__version_row(c) != STORE_SCHEMA_VERSION) {
-		res = PQexec(c, "BEGIN");
-		PQclear(res);
-		res = PQexec(c, "SELECT pg_advisory_xact_lock(7370726567)");
-		PQclear(res);
-		res = PQexec(c, store_pg__version_row(c) == STORE_SCHEMA_VERSION
-			     ? "SELECT 1" : pg_schema);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "postgresql: cannot create the "
-				 "schema: %s", store_pg__errmsg(c));
-			PQclear(res);
-			res = PQexec(c, "ROLLBACK");
-			PQclear(res);
-			return -EIO;
-		}
-		PQclear(res);
-		res = PQexec(c, "COMMIT");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "postgresql: %s",
-				 store_pg__errmsg(c));
-			e = -EIO;
-		}
-		PQclear(res);
-		if (e)
-			return e;
-	}
+	if (create && !store_pg__schema_there(c) &&
+	    (e = store_pg__ddl(c, pg_schema, store_pg__schema_there,
+			       "the schema", err, errlen)))
+		return e;
 	res = PQexec(c, "SELECT version FROM postern_schema");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		snprintf(err, errlen, "postgresql: not a Postern store (no "

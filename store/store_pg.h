@@ -192,6 +192,12 @@ void store_pg__keep(struct store_read *r, PGresult *res);
 /* The tables of state shared between nodes (store_pg_shared.c), made
  * when missing, on c outside a transaction: 0 or -EIO with err set. */
 int store_pg__shared_schema(PGconn *c, char *err, size_t errlen);
+/* Runs the DDL script sql (what: its name for err) in one transaction
+ * under the schema's advisory lock, so that daemons starting together do
+ * not race on CREATE ... IF NOT EXISTS, unless there(c) says, under the
+ * lock, that another did it meanwhile. On c outside a transaction. */
+int store_pg__ddl(PGconn *c, const char *sql, bool (*there)(PGconn *c),
+		  const char *what, char *err, size_t errlen);
 #endif
 
 #endif

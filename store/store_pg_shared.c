@@ -22,7 +22,6 @@
 #include "store/store_pg.h"
 
 static const char pg_shared_schema[] =
-	"SELECT pg_advisory_xact_lock(7370726567);"
 	"CREATE UNLOGGED TABLE IF NOT EXISTS login_failures (k bytea PRIMARY "
 	"  KEY, failures int NOT NULL, last_ms bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures "
@@ -31,7 +30,7 @@ static const char pg_shared_schema[] =
 	"  hour_start bigint NOT NULL, msgs bigint NOT NULL,"
 	"  day_start bigint NOT NULL, rcpts bigint NOT NULL);";
 
-int store_pg__shared_schema(PGconn *c, char *err, size_t errlen)
+static bool store_pg__shared_there(PGconn *c)
 {
 	PGresult *res = PQexec(c, "SELECT to_regclass('login_failures') IS "
 			       "NOT NULL AND to_regclass('send_rates') IS "
@@ -40,30 +39,16 @@ int store_pg__shared_schema(PGconn *c, char *err, size_t errlen)
 		     PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
 
 	PQclear(res);
-	if (there)     /* the usual open: one statement, no lock */
+	return there;
+}
+
+int store_pg__shared_schema(PGconn *c, char *err, size_t errlen)
+{
+	/* The usual open: one statement, no lock. */
+	if (store_pg__shared_there(c))
 		return 0;
-	/* One transaction, under the schema's advisory lock: daemons
-	 * starting together do not race on CREATE ... IF NOT EXISTS. */
-	res = PQexec(c, "BEGIN");
-	PQclear(res);
-	res = PQexec(c, pg_shared_schema);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "postgresql: cannot create the shared "
-			 "counters' tables: %s", store_pg__errmsg(c));
-		PQclear(res);
-		res = PQexec(c, "ROLLBACK");
-		PQclear(res);
-		return -EIO;
-	}
-	PQclear(res);
-	res = PQexec(c, "COMMIT");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "postgresql: %s", store_pg__errmsg(c));
-		PQclear(res);
-		return -EIO;
-	}
-	PQclear(res);
-	return 0;
+	return store_pg__ddl(c, pg_shared_schema, store_pg__shared_there,
+			     "the shared counters' tables", err, errlen);
 }
 
 /* ---- login-failure counters ---- */

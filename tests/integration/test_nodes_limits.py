@@ -48,6 +48,17 @@ def pop_login_from(d, src, user="ann@example.com", pw="secret"):
     return r
 
 
+def smtp_signed_in(d):
+    """A submission session of ann@example.com over 465, after AUTH."""
+    c = Client.connect(d.ports["tls"], tls=True)
+    c.line()
+    c.cmd("EHLO client.test")
+    c.smtp_reply()
+    c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
+    assert c.line().startswith("235")
+    return c
+
+
 def login(d, **kw):
     c, r = pop_login(d, **kw)
     c.close()
@@ -95,8 +106,8 @@ def test_address_refused_across_nodes_by_its_64(nodes):
     n["a"]["submitd"].add_user("bob@example.com")
     a, b = n["a"]["pop3d"], n["b"]["pop3d"]
     assert pop_login_from(a, "2001:db8:1:2::a", pw="bad") == FAILED
-    assert pop_login_from(b, "2001:db8:1:2:ffff::b", user="nobody@example.com",
-                          pw="bad") == FAILED
+    assert pop_login_from(b, "2001:db8:1:2:ffff::b",
+                          user="nobody@example.com", pw="bad") == FAILED
     for d in (a, b):
         assert pop_login_from(d, "2001:db8:1:2::c",
                               user="bob@example.com") == REFUSED
@@ -137,12 +148,7 @@ def test_sending_limit_counted_across_nodes(nodes):
     submit(n["a"]["submitd"], ["ann@example.com"], subject="one")
     submit(n["b"]["submitd"], ["ann@example.com"], subject="two")
     for node in ("a", "b"):
-        c = Client.connect(n[node]["submitd"].ports["tls"], tls=True)
-        c.line()
-        c.cmd("EHLO client.test")
-        c.smtp_reply()
-        c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
-        assert c.line().startswith("235")
+        c = smtp_signed_in(n[node]["submitd"])
         c.cmd("MAIL FROM:<ann@example.com>")
         assert c.line().startswith("450 4.7.1 Sending limit reached: at "
                                    "most 2 messages per hour")
@@ -157,12 +163,7 @@ def test_recipient_limit_counted_across_nodes(nodes):
         n["a"]["submitd"].add_user(f"{u}@example.com")
     submit(n["a"]["submitd"], ["b1@example.com", "b2@example.com"])
     submit(n["b"]["submitd"], ["b3@example.com"])
-    c = Client.connect(n["a"]["submitd"].ports["tls"], tls=True)
-    c.line()
-    c.cmd("EHLO client.test")
-    c.smtp_reply()
-    c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
-    assert c.line().startswith("235")
+    c = smtp_signed_in(n["a"]["submitd"])
     c.cmd("MAIL FROM:<ann@example.com>")
     assert c.line().startswith("250")
     c.cmd("RCPT TO:<b4@example.com>")
