@@ -566,6 +566,46 @@ int store_sender_each(struct store_read *r, uint64_t account_id,
 int store_lease_take(struct store *st, uint64_t account_id);
 void store_lease_release(struct store *st, uint64_t account_id);
 
+/* Login-failure counters shared by the nodes of a PostgreSQL store (the
+ * in-process throttle, auth_throttle.h, keeps its own and takes the larger
+ * of the two). A counter is named by a 16-octet key the caller derives the
+ * same way on every node; it holds the settled failures and the time of the
+ * last one, by the database's clock, and counts as 0 once window_ms has
+ * passed since then. Each call is one statement on the calling thread's
+ * connection, outside any write transaction (no wait for the writer or
+ * other nodes' writes), on an UNLOGGED table: no WAL, no fsync; a database
+ * crash or failover forgets the counts (a guesser gains one window).
+ * store_throttle_get: failures[i] for keys[i] (0: none); store_throttle_fail:
+ * one more failure under each key (a counter past its window starts again
+ * at 1); store_throttle_clear: forgets the keys; store_throttle_sweep:
+ * deletes every counter past window_ms (the table's only other bound).
+ * n <= STORE_THROTTLE_KEYS. LMDB: -ENOTSUP (callers do not call them: one
+ * process per store, its own throttle is the whole truth). */
+#define STORE_THROTTLE_KEY 16
+#define STORE_THROTTLE_KEYS 3
+int store_throttle_get(struct store *st,
+		       const uint8_t (*keys)[STORE_THROTTLE_KEY], unsigned n,
+		       uint64_t window_ms, uint32_t *failures);
+int store_throttle_fail(struct store *st,
+			const uint8_t (*keys)[STORE_THROTTLE_KEY], unsigned n,
+			uint64_t window_ms);
+int store_throttle_clear(struct store *st,
+			 const uint8_t (*keys)[STORE_THROTTLE_KEY], unsigned n);
+int store_throttle_sweep(struct store *st, uint64_t window_ms);
+
+/* An account's sending counts shared by the nodes of a PostgreSQL store
+ * ([limits] send_messages_per_hour, send_recipients_per_day): messages in
+ * a fixed hour and recipients in a fixed day, each window starting at the
+ * first message counted after the previous one ended (the database's
+ * clock). store_rate_add runs in the write that accepts the message, so
+ * the counts are as durable as the mail; store_rate_get reads what is
+ * counted in the windows still open (0 and 0 for none). LMDB: -ENOTSUP
+ * (postern-submitd, the only sender, counts in its own memory). */
+int store_rate_get(struct store_read *r, uint64_t account_id, uint64_t *msgs,
+		   uint64_t *rcpts);
+int store_rate_add(struct store_write *w, uint64_t account_id, uint64_t msgs,
+		   uint64_t rcpts);
+
 /* ---- addresses ---- */
 
 /* "Local@Example.COM" -> "local@example.com": validates the shape (local

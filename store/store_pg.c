@@ -121,6 +121,48 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 	/* Served by the index queue_due: up to $1 entries, earliest first. */
 	[PS_Q_DUE] = { "L", "SELECT id, next_attempt FROM queue ORDER BY "
 		       "next_attempt, id LIMIT $1" },
+	/* State shared between nodes (store_pg_shared.c). Times are the
+	 * database's clock, the one clock every node sees: ms for the login
+	 * counters, seconds for the sending windows. */
+	[PS_THR_GET] = { "bbbL", "SELECT k, failures FROM login_failures "
+			 "WHERE k IN ($1, $2, $3) AND (extract(epoch FROM "
+			 "clock_timestamp()) * 1000)::int8 - last_ms < $4" },
+	/* In key order: two nodes' statements lock their rows in one order. */
+	[PS_THR_FAIL] = { "bbbL", "INSERT INTO login_failures AS f SELECT "
+			  "DISTINCT v.k, 1, t.now FROM (SELECT (extract(epoch "
+			  "FROM clock_timestamp()) * 1000)::int8 AS now) t, "
+			  "(VALUES ($1), ($2), ($3)) v(k) ORDER BY 1 "
+			  "ON CONFLICT (k) DO UPDATE SET failures = CASE WHEN "
+			  "excluded.last_ms - f.last_ms >= $4 THEN 1 ELSE "
+			  "least(f.failures, 1000000) + 1 END, last_ms = "
+			  "greatest(f.last_ms, excluded.last_ms)" },
+	[PS_THR_CLEAR] = { "bbb", "DELETE FROM login_failures WHERE k IN "
+			   "($1, $2, $3)" },
+	/* Served by the index login_failures_last. */
+	[PS_THR_SWEEP] = { "L", "DELETE FROM login_failures WHERE last_ms <= "
+			   "(extract(epoch FROM clock_timestamp()) * 1000)"
+			   "::int8 - $1" },
+	[PS_RATE_GET] = { "L", "SELECT CASE WHEN t.now - hour_start < 3600 "
+			  "THEN msgs ELSE 0 END, CASE WHEN t.now - day_start < "
+			  "86400 THEN rcpts ELSE 0 END FROM send_rates, (SELECT "
+			  "floor(extract(epoch FROM clock_timestamp()))::int8 "
+			  "AS now) t WHERE account_id = $1" },
+	[PS_RATE_ADD] = { "LLL", "INSERT INTO send_rates AS r SELECT $1, "
+			  "t.now, $2, t.now, $3 FROM (SELECT floor(extract("
+			  "epoch FROM clock_timestamp()))::int8 AS now) t ON "
+			  "CONFLICT (account_id) DO UPDATE SET "
+			  "msgs = CASE WHEN excluded.hour_start - r.hour_start "
+			  ">= 3600 THEN 0 ELSE r.msgs END + excluded.msgs, "
+			  "hour_start = CASE WHEN excluded.hour_start - "
+			  "r.hour_start >= 3600 THEN excluded.hour_start ELSE "
+			  "r.hour_start END, "
+			  "rcpts = CASE WHEN excluded.day_start - r.day_start "
+			  ">= 86400 THEN 0 ELSE r.rcpts END + excluded.rcpts, "
+			  "day_start = CASE WHEN excluded.day_start - "
+			  "r.day_start >= 86400 THEN excluded.day_start ELSE "
+			  "r.day_start END" },
+	[PS_RATE_DEL_ACCT] = { "L", "DELETE FROM send_rates WHERE "
+			       "account_id = $1" },
 };
 
 /* The schema (version STORE_SCHEMA_VERSION's records in rec columns:
@@ -490,6 +532,40 @@ static unsigned store_pg__version_row(PGconn *c)
 	return v;
 }
 
+static bool store_pg__schema_there(PGconn *c)
+{
+	return store_pg__version_row(c) == STORE_SCHEMA_VERSION;
+}
+
+int store_pg__ddl(PGconn *c, const char *sql, bool (*there)(PGconn *c),
+		  const char *what, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(c, "BEGIN");
+	ExecStatusType st;
+	int e = 0;
+
+	PQclear(res);
+	res = PQexec(c, "SELECT pg_advisory_xact_lock(7370726567)");
+	PQclear(res);
+	res = PQexec(c, there(c) ? "SELECT 1" : sql);
+	st = PQresultStatus(res);
+	PQclear(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "postgresql: cannot create %s: %s", what,
+			 store_pg__errmsg(c));
+		res = PQexec(c, "ROLLBACK");
+		PQclear(res);
+		return -EIO;
+	}
+	res = PQexec(c, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "postgresql: %s", store_pg__errmsg(c));
+		e = -EIO;
+	}
+	PQclear(res);
+	return e;
+}
+
 static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 			    char *err, size_t errlen)
 {
@@ -501,32 +577,10 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 	 * the version row says the schema is not there yet: an open beside
 	 * live sessions takes no lock of theirs. Checked again under the
 	 * script's advisory lock, for daemons starting together. */
-	if (create && store_pg__version_row(c) != STORE_SCHEMA_VERSION) {
-		res = PQexec(c, "BEGIN");
-		PQclear(res);
-		res = PQexec(c, "SELECT pg_advisory_xact_lock(7370726567)");
-		PQclear(res);
-		res = PQexec(c, store_pg__version_row(c) == STORE_SCHEMA_VERSION
-			     ? "SELECT 1" : pg_schema);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "postgresql: cannot create the "
-				 "schema: %s", store_pg__errmsg(c));
-			PQclear(res);
-			res = PQexec(c, "ROLLBACK");
-			PQclear(res);
-			return -EIO;
-		}
-		PQclear(res);
-		res = PQexec(c, "COMMIT");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "postgresql: %s",
-				 store_pg__errmsg(c));
-			e = -EIO;
-		}
-		PQclear(res);
-		if (e)
-			return e;
-	}
+	if (create && !store_pg__schema_there(c) &&
+	    (e = store_pg__ddl(c, pg_schema, store_pg__schema_there,
+			       "the schema", err, errlen)))
+		return e;
 	res = PQexec(c, "SELECT version FROM postern_schema");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		snprintf(err, errlen, "postgresql: not a Postern store (no "
@@ -563,6 +617,10 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 		return -EIO;
 	}
 	e = store_pg__schema(c, flags, &st->schema, err, errlen);
+	/* Not part of the version: see store_pg_shared.c. */
+	if (!e && !(flags & STORE_READONLY) &&
+	    st->schema == STORE_SCHEMA_VERSION)
+		e = store_pg__shared_schema(c, err, errlen);
 	PQfinish(c);
 	if (e) {
 		free(pg->dsn);

@@ -152,6 +152,8 @@ enum pg_stmt {
 	PS_SND_INS, PS_SND_DEL, PS_SND_GET, PS_SND_LIST, PS_SND_DEL_ACCT,
 	PS_WEB_GET, PS_WEB_UPS, PS_WEB_DEL,
 	PS_Q_NEXT, PS_Q_UPS, PS_Q_GET, PS_Q_ALL, PS_Q_DEL, PS_Q_DUE,
+	PS_THR_GET, PS_THR_FAIL, PS_THR_CLEAR, PS_THR_SWEEP,
+	PS_RATE_GET, PS_RATE_ADD, PS_RATE_DEL_ACCT,
 	PS_N
 };
 
@@ -190,6 +192,15 @@ uint64_t store_pg__get_u64(const PGresult *res, int row, int col);
 uint32_t store_pg__get_u32(const PGresult *res, int row, int col);
 /* Keeps res until the read handle ends (pointers into it are returned). */
 void store_pg__keep(struct store_read *r, PGresult *res);
+/* The tables of state shared between nodes (store_pg_shared.c), made
+ * when missing, on c outside a transaction: 0 or -EIO with err set. */
+int store_pg__shared_schema(PGconn *c, char *err, size_t errlen);
+/* Runs the DDL script sql (what: its name for err) in one transaction
+ * under the schema's advisory lock, so that daemons starting together do
+ * not race on CREATE ... IF NOT EXISTS, unless there(c) says, under the
+ * lock, that another did it meanwhile. On c outside a transaction. */
+int store_pg__ddl(PGconn *c, const char *sql, bool (*there)(PGconn *c),
+		  const char *what, char *err, size_t errlen);
 #endif
 
 #endif

@@ -211,7 +211,8 @@ int store_pg_account_del(struct store_write *w, const char *address)
 	if (e || (e = store_pg__exec(PGW(w), PS_APP_DEL_ACCT, &a, NULL)) ||
 	    (e = store_pg__exec(PGW(w), PS_UIDL_DEL_ACCT, &a, NULL)) ||
 	    (e = store_pg__exec(PGW(w), PS_SND_DEL_ACCT, &a, NULL)) ||
-	    (e = store_pg__exec(PGW(w), PS_WEB_DEL, &a, NULL)))
+	    (e = store_pg__exec(PGW(w), PS_WEB_DEL, &a, NULL)) ||
+	    (e = store_pg__exec(PGW(w), PS_RATE_DEL_ACCT, &a, NULL)))
 		return e;
 	return store_pg__exec(PGW(w), PS_ACCT_DEL, &a, NULL);
 }

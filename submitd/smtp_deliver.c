@@ -4,7 +4,9 @@
  * remote ones, the body stored once for all of them (store_msg_in.shared).
  * Only after that commit is durable does the client get 250 (LMTP: one
  * reply per recipient). Quotas are checked in that commit. Also the
- * per-account sending limits. */
+ * per-account sending limits: counted in this process on LMDB (one
+ * postern-submitd per store), in the store on PostgreSQL, where every
+ * node's submissions count (store_rate_get/store_rate_add). */
 #include <errno.h>
 #include <stddef.h>
 #include <gnutls/crypto.h>
@@ -26,7 +28,16 @@
 #include "submitd/smtp_reply.h"
 #include "submitd/smtp_session.h"
 
-/* ---- sending limits (per process, per account) ---- */
+/* ---- sending limits (per account) ----
+ *
+ * The table below is the count on LMDB. On PostgreSQL the count is the
+ * store's (every node's messages), added in the commit that accepts a
+ * message (smtp__deliver_write) and read into this table at MAIL, so RCPT
+ * checks its recipients against what MAIL read (plus this transaction's)
+ * without another round trip. The store's windows are the same fixed hour
+ * and day, by the database's clock, each starting at the first message
+ * counted after the last one ended (here: at the first MAIL or message
+ * after it ended). */
 
 #define RATE_BUCKETS 1024
 
@@ -63,19 +74,51 @@ static struct rate *smtp__rate_get(uint64_t id, uint64_t now)
 	return r;
 }
 
+/* PostgreSQL: the account's counts from the store, into *msgs and
+ * *rcpts. Blocks on a round trip: today on the session's loop thread, at
+ * MAIL, as smtp__sender_allowed's read does. */
+static int smtp__rate_read(struct smtp_session *s, uint64_t *msgs,
+			   uint64_t *rcpts)
+{
+	struct store_read *r;
+	int e;
+
+	if ((e = store_read_begin(smtp_store, &r)))
+		return e;
+	e = store_rate_get(r, s->account.id, msgs, rcpts);
+	store_read_end(r);
+	return e;
+}
+
 /* messages: per hour at MAIL; recipients: per day at RCPT. */
 static int smtp__rate_check(struct smtp_session *s, bool recipients)
 {
 	uint64_t lim = recipients ? s->cfg->limits.send_recipients_per_day
 				  : s->cfg->limits.send_messages_per_hour;
+	uint64_t msgs = 0, rcpts = 0;
+	bool shared = false;
 	struct rate *r;
 	bool over;
 
-	if (!lim)
+	/* MAIL reads the shared counts for itself and for its RCPTs. */
+	if (!recipients && store_is_pg(smtp_store) &&
+	    (lim || s->cfg->limits.send_recipients_per_day)) {
+		if (smtp__rate_read(s, &msgs, &rcpts)) {
+			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
+			return -1;
+		}
+		shared = true;
+	}
+	if (!lim && !shared)
 		return 0;
 	pthread_mutex_lock(&rate_mu);
 	r = smtp__rate_get(s->account.id, (uint64_t)time(NULL));
-	over = r && (recipients ? r->rcpts + s->txn.nrcpts : r->msgs) >= lim;
+	if (r && shared) {
+		r->msgs = msgs;
+		r->rcpts = rcpts;
+	}
+	over = r && lim &&
+	       (recipients ? r->rcpts + s->txn.nrcpts : r->msgs) >= lim;
 	pthread_mutex_unlock(&rate_mu);
 	if (!over)
 		return 0;
@@ -165,6 +208,7 @@ struct deliver_job {
 	uint32_t over;                /* the recipient that was over quota */
 	uint64_t queue_id;
 	bool dsn_filed;               /* a "delivered" report (maybe queued) */
+	uint64_t rate_account;        /* PostgreSQL: counted in the commit */
 };
 
 static void smtp__job_free(struct deliver_job *j)
@@ -293,6 +337,9 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 		if (e)
 			return e;
 	}
+	/* The sending limits' shared count, in the commit that accepts. */
+	if (j->rate_account)
+		return store_rate_add(w, j->rate_account, 1, j->nrcpts);
 	return 0;
 }
 
@@ -506,6 +553,8 @@ void smtp_deliver(struct smtp_session *s)
 	j->dsn_ret = s->txn.dsn_ret;
 	memcpy(j->dsn_envid, s->txn.dsn_envid, sizeof(j->dsn_envid));
 	j->lmtp = lmtp;
+	if (!lmtp && store_is_pg(smtp_store))
+		j->rate_account = s->account.id;
 	/* RFC 8689: with REQUIRETLS a TLS-Required header field is ignored. */
 	if (s->txn.requiretls)
 		j->queue_flags = STORE_QUEUE_REQUIRETLS;

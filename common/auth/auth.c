@@ -9,6 +9,7 @@
 #include "common/auth/auth.h"
 #include "common/auth/auth_apppw.h"
 #include "common/auth/auth_cache.h"
+#include "common/auth/auth_shared.h"
 #include "common/auth/auth_throttle.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -26,6 +27,7 @@ struct auth_ctx {
 	pthread_mutex_t mu;               /* policy */
 	struct auth_policy *policy;
 	struct auth_throttle *throttle;
+	struct auth_shared *shared;       /* NULL: not shared (LMDB) */
 	struct auth_cache *cache;
 };
 
@@ -91,6 +93,7 @@ void auth_ctx_reload(struct auth_ctx *a, const struct postern_config *cfg,
 	auth_policy_free(old);
 	auth__throttle_cfg(cfg, &tc);
 	auth_throttle_set_cfg(a->throttle, &tc);
+	auth_shared_set_window(a->shared, tc.window_ms);
 	auth_cache_set_ttl(a->cache, cfg->auth.cache_ttl);
 }
 
@@ -115,6 +118,7 @@ int auth_ctx_new(const struct postern_config *cfg, struct store *st,
 	pthread_mutex_init(&a->mu, NULL);
 	auth__throttle_cfg(cfg, &tc);
 	if ((r = auth_throttle_new(&tc, &a->throttle)) ||
+	    (r = auth_shared_new(st, tc.window_ms, &a->shared)) ||
 	    (r = auth_cache_new(cfg->auth.cache_ttl, &a->cache)) ||
 	    (r = auth_policy_new(cfg, &a->policy))) {
 		auth_ctx_free(a);
@@ -129,6 +133,7 @@ void auth_ctx_free(struct auth_ctx *a)
 	if (!a)
 		return;
 	auth_throttle_free(a->throttle);
+	auth_shared_free(a->shared);
 	auth_cache_free(a->cache);
 	auth_policy_free(a->policy);
 	pthread_mutex_destroy(&a->mu);
@@ -400,12 +405,31 @@ static enum auth_throttle_result auth__throttle_result(enum auth_result r)
 	}
 }
 
+/* The throttle's admission; on a shared store with the counts every
+ * node sees, read again at each turn of a WAIT. */
+static enum auth_throttle_verdict auth__admit(struct auth_ctx *a,
+					      const char *addr,
+					      const char *user, uint64_t now,
+					      uint64_t *delay_ms,
+					      struct auth_throttle_ticket *tk,
+					      struct auth_shared_ticket *stk)
+{
+	const struct auth_throttle_shared *sh = NULL;
+
+	if (a->shared)
+		sh = auth_shared_read(a->shared, a->throttle, addr, user, stk);
+	return auth_throttle_admit_with(a->throttle, addr, user, now, sh,
+					delay_ms, tk);
+}
+
 int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 		uint64_t now, struct auth_outcome *out)
 {
 	char user[STORE_ADDR_MAX + 1];
 	struct auth_throttle_ticket tk;
+	struct auth_shared_ticket stk = { 0 };
 	enum auth_throttle_verdict v;
+	enum auth_throttle_result tr;
 	struct auth_policy *p;
 	bool malformed;
 	uint64_t t0 = METRICS_ON() ? metrics_now_us() : 0;
@@ -419,9 +443,8 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	/* Until attempts in flight elsewhere settle, the limit may or may not
 	 * be reached (auth_throttle.h): this thread waits for them, as a
 	 * series would. */
-	while ((v = auth_throttle_admit(a->throttle, req->addr, user, now,
-					&out->delay_ms, &tk)) ==
-	       AUTH_THROTTLE_WAIT)
+	while ((v = auth__admit(a, req->addr, user, now, &out->delay_ms, &tk,
+				&stk)) == AUTH_THROTTLE_WAIT)
 		auth_throttle_wait(a->throttle, &tk);
 	if (v == AUTH_THROTTLE_REFUSE) {
 		out->result = AUTH_THROTTLED;
@@ -439,10 +462,12 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	/* The account page notes its own sign-ins. */
 	if (!e && out->result == AUTH_OK && !(req->flags & AUTH_REQ_MAIN_ONLY))
 		auth__note_login(a, out->account.id, req->addr);
-	/* Every admitted attempt is settled, whatever happened. */
-	auth_throttle_settle(a->throttle, &tk, now,
-			     e ? AUTH_THROTTLE_NO_VERDICT
-			       : auth__throttle_result(out->result));
+	/* Every admitted attempt is settled, whatever happened; the other
+	 * nodes are told first (auth_throttle_admit_with). */
+	tr = e ? AUTH_THROTTLE_NO_VERDICT : auth__throttle_result(out->result);
+	if (a->shared)
+		auth_shared_settle(a->shared, &stk, now, tr);
+	auth_throttle_settle(a->throttle, &tk, now, tr);
 	if (METRICS_ON())
 		metrics_observe(MH_AUTH_VERIFY, metrics_now_us() - t0);
 	return e;

@@ -6,7 +6,9 @@
  *      (auth_throttle.h) refuses or sets a delay, before hashing, counting
  *      the attempts still being verified on other threads as the failures
  *      they may turn out to be (a burst is throttled as the same attempts
- *      one after another); a password holding a NUL is refused next (no
+ *      one after another) and, on a PostgreSQL store, the failures every
+ *      node counted (auth_shared.h: one more query per login, on the
+ *      pool thread); a password holding a NUL is refused next (no
  *      password can: see auth_hash.h);
  *   2. the account is looked up; an unknown user costs one dummy argon2
  *      run, the same work as a wrong password, so users cannot be found out;

@@ -20,6 +20,7 @@ struct tentry {
 	uint32_t failures;
 	uint32_t pending;       /* admitted, not yet settled */
 	uint64_t last_ms;       /* last failure (or creation) */
+	uint64_t seq;           /* t->settled after its last verdict */
 };
 
 struct auth_throttle {
@@ -64,17 +65,39 @@ void auth_throttle_free(struct auth_throttle *t)
 	free(t);
 }
 
-static void auth__tkey(struct auth_throttle *t, char kind, const char *a,
-		 const char *b, uint8_t key[16])
+/* One key: "kind\nA\nB" hashed, with HMAC under secret or, for the keys
+ * every node derives alike, SHA-256 alone. */
+static void auth__tkey(const uint8_t *secret, char kind, const char *a,
+		       const char *b, uint8_t key[16])
 {
 	uint8_t full[32];
 	char buf[600];
 	int n = snprintf(buf, sizeof(buf), "%c\n%s\n%s", kind, a, b ? b : "");
+	size_t len = (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1);
 
-	gnutls_hmac_fast(GNUTLS_MAC_SHA256, t->secret, sizeof(t->secret), buf,
-			 (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1),
-			 full);
+	if (secret)
+		gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, 16, buf, len, full);
+	else
+		gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, full);
 	memcpy(key, full, 16);
+}
+
+/* The three keys of an attempt, in the ticket's order. */
+static void auth__tkeys(const uint8_t *secret, const char *addr,
+			const char *account, uint8_t key[NKEYS][16])
+{
+	char net[AUTH_THROTTLE_ADDR_MAX];
+
+	auth_throttle_addr_key(addr, net);
+	auth__tkey(secret, 'a', net, NULL, key[KEY_ADDR]);
+	auth__tkey(secret, 'u', account, NULL, key[KEY_ACCOUNT]);
+	auth__tkey(secret, 'p', account, net, key[KEY_PAIR]);
+}
+
+void auth_throttle_shared_keys(const char *addr, const char *account,
+			       uint8_t key[AUTH_THROTTLE_KEYS][16])
+{
+	auth__tkeys(NULL, addr, account, key);
 }
 
 void auth_throttle_addr_key(const char *addr, char *out)
@@ -138,6 +161,7 @@ static struct tentry *auth__tfind(struct auth_throttle *t, const uint8_t key[16]
 	victim->failures = 0;
 	victim->pending = 0;
 	victim->last_ms = now;
+	victim->seq = 0;
 	return victim;
 }
 
@@ -148,17 +172,22 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 					       uint64_t *delay_ms,
 					       struct auth_throttle_ticket *tk)
 {
+	return auth_throttle_admit_with(t, addr, account, now_ms, NULL,
+					delay_ms, tk);
+}
+
+enum auth_throttle_verdict auth_throttle_admit_with(
+	struct auth_throttle *t, const char *addr, const char *account,
+	uint64_t now_ms, const struct auth_throttle_shared *shared,
+	uint64_t *delay_ms, struct auth_throttle_ticket *tk)
+{
 	uint32_t failed[NKEYS], seen[NKEYS], n = 0;
 	struct auth_throttle_cfg cfg;
 	enum auth_throttle_verdict v;
-	char net[AUTH_THROTTLE_ADDR_MAX];
 	uint64_t d = 0, hard;
 
 	/* Hashed outside the lock: the only costly part. */
-	auth_throttle_addr_key(addr, net);
-	auth__tkey(t, 'a', net, NULL, tk->key[KEY_ADDR]);
-	auth__tkey(t, 'u', account, NULL, tk->key[KEY_ACCOUNT]);
-	auth__tkey(t, 'p', account, net, tk->key[KEY_PAIR]);
+	auth__tkeys(t->secret, addr, account, tk->key);
 	tk->admitted = false;
 	tk->account_refused = false;
 	pthread_mutex_lock(&t->mu);
@@ -167,9 +196,17 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 		struct tentry *e = auth__tfind(t, tk->key[k], now_ms, false);
 
 		failed[k] = e ? e->failures : 0;
+		/* The shared count holds this process's verdicts given
+		 * before it was read, and the other nodes' (a success
+		 * elsewhere may have cleared it): it replaces ours, unless
+		 * a verdict here came since, which it may lack. */
+		if (shared && e && e->seq <= shared->since)
+			e->failures = failed[k] = shared->failures[k];
+		else if (shared && shared->failures[k] > failed[k])
+			failed[k] = shared->failures[k];
 		/* What a series would have counted by now, if every
 		 * attempt still in flight fails. */
-		seen[k] = e ? e->failures + e->pending : 0;
+		seen[k] = failed[k] + (e ? e->pending : 0);
 		n = seen[k] > n ? seen[k] : n;
 	}
 	hard = cfg.account_hard_failures ? cfg.account_hard_failures
@@ -200,6 +237,16 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 	}
 	*delay_ms = d;
 	return v;
+}
+
+uint64_t auth_throttle_settled(struct auth_throttle *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&t->mu);
+	n = t->settled;
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 void auth_throttle_wait(struct auth_throttle *t,
@@ -235,10 +282,12 @@ void auth_throttle_settle(struct auth_throttle *t,
 			e->pending--;
 		if (r == AUTH_THROTTLE_FAILED) {
 			e->failures++;
+			e->seq = t->settled + 1;
 			if (now_ms > e->last_ms)
 				e->last_ms = now_ms;
 		} else if (r == AUTH_THROTTLE_SUCCEEDED && k != KEY_ACCOUNT) {
 			e->failures = 0;
+			e->seq = t->settled + 1;
 		}
 	}
 	t->settled++;

@@ -40,6 +40,9 @@
  * with attempts in flight last. Attempts in flight add at most three entries
  * each, and there are never more in flight than [auth] workers (the pool's
  * threads, where auth_verify() runs).
+ * Several nodes on one PostgreSQL store share the settled counts
+ * (auth_shared.h): auth_throttle_admit_with takes them as an admission's
+ * settled failures; attempts in flight stay per process.
  * Cost: three HMAC-SHA256 per admission (outside the lock), one mutex hold
  * per admission and per settlement scanning three 4-entry sets; a
  * broadcast per settlement only while someone waits. Only an attempt at a
@@ -53,6 +56,7 @@
 #include <stdint.h>
 
 #define AUTH_THROTTLE_ENTRIES 16384
+#define AUTH_THROTTLE_KEYS 3       /* address or /64, account, pair */
 
 struct auth_throttle_cfg {
 	uint64_t delay_ms, delay_max_ms, window_ms;
@@ -67,7 +71,7 @@ struct auth_throttle;
 
 /* One attempt: its keys, and whether it is pending. Caller-owned. */
 struct auth_throttle_ticket {
-	uint8_t key[3][16];
+	uint8_t key[AUTH_THROTTLE_KEYS][16];   /* this process's (HMAC) */
 	uint64_t seen;          /* settlements counted when told to wait */
 	bool admitted;          /* pending: auth_throttle_settle() it */
 	bool account_refused;   /* REFUSE came from account_hard_failures */
@@ -104,6 +108,29 @@ enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
 					       uint64_t now_ms,
 					       uint64_t *delay_ms,
 					       struct auth_throttle_ticket *tk);
+/* The settled failures other nodes see too (auth_shared.h), read after
+ * `since` = auth_throttle_settled(): failures[k] under
+ * auth_throttle_shared_keys' key k. */
+struct auth_throttle_shared {
+	uint32_t failures[AUTH_THROTTLE_KEYS];
+	uint64_t since;
+};
+/* Settlements so far: taken before reading the shared counts. */
+uint64_t auth_throttle_settled(struct auth_throttle *t);
+/* auth_throttle_admit with the shared counts (NULL: none): a key's
+ * settled failures are the shared count when every verdict this process
+ * gave under it was settled before `since` (the caller writes a verdict to
+ * the shared counts before settling it here, so the read has it; a
+ * success elsewhere clears it), else the larger of the two. */
+enum auth_throttle_verdict auth_throttle_admit_with(
+	struct auth_throttle *t, const char *addr, const char *account,
+	uint64_t now_ms, const struct auth_throttle_shared *shared,
+	uint64_t *delay_ms, struct auth_throttle_ticket *tk);
+/* The attempt's three keys (address or /64, account, pair) as every node
+ * derives them: SHA-256 of the same strings as the in-process keys,
+ * without this process's secret (which differs from node to node). */
+void auth_throttle_shared_keys(const char *addr, const char *account,
+			       uint8_t key[AUTH_THROTTLE_KEYS][16]);
 /* After AUTH_THROTTLE_WAIT: blocks until an attempt admitted elsewhere has
  * settled since (about one verification's time). Never call it while
  * holding an admitted ticket. */

@@ -4,9 +4,10 @@ ports of their own and a [store] path of their own (the lock files), all
 four on one database (the same [store] backend and dsn).
 
 The mail is shared as soon as the backend exists, and so is the POP3
-[IN-USE] lock (an advisory lock on the node's connection). What today
-lives in one process (the login throttle, the relay queue's claim) must
-move into the database; until the backend shares it those tests are
+[IN-USE] lock (an advisory lock on the node's connection); the login
+throttle and the sending limits are in test_nodes_limits.py. What today
+lives in one process (the relay queue's claim) must move into the
+database; until the backend shares it those tests are
 expected to fail on their assertions (xfail, not strict; the relay test
 may XPASS while the other node's runner has no reason to look at the
 queue); a daemon that does not start is a failure all the same."""
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.postgresql_only("two nodes share one database")
 
 NOT_SHARED = pytest.mark.xfail(
     reason="the PostgreSQL backend does not share this state between nodes "
-           "yet (#17: the throttle, the queue claim in the database)",
+           "yet (#17: the queue claim in the database)",
     raises=AssertionError, strict=False)
 HOLD = 15               # seconds the holding sink keeps a DATA unanswered
 
@@ -130,24 +131,6 @@ def test_a_killed_node_does_not_hold_the_mailbox(nodes):
             break
         time.sleep(0.5)
     assert r.startswith("+OK"), r
-
-
-@NOT_SHARED
-def test_failures_on_both_nodes_are_throttled_as_one(nodes):
-    """throttle_account_failures = 2: one failure on each node is two for
-    the account, so the right password is refused on either node."""
-    auth = {"auth": {"throttle_account_failures": 2,
-                     "throttle_delay": "10ms"}}
-    n = nodes(pop=auth, smtp=auth)
-    n["a"]["submitd"].add_user("ann@example.com")
-    for node in ("a", "b"):
-        c, r = pop_login(n[node]["pop3d"], pw="bad")
-        assert r == "-ERR [AUTH] Authentication failed"
-        c.close()
-    for node in ("a", "b"):
-        c, r = pop_login(n[node]["pop3d"])
-        assert r == "-ERR [SYS/TEMP] Too many failed logins; try again later"
-        c.close()
 
 
 class NodeSink(Sink):

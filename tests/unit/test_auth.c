@@ -422,6 +422,71 @@ static void test_throttle_ipv6_by_64(void **state)
 
 /* account_hard_failures: the account itself is refused, from every
  * address, once that many failures are counted in the window. */
+/* The counts other nodes share (auth_throttle_admit_with): they replace
+ * this process's once every verdict here was settled before the read,
+ * and only raise them while one may be missing from the read. */
+static void test_throttle_shared(void **state)
+{
+	struct auth_throttle *t;
+	struct auth_throttle_ticket tk;
+	struct auth_throttle_shared sh = { .since = 0 };
+	uint8_t k1[AUTH_THROTTLE_KEYS][16], k2[AUTH_THROTTLE_KEYS][16];
+	uint64_t d, now = 1000000;
+
+	(void)state;
+	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
+	/* another node's three pair failures refuse here */
+	sh.failures[2] = 3;
+	sh.since = auth_throttle_settled(t);
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_REFUSE);
+	assert_int_equal(d, 400);
+	/* a read saying 1, then two failures here after it */
+	sh.failures[2] = 1;
+	for (int i = 0; i < 2; i++) {
+		struct auth_throttle_ticket p;
+
+		assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1",
+				 "ann@x.org", now, &sh, &d, &p),
+				 AUTH_THROTTLE_ADMIT);
+		auth_throttle_settle(t, &p, now, AUTH_THROTTLE_FAILED);
+	}
+	/* the read came before those two verdicts: the larger count (ours,
+	 * 2) holds, whatever the read says */
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_NO_VERDICT);
+	sh.failures[2] = 0;
+	sh.since = 0;
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_NO_VERDICT);
+	attempt(t, "1.1.1.1", "ann@x.org", now, AUTH_THROTTLE_FAILED);
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_REFUSE);
+	/* a read after them that says 0 (a success on another node
+	 * cleared the pair) is the truth */
+	sh.since = auth_throttle_settled(t);
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_NO_VERDICT);
+	assert_int_equal(peek(t, "1.1.1.1", "ann@x.org", now, &d),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_free(t);
+	/* the shared keys are the same in every process, and per attempt */
+	auth_throttle_shared_keys("2001:db8:1:2::a", "ann@x.org", k1);
+	auth_throttle_shared_keys("2001:db8:1:2:ffff::b", "ann@x.org", k2);
+	assert_memory_equal(k1, k2, sizeof(k1));
+	auth_throttle_shared_keys("2001:db8:1:3::a", "ann@x.org", k2);
+	assert_memory_not_equal(k1[0], k2[0], 16);
+	assert_memory_equal(k1[1], k2[1], 16);
+	assert_memory_not_equal(k1[2], k2[2], 16);
+}
+
 static void test_throttle_account_hard(void **state)
 {
 	struct auth_throttle_cfg c = tcfg;
@@ -1035,6 +1100,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_in_flight),
 		cmocka_unit_test(test_throttle_ipv6_by_64),
 		cmocka_unit_test(test_throttle_account_hard),
+		cmocka_unit_test(test_throttle_shared),
 		cmocka_unit_test(test_cache),
 	};
 	const struct CMUnitTest flow[] = {
