@@ -4,6 +4,7 @@
  * and returns non-zero to refuse) and its proceed function. EHLO's extension
  * list is computed from the same flags the checks use, so what is advertised
  * is what is accepted. Every reply carries an enhanced status code. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -233,18 +234,83 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 	return 0;
 }
 
-static int smtp__sender_allowed(struct smtp_session *s, const char *from)
+/* The store lookups of MAIL and RCPT: inline on LMDB (mmap reads); on
+ * PostgreSQL on the store's read lane, the session paused meanwhile
+ * (pipelined commands wait in the input, so replies stay in order, as
+ * while AUTH waits for the auth pool) and answered when the result comes
+ * back on the loop (smtp__looked_up). */
+static int smtp__lookup(struct smtp_session *s, store_read_fn fn, void *arg,
+			store_read_arrived arrived)
 {
-	struct store_read *r;
-	int e;
+	int e = store_read_post(smtp_store, STORE_LANE_ANY, fn, arg,
+				io_conn_worker(s->io), s->id, arrived);
 
-	if (strcmp(from, s->account.address) == 0)
-		return 0;
-	if (store_read_begin(smtp_store, &r))
-		return -EAGAIN;
-	e = store_sender_allowed(r, s->account.id, from);
-	store_read_end(r);
+	if (e == 0)
+		io_conn_pause(s->io);
 	return e;
+}
+
+/* The session a lookup's answer is for, or NULL (gone or closing). */
+static struct smtp_session *smtp__looked_up(void *sess)
+{
+	struct smtp_session *s = sess;
+
+	return s && !io_conn_closing(s->io) ? s : NULL;
+}
+
+struct mail_look {
+	uint64_t account_id;
+	char from[STORE_ADDR_MAX + 1];
+	struct smtp_mail_params mp;
+};
+
+static int smtp__sender_read(struct store_read *r, void *arg)
+{
+	struct mail_look *ml = arg;
+
+	return store_sender_allowed(r, ml->account_id, ml->from);
+}
+
+/* MAIL after the sender check (e: 0 allowed, -PST_ENOTFOUND not, else a
+ * store error). */
+static void smtp__mail_found(struct smtp_session *s, const struct mail_look *ml,
+			     int e)
+{
+	if (!(s->flags & SMTP_F_LMTP)) {
+		if (e && e != -PST_ENOTFOUND) {
+			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
+			return;
+		}
+		if (e) {
+			log_event(LOGL_INFO, s->id, "sender_refused",
+				  "user=%s from=%s", s->account.address,
+				  ml->from);
+			smtp_reply(s->io, 553, "5.7.1", "Sender address not allowed "
+				   "for this account");
+			return;
+		}
+		if (smtp_rate_check_message(s))
+			return;
+	}
+	strcpy(s->txn.mail_from, ml->from);
+	s->txn.smtputf8 = ml->mp.smtputf8;
+	s->txn.requiretls = ml->mp.requiretls;
+	s->txn.size = ml->mp.size;
+	s->txn.dsn_ret = ml->mp.ret;
+	strcpy(s->txn.dsn_envid, ml->mp.envid);
+	s->state = SMTP_MAIL;
+	smtp_reply(s->io, 250, "2.1.0", "Ok");
+}
+
+static void smtp__mail_arrived(void *sess, void *arg, int result)
+{
+	struct smtp_session *s = smtp__looked_up(sess);
+
+	if (s) {
+		smtp__mail_found(s, arg, result);
+		io_conn_resume(s->io);
+	}
+	free(arg);
 }
 
 /* MAIL's parameters decide whether its path may be UTF-8, so they are
@@ -297,41 +363,38 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 
 static void smtp__mail(struct smtp_session *s, char *args)
 {
-	char from[STORE_ADDR_MAX + 1];
-	struct smtp_mail_params mp;
+	struct mail_look ml, *heap;
+	struct store_read *r;
 	bool lmtp = s->flags & SMTP_F_LMTP;
-	int e;
+	int e = 0;
 
-	if (smtp__mail_params(s, args, &mp))
+	if (smtp__mail_params(s, args, &ml.mp))
 		return;
-	if (!smtp__path(s, args, "FROM:", from, lmtp, mp.smtputf8)) {
+	if (!smtp__path(s, args, "FROM:", ml.from, lmtp, ml.mp.smtputf8)) {
 		smtp_cmd_error(s);
 		return;
 	}
-	if (!lmtp) {
-		e = smtp__sender_allowed(s, from);
-		if (e == -EAGAIN) {
-			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
-			return;
-		}
-		if (e) {
-			log_event(LOGL_INFO, s->id, "sender_refused",
-				  "user=%s from=%s", s->account.address, from);
-			smtp_reply(s->io, 553, "5.7.1", "Sender address not allowed "
-				   "for this account");
-			return;
-		}
-		if (smtp_rate_check_message(s))
-			return;
+	ml.account_id = s->account.id;
+	/* The account's own address needs no lookup; LMTP none at all. */
+	if (lmtp || strcmp(ml.from, s->account.address) == 0) {
+		smtp__mail_found(s, &ml, 0);
+		return;
 	}
-	strcpy(s->txn.mail_from, from);
-	s->txn.smtputf8 = mp.smtputf8;
-	s->txn.requiretls = mp.requiretls;
-	s->txn.size = mp.size;
-	s->txn.dsn_ret = mp.ret;
-	strcpy(s->txn.dsn_envid, mp.envid);
-	s->state = SMTP_MAIL;
-	smtp_reply(s->io, 250, "2.1.0", "Ok");
+	if (!store_reads_on_lane(smtp_store)) {
+		if (!(e = store_read_begin(smtp_store, &r))) {
+			e = smtp__sender_read(r, &ml);
+			store_read_end(r);
+		}
+		smtp__mail_found(s, &ml, e);
+		return;
+	}
+	if (!(heap = malloc(sizeof(*heap))))
+		e = -ENOMEM;
+	else if (*heap = ml, (e = smtp__lookup(s, smtp__sender_read, heap,
+					       smtp__mail_arrived)))
+		free(heap);
+	if (e)
+		smtp__mail_found(s, &ml, e);
 }
 
 static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
@@ -343,57 +406,42 @@ static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
 	return n;
 }
 
-static void smtp__rcpt(struct smtp_session *s, char *args)
-{
-	char to[STORE_ADDR_MAX + 1], *params;
-	struct smtp_rcpt_params rp = { 0 };
+struct rcpt_look {
+	char to[STORE_ADDR_MAX + 1];
+	struct smtp_rcpt_params rp;
 	struct store_account a;
 	struct store_domain d;
-	struct store_read *r;
+	int de, ae;
+};
+
+static int smtp__rcpt_read(struct store_read *r, void *arg)
+{
+	struct rcpt_look *rl = arg;
+
+	rl->de = store_domain_get(r, strrchr(rl->to, '@') + 1, &rl->d);
+	rl->ae = rl->de == 0 ? store_account_get(r, rl->to, &rl->a)
+			     : -PST_ENOTFOUND;
+	return 0;
+}
+
+/* RCPT after its lookups (e: the read's own failure). */
+static void smtp__rcpt_found(struct smtp_session *s, struct rcpt_look *rl,
+			     int e)
+{
+	const char *to = rl->to;
 	uint64_t account_id = 0;
 	bool full = false;
-	const char *bad;
-	int e, de, ae;
+	int de = rl->de, ae = rl->ae;
 
-	params = smtp__path(s, args, "TO:", to, false, s->txn.smtputf8);
-	if (!params) {
-		smtp_cmd_error(s);
-		return;
-	}
-	if (*params && !(s->flags & SMTP_F_EHLO)) {
-		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
-		return;
-	}
-	if (*params) {
-		switch (smtp_parse_rcpt_params(params, &rp, &bad)) {
-		case SMTP_PARSE_OK:
-			break;
-		case SMTP_PARSE_UNKNOWN_PARAM:
-			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
-				   "%.40s", bad);
-			return;
-		default:
-			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
-			return;
-		}
-	}
-	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
-		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
-			   (unsigned long long)s->cfg->limits.recipients_max);
-		return;
-	}
-	if ((e = store_read_begin(smtp_store, &r))) {
+	if (e) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
 	}
-	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
-	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
-	store_read_end(r);
 	/* A mailbox full already, or too full for the SIZE MAIL declared, is
 	 * refused for this recipient alone (RFC 1870 6.1, RFC 3463 5.2.2);
 	 * the final check is at the end of the data, in the commit. */
 	if (de == 0 && ae == 0)
-		full = store_quota_exceeded(&a, &d, s->txn.size);
+		full = store_quota_exceeded(&rl->a, &rl->d, s->txn.size);
 	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
@@ -405,13 +453,13 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	}
 	if (full) {
 		log_event(LOGL_INFO, s->id, "over_quota", "rcpt=%s usage=%llu "
-			  "size=%llu", to, (unsigned long long)a.usage,
+			  "size=%llu", to, (unsigned long long)rl->a.usage,
 			  (unsigned long long)s->txn.size);
 		smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", to);
 		return;
 	}
 	if (de == 0) {
-		account_id = a.id;
+		account_id = rl->a.id;
 	} else if (s->flags & SMTP_F_LMTP) {
 		smtp_reply(s->io, 550, "5.1.2", "<%s>: Not a local domain", to);
 		return;
@@ -444,10 +492,73 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	s->txn.rcpts = nr;
 	strcpy(s->txn.rcpts[s->txn.nrcpts].addr, to);
 	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
-	s->txn.rcpts[s->txn.nrcpts].dsn = rp;
+	s->txn.rcpts[s->txn.nrcpts].dsn = rl->rp;
 	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
 	smtp_reply(s->io, 250, "2.1.5", "Ok");
+}
+
+static void smtp__rcpt_arrived(void *sess, void *arg, int result)
+{
+	struct smtp_session *s = smtp__looked_up(sess);
+
+	if (s) {
+		smtp__rcpt_found(s, arg, result);
+		io_conn_resume(s->io);
+	}
+	free(arg);
+}
+
+static void smtp__rcpt(struct smtp_session *s, char *args)
+{
+	char *params;
+	struct rcpt_look rl = { .rp = { 0 } }, *heap;
+	struct store_read *r;
+	const char *bad;
+	int e;
+
+	params = smtp__path(s, args, "TO:", rl.to, false, s->txn.smtputf8);
+	if (!params) {
+		smtp_cmd_error(s);
+		return;
+	}
+	if (*params && !(s->flags & SMTP_F_EHLO)) {
+		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
+		return;
+	}
+	if (*params) {
+		switch (smtp_parse_rcpt_params(params, &rl.rp, &bad)) {
+		case SMTP_PARSE_OK:
+			break;
+		case SMTP_PARSE_UNKNOWN_PARAM:
+			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+				   "%.40s", bad);
+			return;
+		default:
+			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
+			return;
+		}
+	}
+	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
+		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
+			   (unsigned long long)s->cfg->limits.recipients_max);
+		return;
+	}
+	if (!store_reads_on_lane(smtp_store)) {
+		if (!(e = store_read_begin(smtp_store, &r))) {
+			smtp__rcpt_read(r, &rl);
+			store_read_end(r);
+		}
+		smtp__rcpt_found(s, &rl, e);
+		return;
+	}
+	if (!(heap = malloc(sizeof(*heap))))
+		e = -ENOMEM;
+	else if (*heap = rl, (e = smtp__lookup(s, smtp__rcpt_read, heap,
+					       smtp__rcpt_arrived)))
+		free(heap);
+	if (e)
+		smtp__rcpt_found(s, &rl, e);
 }
 
 static void smtp__data(struct smtp_session *s, char *args)
