@@ -5,6 +5,7 @@
  * list is computed from the same flags the checks use, so what is advertised
  * is what is accepted. Every reply carries an enhanced status code. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -234,28 +235,69 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 	return 0;
 }
 
-/* The store lookups of MAIL and RCPT: inline on LMDB (mmap reads); on
- * PostgreSQL on the store's read lane, the session paused meanwhile
- * (pipelined commands wait in the input, so replies stay in order, as
- * while AUTH waits for the auth pool) and answered when the result comes
- * back on the loop (smtp__looked_up). */
-static int smtp__lookup(struct smtp_session *s, store_read_fn fn, void *arg,
-			store_read_arrived arrived)
-{
-	int e = store_read_post(smtp_store, STORE_LANE_ANY, fn, arg,
-				io_conn_worker(s->io), s->id, arrived);
+/* The store lookups of MAIL and RCPT: fn(read handle, req) and then
+ * found(session, req, result). Inline on LMDB (mmap reads, as ever). On
+ * PostgreSQL fn runs on the store's read lane with a copy of req, the
+ * session paused meanwhile (pipelined commands wait in the input, so
+ * replies stay in order, as while AUTH waits for the auth pool), and
+ * found runs when the answer is back on the loop, if the session is. */
+typedef void (*smtp_found_fn)(struct smtp_session *s, void *req, int e);
 
-	if (e == 0)
-		io_conn_pause(s->io);
-	return e;
+struct smtp_lookup {
+	store_read_fn fn;
+	smtp_found_fn found;
+	max_align_t req[];
+};
+
+static int smtp__lookup_read(struct store_read *r, void *arg)
+{
+	struct smtp_lookup *l = arg;
+
+	return l->fn(r, l->req);
 }
 
-/* The session a lookup's answer is for, or NULL (gone or closing). */
-static struct smtp_session *smtp__looked_up(void *sess)
+static void smtp__lookup_arrived(void *sess, void *arg, int result)
 {
 	struct smtp_session *s = sess;
+	struct smtp_lookup *l = arg;
 
-	return s && !io_conn_closing(s->io) ? s : NULL;
+	if (s && !io_conn_closing(s->io)) {
+		l->found(s, l->req, result);
+		io_conn_resume(s->io);
+	}
+	free(l);
+}
+
+static void smtp__lookup(struct smtp_session *s, store_read_fn fn,
+			 smtp_found_fn found, void *req, size_t size)
+{
+	struct smtp_lookup *l;
+	struct store_read *r;
+	int e;
+
+	if (!store_reads_on_lane(smtp_store)) {
+		if (!(e = store_read_begin(smtp_store, &r))) {
+			e = fn(r, req);
+			store_read_end(r);
+		}
+		found(s, req, e);
+		return;
+	}
+	if (!(l = malloc(sizeof(*l) + size))) {
+		found(s, req, -ENOMEM);
+		return;
+	}
+	l->fn = fn;
+	l->found = found;
+	memcpy(l->req, req, size);
+	e = store_read_post(smtp_store, STORE_LANE_ANY, smtp__lookup_read, l,
+			    io_conn_worker(s->io), s->id, smtp__lookup_arrived);
+	if (e) {
+		free(l);
+		found(s, req, e);
+		return;
+	}
+	io_conn_pause(s->io);
 }
 
 struct mail_look {
@@ -273,9 +315,10 @@ static int smtp__sender_read(struct store_read *r, void *arg)
 
 /* MAIL after the sender check (e: 0 allowed, -PST_ENOTFOUND not, else a
  * store error). */
-static void smtp__mail_found(struct smtp_session *s, const struct mail_look *ml,
-			     int e)
+static void smtp__mail_found(struct smtp_session *s, void *req, int e)
 {
+	const struct mail_look *ml = req;
+
 	if (!(s->flags & SMTP_F_LMTP)) {
 		if (e && e != -PST_ENOTFOUND) {
 			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
@@ -300,17 +343,6 @@ static void smtp__mail_found(struct smtp_session *s, const struct mail_look *ml,
 	strcpy(s->txn.dsn_envid, ml->mp.envid);
 	s->state = SMTP_MAIL;
 	smtp_reply(s->io, 250, "2.1.0", "Ok");
-}
-
-static void smtp__mail_arrived(void *sess, void *arg, int result)
-{
-	struct smtp_session *s = smtp__looked_up(sess);
-
-	if (s) {
-		smtp__mail_found(s, arg, result);
-		io_conn_resume(s->io);
-	}
-	free(arg);
 }
 
 /* MAIL's parameters decide whether its path may be UTF-8, so they are
@@ -363,10 +395,8 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 
 static void smtp__mail(struct smtp_session *s, char *args)
 {
-	struct mail_look ml, *heap;
-	struct store_read *r;
+	struct mail_look ml;
 	bool lmtp = s->flags & SMTP_F_LMTP;
-	int e = 0;
 
 	if (smtp__mail_params(s, args, &ml.mp))
 		return;
@@ -376,25 +406,11 @@ static void smtp__mail(struct smtp_session *s, char *args)
 	}
 	ml.account_id = s->account.id;
 	/* The account's own address needs no lookup; LMTP none at all. */
-	if (lmtp || strcmp(ml.from, s->account.address) == 0) {
+	if (lmtp || strcmp(ml.from, s->account.address) == 0)
 		smtp__mail_found(s, &ml, 0);
-		return;
-	}
-	if (!store_reads_on_lane(smtp_store)) {
-		if (!(e = store_read_begin(smtp_store, &r))) {
-			e = smtp__sender_read(r, &ml);
-			store_read_end(r);
-		}
-		smtp__mail_found(s, &ml, e);
-		return;
-	}
-	if (!(heap = malloc(sizeof(*heap))))
-		e = -ENOMEM;
-	else if (*heap = ml, (e = smtp__lookup(s, smtp__sender_read, heap,
-					       smtp__mail_arrived)))
-		free(heap);
-	if (e)
-		smtp__mail_found(s, &ml, e);
+	else
+		smtp__lookup(s, smtp__sender_read, smtp__mail_found, &ml,
+			     sizeof(ml));
 }
 
 static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
@@ -425,9 +441,9 @@ static int smtp__rcpt_read(struct store_read *r, void *arg)
 }
 
 /* RCPT after its lookups (e: the read's own failure). */
-static void smtp__rcpt_found(struct smtp_session *s, struct rcpt_look *rl,
-			     int e)
+static void smtp__rcpt_found(struct smtp_session *s, void *req, int e)
 {
+	const struct rcpt_look *rl = req;
 	const char *to = rl->to;
 	uint64_t account_id = 0;
 	bool full = false;
@@ -498,24 +514,11 @@ static void smtp__rcpt_found(struct smtp_session *s, struct rcpt_look *rl,
 	smtp_reply(s->io, 250, "2.1.5", "Ok");
 }
 
-static void smtp__rcpt_arrived(void *sess, void *arg, int result)
-{
-	struct smtp_session *s = smtp__looked_up(sess);
-
-	if (s) {
-		smtp__rcpt_found(s, arg, result);
-		io_conn_resume(s->io);
-	}
-	free(arg);
-}
-
 static void smtp__rcpt(struct smtp_session *s, char *args)
 {
 	char *params;
-	struct rcpt_look rl = { .rp = { 0 } }, *heap;
-	struct store_read *r;
+	struct rcpt_look rl = { .rp = { 0 } };
 	const char *bad;
-	int e;
 
 	params = smtp__path(s, args, "TO:", rl.to, false, s->txn.smtputf8);
 	if (!params) {
@@ -544,21 +547,7 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 			   (unsigned long long)s->cfg->limits.recipients_max);
 		return;
 	}
-	if (!store_reads_on_lane(smtp_store)) {
-		if (!(e = store_read_begin(smtp_store, &r))) {
-			smtp__rcpt_read(r, &rl);
-			store_read_end(r);
-		}
-		smtp__rcpt_found(s, &rl, e);
-		return;
-	}
-	if (!(heap = malloc(sizeof(*heap))))
-		e = -ENOMEM;
-	else if (*heap = rl, (e = smtp__lookup(s, smtp__rcpt_read, heap,
-					       smtp__rcpt_arrived)))
-		free(heap);
-	if (e)
-		smtp__rcpt_found(s, &rl, e);
+	smtp__lookup(s, smtp__rcpt_read, smtp__rcpt_found, &rl, sizeof(rl));
 }
 
 static void smtp__data(struct smtp_session *s, char *args)
