@@ -81,7 +81,7 @@ static void pop3__table_unlock(uint64_t account_id)
 
 /* Then the store's lease, for pop3d on other machines sharing a PostgreSQL
  * store (nothing on LMDB), outside lock_mu as it is a query: on the read
- * lane's thread pinned to the account (pop3__lease_job), or inline on
+ * lane's thread pinned to the account (pop3__open_job), or inline on
  * LMDB. A refused or failed lease: the caller gives the table entry back
  * on the loop, if its session still holds it (one that ended meanwhile
  * gave it back already, and a later session may hold it now). */

@@ -34,15 +34,22 @@ struct lane_q {
 	struct lane_job *head, *tail;
 };
 
+/* One lane thread: its pinned jobs, and a condition of its own, so that a
+ * job wakes the one thread that will run it (no herd). */
+struct lane_thr {
+	pthread_t tid;
+	pthread_cond_t cv;
+	bool idle;                      /* waiting on cv */
+	struct lane_q pinned;
+};
+
 struct store_lane {
 	struct store *st;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_mutex_t mu;             /* everything below */
 	bool stop;
 	unsigned n, queue_max, queued;  /* queued: unpinned jobs waiting */
 	struct lane_q any;
-	struct lane_q *pinned;          /* n */
-	pthread_t *threads;             /* n */
+	struct lane_thr *thr;           /* n */
 	unsigned started;
 };
 
@@ -99,19 +106,21 @@ static void *store_lane__thread(void *arg)
 {
 	struct lane_self *self = arg;
 	struct store_lane *l = self->l;
-	unsigned i = self->i;
+	struct lane_thr *t = &l->thr[self->i];
 
 	free(self);
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		struct lane_job *j = store_lane__pop(&l->pinned[i]);
+		struct lane_job *j = store_lane__pop(&t->pinned);
 
 		if (!j && (j = store_lane__pop(&l->any)))
 			l->queued--;
 		if (!j) {
 			if (l->stop)
 				break;
-			pthread_cond_wait(&l->cv, &l->mu);
+			t->idle = true;
+			pthread_cond_wait(&t->cv, &l->mu);
+			t->idle = false;
 			continue;
 		}
 		pthread_mutex_unlock(&l->mu);
@@ -122,6 +131,15 @@ static void *store_lane__thread(void *arg)
 	return NULL;
 }
 
+static void store_lane__free(struct store_lane *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		pthread_cond_destroy(&l->thr[i].cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l->thr);
+	free(l);
+}
+
 int store_lane_start(struct store *st, unsigned threads, unsigned queue_max)
 {
 	struct store_lane *l;
@@ -130,10 +148,7 @@ int store_lane_start(struct store *st, unsigned threads, unsigned queue_max)
 	if (!STORE_ON_PG(st))
 		return 0;
 	if (!(l = calloc(1, sizeof(*l))) ||
-	    !(l->pinned = calloc(threads, sizeof(*l->pinned))) ||
-	    !(l->threads = calloc(threads, sizeof(*l->threads)))) {
-		if (l)
-			free(l->pinned);
+	    !(l->thr = calloc(threads, sizeof(*l->thr)))) {
 		free(l);
 		return -ENOMEM;
 	}
@@ -141,14 +156,15 @@ int store_lane_start(struct store *st, unsigned threads, unsigned queue_max)
 	l->n = threads;
 	l->queue_max = queue_max;
 	pthread_mutex_init(&l->mu, NULL);
-	pthread_cond_init(&l->cv, NULL);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_cond_init(&l->thr[i].cv, NULL);
 	st->lane = l;
 	for (; l->started < threads; l->started++) {
 		struct lane_self *self = malloc(sizeof(*self));
 
 		if (self) {
 			*self = (struct lane_self){ l, l->started };
-			if (pthread_create(&l->threads[l->started], NULL,
+			if (pthread_create(&l->thr[l->started].tid, NULL,
 					   store_lane__thread, self) == 0)
 				continue;
 			free(self);
@@ -167,22 +183,19 @@ void store_lane_stop(struct store *st)
 	if (!(l = st->lane))
 		return;
 	pthread_mutex_lock(&l->mu);
-	l->stop = true;
-	pthread_cond_broadcast(&l->cv);
+	l->stop = true;   /* each runs what is queued, then ends */
+	for (unsigned i = 0; i < l->started; i++)
+		pthread_cond_signal(&l->thr[i].cv);
 	pthread_mutex_unlock(&l->mu);
 	for (unsigned i = 0; i < l->started; i++)
-		pthread_join(l->threads[i], NULL);
+		pthread_join(l->thr[i].tid, NULL);
 	/* Jobs pinned to a thread that never started: nothing else runs
 	 * them (a failed start only). */
 	for (unsigned i = l->started; i < l->n; i++)
-		for (struct lane_job *j; (j = store_lane__pop(&l->pinned[i]));)
+		for (struct lane_job *j; (j = store_lane__pop(&l->thr[i].pinned));)
 			store_lane__finish(j, -ESHUTDOWN);
 	st->lane = NULL;
-	pthread_cond_destroy(&l->cv);
-	pthread_mutex_destroy(&l->mu);
-	free(l->threads);
-	free(l->pinned);
-	free(l);
+	store_lane__free(l);
 }
 
 bool store_reads_on_lane(const struct store *st)
@@ -209,15 +222,27 @@ static int store_lane__queue(struct store *st, uint64_t pin,
 	if (l->stop) {
 		e = -ESHUTDOWN;
 	} else if (pin != STORE_LANE_ANY) {
-		store_lane__push(&l->pinned[pin % l->n], j);
-		/* Only its thread may take it: wake them all. */
-		pthread_cond_broadcast(&l->cv);
+		struct lane_thr *t = &l->thr[pin % l->n];
+
+		store_lane__push(&t->pinned, j);
+		if (t->idle) {
+			t->idle = false;
+			pthread_cond_signal(&t->cv);
+		}
 	} else if (l->queued >= l->queue_max) {
 		e = -EAGAIN;
 	} else {
 		store_lane__push(&l->any, j);
 		l->queued++;
-		pthread_cond_signal(&l->cv);
+		/* One idle thread, marked busy so that the next job wakes
+		 * another; none idle: a busy one takes it when it is done. */
+		for (unsigned i = 0; i < l->n; i++) {
+			if (l->thr[i].idle) {
+				l->thr[i].idle = false;
+				pthread_cond_signal(&l->thr[i].cv);
+				break;
+			}
+		}
 	}
 	pthread_mutex_unlock(&l->mu);
 	return e;
