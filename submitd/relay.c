@@ -475,8 +475,10 @@ static void relay__claimed(void *sess, struct io_post *p)
 	if (c->result) {
 		log_event(LOGL_ERR, 0, "relay_claim_failed", "error=\"%s\"",
 			  pst_strerror(c->result));
-	} else if (c->n) {
-		log_event(LOGL_INFO, 0, "relay_claimed", "n=%zu", c->n);
+	} else {
+		/* debug when nothing was taken: every queue_poll, per node */
+		log_event(c->n ? LOGL_INFO : LOGL_DEBUG, 0, "relay_claimed",
+			  "n=%zu", c->n);
 	}
 	while (!c->result && relay.handles && !relay.draining && c->msgs) {
 		struct relay_msg *m = c->msgs;
