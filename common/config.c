@@ -52,6 +52,15 @@ static const struct cfg_key cfg_keys[] = {
 	{ "store", "dsn", CFG_STR, F(store.dsn), "", 0, 0, NULL,
 	  "With backend = postgresql: the libpq connection string\n"
 	  "(\"host=/run/postgresql dbname=postern\" or postgresql://...)." },
+	{ "store", "pg_read_threads", CFG_UINT, F(store.pg_read_threads), "4", 1,
+	  64, NULL,
+	  "With backend = postgresql: threads (each its own connection) that\n"
+	  "run the daemons' reads, so that a slow query never stalls the\n"
+	  "sessions of an event loop. LMDB reads stay on the loops." },
+	{ "store", "pg_read_queue", CFG_UINT, F(store.pg_read_queue), "1024", 1,
+	  100000, NULL,
+	  "Reads waiting for a pg_read_threads thread before new ones get a\n"
+	  "temporary failure." },
 	{ "store", "spam_header", CFG_STR, F(store.spam_header),
 	  "X-Spam-Flag: YES", 0, 0, NULL,
 	  "A delivered message with this header (from the MTA's filter) is\n"

@@ -85,6 +85,7 @@ struct postern_config {
 		char spam_header[256];
 		unsigned backend;       /* enum cfg_store_backend */
 		char dsn[1024];
+		uint64_t pg_read_threads, pg_read_queue;
 	} store;
 	struct {
 		struct cfg_strlist cert, key;

@@ -18,6 +18,7 @@
  * started with) and new logins. */
 static const char *const pop3d__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "pop3d.workers", "pop3d.user",
+	"store.pg_read_threads", "store.pg_read_queue",
 	"auth.workers", "auth.queue_max", "pop3d.listen_tls_proxy_protocol",
 	"pop3d.listen_plain_proxy_protocol", "metrics.pop3d_listen",
 	"metrics.connections_max", "metrics.request_timeout", NULL,
@@ -64,6 +65,9 @@ static int pop3d__init(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 	if ((r = server_lock_file(lock, err)))
 		return r;
 	if ((r = store_writer_start(pop3d.store)) ||
+	    (r = store_lane_start(pop3d.store,
+				  (unsigned)cfg->store.pg_read_threads,
+				  (unsigned)cfg->store.pg_read_queue)) ||
 	    (r = auth_ctx_new(cfg, pop3d.store, &pop3d.auth)) ||
 	    (r = auth_pool_new(pop3d.auth, (unsigned)cfg->auth.workers,
 			       (unsigned)cfg->auth.queue_max, &pop3d.pool))) {

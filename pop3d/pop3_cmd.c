@@ -271,13 +271,7 @@ static void pop3__retr(struct pop3_session *s, char *args)
 
 	if (pop3__msgno(s, args, &idx))
 		return;
-	if (pop3_retr_prepare(s, idx)) {
-		pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer "
-			       "available", idx + 1);
-		return;
-	}
-	pop3_reply_ok(s->io, "%llu octets", (unsigned long long)s->msgs[idx].size);
-	pop3_retr_start(s, idx, false, 0);
+	pop3_retr_begin(s, idx, false, 0);
 }
 
 static void pop3__top(struct pop3_session *s, char *args)
@@ -300,13 +294,7 @@ static void pop3__top(struct pop3_session *s, char *args)
 	}
 	if (pop3__msg_index(s, n, &idx))
 		return;
-	if (pop3_retr_prepare(s, idx)) {
-		pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer "
-			       "available", idx + 1);
-		return;
-	}
-	pop3_reply_ok(s->io, "Top of message follows");
-	pop3_retr_start(s, idx, true, lines);
+	pop3_retr_begin(s, idx, true, lines);
 }
 
 static void pop3__dele(struct pop3_session *s, char *args)

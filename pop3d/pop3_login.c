@@ -7,6 +7,7 @@
  * with [SYS/PERM]), the mailbox lock ([IN-USE]) and LOGIN-DELAY; then the
  * snapshot is taken and the session enters TRANSACTION. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -50,37 +51,34 @@ static void pop3__login_fail(struct pop3_session *s, enum auth_result r)
 	io_conn_resume(s->io);
 }
 
-static bool pop3__domain_allowed(const struct store_account *a, int *err)
-{
-	struct store_domain d;
-	struct store_read *r;
-	const char *at = strrchr(a->address, '@');
+/* The domain's POP access: inline on LMDB, on the read lane on
+ * PostgreSQL (dom_job, answered by pop3__login_domain). */
+struct dom_job {
+	char domain[STORE_DOMAIN_MAX + 1];
+	bool allowed;
+};
 
-	*err = store_read_begin(pop3d.store, &r);
-	if (*err)
-		return false;
-	*err = store_domain_get(r, at + 1, &d);
-	store_read_end(r);
-	return *err == 0 && d.pop_allowed;
+static int pop3__dom_read(struct store_read *r, void *arg)
+{
+	struct dom_job *dj = arg;
+	struct store_domain d;
+	int e = store_domain_get(r, dj->domain, &d);
+
+	dj->allowed = e == 0 && d.pop_allowed;
+	return e;
 }
 
-static void pop3__login_ok(struct pop3_session *s,
-			   const struct auth_outcome *o)
+static void pop3__login_domain(struct pop3_session *s, bool allowed, int e)
 {
 	char q[STORE_ADDR_MAX * 4 + 8];
-	uint64_t wait_s = 0;
-	int e;
-	bool allowed;
 
-	s->account = o->account;
-	allowed = pop3__domain_allowed(&s->account, &e);
 	if (e) {
-		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
+		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, &s->login);
 		pop3__login_fail(s, AUTH_TEMPFAIL);
 		return;
 	}
 	if (!allowed || s->account.pop.access == STORE_POP_OFF) {
-		auth_count_login(MV_LOGIN_RESULT_POP_DISABLED, o);
+		auth_count_login(MV_LOGIN_RESULT_POP_DISABLED, &s->login);
 		log_event(LOGL_INFO, s->id, "login_refused", "user=%s peer=%s "
 			  "reason=\"POP disabled for the %s\"",
 			  log_quote(q, sizeof(q), s->account.address,
@@ -92,16 +90,33 @@ static void pop3__login_ok(struct pop3_session *s,
 		io_conn_resume(s->io);
 		return;
 	}
-	e = pop3_maildrop_lock(s->account.id, s->cfg->pop3d.login_delay,
-			       &wait_s);
-	if (e == -PST_EBUSY || e == -EAGAIN) {
+	pop3_maildrop_open(s);   /* answers in pop3_login_opened */
+}
+
+static void pop3__dom_arrived(void *sess, void *arg, int result)
+{
+	struct pop3_session *s = sess;
+	struct dom_job *dj = arg;
+
+	if (s && !io_conn_closing(s->io))
+		pop3__login_domain(s, dj->allowed, result);
+	free(dj);
+}
+
+void pop3_login_opened(struct pop3_session *s, int lock_e, int snap_e,
+		       uint64_t wait_s)
+{
+	const struct auth_outcome *o = &s->login;
+	char q[STORE_ADDR_MAX * 4 + 8];
+
+	if (lock_e) {
 		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
 		log_event(LOGL_INFO, s->id, "login_refused", "user=%s peer=%s "
 			  "reason=\"%s\"", log_quote(q, sizeof(q),
 			  s->account.address, strlen(s->account.address)),
-			  io_conn_peer(s->io), e == -PST_EBUSY ? "mailbox in use"
-			  : "login delay");
-		if (e == -PST_EBUSY)
+			  io_conn_peer(s->io), lock_e == -PST_EBUSY ?
+			  "mailbox in use" : "login delay");
+		if (lock_e == -PST_EBUSY)
 			pop3_reply_err(s->io, "[IN-USE] Mailbox is in use by another "
 				       "session");
 		else
@@ -112,11 +127,10 @@ static void pop3__login_ok(struct pop3_session *s,
 		io_conn_resume(s->io);
 		return;
 	}
-	s->locked = true;
-	if ((e = pop3_maildrop_snapshot(s, allowed))) {
+	if (snap_e) {
 		auth_count_login(MV_LOGIN_RESULT_UNAVAILABLE, o);
 		log_event(LOGL_ERR, s->id, "snapshot_failed", "error=\"%s\"",
-			  pst_strerror(e));
+			  pst_strerror(snap_e));
 		pop3_reply_err(s->io, "[SYS/TEMP] Cannot open the mailbox; try "
 			       "again later");
 		pop3_session_end(s);
@@ -135,6 +149,38 @@ static void pop3__login_ok(struct pop3_session *s,
 	pop3_reply_ok(s->io, "Logged in, %u messages (%llu octets)", s->nmsgs,
 		      (unsigned long long)s->total_size);
 	io_conn_resume(s->io);
+}
+
+static void pop3__login_ok(struct pop3_session *s,
+			   const struct auth_outcome *o)
+{
+	const char *at = strrchr(o->account.address, '@');
+	struct store_domain d;
+	struct store_read *r;
+	struct dom_job *dj;
+	int e;
+
+	s->login = *o;
+	s->account = o->account;
+	if (!store_reads_on_lane(pop3d.store)) {
+		if (!(e = store_read_begin(pop3d.store, &r))) {
+			e = store_domain_get(r, at + 1, &d);
+			store_read_end(r);
+		}
+		pop3__login_domain(s, e == 0 && d.pop_allowed, e);
+		return;
+	}
+	if (!(dj = calloc(1, sizeof(*dj)))) {
+		pop3__login_domain(s, false, -ENOMEM);
+		return;
+	}
+	snprintf(dj->domain, sizeof(dj->domain), "%s", at + 1);
+	e = store_read_post(pop3d.store, STORE_LANE_ANY, pop3__dom_read, dj,
+			    io_conn_worker(s->io), s->id, pop3__dom_arrived);
+	if (e) {
+		free(dj);
+		pop3__login_domain(s, false, e);
+	}
 }
 
 static void pop3__auth_result(void *sess, const struct auth_outcome *o)

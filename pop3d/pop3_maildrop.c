@@ -5,6 +5,8 @@
  * dropped connection). A recent: session lists what the account received in
  * the last recent_days wherever it was filed, and its QUIT changes nothing. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "pop3d/pop3_login.h"
 #include "pop3d/pop3_maildrop.h"
 #include "pop3d/pop3_reply.h"
 #include "pop3d/pop3_session.h"
@@ -32,8 +35,8 @@ struct mlock {
 static pthread_mutex_t lock_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct mlock *locks[LOCK_BUCKETS];
 
-int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
-		       uint64_t *wait_s)
+static int pop3__table_lock(uint64_t account_id, uint64_t login_delay_ms,
+			    uint64_t *wait_s)
 {
 	struct mlock *l;
 	uint64_t now = auth_now_ms();
@@ -64,13 +67,29 @@ int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
 		l->last_login_ms = now;
 	}
 	pthread_mutex_unlock(&lock_mu);
-	/* Then the store's lease, for pop3d on other machines sharing a
-	 * PostgreSQL store (nothing on LMDB); outside lock_mu, as it may be
-	 * a query. Taken and given back on this loop's thread. */
-	if (r == 0 && (r = store_lease_take(pop3d.store, account_id))) {
-		pthread_mutex_lock(&lock_mu);
-		l->locked = false;
-		pthread_mutex_unlock(&lock_mu);
+	return r;
+}
+
+static void pop3__table_unlock(uint64_t account_id)
+{
+	pthread_mutex_lock(&lock_mu);
+	for (struct mlock *l = locks[account_id % LOCK_BUCKETS]; l; l = l->next)
+		if (l->account_id == account_id)
+			l->locked = false;
+	pthread_mutex_unlock(&lock_mu);
+}
+
+/* Then the store's lease, for pop3d on other machines sharing a PostgreSQL
+ * store (nothing on LMDB), outside lock_mu as it is a query: on the read
+ * lane's thread pinned to the account (pop3__lease_job), or inline on
+ * LMDB. A refused or failed lease: the caller gives the table entry back
+ * on the loop, if its session still holds it (one that ended meanwhile
+ * gave it back already, and a later session may hold it now). */
+static int pop3__lease_take(struct store *st, uint64_t account_id)
+{
+	int r = store_lease_take(st, account_id);
+
+	if (r) {
 		if (r != -PST_EBUSY)
 			log_event(LOGL_ERR, 0, "lease_failed", "account=%llu "
 				  "error=\"%s\"", (unsigned long long)account_id,
@@ -80,14 +99,47 @@ int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
 	return r;
 }
 
+static int pop3__lease_release_job(struct store_read *r, void *arg)
+{
+	store_lease_release(store_read_store(r), *(uint64_t *)arg);
+	return 0;
+}
+
+static void pop3__lease_released(void *arg, int result)
+{
+	(void)result;
+	free(arg);
+}
+
+/* The lease back, on the thread (connection) that took it: queued after
+ * the take on the account's pinned lane thread, so it runs after it even
+ * when the session ends while the take is under way. */
+static void pop3__lease_release(uint64_t account_id)
+{
+	uint64_t *id;
+
+	if (!store_reads_on_lane(pop3d.store)) {
+		store_lease_release(pop3d.store, account_id);
+		return;
+	}
+	if ((id = malloc(sizeof(*id)))) {
+		*id = account_id;
+		if (store_read_async(pop3d.store, account_id,
+				     pop3__lease_release_job, id,
+				     pop3__lease_released) == 0)
+			return;
+		free(id);
+	}
+	/* Only without memory or lane (shutdown): the connection's end,
+	 * with the process, releases it. */
+	log_event(LOGL_ERR, 0, "lease_release_failed", "account=%llu",
+		  (unsigned long long)account_id);
+}
+
 void pop3_maildrop_unlock(uint64_t account_id)
 {
-	pthread_mutex_lock(&lock_mu);
-	for (struct mlock *l = locks[account_id % LOCK_BUCKETS]; l; l = l->next)
-		if (l->account_id == account_id)
-			l->locked = false;
-	pthread_mutex_unlock(&lock_mu);
-	store_lease_release(pop3d.store, account_id);
+	pop3__table_unlock(account_id);
+	pop3__lease_release(account_id);
 }
 
 /* The session gives up the mailbox before it writes QUIT's reply: a
@@ -105,17 +157,19 @@ static void pop3__release(struct pop3_session *s)
 
 /* ---- the snapshot ---- */
 
+/* What the listing needs and what it found: no session pointer, as it is
+ * filled on a lane thread on PostgreSQL; moved into the session after. */
 struct snap {
-	struct pop3_session *s;
-	uint32_t cap, limit;
-	uint64_t since_uid, recent_after;
+	uint64_t account_id;
+	uint32_t cap, limit, n;
+	uint64_t since_uid, recent_after, total, records;
 	bool folders[STORE_FOLDER_N], recent, add_blank;
+	struct pop3_msg *msgs;
 };
 
 static int pop3__snap_add(const struct store_msg *m, void *arg)
 {
 	struct snap *sn = arg;
-	struct pop3_session *s = sn->s;
 
 	if (m->folder >= STORE_FOLDER_N || !sn->folders[m->folder] ||
 	    m->uid <= sn->since_uid)
@@ -127,18 +181,18 @@ static int pop3__snap_add(const struct store_msg *m, void *arg)
 	} else if (m->flags & STORE_MSG_POP_HIDDEN) {
 		return 0;
 	}
-	if (sn->limit && s->nmsgs == sn->limit)
+	if (sn->limit && sn->n == sn->limit)
 		return 1;   /* the oldest N only; they come in uid order */
-	if (s->nmsgs == sn->cap) {
+	if (sn->n == sn->cap) {
 		uint32_t cap = sn->cap ? sn->cap * 2 : 64;
-		struct pop3_msg *nm = realloc(s->msgs, cap * sizeof(*nm));
+		struct pop3_msg *nm = realloc(sn->msgs, cap * sizeof(*nm));
 
 		if (!nm)
 			return -ENOMEM;
-		s->msgs = nm;
+		sn->msgs = nm;
 		sn->cap = cap;
 	}
-	struct pop3_msg *pm = &s->msgs[s->nmsgs++];
+	struct pop3_msg *pm = &sn->msgs[sn->n++];
 
 	memset(pm, 0, sizeof(*pm));
 	pm->uid = m->uid;
@@ -150,57 +204,157 @@ static int pop3__snap_add(const struct store_msg *m, void *arg)
 	pm->nchunks = m->nchunks;
 	pm->body_id = m->body_id;
 	memcpy(pm->uidl, m->uidl, sizeof(pm->uidl));
-	s->total_size += pm->size;
+	sn->total += pm->size;
 	return 0;
 }
 
-int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed)
+/* On the loop: what the listing of session s is to select. */
+static void pop3__snap_init(struct pop3_session *s, struct snap *sn)
 {
 	const struct store_pop *pop = &s->account.pop;
 	bool mail = pop->spam != STORE_SPAM_ONLY;
-	struct snap sn = {
-		.s = s, .limit = pop->list_limit,
-		.recent = s->flags & POP3_F_RECENT,
-		.add_blank = s->cfg->pop3d.add_missing_blank_line,
-		.since_uid = pop->access == STORE_POP_SINCE_NOW
-			     ? s->account.pop_since_uid : 0,
-	};
-	struct store_read *r;
-	int e;
 
+	memset(sn, 0, sizeof(*sn));
+	sn->account_id = s->account.id;
+	sn->limit = pop->list_limit;
+	sn->recent = s->flags & POP3_F_RECENT;
+	sn->add_blank = s->cfg->pop3d.add_missing_blank_line;
+	sn->since_uid = pop->access == STORE_POP_SINCE_NOW
+			? s->account.pop_since_uid : 0;
 	/* Normal sessions see Inbox (and Spam, per pop-spam). Recent mode is
 	 * all mail the account received in the last days wherever it was
 	 * filed (Gmail's), so Archive too: a first client's downloads that
 	 * pop-after=archive moved there stay visible to the second. */
-	sn.folders[STORE_INBOX] = mail;
-	sn.folders[STORE_ARCHIVE] = mail && sn.recent;
-	sn.folders[STORE_SPAM] = pop->spam != STORE_SPAM_EXCLUDE;
+	sn->folders[STORE_INBOX] = mail;
+	sn->folders[STORE_ARCHIVE] = mail && sn->recent;
+	sn->folders[STORE_SPAM] = pop->spam != STORE_SPAM_EXCLUDE;
+	sn->recent_after = (uint64_t)time(NULL) -
+			   s->cfg->pop3d.recent_days * 86400;
+}
 
-	sn.recent_after = (uint64_t)time(NULL) -
-			  s->cfg->pop3d.recent_days * 86400;
-	if ((e = store_read_begin(pop3d.store, &r)))
-		return e;
-	if (sn.recent) {
+/* The listing itself: inline on LMDB, on a lane thread on PostgreSQL. */
+static int pop3__snap_read(struct store_read *r, struct snap *sn)
+{
+	int e;
+
+	if (sn->recent) {
 		/* Hidden and archived mail too, by date: a pass over the
 		 * account's records (no bodies). */
-		e = store_msg_each_after(r, s->account.id, sn.since_uid,
-					 pop3__snap_add, &sn);
+		e = store_msg_each_after(r, sn->account_id, sn->since_uid,
+					 pop3__snap_add, sn);
 	} else {
 		unsigned mask = 0;
 
 		for (unsigned f = 0; f < STORE_FOLDER_N; f++)
-			mask |= sn.folders[f] ? 1u << f : 0;
+			mask |= sn->folders[f] ? 1u << f : 0;
 		/* Through the store's POP index: the records of the batch
 		 * only, however many the account keeps hidden. */
-		e = store_msg_pop_each(r, s->account.id, mask, sn.since_uid,
-				       pop3__snap_add, &sn);
+		e = store_msg_pop_each(r, sn->account_id, mask, sn->since_uid,
+				       pop3__snap_add, sn);
 	}
+	sn->records = store_read_msgs(r);
+	return e < 0 ? e : 0;
+}
+
+/* On the loop: the listing becomes the session's. */
+static void pop3__snap_take(struct pop3_session *s, struct snap *sn)
+{
+	free(s->msgs);
+	s->msgs = sn->msgs;
+	s->nmsgs = sn->n;
+	s->total_size = sn->total;
+	sn->msgs = NULL;
 	/* What the listing cost in records, whatever the clock says: the
 	 * scale benchmark and test_pop3_bigbox.py read it. */
 	log_event(LOGL_DEBUG, s->id, "maildrop", "listed=%u records_read=%llu",
-		  s->nmsgs, (unsigned long long)store_read_msgs(r));
-	store_read_end(r);
-	return e < 0 ? e : 0;
+		  s->nmsgs, (unsigned long long)sn->records);
+}
+
+/* ---- opening the mailbox: the lock, then the snapshot ---- */
+
+struct open_job {
+	struct snap sn;
+	int lock_e;
+};
+
+/* On the account's pinned lane thread: the lease, then the listing. */
+static int pop3__open_job(struct store_read *r, void *arg)
+{
+	struct open_job *oj = arg;
+
+	oj->lock_e = pop3__lease_take(store_read_store(r), oj->sn.account_id);
+	return oj->lock_e ? 0 : pop3__snap_read(r, &oj->sn);
+}
+
+static void pop3__opened(struct pop3_session *s, struct snap *sn, int lock_e,
+			 int snap_e)
+{
+	if (lock_e) {
+		pop3__table_unlock(s->account.id);
+		s->locked = false;
+	} else if (!snap_e) {
+		pop3__snap_take(s, sn);
+	}
+	free(sn->msgs);
+	sn->msgs = NULL;
+	pop3_login_opened(s, lock_e, snap_e, 0);
+}
+
+/* On the loop, from the lane. */
+static void pop3__open_arrived(void *sess, void *arg, int result)
+{
+	struct open_job *oj = arg;
+	struct pop3_session *s = sess;
+
+	/* A session that ended meanwhile gave the table entry back and
+	 * queued the lease's release after this take (pop3__on_close). */
+	if (s && !io_conn_closing(s->io))
+		pop3__opened(s, &oj->sn, oj->lock_e, result);
+	free(oj->sn.msgs);
+	free(oj);
+}
+
+void pop3_maildrop_open(struct pop3_session *s)
+{
+	struct open_job *oj;
+	struct store_read *r;
+	uint64_t wait_s = 0;
+	struct snap sn;
+	int e;
+
+	e = pop3__table_lock(s->account.id, s->cfg->pop3d.login_delay,
+			     &wait_s);
+	if (e) {
+		pop3_login_opened(s, e == -ENOMEM ? -PST_EBUSY : e, 0, wait_s);
+		return;
+	}
+	s->locked = true;   /* from here on_close gives both back */
+	if (!store_reads_on_lane(pop3d.store)) {
+		/* LMDB: the lease is nothing, the listing an mmap walk */
+		pop3__snap_init(s, &sn);
+		if ((e = pop3__lease_take(pop3d.store, s->account.id))) {
+			pop3__opened(s, &sn, e, 0);
+			return;
+		}
+		if (!(e = store_read_begin(pop3d.store, &r))) {
+			e = pop3__snap_read(r, &sn);
+			store_read_end(r);
+		}
+		pop3__opened(s, &sn, 0, e);
+		return;
+	}
+	if (!(oj = calloc(1, sizeof(*oj)))) {
+		pop3_login_opened(s, 0, -ENOMEM, 0);
+		return;
+	}
+	pop3__snap_init(s, &oj->sn);
+	io_conn_pause(s->io);
+	e = store_read_post(pop3d.store, s->account.id, pop3__open_job, oj,
+			    io_conn_worker(s->io), s->id, pop3__open_arrived);
+	if (e) {
+		free(oj);
+		pop3_login_opened(s, 0, e, 0);
+	}
 }
 
 void pop3_maildrop_free(struct pop3_session *s)
@@ -285,6 +439,71 @@ static int pop3__update_write(struct store_write *w, void *arg)
 	return 0;
 }
 
+/* ---- the last reply ---- */
+
+struct bye_job {
+	uint64_t account_id;
+	bool ok;
+	const char *how;
+	char text[96];
+};
+
+static void pop3__bye_send(struct pop3_session *s, const struct bye_job *b)
+{
+	if (b->ok)
+		pop3_reply_ok(s->io, "%s", b->text);
+	else
+		pop3_reply_err(s->io, "%s", b->text);
+	pop3_maildrop_log_logout(s, b->how);
+	pop3_session_end(s);
+}
+
+static int pop3__bye_job(struct store_read *r, void *arg)
+{
+	store_lease_release(store_read_store(r), ((struct bye_job *)arg)->account_id);
+	return 0;
+}
+
+static void pop3__bye_arrived(void *sess, void *arg, int result)
+{
+	struct pop3_session *s = sess;
+
+	(void)result;
+	if (s && !io_conn_closing(s->io))
+		pop3__bye_send(s, arg);
+	free(arg);
+}
+
+/* QUIT's answer after the mailbox is given back (table and lease): a
+ * client that reconnects the moment it reads +OK, to this node or
+ * another, finds it free. On PostgreSQL the answer waits for the release
+ * on the lane thread that holds the lease (the session paused). */
+static void pop3__bye(struct pop3_session *s, uint64_t account_id, bool ok,
+		      const char *how, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void pop3__bye(struct pop3_session *s, uint64_t account_id, bool ok,
+		      const char *how, const char *fmt, ...)
+{
+	struct bye_job b = { account_id, ok, how, "" }, *bj;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b.text, sizeof(b.text), fmt, ap);
+	va_end(ap);
+	pop3__table_unlock(account_id);
+	if (store_reads_on_lane(pop3d.store) && (bj = malloc(sizeof(*bj)))) {
+		*bj = b;
+		io_conn_pause(s->io);
+		if (store_read_post(pop3d.store, account_id, pop3__bye_job, bj,
+				    io_conn_worker(s->io), s->id,
+				    pop3__bye_arrived) == 0)
+			return;
+		free(bj);
+	}
+	pop3__lease_release(account_id);
+	pop3__bye_send(s, &b);
+}
+
 static void pop3__update_answer(void *sess, struct io_post *m)
 {
 	struct pop3_update *u = (struct pop3_update *)m;
@@ -293,20 +512,17 @@ static void pop3__update_answer(void *sess, struct io_post *m)
 	/* The update held the lock from QUIT to its commit, even if the
 	 * client went away meanwhile: deletions are durable before another
 	 * session can list the mailbox, and it is free before +OK. */
-	pop3_maildrop_unlock(u->account_id);
-	if (s) {
-		if (u->result) {
-			log_event(LOGL_ERR, s->id, "update_failed",
-				  "error=\"%s\"", pst_strerror(u->result));
-			pop3_reply_err(s->io, "[SYS/TEMP] Some deleted messages "
-				       "were not removed; try again");
-			pop3_maildrop_log_logout(s, "update_failed");
-		} else {
-			pop3_reply_ok(s->io, "Postern POP3 server signing off (%u "
-				      "messages done with)", u->n);
-			pop3_maildrop_log_logout(s, "quit");
-		}
-		pop3_session_end(s);
+	if (!s) {
+		pop3_maildrop_unlock(u->account_id);
+	} else if (u->result) {
+		log_event(LOGL_ERR, s->id, "update_failed", "error=\"%s\"",
+			  pst_strerror(u->result));
+		pop3__bye(s, u->account_id, false, "update_failed",
+			  "[SYS/TEMP] Some deleted messages were not removed; "
+			  "try again");
+	} else {
+		pop3__bye(s, u->account_id, true, "quit", "Postern POP3 server "
+			  "signing off (%u messages done with)", u->n);
 	}
 	free(u);
 }
@@ -332,11 +548,9 @@ static void pop3__update_recent(struct pop3_session *s)
 		log_event(LOGL_INFO, s->id, "recent_dele_ignored", "marked=%u "
 			  "reason=\"recent mode leaves the mailbox unchanged\"",
 			  marked);
-	pop3__release(s);
-	pop3_reply_ok(s->io, "Postern POP3 server signing off (recent mode: "
-		      "mailbox unchanged)");
-	pop3_maildrop_log_logout(s, "quit");
-	pop3_session_end(s);
+	s->locked = false;
+	pop3__bye(s, s->account.id, true, "quit", "Postern POP3 server signing "
+		  "off (recent mode: mailbox unchanged)");
 }
 
 void pop3_maildrop_update(struct pop3_session *s)
@@ -356,10 +570,9 @@ void pop3_maildrop_update(struct pop3_session *s)
 			n++;
 	}
 	if (n == 0) {
-		pop3__release(s);
-		pop3_reply_ok(s->io, "Postern POP3 server signing off");
-		pop3_maildrop_log_logout(s, "quit");
-		pop3_session_end(s);
+		s->locked = false;
+		pop3__bye(s, s->account.id, true, "quit",
+			  "Postern POP3 server signing off");
 		return;
 	}
 	u = calloc(1, sizeof(*u) + n * sizeof(uint64_t));

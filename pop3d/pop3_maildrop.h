@@ -12,13 +12,17 @@
 
 struct pop3_session;
 
-/* The mailbox lock: this process's table, then the store's lease
- * (store_lease_take: other nodes of a PostgreSQL store). Call both on the
- * session's loop thread. */
-int pop3_maildrop_lock(uint64_t account_id, uint64_t login_delay_ms,
-		       uint64_t *wait_s);
+/* After the credentials and the POP access checks: the mailbox lock
+ * ([IN-USE]: this process's table, then the store's lease for other nodes
+ * of a PostgreSQL store), then the snapshot. Answers with
+ * pop3_login_opened(): at once on LMDB; on PostgreSQL from the read lane
+ * (the lease and the listing in one job on the thread pinned to the
+ * account, whose connection holds the lease), the session paused
+ * meanwhile. */
+void pop3_maildrop_open(struct pop3_session *s);
+/* Gives the lock back (table, and the lease on the connection that took
+ * it): the session's end. */
 void pop3_maildrop_unlock(uint64_t account_id);
-int pop3_maildrop_snapshot(struct pop3_session *s, bool domain_allowed);
 void pop3_maildrop_free(struct pop3_session *s);
 /* QUIT in TRANSACTION: apply deletions and downloads in one commit. */
 void pop3_maildrop_update(struct pop3_session *s);

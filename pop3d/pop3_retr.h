@@ -10,9 +10,11 @@
 
 struct pop3_session;
 
-/* Prepare (reads the first chunk) before "+OK", then start. */
-int pop3_retr_prepare(struct pop3_session *s, uint32_t msg);
-void pop3_retr_start(struct pop3_session *s, uint32_t msg, bool top,
+/* RETR (top false) or TOP: the first chunk is read before the status
+ * line (-ERR if the message is gone), then the body streams. On
+ * PostgreSQL the chunks are read on the store's read lane, each while the
+ * one before is written; the session is paused until the reply ends. */
+void pop3_retr_begin(struct pop3_session *s, uint32_t msg, bool top,
 		     uint64_t lines);
 void pop3_retr_pump(struct pop3_session *s);
 void pop3_retr_free(struct pop3_session *s);

@@ -53,6 +53,12 @@ struct pop3_retr {
 	size_t len, off;
 	bool line_start;              /* the next octet begins a line */
 	struct pop3_top lines;        /* TOP only */
+	/* PostgreSQL (the read lane): the next chunk is read while this one
+	 * is written. gen tells a late answer for an earlier RETR. */
+	char *next;                   /* spare, or the chunk fetched ahead */
+	size_t next_len;
+	bool fetching, next_ready;
+	uint32_t gen;
 };
 
 struct pop3_session {
@@ -68,7 +74,9 @@ struct pop3_session {
 	struct sasl_state sasl;
 	char user[STORE_ADDR_MAX + 16];   /* from USER or AUTH */
 
-	/* TRANSACTION state */
+	/* TRANSACTION state (login: the credential check's outcome,
+	 * kept while the account checks run) */
+	struct auth_outcome login;
 	struct store_account account;
 	bool locked;
 	struct pop3_msg *msgs;

@@ -478,6 +478,7 @@ void store_close(struct store *st)
 		return;
 	REQUIRE(st->path);   /* only what store_open returned */
 	store_writer_stop(st);
+	store_lane_stop(st);   /* its threads use the connections below */
 	if (st->pg)
 		store_pg_close(st);
 	mdb_env_close(st->env);   /* NULL after a failed recovery: no-op */

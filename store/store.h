@@ -590,6 +590,57 @@ int store_sender_allowed(struct store_read *r, uint64_t account_id,
 int store_sender_each(struct store_read *r, uint64_t account_id,
 		      int (*fn)(const char *address, void *arg), void *arg);
 
+/* ---- reads off the event loops: the read lane ---- */
+
+/* On PostgreSQL a read is a round trip to the server; on an event loop it
+ * would stall every session of that loop while it lasts. The read lane is
+ * a small pool of threads, each with its own connection (store_lane.c),
+ * that runs such reads and hands the result back. LMDB has no lane: its
+ * reads are lookups in the map, done inline by the caller
+ * (store_reads_on_lane() is false), with no thread hop or allocation.
+ *
+ * Threading: store_read_async() and store_read_post() from any thread;
+ * fn and done run on a lane thread; arrived on the worker's loop. */
+typedef int (*store_read_fn)(struct store_read *r, void *arg);
+/* On the loop of the worker the read was posted from. sess: the session
+ * registered under the id given (io_worker_find), or NULL when it has gone
+ * (or the worker closed): then only free arg. result: fn's, or the
+ * store_read_begin/queue error. */
+typedef void (*store_read_arrived)(void *sess, void *arg, int result);
+struct io_worker;
+
+/* Any lane thread; other values are a pin: jobs of one pin run on one
+ * thread (one connection), in the order they were queued. */
+#define STORE_LANE_ANY UINT64_MAX
+
+/* Starts threads lane threads on a PostgreSQL store, at most queue_max
+ * unpinned jobs waiting (LMDB: 0, nothing started). Stopped by
+ * store_lane_stop() or store_close(), which run what is queued and join
+ * the threads. -EAGAIN (a thread), -ENOMEM. */
+int store_lane_start(struct store *st, unsigned threads, unsigned queue_max);
+void store_lane_stop(struct store *st);
+/* true: the store is PostgreSQL and its lane runs; reads made on an event
+ * loop go through store_read_post(). false: read inline, as always. */
+bool store_reads_on_lane(const struct store *st);
+/* fn(r, arg) with a read handle on a lane thread, then done(arg, result)
+ * on the same thread (result: fn's return, or store_read_begin's error:
+ * fn is not called then). Returns 0 (done will run exactly once), or, with
+ * nothing queued and done not called: -EAGAIN (queue_max unpinned jobs
+ * waiting), -ENOMEM, -ESHUTDOWN (no lane running). Pinned jobs are not
+ * counted against queue_max: they are the mailbox leases (store_lease_*),
+ * one per session at most, and a release must never be refused. */
+int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
+		     void *arg, void (*done)(void *arg, int result));
+/* The same for a session on an event loop: fn on the lane, then
+ * arrived(sess, arg, result) on worker w's loop with the session found by
+ * sess_id (never a session pointer across threads). One allocation. Errors
+ * as store_read_async (arrived not called). */
+int store_read_post(struct store *st, uint64_t pin, store_read_fn fn,
+		    void *arg, struct io_worker *w, uint64_t sess_id,
+		    store_read_arrived arrived);
+/* The store a read handle reads (for fn: store_lease_take and friends). */
+struct store *store_read_store(struct store_read *r);
+
 /* ---- state shared between nodes ---- */
 
 /* The POP3 mailbox lease behind [IN-USE], for processes on several

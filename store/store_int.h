@@ -29,6 +29,7 @@ struct store_job {
 };
 
 struct store_pg;         /* store_pg.h: NULL for LMDB */
+struct store_lane;
 struct pg_conn;
 struct pg_keep;
 
@@ -59,6 +60,7 @@ struct store {
 	bool writer_running, writer_stop;
 	struct store_job *head, *tail;
 	uint64_t batches, jobs;
+	struct store_lane *lane;  /* store_lane.c: PostgreSQL reads, or NULL */
 };
 
 struct store_read {

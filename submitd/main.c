@@ -26,6 +26,7 @@ static struct auth_ctx *submitd_auth;
  * new logins and the relay's next pass. */
 static const char *const submitd__restart_keys[] = {
 	"store.path", "store.map_size", "store.map_max", "submitd.workers", "submitd.user",
+	"store.pg_read_threads", "store.pg_read_queue",
 	"auth.workers", "auth.queue_max", "submitd.listen_lmtp_owner",
 	"submitd.listen_lmtp_group", "submitd.listen_lmtp_mode",
 	"submitd.listen_tls_proxy_protocol",
@@ -96,6 +97,9 @@ static int submitd__init(const struct postern_config *cfg,
 	if ((r = server_lock_file(lock, err)))
 		return r;
 	if ((r = store_writer_start(smtp_store)) ||
+	    (r = store_lane_start(smtp_store,
+				  (unsigned)cfg->store.pg_read_threads,
+				  (unsigned)cfg->store.pg_read_queue)) ||
 	    (r = auth_ctx_new(cfg, smtp_store, &submitd_auth)) ||
 	    (r = auth_pool_new(submitd_auth, (unsigned)cfg->auth.workers,
 			       (unsigned)cfg->auth.queue_max, &smtp_pool))) {

@@ -4,6 +4,8 @@
  * and returns non-zero to refuse) and its proceed function. EHLO's extension
  * list is computed from the same flags the checks use, so what is advertised
  * is what is accepted. Every reply carries an enhanced status code. */
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -233,18 +235,114 @@ static int smtp__mail_check(struct smtp_session *s, char *args)
 	return 0;
 }
 
-static int smtp__sender_allowed(struct smtp_session *s, const char *from)
+/* The store lookups of MAIL and RCPT: fn(read handle, req) and then
+ * found(session, req, result). Inline on LMDB (mmap reads, as ever). On
+ * PostgreSQL fn runs on the store's read lane with a copy of req, the
+ * session paused meanwhile (pipelined commands wait in the input, so
+ * replies stay in order, as while AUTH waits for the auth pool), and
+ * found runs when the answer is back on the loop, if the session is. */
+typedef void (*smtp_found_fn)(struct smtp_session *s, void *req, int e);
+
+struct smtp_lookup {
+	store_read_fn fn;
+	smtp_found_fn found;
+	max_align_t req[];
+};
+
+static int smtp__lookup_read(struct store_read *r, void *arg)
 {
+	struct smtp_lookup *l = arg;
+
+	return l->fn(r, l->req);
+}
+
+static void smtp__lookup_arrived(void *sess, void *arg, int result)
+{
+	struct smtp_session *s = sess;
+	struct smtp_lookup *l = arg;
+
+	if (s && !io_conn_closing(s->io)) {
+		l->found(s, l->req, result);
+		io_conn_resume(s->io);
+	}
+	free(l);
+}
+
+static void smtp__lookup(struct smtp_session *s, store_read_fn fn,
+			 smtp_found_fn found, void *req, size_t size)
+{
+	struct smtp_lookup *l;
 	struct store_read *r;
 	int e;
 
-	if (strcmp(from, s->account.address) == 0)
-		return 0;
-	if (store_read_begin(smtp_store, &r))
-		return -EAGAIN;
-	e = store_sender_allowed(r, s->account.id, from);
-	store_read_end(r);
-	return e;
+	if (!store_reads_on_lane(smtp_store)) {
+		if (!(e = store_read_begin(smtp_store, &r))) {
+			e = fn(r, req);
+			store_read_end(r);
+		}
+		found(s, req, e);
+		return;
+	}
+	if (!(l = malloc(sizeof(*l) + size))) {
+		found(s, req, -ENOMEM);
+		return;
+	}
+	l->fn = fn;
+	l->found = found;
+	memcpy(l->req, req, size);
+	e = store_read_post(smtp_store, STORE_LANE_ANY, smtp__lookup_read, l,
+			    io_conn_worker(s->io), s->id, smtp__lookup_arrived);
+	if (e) {
+		free(l);
+		found(s, req, e);
+		return;
+	}
+	io_conn_pause(s->io);
+}
+
+struct mail_look {
+	uint64_t account_id;
+	char from[STORE_ADDR_MAX + 1];
+	struct smtp_mail_params mp;
+};
+
+static int smtp__sender_read(struct store_read *r, void *arg)
+{
+	struct mail_look *ml = arg;
+
+	return store_sender_allowed(r, ml->account_id, ml->from);
+}
+
+/* MAIL after the sender check (e: 0 allowed, -PST_ENOTFOUND not, else a
+ * store error). */
+static void smtp__mail_found(struct smtp_session *s, void *req, int e)
+{
+	const struct mail_look *ml = req;
+
+	if (!(s->flags & SMTP_F_LMTP)) {
+		if (e && e != -PST_ENOTFOUND) {
+			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
+			return;
+		}
+		if (e) {
+			log_event(LOGL_INFO, s->id, "sender_refused",
+				  "user=%s from=%s", s->account.address,
+				  ml->from);
+			smtp_reply(s->io, 553, "5.7.1", "Sender address not allowed "
+				   "for this account");
+			return;
+		}
+		if (smtp_rate_check_message(s))
+			return;
+	}
+	strcpy(s->txn.mail_from, ml->from);
+	s->txn.smtputf8 = ml->mp.smtputf8;
+	s->txn.requiretls = ml->mp.requiretls;
+	s->txn.size = ml->mp.size;
+	s->txn.dsn_ret = ml->mp.ret;
+	strcpy(s->txn.dsn_envid, ml->mp.envid);
+	s->state = SMTP_MAIL;
+	smtp_reply(s->io, 250, "2.1.0", "Ok");
 }
 
 /* MAIL's parameters decide whether its path may be UTF-8, so they are
@@ -297,41 +395,22 @@ static int smtp__mail_params(struct smtp_session *s, char *args,
 
 static void smtp__mail(struct smtp_session *s, char *args)
 {
-	char from[STORE_ADDR_MAX + 1];
-	struct smtp_mail_params mp;
+	struct mail_look ml;
 	bool lmtp = s->flags & SMTP_F_LMTP;
-	int e;
 
-	if (smtp__mail_params(s, args, &mp))
+	if (smtp__mail_params(s, args, &ml.mp))
 		return;
-	if (!smtp__path(s, args, "FROM:", from, lmtp, mp.smtputf8)) {
+	if (!smtp__path(s, args, "FROM:", ml.from, lmtp, ml.mp.smtputf8)) {
 		smtp_cmd_error(s);
 		return;
 	}
-	if (!lmtp) {
-		e = smtp__sender_allowed(s, from);
-		if (e == -EAGAIN) {
-			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
-			return;
-		}
-		if (e) {
-			log_event(LOGL_INFO, s->id, "sender_refused",
-				  "user=%s from=%s", s->account.address, from);
-			smtp_reply(s->io, 553, "5.7.1", "Sender address not allowed "
-				   "for this account");
-			return;
-		}
-		if (smtp_rate_check_message(s))
-			return;
-	}
-	strcpy(s->txn.mail_from, from);
-	s->txn.smtputf8 = mp.smtputf8;
-	s->txn.requiretls = mp.requiretls;
-	s->txn.size = mp.size;
-	s->txn.dsn_ret = mp.ret;
-	strcpy(s->txn.dsn_envid, mp.envid);
-	s->state = SMTP_MAIL;
-	smtp_reply(s->io, 250, "2.1.0", "Ok");
+	ml.account_id = s->account.id;
+	/* The account's own address needs no lookup; LMTP none at all. */
+	if (lmtp || strcmp(ml.from, s->account.address) == 0)
+		smtp__mail_found(s, &ml, 0);
+	else
+		smtp__lookup(s, smtp__sender_read, smtp__mail_found, &ml,
+			     sizeof(ml));
 }
 
 static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
@@ -343,57 +422,42 @@ static uint32_t smtp__remote_rcpts(const struct smtp_session *s)
 	return n;
 }
 
-static void smtp__rcpt(struct smtp_session *s, char *args)
-{
-	char to[STORE_ADDR_MAX + 1], *params;
-	struct smtp_rcpt_params rp = { 0 };
+struct rcpt_look {
+	char to[STORE_ADDR_MAX + 1];
+	struct smtp_rcpt_params rp;
 	struct store_account a;
 	struct store_domain d;
-	struct store_read *r;
+	int de, ae;
+};
+
+static int smtp__rcpt_read(struct store_read *r, void *arg)
+{
+	struct rcpt_look *rl = arg;
+
+	rl->de = store_domain_get(r, strrchr(rl->to, '@') + 1, &rl->d);
+	rl->ae = rl->de == 0 ? store_account_get(r, rl->to, &rl->a)
+			     : -PST_ENOTFOUND;
+	return 0;
+}
+
+/* RCPT after its lookups (e: the read's own failure). */
+static void smtp__rcpt_found(struct smtp_session *s, void *req, int e)
+{
+	const struct rcpt_look *rl = req;
+	const char *to = rl->to;
 	uint64_t account_id = 0;
 	bool full = false;
-	const char *bad;
-	int e, de, ae;
+	int de = rl->de, ae = rl->ae;
 
-	params = smtp__path(s, args, "TO:", to, false, s->txn.smtputf8);
-	if (!params) {
-		smtp_cmd_error(s);
-		return;
-	}
-	if (*params && !(s->flags & SMTP_F_EHLO)) {
-		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
-		return;
-	}
-	if (*params) {
-		switch (smtp_parse_rcpt_params(params, &rp, &bad)) {
-		case SMTP_PARSE_OK:
-			break;
-		case SMTP_PARSE_UNKNOWN_PARAM:
-			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
-				   "%.40s", bad);
-			return;
-		default:
-			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
-			return;
-		}
-	}
-	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
-		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
-			   (unsigned long long)s->cfg->limits.recipients_max);
-		return;
-	}
-	if ((e = store_read_begin(smtp_store, &r))) {
+	if (e) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
 	}
-	de = store_domain_get(r, strrchr(to, '@') + 1, &d);
-	ae = de == 0 ? store_account_get(r, to, &a) : -PST_ENOTFOUND;
-	store_read_end(r);
 	/* A mailbox full already, or too full for the SIZE MAIL declared, is
 	 * refused for this recipient alone (RFC 1870 6.1, RFC 3463 5.2.2);
 	 * the final check is at the end of the data, in the commit. */
 	if (de == 0 && ae == 0)
-		full = store_quota_exceeded(&a, &d, s->txn.size);
+		full = store_quota_exceeded(&rl->a, &rl->d, s->txn.size);
 	if ((de && de != -PST_ENOTFOUND) || (ae && ae != -PST_ENOTFOUND)) {
 		smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
 		return;
@@ -405,13 +469,13 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	}
 	if (full) {
 		log_event(LOGL_INFO, s->id, "over_quota", "rcpt=%s usage=%llu "
-			  "size=%llu", to, (unsigned long long)a.usage,
+			  "size=%llu", to, (unsigned long long)rl->a.usage,
 			  (unsigned long long)s->txn.size);
 		smtp_reply(s->io, 552, "5.2.2", "<%s>: Mailbox full", to);
 		return;
 	}
 	if (de == 0) {
-		account_id = a.id;
+		account_id = rl->a.id;
 	} else if (s->flags & SMTP_F_LMTP) {
 		smtp_reply(s->io, 550, "5.1.2", "<%s>: Not a local domain", to);
 		return;
@@ -444,10 +508,46 @@ static void smtp__rcpt(struct smtp_session *s, char *args)
 	s->txn.rcpts = nr;
 	strcpy(s->txn.rcpts[s->txn.nrcpts].addr, to);
 	s->txn.rcpts[s->txn.nrcpts].account_id = account_id;
-	s->txn.rcpts[s->txn.nrcpts].dsn = rp;
+	s->txn.rcpts[s->txn.nrcpts].dsn = rl->rp;
 	s->txn.nrcpts++;
 	s->state = SMTP_RCPT;
 	smtp_reply(s->io, 250, "2.1.5", "Ok");
+}
+
+static void smtp__rcpt(struct smtp_session *s, char *args)
+{
+	char *params;
+	struct rcpt_look rl = { .rp = { 0 } };
+	const char *bad;
+
+	params = smtp__path(s, args, "TO:", rl.to, false, s->txn.smtputf8);
+	if (!params) {
+		smtp_cmd_error(s);
+		return;
+	}
+	if (*params && !(s->flags & SMTP_F_EHLO)) {
+		smtp_reply(s->io, 555, "5.5.4", "Parameters need EHLO");
+		return;
+	}
+	if (*params) {
+		switch (smtp_parse_rcpt_params(params, &rl.rp, &bad)) {
+		case SMTP_PARSE_OK:
+			break;
+		case SMTP_PARSE_UNKNOWN_PARAM:
+			smtp_reply(s->io, 555, "5.5.4", "Unsupported parameter "
+				   "%.40s", bad);
+			return;
+		default:
+			smtp_reply(s->io, 501, "5.5.4", "Bad parameter %.40s", bad);
+			return;
+		}
+	}
+	if (s->txn.nrcpts >= s->cfg->limits.recipients_max) {
+		smtp_reply(s->io, 452, "4.5.3", "Too many recipients (limit %llu)",
+			   (unsigned long long)s->cfg->limits.recipients_max);
+		return;
+	}
+	smtp__lookup(s, smtp__rcpt_read, smtp__rcpt_found, &rl, sizeof(rl));
 }
 
 static void smtp__data(struct smtp_session *s, char *args)

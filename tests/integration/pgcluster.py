@@ -212,6 +212,16 @@ class Cluster:
             raise RuntimeError(f"psql {query!r}: {r.stderr.decode()}")
         return r.stdout.decode().splitlines()
 
+    def psql(self, db):
+        """An interactive psql on db (stdin and stdout pipes, line
+        buffered text): a session a test keeps open, e.g. to hold a lock.
+        The caller stops it (close stdin, wait) by its Popen."""
+        return subprocess.Popen(
+            [str(PGBIN / "psql"), *self._conn(db), "-At"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env=self._env(), **self._as_user())
+
     def create_db(self, prefix="t"):
         """A new empty database; its name. WAL_LOG (PG 15's default) copies
         template1 without the two checkpoints FILE_COPY would cost."""
