@@ -6,9 +6,10 @@
  * settle has committed, so that a pass never takes a message twice.
  *
  * LMDB: a pass reads the due index on the loop (a local read). PostgreSQL
- * (shared): a pass is a claim (store_queue_claim, with the entries and
- * their bodies read in the same write) on the writer thread, its result
- * posted back to the loop, one claim at a time; a LISTEN connection
+ * (shared): a pass is a claim (store_queue_claim) on the writer thread,
+ * then the claimed entries and bodies read on the read lane (without a
+ * lane: in the claim's write), the result back on the loop, one claim at
+ * a time; a LISTEN connection
  * watched on the loop wakes the runner when any node queues or flushes,
  * and the timer looks at least every queue_poll for claims of dead
  * nodes. */
@@ -47,7 +48,10 @@ struct relay_claim {
 	uint64_t now, lease_until, next;
 	size_t want, nskip;
 	uint64_t *skip;               /* the runner's in flight, copied */
-	struct relay_msg *msgs;       /* claimed and loaded, earliest first */
+	uint64_t ids[2 * RELAY_CLIENTS_MAX];   /* claimed, earliest first */
+	size_t nids;
+	bool on_lane;                 /* loads on the read lane */
+	struct relay_msg *msgs;       /* loaded, in claim order */
 	size_t n;
 	int result;
 };
@@ -426,51 +430,58 @@ static void relay__claim_free(struct relay_claim *c)
 	free(c);
 }
 
-/* Writer thread: the claim, and the entries and bodies it took read in
- * the same transaction (the loop does no round trip). A failure undoes
- * the claim with the transaction. */
+/* The claimed entries and their bodies, in claim order, into c->msgs. A
+ * record that cannot be read is left claimed (by this runner: taken
+ * again at its next claim, as LMDB's pass meets it again); no memory
+ * fails the whole. */
+static int relay__claim_load(struct store_read *r, struct relay_claim *c)
+{
+	struct relay_msg **tail = &c->msgs;
+
+	for (size_t i = 0; i < c->nids; i++) {
+		struct relay_msg *m;
+		int e = relay__load(r, c->ids[i], &m);
+
+		if (e == -ENOMEM)
+			return e;
+		if (e)
+			continue;
+		*tail = m;
+		tail = &m->next;
+		c->n++;
+	}
+	return 0;
+}
+
+/* Writer thread: the claim; with no read lane, the loads too, in the
+ * same transaction (a failure then undoes the claim). */
 static int relay__claim_w(struct store_write *w, void *arg)
 {
 	struct relay_claim *c = arg;
-	uint64_t ids[2 * RELAY_CLIENTS_MAX];
-	struct relay_msg **tail = &c->msgs;
-	size_t n = 0;
 	int e;
 
-	if (c->want > sizeof(ids) / sizeof(*ids))
-		c->want = sizeof(ids) / sizeof(*ids);
+	if (c->want > sizeof(c->ids) / sizeof(*c->ids))
+		c->want = sizeof(c->ids) / sizeof(*c->ids);
 	e = store_queue_claim(w, c->now, c->lease_until, c->skip, c->nskip,
-			      ids, c->want, &n, &c->next);
-	for (size_t i = 0; i < n && !e; i++) {
-		struct relay_msg *m;
-
-		/* A record that cannot be read is left claimed (by this
-		 * runner: taken again at its next claim, as LMDB's pass
-		 * meets it again). */
-		if ((e = relay__load(store_write_reader(w), ids[i], &m)))
-			e = e == -ENOMEM ? e : 0;
-		else {
-			*tail = m;
-			tail = &m->next;
-			c->n++;
-		}
-	}
+			      c->ids, c->want, &c->nids, &c->next);
+	if (!e && !c->on_lane)
+		e = relay__claim_load(store_write_reader(w), c);
 	return e;
 }
 
-/* Loop (posted): the claimed messages go out; then the timer, at the
- * next due time or queue_poll, whichever comes first. sess NULL: the
- * loop has closed (the writer thread at exit): freed only; the claims
- * lapse with this process's connection. */
-static void relay__claimed(void *sess, struct io_post *p)
+/* Read lane thread: the loads. */
+static int relay__claim_load_r(struct store_read *r, void *arg)
 {
-	struct relay_claim *c = (struct relay_claim *)p;
+	return relay__claim_load(r, arg);
+}
+
+/* Loop: the claimed messages go out; then the timer, at the next due
+ * time or queue_poll, whichever comes first; then a pass asked for
+ * meanwhile. */
+static void relay__claim_finish(struct relay_claim *c)
+{
 	uint64_t now_ms, ms;
 
-	if (!sess) {
-		relay__claim_free(c);
-		return;
-	}
 	relay.claiming = false;
 	if (c->result) {
 		log_event(LOGL_ERR, 0, "relay_claim_failed", "error=\"%s\"",
@@ -503,6 +514,44 @@ static void relay__claimed(void *sess, struct io_post *p)
 	}
 }
 
+/* Loop (from the read lane). sess NULL: the loop has closed. */
+static void relay__claim_loaded(void *sess, void *arg, int result)
+{
+	struct relay_claim *c = arg;
+
+	if (!sess) {
+		relay__claim_free(c);
+		return;
+	}
+	c->result = result;
+	relay__claim_finish(c);
+}
+
+/* Loop (posted by the writer thread): the claim committed; its loads on
+ * the read lane, or done already. sess NULL: the loop has closed (the
+ * writer thread at exit): freed only; the claims lapse with this
+ * process's connection. */
+static void relay__claimed(void *sess, struct io_post *p)
+{
+	struct relay_claim *c = (struct relay_claim *)p;
+	int e;
+
+	if (!sess) {
+		relay__claim_free(c);
+		return;
+	}
+	if (c->result || !c->on_lane || !c->nids || relay.draining) {
+		relay__claim_finish(c);
+		return;
+	}
+	e = store_read_post(relay.st, STORE_LANE_ANY, relay__claim_load_r, c,
+			    relay.w, relay.post_id, relay__claim_loaded);
+	if (e) {                 /* claimed, not loaded: taken again later */
+		c->result = e;
+		relay__claim_finish(c);
+	}
+}
+
 /* Writer thread. */
 static void relay__claim_done(void *arg, int result)
 {
@@ -514,8 +563,9 @@ static void relay__claim_done(void *arg, int result)
 	io_worker_post(relay.w, &c->post);
 }
 
-/* A pass on PostgreSQL: up to want entries claimed off the loop. One
- * claim at a time; a pass asked for meanwhile runs after it. */
+/* A pass on PostgreSQL: up to want entries claimed off the loop (the
+ * claim on the writer thread, the loads on the read lane when it runs).
+ * One claim at a time; a pass asked for meanwhile runs after it. */
 static void relay__claim(size_t want, uint64_t now_ms)
 {
 	const struct postern_config *cfg = relay.conf->cfg;
@@ -539,6 +589,7 @@ static void relay__claim(size_t want, uint64_t now_ms)
 	c->want = want;
 	c->now = now_ms / 1000;
 	c->lease_until = c->now + cfg->submitd.queue_claim_lease / 1000;
+	c->on_lane = store_reads_on_lane(relay.st);
 	relay.claiming = true;
 	if (store_write_async(relay.st, relay__claim_w, c, relay__claim_done))
 		relay__claim_done(c, -ENOMEM);
