@@ -78,6 +78,10 @@ static struct {
 	_Atomic uint64_t hold_until_ms;
 	/* PostgreSQL: the queue is shared, taken by claims */
 	bool shared, claiming, again;
+	/* claimed ahead (in flight, not yet sent), oldest first: a freed
+	 * slot takes one without a round trip */
+	struct relay_msg *ahead[2 * RELAY_CLIENTS_MAX];
+	unsigned nahead;
 	struct store_listen *listen;  /* NULL: none (retry timer armed) */
 	uv_poll_t *lpoll;             /* its socket's watch, heap */
 	int lfd;
@@ -327,15 +331,19 @@ static void relay__timer_cb(uv_timer_t *t)
 	relay__pass();
 }
 
-/* m is in flight from now on: to an idle connection made under the
- * current configuration that fits it, or to a new one. */
-static void relay__dispatch(struct relay_msg *m)
+static void relay__inflight_add(struct relay_msg *m)
 {
-	struct relay_client *idle = NULL;
-
 	m->next = relay.inflight;
 	relay.inflight = m;
 	relay.ninflight++;
+}
+
+/* m (in flight) to an idle connection made under the current
+ * configuration that fits it, or to a new one. */
+static void relay__send(struct relay_msg *m)
+{
+	struct relay_client *idle = NULL;
+
 	for (unsigned k = 0; k < relay.nclients && !idle; k++)
 		if (relay_client_idle(relay.clients[k]) &&
 		    relay_client_conf(relay.clients[k]) == relay.conf &&
@@ -350,7 +358,14 @@ static void relay__dispatch(struct relay_msg *m)
 	}
 }
 
-static void relay__claim(size_t want, uint64_t now_ms);
+/* m is in flight from now on, and sent. */
+static void relay__dispatch(struct relay_msg *m)
+{
+	relay__inflight_add(m);
+	relay__send(m);
+}
+
+static void relay__claim_pass(unsigned slots, uint64_t now_ms);
 
 /* Read what is due now (and not in flight), hand it to idle connections
  * or new ones up to relay_concurrency, and arm the timer for the next due
@@ -387,7 +402,7 @@ static void relay__pass(void)
 		return;
 	}
 	if (relay.shared) {
-		relay__claim(slots, now_ms);
+		relay__claim_pass(slots, now_ms);
 		return;
 	}
 	if (store_read_begin(relay.st, &r))
@@ -417,6 +432,33 @@ static void relay__pass(void)
 }
 
 /* ---- the shared queue (PostgreSQL) ---- */
+
+/* Connections that may take a message now (relay_concurrency less the
+ * busy ones). */
+static unsigned relay__slots(void)
+{
+	unsigned busy = 0, conc;
+
+	conc = (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+	for (unsigned i = 0; i < relay.nclients; i++)
+		busy += !relay_client_idle(relay.clients[i]);
+	return conc > busy ? conc - busy : 0;
+}
+
+/* Up to slots messages claimed ahead are sent; the slots left. */
+static unsigned relay__send_ahead(unsigned slots)
+{
+	unsigned k = 0;
+
+	for (; k < relay.nahead && slots; k++, slots--)
+		relay__send(relay.ahead[k]);
+	memmove(relay.ahead, relay.ahead + k,
+		(relay.nahead - k) * sizeof(*relay.ahead));
+	relay.nahead -= k;
+	return slots;
+}
+
+static void relay__claim(size_t want, uint64_t now_ms);
 
 static void relay__claim_free(struct relay_claim *c)
 {
@@ -491,12 +533,15 @@ static void relay__claim_finish(struct relay_claim *c)
 		log_event(c->n ? LOGL_INFO : LOGL_DEBUG, 0, "relay_claimed",
 			  "n=%zu", c->n);
 	}
-	while (!c->result && relay.handles && !relay.draining && c->msgs) {
+	while (!c->result && relay.handles && !relay.draining && c->msgs &&
+	       relay.nahead < sizeof(relay.ahead) / sizeof(*relay.ahead)) {
 		struct relay_msg *m = c->msgs;
 
 		c->msgs = m->next;
-		relay__dispatch(m);
+		relay__inflight_add(m);
+		relay.ahead[relay.nahead++] = m;
 	}
+	relay__send_ahead(relay__slots());
 	if (relay.handles && !relay.draining) {
 		now_ms = relay__now_ms();
 		ms = relay.conf->cfg->submitd.queue_poll;
@@ -563,9 +608,22 @@ static void relay__claim_done(void *arg, int result)
 	io_worker_post(relay.w, &c->post);
 }
 
-/* A pass on PostgreSQL: up to want entries claimed off the loop (the
- * claim on the writer thread, the loads on the read lane when it runs).
- * One claim at a time; a pass asked for meanwhile runs after it. */
+/* A pass on PostgreSQL: the free slots take messages claimed ahead;
+ * then, when a slot is still free or half the messages ahead are gone, a
+ * claim (off the loop: the writer thread, the loads on the read lane when
+ * it runs) for the free slots and relay_concurrency ahead, so that a
+ * settled attempt's slot is refilled without waiting for a commit, and a
+ * claim (a commit) serves several messages. One claim at a time; a pass
+ * asked for meanwhile runs after it. */
+static void relay__claim_pass(unsigned slots, uint64_t now_ms)
+{
+	unsigned conc = (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+
+	slots = relay__send_ahead(slots);
+	if (slots || relay.nahead <= conc / 2)
+		relay__claim(slots + conc - relay.nahead, now_ms);
+}
+
 static void relay__claim(size_t want, uint64_t now_ms)
 {
 	const struct postern_config *cfg = relay.conf->cfg;
@@ -765,6 +823,10 @@ void relay_worker_drain(struct io_worker *w)
 	uv_timer_stop(&relay.timer);
 	uv_timer_stop(&relay.ltimer);
 	relay__listen_drop();
+	/* Claimed ahead, never sent: not an attempt (their claims lapse
+	 * with this process's connection). */
+	while (relay.nahead)
+		relay_runner_done(NULL, relay.ahead[--relay.nahead]);
 	for (unsigned i = 0; i < relay.nclients; i++)
 		relay_client_quit(relay.clients[i]);
 }
