@@ -48,7 +48,7 @@ int store_pg_queue_claim(struct store_write *w, uint64_t now,
 			 uint64_t *next)
 {
 	struct pg_args a = { 0 };
-	uint64_t due[256];
+	uint64_t due[512];          /* a claim takes at most this many */
 	PGresult *res;
 	size_t got = 0;
 	char *arr;

@@ -39,6 +39,10 @@
 /* The LISTEN connection: how long it may take to connect, and the wait
  * before another try after a failure or a loss. */
 #define RELAY_LISTEN_CONNECT_MS 10000
+/* PostgreSQL: messages claimed ahead per connection (relay_concurrency):
+ * enough that a claim (a commit and a read round trip) serves several,
+ * few enough that their bodies stay a small multiple of those in flight. */
+#define RELAY_AHEAD 4
 #define RELAY_LISTEN_RETRY_MS 1000
 
 /* PostgreSQL: one claim under way (the writer thread), and its result
@@ -48,7 +52,7 @@ struct relay_claim {
 	uint64_t now, lease_until, next;
 	size_t want, nskip;
 	uint64_t *skip;               /* the runner's in flight, copied */
-	uint64_t ids[2 * RELAY_CLIENTS_MAX];   /* claimed, earliest first */
+	uint64_t ids[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];   /* claimed */
 	size_t nids;
 	bool on_lane;                 /* loads on the read lane */
 	struct relay_msg *msgs;       /* loaded, in claim order */
@@ -80,7 +84,7 @@ static struct {
 	bool shared, claiming, again;
 	/* claimed ahead (in flight, not yet sent), oldest first: a freed
 	 * slot takes one without a round trip */
-	struct relay_msg *ahead[2 * RELAY_CLIENTS_MAX];
+	struct relay_msg *ahead[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];
 	unsigned nahead;
 	struct store_listen *listen;  /* NULL: none (retry timer armed) */
 	uv_poll_t *lpoll;             /* its socket's watch, heap */
@@ -459,6 +463,7 @@ static unsigned relay__send_ahead(unsigned slots)
 }
 
 static void relay__claim(size_t want, uint64_t now_ms);
+static void relay__refill(void);
 
 static void relay__claim_free(struct relay_claim *c)
 {
@@ -552,10 +557,14 @@ static void relay__claim_finish(struct relay_claim *c)
 			ms = c->next * 1000 - now_ms;
 		uv_timer_start(&relay.timer, relay__timer_cb, ms, 0);
 	}
+	/* A full claim: more may be due; keep the messages ahead topped
+	 * up while the connections are busy (no pass runs then). */
+	if (!c->result && c->nids && c->nids == c->want)
+		relay.again = true;
 	relay__claim_free(c);
 	if (relay.again) {
 		relay.again = false;
-		relay__pass();
+		relay__refill();
 	}
 }
 
@@ -617,11 +626,28 @@ static void relay__claim_done(void *arg, int result)
  * asked for meanwhile runs after it. */
 static void relay__claim_pass(unsigned slots, uint64_t now_ms)
 {
-	unsigned conc = (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+	unsigned ahead = RELAY_AHEAD *
+			 (unsigned)relay.conf->cfg->submitd.relay_concurrency;
 
 	slots = relay__send_ahead(slots);
-	if (slots || relay.nahead <= conc / 2)
-		relay__claim(slots + conc - relay.nahead, now_ms);
+	if (slots || relay.nahead < ahead)
+		relay__claim(slots + ahead - relay.nahead, now_ms);
+}
+
+/* A pass, or (every connection busy: a pass would stop there) a claim
+ * for the messages ahead that are missing. */
+static void relay__refill(void)
+{
+	unsigned ahead;
+
+	if (!relay.handles || relay.draining)
+		return;
+	ahead = RELAY_AHEAD * (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+	if (relay__slots() || relay.nahead >= ahead ||
+	    relay__now_ms() < atomic_load(&relay.hold_until_ms))
+		relay__pass();
+	else
+		relay__claim(ahead - relay.nahead, relay__now_ms());
 }
 
 static void relay__claim(size_t want, uint64_t now_ms)
