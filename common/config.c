@@ -195,6 +195,18 @@ static const struct cfg_key cfg_keys[] = {
 	  "Tell the sender once when a message is still queued this long\n"
 	  "(an RFC 3464 \"delayed\" report, unless its NOTIFY leaves DELAY\n"
 	  "out). 0: never." },
+	{ "submitd", "queue_claim_lease", CFG_DURATION,
+	  F(submitd.queue_claim_lease), "15m", 60 * SEC, 7 * 24 * 3600 * SEC,
+	  NULL,
+	  "[store] backend = postgresql: a node's claim on a queued message\n"
+	  "lapses after this long even while the node's database connection\n"
+	  "looks alive (a claim of a node that is gone lapses at once). Keep\n"
+	  "it longer than any one delivery attempt takes." },
+	{ "submitd", "queue_poll", CFG_DURATION, F(submitd.queue_poll), "30s",
+	  100, 3600 * SEC, NULL,
+	  "[store] backend = postgresql: look at the queue at least this often\n"
+	  "(messages queued on other nodes and `postern queue flush` wake the\n"
+	  "runner at once; this finds the claims of nodes that died)." },
 	{ "submitd", "plain_auth_loopback", CFG_BOOL,
 	  F(submitd.plain_auth_loopback), "no", 0, 0, NULL,
 	  "Offer AUTH without TLS to clients on loopback addresses only." },

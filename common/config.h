@@ -123,6 +123,9 @@ struct postern_config {
 		uint64_t relay_concurrency, relay_reuse_time;
 		uint64_t queue_lifetime;
 		uint64_t delay_warning;         /* DSN "delayed"; 0: never */
+		/* A shared (PostgreSQL) queue: a claim's lease, and how often
+		 * the runner looks without a wake-up. */
+		uint64_t queue_claim_lease, queue_poll;
 	} submitd;
 	struct {                        /* DKIM signing (postern-submitd) */
 		char keys[4096];        /* DOMAIN:SELECTOR[:FILE], ... */

@@ -447,13 +447,7 @@ int store_open_cfg(const struct postern_config *cfg, unsigned flags,
 		    errno != EEXIST && err)
 			log_event(LOGL_WARN, 0, "store_path", "path=%s error=%s",
 				  cfg->store.path, strerror(errno));
-		int r = store_open_pg(cfg->store.dsn, flags, out, err, errlen);
-
-		/* Where the wake file is (store_queue_wake); none: -ENOENT
-		 * from it, never a failed open. */
-		if (!r)
-			(*out)->node_dir = strdup(cfg->store.path);
-		return r;
+		return store_open_pg(cfg->store.dsn, flags, out, err, errlen);
 	}
 	return store_open(cfg->store.path, cfg->store.map_size, flags, out,
 			  err, errlen);
@@ -492,7 +486,6 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->cv);
 	pthread_rwlock_destroy(&st->envlock);
 	free(st->path);
-	free(st->node_dir);
 	free(st);
 }
 

@@ -534,12 +534,54 @@ int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,
 #define STORE_QUEUE_WAKE_FILE "queue.wake"
 /* Touch it (after a commit that made entries due: `postern queue flush`).
  * -errno when the file cannot be written (the runner then sees the change
- * at its next due time). */
+ * at its next due time). PostgreSQL: a NOTIFY that the runners of every
+ * node listen for (store_listen_*), no file. */
 int store_queue_wake(struct store *st);
 /* Entries in id order; fn gets a borrowed entry. */
 int store_queue_each(struct store_read *r,
 		     int (*fn)(const struct store_queue_entry *e, void *arg),
 		     void *arg);
+
+/* ---- the queue shared between nodes (PostgreSQL) ----
+ * On PostgreSQL the runners of every node take due entries by a claim
+ * (store_is_pg: use these instead of store_queue_due); on LMDB one
+ * process owns the queue and keeps what is in flight in its memory. */
+
+/* A write: claims up to max entries due at now (next_attempt <= now),
+ * earliest first, that no live runner holds: unclaimed, or claimed by a
+ * runner whose database connection is gone (a node killed or cut off), or
+ * whose lease ran out (claim_until <= now), or by this writer connection
+ * itself (a claim whose settle failed) — never the ids in skip (this
+ * runner's own in flight). They are held until lease_until (unix
+ * seconds) or their settle (store_queue_unclaim, store_queue_del); rows
+ * another transaction has locked are skipped (FOR UPDATE SKIP LOCKED).
+ * ids (earliest first) and *n; *next gets the earliest next_attempt after
+ * now (UINT64_MAX: none). -ENOTSUP on LMDB; -PST_EVERSION on a store
+ * opened without the claim columns (read-only, schema 3). */
+int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease_until,
+		      const uint64_t *skip, size_t nskip, uint64_t *ids,
+		      size_t max, size_t *n, uint64_t *next);
+/* The settle's part: this runner's claim on id ends (an entry kept for a
+ * later attempt). 0 also when id is gone or not claimed by this runner;
+ * nothing to do on LMDB. */
+int store_queue_unclaim(struct store_write *w, uint64_t id);
+
+/* Wake-ups of the runners of every node (PostgreSQL LISTEN/NOTIFY on the
+ * channel "postern_queue": store_queue_add and store_queue_wake notify).
+ * A handle is a connection of its own, driven without blocking by the
+ * event loop that watches its socket. Loop thread only. */
+struct store_listen;
+/* Starts connecting (non-blocking). -ENOTSUP on LMDB, -ENOMEM, -EIO. */
+int store_listen_start(struct store *st, struct store_listen **out);
+/* Advance it after its socket was ready (or at once after start): *fd
+ * the socket to watch now (it can change while connecting), *want_write
+ * whether for writing too; *wakes the notifications read (0 or more).
+ * *listening: LISTEN is in effect. -EIO: the connection is lost or
+ * failed (store_listen_free it, start again later: notifications sent
+ * meanwhile are lost, so look at the queue then). */
+int store_listen_step(struct store_listen *l, int *fd, bool *want_write,
+		      unsigned *wakes, bool *listening);
+void store_listen_free(struct store_listen *l);
 
 /* ---- allowed senders (aliases) ---- */
 

@@ -49,7 +49,6 @@ struct store {
 	pthread_rwlock_t envlock;
 	uint64_t env_gen;
 	char *path;
-	char *node_dir;           /* PostgreSQL: [store] path, or NULL */
 	uint64_t map_size;
 	unsigned schema;          /* as read at open, or as upgraded */
 	uint64_t map_max;         /* the writer grows the map up to this */

@@ -16,6 +16,7 @@
 
 struct store_pg {
 	char *dsn;
+	unsigned version;          /* the version row, as read at open */
 	pthread_key_t key;         /* this thread's struct pg_conn */
 	pthread_mutex_t mu;
 	struct pg_conn *all;
@@ -163,6 +164,25 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  "r.day_start END" },
 	[PS_RATE_DEL_ACCT] = { "L", "DELETE FROM send_rates WHERE "
 			       "account_id = $1" },
+	/* store_queue_claim: due rows no live runner holds (a claimant is
+	 * live while its connection's backend is), $4 the caller's own in
+	 * flight as an array literal; the rows another claim is taking are
+	 * skipped, not waited for. */
+	[PS_Q_CLAIM] = { "LLLt", "UPDATE queue q SET claim_pid = "
+			 "pg_backend_pid(), claim_until = $2 FROM (SELECT id "
+			 "FROM queue c WHERE next_attempt <= $1 AND NOT id = "
+			 "ANY ($4::bigint[]) AND (claim_pid IS NULL OR "
+			 "claim_until <= $1 OR claim_pid = pg_backend_pid() "
+			 "OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+			 "WHERE a.pid = c.claim_pid)) ORDER BY next_attempt, "
+			 "id LIMIT $3 FOR UPDATE SKIP LOCKED) s WHERE q.id = "
+			 "s.id RETURNING q.id, q.next_attempt" },
+	[PS_Q_UNCLAIM] = { "L", "UPDATE queue SET claim_pid = NULL, "
+			   "claim_until = NULL WHERE id = $1 AND claim_pid = "
+			   "pg_backend_pid()" },
+	/* The first next_attempt after $1 (the runner's timer). */
+	[PS_Q_AFTER] = { "L", "SELECT next_attempt FROM queue WHERE "
+			 "next_attempt > $1 ORDER BY next_attempt LIMIT 1" },
 };
 
 /* The schema (version STORE_SCHEMA_VERSION's records in rec columns:
@@ -211,9 +231,21 @@ static const char pg_schema[] =
 	 * entry's flags (REQUIRETLS) are in rec, as on LMDB: nothing
 	 * selects by them. */
 	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_attempt, id);"
-	"INSERT INTO postern_schema VALUES (1, 3) ON CONFLICT DO NOTHING;";
+	/* Version 4: the runner's claim on an entry (store_queue_claim):
+	 * its writer connection's backend pid and the lease's end (unix
+	 * seconds); NULL: unclaimed. A version-3 database gets them here, in
+	 * place (no default: a catalog change, no table rewrite). */
+	"ALTER TABLE queue ADD COLUMN IF NOT EXISTS claim_pid int, "
+	"  ADD COLUMN IF NOT EXISTS claim_until bigint;"
+	"INSERT INTO postern_schema VALUES (1, 4) ON CONFLICT (id) DO UPDATE "
+	"  SET version = 4 WHERE postern_schema.version < 4;";
 
-_Static_assert(STORE_SCHEMA_VERSION == 3, "pg_schema writes version 3");
+/* The database's version row: STORE_SCHEMA_VERSION's records (3) and,
+ * from 4, the queue's claim columns. A Postern that knows only 3 refuses
+ * a database of 4 (it would send entries other nodes have claimed). */
+#define PG_SCHEMA_VERSION 4
+_Static_assert(STORE_SCHEMA_VERSION == 3, "pg_schema writes records of "
+	       "version 3 (a new record version needs a new version row)");
 
 /* ---- arguments and results ---- */
 
@@ -534,7 +566,7 @@ static unsigned store_pg__version_row(PGconn *c)
 
 static bool store_pg__schema_there(PGconn *c)
 {
-	return store_pg__version_row(c) == STORE_SCHEMA_VERSION;
+	return store_pg__version_row(c) >= PG_SCHEMA_VERSION;
 }
 
 int store_pg__ddl(PGconn *c, const char *sql, bool (*there)(PGconn *c),
@@ -570,17 +602,25 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 			    char *err, size_t errlen)
 {
 	PGresult *res;
-	bool create = (flags & STORE_CREATE) && !(flags & STORE_READONLY);
+	bool create = (flags & (STORE_CREATE | STORE_UPGRADE)) &&
+		      !(flags & STORE_READONLY);
+	unsigned was = 0;
 	int e = 0;
 
 	/* The script (its ALTER TABLE takes a table lock) runs only when
-	 * the version row says the schema is not there yet: an open beside
+	 * the version row says the schema is not there yet, or is of version
+	 * 3 (the script adds version 4's columns in place): an open beside
 	 * live sessions takes no lock of theirs. Checked again under the
 	 * script's advisory lock, for daemons starting together. */
-	if (create && !store_pg__schema_there(c) &&
-	    (e = store_pg__ddl(c, pg_schema, store_pg__schema_there,
-			       "the schema", err, errlen)))
-		return e;
+	if (create && !store_pg__schema_there(c)) {
+		was = store_pg__version_row(c);
+		if ((e = store_pg__ddl(c, pg_schema, store_pg__schema_there,
+				       "the schema", err, errlen)))
+			return e;
+		if (was && was < PG_SCHEMA_VERSION)
+			log_event(LOGL_INFO, 0, "store_upgraded", "from=%u to=%u "
+				  "backend=postgresql", was, PG_SCHEMA_VERSION);
+	}
 	res = PQexec(c, "SELECT version FROM postern_schema");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		snprintf(err, errlen, "postgresql: not a Postern store (no "
@@ -591,10 +631,10 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 	}
 	*version = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	if (*version > STORE_SCHEMA_VERSION) {
+	if (*version > PG_SCHEMA_VERSION) {
 		snprintf(err, errlen, "store schema version %u is newer than "
 			 "this Postern understands (%u)", *version,
-			 STORE_SCHEMA_VERSION);
+			 PG_SCHEMA_VERSION);
 		return -PST_EVERSION;
 	}
 	return 0;
@@ -616,10 +656,9 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 		free(pg);
 		return -EIO;
 	}
-	e = store_pg__schema(c, flags, &st->schema, err, errlen);
+	e = store_pg__schema(c, flags, &pg->version, err, errlen);
 	/* Not part of the version: see store_pg_shared.c. */
-	if (!e && !(flags & STORE_READONLY) &&
-	    st->schema == STORE_SCHEMA_VERSION)
+	if (!e && !(flags & STORE_READONLY) && pg->version >= 3)
 		e = store_pg__shared_schema(c, err, errlen);
 	PQfinish(c);
 	if (e) {
@@ -627,6 +666,8 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 		free(pg);
 		return e;
 	}
+	/* The records are of STORE_SCHEMA_VERSION in versions 3 and 4. */
+	st->schema = pg->version >= 3 ? STORE_SCHEMA_VERSION : pg->version;
 	pthread_key_create(&pg->key, NULL);
 	pthread_mutex_init(&pg->mu, NULL);
 	st->pg = pg;
@@ -785,6 +826,16 @@ int store_pg_stats(struct store *st, struct store_stats *out)
 	PQclear(res);
 	*out = s;
 	return 0;
+}
+
+const char *store_pg_dsn(const struct store *st)
+{
+	return st->pg->dsn;
+}
+
+bool store_pg_has_claims(const struct store *st)
+{
+	return st->pg->version >= PG_SCHEMA_VERSION;
 }
 
 int store_pg_used_bytes(struct store *st, uint64_t *used)

@@ -133,8 +133,12 @@ static int store__qparse(const MDB_val *v, struct store_queue_entry *out)
 int store_queue_add(struct store_write *w, struct store_queue_entry *e,
 		    const void *body, size_t len)
 {
-	if (STORE_PG_W(w))
-		return store_pg_queue_add(w, e, body, len);
+	if (STORE_PG_W(w)) {
+		int r = store_pg_queue_add(w, e, body, len);
+
+		/* Every node's runner looks, once this commits. */
+		return r ? r : store_pg_queue_notify(w);
+	}
 	uint64_t id = 0;
 	int rc;
 
@@ -244,13 +248,10 @@ int store_queue_wake(struct store *st)
 	int fd, r = 0;
 
 	REQUIRE(st && st->path);
-	/* PostgreSQL: the node's folder (store_open_cfg), where this node's
-	 * postern-submitd watches; none when opened by dsn alone. */
-	if (STORE_ON_PG(st) && !st->node_dir)
-		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s",
-		 STORE_ON_PG(st) ? st->node_dir : st->path,
-		 STORE_QUEUE_WAKE_FILE);
+	/* PostgreSQL: a NOTIFY that every node's runner listens for. */
+	if (STORE_ON_PG(st))
+		return store_pg_queue_wake(st);
+	snprintf(path, sizeof(path), "%s/%s", st->path, STORE_QUEUE_WAKE_FILE);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
 	if (fd < 0)
 		return -errno;
@@ -259,6 +260,23 @@ int store_queue_wake(struct store *st)
 		r = -errno;
 	close(fd);
 	return r;
+}
+
+int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease_until,
+		      const uint64_t *skip, size_t nskip, uint64_t *ids,
+		      size_t max, size_t *n, uint64_t *next)
+{
+	if (STORE_PG_W(w))
+		return store_pg_queue_claim(w, now, lease_until, skip, nskip,
+					    ids, max, n, next);
+	return -ENOTSUP;          /* one process owns an LMDB queue */
+}
+
+int store_queue_unclaim(struct store_write *w, uint64_t id)
+{
+	if (STORE_PG_W(w))
+		return store_pg_queue_unclaim(w, id);
+	return 0;
 }
 
 int store_queue_due(struct store_read *r, uint64_t now, uint64_t *ids,

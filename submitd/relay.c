@@ -3,7 +3,16 @@
  * State lives on worker 0's loop; the main thread only hands over a new
  * relay_conf (reload) under `mu`, and other threads only wake the loop
  * (relay_kick). In flight: the messages loaded for delivery until their
- * settle has committed, so that a pass never takes a message twice. */
+ * settle has committed, so that a pass never takes a message twice.
+ *
+ * LMDB: a pass reads the due index on the loop (a local read). PostgreSQL
+ * (shared): a pass is a claim (store_queue_claim) on the writer thread,
+ * then the claimed entries and bodies read on the read lane (without a
+ * lane: in the claim's write), the result back on the loop, one claim at
+ * a time; a LISTEN connection
+ * watched on the loop wakes the runner when any node queues or flushes,
+ * and the timer looks at least every queue_poll for claims of dead
+ * nodes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +36,29 @@
 #define RELAY_CLIENTS_MAX 100      /* relay_concurrency's ceiling */
 /* A failed settle holds the runner this long (see hold_until_ms). */
 #define RELAY_SETTLE_HOLD_MS 5000
+/* The LISTEN connection: how long it may take to connect, and the wait
+ * before another try after a failure or a loss. */
+#define RELAY_LISTEN_CONNECT_MS 10000
+/* PostgreSQL: messages claimed ahead per connection (relay_concurrency):
+ * enough that a claim (a commit and a read round trip) serves several,
+ * few enough that their bodies stay a small multiple of those in flight. */
+#define RELAY_AHEAD 4
+#define RELAY_LISTEN_RETRY_MS 1000
+
+/* PostgreSQL: one claim under way (the writer thread), and its result
+ * posted back to the loop. */
+struct relay_claim {
+	struct io_post post;
+	uint64_t now, lease_until, next;
+	size_t want, nskip;
+	uint64_t *skip;               /* the runner's in flight, copied */
+	uint64_t ids[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];   /* claimed */
+	size_t nids;
+	bool on_lane;                 /* loads on the read lane */
+	struct relay_msg *msgs;       /* loaded, in claim order */
+	size_t n;
+	int result;
+};
 
 static struct {
 	struct store *st;
@@ -48,7 +80,18 @@ static struct {
 	 * (ms, CLOCK_REALTIME): the entry is still due, and an immediate pass
 	 * would send it again and again. */
 	_Atomic uint64_t hold_until_ms;
-} relay = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	/* PostgreSQL: the queue is shared, taken by claims */
+	bool shared, claiming, again;
+	/* claimed ahead (in flight, not yet sent), oldest first: a freed
+	 * slot takes one without a round trip */
+	struct relay_msg *ahead[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];
+	unsigned nahead;
+	struct store_listen *listen;  /* NULL: none (retry timer armed) */
+	uv_poll_t *lpoll;             /* its socket's watch, heap */
+	int lfd;
+	bool listening;
+	uv_timer_t ltimer;            /* connect timeout, retry */
+} relay = { .mu = PTHREAD_MUTEX_INITIALIZER, .lfd = -1 };
 
 static void relay__pass(void);
 static uint64_t relay__now_ms(void);
@@ -292,6 +335,42 @@ static void relay__timer_cb(uv_timer_t *t)
 	relay__pass();
 }
 
+static void relay__inflight_add(struct relay_msg *m)
+{
+	m->next = relay.inflight;
+	relay.inflight = m;
+	relay.ninflight++;
+}
+
+/* m (in flight) to an idle connection made under the current
+ * configuration that fits it, or to a new one. */
+static void relay__send(struct relay_msg *m)
+{
+	struct relay_client *idle = NULL;
+
+	for (unsigned k = 0; k < relay.nclients && !idle; k++)
+		if (relay_client_idle(relay.clients[k]) &&
+		    relay_client_conf(relay.clients[k]) == relay.conf &&
+		    relay_client_fits(relay.clients[k], m))
+			idle = relay.clients[k];
+	if (idle) {
+		relay_client_send(idle, m);
+	} else if (relay_client_start(relay.w, relay.conf, m)) {
+		relay_outcome_all(m->res, m->e.nrcpts, RELAY_RCPT_TEMP,
+				  "out of memory");
+		relay_runner_done(NULL, m);
+	}
+}
+
+/* m is in flight from now on, and sent. */
+static void relay__dispatch(struct relay_msg *m)
+{
+	relay__inflight_add(m);
+	relay__send(m);
+}
+
+static void relay__claim_pass(unsigned slots, uint64_t now_ms);
+
 /* Read what is due now (and not in flight), hand it to idle connections
  * or new ones up to relay_concurrency, and arm the timer for the next due
  * entry. Reads nothing when every slot is busy. */
@@ -326,6 +405,10 @@ static void relay__pass(void)
 		uv_timer_start(&relay.timer, relay__timer_cb, hold - now_ms, 0);
 		return;
 	}
+	if (relay.shared) {
+		relay__claim_pass(slots, now_ms);
+		return;
+	}
 	if (store_read_begin(relay.st, &r))
 		return;
 	if (store_queue_due(r, now_ms / 1000, ids, want, &n, &next)) {
@@ -334,28 +417,13 @@ static void relay__pass(void)
 	}
 	for (size_t i = 0; i < n && slots; i++) {
 		struct relay_msg *m;
-		struct relay_client *idle = NULL;
 
 		if (relay__is_inflight(ids[i]))
 			continue;
 		if (relay__load(r, ids[i], &m))
 			continue;       /* deleted meanwhile, or no memory */
-		m->next = relay.inflight;
-		relay.inflight = m;
-		relay.ninflight++;
 		slots--;
-		for (unsigned k = 0; k < relay.nclients && !idle; k++)
-			if (relay_client_idle(relay.clients[k]) &&
-			    relay_client_conf(relay.clients[k]) == relay.conf &&
-			    relay_client_fits(relay.clients[k], m))
-				idle = relay.clients[k];
-		if (idle) {
-			relay_client_send(idle, m);
-		} else if (relay_client_start(relay.w, relay.conf, m)) {
-			relay_outcome_all(m->res, m->e.nrcpts, RELAY_RCPT_TEMP,
-					  "out of memory");
-			relay_runner_done(NULL, m);
-		}
+		relay__dispatch(m);
 	}
 	store_read_end(r);
 	/* The next due time, when it is in the future; due now but not
@@ -365,6 +433,353 @@ static void relay__pass(void)
 
 		uv_timer_start(&relay.timer, relay__timer_cb, ms, 0);
 	}
+}
+
+/* ---- the shared queue (PostgreSQL) ---- */
+
+/* Connections that may take a message now (relay_concurrency less the
+ * busy ones). */
+static unsigned relay__slots(void)
+{
+	unsigned busy = 0, conc;
+
+	conc = (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+	for (unsigned i = 0; i < relay.nclients; i++)
+		busy += !relay_client_idle(relay.clients[i]);
+	return conc > busy ? conc - busy : 0;
+}
+
+/* Up to slots messages claimed ahead are sent; the slots left. */
+static unsigned relay__send_ahead(unsigned slots)
+{
+	unsigned k = 0;
+
+	for (; k < relay.nahead && slots; k++, slots--)
+		relay__send(relay.ahead[k]);
+	memmove(relay.ahead, relay.ahead + k,
+		(relay.nahead - k) * sizeof(*relay.ahead));
+	relay.nahead -= k;
+	return slots;
+}
+
+static void relay__claim(size_t want, uint64_t now_ms);
+static void relay__refill(void);
+
+static void relay__claim_free(struct relay_claim *c)
+{
+	while (c->msgs) {
+		struct relay_msg *m = c->msgs;
+
+		c->msgs = m->next;
+		relay__msg_free(m);
+	}
+	free(c->skip);
+	free(c);
+}
+
+/* The claimed entries and their bodies, in claim order, into c->msgs. A
+ * record that cannot be read is left claimed (by this runner: taken
+ * again at its next claim, as LMDB's pass meets it again); no memory
+ * fails the whole. */
+static int relay__claim_load(struct store_read *r, struct relay_claim *c)
+{
+	struct relay_msg **tail = &c->msgs;
+
+	for (size_t i = 0; i < c->nids; i++) {
+		struct relay_msg *m;
+		int e = relay__load(r, c->ids[i], &m);
+
+		if (e == -ENOMEM)
+			return e;
+		if (e)
+			continue;
+		*tail = m;
+		tail = &m->next;
+		c->n++;
+	}
+	return 0;
+}
+
+/* Writer thread: the claim; with no read lane, the loads too, in the
+ * same transaction (a failure then undoes the claim). */
+static int relay__claim_w(struct store_write *w, void *arg)
+{
+	struct relay_claim *c = arg;
+	int e;
+
+	if (c->want > sizeof(c->ids) / sizeof(*c->ids))
+		c->want = sizeof(c->ids) / sizeof(*c->ids);
+	e = store_queue_claim(w, c->now, c->lease_until, c->skip, c->nskip,
+			      c->ids, c->want, &c->nids, &c->next);
+	if (!e && !c->on_lane)
+		e = relay__claim_load(store_write_reader(w), c);
+	return e;
+}
+
+/* Read lane thread: the loads. */
+static int relay__claim_load_r(struct store_read *r, void *arg)
+{
+	return relay__claim_load(r, arg);
+}
+
+/* Loop: the claimed messages go out; then the timer, at the next due
+ * time or queue_poll, whichever comes first; then a pass asked for
+ * meanwhile. */
+static void relay__claim_finish(struct relay_claim *c)
+{
+	uint64_t now_ms, ms;
+
+	relay.claiming = false;
+	if (c->result) {
+		log_event(LOGL_ERR, 0, "relay_claim_failed", "error=\"%s\"",
+			  pst_strerror(c->result));
+	} else {
+		/* debug when nothing was taken: every queue_poll, per node */
+		log_event(c->n ? LOGL_INFO : LOGL_DEBUG, 0, "relay_claimed",
+			  "n=%zu", c->n);
+	}
+	while (!c->result && relay.handles && !relay.draining && c->msgs &&
+	       relay.nahead < sizeof(relay.ahead) / sizeof(*relay.ahead)) {
+		struct relay_msg *m = c->msgs;
+
+		c->msgs = m->next;
+		relay__inflight_add(m);
+		relay.ahead[relay.nahead++] = m;
+	}
+	relay__send_ahead(relay__slots());
+	if (relay.handles && !relay.draining) {
+		now_ms = relay__now_ms();
+		ms = relay.conf->cfg->submitd.queue_poll;
+		if (c->result && ms > RELAY_SETTLE_HOLD_MS)
+			ms = RELAY_SETTLE_HOLD_MS;
+		if (c->next != UINT64_MAX && c->next * 1000 > now_ms &&
+		    c->next * 1000 - now_ms < ms)
+			ms = c->next * 1000 - now_ms;
+		uv_timer_start(&relay.timer, relay__timer_cb, ms, 0);
+	}
+	/* A full claim: more may be due; keep the messages ahead topped
+	 * up while the connections are busy (no pass runs then). */
+	if (!c->result && c->nids && c->nids == c->want)
+		relay.again = true;
+	relay__claim_free(c);
+	if (relay.again) {
+		relay.again = false;
+		relay__refill();
+	}
+}
+
+/* Loop (from the read lane). sess NULL: the loop has closed. */
+static void relay__claim_loaded(void *sess, void *arg, int result)
+{
+	struct relay_claim *c = arg;
+
+	if (!sess) {
+		relay__claim_free(c);
+		return;
+	}
+	c->result = result;
+	relay__claim_finish(c);
+}
+
+/* Loop (posted by the writer thread): the claim committed; its loads on
+ * the read lane, or done already. sess NULL: the loop has closed (the
+ * writer thread at exit): freed only; the claims lapse with this
+ * process's connection. */
+static void relay__claimed(void *sess, struct io_post *p)
+{
+	struct relay_claim *c = (struct relay_claim *)p;
+	int e;
+
+	if (!sess) {
+		relay__claim_free(c);
+		return;
+	}
+	if (c->result || !c->on_lane || !c->nids || relay.draining) {
+		relay__claim_finish(c);
+		return;
+	}
+	e = store_read_post(relay.st, STORE_LANE_ANY, relay__claim_load_r, c,
+			    relay.w, relay.post_id, relay__claim_loaded);
+	if (e) {                 /* claimed, not loaded: taken again later */
+		c->result = e;
+		relay__claim_finish(c);
+	}
+}
+
+/* Writer thread. */
+static void relay__claim_done(void *arg, int result)
+{
+	struct relay_claim *c = arg;
+
+	c->result = result;
+	c->post.sess = relay.post_id;
+	c->post.fn = relay__claimed;
+	io_worker_post(relay.w, &c->post);
+}
+
+/* A pass on PostgreSQL: the free slots take messages claimed ahead;
+ * then, when a slot is still free or half the messages ahead are gone, a
+ * claim (off the loop: the writer thread, the loads on the read lane when
+ * it runs) for the free slots and relay_concurrency ahead, so that a
+ * settled attempt's slot is refilled without waiting for a commit, and a
+ * claim (a commit) serves several messages. One claim at a time; a pass
+ * asked for meanwhile runs after it. */
+static void relay__claim_pass(unsigned slots, uint64_t now_ms)
+{
+	unsigned ahead = RELAY_AHEAD *
+			 (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+
+	slots = relay__send_ahead(slots);
+	if (slots || relay.nahead < ahead)
+		relay__claim(slots + ahead - relay.nahead, now_ms);
+}
+
+/* A pass, or (every connection busy: a pass would stop there) a claim
+ * for the messages ahead that are missing. */
+static void relay__refill(void)
+{
+	unsigned ahead;
+
+	if (!relay.handles || relay.draining)
+		return;
+	ahead = RELAY_AHEAD * (unsigned)relay.conf->cfg->submitd.relay_concurrency;
+	if (relay__slots() || relay.nahead >= ahead ||
+	    relay__now_ms() < atomic_load(&relay.hold_until_ms))
+		relay__pass();
+	else
+		relay__claim(ahead - relay.nahead, relay__now_ms());
+}
+
+static void relay__claim(size_t want, uint64_t now_ms)
+{
+	const struct postern_config *cfg = relay.conf->cfg;
+	struct relay_claim *c;
+	size_t i = 0;
+
+	if (relay.claiming) {
+		relay.again = true;
+		return;
+	}
+	if (!(c = calloc(1, sizeof(*c))) ||
+	    !(c->skip = malloc((relay.ninflight + 1) * sizeof(*c->skip)))) {
+		free(c);
+		uv_timer_start(&relay.timer, relay__timer_cb,
+			       RELAY_SETTLE_HOLD_MS, 0);
+		return;
+	}
+	for (struct relay_msg *m = relay.inflight; m; m = m->next)
+		c->skip[i++] = m->e.id;
+	c->nskip = i;
+	c->want = want;
+	c->now = now_ms / 1000;
+	c->lease_until = c->now + cfg->submitd.queue_claim_lease / 1000;
+	c->on_lane = store_reads_on_lane(relay.st);
+	relay.claiming = true;
+	if (store_write_async(relay.st, relay__claim_w, c, relay__claim_done))
+		relay__claim_done(c, -ENOMEM);
+}
+
+/* The LISTEN connection: made without blocking, its socket watched here;
+ * lost or failed, made again after RELAY_LISTEN_RETRY_MS, and a pass (a
+ * wake-up may have come meanwhile). */
+static void relay__listen_start(void);
+
+static void relay__listen_timer_cb(uv_timer_t *t)
+{
+	(void)t;
+	relay__listen_start();
+}
+
+static void relay__free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void relay__listen_drop(void)
+{
+	if (relay.lpoll) {
+		uv_poll_stop(relay.lpoll);
+		uv_close((uv_handle_t *)relay.lpoll, relay__free_handle);
+		relay.lpoll = NULL;
+	}
+	store_listen_free(relay.listen);
+	relay.listen = NULL;
+	relay.lfd = -1;
+	relay.listening = false;
+}
+
+static void relay__listen_lost(void)
+{
+	relay__listen_drop();
+	uv_timer_start(&relay.ltimer, relay__listen_timer_cb,
+		       RELAY_LISTEN_RETRY_MS, 0);
+	relay__pass();
+}
+
+static void relay__listen_cb(uv_poll_t *h, int status, int events);
+
+static void relay__listen_step(void)
+{
+	unsigned wakes;
+	bool wr, listening;
+	int fd;
+
+	if (store_listen_step(relay.listen, &fd, &wr, &wakes, &listening)) {
+		relay__listen_lost();
+		return;
+	}
+	if (fd != relay.lfd) {   /* connecting may change the socket */
+		if (relay.lpoll) {
+			uv_poll_stop(relay.lpoll);
+			uv_close((uv_handle_t *)relay.lpoll,
+				 relay__free_handle);
+		}
+		relay.lfd = fd;
+		if (!(relay.lpoll = malloc(sizeof(*relay.lpoll))) ||
+		    uv_poll_init(relay.w->loop, relay.lpoll, fd)) {
+			free(relay.lpoll);
+			relay.lpoll = NULL;
+			relay__listen_lost();
+			return;
+		}
+	}
+	uv_poll_start(relay.lpoll, UV_READABLE | (wr ? UV_WRITABLE : 0),
+		      relay__listen_cb);
+	if (listening && !relay.listening) {
+		relay.listening = true;
+		uv_timer_stop(&relay.ltimer);
+		log_event(LOGL_INFO, 0, "relay_listening", "%s", "");
+		wakes++;         /* what was queued while not listening */
+	}
+	if (wakes)
+		relay__pass();
+}
+
+static void relay__listen_cb(uv_poll_t *h, int status, int events)
+{
+	(void)h;
+	(void)events;
+	if (status < 0)
+		relay__listen_lost();
+	else
+		relay__listen_step();
+}
+
+/* Also the ltimer's callback: a connection that took too long is given
+ * up, and another begun. */
+static void relay__listen_start(void)
+{
+	relay__listen_drop();
+	if (!relay.handles || relay.draining)
+		return;
+	if (store_listen_start(relay.st, &relay.listen)) {
+		uv_timer_start(&relay.ltimer, relay__listen_timer_cb,
+			       RELAY_LISTEN_RETRY_MS, 0);
+		return;
+	}
+	uv_timer_start(&relay.ltimer, relay__listen_timer_cb,
+		       RELAY_LISTEN_CONNECT_MS, 0);
+	relay__listen_step();
 }
 
 static void relay__async_cb(uv_async_t *a)
@@ -416,6 +831,10 @@ int relay_worker_init(struct io_worker *w)
 	uv_async_init(w->loop, &relay.async, relay__async_cb);
 	relay__wake_start(relay.conf->cfg);
 	relay.handles = true;
+	relay.shared = store_is_pg(relay.st);
+	uv_timer_init(w->loop, &relay.ltimer);
+	if (relay.shared)
+		relay__listen_start();
 	atomic_store(&relay.ready, true);
 	/* The first pass, on the loop once it runs. */
 	uv_async_send(&relay.async);
@@ -428,6 +847,12 @@ void relay_worker_drain(struct io_worker *w)
 		return;
 	relay.draining = true;
 	uv_timer_stop(&relay.timer);
+	uv_timer_stop(&relay.ltimer);
+	relay__listen_drop();
+	/* Claimed ahead, never sent: not an attempt (their claims lapse
+	 * with this process's connection). */
+	while (relay.nahead)
+		relay_runner_done(NULL, relay.ahead[--relay.nahead]);
 	for (unsigned i = 0; i < relay.nclients; i++)
 		relay_client_quit(relay.clients[i]);
 }
@@ -441,6 +866,8 @@ void relay_worker_fini(struct io_worker *w)
 	uv_close((uv_handle_t *)&relay.timer, NULL);
 	uv_close((uv_handle_t *)&relay.async, NULL);
 	uv_close((uv_handle_t *)&relay.wake, NULL);
+	relay__listen_drop();
+	uv_close((uv_handle_t *)&relay.ltimer, NULL);
 	io_worker_unregister(w, relay.post_id);
 }
 

@@ -11,6 +11,11 @@
  * store folder (an inotify watch), after each settle and when a
  * connection is freed.
  *
+ * PostgreSQL: the queue is shared by the runners of every node; a pass
+ * claims entries (store_queue_claim, on the store writer) and reads them
+ * on the read lane, a NOTIFY from any node (a message queued, `postern
+ * queue flush`) wakes it, and it looks at least every queue_poll.
+ *
  * Threading: relay_start/relay_reload/relay_stop on the main thread;
  * relay_worker_init on the main thread before worker 0 runs, and
  * relay_worker_drain/relay_worker_fini on worker 0's thread; relay_kick

@@ -130,6 +130,9 @@ int relay_outcome_settle(struct store_write *w, void *arg)
 	} else {
 		e.nrcpts = keep;
 		r = relay_outcome__delayed(w, &e, s);
+		/* PostgreSQL: the claim ends with the settle, in its write. */
+		if (!r)
+			r = store_queue_unclaim(w, e.id);
 	}
 	store_queue_entry_free(&e);
 	return r;

@@ -133,7 +133,12 @@ int cli_queue(int argc, char **argv)
 			if (b.ids[0])
 				b.after = b.ids[b.ids[0]];
 		} while (b.ids[0] == CLI_QUEUE_BATCH);
-		if (store_queue_wake(cli.st))
+		e = store_queue_wake(cli.st);
+		if (e && store_is_pg(cli.st))
+			printf("%llu messages due now; postern-submitd sends them "
+			       "within [submitd] queue_poll (the NOTIFY failed)\n",
+			       (unsigned long long)total);
+		else if (e)
 			printf("%llu messages due now; postern-submitd sends them "
 			       "at its next due time (%s/%s is not writable)\n",
 			       (unsigned long long)total, cli.cfg.store.path,

@@ -4,18 +4,19 @@ ports of their own and a [store] path of their own (the lock files), all
 four on one database (the same [store] backend and dsn).
 
 The mail is shared as soon as the backend exists, and so is the POP3
-[IN-USE] lock (an advisory lock on the node's connection); the login
-throttle and the sending limits are in test_nodes_limits.py. What today
-lives in one process (the relay queue's claim) must move into the
-database; until the backend shares it those tests are
-expected to fail on their assertions (xfail, not strict; the relay test
-may XPASS while the other node's runner has no reason to look at the
-queue); a daemon that does not start is a failure all the same."""
+[IN-USE] lock (an advisory lock on the node's connection) and the relay
+queue (each node's runner claims entries in the database; a queued
+message or `postern queue flush` wakes every node's runner by NOTIFY).
+The login throttle and the sending limits are in test_nodes_limits.py.
+A daemon that does not start is a failure."""
 import asyncio
 import re
 import signal
+import subprocess
 import time
 from collections import Counter
+
+import pgcluster
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -25,10 +26,6 @@ from test_relay import Sink, relay_cfg, submit, wait_for
 
 pytestmark = pytest.mark.postgresql_only("two nodes share one database")
 
-NOT_SHARED = pytest.mark.xfail(
-    reason="the PostgreSQL backend does not share this state between nodes "
-           "yet (#17: the queue claim in the database)",
-    raises=AssertionError, strict=False)
 HOLD = 15               # seconds the holding sink keeps a DATA unanswered
 
 
@@ -187,41 +184,137 @@ def serve_sink():
         ctl.stop()
 
 
-@NOT_SHARED
+class DeferFirstSink(NodeSink):
+    """Answers the first DATA 451 (the entry is deferred), accepts the
+    later ones."""
+    deferred = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.deferred:
+            self.deferred += 1
+            return "451 4.3.0 try later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def claims(d, n=None):
+    """The relay_claimed lines of d's log (n: of that many entries)."""
+    return [m for m in re.findall(r"event=relay_claimed n=(\d+)", d.log())
+            if n is None or int(m) == n]
+
+
+def psql(d, sql):
+    """One SQL command on d's database (the test cluster's psql)."""
+    r = subprocess.run([str(pgcluster.PGBIN / "psql"), "-X", "-At",
+                        "-v", "ON_ERROR_STOP=1", "-c", sql,
+                        d.config["store"]["dsn"]], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode().strip()
+
+
 def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, serve_sink):
+    """Forty messages queued through node a alone, a slow relay: node b's
+    runner is woken by a's queueing (NOTIFY: queue_poll is an hour) and
+    takes its share, and no message is sent twice."""
     sink = serve_sink(SlowSink())
-    n = nodes(smtp=relay_cfg(sink.port))
+    n = nodes(smtp=relay_cfg(sink.port, relay_concurrency=2,
+                             queue_poll="1h"))
     n["a"]["submitd"].add_user("ann@example.com")
-    want = [f"once-{i}" for i in range(10)]
+    want = [f"once-{i}" for i in range(40)]
     for subject in want:
         submit(n["a"]["submitd"], ["carol@remote.test"], subject=subject)
-    assert wait_for(lambda: len(sink.received) >= len(want), timeout=30)
+    assert wait_for(lambda: len(sink.received) >= len(want), timeout=60)
     assert wait_for(lambda: "0 messages queued" in
                     n["b"]["submitd"].cli("queue", "list").stdout.decode())
     time.sleep(3)               # three retry intervals: room for a second copy
-    print("relayed by", Counter(sink.senders))
+    by = Counter(sink.senders)
+    print("relayed by", by)
     assert Counter(subjects(sink.received)) == Counter(want)
+    assert by["a.test"] and by["b.test"], by
+    assert sum(int(x) for x in claims(n["b"]["submitd"])) == by["b.test"]
 
 
-@NOT_SHARED
 def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
         nodes, serve_sink):
     """While one node's runner is in the middle of the DATA (sent, not yet
-    answered) the other leaves the entry alone; once that node is killed,
-    the other's runner relays the message, once."""
+    answered) the other looks (queue_poll 1s) and leaves the entry alone;
+    once that node is killed, the other's runner relays the message, once,
+    at its next look."""
     sink = serve_sink(HoldingSink())
-    n = nodes(smtp=relay_cfg(sink.port))
+    n = nodes(smtp=merge(relay_cfg(sink.port, queue_poll="1s"),
+                         {"submitd": {"log_level": "debug"}}))
     n["a"]["submitd"].add_user("ann@example.com")
     submit(n["a"]["submitd"], ["carol@remote.test"], subject="mid-relay")
     assert wait_for(lambda: sink.held_by is not None)
     victim = sink.held_by.split(".")[0]
     other = "b" if victim == "a" else "a"
+    looked = len(claims(n[other]["submitd"], 0))
     time.sleep(2.5)             # two of the other runner's passes
+    assert len(claims(n[other]["submitd"], 0)) >= looked + 2, \
+        "the other node's runner did not look"
     assert not sink.received, "relayed by both nodes at once"
     n[victim]["submitd"].signal(signal.SIGKILL)
     n[victim]["submitd"].proc.wait(10)
+    t0 = time.monotonic()
     assert wait_for(lambda: sink.received, timeout=HOLD - 6)
+    print(f"relayed by {other} {time.monotonic() - t0:.1f} s after the kill")
     assert subjects(sink.received) == ["mid-relay"]
     assert sink.senders == [f"{other}.test"]
     assert wait_for(lambda: "0 messages queued" in
                     n[other]["submitd"].cli("queue", "list").stdout.decode())
+
+
+def test_flush_on_one_node_wakes_the_other(nodes, serve_sink):
+    """A message deferred for an hour; node a's submitd stopped; `postern
+    queue flush` run with node a's configuration makes node b's runner
+    (which would otherwise look in an hour) send it at once."""
+    sink = serve_sink(DeferFirstSink())
+    n = nodes(smtp=relay_cfg(sink.port, queue_retry="1h",
+                             queue_retry_max="1h", queue_poll="1h"))
+    n["a"]["submitd"].add_user("ann@example.com")
+    submit(n["a"]["submitd"], ["carol@remote.test"], subject="flushed")
+    assert wait_for(lambda: sink.deferred)
+    assert wait_for(lambda: "attempts 1" in
+                    n["b"]["submitd"].cli("queue", "list").stdout.decode())
+    n["a"]["submitd"].stop()
+    time.sleep(1)
+    assert not sink.received
+    n["a"]["submitd"].cli("queue", "flush")
+    assert wait_for(lambda: sink.received, timeout=10)
+    assert subjects(sink.received) == ["flushed"]
+    assert sink.senders == ["b.test"]
+
+
+def test_a_version_3_database_is_upgraded_in_place(nodes, serve_sink):
+    """A database of schema version 3 (before the queue's claims), with a
+    message queued: a submitd's open adds the claim columns under the
+    schema lock and relays the message; a version newer than it knows is
+    refused."""
+    sink = serve_sink(NodeSink())
+    n = nodes(smtp=relay_cfg(sink.port))
+    a = n["a"]["submitd"]
+    a.add_user("ann@example.com")
+    for node in ("a", "b"):
+        n[node]["submitd"].stop()
+    psql(a, "ALTER TABLE queue DROP COLUMN claim_pid, "
+            "DROP COLUMN claim_until; UPDATE postern_schema SET version = 3")
+    a.config["submitd"]["relay"] = "127.0.0.1:1"    # nothing sent yet
+    a.logfile.write_text("")            # wait_ready: this start's line
+    a.start()
+    submit(a, ["carol@remote.test"], subject="upgraded")
+    assert "store_upgraded from=3 to=4" in a.log()
+    a.stop()
+    assert psql(a, "SELECT version FROM postern_schema") == "4"
+    assert psql(a, "SELECT count(*) FROM information_schema.columns WHERE "
+                   "table_name = 'queue' AND column_name LIKE 'claim_%'") \
+        == "2"
+    a.config["submitd"]["relay"] = f"127.0.0.1:{sink.port}"
+    a.logfile.write_text("")
+    a.start()
+    assert wait_for(lambda: sink.received, timeout=10)
+    assert subjects(sink.received) == ["upgraded"]
+    a.stop()
+    psql(a, "UPDATE postern_schema SET version = 5")
+    r = a.cli("queue", "list", check=False)
+    assert r.returncode != 0
+    assert "newer than this Postern understands (4)" in r.stderr.decode()

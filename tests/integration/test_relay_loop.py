@@ -598,9 +598,9 @@ def test_flush_is_seen_by_the_running_daemon(submitd, sink):
 
 def test_flush_wakes_the_runner_on_either_backend(submitd):
     """A deferred entry (next try in an hour), flushed: tried again within
-    seconds, the flush's queue.wake being in [store] path whatever the
-    backend (on PostgreSQL the node's folder; its due index an SQL
-    index)."""
+    seconds, whatever the backend (LMDB: the flush writes queue.wake in
+    [store] path; PostgreSQL: a NOTIFY that every node's runner listens
+    for, test_nodes.py)."""
     d = submitd(relay_cfg(free_port(), queue_retry="1h",
                           queue_retry_max="1h"))
     d.add_user("ann@example.com")
