@@ -259,8 +259,15 @@ const char *store_pg__errmsg(PGconn *c)
 {
 	static _Thread_local char buf[256];
 
+	size_t n;
+
+	/* One line for a log field or a CLI message: libpq's lines joined
+	 * (a failed connection says why on its second), quotes made '. */
 	snprintf(buf, sizeof(buf), "%s", PQerrorMessage(c));
-	buf[strcspn(buf, "\r\n\"")] = '\0';
+	for (char *p = buf; *p; p++)
+		*p = *p == '"' ? '\'' : *p == '\r' || *p == '\n' ? ' ' : *p;
+	for (n = strlen(buf); n && buf[n - 1] == ' '; n--)
+		buf[n - 1] = '\0';
 	return buf;
 }
 

@@ -168,6 +168,18 @@ static void *cli__backup_thread(void *arg)
 	return NULL;
 }
 
+/* backup and restore copy LMDB's file; PostgreSQL has its own tools (and
+ * restore would write a data.mdb no daemon of this backend reads). */
+static int cli__lmdb_file_only(const char *cmd)
+{
+	if (cli.cfg.store.backend != CFG_STORE_POSTGRESQL)
+		return EX_OK;
+	fprintf(stderr, "postern: %s copies an LMDB store; this one is in "
+		"PostgreSQL ([store] backend): use pg_dump and pg_restore, "
+		"or PostgreSQL's base backups\n", cmd);
+	return EX_CONFIG;
+}
+
 /* `postern backup FILE|-`: LMDB writes the compacted copy into a pipe from
  * a thread; this thread relays it to FILE (as FILE.partial, renamed when
  * complete and synced, so a FILE that exists is whole) or to standard
@@ -184,6 +196,8 @@ static int cli__backup(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("backup FILE|-");
+	if ((r = cli__lmdb_file_only("backup")))
+		return r;
 	to_stdout = strcmp(argv[0], "-") == 0;
 	if (to_stdout && isatty(STDOUT_FILENO))
 		return cli_usage("backup - writes the copy to standard output: "
@@ -291,6 +305,8 @@ static int cli__restore(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("restore FILE|-");
+	if ((e = cli__lmdb_file_only("restore")))
+		return e;
 	from_stdin = strcmp(argv[0], "-") == 0;
 	if ((size_t)snprintf(dst, sizeof(dst), "%s/data.mdb", path) >=
 	    sizeof(dst) ||
