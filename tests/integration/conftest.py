@@ -279,19 +279,18 @@ def base_config(pki, folder: Path, store=None):
     }
 
 
-@pytest.fixture
-def daemons(tmp_path):
-    """Factory: daemons(name, overrides) -> started Daemon; all stopped at
-    teardown, and their logs checked for sanitizer reports."""
+def daemon_factory(top: Path, default_pki):
+    """start(name, overrides) -> started Daemon, each in its own folder
+    under top; start.started lists them (stop_all stops them)."""
     started = []
 
     def start(name, overrides=None, wait=True, pki_=None, env=None):
-        folder = tmp_path / f"{name}-{len(started)}"
+        folder = top / f"{name}-{len(started)}"
         folder.mkdir()
         # A daemon given another's store (its [store] with the DSN) shares
         # that database: no new one is made for it.
         shared = (overrides or {}).get("store")
-        cfg = base_config(pki_ or start.pki, folder,
+        cfg = base_config(pki_ or start.pki or default_pki, folder,
                           shared if shared and "dsn" in shared else None)
         ports = {}
         if name == "postern-pop3d":
@@ -313,12 +312,38 @@ def daemons(tmp_path):
         started.append(d)
         return d.start(wait=wait)
 
-    yield start
-    for d in started:
+    start.pki = None
+    start.started = started
+    return start
+
+
+def stop_all(start):
+    """Stops every daemon start made; their logs checked for sanitizer
+    reports."""
+    for d in start.started:
         try:
             d.stop()
         finally:
             d.check_sanitizers()
+
+
+@pytest.fixture
+def daemons(tmp_path, pki):
+    """Factory: daemons(name, overrides) -> started Daemon; all stopped at
+    teardown, and their logs checked for sanitizer reports."""
+    start = daemon_factory(tmp_path, pki)
+    yield start
+    stop_all(start)
+
+
+@pytest.fixture(scope="module")
+def module_daemons(tmp_path_factory, pki):
+    """daemons for a module: one daemon serves the module's tests that
+    only talk to it (dialogue tests that change nothing another reads),
+    started once instead of per test."""
+    start = daemon_factory(tmp_path_factory.mktemp("module"), pki)
+    yield start
+    stop_all(start)
 
 
 @pytest.fixture
