@@ -255,19 +255,28 @@ static void store_pg__unkeep(struct store_read *r)
 	}
 }
 
+/* Every line: a failed connect to a dsn of several hosts says why each
+ * host failed, one per line ("connection to server on socket \"...\"
+ * failed: ..."). Joined with "; ", quotes made single, for one log field. */
 const char *store_pg__errmsg(PGconn *c)
 {
-	static _Thread_local char buf[256];
+	static _Thread_local char buf[512];
+	const char *m = PQerrorMessage(c);
+	size_t n = 0;
 
-	size_t n;
-
-	/* One line for a log field or a CLI message: libpq's lines joined
-	 * (a failed connection says why on its second), quotes made '. */
-	snprintf(buf, sizeof(buf), "%s", PQerrorMessage(c));
-	for (char *p = buf; *p; p++)
-		*p = *p == '"' ? '\'' : *p == '\r' || *p == '\n' ? ' ' : *p;
-	for (n = strlen(buf); n && buf[n - 1] == ' '; n--)
-		buf[n - 1] = '\0';
+	while (*m && n + 3 < sizeof(buf)) {
+		if (*m == '\r' || *m == '\n') {
+			m += strspn(m, "\r\n\t ");
+			if (*m && n) {
+				buf[n++] = ';';
+				buf[n++] = ' ';
+			}
+			continue;
+		}
+		buf[n++] = *m == '"' ? '\'' : *m;
+		m++;
+	}
+	buf[n] = '\0';
 	return buf;
 }
 

@@ -86,6 +86,24 @@ static int cli__open_existing(void)
 	       : r == -PST_EVERSION ? EX_CONFIG : EX_TEMPFAIL;
 }
 
+/* backup and restore copy LMDB's file: a PostgreSQL store is backed up
+ * and restored with PostgreSQL's tools, before anything is written. */
+static int cli__lmdb_only(const char *what)
+{
+	if (cli.cfg.store.backend != CFG_STORE_POSTGRESQL)
+		return EX_OK;
+	fprintf(stderr, "postern: %s: the store is a PostgreSQL database "
+		"([store] backend = postgresql): %s\n", what,
+		strcmp(what, "backup") == 0
+		? "back it up with pg_dump (a copy of one moment) or "
+		  "pg_basebackup with WAL archiving; nothing written"
+		: "restore a pg_dump with pg_restore; an LMDB backup goes "
+		  "into an LMDB folder first (a config with backend = lmdb), "
+		  "then `postern store migrate --from lmdb:DIR --to "
+		  "postgresql:DSN`; nothing restored");
+	return EX_USAGE;
+}
+
 /* ---- copying with a progress line ---- */
 
 static uint64_t cli__now_ms(void)
@@ -168,18 +186,6 @@ static void *cli__backup_thread(void *arg)
 	return NULL;
 }
 
-/* backup and restore copy LMDB's file; PostgreSQL has its own tools (and
- * restore would write a data.mdb no daemon of this backend reads). */
-static int cli__lmdb_file_only(const char *cmd)
-{
-	if (cli.cfg.store.backend != CFG_STORE_POSTGRESQL)
-		return EX_OK;
-	fprintf(stderr, "postern: %s copies an LMDB store; this one is in "
-		"PostgreSQL ([store] backend): use pg_dump and pg_restore, "
-		"or PostgreSQL's base backups\n", cmd);
-	return EX_CONFIG;
-}
-
 /* `postern backup FILE|-`: LMDB writes the compacted copy into a pipe from
  * a thread; this thread relays it to FILE (as FILE.partial, renamed when
  * complete and synced, so a FILE that exists is whole) or to standard
@@ -196,7 +202,7 @@ static int cli__backup(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("backup FILE|-");
-	if ((r = cli__lmdb_file_only("backup")))
+	if ((r = cli__lmdb_only("backup")))
 		return r;
 	to_stdout = strcmp(argv[0], "-") == 0;
 	if (to_stdout && isatty(STDOUT_FILENO))
@@ -305,7 +311,7 @@ static int cli__restore(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("restore FILE|-");
-	if ((e = cli__lmdb_file_only("restore")))
+	if ((e = cli__lmdb_only("restore")))
 		return e;
 	from_stdin = strcmp(argv[0], "-") == 0;
 	if ((size_t)snprintf(dst, sizeof(dst), "%s/data.mdb", path) >=

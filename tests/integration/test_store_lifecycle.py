@@ -20,7 +20,7 @@ from conftest import BACKEND, BUILD, Client, store_config
 
 # The upgrades start from committed LMDB stores (tests/data) and read raw
 # LMDB records (mdb_dump); backup and restore copy LMDB's file (on
-# PostgreSQL they name pg_dump: test_backup_and_restore_name_pg_dump).
+# PostgreSQL they refuse and name pg_dump: main's test_pg_failover.py).
 # Export and the accounts' text run on the backend under test.
 OLD_LMDB = pytest.mark.lmdb_only("committed LMDB stores of older schema "
                                  "versions (tests/data), mdb_dump/mdb_load")
@@ -423,25 +423,6 @@ def test_backup_and_restore_refuse_to_overwrite(tmp_path):
     # a schema-1 backup restores, and says to upgrade
     r = cli(rs, "restore", str(f))
     assert r.returncode == 0 and b"postern store upgrade" in r.stdout
-
-
-@pytest.mark.postgresql_only("the PostgreSQL answer to backup and restore")
-def test_backup_and_restore_name_pg_dump(tmp_path):
-    """On PostgreSQL backup and restore refuse and name PostgreSQL's tools,
-    writing nothing: no copy, no data.mdb in the node's folder."""
-    store = fresh_store(tmp_path)
-    fresh_account(store)
-    f = tmp_path / "b.mdb"
-    for args in (["backup", str(f)], ["backup", "-"]):
-        r = cli(store, *args)
-        assert r.returncode == 78 and b"pg_dump" in r.stderr, r
-        assert r.stdout == b""
-    assert not f.exists() and not Path(f"{f}.partial").exists()
-    f.write_bytes(b"an LMDB copy, say")
-    r = cli(store, "restore", str(f))
-    assert r.returncode == 78 and b"pg_restore" in r.stderr, r
-    assert not (store / "data.mdb").exists()
-    assert messages(store) == []                # the store as it was
 
 
 # ---- export ----
