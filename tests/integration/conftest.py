@@ -2,6 +2,7 @@
 build tree on free loopback ports with its own config, certificate and store,
 and stopped by PID when the test ends. Every wait is bounded in time."""
 import os
+import random
 import signal
 import socket
 import ssl
@@ -24,8 +25,34 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
 
+def _ephemeral():
+    """The kernel's range for outgoing connections' source ports."""
+    try:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+EPHEMERAL = _ephemeral()
+
+
 def free_port(host="127.0.0.1"):
+    """A port free now, below the ephemeral range when there is room: a
+    port the kernel picks for bind(0) is also one it hands to outgoing
+    connections, and with several test processes at once (tests/run runs
+    four) a client's source port took a listener's port before its daemon
+    bound it ("Address already in use")."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lo = 10000 if EPHEMERAL[0] > 20000 else None
+    for _ in range(100 if lo else 0):
+        port = random.randrange(lo, EPHEMERAL[0])
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
