@@ -8,7 +8,6 @@ mdb_dump/mdb_load); each mailbox's usage still counts the whole size."""
 import re
 import subprocess
 
-
 import conftest
 from conftest import BUILD, Client, free_port
 from test_quota import lmtp
