@@ -38,6 +38,8 @@ static int pop3d__check(const struct postern_config *cfg, char err[CFG_ERR_MAX])
 	    errno == ENOENT)
 		return 0;
 	r = store_open_cfg(cfg, STORE_READONLY, &st, why, sizeof(why));
+	if (r == -ENOENT && cfg->store.backend != CFG_STORE_LMDB)
+		return 0;           /* an empty database: start-up makes it */
 	if (r) {
 		snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 		return r;

@@ -627,7 +627,9 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 			 "schema version); run `postern store init` or check "
 			 "the dsn");
 		PQclear(res);
-		return -PST_EVERSION;
+		/* No store made yet, as a missing data.mdb on LMDB: a
+		 * daemon's --check accepts it (start-up makes it). */
+		return -ENOENT;
 	}
 	*version = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);

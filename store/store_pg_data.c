@@ -881,8 +881,8 @@ static const char *const pg_check_sql[] = {
 	"SELECT 'account ' || m.account_id || ' message ' || m.uid || "
 	"': its body ' || m.body_id || ' is missing' FROM messages m WHERE "
 	"NOT EXISTS (SELECT 1 FROM bodies b WHERE b.body_id = m.body_id)",
-	"SELECT 'body ' || b.body_id || ': ' || b.refs || ' references "
-	"counted, ' || coalesce(n.n, 0) || ' messages and queue entries name "
+	"SELECT 'body ' || b.body_id || ': reference count ' || b.refs || "
+	"', but ' || coalesce(n.n, 0) || ' messages and queue entries name "
 	"it' FROM bodies b LEFT JOIN (SELECT body_id, count(*) n FROM "
 	"(SELECT body_id FROM messages UNION ALL SELECT body_id FROM "
 	"queue_body) x GROUP BY body_id) n ON n.body_id = b.body_id "

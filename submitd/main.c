@@ -50,11 +50,13 @@ static int submitd__check(const struct postern_config *cfg,
 	if (cfg->store.backend != CFG_STORE_LMDB ||
 	    !(stat(data, &sb) && errno == ENOENT)) {
 		r = store_open_cfg(cfg, STORE_READONLY, &st, why, sizeof(why));
-		if (r) {
+		if (r && !(r == -ENOENT &&
+			   cfg->store.backend != CFG_STORE_LMDB)) {
 			snprintf(err, CFG_ERR_MAX, "[store] path: %s", why);
 			return r;
 		}
-		store_close(st);
+		if (!r)     /* else an empty database: start-up makes it */
+			store_close(st);
 	}
 	if (cfg->dkim.keys[0]) {
 		struct dkim_key_list keys;

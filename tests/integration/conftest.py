@@ -2,6 +2,7 @@
 build tree on free loopback ports with its own config, certificate and store,
 and stopped by PID when the test ends. Every wait is bounded in time."""
 import os
+import random
 import signal
 import socket
 import ssl
@@ -24,8 +25,34 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
 
+def _ephemeral():
+    """The kernel's range for outgoing connections' source ports."""
+    try:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+EPHEMERAL = _ephemeral()
+
+
 def free_port(host="127.0.0.1"):
+    """A port free now, below the ephemeral range when there is room: a
+    port the kernel picks for bind(0) is also one it hands to outgoing
+    connections, and with several test processes at once (tests/run runs
+    four) a client's source port took a listener's port before its daemon
+    bound it ("Address already in use")."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lo = 10000 if EPHEMERAL[0] > 20000 else None
+    for _ in range(100 if lo else 0):
+        port = random.randrange(lo, EPHEMERAL[0])
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -279,19 +306,18 @@ def base_config(pki, folder: Path, store=None):
     }
 
 
-@pytest.fixture
-def daemons(tmp_path):
-    """Factory: daemons(name, overrides) -> started Daemon; all stopped at
-    teardown, and their logs checked for sanitizer reports."""
+def daemon_factory(top: Path, default_pki):
+    """start(name, overrides) -> started Daemon, each in its own folder
+    under top; start.started lists them (stop_all stops them)."""
     started = []
 
     def start(name, overrides=None, wait=True, pki_=None, env=None):
-        folder = tmp_path / f"{name}-{len(started)}"
+        folder = top / f"{name}-{len(started)}"
         folder.mkdir()
         # A daemon given another's store (its [store] with the DSN) shares
         # that database: no new one is made for it.
         shared = (overrides or {}).get("store")
-        cfg = base_config(pki_ or start.pki, folder,
+        cfg = base_config(pki_ or start.pki or default_pki, folder,
                           shared if shared and "dsn" in shared else None)
         ports = {}
         if name == "postern-pop3d":
@@ -313,12 +339,38 @@ def daemons(tmp_path):
         started.append(d)
         return d.start(wait=wait)
 
-    yield start
-    for d in started:
+    start.pki = None
+    start.started = started
+    return start
+
+
+def stop_all(start):
+    """Stops every daemon start made; their logs checked for sanitizer
+    reports."""
+    for d in start.started:
         try:
             d.stop()
         finally:
             d.check_sanitizers()
+
+
+@pytest.fixture
+def daemons(tmp_path, pki):
+    """Factory: daemons(name, overrides) -> started Daemon; all stopped at
+    teardown, and their logs checked for sanitizer reports."""
+    start = daemon_factory(tmp_path, pki)
+    yield start
+    stop_all(start)
+
+
+@pytest.fixture(scope="module")
+def module_daemons(tmp_path_factory, pki):
+    """daemons for a module: one daemon serves the module's tests that
+    only talk to it (dialogue tests that change nothing another reads),
+    started once instead of per test."""
+    start = daemon_factory(tmp_path_factory.mktemp("module"), pki)
+    yield start
+    stop_all(start)
 
 
 @pytest.fixture

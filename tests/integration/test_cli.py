@@ -355,6 +355,31 @@ def test_corrupt_or_unusable_store_is_a_clear_error(cli, user):
     assert r.returncode != 0 and "/proc/postern-store" in r.err
 
 
+@pytest.mark.postgresql_only("the [store] dsn's errors; LMDB's file: "
+                              "test_corrupt_or_unusable_store_is_a_clear_error")
+def test_unreachable_database_is_a_clear_error(cli, user):
+    """A database that is not there, or no server at the address: one
+    line, saying which and why (libpq's reason, not only its first
+    line), and nothing made."""
+    import re
+    before = cli("user", "show", user).out
+    good = cli.conf.read_text()
+    dsn = re.search(r"^dsn = (.*)$", good, re.M).group(1)
+    cli.conf.write_text(good.replace(dsn, dsn.replace("dbname=",
+                                                      "dbname=nosuch_")))
+    r = cli("domain", "list", ok=None)
+    assert r.returncode != 0 and r.err.startswith("postern: "), r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert "database 'nosuch_" in r.err and "does not exist" in r.err, r.err
+    port = re.search(r"port=(\d+)", dsn).group(1)
+    cli.conf.write_text(good.replace(f"port={port}", "port=1"))
+    r = cli("domain", "list", ok=None)
+    assert r.returncode != 0 and len(r.err.strip().splitlines()) == 1
+    assert "failed:" in r.err and "No such file or directory" in r.err, r.err
+    cli.conf.write_text(good)
+    assert cli("user", "show", user).out == before
+
+
 def test_dns_records_is_a_zone_for_a_store_domain(cli, user, tmp_path):
     """postern dns-records prints zone lines named-checkzone accepts, for
     domains of the store only."""

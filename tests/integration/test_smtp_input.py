@@ -19,6 +19,17 @@ def d(submitd):
     return d
 
 
+@pytest.fixture(scope="module")
+def shared(module_daemons):
+    """One submitd for the grammar tests below, which only talk to it
+    (a refused EHLO or RCPT changes nothing another test reads): one
+    start for some forty of them."""
+    d = module_daemons("postern-submitd")
+    d.add_user("ann@example.com")
+    d.add_user("bob@example.com")
+    return d
+
+
 def authed(c):
     c.cmd("AUTH PLAIN " + b64(b"\0ann@example.com\0secret"))
     assert c.line() == "235 2.7.0 Authentication successful"
@@ -46,7 +57,8 @@ def envelope(c, rcpt="bob@example.com"):
     "[127.0.0.1",
     "\xff\xfe",                       # not UTF-8
 ])
-def test_ehlo_argument_must_be_a_domain_or_literal(d, client, arg):
+def test_ehlo_argument_must_be_a_domain_or_literal(shared, client, arg):
+    d = shared
     c = client(d.ports["tls"], tls=True)
     c.line()
     c.send(b"EHLO " + arg.encode("latin-1") + b"\r\n")
@@ -62,7 +74,8 @@ def test_ehlo_argument_must_be_a_domain_or_literal(d, client, arg):
 @pytest.mark.parametrize("arg", ["client.test", "localhost", "[127.0.0.1]",
                                  "[IPv6:::1]", "DESKTOP_7Q2.lan",
                                  "xn--bcher-kva.example", "bücher.example"])
-def test_ehlo_accepts_real_client_names(d, client, arg):
+def test_ehlo_accepts_real_client_names(shared, client, arg):
+    d = shared
     c = client(d.ports["tls"], tls=True)
     c.line()
     c.send(b"EHLO " + arg.encode() + b"\r\n")
@@ -106,7 +119,8 @@ def test_ehlo_injection_never_reaches_a_stored_header(d, pop3d, client):
     '<"bo\x01b"@example.com>',
     '<@a.example,bob@example.com>',       # route without its colon
 ])
-def test_rcpt_path_grammar(d, client, path):
+def test_rcpt_path_grammar(shared, client, path):
+    d = shared
     c = ready(d, client)
     c.cmd("MAIL FROM:<ann@example.com>")
     assert c.line() == "250 2.1.0 Ok"

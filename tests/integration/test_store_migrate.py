@@ -10,8 +10,11 @@ import pytest
 from conftest import BUILD, free_port, pop_session
 from test_relay import queue, relay_cfg, submit, wait_for
 
-# The source is the daemons' LMDB store: run once, in the LMDB pass.
-pytestmark = pytest.mark.lmdb_only("migrates the daemons' LMDB store")
+# The source is the daemons' LMDB store (backend = lmdb whatever the
+# pass) and the destination a database of the cluster: both backends in
+# each run, so it runs once, in the LMDB pass.
+pytestmark = pytest.mark.lmdb_only("both backends already: an LMDB store "
+                                   "migrated to PostgreSQL and back")
 POSTERN = str(BUILD / "store" / "cli" / "postern")
 DBS = ("meta", "domains", "accounts", "account_ids", "app_passwords",
        "app_password_meta", "messages", "uidls", "bodies", "queue", "senders",

@@ -565,8 +565,10 @@ def test_two_step_codes_are_throttled(tmp_path):
         d = s.browser()
         d.signin(ANN, PW)
         d.get("/signin/code")
-        time.sleep(30 - time.time() % 30 + 0.5)   # a fresh step
-        st, _, text = d.post("/signin/code", {"code": totp(secret)})
+        # the next step's code: unspent (the enrolment spent this step's),
+        # in the window of a step either side (WEBD_TOTP_WINDOW)
+        st, _, text = d.post("/signin/code",
+                             {"code": totp(secret, time.time() + 30)})
         assert st == 200 and "Too many wrong codes" in text
         assert 'reason="throttled"' in s.log()
     finally:
