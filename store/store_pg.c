@@ -160,7 +160,7 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  ">= 86400 THEN 0 ELSE r.rcpts END + excluded.rcpts, "
 			  "day_start = CASE WHEN excluded.day_start - "
 			  "r.day_start >= 86400 THEN excluded.day_start ELSE "
-			  "r.day_start END" },
+			  "r.day_start END RETURNING msgs, rcpts" },
 	[PS_RATE_DEL_ACCT] = { "L", "DELETE FROM send_rates WHERE "
 			       "account_id = $1" },
 };

@@ -156,15 +156,26 @@ int store_rate_get(struct store_read *r, uint64_t account_id, uint64_t *msgs,
 }
 
 int store_rate_add(struct store_write *w, uint64_t account_id, uint64_t msgs,
-		   uint64_t rcpts)
+		   uint64_t rcpts, uint64_t *msgs_now, uint64_t *rcpts_now)
 {
 	struct pg_args a = { 0 };
+	PGresult *res;
+	int e;
 
-	REQUIRE(w);
+	REQUIRE(w && msgs_now && rcpts_now);
 	if (!STORE_PG_W(w))
 		return -ENOTSUP;
 	store_pg__u64(&a, account_id);
 	store_pg__u64(&a, msgs);
 	store_pg__u64(&a, rcpts);
-	return store_pg__exec(w->reader.pgc, PS_RATE_ADD, &a, NULL);
+	if ((e = store_pg__exec(w->reader.pgc, PS_RATE_ADD, &a, &res)))
+		return e;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return -PST_ECORRUPT;
+	}
+	*msgs_now = store_pg__get_u64(res, 0, 0);
+	*rcpts_now = store_pg__get_u64(res, 0, 1);
+	PQclear(res);
+	return 0;
 }

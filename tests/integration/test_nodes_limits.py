@@ -170,3 +170,37 @@ def test_recipient_limit_counted_across_nodes(nodes):
     assert c.line().startswith("450 4.7.1 Sending limit reached: at most 3 "
                                "recipients per day")
     c.close()
+
+
+def test_concurrent_sessions_on_two_nodes_cannot_overrun(nodes, pg_cluster):
+    """send_recipients_per_day = 2: a session on node a and one on node b
+    each pass RCPT twice against the same count (0), and both reach the
+    end of DATA; the accepting commit checks the limit, so exactly one
+    gets 250 and the other the limit's 450 4.7.1, with nothing stored."""
+    n = nodes(smtp={"limits": {"send_recipients_per_day": 2}})
+    for u in ("ann", "b1", "b2"):
+        n["a"]["submitd"].add_user(f"{u}@example.com")
+    held = []
+    for node in ("a", "b"):
+        c = smtp_signed_in(n[node]["submitd"])
+        c.cmd("MAIL FROM:<ann@example.com>")
+        assert c.line().startswith("250")
+        for r in ("b1", "b2"):
+            c.cmd(f"RCPT TO:<{r}@example.com>")
+            assert c.line().startswith("250")
+        c.cmd("DATA")
+        assert c.line().startswith("354")
+        held.append(c)
+    replies = []
+    for c in held:
+        c.send(b"Subject: race\r\n\r\nbody\r\n.\r\n")
+        replies.append(c.line())
+        c.close()
+    assert sorted(r[:3] for r in replies) == ["250", "450"], replies
+    refused = [r for r in replies if r.startswith("450")][0]
+    assert refused.startswith("450 4.7.1 Sending limit reached: at most 2 "
+                              "recipients per day")
+    db = re.search(r"dbname=(\S+)",
+                   n["a"]["submitd"].config["store"]["dsn"]).group(1)
+    assert pg_cluster.sql("SELECT rcpts FROM send_rates", db) == ["2"]
+    assert pg_cluster.sql("SELECT count(*) FROM messages", db) == ["2"]
