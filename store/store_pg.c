@@ -138,10 +138,13 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  "greatest(f.last_ms, excluded.last_ms)" },
 	[PS_THR_CLEAR] = { "bbb", "DELETE FROM login_failures WHERE k IN "
 			   "($1, $2, $3)" },
-	/* Served by the index login_failures_last. */
-	[PS_THR_SWEEP] = { "L", "DELETE FROM login_failures WHERE last_ms <= "
+	/* Served by the index login_failures_last. A row PS_THR_FAIL holds
+	 * is left for the next sweep (SKIP LOCKED): locking rows in last_ms
+	 * order while it locks in key order, the two could deadlock. */
+	[PS_THR_SWEEP] = { "L", "DELETE FROM login_failures WHERE k IN "
+			   "(SELECT k FROM login_failures WHERE last_ms <= "
 			   "(extract(epoch FROM clock_timestamp()) * 1000)"
-			   "::int8 - $1" },
+			   "::int8 - $1 FOR UPDATE SKIP LOCKED)" },
 	[PS_RATE_GET] = { "L", "SELECT CASE WHEN t.now - hour_start < 3600 "
 			  "THEN msgs ELSE 0 END, CASE WHEN t.now - day_start < "
 			  "86400 THEN rcpts ELSE 0 END FROM send_rates, (SELECT "

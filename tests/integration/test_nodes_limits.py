@@ -204,3 +204,43 @@ def test_concurrent_sessions_on_two_nodes_cannot_overrun(nodes, pg_cluster):
                    n["a"]["submitd"].config["store"]["dsn"]).group(1)
     assert pg_cluster.sql("SELECT rcpts FROM send_rates", db) == ["2"]
     assert pg_cluster.sql("SELECT count(*) FROM messages", db) == ["2"]
+
+
+def test_sweep_skips_a_counter_another_statement_holds(nodes, pg_cluster):
+    """The sweep deletes rows in last_ms order while a failure's upsert
+    locks its rows in key order: the sweep leaves a row another
+    transaction holds (SKIP LOCKED) instead of waiting for it, so it
+    cannot deadlock with an upsert, nor hold a login up. Here a psql holds
+    ann's expired account counter while a failure of bob (another
+    account) sweeps: bob is answered at once, ann's row stays."""
+    auth = throttle(throttle_window="2s")
+    n = nodes(pop=auth, smtp=auth)
+    n["a"]["submitd"].add_user("ann@example.com")
+    n["a"]["submitd"].add_user("bob@example.com")
+    a = n["a"]["pop3d"]
+    assert login(a, pw="bad") == FAILED
+    db = re.search(r"dbname=(\S+)",
+                   n["a"]["submitd"].config["store"]["dsn"]).group(1)
+    time.sleep(2.5)
+    p = pg_cluster.psql(db)
+    try:
+        p.stdin.write("BEGIN;\nSELECT failures FROM login_failures WHERE k "
+                      "= substring(sha256(convert_to(E'u\\nann@example.com"
+                      "\\n', 'UTF8')) FOR 16) FOR UPDATE;\n")
+        p.stdin.flush()
+        lines = [p.stdout.readline().strip() for _ in range(2)]
+        assert lines == ["BEGIN", "1"], lines
+        c = Client.connect(a.ports["tls"], tls=True, timeout=5)
+        assert c.line().startswith("+OK")
+        c.cmd("USER bob@example.com")
+        assert c.line().startswith("+OK")
+        c.cmd("PASS bad")
+        assert c.line() == FAILED
+        c.close()
+    finally:
+        p.stdin.write("COMMIT;\n")
+        p.stdin.close()
+        p.wait(10)
+    # swept: ann's address and pair rows; left: ann's held account row
+    # and bob's three
+    assert pg_cluster.sql("SELECT count(*) FROM login_failures", db) == ["4"]
