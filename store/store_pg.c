@@ -21,11 +21,19 @@ struct store_pg {
 	struct pg_conn *all;
 };
 
-/* Parameter types: L int8, I int4, t text, b bytea. Every table is keyed
+/* Parameter types: L int8, I int4, t text, b bytea. once: a statement
+ * outside a transaction that is not run again after a reconnect
+ * (store_pg__exec), because it changes something and is not idempotent:
+ * when the link drops, the server may have committed it already. The
+ * default (0) is "may be run again": reads, and writes inside a
+ * transaction (never retried: the transaction is lost). Every table is keyed
  * by account id first where it belongs to an account (a distribution
  * column for Citus); domains are a small reference table, bodies and the
  * queue are keyed by their own ids (a body is shared across accounts). */
-static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
+static const struct {
+	const char *types, *sql;
+	bool once;
+} pg_stmts[PS_N] = {
 	[PS_DOMAIN_GET] = { "t", "SELECT rec FROM domains WHERE name = $1" },
 	[PS_DOMAIN_INS] = { "tb", "INSERT INTO domains VALUES ($1, $2) "
 			    "ON CONFLICT DO NOTHING" },
@@ -135,7 +143,8 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  "ON CONFLICT (k) DO UPDATE SET failures = CASE WHEN "
 			  "excluded.last_ms - f.last_ms >= $4 THEN 1 ELSE "
 			  "least(f.failures, 1000000) + 1 END, last_ms = "
-			  "greatest(f.last_ms, excluded.last_ms)" },
+			  "greatest(f.last_ms, excluded.last_ms)",
+			  .once = true },
 	[PS_THR_CLEAR] = { "bbb", "DELETE FROM login_failures WHERE k IN "
 			   "($1, $2, $3)" },
 	/* Served by the index login_failures_last. A row PS_THR_FAIL holds
@@ -430,11 +439,15 @@ int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
 	snprintf(name, sizeof(name), "s%d", (int)s);
 	/* Outside a transaction (a read) a connection the server dropped
 	 * (a restart, a failover) is made again and the statement run once
-	 * more; inside one, the transaction is lost and the caller fails. */
+	 * more; inside one, the transaction is lost and the caller fails. A
+	 * statement run once is not sent again: the link may have dropped
+	 * after the server committed it (a failure counted twice); the
+	 * caller has the error, and the connection is made again by the
+	 * next statement. */
 	idle = PQtransactionStatus(c->c) == PQTRANS_IDLE;
 	res = store_pg__exec_once(c, s, a, name);
-	if (!store_pg__ok(res) && idle && PQstatus(c->c) == CONNECTION_BAD &&
-	    store_pg__reset(c)) {
+	if (!store_pg__ok(res) && idle && !pg_stmts[s].once &&
+	    PQstatus(c->c) == CONNECTION_BAD && store_pg__reset(c)) {
 		PQclear(res);
 		res = store_pg__exec_once(c, s, a, name);
 	}

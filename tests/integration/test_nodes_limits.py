@@ -244,3 +244,29 @@ def test_sweep_skips_a_counter_another_statement_holds(nodes, pg_cluster):
     # swept: ann's address and pair rows; left: ann's held account row
     # and bob's three
     assert pg_cluster.sql("SELECT count(*) FROM login_failures", db) == ["4"]
+
+
+def test_failure_count_not_sent_twice_after_a_drop(nodes, pg_cluster):
+    """A failure's upsert whose connection drops under it is not run
+    again on a new connection: the server may have committed it before
+    the link went (counted twice). A trigger makes the drop: it counts
+    the attempt in a sequence (not undone with the statement) and ends
+    its own backend. The login is still answered, and the next failure,
+    on a new connection, counts."""
+    n = nodes(pop=throttle(), smtp=throttle())
+    n["a"]["submitd"].add_user("ann@example.com")
+    a = n["a"]["pop3d"]
+    db = re.search(r"dbname=(\S+)",
+                   n["a"]["submitd"].config["store"]["dsn"]).group(1)
+    pg_cluster.sql(
+        "CREATE SEQUENCE tries; CREATE FUNCTION drop_link() RETURNS "
+        "trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('tries'); "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; "
+        "END $$; CREATE TRIGGER drop_link BEFORE INSERT ON login_failures "
+        "FOR EACH ROW EXECUTE FUNCTION drop_link()", db)
+    assert login(a, pw="bad") == FAILED
+    assert pg_cluster.sql("SELECT last_value FROM tries", db) == ["1"]
+    pg_cluster.sql("DROP TRIGGER drop_link ON login_failures", db)
+    assert login(a, pw="bad") == FAILED
+    assert pg_cluster.sql("SELECT max(failures) FROM login_failures",
+                          db) == ["1"]
