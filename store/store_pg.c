@@ -635,7 +635,7 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 	e = store_pg__schema(c, flags, &st->schema, err, errlen);
 	/* Not part of the version: see store_pg_shared.c. */
 	if (!e && !(flags & STORE_READONLY) &&
-	    st->schema == STORE_SCHEMA_VERSION)
+	    (st->schema == STORE_SCHEMA_VERSION || (flags & STORE_UPGRADE)))
 		e = store_pg__shared_schema(c, err, errlen);
 	PQfinish(c);
 	if (e) {

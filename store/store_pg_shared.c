@@ -6,8 +6,11 @@
  *
  * The tables are soft state, not records: no schema version describes
  * them and `store migrate` does not copy them. Every open that may write
- * makes them when missing (store_pg__shared_schema), so a database made
- * before them gets them without an upgrade. login_failures is keyed by
+ * makes them when missing (store_pg__shared_schema): `postern store init`
+ * and `postern store upgrade` (any version), and a daemon's start, so a
+ * database made before them gets them at its upgrade, or at the first
+ * start of a daemon whose role may create tables; one that may not fails
+ * to start, saying to run `postern store upgrade`. login_failures is keyed by
  * the caller's hashed key (its distribution column) and UNLOGGED: a
  * login's counter write needs no WAL and no fsync, at the price of the
  * counts on a crash or a failover. send_rates is keyed by account id and
@@ -44,11 +47,18 @@ static bool store_pg__shared_there(PGconn *c)
 
 int store_pg__shared_schema(PGconn *c, char *err, size_t errlen)
 {
+	char why[256];
+	int e;
+
 	/* The usual open: one statement, no lock. */
 	if (store_pg__shared_there(c))
 		return 0;
-	return store_pg__ddl(c, pg_shared_schema, store_pg__shared_there,
-			     "the shared counters' tables", err, errlen);
+	e = store_pg__ddl(c, pg_shared_schema, store_pg__shared_there,
+			  "the shared counters' tables", why, sizeof(why));
+	if (e)
+		snprintf(err, errlen, "%s; run `postern store upgrade` (as a "
+			 "role that may create tables) to make them", why);
+	return e;
 }
 
 /* ---- login-failure counters ---- */

@@ -270,3 +270,28 @@ def test_failure_count_not_sent_twice_after_a_drop(nodes, pg_cluster):
     assert login(a, pw="bad") == FAILED
     assert pg_cluster.sql("SELECT max(failures) FROM login_failures",
                           db) == ["1"]
+
+
+def test_missing_counter_tables_need_the_upgrade(submitd, pg_cluster):
+    """A database from before the shared counters, and a daemon whose
+    role may not create tables: it refuses to start, naming `postern
+    store upgrade`; the upgrade (as the owner) makes them, and then that
+    daemon starts."""
+    d = submitd()
+    d.stop()
+    db = re.search(r"dbname=(\S+)", d.config["store"]["dsn"]).group(1)
+    role = f"lowly_{db}"
+    pg_cluster.sql(f"DROP TABLE login_failures, send_rates; CREATE ROLE "
+                   f"{role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO "
+                   f"{role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public "
+                   f"TO {role}", db)
+    lowly = dict(d.config["store"], dsn=d.config["store"]["dsn"] +
+                 f" options='-c role={role}'")
+    bad = submitd({"store": lowly}, wait=False)
+    assert bad.proc.wait(15) != 0
+    assert "run `postern store upgrade`" in bad.log(), bad.log()
+    r = d.cli("store", "upgrade")
+    assert b"schema version" in r.stdout, r
+    assert pg_cluster.sql("SELECT count(*) FROM pg_class WHERE relname IN "
+                          "('login_failures', 'send_rates')", db) == ["2"]
+    submitd({"store": lowly})       # starts
