@@ -14,6 +14,12 @@ struct auth_shared {
 	atomic_uint_fast64_t swept_ms;   /* auth_now_ms of the last sweep */
 };
 
+/* The ticket's keys go to store_throttle_* as they are. */
+_Static_assert(AUTH_THROTTLE_KEYS == STORE_THROTTLE_KEYS,
+	       "one shared counter per throttle key");
+_Static_assert(sizeof(((struct auth_throttle_ticket *)0)->key[0]) ==
+	       STORE_THROTTLE_KEY, "the throttle's keys are the store's");
+
 /* The ticket's key order is auth_throttle_shared_keys'. */
 enum { KEY_ADDR, KEY_ACCOUNT, KEY_PAIR };
 

@@ -295,3 +295,20 @@ def test_missing_counter_tables_need_the_upgrade(submitd, pg_cluster):
     assert pg_cluster.sql("SELECT count(*) FROM pg_class WHERE relname IN "
                           "('login_failures', 'send_rates')", db) == ["2"]
     submitd({"store": lowly})       # starts
+
+
+def test_account_deletion_removes_its_sending_counts(submitd, pg_cluster):
+    """`postern user del` takes the account's send_rates row with it, and
+    only that account's."""
+    d = submitd()
+    d.add_user("ann@example.com")
+    d.add_user("bob@example.com")
+    submit(d, ["bob@example.com"])
+    db = re.search(r"dbname=(\S+)", d.config["store"]["dsn"]).group(1)
+    pg_cluster.sql("INSERT INTO send_rates SELECT account_id + 1000, "
+                   "hour_start, msgs, day_start, rcpts FROM send_rates", db)
+    assert pg_cluster.sql("SELECT count(*) FROM send_rates", db) == ["2"]
+    d.cli("user", "del", "ann@example.com")
+    assert pg_cluster.sql("SELECT count(*) FROM send_rates", db) == ["1"]
+    assert pg_cluster.sql("SELECT count(*) FROM send_rates WHERE "
+                          "account_id > 1000", db) == ["1"]
