@@ -30,11 +30,13 @@
 
 /* ---- sending limits (per account) ----
  *
- * The table below is the count on LMDB. On PostgreSQL the count is the
- * store's (every node's messages), added in the commit that accepts a
- * message (smtp__deliver_write) and read into this table at MAIL, so RCPT
- * checks its recipients against what MAIL read (plus this transaction's)
- * without another round trip. The store's windows are the same fixed hour
+ * The table below is the count on LMDB, checked at MAIL and RCPT and
+ * again, with the message counted, at the end of its data. On PostgreSQL
+ * the count is the store's (every node's messages), added and checked in
+ * the commit that accepts a message (smtp__deliver_write) and read into
+ * this table by MAIL's lookup on the read lane, so RCPT checks its
+ * recipients against what MAIL read (plus this transaction's) without
+ * another round trip. The store's windows are the same fixed hour
  * and day, by the database's clock, each starting at the first message
  * counted after the last one ended (here: at the first MAIL or message
  * after it ended). */
