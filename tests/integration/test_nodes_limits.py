@@ -15,6 +15,7 @@ import pytest
 from conftest import Client
 from test_nodes import merge, nodes, pop_login  # noqa: F401 (fixture)
 from test_relay import submit
+from test_smtp import race_at_data
 
 pytestmark = pytest.mark.postgresql_only("two nodes share one database")
 
@@ -180,23 +181,8 @@ def test_concurrent_sessions_on_two_nodes_cannot_overrun(nodes, pg_cluster):
     n = nodes(smtp={"limits": {"send_recipients_per_day": 2}})
     for u in ("ann", "b1", "b2"):
         n["a"]["submitd"].add_user(f"{u}@example.com")
-    held = []
-    for node in ("a", "b"):
-        c = smtp_signed_in(n[node]["submitd"])
-        c.cmd("MAIL FROM:<ann@example.com>")
-        assert c.line().startswith("250")
-        for r in ("b1", "b2"):
-            c.cmd(f"RCPT TO:<{r}@example.com>")
-            assert c.line().startswith("250")
-        c.cmd("DATA")
-        assert c.line().startswith("354")
-        held.append(c)
-    replies = []
-    for c in held:
-        c.send(b"Subject: race\r\n\r\nbody\r\n.\r\n")
-        replies.append(c.line())
-        c.close()
-    assert sorted(r[:3] for r in replies) == ["250", "450"], replies
+    held = [smtp_signed_in(n[node]["submitd"]) for node in ("a", "b")]
+    replies = race_at_data(held, ["b1", "b2"])
     refused = [r for r in replies if r.startswith("450")][0]
     assert refused.startswith("450 4.7.1 Sending limit reached: at most 2 "
                               "recipients per day")

@@ -112,6 +112,15 @@ def smtp_ready(d, client, **kw):
     return c
 
 
+def smtp_answered(d, client):
+    """Another session of d (workers = 1: the same loop) is greeted and
+    answered while one waits for the database."""
+    other = client(d.ports["tls"], tls=True, timeout=5)
+    assert other.line().startswith("220 ")
+    other.cmd("EHLO other.test")
+    assert other.smtp_reply()
+
+
 def test_smtp_pipelined_lookups_answered_in_order(submitd, client, lock):
     d = submitd({"submitd": {"workers": 1}})
     d.add_user("ann@example.com")
@@ -126,10 +135,7 @@ def test_smtp_pipelined_lookups_answered_in_order(submitd, client, lock):
            b"DATA\r\n")
     assert c.line().startswith("250 2.1.0")
     held.waiting()
-    other = client(d.ports["tls"], tls=True, timeout=5)   # the same loop
-    assert other.line().startswith("220 ")
-    other.cmd("EHLO other.test")
-    assert other.smtp_reply()
+    smtp_answered(d, client)
     held.release()
     assert [c.line()[:3] for _ in range(4)] == ["250", "550", "250", "354"]
     c.send(b"Subject: p\r\n\r\nx\r\n.\r\n")
@@ -221,10 +227,7 @@ def test_smtp_stalled_rate_read_leaves_the_loop_free(submitd, client, lock):
     held = lock(d, "send_rates")
     c.cmd("MAIL FROM:<ann@example.com>")   # its own address: no sender read
     held.waiting()
-    other = client(d.ports["tls"], tls=True, timeout=5)   # the same loop
-    assert other.line().startswith("220 ")
-    other.cmd("EHLO other.test")
-    assert other.smtp_reply()
+    smtp_answered(d, client)
     held.release()
     assert c.line().startswith("250 2.1.0")
 
