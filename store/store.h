@@ -691,13 +691,18 @@ int store_throttle_sweep(struct store *st, uint64_t window_ms);
  * a fixed hour and recipients in a fixed day, each window starting at the
  * first message counted after the previous one ended (the database's
  * clock). store_rate_add runs in the write that accepts the message, so
- * the counts are as durable as the mail; store_rate_get reads what is
- * counted in the windows still open (0 and 0 for none). LMDB: -ENOTSUP
- * (postern-submitd, the only sender, counts in its own memory). */
+ * the counts are as durable as the mail, and gives the counts with the
+ * message added (*msgs_now, *rcpts_now): every node's writes take turns
+ * (store_pg__begin's lock), so the caller that finds them over its limit
+ * and fails its write function (undoing the add with the rest of the
+ * message) decides against the latest count, not the one MAIL read;
+ * store_rate_get reads what is counted in the windows still open (0 and 0
+ * for none). LMDB: -ENOTSUP (postern-submitd, the only sender, counts in
+ * its own memory). */
 int store_rate_get(struct store_read *r, uint64_t account_id, uint64_t *msgs,
 		   uint64_t *rcpts);
 int store_rate_add(struct store_write *w, uint64_t account_id, uint64_t msgs,
-		   uint64_t rcpts);
+		   uint64_t rcpts, uint64_t *msgs_now, uint64_t *rcpts_now);
 
 /* ---- addresses ---- */
 

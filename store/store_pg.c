@@ -22,11 +22,19 @@ struct store_pg {
 	struct pg_conn *all;
 };
 
-/* Parameter types: L int8, I int4, t text, b bytea. Every table is keyed
+/* Parameter types: L int8, I int4, t text, b bytea. once: a statement
+ * outside a transaction that is not run again after a reconnect
+ * (store_pg__exec), because it changes something and is not idempotent:
+ * when the link drops, the server may have committed it already. The
+ * default (0) is "may be run again": reads, and writes inside a
+ * transaction (never retried: the transaction is lost). Every table is keyed
  * by account id first where it belongs to an account (a distribution
  * column for Citus); domains are a small reference table, bodies and the
  * queue are keyed by their own ids (a body is shared across accounts). */
-static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
+static const struct {
+	const char *types, *sql;
+	bool once;
+} pg_stmts[PS_N] = {
 	[PS_DOMAIN_GET] = { "t", "SELECT rec FROM domains WHERE name = $1" },
 	[PS_DOMAIN_INS] = { "tb", "INSERT INTO domains VALUES ($1, $2) "
 			    "ON CONFLICT DO NOTHING" },
@@ -136,13 +144,17 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  "ON CONFLICT (k) DO UPDATE SET failures = CASE WHEN "
 			  "excluded.last_ms - f.last_ms >= $4 THEN 1 ELSE "
 			  "least(f.failures, 1000000) + 1 END, last_ms = "
-			  "greatest(f.last_ms, excluded.last_ms)" },
+			  "greatest(f.last_ms, excluded.last_ms)",
+			  .once = true },
 	[PS_THR_CLEAR] = { "bbb", "DELETE FROM login_failures WHERE k IN "
 			   "($1, $2, $3)" },
-	/* Served by the index login_failures_last. */
-	[PS_THR_SWEEP] = { "L", "DELETE FROM login_failures WHERE last_ms <= "
+	/* Served by the index login_failures_last. A row PS_THR_FAIL holds
+	 * is left for the next sweep (SKIP LOCKED): locking rows in last_ms
+	 * order while it locks in key order, the two could deadlock. */
+	[PS_THR_SWEEP] = { "L", "DELETE FROM login_failures WHERE k IN "
+			   "(SELECT k FROM login_failures WHERE last_ms <= "
 			   "(extract(epoch FROM clock_timestamp()) * 1000)"
-			   "::int8 - $1" },
+			   "::int8 - $1 FOR UPDATE SKIP LOCKED)" },
 	[PS_RATE_GET] = { "L", "SELECT CASE WHEN t.now - hour_start < 3600 "
 			  "THEN msgs ELSE 0 END, CASE WHEN t.now - day_start < "
 			  "86400 THEN rcpts ELSE 0 END FROM send_rates, (SELECT "
@@ -161,7 +173,7 @@ static const struct { const char *types, *sql; } pg_stmts[PS_N] = {
 			  ">= 86400 THEN 0 ELSE r.rcpts END + excluded.rcpts, "
 			  "day_start = CASE WHEN excluded.day_start - "
 			  "r.day_start >= 86400 THEN excluded.day_start ELSE "
-			  "r.day_start END" },
+			  "r.day_start END RETURNING msgs, rcpts" },
 	[PS_RATE_DEL_ACCT] = { "L", "DELETE FROM send_rates WHERE "
 			       "account_id = $1" },
 	/* store_queue_claim: due rows no live runner holds (a claimant is
@@ -459,11 +471,15 @@ int store_pg__exec(struct pg_conn *c, enum pg_stmt s, const struct pg_args *a,
 	snprintf(name, sizeof(name), "s%d", (int)s);
 	/* Outside a transaction (a read) a connection the server dropped
 	 * (a restart, a failover) is made again and the statement run once
-	 * more; inside one, the transaction is lost and the caller fails. */
+	 * more; inside one, the transaction is lost and the caller fails. A
+	 * statement run once is not sent again: the link may have dropped
+	 * after the server committed it (a failure counted twice); the
+	 * caller has the error, and the connection is made again by the
+	 * next statement. */
 	idle = PQtransactionStatus(c->c) == PQTRANS_IDLE;
 	res = store_pg__exec_once(c, s, a, name);
-	if (!store_pg__ok(res) && idle && PQstatus(c->c) == CONNECTION_BAD &&
-	    store_pg__reset(c)) {
+	if (!store_pg__ok(res) && idle && !pg_stmts[s].once &&
+	    PQstatus(c->c) == CONNECTION_BAD && store_pg__reset(c)) {
 		PQclear(res);
 		res = store_pg__exec_once(c, s, a, name);
 	}
@@ -660,7 +676,8 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 	}
 	e = store_pg__schema(c, flags, &pg->version, err, errlen);
 	/* Not part of the version: see store_pg_shared.c. */
-	if (!e && !(flags & STORE_READONLY) && pg->version >= 3)
+	if (!e && !(flags & STORE_READONLY) &&
+	    (pg->version >= 3 || (flags & STORE_UPGRADE)))
 		e = store_pg__shared_schema(c, err, errlen);
 	PQfinish(c);
 	if (e) {

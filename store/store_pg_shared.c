@@ -6,8 +6,11 @@
  *
  * The tables are soft state, not records: no schema version describes
  * them and `store migrate` does not copy them. Every open that may write
- * makes them when missing (store_pg__shared_schema), so a database made
- * before them gets them without an upgrade. login_failures is keyed by
+ * makes them when missing (store_pg__shared_schema): `postern store init`
+ * and `postern store upgrade` (any version), and a daemon's start, so a
+ * database made before them gets them at its upgrade, or at the first
+ * start of a daemon whose role may create tables; one that may not fails
+ * to start, saying to run `postern store upgrade`. login_failures is keyed by
  * the caller's hashed key (its distribution column) and UNLOGGED: a
  * login's counter write needs no WAL and no fsync, at the price of the
  * counts on a crash or a failover. send_rates is keyed by account id and
@@ -44,11 +47,18 @@ static bool store_pg__shared_there(PGconn *c)
 
 int store_pg__shared_schema(PGconn *c, char *err, size_t errlen)
 {
+	char why[256];
+	int e;
+
 	/* The usual open: one statement, no lock. */
 	if (store_pg__shared_there(c))
 		return 0;
-	return store_pg__ddl(c, pg_shared_schema, store_pg__shared_there,
-			     "the shared counters' tables", err, errlen);
+	e = store_pg__ddl(c, pg_shared_schema, store_pg__shared_there,
+			  "the shared counters' tables", why, sizeof(why));
+	if (e)
+		snprintf(err, errlen, "%s; run `postern store upgrade` (as a "
+			 "role that may create tables) to make them", why);
+	return e;
 }
 
 /* ---- login-failure counters ---- */
@@ -156,15 +166,26 @@ int store_rate_get(struct store_read *r, uint64_t account_id, uint64_t *msgs,
 }
 
 int store_rate_add(struct store_write *w, uint64_t account_id, uint64_t msgs,
-		   uint64_t rcpts)
+		   uint64_t rcpts, uint64_t *msgs_now, uint64_t *rcpts_now)
 {
 	struct pg_args a = { 0 };
+	PGresult *res;
+	int e;
 
-	REQUIRE(w);
+	REQUIRE(w && msgs_now && rcpts_now);
 	if (!STORE_PG_W(w))
 		return -ENOTSUP;
 	store_pg__u64(&a, account_id);
 	store_pg__u64(&a, msgs);
 	store_pg__u64(&a, rcpts);
-	return store_pg__exec(w->reader.pgc, PS_RATE_ADD, &a, NULL);
+	if ((e = store_pg__exec(w->reader.pgc, PS_RATE_ADD, &a, &res)))
+		return e;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return -PST_ECORRUPT;
+	}
+	*msgs_now = store_pg__get_u64(res, 0, 0);
+	*rcpts_now = store_pg__get_u64(res, 0, 1);
+	PQclear(res);
+	return 0;
 }

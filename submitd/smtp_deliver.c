@@ -30,11 +30,13 @@
 
 /* ---- sending limits (per account) ----
  *
- * The table below is the count on LMDB. On PostgreSQL the count is the
- * store's (every node's messages), added in the commit that accepts a
- * message (smtp__deliver_write) and read into this table at MAIL, so RCPT
- * checks its recipients against what MAIL read (plus this transaction's)
- * without another round trip. The store's windows are the same fixed hour
+ * The table below is the count on LMDB, checked at MAIL and RCPT and
+ * again, with the message counted, at the end of its data. On PostgreSQL
+ * the count is the store's (every node's messages), added and checked in
+ * the commit that accepts a message (smtp__deliver_write) and read into
+ * this table by MAIL's lookup on the read lane, so RCPT checks its
+ * recipients against what MAIL read (plus this transaction's) without
+ * another round trip. The store's windows are the same fixed hour
  * and day, by the database's clock, each starting at the first message
  * counted after the last one ended (here: at the first MAIL or message
  * after it ended). */
@@ -74,41 +76,37 @@ static struct rate *smtp__rate_get(uint64_t id, uint64_t now)
 	return r;
 }
 
-/* PostgreSQL: the account's counts from the store, into *msgs and
- * *rcpts. Blocks on a round trip: today on the session's loop thread, at
- * MAIL, as smtp__sender_allowed's read does. */
-static int smtp__rate_read(struct smtp_session *s, uint64_t *msgs,
-			   uint64_t *rcpts)
+bool smtp_rate_shared(const struct smtp_session *s)
 {
-	struct store_read *r;
-	int e;
-
-	if ((e = store_read_begin(smtp_store, &r)))
-		return e;
-	e = store_rate_get(r, s->account.id, msgs, rcpts);
-	store_read_end(r);
-	return e;
+	return !(s->flags & SMTP_F_LMTP) && store_is_pg(smtp_store) &&
+	       (s->cfg->limits.send_messages_per_hour ||
+		s->cfg->limits.send_recipients_per_day);
 }
 
-/* messages: per hour at MAIL; recipients: per day at RCPT. */
-static int smtp__rate_check(struct smtp_session *s, bool recipients)
+/* The refusal, the same words at MAIL, at RCPT and after the data. */
+static void smtp__rate_refuse(struct smtp_session *s, bool recipients)
 {
 	uint64_t lim = recipients ? s->cfg->limits.send_recipients_per_day
 				  : s->cfg->limits.send_messages_per_hour;
-	uint64_t msgs = 0, rcpts = 0;
-	bool shared = false;
+
+	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
+		  s->account.address, recipients ? "recipients" : "messages");
+	smtp_reply(s->io, 450, "4.7.1", "Sending limit reached: at most %llu "
+		   "%s; try again later", (unsigned long long)lim,
+		   recipients ? "recipients per day" : "messages per hour");
+}
+
+/* messages: per hour at MAIL; recipients: per day at RCPT. On
+ * PostgreSQL MAIL brings the shared counts its lookup read on the lane
+ * (shared: msgs and rcpts are they), for itself and for its RCPTs. */
+static int smtp__rate_check(struct smtp_session *s, bool recipients,
+			    bool shared, uint64_t msgs, uint64_t rcpts)
+{
+	uint64_t lim = recipients ? s->cfg->limits.send_recipients_per_day
+				  : s->cfg->limits.send_messages_per_hour;
 	struct rate *r;
 	bool over;
 
-	/* MAIL reads the shared counts for itself and for its RCPTs. */
-	if (!recipients && store_is_pg(smtp_store) &&
-	    (lim || s->cfg->limits.send_recipients_per_day)) {
-		if (smtp__rate_read(s, &msgs, &rcpts)) {
-			smtp_reply(s->io, 451, "4.3.0", "Temporary store error");
-			return -1;
-		}
-		shared = true;
-	}
 	if (!lim && !shared)
 		return 0;
 	pthread_mutex_lock(&rate_mu);
@@ -125,34 +123,72 @@ static int smtp__rate_check(struct smtp_session *s, bool recipients)
 	if (!recipients)
 		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
 					 MV_SMTP_REFUSED_RATE_LIMITED, 0, 0));
-	log_event(LOGL_WARN, s->id, "rate_limited", "user=%s limit=%s",
-		  s->account.address, recipients ? "recipients" : "messages");
-	smtp_reply(s->io, 450, "4.7.1", "Sending limit reached: at most %llu "
-		   "%s; try again later", (unsigned long long)lim,
-		   recipients ? "recipients per day" : "messages per hour");
+	smtp__rate_refuse(s, recipients);
 	return -1;
 }
 
-int smtp_rate_check_message(struct smtp_session *s)
+int smtp_rate_check_message(struct smtp_session *s, bool shared,
+			    uint64_t msgs, uint64_t rcpts)
 {
-	return smtp__rate_check(s, false);
+	return smtp__rate_check(s, false, shared, msgs, rcpts);
 }
 
 int smtp_rate_check_rcpt(struct smtp_session *s)
 {
-	return smtp__rate_check(s, true);
+	return smtp__rate_check(s, true, false, 0, 0);
 }
 
-static void smtp__rate_count(struct smtp_session *s)
+/* Which limit a message at the end of its data would pass (0), or 1
+ * messages, 2 recipients: the count before it against the limits, as
+ * MAIL and RCPT check them. */
+static int smtp__rate_over(const struct postern_config *cfg, uint64_t msgs,
+			   uint64_t rcpts, uint32_t nrcpts)
+{
+	uint64_t lm = cfg->limits.send_messages_per_hour;
+	uint64_t lr = cfg->limits.send_recipients_per_day;
+
+	if (lm && msgs >= lm)
+		return 1;
+	if (lr && rcpts + nrcpts > lr)
+		return 2;
+	return 0;
+}
+
+/* LMDB: the message counts at the end of its data, checked again there
+ * under rate_mu, so that sessions of this process that passed MAIL and
+ * RCPT against one count do not overrun it together (the one
+ * postern-submitd per store is every sender); given back if the commit
+ * fails. A lock and a lookup, as the count after the commit was. */
+static int smtp__rate_take(struct smtp_session *s, uint64_t *hour,
+			   uint64_t *day)
+{
+	struct rate *r;
+	int over = 0;
+
+	pthread_mutex_lock(&rate_mu);
+	r = smtp__rate_get(s->account.id, (uint64_t)time(NULL));
+	if (r && !(over = smtp__rate_over(s->cfg, r->msgs, r->rcpts,
+					   s->txn.nrcpts))) {
+		r->msgs++;
+		r->rcpts += s->txn.nrcpts;
+		*hour = r->hour;
+		*day = r->day;
+	}
+	pthread_mutex_unlock(&rate_mu);
+	return over;
+}
+
+static void smtp__rate_give(uint64_t id, uint64_t hour, uint64_t day,
+			    uint32_t nrcpts)
 {
 	struct rate *r;
 
 	pthread_mutex_lock(&rate_mu);
-	r = smtp__rate_get(s->account.id, (uint64_t)time(NULL));
-	if (r) {
-		r->msgs++;
-		r->rcpts += s->txn.nrcpts;
-	}
+	r = smtp__rate_get(id, (uint64_t)time(NULL));
+	if (r && r->hour == hour && r->msgs)   /* the same window */
+		r->msgs--;
+	if (r && r->day == day)
+		r->rcpts -= r->rcpts < nrcpts ? r->rcpts : nrcpts;
 	pthread_mutex_unlock(&rate_mu);
 }
 
@@ -209,6 +245,9 @@ struct deliver_job {
 	uint64_t queue_id;
 	bool dsn_filed;               /* a "delivered" report (maybe queued) */
 	uint64_t rate_account;        /* PostgreSQL: counted in the commit */
+	int rate_over;                /* -PST_ELIMIT: smtp__rate_over's */
+	bool rate_taken;              /* LMDB: counted at the end of data, */
+	uint64_t rate_id, rate_hour, rate_day;   /* in these windows */
 };
 
 static void smtp__job_free(struct deliver_job *j)
@@ -299,8 +338,23 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 	struct store_msg_in m = { .folder = j->spam ? STORE_SPAM : STORE_INBOX,
 				  .body = j->msg, .len = j->len,
 				  .check_quota = true, .shared = &body };
+	uint64_t msgs, rcpts;
 	int e;
 
+	/* The sending limits' shared count, in the commit that accepts, and
+	 * checked there: the count MAIL and RCPT saw may have grown since
+	 * (other sessions, other nodes). Over it, the add is undone with the
+	 * rest of this function's writes. */
+	j->rate_over = 0;
+	if (j->rate_account) {
+		if ((e = store_rate_add(w, j->rate_account, 1, j->nrcpts, &msgs,
+					&rcpts)))
+			return e;
+		j->rate_over = smtp__rate_over(j->cfg, msgs - 1,
+					       rcpts - j->nrcpts, j->nrcpts);
+		if (j->rate_over)
+			return -PST_ELIMIT;
+	}
 	for (uint32_t i = 0; i < j->nrcpts; i++) {
 		j->status[i] = 0;
 		if (!j->rcpts[i].account_id)
@@ -337,9 +391,6 @@ static int smtp__deliver_write(struct store_write *w, void *arg)
 		if (e)
 			return e;
 	}
-	/* The sending limits' shared count, in the commit that accepts. */
-	if (j->rate_account)
-		return store_rate_add(w, j->rate_account, 1, j->nrcpts);
 	return 0;
 }
 
@@ -360,6 +411,9 @@ static void smtp__count(const struct deliver_job *j)
 	if (j->result == 0) {
 		metrics_inc(METRICS_SLOT(SMTP_ACCEPTED, via, 0, 0));
 		metrics_add(METRICS_SLOT(SMTP_BYTES, via, 0, 0), j->len);
+	} else if (j->result == -PST_ELIMIT && j->rate_over) {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_RATE_LIMITED, 0, 0));
 	} else {
 		metrics_inc(METRICS_SLOT(SMTP_REFUSED, j->result == -PST_EFULL
 					 ? MV_SMTP_REFUSED_STORE_FULL
@@ -373,6 +427,9 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 	struct smtp_session *s = sess;
 
 	smtp__count(j);
+	if (j->result && j->rate_taken)
+		smtp__rate_give(j->rate_id, j->rate_hour, j->rate_day,
+				j->nrcpts);
 	/* Committed: the relay runner reads the queue now (a report to a
 	 * remote sender is queued too), also when the client went away. */
 	if (j->result == 0 && (j->nremote || j->dsn_filed))
@@ -401,12 +458,13 @@ static void smtp__deliver_answer(void *sess, struct io_post *p)
 					   j->rcpts[i].addr, pst_strerror(e));
 		}
 	} else if (j->result == 0) {
-		smtp__rate_count(s);
 		log_event(LOGL_INFO, s->id, "accepted", "id=%s from=%s rcpts=%u "
 			  "remote=%u size=%zu queue=%llu", j->id, j->sender,
 			  j->nrcpts, j->nremote, j->len,
 			  (unsigned long long)j->queue_id);
 		smtp_reply(s->io, 250, "2.0.0", "Ok: queued as %s", j->id);
+	} else if (j->result == -PST_ELIMIT && j->rate_over) {
+		smtp__rate_refuse(s, j->rate_over == 2);
 	} else if (j->result == -PST_EQUOTA) {
 		smtp__over_quota(s, j, j->over);
 	} else if (j->result == -PST_EFULL) {
@@ -553,8 +611,20 @@ void smtp_deliver(struct smtp_session *s)
 	j->dsn_ret = s->txn.dsn_ret;
 	memcpy(j->dsn_envid, s->txn.dsn_envid, sizeof(j->dsn_envid));
 	j->lmtp = lmtp;
-	if (!lmtp && store_is_pg(smtp_store))
+	if (!lmtp && store_is_pg(smtp_store)) {
 		j->rate_account = s->account.id;
+	} else if (!lmtp && (j->rate_over = smtp__rate_take(s, &j->rate_hour,
+							   &j->rate_day))) {
+		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
+					 MV_SMTP_REFUSED_RATE_LIMITED, 0, 0));
+		smtp__rate_refuse(s, j->rate_over == 2);
+		smtp__job_free(j);
+		smtp_session_txn_end(s);
+		return;
+	} else if (!lmtp) {
+		j->rate_taken = true;
+		j->rate_id = s->account.id;
+	}
 	/* RFC 8689: with REQUIRETLS a TLS-Required header field is ignored. */
 	if (s->txn.requiretls)
 		j->queue_flags = STORE_QUEUE_REQUIRETLS;
@@ -571,6 +641,9 @@ void smtp_deliver(struct smtp_session *s)
 		return;
 	if (store_write_async(smtp_store, smtp__deliver_write, j,
 			      smtp__deliver_done)) {
+		if (j->rate_taken)
+			smtp__rate_give(j->rate_id, j->rate_hour, j->rate_day,
+					j->nrcpts);
 		smtp__job_free(j);
 		metrics_inc(METRICS_SLOT(SMTP_REFUSED,
 					 MV_SMTP_REFUSED_STORE_ERROR, 0, 0));

@@ -13,8 +13,15 @@
 struct smtp_session;
 
 void smtp_deliver(struct smtp_session *s);
-/* Rate limits per account; 0, or a 4xx already answered. */
-int smtp_rate_check_message(struct smtp_session *s);
+/* Rate limits per account; 0, or a 4xx already answered. Whether MAIL
+ * reads the shared counts first (PostgreSQL with a limit set: its lookup
+ * on the read lane calls store_rate_get), and then checks with them
+ * (shared: msgs and rcpts are what it read). The end of the data checks
+ * again, in the accepting commit (PostgreSQL) or under this process's
+ * lock (LMDB), and answers the same 450 4.7.1 when over. */
+bool smtp_rate_shared(const struct smtp_session *s);
+int smtp_rate_check_message(struct smtp_session *s, bool shared,
+			    uint64_t msgs, uint64_t rcpts);
 int smtp_rate_check_rcpt(struct smtp_session *s);
 
 #endif

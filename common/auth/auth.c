@@ -465,8 +465,8 @@ int auth_verify(struct auth_ctx *a, const struct auth_request *req,
 	/* Every admitted attempt is settled, whatever happened; the other
 	 * nodes are told first (auth_throttle_admit_with). */
 	tr = e ? AUTH_THROTTLE_NO_VERDICT : auth__throttle_result(out->result);
-	if (a->shared)
-		auth_shared_settle(a->shared, &stk, now, tr);
+	if (a->shared && auth_shared_settle(a->shared, &stk, now, tr))
+		tk.unshared = true;
 	auth_throttle_settle(a->throttle, &tk, now, tr);
 	if (METRICS_ON())
 		metrics_observe(MH_AUTH_VERIFY, metrics_now_us() - t0);

@@ -14,6 +14,12 @@ struct auth_shared {
 	atomic_uint_fast64_t swept_ms;   /* auth_now_ms of the last sweep */
 };
 
+/* The ticket's keys go to store_throttle_* as they are. */
+_Static_assert(AUTH_THROTTLE_KEYS == STORE_THROTTLE_KEYS,
+	       "one shared counter per throttle key");
+_Static_assert(sizeof(((struct auth_throttle_ticket *)0)->key[0]) ==
+	       STORE_THROTTLE_KEY, "the throttle's keys are the store's");
+
 /* The ticket's key order is auth_throttle_shared_keys'. */
 enum { KEY_ADDR, KEY_ACCOUNT, KEY_PAIR };
 
@@ -73,9 +79,9 @@ const struct auth_throttle_shared *auth_shared_read(
 	return NULL;
 }
 
-void auth_shared_settle(struct auth_shared *s,
-			const struct auth_shared_ticket *tk, uint64_t now_ms,
-			enum auth_throttle_result r)
+int auth_shared_settle(struct auth_shared *s,
+		       const struct auth_shared_ticket *tk, uint64_t now_ms,
+		       enum auth_throttle_result r)
 {
 	uint64_t window = atomic_load(&s->window_ms);
 	uint64_t swept = atomic_load(&s->swept_ms);
@@ -87,23 +93,31 @@ void auth_shared_settle(struct auth_shared *s,
 		 * login costs no write in the usual case. */
 		if (!tk->counts.failures[KEY_ADDR] &&
 		    !tk->counts.failures[KEY_PAIR])
-			return;
+			return 0;
 		memcpy(two[0], tk->key[KEY_ADDR], sizeof(two[0]));
 		memcpy(two[1], tk->key[KEY_PAIR], sizeof(two[1]));
 		if ((e = store_throttle_clear(s->st, (const uint8_t (*)
 					      [STORE_THROTTLE_KEY])two, 2)))
 			auth_shared__error("clear", e);
-		return;
+		return e;
 	}
 	if (r != AUTH_THROTTLE_FAILED)
-		return;
+		return 0;
 	if ((e = store_throttle_fail(s->st, tk->key, AUTH_THROTTLE_KEYS,
 				     window)))
 		auth_shared__error("count", e);
 	/* One thread of this process sweeps, once a window: the table
-	 * holds at most about two windows' failures of every node. */
-	if (now_ms - swept >= window &&
-	    atomic_compare_exchange_strong(&s->swept_ms, &swept, now_ms) &&
-	    (e = store_throttle_sweep(s->st, window)))
-		auth_shared__error("sweep", e);
+	 * holds at most about two windows' failures of every node. now_ms
+	 * was read before this attempt's wait and hash, so another thread
+	 * may have swept at a later time since: an older now_ms is no
+	 * reason (unsigned, it would look like ages, and move swept_ms
+	 * back). */
+	if (now_ms > swept && now_ms - swept >= window &&
+	    atomic_compare_exchange_strong(&s->swept_ms, &swept, now_ms)) {
+		int se = store_throttle_sweep(s->st, window);
+
+		if (se)
+			auth_shared__error("sweep", se);
+	}
+	return e;
 }

@@ -59,8 +59,11 @@ const struct auth_throttle_shared *auth_shared_read(
 /* The verdict of an attempt the in-process throttle admitted, written
  * before auth_throttle_settle() gives it there (see
  * auth_throttle_admit_with). now_ms: auth_now_ms(), paces the sweep. */
-void auth_shared_settle(struct auth_shared *s,
-			const struct auth_shared_ticket *tk, uint64_t now_ms,
-			enum auth_throttle_result r);
+/* Returns 0, or the store's error when the verdict could not be written
+ * (logged; a failure then goes to auth_throttle_settle with the ticket's
+ * unshared set). A failed sweep is logged only. */
+int auth_shared_settle(struct auth_shared *s,
+		       const struct auth_shared_ticket *tk, uint64_t now_ms,
+		       enum auth_throttle_result r);
 
 #endif

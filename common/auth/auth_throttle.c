@@ -21,6 +21,7 @@ struct tentry {
 	uint32_t pending;       /* admitted, not yet settled */
 	uint64_t last_ms;       /* last failure (or creation) */
 	uint64_t seq;           /* t->settled after its last verdict */
+	bool unshared;          /* holds a failure the shared counts lack */
 };
 
 struct auth_throttle {
@@ -122,8 +123,10 @@ void auth_throttle_addr_key(const char *addr, char *out)
 static void auth__tage(struct auth_throttle *t, struct tentry *e, uint64_t now)
 {
 	if (e->failures && now > e->last_ms &&
-	    now - e->last_ms >= t->cfg.window_ms)
+	    now - e->last_ms >= t->cfg.window_ms) {
 		e->failures = 0;
+		e->unshared = false;
+	}
 }
 
 /* Which entry to give up first: a free one, then one with failures only,
@@ -162,6 +165,7 @@ static struct tentry *auth__tfind(struct auth_throttle *t, const uint8_t key[16]
 	victim->pending = 0;
 	victim->last_ms = now;
 	victim->seq = 0;
+	victim->unshared = false;
 	return victim;
 }
 
@@ -190,6 +194,7 @@ enum auth_throttle_verdict auth_throttle_admit_with(
 	auth__tkeys(t->secret, addr, account, tk->key);
 	tk->admitted = false;
 	tk->account_refused = false;
+	tk->unshared = false;
 	pthread_mutex_lock(&t->mu);
 	cfg = t->cfg;   /* a reload may change it (auth_throttle_set_cfg) */
 	for (int k = 0; k < NKEYS; k++) {
@@ -200,7 +205,7 @@ enum auth_throttle_verdict auth_throttle_admit_with(
 		 * before it was read, and the other nodes' (a success
 		 * elsewhere may have cleared it): it replaces ours, unless
 		 * a verdict here came since, which it may lack. */
-		if (shared && e && e->seq <= shared->since)
+		if (shared && e && !e->unshared && e->seq <= shared->since)
 			e->failures = failed[k] = shared->failures[k];
 		else if (shared && shared->failures[k] > failed[k])
 			failed[k] = shared->failures[k];
@@ -282,11 +287,17 @@ void auth_throttle_settle(struct auth_throttle *t,
 			e->pending--;
 		if (r == AUTH_THROTTLE_FAILED) {
 			e->failures++;
-			e->seq = t->settled + 1;
+			/* one the shared counts lack: a read must not replace
+			 * this count (auth_throttle_ticket.unshared) */
+			if (tk->unshared)
+				e->unshared = true;
+			else
+				e->seq = t->settled + 1;
 			if (now_ms > e->last_ms)
 				e->last_ms = now_ms;
 		} else if (r == AUTH_THROTTLE_SUCCEEDED && k != KEY_ACCOUNT) {
 			e->failures = 0;
+			e->unshared = false;
 			e->seq = t->settled + 1;
 		}
 	}

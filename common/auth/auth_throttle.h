@@ -75,6 +75,12 @@ struct auth_throttle_ticket {
 	uint64_t seen;          /* settlements counted when told to wait */
 	bool admitted;          /* pending: auth_throttle_settle() it */
 	bool account_refused;   /* REFUSE came from account_hard_failures */
+	/* Set by the caller before settling a failure the shared counts
+	 * could not take (auth_shared_settle failed): the shared count then
+	 * lacks it, so until its window ends this process takes the larger
+	 * of its own count and the shared one for those keys, never the
+	 * shared one alone. */
+	bool unshared;
 };
 
 enum auth_throttle_verdict {

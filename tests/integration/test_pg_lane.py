@@ -112,6 +112,15 @@ def smtp_ready(d, client, **kw):
     return c
 
 
+def smtp_answered(d, client):
+    """Another session of d (workers = 1: the same loop) is greeted and
+    answered while one waits for the database."""
+    other = client(d.ports["tls"], tls=True, timeout=5)
+    assert other.line().startswith("220 ")
+    other.cmd("EHLO other.test")
+    assert other.smtp_reply()
+
+
 def test_smtp_pipelined_lookups_answered_in_order(submitd, client, lock):
     d = submitd({"submitd": {"workers": 1}})
     d.add_user("ann@example.com")
@@ -126,10 +135,7 @@ def test_smtp_pipelined_lookups_answered_in_order(submitd, client, lock):
            b"DATA\r\n")
     assert c.line().startswith("250 2.1.0")
     held.waiting()
-    other = client(d.ports["tls"], tls=True, timeout=5)   # the same loop
-    assert other.line().startswith("220 ")
-    other.cmd("EHLO other.test")
-    assert other.smtp_reply()
+    smtp_answered(d, client)
     held.release()
     assert [c.line()[:3] for _ in range(4)] == ["250", "550", "250", "354"]
     c.send(b"Subject: p\r\n\r\nx\r\n.\r\n")
@@ -209,3 +215,35 @@ def test_retr_and_top_read_ahead(pop3d, client):
     body = c.multiline()
     assert "\r\n".join(body).encode() + b"\r\n" == big
     assert c.line().startswith("+OK")
+
+
+def test_smtp_stalled_rate_read_leaves_the_loop_free(submitd, client, lock):
+    """MAIL reads the shared sending counts (the default limits are not 0)
+    on the lane, in the one lookup MAIL makes: a send_rates table that
+    stalls leaves another session of the same loop greeted and answered."""
+    d = submitd({"submitd": {"workers": 1}})
+    d.add_user("ann@example.com")
+    c = smtp_ready(d, client)
+    held = lock(d, "send_rates")
+    c.cmd("MAIL FROM:<ann@example.com>")   # its own address: no sender read
+    held.waiting()
+    smtp_answered(d, client)
+    held.release()
+    assert c.line().startswith("250 2.1.0")
+
+
+def test_smtp_rate_read_error_is_451(submitd, client, pg_cluster):
+    """A store error reading the sending counts refuses MAIL with 451, and
+    the next MAIL, the table back, is accepted."""
+    d = submitd()
+    d.add_user("ann@example.com")
+    c = smtp_ready(d, client)
+    db = db_of(d)
+    pg_cluster.sql("ALTER TABLE send_rates RENAME TO send_rates_gone", db)
+    try:
+        c.cmd("MAIL FROM:<ann@example.com>")
+        assert c.line() == "451 4.3.0 Temporary store error"
+    finally:
+        pg_cluster.sql("ALTER TABLE send_rates_gone RENAME TO send_rates", db)
+    c.cmd("MAIL FROM:<ann@example.com>")
+    assert c.line().startswith("250 2.1.0")

@@ -381,6 +381,55 @@ def test_recipients_per_day_limit(submitd, client):
                                "recipients per day")
 
 
+def race_at_data(sessions, rcpts):
+    """Each of sessions (signed in as ann) passes MAIL and RCPT to each of
+    rcpts (local parts at example.com) and gets DATA's 354; then each ends
+    its data in turn. Their replies, asserted one 250 and one 450."""
+    for c in sessions:
+        c.cmd("MAIL FROM:<ann@example.com>")
+        assert c.line().startswith("250")
+        for r in rcpts:
+            c.cmd(f"RCPT TO:<{r}@example.com>")
+            assert c.line().startswith("250")
+        c.cmd("DATA")
+        assert c.line().startswith("354")
+    replies = []
+    for c in sessions:
+        c.send(b"Subject: race\r\n\r\nbody\r\n.\r\n")
+        replies.append(c.line())
+    assert sorted(r[:3] for r in replies) == ["250", "450"], replies
+    return replies
+
+
+@pytest.mark.parametrize("limits,rcpts,words", [
+    ({"send_recipients_per_day": 2}, ["b1", "b2"], "2 recipients per day"),
+    ({"send_messages_per_hour": 1}, ["b1"], "1 messages per hour")])
+def test_sessions_at_data_together_cannot_overrun(submitd, client, limits,
+                                                  rcpts, words):
+    """Two sessions pass MAIL and RCPT against the same count and both
+    reach the end of DATA: the limit is checked again there (LMDB: in the
+    process; PostgreSQL: in the accepting commit), so exactly one is
+    accepted and the other refused with the limit's words, nothing
+    stored for it."""
+    d = submitd({"limits": limits})
+    for u in ("ann", "b1", "b2"):
+        d.add_user(f"{u}@example.com")
+    held = [ready(d, client), ready(d, client)]
+    replies = race_at_data(held, rcpts)
+    assert f"450 4.7.1 Sending limit reached: at most {words}" in \
+        "".join(replies)
+    assert len(messages(d, "b1@example.com")) == 1
+    # the accepted one counts: the next transaction is refused too
+    held[0].cmd("MAIL FROM:<ann@example.com>")
+    r = held[0].line()
+    if "messages" in words:
+        assert r.startswith("450 4.7.1")
+    else:
+        assert r.startswith("250")
+        held[0].cmd("RCPT TO:<b1@example.com>")
+        assert held[0].line().startswith("450 4.7.1")
+
+
 def test_plain_auth_on_loopback_only_when_allowed(submitd, client):
     d = submitd({"submitd": {"plain_auth_loopback": "yes"}})
     d.add_user("ann@example.com")

@@ -487,6 +487,47 @@ static void test_throttle_shared(void **state)
 	assert_memory_not_equal(k1[2], k2[2], 16);
 }
 
+/* A failure the shared counts could not take (the store write failed:
+ * the ticket's unshared) is kept here: a later read without it, however
+ * recent, raises this process's count but never replaces it, until the
+ * window ends. */
+static void test_throttle_unshared_failure_kept(void **state)
+{
+	struct auth_throttle *t;
+	struct auth_throttle_ticket tk;
+	struct auth_throttle_shared sh = { .since = 0 };
+	uint64_t d, now = 1000000;
+
+	(void)state;
+	assert_int_equal(auth_throttle_new(&tcfg, &t), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1",
+				 "ann@x.org", now, &sh, &d, &tk),
+				 AUTH_THROTTLE_ADMIT);
+		tk.unshared = i == 2;      /* the third never reached the db */
+		auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_FAILED);
+	}
+	/* a read after all three that has only two */
+	sh.failures[2] = 2;
+	sh.since = auth_throttle_settled(t);
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_REFUSE);
+	/* and another with none (as after the db lost them) */
+	sh.failures[2] = 0;
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_REFUSE);
+	/* the window over, the shared count is the truth again */
+	now += tcfg.window_ms + 1;
+	sh.failures[2] = 1;
+	assert_int_equal(auth_throttle_admit_with(t, "1.1.1.1", "ann@x.org",
+						  now, &sh, &d, &tk),
+			 AUTH_THROTTLE_ADMIT);
+	auth_throttle_settle(t, &tk, now, AUTH_THROTTLE_NO_VERDICT);
+	auth_throttle_free(t);
+}
+
 static void test_throttle_account_hard(void **state)
 {
 	struct auth_throttle_cfg c = tcfg;
@@ -1101,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_ipv6_by_64),
 		cmocka_unit_test(test_throttle_account_hard),
 		cmocka_unit_test(test_throttle_shared),
+		cmocka_unit_test(test_throttle_unshared_failure_kept),
 		cmocka_unit_test(test_cache),
 	};
 	const struct CMUnitTest flow[] = {
