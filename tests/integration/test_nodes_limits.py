@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Client
 from test_nodes import merge, nodes, pop_login  # noqa: F401 (fixture)
-from test_relay import submit
+from test_relay import smtp_signed_in, submit
 from test_smtp import race_at_data
 
 pytestmark = pytest.mark.postgresql_only("two nodes share one database")
@@ -47,17 +47,6 @@ def pop_login_from(d, src, user="ann@example.com", pw="secret"):
     r = c.line()
     c.close()
     return r
-
-
-def smtp_signed_in(d):
-    """A submission session of ann@example.com over 465, after AUTH."""
-    c = Client.connect(d.ports["tls"], tls=True)
-    c.line()
-    c.cmd("EHLO client.test")
-    c.smtp_reply()
-    c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
-    assert c.line().startswith("235")
-    return c
 
 
 def login(d, **kw):

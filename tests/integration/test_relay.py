@@ -48,15 +48,21 @@ def relay_cfg(port, **extra):
     return {"submitd": cfg}
 
 
-def submit(d, rcpts, subject="relay test", params="", headers=""):
-    """ann@example.com submits to rcpts over 465; params go after MAIL's
-    path, headers (CRLF-ended lines) after the Subject."""
+def smtp_signed_in(d):
+    """A submission session of ann@example.com over 465, after AUTH."""
     c = Client.connect(d.ports["tls"], tls=True)
     c.line()
     c.cmd("EHLO client.test")
     c.smtp_reply()
     c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
     assert c.line().startswith("235")
+    return c
+
+
+def submit(d, rcpts, subject="relay test", params="", headers=""):
+    """ann@example.com submits to rcpts over 465; params go after MAIL's
+    path, headers (CRLF-ended lines) after the Subject."""
+    c = smtp_signed_in(d)
     c.cmd(f"MAIL FROM:<ann@example.com>{params}")
     r = c.line()
     assert r.startswith("250"), r
