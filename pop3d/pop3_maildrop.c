@@ -374,6 +374,9 @@ void pop3_maildrop_open(struct pop3_session *s)
 		return;
 	}
 	s->opening = oj;
+	/* Queued behind whatever the account's lane thread runs: the tests
+	 * of the lane's bound (test_pg_lane.py) wait for it. */
+	log_event(LOGL_DEBUG, s->id, "mailbox_opening", NULL);
 }
 
 void pop3_maildrop_free(struct pop3_session *s)
