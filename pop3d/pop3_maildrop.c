@@ -6,6 +6,7 @@
  * the last recent_days wherever it was filed, and its QUIT changes nothing. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <gnutls/crypto.h>
 #include <pthread.h>
@@ -124,9 +125,10 @@ static void pop3__lease_release(uint64_t account_id)
 	}
 	if ((id = malloc(sizeof(*id)))) {
 		*id = account_id;
-		if (store_read_async(pop3d.store, account_id,
-				     pop3__lease_release_job, id,
-				     pop3__lease_released) == 0)
+		/* owed: never refused for a full lane, one per lease */
+		if (store_read_async_owed(pop3d.store, account_id,
+					  pop3__lease_release_job, id,
+					  pop3__lease_released) == 0)
 			return;
 		free(id);
 	}
@@ -275,6 +277,12 @@ static void pop3__snap_take(struct pop3_session *s, struct snap *sn)
 struct open_job {
 	struct snap sn;
 	int lock_e;
+	/* Set on the loop when the session ends before the job ran: the
+	 * listing, which nobody will read, is skipped; the lease is still
+	 * taken, as the release queued behind it by the session's end must
+	 * find it held (a take skipped would leave that release to unlock
+	 * what the connection does not hold). */
+	atomic_bool gone;
 };
 
 /* On the account's pinned lane thread: the lease, then the listing. */
@@ -283,7 +291,9 @@ static int pop3__open_job(struct store_read *r, void *arg)
 	struct open_job *oj = arg;
 
 	oj->lock_e = pop3__lease_take(store_read_store(r), oj->sn.account_id);
-	return oj->lock_e ? 0 : pop3__snap_read(r, &oj->sn);
+	if (oj->lock_e || atomic_load(&oj->gone))
+		return 0;
+	return pop3__snap_read(r, &oj->sn);
 }
 
 static void pop3__opened(struct pop3_session *s, struct snap *sn, int lock_e,
@@ -306,6 +316,8 @@ static void pop3__open_arrived(void *sess, void *arg, int result)
 	struct open_job *oj = arg;
 	struct pop3_session *s = sess;
 
+	if (s)
+		s->opening = NULL;
 	/* A session that ended meanwhile gave the table entry back and
 	 * queued the lease's release after this take (pop3__on_close). */
 	if (s && !io_conn_closing(s->io))
@@ -349,16 +361,31 @@ void pop3_maildrop_open(struct pop3_session *s)
 	}
 	pop3__snap_init(s, &oj->sn);
 	io_conn_pause(s->io);
+	/* Counted against pg_read_queue like any read: -EAGAIN when it is
+	 * full (a temporary error to the client). Nothing was queued, so
+	 * no release is owed: the table entry goes back here. */
 	e = store_read_post(pop3d.store, s->account.id, pop3__open_job, oj,
 			    io_conn_worker(s->io), s->id, pop3__open_arrived);
 	if (e) {
 		free(oj);
+		pop3__table_unlock(s->account.id);
+		s->locked = false;
 		pop3_login_opened(s, 0, e, 0);
+		return;
 	}
+	s->opening = oj;
+	/* Queued behind whatever the account's lane thread runs: the tests
+	 * of the lane's bound (test_pg_lane.py) wait for it. */
+	log_event(LOGL_DEBUG, s->id, "mailbox_opening", NULL);
 }
 
 void pop3_maildrop_free(struct pop3_session *s)
 {
+	/* On the loop, as pop3__open_arrived: the job outlives the session
+	 * (it frees itself when it arrives), the pointer does not. */
+	if (s->opening)
+		atomic_store(&s->opening->gone, true);
+	s->opening = NULL;
 	free(s->msgs);
 	s->msgs = NULL;
 	s->nmsgs = 0;
@@ -494,9 +521,10 @@ static void pop3__bye(struct pop3_session *s, uint64_t account_id, bool ok,
 	if (store_reads_on_lane(pop3d.store) && (bj = malloc(sizeof(*bj)))) {
 		*bj = b;
 		io_conn_pause(s->io);
-		if (store_read_post(pop3d.store, account_id, pop3__bye_job, bj,
-				    io_conn_worker(s->io), s->id,
-				    pop3__bye_arrived) == 0)
+		if (store_read_post_owed(pop3d.store, account_id,
+					 pop3__bye_job, bj,
+					 io_conn_worker(s->io), s->id,
+					 pop3__bye_arrived) == 0)
 			return;
 		free(bj);
 	}

@@ -114,14 +114,25 @@ static int pop3__retr_ask(struct pop3_session *s)
 	j->body_id = s->msgs[r->msg].body_id;
 	j->chunk = r->chunk;
 	j->gen = r->gen;
-	e = store_read_post(pop3d.store, STORE_LANE_ANY, pop3__retr_job, j,
-			    io_conn_worker(s->io), s->id, pop3__retr_arrived);
+	/* A chunk after +OK is owed (never refused for a full lane: that
+	 * would cut the message) when it is the session's only read in
+	 * flight, so one per session at most; the first chunk, or one
+	 * behind a TOP's leftover read-ahead, counts like any read. */
+	if (r->active && r->in_flight == 0)
+		e = store_read_post_owed(pop3d.store, STORE_LANE_ANY,
+					 pop3__retr_job, j, io_conn_worker(s->io),
+					 s->id, pop3__retr_arrived);
+	else
+		e = store_read_post(pop3d.store, STORE_LANE_ANY, pop3__retr_job,
+				    j, io_conn_worker(s->io), s->id,
+				    pop3__retr_arrived);
 	if (e) {
 		r->next = j->buf;
 		free(j);
 		return e;
 	}
 	r->fetching = true;
+	r->in_flight++;
 	return 0;
 }
 
@@ -140,10 +151,16 @@ static int pop3__retr_advance(struct pop3_session *s)
 	return r->chunk < s->msgs[r->msg].nchunks ? pop3__retr_ask(s) : 0;
 }
 
-static void pop3__retr_unavailable(struct pop3_session *s)
+/* The first chunk could not be read: gone since login, or the store (or
+ * its full read lane) cannot now. */
+static void pop3__retr_unavailable(struct pop3_session *s, int e)
 {
-	pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer available",
-		       s->retr.msg + 1);
+	if (e == -PST_ENOTFOUND)
+		pop3_reply_err(s->io, "[SYS/TEMP] Message %u is no longer "
+			       "available", s->retr.msg + 1);
+	else
+		pop3_reply_err(s->io, "[SYS/TEMP] Message %u cannot be read "
+			       "now; try again later", s->retr.msg + 1);
 }
 
 /* The first chunk is there (or the body is empty): the status line, then
@@ -180,6 +197,8 @@ static void pop3__retr_arrived(void *sess, void *arg, int result)
 	struct retr_job *j = arg;
 	struct pop3_retr *r;
 
+	if (s)
+		s->retr.in_flight--;
 	if (!s || io_conn_closing(s->io) || j->gen != s->retr.gen) {
 		free(j->buf);   /* gone, or a TOP that ended before it */
 		free(j);
@@ -193,7 +212,7 @@ static void pop3__retr_arrived(void *sess, void *arg, int result)
 	r->next_len = j->len;
 	free(j);
 	if (result && !r->active) {   /* the first chunk: before +OK */
-		pop3__retr_unavailable(s);
+		pop3__retr_unavailable(s, result);
 		io_conn_resume(s->io);
 		return;
 	}
@@ -214,6 +233,7 @@ void pop3_retr_begin(struct pop3_session *s, uint32_t msg, bool top,
 {
 	struct pop3_retr *r = &s->retr;
 	bool empty = s->msgs[msg].nchunks == 0;
+	int e;
 
 	r->msg = msg;
 	r->chunk = 0;
@@ -227,16 +247,16 @@ void pop3_retr_begin(struct pop3_session *s, uint32_t msg, bool top,
 	/* The first chunk before "+OK": a message removed since login (by an
 	 * administrator) gets an -ERR, not a broken reply. */
 	if (!store_reads_on_lane(pop3d.store) || empty) {
-		if (!empty && pop3__retr_fetch(s)) {
-			pop3__retr_unavailable(s);
+		if (!empty && (e = pop3__retr_fetch(s))) {
+			pop3__retr_unavailable(s, e);
 			return;
 		}
 		pop3__retr_go(s);
 		return;
 	}
 	io_conn_pause(s->io);   /* pop3__retr_arrived answers */
-	if (pop3__retr_ask(s)) {
-		pop3__retr_unavailable(s);
+	if ((e = pop3__retr_ask(s))) {
+		pop3__retr_unavailable(s, e);
 		io_conn_resume(s->io);
 	}
 }

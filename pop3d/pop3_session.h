@@ -59,6 +59,7 @@ struct pop3_retr {
 	size_t next_len;
 	bool fetching, next_ready;
 	uint32_t gen;
+	uint32_t in_flight;           /* chunk reads on the lane, any gen */
 };
 
 struct pop3_session {
@@ -79,6 +80,9 @@ struct pop3_session {
 	struct auth_outcome login;
 	struct store_account account;
 	bool locked;
+	/* The open job (lease and listing) under way on the lane, told when
+	 * the session ends (pop3_maildrop.c). */
+	struct open_job *opening;
 	struct pop3_msg *msgs;
 	uint32_t nmsgs;
 	uint64_t total_size;

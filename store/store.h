@@ -620,7 +620,7 @@ struct io_worker;
 #define STORE_LANE_ANY UINT64_MAX
 
 /* Starts threads lane threads on a PostgreSQL store, at most queue_max
- * unpinned jobs waiting (LMDB: 0, nothing started). Stopped by
+ * jobs waiting (owed ones apart) (LMDB: 0, nothing started). Stopped by
  * store_lane_stop() or store_close(), which run what is queued and join
  * the threads. -EAGAIN (a thread), -ENOMEM. */
 int store_lane_start(struct store *st, unsigned threads, unsigned queue_max);
@@ -631,12 +631,19 @@ bool store_reads_on_lane(const struct store *st);
 /* fn(r, arg) with a read handle on a lane thread, then done(arg, result)
  * on the same thread (result: fn's return, or store_read_begin's error:
  * fn is not called then). Returns 0 (done will run exactly once), or, with
- * nothing queued and done not called: -EAGAIN (queue_max unpinned jobs
- * waiting), -ENOMEM, -ESHUTDOWN (no lane running). Pinned jobs are not
- * counted against queue_max: they are the mailbox leases (store_lease_*),
- * one per session at most, and a release must never be refused. */
+ * nothing queued and done not called: -EAGAIN (queue_max jobs waiting,
+ * pinned or not: a POP3 login's lease and listing is pinned, and a client
+ * looping logins must not queue without bound behind a stalled query),
+ * -ENOMEM, -ESHUTDOWN (no lane running). */
 int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
 		     void *arg, void (*done)(void *arg, int result));
+/* The same, never refused for a full queue nor counted in it (-ENOMEM,
+ * -ESHUTDOWN only): for a job the caller owes and bounds itself, at most
+ * one per session at a time: a mailbox lease's release (one per lease
+ * taken; refusing it would leave the lease held), the next chunk of a
+ * RETR whose +OK is sent (refusing it would cut the message). */
+int store_read_async_owed(struct store *st, uint64_t pin, store_read_fn fn,
+			  void *arg, void (*done)(void *arg, int result));
 /* The same for a session on an event loop: fn on the lane, then
  * arrived(sess, arg, result) on worker w's loop with the session found by
  * sess_id (never a session pointer across threads). One allocation. Errors
@@ -644,6 +651,9 @@ int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
 int store_read_post(struct store *st, uint64_t pin, store_read_fn fn,
 		    void *arg, struct io_worker *w, uint64_t sess_id,
 		    store_read_arrived arrived);
+int store_read_post_owed(struct store *st, uint64_t pin, store_read_fn fn,
+			 void *arg, struct io_worker *w, uint64_t sess_id,
+			 store_read_arrived arrived);
 /* The store a read handle reads (for fn: store_lease_take and friends). */
 struct store *store_read_store(struct store_read *r);
 

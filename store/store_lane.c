@@ -6,7 +6,11 @@
  * queue_max) and one queue per thread for pinned jobs: a session-level
  * advisory lock (the mailbox lease) belongs to the connection that took
  * it, so its take and its release must run on the same thread. A thread
- * runs its pinned jobs first. Stopping runs what is queued (each job's
+ * runs its pinned jobs first. queue_max bounds every job waiting, pinned
+ * or not (queued), but the owed ones (store_read_*_owed: a lease's
+ * release, the next chunk of a reply under way), which their callers
+ * bound to one per session: a pinned queue behind a stalled query cannot
+ * grow with a client's logins. Stopping runs what is queued (each job's
  * done runs exactly once: an answer for a closed worker is freed by
  * io_worker_post) and joins the threads, before store_close closes the
  * connections. */
@@ -28,6 +32,7 @@ struct lane_job {
 	store_read_arrived arrived;
 	struct io_worker *w;
 	int result;
+	bool counted;               /* in queued while it waits */
 };
 
 struct lane_q {
@@ -47,7 +52,7 @@ struct store_lane {
 	struct store *st;
 	pthread_mutex_t mu;             /* everything below */
 	bool stop;
-	unsigned n, queue_max, queued;  /* queued: unpinned jobs waiting */
+	unsigned n, queue_max, queued;  /* queued: counted jobs waiting */
 	struct lane_q any;
 	struct lane_thr *thr;           /* n */
 	unsigned started;
@@ -113,7 +118,9 @@ static void *store_lane__thread(void *arg)
 	for (;;) {
 		struct lane_job *j = store_lane__pop(&t->pinned);
 
-		if (!j && (j = store_lane__pop(&l->any)))
+		if (!j)
+			j = store_lane__pop(&l->any);
+		if (j && j->counted)
 			l->queued--;
 		if (!j) {
 			if (l->stop)
@@ -210,7 +217,15 @@ struct store *store_read_store(struct store_read *r)
 	return r->st;
 }
 
-static int store_lane__queue(struct store *st, uint64_t pin,
+static void store_lane__wake(struct lane_thr *t)
+{
+	if (t->idle) {
+		t->idle = false;
+		pthread_cond_signal(&t->cv);
+	}
+}
+
+static int store_lane__queue(struct store *st, uint64_t pin, bool owed,
 			     struct lane_job *j)
 {
 	struct store_lane *l = st->lane;
@@ -221,26 +236,26 @@ static int store_lane__queue(struct store *st, uint64_t pin,
 	pthread_mutex_lock(&l->mu);
 	if (l->stop) {
 		e = -ESHUTDOWN;
-	} else if (pin != STORE_LANE_ANY) {
-		struct lane_thr *t = &l->thr[pin % l->n];
-
-		store_lane__push(&t->pinned, j);
-		if (t->idle) {
-			t->idle = false;
-			pthread_cond_signal(&t->cv);
-		}
-	} else if (l->queued >= l->queue_max) {
+	} else if (!owed && l->queued >= l->queue_max) {
 		e = -EAGAIN;
 	} else {
-		store_lane__push(&l->any, j);
-		l->queued++;
-		/* One idle thread, marked busy so that the next job wakes
-		 * another; none idle: a busy one takes it when it is done. */
-		for (unsigned i = 0; i < l->n; i++) {
-			if (l->thr[i].idle) {
-				l->thr[i].idle = false;
-				pthread_cond_signal(&l->thr[i].cv);
-				break;
+		j->counted = !owed;
+		l->queued += !owed;
+		if (pin != STORE_LANE_ANY) {
+			struct lane_thr *t = &l->thr[pin % l->n];
+
+			store_lane__push(&t->pinned, j);
+			store_lane__wake(t);
+		} else {
+			store_lane__push(&l->any, j);
+			/* One idle thread, marked busy so that the next job
+			 * wakes another; none idle: a busy one takes it when
+			 * it is done. */
+			for (unsigned i = 0; i < l->n; i++) {
+				if (l->thr[i].idle) {
+					store_lane__wake(&l->thr[i]);
+					break;
+				}
 			}
 		}
 	}
@@ -259,8 +274,9 @@ static struct lane_job *store_lane__job(store_read_fn fn, void *arg)
 	return j;
 }
 
-int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
-		     void *arg, void (*done)(void *arg, int result))
+static int store_lane__async(struct store *st, uint64_t pin, bool owed,
+			     store_read_fn fn, void *arg,
+			     void (*done)(void *arg, int result))
 {
 	struct lane_job *j;
 	int e;
@@ -269,9 +285,21 @@ int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
 	if (!(j = store_lane__job(fn, arg)))
 		return -ENOMEM;
 	j->done = done;
-	if ((e = store_lane__queue(st, pin, j)))
+	if ((e = store_lane__queue(st, pin, owed, j)))
 		free(j);
 	return e;
+}
+
+int store_read_async(struct store *st, uint64_t pin, store_read_fn fn,
+		     void *arg, void (*done)(void *arg, int result))
+{
+	return store_lane__async(st, pin, false, fn, arg, done);
+}
+
+int store_read_async_owed(struct store *st, uint64_t pin, store_read_fn fn,
+			  void *arg, void (*done)(void *arg, int result))
+{
+	return store_lane__async(st, pin, true, fn, arg, done);
 }
 
 /* On the worker's loop. */
@@ -283,9 +311,9 @@ static void store_lane__arrived(void *sess, struct io_post *m)
 	free(j);
 }
 
-int store_read_post(struct store *st, uint64_t pin, store_read_fn fn,
-		    void *arg, struct io_worker *w, uint64_t sess_id,
-		    store_read_arrived arrived)
+static int store_lane__post(struct store *st, uint64_t pin, bool owed,
+			    store_read_fn fn, void *arg, struct io_worker *w,
+			    uint64_t sess_id, store_read_arrived arrived)
 {
 	struct lane_job *j;
 	int e;
@@ -297,7 +325,21 @@ int store_read_post(struct store *st, uint64_t pin, store_read_fn fn,
 	j->w = w;
 	j->post.sess = sess_id;
 	j->post.fn = store_lane__arrived;
-	if ((e = store_lane__queue(st, pin, j)))
+	if ((e = store_lane__queue(st, pin, owed, j)))
 		free(j);
 	return e;
+}
+
+int store_read_post(struct store *st, uint64_t pin, store_read_fn fn,
+		    void *arg, struct io_worker *w, uint64_t sess_id,
+		    store_read_arrived arrived)
+{
+	return store_lane__post(st, pin, false, fn, arg, w, sess_id, arrived);
+}
+
+int store_read_post_owed(struct store *st, uint64_t pin, store_read_fn fn,
+			 void *arg, struct io_worker *w, uint64_t sess_id,
+			 store_read_arrived arrived)
+{
+	return store_lane__post(st, pin, true, fn, arg, w, sess_id, arrived);
 }

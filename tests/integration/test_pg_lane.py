@@ -8,6 +8,8 @@ waits in the server (seen in pg_locks) until the test commits. With one
 worker, every session shares one event loop: before the lane, a second
 session got no greeting until the lock went."""
 import queue
+import socket
+import ssl
 import re
 import signal
 import threading
@@ -247,3 +249,155 @@ def test_smtp_rate_read_error_is_451(submitd, client, pg_cluster):
         pg_cluster.sql("ALTER TABLE send_rates_gone RENAME TO send_rates", db)
     c.cmd("MAIL FROM:<ann@example.com>")
     assert c.line().startswith("250 2.1.0")
+
+
+def answer(c, timeout):
+    """The next line of c within timeout, or None."""
+    c.sock.settimeout(timeout)
+    try:
+        return c.line()
+    except (socket.timeout, ssl.SSLWantReadError):
+        return None
+    finally:
+        c.sock.settimeout(10)
+
+
+def wait_opening(d, n, c, timeout=10):
+    """Until d logged its n-th queued mailbox open (True) or c answered
+    (False: c's login was refused before its open was queued)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if d.log().count("event=mailbox_opening") >= n:
+            return True
+        if (line := answer(c, 0.05)) is not None:
+            c.buf = (line + "\r\n").encode() + c.buf
+            return False
+    raise AssertionError("neither queued nor answered")
+
+
+def account_id(d, addr):
+    return int(pg_cluster_get().sql(
+        f"SELECT id FROM accounts WHERE address = '{addr}'", db_of(d))[0])
+
+
+def leases_held(d, addr=None):
+    """Mailbox leases held (store_pg.c: the account id with bit 62 set, a
+    bigint advisory key: classid its high half, objid its low)."""
+    which = f" AND objid = {account_id(d, addr)}" if addr else ""
+    return int(pg_cluster_get().sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+        f"classid = {1 << 30} AND granted{which}", db_of(d))[0])
+
+
+LANE_SMALL = {"pop3d": {"workers": 1},
+              "store": {"pg_read_threads": 2, "pg_read_queue": 2}}
+
+
+def test_logins_bounded_by_read_queue(pop3d, client, lock):
+    """Logins that hang up while their account's lane thread is stuck in
+    a listing: the mailbox opens (lease and listing, pinned to that
+    thread: account id % pg_read_threads) count against pg_read_queue, so
+    at most 2 wait and the others get a temporary error at once; the lock
+    gone, everything drains with the leases balanced (all released, the
+    next login works and is not [IN-USE]). (One account cannot loop: its
+    session, paused for the open, keeps the mailbox until it runs, so the
+    next login is [IN-USE]; the accounts of one thread can.)"""
+    d = pop3d(LANE_SMALL)
+    users = [f"u{i:02}@example.com" for i in range(16)]
+    for u in users:
+        d.add_user(u)
+    pin = account_id(d, users[0]) % 2
+    users = [u for u in users if account_id(d, u) % 2 == pin]
+    assert len(users) >= 8
+    d.deliver(users[0], b"Subject: x\r\n\r\nbody\r\n")
+    held = lock(d, "messages")      # the listing, after the lease
+    a = client(d.ports["tls"], tls=True)
+    pop_login(a, users[0])
+    held.waiting()
+    assert wait_opening(d, 1, a)
+    a.close()
+    queued, refused = 0, []
+    for u in users[1:8]:
+        c = client(d.ports["tls"], tls=True)
+        pop_login(c, u)
+        if wait_opening(d, 2 + queued, c):
+            queued += 1             # waits behind the listing: hang up
+        else:
+            refused.append(c.line())
+        c.close()
+    assert queued == 2
+    assert len(refused) == 5
+    assert all(r.startswith("-ERR [SYS/TEMP] ") for r in refused), refused
+    held.release()
+    deadline = time.monotonic() + 20
+    while True:                     # the queued ones drain
+        c = client(d.ports["tls"], tls=True)
+        pop_login(c, users[0])
+        line = c.line()
+        if line.startswith("+OK") or time.monotonic() > deadline:
+            break
+        assert line.startswith("-ERR [SYS/TEMP] "), line
+        c.close()
+        time.sleep(0.1)
+    assert line.startswith("+OK Logged in, 1 messages"), line
+    assert leases_held(d, users[0]) == 1
+    c.cmd("QUIT")
+    assert c.line().startswith("+OK")
+    deadline = time.monotonic() + 10
+    while leases_held(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leases_held(d) == 0
+
+
+def test_retr_completes_with_the_queue_full(pop3d, client, lock):
+    """A RETR whose next chunks are read while pg_read_queue is full of
+    others' jobs (logins waiting behind a stalled listing on the other
+    lane thread) still sends the whole message: the next chunk of a reply
+    under way is owed, not refused."""
+    d = pop3d(LANE_SMALL)
+    d.add_user("ann@example.com")
+    for i in range(8):
+        d.add_user(f"u{i}@example.com")
+    pin = account_id(d, "ann@example.com") % 2
+    others = [f"u{i}@example.com" for i in range(8)
+              if account_id(d, f"u{i}@example.com") % 2 != pin]
+    assert len(others) >= 4
+    line = b"".join(b"%07d abcdefghijklmnopqrstuvwxyz\r\n" % i
+                    for i in range(400000))     # 13 MB, 51 chunks
+    big = b"Subject: big\r\n\r\n" + line
+    d.deliver("ann@example.com", big)
+    r = client(d.ports["tls"], tls=True, timeout=30)
+    pop_login(r)
+    assert r.line().startswith("+OK Logged in, 1 messages")
+    r.cmd("RETR 1")                 # not read yet: the buffers fill
+    assert r.line() == f"+OK {len(big)} octets"
+    held = lock(d, "messages")
+    for n, u in enumerate(others[:3], 1):   # one stuck, the queue's 2
+        b = client(d.ports["tls"], tls=True)
+        pop_login(b, u)
+        if n == 1:
+            held.waiting()
+        assert wait_opening(d, n + 1, b)
+        b.close()
+    b = client(d.ports["tls"], tls=True)
+    pop_login(b, others[3])
+    assert b.line().startswith("-ERR [SYS/TEMP] ")   # full indeed
+    body = r.multiline()
+    assert "\r\n".join(body).encode() + b"\r\n" == big
+    # A first chunk refused by the full lane: a temporary error, not
+    # "no longer available"; the session goes on.
+    r.cmd("RETR 1")
+    assert r.line() == ("-ERR [SYS/TEMP] Message 1 cannot be read now; "
+                        "try again later")
+    held.release()
+    deadline = time.monotonic() + 20
+    while True:                     # the queued logins drain
+        r.cmd("TOP 1 0")
+        if (line := r.line()).startswith("+OK") or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert line == "+OK Top of message follows"
+    assert r.multiline() == ["Subject: big", ""]
+    r.cmd("QUIT")
+    assert r.line().startswith("+OK")
