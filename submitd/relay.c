@@ -85,6 +85,7 @@ static struct {
 	_Atomic uint64_t hold_until_ms;
 	/* PostgreSQL: the queue is shared, taken by claims */
 	bool shared, claiming, again;
+	bool releasing;               /* a drain's drops: one release after */
 	/* claimed ahead (in flight, not yet sent), oldest first: a freed
 	 * slot takes one without a round trip */
 	struct relay_msg *ahead[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];
@@ -100,6 +101,7 @@ static struct {
 
 static void relay__pass(void);
 static uint64_t relay__now_ms(void);
+static void relay__release(void);
 
 /* ---- configurations ---- */
 
@@ -236,9 +238,12 @@ void relay_runner_done(struct relay_client *rc, struct relay_msg *m)
 {
 	if (relay.draining && !m->started) {
 		/* Stopping before the relay heard of it: not an attempt. The
-		 * entry stays as it is, due, for the next start. */
+		 * entry stays as it is, due, for the next start (or, shared,
+		 * for another node: its claim ends, relay__release). */
 		relay__inflight_del(m);
 		relay__msg_free(m);
+		if (!relay.releasing)
+			relay__release();
 		return;
 	}
 	m->out = (struct relay_outcome){
@@ -469,7 +474,6 @@ static unsigned relay__send_ahead(unsigned slots)
 
 static void relay__claim(size_t want, uint64_t now_ms);
 static void relay__refill(void);
-static void relay__release(void);
 
 static void relay__claim_free(struct relay_claim *c)
 {
@@ -938,10 +942,12 @@ void relay_worker_drain(struct io_worker *w)
 	relay__listen_drop();
 	/* Claimed ahead, never sent: not an attempt; their claims end
 	 * (relay__release). The heartbeat goes on for those being sent. */
+	relay.releasing = true;
 	while (relay.nahead)
 		relay_runner_done(NULL, relay.ahead[--relay.nahead]);
 	for (unsigned i = 0; i < relay.nclients; i++)
 		relay_client_quit(relay.clients[i]);
+	relay.releasing = false;
 	relay__release();
 }
 
