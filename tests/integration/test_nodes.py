@@ -144,13 +144,16 @@ class NodeSink(Sink):
 
 
 class SlowSink(NodeSink):
-    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
-    for several of node b's passes (queue_retry 1s), so b meets entries a
-    is sending."""
-    SLOW = 0.4
+    """Takes slow s over each DATA (0.4: ten messages keep node a's runner
+    busy for several of node b's passes (queue_retry 1s), so b meets
+    entries a is sending)."""
+
+    def __init__(self, slow=0.4):
+        super().__init__()
+        self.slow = slow
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.SLOW)
+        await asyncio.sleep(self.slow)
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -327,25 +330,13 @@ def test_an_older_database_is_upgraded_in_place(nodes, serve_sink, version,
     assert "newer than this Postern understands (5)" in r.stderr.decode()
 
 
-class SlowDataSink(NodeSink):
-    """Takes slow s over each DATA."""
-
-    def __init__(self, slow):
-        super().__init__()
-        self.slow = slow
-
-    async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.slow)
-        return await super().handle_DATA(server, session, envelope)
-
-
 def test_a_writer_reconnect_keeps_the_claims(nodes, serve_sink):
     """The claiming node's writer connection is ended by the server in the
     middle of the DATA (pg_terminate_backend: a failover, a restart): its
     claim is the runner's token, not that backend, and the heartbeat
     renews it on the new connection, so the other node (looking every
     second) never takes it, past two leases of 4s."""
-    sink = serve_sink(SlowDataSink(10))
+    sink = serve_sink(SlowSink(10))
     n = nodes(smtp=relay_cfg(sink.port, queue_poll="1s",
                              queue_claim_lease="4s"))
     a = n["a"]["submitd"]
@@ -368,7 +359,7 @@ def test_messages_claimed_ahead_stay_claimed_past_the_lease(nodes,
     """One connection per node, 3s per DATA, a lease of 3s: the messages
     each runner claimed ahead wait longer than the lease; the heartbeat
     keeps them its own, and no message is sent by both nodes."""
-    sink = serve_sink(SlowDataSink(3))
+    sink = serve_sink(SlowSink(3))
     n = nodes(smtp=relay_cfg(sink.port, relay_concurrency=1,
                              queue_poll="1s", queue_claim_lease="3s"))
     a = n["a"]["submitd"]
