@@ -342,7 +342,8 @@ def test_a_writer_reconnect_keeps_the_claims(nodes, serve_sink):
     a = n["a"]["submitd"]
     a.add_user("ann@example.com")
     submit(a, ["carol@remote.test"], subject="once")
-    assert wait_for(lambda: sink.senders)
+    assert wait_for(lambda: any("state=data code=354" in
+                                n[x]["submitd"].log() for x in "ab"))
     assert psql(a, "SELECT count(*) FROM pg_terminate_backend((SELECT "
                    "claim_pid FROM queue WHERE claim_token IS NOT NULL))"
                 ) == "1"
