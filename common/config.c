@@ -196,12 +196,15 @@ static const struct cfg_key cfg_keys[] = {
 	  "(an RFC 3464 \"delayed\" report, unless its NOTIFY leaves DELAY\n"
 	  "out). 0: never." },
 	{ "submitd", "queue_claim_lease", CFG_DURATION,
-	  F(submitd.queue_claim_lease), "15m", 60 * SEC, 7 * 24 * 3600 * SEC,
+	  F(submitd.queue_claim_lease), "60s", 3 * SEC, 3600 * SEC,
 	  NULL,
 	  "[store] backend = postgresql: a node's claim on a queued message\n"
-	  "lapses after this long even while the node's database connection\n"
-	  "looks alive (a claim of a node that is gone lapses at once). Keep\n"
-	  "it longer than any one delivery attempt takes." },
+	  "lapses this long (on the database's clock) after the node last\n"
+	  "renewed it; the node renews its claims every third of it while it\n"
+	  "holds any. Another node takes over the messages of a node that\n"
+	  "died (kill -9, power off) after this long. A node that stops\n"
+	  "renewing for a whole lease while still sending (frozen, or cut off\n"
+	  "from the database) may see its message sent by another node too." },
 	{ "submitd", "queue_poll", CFG_DURATION, F(submitd.queue_poll), "30s",
 	  100, 3600 * SEC, NULL,
 	  "[store] backend = postgresql: look at the queue at least this often\n"

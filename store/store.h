@@ -548,23 +548,31 @@ int store_queue_each(struct store_read *r,
  * process owns the queue and keeps what is in flight in its memory. */
 
 /* A write: claims up to max entries due at now (next_attempt <= now),
- * earliest first, that no live runner holds: unclaimed, or claimed by a
- * runner whose database connection is gone (a node killed or cut off), or
- * whose lease ran out (claim_until <= now), or by this writer connection
- * itself (a claim whose settle failed) — never the ids in skip (this
- * runner's own in flight). They are held until lease_until (unix
- * seconds) or their settle (store_queue_unclaim, store_queue_del); rows
+ * earliest first, that no live runner holds: unclaimed, or whose lease
+ * ran out (on the database's clock), or claimed by this store's runner
+ * itself (its token, random per store open: a claim whose settle failed,
+ * after a reconnect of the writer too) — never the ids in skip (this
+ * runner's own in flight). They are held for lease seconds (from the
+ * database's clock), renewed by store_queue_renew, or until their settle
+ * (store_queue_unclaim, store_queue_del) or store_queue_release; rows
  * another transaction has locked are skipped (FOR UPDATE SKIP LOCKED).
  * ids (earliest first) and *n; *next gets the earliest next_attempt after
  * now (UINT64_MAX: none). -ENOTSUP on LMDB; -PST_EVERSION on a store
- * opened without the claim columns (read-only, schema 3). */
-int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease_until,
+ * opened without the claim columns (read-only, schema 3 or 4). */
+int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease,
 		      const uint64_t *skip, size_t nskip, uint64_t *ids,
 		      size_t max, size_t *n, uint64_t *next);
 /* The settle's part: this runner's claim on id ends (an entry kept for a
  * later attempt). 0 also when id is gone or not claimed by this runner;
  * nothing to do on LMDB. */
 int store_queue_unclaim(struct store_write *w, uint64_t id);
+/* The heartbeat: every claim of this runner is held lease seconds more
+ * (from the database's clock). Nothing to do on LMDB. */
+int store_queue_renew(struct store_write *w, uint64_t lease);
+/* A drain: this runner's claims end but those in keep (being sent). One
+ * write; nothing to do on LMDB. */
+int store_queue_release(struct store_write *w, const uint64_t *keep,
+			size_t nkeep);
 
 /* Wake-ups of the runners of every node (PostgreSQL LISTEN/NOTIFY on the
  * channel "postern_queue": store_queue_add and store_queue_wake notify).

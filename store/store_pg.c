@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/contract.h"
 #include "common/err.h"
@@ -17,10 +18,15 @@
 struct store_pg {
 	char *dsn;
 	unsigned version;          /* the version row, as read at open */
+	uint64_t token;            /* this open's claims (store_queue_claim) */
 	pthread_key_t key;         /* this thread's struct pg_conn */
 	pthread_mutex_t mu;
 	struct pg_conn *all;
 };
+
+/* The database's clock in unix seconds: a claim's lease is set and
+ * compared on it, not on each node's (clocks of nodes differ). */
+#define PG_DB_NOW "floor(extract(epoch FROM clock_timestamp()))::bigint"
 
 /* Parameter types: L int8, I int4, t text, b bytea. once: a statement
  * outside a transaction that is not run again after a reconnect
@@ -176,22 +182,34 @@ static const struct {
 			  "r.day_start END RETURNING msgs, rcpts" },
 	[PS_RATE_DEL_ACCT] = { "L", "DELETE FROM send_rates WHERE "
 			       "account_id = $1" },
-	/* store_queue_claim: due rows no live runner holds (a claimant is
-	 * live while its connection's backend is), $4 the caller's own in
-	 * flight as an array literal; the rows another claim is taking are
-	 * skipped, not waited for. */
-	[PS_Q_CLAIM] = { "LLLt", "UPDATE queue q SET claim_pid = "
-			 "pg_backend_pid(), claim_until = $2 FROM (SELECT id "
-			 "FROM queue c WHERE next_attempt <= $1 AND NOT id = "
-			 "ANY ($4::bigint[]) AND (claim_pid IS NULL OR "
-			 "claim_until <= $1 OR claim_pid = pg_backend_pid() "
-			 "OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
-			 "WHERE a.pid = c.claim_pid)) ORDER BY next_attempt, "
-			 "id LIMIT $3 FOR UPDATE SKIP LOCKED) s WHERE q.id = "
-			 "s.id RETURNING q.id, q.next_attempt" },
-	[PS_Q_UNCLAIM] = { "L", "UPDATE queue SET claim_pid = NULL, "
-			   "claim_until = NULL WHERE id = $1 AND claim_pid = "
-			   "pg_backend_pid()" },
+	/* store_queue_claim: due rows no live runner holds: unclaimed, or
+	 * whose lease ran out on the database's clock (every node compares
+	 * with the same clock), or held by this runner ($5, its token: after
+	 * a reconnect of the writer too), or a claim made before version 5
+	 * (no token) whose backend is gone; $4 the caller's own in flight
+	 * as an array literal; the rows another claim is taking are skipped,
+	 * not waited for. claim_pid is still written for the nodes of version
+	 * 4 running during an upgrade (they take a claim whose backend is
+	 * gone); nothing here reads it for a claim with a token. */
+	[PS_Q_CLAIM] = { "LLLtL", "UPDATE queue q SET claim_token = $5, "
+			 "claim_pid = pg_backend_pid(), claim_until = " PG_DB_NOW
+			 " + $2 FROM (SELECT id FROM queue c WHERE next_attempt "
+			 "<= $1 AND NOT id = ANY ($4::bigint[]) AND (claim_until "
+			 "IS NULL OR claim_until <= " PG_DB_NOW " OR claim_token = "
+			 "$5 OR (claim_token IS NULL AND NOT EXISTS (SELECT 1 FROM "
+			 "pg_stat_activity a WHERE a.pid = c.claim_pid))) ORDER BY "
+			 "next_attempt, id LIMIT $3 FOR UPDATE SKIP LOCKED) s "
+			 "WHERE q.id = s.id RETURNING q.id, q.next_attempt" },
+	[PS_Q_UNCLAIM] = { "LL", "UPDATE queue SET claim_token = NULL, "
+			   "claim_pid = NULL, claim_until = NULL WHERE id = $1 "
+			   "AND claim_token = $2" },
+	/* store_queue_renew: the heartbeat, every claim of the token $1. */
+	[PS_Q_RENEW] = { "LL", "UPDATE queue SET claim_until = " PG_DB_NOW
+			 " + $2 WHERE claim_token = $1" },
+	/* store_queue_release: the token's claims but those in $2 end. */
+	[PS_Q_RELEASE] = { "Lt", "UPDATE queue SET claim_token = NULL, "
+			   "claim_pid = NULL, claim_until = NULL WHERE claim_token "
+			   "= $1 AND NOT id = ANY ($2::bigint[])" },
 	/* The first next_attempt after $1 (the runner's timer). */
 	[PS_Q_AFTER] = { "L", "SELECT next_attempt FROM queue WHERE "
 			 "next_attempt > $1 ORDER BY next_attempt LIMIT 1" },
@@ -245,17 +263,23 @@ static const char pg_schema[] =
 	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_attempt, id);"
 	/* Version 4: the runner's claim on an entry (store_queue_claim):
 	 * its writer connection's backend pid and the lease's end (unix
-	 * seconds); NULL: unclaimed. A version-3 database gets them here, in
-	 * place (no default: a catalog change, no table rewrite). */
+	 * seconds, the database's clock from version 5); NULL: unclaimed.
+	 * Version 5: the claiming runner's token (random, per store open), which
+	 * a reconnect of the writer does not change. A database of version 3
+	 * or 4 gets them here, in place (no default: a catalog change, no
+	 * table rewrite). */
 	"ALTER TABLE queue ADD COLUMN IF NOT EXISTS claim_pid int, "
-	"  ADD COLUMN IF NOT EXISTS claim_until bigint;"
-	"INSERT INTO postern_schema VALUES (1, 4) ON CONFLICT (id) DO UPDATE "
-	"  SET version = 4 WHERE postern_schema.version < 4;";
+	"  ADD COLUMN IF NOT EXISTS claim_until bigint, "
+	"  ADD COLUMN IF NOT EXISTS claim_token bigint;"
+	"INSERT INTO postern_schema VALUES (1, 5) ON CONFLICT (id) DO UPDATE "
+	"  SET version = 5 WHERE postern_schema.version < 5;";
 
 /* The database's version row: STORE_SCHEMA_VERSION's records (3) and,
- * from 4, the queue's claim columns. A Postern that knows only 3 refuses
- * a database of 4 (it would send entries other nodes have claimed). */
-#define PG_SCHEMA_VERSION 4
+ * from 4, the queue's claim columns; from 5, the claim's token and lease
+ * on the database's clock. A Postern that knows only 3 refuses a database
+ * of 4, one that knows 4 a database of 5 (it would send entries other
+ * nodes have claimed, or take claims by their backend pid). */
+#define PG_SCHEMA_VERSION 5
 _Static_assert(STORE_SCHEMA_VERSION == 3, "pg_schema writes records of "
 	       "version 3 (a new record version needs a new version row)");
 
@@ -625,7 +649,7 @@ static int store_pg__schema(PGconn *c, unsigned flags, unsigned *version,
 
 	/* The script (its ALTER TABLE takes a table lock) runs only when
 	 * the version row says the schema is not there yet, or is of version
-	 * 3 (the script adds version 4's columns in place): an open beside
+	 * 3 or 4 (the script adds version 5's columns in place): an open beside
 	 * live sessions takes no lock of theirs. Checked again under the
 	 * script's advisory lock, for daemons starting together. */
 	if (create && !store_pg__schema_there(c)) {
@@ -685,8 +709,16 @@ int store_pg_open(struct store *st, const char *dsn, unsigned flags,
 		free(pg);
 		return e;
 	}
-	/* The records are of STORE_SCHEMA_VERSION in versions 3 and 4. */
+	/* The records are of STORE_SCHEMA_VERSION in versions 3 to 5. */
 	st->schema = pg->version >= 3 ? STORE_SCHEMA_VERSION : pg->version;
+	/* The claimant's identity: random, so that no other open (another
+	 * node, or this one started again) ever holds it. */
+	if (getrandom(&pg->token, sizeof(pg->token), 0) !=
+	    (ssize_t)sizeof(pg->token)) {
+		free(pg->dsn);
+		free(pg);
+		return -EIO;
+	}
 	pthread_key_create(&pg->key, NULL);
 	pthread_mutex_init(&pg->mu, NULL);
 	st->pg = pg;
@@ -855,6 +887,11 @@ const char *store_pg_dsn(const struct store *st)
 bool store_pg_has_claims(const struct store *st)
 {
 	return st->pg->version >= PG_SCHEMA_VERSION;
+}
+
+uint64_t store_pg_claim_token(const struct store *st)
+{
+	return st->pg->token;
 }
 
 int store_pg_used_bytes(struct store *st, uint64_t *used)

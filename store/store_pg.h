@@ -123,17 +123,23 @@ int store_pg_queue_each(struct store_read *r,
 			void *arg);
 /* store_pg_queue.c: the queue's claims and wake-ups (store.h). */
 int store_pg_queue_claim(struct store_write *w, uint64_t now,
-			 uint64_t lease_until, const uint64_t *skip,
+			 uint64_t lease, const uint64_t *skip,
 			 size_t nskip, uint64_t *ids, size_t max, size_t *n,
 			 uint64_t *next);
 int store_pg_queue_unclaim(struct store_write *w, uint64_t id);
+int store_pg_queue_renew(struct store_write *w, uint64_t lease);
+int store_pg_queue_release(struct store_write *w, const uint64_t *keep,
+			   size_t nkeep);
 /* NOTIFY postern_queue: at the commit of w's transaction. */
 int store_pg_queue_notify(struct store_write *w);
 /* NOTIFY postern_queue now, on the thread's connection. */
 int store_pg_queue_wake(struct store *st);
 const char *store_pg_dsn(const struct store *st);
-/* The database's schema has the queue's claim columns (version row 4). */
+/* The database's schema has the queue's claim columns with their token
+ * (version row 5). */
 bool store_pg_has_claims(const struct store *st);
+/* This open's claimant token (random at store_pg_open). */
+uint64_t store_pg_claim_token(const struct store *st);
 int store_pg_sender_add(struct store_write *w, uint64_t account_id,
 			const char *address);
 int store_pg_sender_del(struct store_write *w, uint64_t account_id,
@@ -167,7 +173,7 @@ enum pg_stmt {
 	PS_Q_NEXT, PS_Q_UPS, PS_Q_GET, PS_Q_ALL, PS_Q_DEL, PS_Q_DUE,
 	PS_THR_GET, PS_THR_FAIL, PS_THR_CLEAR, PS_THR_SWEEP,
 	PS_RATE_GET, PS_RATE_ADD, PS_RATE_DEL_ACCT,
-	PS_Q_CLAIM, PS_Q_UNCLAIM, PS_Q_AFTER,
+	PS_Q_CLAIM, PS_Q_UNCLAIM, PS_Q_AFTER, PS_Q_RENEW, PS_Q_RELEASE,
 	PS_N
 };
 

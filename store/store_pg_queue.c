@@ -2,15 +2,16 @@
  * PostgreSQL (store.h "the queue shared between nodes"): claims, and the
  * wake-ups by LISTEN/NOTIFY.
  *
- * A claim is the row's claim_pid (the backend pid of the claiming
- * runner's writer connection) and claim_until (the lease's end). Another
- * runner takes the row once that backend is gone from pg_stat_activity —
- * the server ends a backend whose client died (kill -9 closes its
- * sockets), whatever the role (pid is shown to every role) — or once the
- * lease ran out (a node cut off whose backend the server has not yet seen
- * go). The claim is taken under the write transactions' advisory lock
- * (store_pg__begin), with FOR UPDATE SKIP LOCKED all the same so that a
- * claim never waits on a row another transaction holds. */
+ * A claim is the row's claim_token (the claiming runner's random token,
+ * one per store open) and claim_until (the lease's end, unix seconds on
+ * the database's clock). The runner renews its claims (store_queue_renew)
+ * well within the lease while it holds any; another runner takes a row
+ * once its lease ran out — a node killed, cut off or frozen for a whole
+ * lease. Not the writer connection's backend: a reconnect (a failover, a
+ * server restart, a dropped link) changes it while the runner is still
+ * sending. The claim is taken under the write transactions' advisory
+ * lock (store_pg__begin), with FOR UPDATE SKIP LOCKED all the same so
+ * that a claim never waits on a row another transaction holds. */
 #define STORE_PG_INTERNAL
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ static char *store_pg__id_array(const uint64_t *ids, size_t n)
 }
 
 int store_pg_queue_claim(struct store_write *w, uint64_t now,
-			 uint64_t lease_until, const uint64_t *skip,
+			 uint64_t lease, const uint64_t *skip,
 			 size_t nskip, uint64_t *ids, size_t max, size_t *n,
 			 uint64_t *next)
 {
@@ -63,9 +64,10 @@ int store_pg_queue_claim(struct store_write *w, uint64_t now,
 	if (!(arr = store_pg__id_array(skip, nskip)))
 		return -ENOMEM;
 	store_pg__u64(&a, now);
-	store_pg__u64(&a, lease_until);
+	store_pg__u64(&a, lease);
 	store_pg__u64(&a, max);
 	store_pg__str(&a, arr);
+	store_pg__u64(&a, store_pg_claim_token(w->st));
 	e = store_pg__exec(w->reader.pgc, PS_Q_CLAIM, &a, &res);
 	free(arr);
 	if (e)
@@ -102,7 +104,38 @@ int store_pg_queue_unclaim(struct store_write *w, uint64_t id)
 	if (!store_pg_has_claims(w->st))
 		return 0;
 	store_pg__u64(&a, id);
+	store_pg__u64(&a, store_pg_claim_token(w->st));
 	return store_pg__exec(w->reader.pgc, PS_Q_UNCLAIM, &a, NULL);
+}
+
+int store_pg_queue_renew(struct store_write *w, uint64_t lease)
+{
+	struct pg_args a = { 0 };
+
+	if (!store_pg_has_claims(w->st))
+		return 0;
+	store_pg__u64(&a, store_pg_claim_token(w->st));
+	store_pg__u64(&a, lease);
+	return store_pg__exec(w->reader.pgc, PS_Q_RENEW, &a, NULL);
+}
+
+int store_pg_queue_release(struct store_write *w, const uint64_t *keep,
+			   size_t nkeep)
+{
+	struct pg_args a = { 0 };
+	char *arr;
+	int e;
+
+	REQUIRE(w && (keep || nkeep == 0));
+	if (!store_pg_has_claims(w->st))
+		return 0;
+	if (!(arr = store_pg__id_array(keep, nkeep)))
+		return -ENOMEM;
+	store_pg__u64(&a, store_pg_claim_token(w->st));
+	store_pg__str(&a, arr);
+	e = store_pg__exec(w->reader.pgc, PS_Q_RELEASE, &a, NULL);
+	free(arr);
+	return e;
 }
 
 static int store_pg__notify(PGconn *c)

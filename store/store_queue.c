@@ -262,12 +262,12 @@ int store_queue_wake(struct store *st)
 	return r;
 }
 
-int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease_until,
+int store_queue_claim(struct store_write *w, uint64_t now, uint64_t lease,
 		      const uint64_t *skip, size_t nskip, uint64_t *ids,
 		      size_t max, size_t *n, uint64_t *next)
 {
 	if (STORE_PG_W(w))
-		return store_pg_queue_claim(w, now, lease_until, skip, nskip,
+		return store_pg_queue_claim(w, now, lease, skip, nskip,
 					    ids, max, n, next);
 	return -ENOTSUP;          /* one process owns an LMDB queue */
 }
@@ -276,6 +276,21 @@ int store_queue_unclaim(struct store_write *w, uint64_t id)
 {
 	if (STORE_PG_W(w))
 		return store_pg_queue_unclaim(w, id);
+	return 0;
+}
+
+int store_queue_renew(struct store_write *w, uint64_t lease)
+{
+	if (STORE_PG_W(w))
+		return store_pg_queue_renew(w, lease);
+	return 0;
+}
+
+int store_queue_release(struct store_write *w, const uint64_t *keep,
+			size_t nkeep)
+{
+	if (STORE_PG_W(w))
+		return store_pg_queue_release(w, keep, nkeep);
 	return 0;
 }
 

@@ -12,7 +12,10 @@
  * a time; a LISTEN connection
  * watched on the loop wakes the runner when any node queues or flushes,
  * and the timer looks at least every queue_poll for claims of dead
- * nodes. */
+ * nodes. While the runner holds claims (in flight: ahead, sent, or
+ * settling) a heartbeat renews them every third of queue_claim_lease (a
+ * write on the writer thread, never waited for on the loop); a claim
+ * another node takes is one whose heartbeat stopped for a whole lease. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -49,7 +52,7 @@
  * posted back to the loop. */
 struct relay_claim {
 	struct io_post post;
-	uint64_t now, lease_until, next;
+	uint64_t now, lease, next;
 	size_t want, nskip;
 	uint64_t *skip;               /* the runner's in flight, copied */
 	uint64_t ids[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];   /* claimed */
@@ -82,6 +85,7 @@ static struct {
 	_Atomic uint64_t hold_until_ms;
 	/* PostgreSQL: the queue is shared, taken by claims */
 	bool shared, claiming, again;
+	bool releasing;               /* a drain's drops: one release after */
 	/* claimed ahead (in flight, not yet sent), oldest first: a freed
 	 * slot takes one without a round trip */
 	struct relay_msg *ahead[(RELAY_AHEAD + 1) * RELAY_CLIENTS_MAX];
@@ -91,10 +95,13 @@ static struct {
 	int lfd;
 	bool listening;
 	uv_timer_t ltimer;            /* connect timeout, retry */
+	uv_timer_t hbtimer;           /* the claims' heartbeat */
+	atomic_bool renewing;         /* a heartbeat's write under way */
 } relay = { .mu = PTHREAD_MUTEX_INITIALIZER, .lfd = -1 };
 
 static void relay__pass(void);
 static uint64_t relay__now_ms(void);
+static void relay__release(void);
 
 /* ---- configurations ---- */
 
@@ -231,9 +238,12 @@ void relay_runner_done(struct relay_client *rc, struct relay_msg *m)
 {
 	if (relay.draining && !m->started) {
 		/* Stopping before the relay heard of it: not an attempt. The
-		 * entry stays as it is, due, for the next start. */
+		 * entry stays as it is, due, for the next start (or, shared,
+		 * for another node: its claim ends, relay__release). */
 		relay__inflight_del(m);
 		relay__msg_free(m);
+		if (!relay.releasing)
+			relay__release();
 		return;
 	}
 	m->out = (struct relay_outcome){
@@ -509,7 +519,7 @@ static int relay__claim_w(struct store_write *w, void *arg)
 
 	if (c->want > sizeof(c->ids) / sizeof(*c->ids))
 		c->want = sizeof(c->ids) / sizeof(*c->ids);
-	e = store_queue_claim(w, c->now, c->lease_until, c->skip, c->nskip,
+	e = store_queue_claim(w, c->now, c->lease, c->skip, c->nskip,
 			      c->ids, c->want, &c->nids, &c->next);
 	if (!e && !c->on_lane)
 		e = relay__claim_load(store_write_reader(w), c);
@@ -530,6 +540,8 @@ static void relay__claim_finish(struct relay_claim *c)
 	uint64_t now_ms, ms;
 
 	relay.claiming = false;
+	if (relay.draining && !c->result && c->nids)
+		relay__release();       /* taken as the drain began */
 	if (c->result) {
 		log_event(LOGL_ERR, 0, "relay_claim_failed", "error=\"%s\"",
 			  pst_strerror(c->result));
@@ -583,8 +595,7 @@ static void relay__claim_loaded(void *sess, void *arg, int result)
 
 /* Loop (posted by the writer thread): the claim committed; its loads on
  * the read lane, or done already. sess NULL: the loop has closed (the
- * writer thread at exit): freed only; the claims lapse with this
- * process's connection. */
+ * writer thread at exit): freed only; the claims lapse after the lease. */
 static void relay__claimed(void *sess, struct io_post *p)
 {
 	struct relay_claim *c = (struct relay_claim *)p;
@@ -672,11 +683,86 @@ static void relay__claim(size_t want, uint64_t now_ms)
 	c->nskip = i;
 	c->want = want;
 	c->now = now_ms / 1000;
-	c->lease_until = c->now + cfg->submitd.queue_claim_lease / 1000;
+	c->lease = cfg->submitd.queue_claim_lease / 1000;
 	c->on_lane = store_reads_on_lane(relay.st);
 	relay.claiming = true;
 	if (store_write_async(relay.st, relay__claim_w, c, relay__claim_done))
 		relay__claim_done(c, -ENOMEM);
+}
+
+/* ---- the claims' heartbeat and release (PostgreSQL) ---- */
+
+/* Writer thread: arg is the lease in seconds. */
+static int relay__renew_w(struct store_write *w, void *arg)
+{
+	return store_queue_renew(w, (uint64_t)(uintptr_t)arg);
+}
+
+/* Writer thread. */
+static void relay__renew_done(void *arg, int result)
+{
+	(void)arg;
+	if (result)
+		log_event(LOGL_ERR, 0, "relay_renew_failed", "error=\"%s\"",
+			  pst_strerror(result));
+	atomic_store(&relay.renewing, false);
+}
+
+/* Every third of the lease; a write only while claims are held (one at
+ * a time: a slow writer does not pile them up). The next one is armed
+ * from the configuration of now (a reload may change the lease). */
+static void relay__hb_cb(uv_timer_t *t)
+{
+	uint64_t lease = relay.conf->cfg->submitd.queue_claim_lease;
+
+	if (relay.ninflight && !atomic_exchange(&relay.renewing, true) &&
+	    store_write_async(relay.st, relay__renew_w,
+			      (void *)(uintptr_t)(lease / 1000),
+			      relay__renew_done))
+		atomic_store(&relay.renewing, false);
+	uv_timer_start(t, relay__hb_cb, lease / 3, 0);
+}
+
+/* Writer thread: arg is the ids kept (heap, freed here). */
+struct relay_release {
+	size_t n;
+	uint64_t ids[];
+};
+
+static int relay__release_w(struct store_write *w, void *arg)
+{
+	struct relay_release *k = arg;
+
+	return store_queue_release(w, k->ids, k->n);
+}
+
+static void relay__release_done(void *arg, int result)
+{
+	if (result)
+		log_event(LOGL_WARN, 0, "relay_release_failed", "error=\"%s\"",
+			  pst_strerror(result));
+	free(arg);
+}
+
+/* A drain: this runner's claims end in one write but those of the
+ * messages still in flight (being sent, or settling), so that another
+ * node sends the dropped ones now rather than after the lease. */
+static void relay__release(void)
+{
+	struct relay_release *k;
+	size_t i = 0;
+
+	if (!relay.shared)
+		return;
+	k = malloc(sizeof(*k) + (relay.ninflight + 1) * sizeof(*k->ids));
+	if (!k)
+		return;           /* the claims lapse after the lease */
+	for (struct relay_msg *m = relay.inflight; m; m = m->next)
+		k->ids[i++] = m->e.id;
+	k->n = i;
+	if (store_write_async(relay.st, relay__release_w, k,
+			      relay__release_done))
+		free(k);
 }
 
 /* The LISTEN connection: made without blocking, its socket watched here;
@@ -833,8 +919,13 @@ int relay_worker_init(struct io_worker *w)
 	relay.handles = true;
 	relay.shared = store_is_pg(relay.st);
 	uv_timer_init(w->loop, &relay.ltimer);
-	if (relay.shared)
+	uv_timer_init(w->loop, &relay.hbtimer);
+	if (relay.shared) {
 		relay__listen_start();
+		uv_timer_start(&relay.hbtimer, relay__hb_cb,
+			       relay.conf->cfg->submitd.queue_claim_lease / 3,
+			       0);
+	}
 	atomic_store(&relay.ready, true);
 	/* The first pass, on the loop once it runs. */
 	uv_async_send(&relay.async);
@@ -849,12 +940,15 @@ void relay_worker_drain(struct io_worker *w)
 	uv_timer_stop(&relay.timer);
 	uv_timer_stop(&relay.ltimer);
 	relay__listen_drop();
-	/* Claimed ahead, never sent: not an attempt (their claims lapse
-	 * with this process's connection). */
+	/* Claimed ahead, never sent: not an attempt; their claims end
+	 * (relay__release). The heartbeat goes on for those being sent. */
+	relay.releasing = true;
 	while (relay.nahead)
 		relay_runner_done(NULL, relay.ahead[--relay.nahead]);
 	for (unsigned i = 0; i < relay.nclients; i++)
 		relay_client_quit(relay.clients[i]);
+	relay.releasing = false;
+	relay__release();
 }
 
 void relay_worker_fini(struct io_worker *w)
@@ -868,6 +962,7 @@ void relay_worker_fini(struct io_worker *w)
 	uv_close((uv_handle_t *)&relay.wake, NULL);
 	relay__listen_drop();
 	uv_close((uv_handle_t *)&relay.ltimer, NULL);
+	uv_close((uv_handle_t *)&relay.hbtimer, NULL);
 	io_worker_unregister(w, relay.post_id);
 }
 

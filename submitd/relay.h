@@ -14,7 +14,10 @@
  * PostgreSQL: the queue is shared by the runners of every node; a pass
  * claims entries (store_queue_claim, on the store writer) and reads them
  * on the read lane, a NOTIFY from any node (a message queued, `postern
- * queue flush`) wakes it, and it looks at least every queue_poll.
+ * queue flush`) wakes it, and it looks at least every queue_poll. Its
+ * claims are held by the store's token and a lease that a heartbeat
+ * renews every third of queue_claim_lease; a drain gives back the claims
+ * of the messages it drops.
  *
  * Threading: relay_start/relay_reload/relay_stop on the main thread;
  * relay_worker_init on the main thread before worker 0 runs, and

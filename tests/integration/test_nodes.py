@@ -144,13 +144,16 @@ class NodeSink(Sink):
 
 
 class SlowSink(NodeSink):
-    """Takes SLOW s over each DATA: ten messages keep node a's runner busy
-    for several of node b's passes (queue_retry 1s), so b meets entries a
-    is sending."""
-    SLOW = 0.4
+    """Takes slow s over each DATA (0.4: ten messages keep node a's runner
+    busy for several of node b's passes (queue_retry 1s), so b meets
+    entries a is sending)."""
+
+    def __init__(self, slow=0.4):
+        super().__init__()
+        self.slow = slow
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.SLOW)
+        await asyncio.sleep(self.slow)
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -237,11 +240,13 @@ def test_queued_on_a_relayed_exactly_once_while_b_competes(nodes, serve_sink):
 def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
         nodes, serve_sink):
     """While one node's runner is in the middle of the DATA (sent, not yet
-    answered) the other looks (queue_poll 1s) and leaves the entry alone;
-    once that node is killed, the other's runner relays the message, once,
-    at its next look."""
+    answered) the other looks (queue_poll 1s) and leaves the entry alone,
+    for longer than the lease (3s: the heartbeat renews it); once that node
+    is killed, the other's runner relays the message, once, after the
+    lease."""
     sink = serve_sink(HoldingSink())
-    n = nodes(smtp=merge(relay_cfg(sink.port, queue_poll="1s"),
+    n = nodes(smtp=merge(relay_cfg(sink.port, queue_poll="1s",
+                                   queue_claim_lease="3s"),
                          {"submitd": {"log_level": "debug"}}))
     n["a"]["submitd"].add_user("ann@example.com")
     submit(n["a"]["submitd"], ["carol@remote.test"], subject="mid-relay")
@@ -249,7 +254,7 @@ def test_kill9_mid_relay_leaves_the_message_to_the_other_node(
     victim = sink.held_by.split(".")[0]
     other = "b" if victim == "a" else "a"
     looked = len(claims(n[other]["submitd"], 0))
-    time.sleep(2.5)             # two of the other runner's passes
+    time.sleep(5)               # the lease and more: renewed meanwhile
     assert len(claims(n[other]["submitd"], 0)) >= looked + 2, \
         "the other node's runner did not look"
     assert not sink.received, "relayed by both nodes at once"
@@ -285,36 +290,136 @@ def test_flush_on_one_node_wakes_the_other(nodes, serve_sink):
     assert sink.senders == ["b.test"]
 
 
-def test_a_version_3_database_is_upgraded_in_place(nodes, serve_sink):
-    """A database of schema version 3 (before the queue's claims), with a
-    message queued: a submitd's open adds the claim columns under the
-    schema lock and relays the message; a version newer than it knows is
-    refused."""
+@pytest.mark.parametrize("version,drop", [
+    (3, "DROP COLUMN claim_pid, DROP COLUMN claim_until, "
+        "DROP COLUMN claim_token"),
+    (4, "DROP COLUMN claim_token")])
+def test_an_older_database_is_upgraded_in_place(nodes, serve_sink, version,
+                                                drop):
+    """A database of schema version 3 (before the queue's claims) or 4
+    (claims by backend pid, no token), with a message queued: a submitd's
+    open adds the claim columns under the schema lock and relays the
+    message; a version newer than it knows is refused."""
     sink = serve_sink(NodeSink())
     n = nodes(smtp=relay_cfg(sink.port))
     a = n["a"]["submitd"]
     a.add_user("ann@example.com")
     for node in ("a", "b"):
         n[node]["submitd"].stop()
-    psql(a, "ALTER TABLE queue DROP COLUMN claim_pid, "
-            "DROP COLUMN claim_until; UPDATE postern_schema SET version = 3")
+    psql(a, f"ALTER TABLE queue {drop}; "
+            f"UPDATE postern_schema SET version = {version}")
     a.config["submitd"]["relay"] = "127.0.0.1:1"    # nothing sent yet
     a.logfile.write_text("")            # wait_ready: this start's line
     a.start()
     submit(a, ["carol@remote.test"], subject="upgraded")
-    assert "store_upgraded from=3 to=4" in a.log()
+    assert f"store_upgraded from={version} to=5" in a.log()
     a.stop()
-    assert psql(a, "SELECT version FROM postern_schema") == "4"
+    assert psql(a, "SELECT version FROM postern_schema") == "5"
     assert psql(a, "SELECT count(*) FROM information_schema.columns WHERE "
                    "table_name = 'queue' AND column_name LIKE 'claim_%'") \
-        == "2"
+        == "3"
     a.config["submitd"]["relay"] = f"127.0.0.1:{sink.port}"
     a.logfile.write_text("")
     a.start()
     assert wait_for(lambda: sink.received, timeout=10)
     assert subjects(sink.received) == ["upgraded"]
     a.stop()
-    psql(a, "UPDATE postern_schema SET version = 5")
+    psql(a, "UPDATE postern_schema SET version = 6")
     r = a.cli("queue", "list", check=False)
     assert r.returncode != 0
-    assert "newer than this Postern understands (4)" in r.stderr.decode()
+    assert "newer than this Postern understands (5)" in r.stderr.decode()
+
+
+def test_a_writer_reconnect_keeps_the_claims(nodes, serve_sink):
+    """The claiming node's writer connection is ended by the server in the
+    middle of the DATA (pg_terminate_backend: a failover, a restart): its
+    claim is the runner's token, not that backend, and the heartbeat
+    renews it on the new connection, so the other node (looking every
+    second) never takes it, past two leases of 4s."""
+    sink = serve_sink(SlowSink(10))
+    n = nodes(smtp=relay_cfg(sink.port, queue_poll="1s",
+                             queue_claim_lease="4s"))
+    a = n["a"]["submitd"]
+    a.add_user("ann@example.com")
+    submit(a, ["carol@remote.test"], subject="once")
+    assert wait_for(lambda: any("state=data code=354" in
+                                n[x]["submitd"].log() for x in "ab"))
+    assert psql(a, "SELECT count(*) FROM pg_terminate_backend((SELECT "
+                   "claim_pid FROM queue WHERE claim_token IS NOT NULL))"
+                ) == "1"
+    assert wait_for(lambda: sink.received, timeout=15)
+    assert wait_for(lambda: "0 messages queued" in
+                    a.cli("queue", "list").stdout.decode())
+    time.sleep(2)               # two passes: room for a second copy
+    assert subjects(sink.received) == ["once"]
+    assert len(sink.senders) == 1, sink.senders
+
+
+def test_messages_claimed_ahead_stay_claimed_past_the_lease(nodes,
+                                                             serve_sink):
+    """One connection per node, 3s per DATA, a lease of 3s: the messages
+    each runner claimed ahead wait longer than the lease; the heartbeat
+    keeps them its own, and no message is sent by both nodes."""
+    sink = serve_sink(SlowSink(3))
+    n = nodes(smtp=relay_cfg(sink.port, relay_concurrency=1,
+                             queue_poll="1s", queue_claim_lease="3s"))
+    a = n["a"]["submitd"]
+    a.add_user("ann@example.com")
+    want = [f"m{i}" for i in range(6)]
+    for subject in want:
+        submit(a, ["carol@remote.test"], subject=subject)
+    assert wait_for(lambda: "0 messages queued" in
+                    a.cli("queue", "list").stdout.decode(), timeout=60)
+    time.sleep(2)
+    print("relayed by", Counter(sink.senders))
+    assert Counter(subjects(sink.received)) == Counter(want)
+
+
+class FirstSlowSink(NodeSink):
+    """Takes HOLD s over the first DATA (accepted), none over the others."""
+    slowed = False
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.slowed:
+            self.slowed = True
+            await asyncio.sleep(HOLD)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_drain_releases_the_messages_claimed_ahead(submitd, serve_sink):
+    """Node a (one connection, a lease of an hour) claims five messages,
+    one in a long DATA, four ahead, and is stopped (SIGTERM): the claims
+    of the four end at its drain (before, they lapsed with a's database
+    connection; with a lease, they would wait an hour), so node b sends
+    them at once, each once."""
+    sink = serve_sink(FirstSlowSink())
+    cfg = relay_cfg(sink.port, relay_concurrency=1, queue_poll="1s",
+                    queue_claim_lease="1h")
+    a = submitd(merge(cfg, {"submitd": {"hostname": "a.test",
+                                        "relay": "127.0.0.1:1"}}))
+    a.add_user("ann@example.com")
+    want = [f"m{i}" for i in range(5)]
+    for subject in want:        # queued, failing: then claimed together
+        submit(a, ["carol@remote.test"], subject=subject)
+    a.stop()
+    time.sleep(2.5)             # queue_retry_max: every one due again
+    a.config["submitd"]["relay"] = f"127.0.0.1:{sink.port}"
+    a.logfile.write_text("")            # wait_ready: this start's line
+    a.start()
+    assert wait_for(lambda: psql(a, "SELECT count(*) FROM queue WHERE "
+                                    "claim_token IS NOT NULL") == "5")
+    assert wait_for(lambda: "state=data code=354" in a.log())
+    a.signal(signal.SIGTERM)
+    a.proc.wait(HOLD + 10)
+    assert psql(a, "SELECT count(*) FROM queue WHERE claim_token IS NOT "
+                   "NULL") == "0", "claims left after the drain"
+    shared = {k: a.config["store"][k] for k in ("backend", "dsn")}
+    submitd(merge(cfg, {"submitd": {"hostname": "b.test"}},
+                  {"store": shared}))
+    assert wait_for(lambda: sink.senders.count("b.test") >= 5, timeout=10)
+    time.sleep(2)               # two of b's passes: room for a second copy
+    got = [s for s, by in zip(subjects(sink.received), sink.senders)
+           if by == "b.test"]
+    # the one a was sending when stopped is deferred by a's drain: b
+    # sends it too, at its retry
+    assert sorted(got) == want, got

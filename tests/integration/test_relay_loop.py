@@ -512,7 +512,10 @@ def test_kill9_before_the_final_reply_is_delivered_once(submitd, script_sink):
     the connection drops), the entry is still queued, and after a restart
     it is delivered: exactly one completed delivery."""
     sink = script_sink({"DOT": None})           # stall at the dot
-    d = submitd(relay_cfg(sink.port))
+    # PostgreSQL: the killed runner's claim lapses after the lease, seen
+    # at the next look
+    d = submitd(relay_cfg(sink.port, queue_claim_lease="3s",
+                          queue_poll="1s"))
     d.add_user("ann@example.com")
     submit(d, ["carol@remote.test"])
     assert sink.stalled.wait(15)
