@@ -647,21 +647,33 @@ def test_a_full_table_never_drops_a_sign_in_under_way(tmp_path):
 def test_password_checks_at_once_are_bounded(tmp_path):
     """The password page checks on the HTTP threads: password_checks_max
     1 of them at once; a second one at that moment is answered 503 with
-    Retry-After (not queued behind it), and then works."""
-    with webd_site(tmp_path, users=(ANN, BOB),
+    Retry-After (not queued behind it), and then works. On a loaded
+    machine one check can end before the other's last byte is read (two
+    200s: no overlap, nothing shown); up to five rounds, so a bound that
+    does not hold still fails."""
+    users = (ANN, BOB)
+    with webd_site(tmp_path, users=users,
                    webd_extra="password_checks_max = 1\n", workers=3,
                    auth_extra="cache_ttl = 0\n",     # every check hashed
                    argon2_memory=262144) as s:    # 256 MiB: a slow check
-        bs = [s.browser() for _ in range(2)]
-        for b, a in zip(bs, (ANN, BOB)):
-            assert b.signin(a, PW)[0] == 303
-            b.get("/account/password")
-        form = {"old": PW, "new": "another-1", "new2": "another-1"}
-        res = post_at_once(s, [(b, "/account/password", form) for b in bs])
+        pw = dict.fromkeys(users, PW)
+        for attempt in range(5):
+            bs = [s.browser() for _ in users]
+            for b, a in zip(bs, users):
+                assert b.signin(a, pw[a])[0] == 303
+                b.get("/account/password")
+            new = f"another-{attempt + 1}"
+            forms = [{"old": pw[a], "new": new, "new2": new} for a in users]
+            res = post_at_once(s, [(b, "/account/password", f)
+                                   for b, f in zip(bs, forms)])
+            for a, st in zip(users, res):
+                pw[a] = new if st == 200 else pw[a]
+            if 503 in res:
+                break
         assert sorted(res) == [200, 503], res
         assert "event=web_busy peer=127.0.0.1 why=password-checks" in s.log()
-        late = bs[res.index(503)]
-        st, _, text = late.post("/account/password", form)
+        late = res.index(503)
+        st, _, text = bs[late].post("/account/password", forms[late])
         assert st == 200 and "busy" not in text, text
 
 
