@@ -489,3 +489,22 @@ def client():
     yield connect
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def serve_sink():
+    """serve_sink(handler) -> handler, an aiosmtpd server on a free port
+    (handler.port) until the test ends."""
+    ctls = []
+
+    def serve(handler):
+        from aiosmtpd.controller import Controller   # relay tests only
+
+        ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+        ctl.start()
+        ctls.append(ctl)
+        handler.port = ctl.port
+        return handler
+    yield serve
+    for ctl in ctls:
+        ctl.stop()

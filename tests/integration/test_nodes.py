@@ -19,9 +19,8 @@ from collections import Counter
 import pgcluster
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from conftest import Client, free_port
+from conftest import Client
 from test_relay import Sink, relay_cfg, submit, wait_for
 
 pytestmark = pytest.mark.postgresql_only("two nodes share one database")
@@ -168,23 +167,6 @@ class HoldingSink(NodeSink):
             await asyncio.sleep(HOLD)
             return "451 4.3.0 held"
         return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture
-def serve_sink():
-    """serve_sink(handler) -> handler, an aiosmtpd server on a free port
-    (handler.port) until the test ends."""
-    ctls = []
-
-    def serve(handler):
-        ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-        ctl.start()
-        ctls.append(ctl)
-        handler.port = ctl.port
-        return handler
-    yield serve
-    for ctl in ctls:
-        ctl.stop()
 
 
 class DeferFirstSink(NodeSink):

@@ -32,13 +32,8 @@ class Sink:
 
 
 @pytest.fixture
-def sink():
-    handler = Sink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    handler.port = ctl.port
-    yield handler
-    ctl.stop()
+def sink(serve_sink):
+    return serve_sink(Sink())
 
 
 def relay_cfg(port, **extra):

@@ -451,13 +451,8 @@ class SlowSink(Sink):
 
 
 @pytest.fixture
-def slow_sink():
-    handler = SlowSink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    handler.port = ctl.port
-    yield handler
-    ctl.stop()
+def slow_sink(serve_sink):
+    return serve_sink(SlowSink())
 
 
 def test_concurrency_four_connections_at_once(submitd, slow_sink):

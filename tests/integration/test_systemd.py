@@ -815,37 +815,26 @@ def test_reload_auth_throttle(pop3d):
     wait_log(d, "throttled")
 
 
-def test_reload_turns_the_relay_on(submitd):
-    from test_relay import Sink, submit, wait_for   # one sink for both files
-    from aiosmtpd.controller import Controller
+def test_reload_turns_the_relay_on(submitd, serve_sink):
+    from test_relay import Sink, smtp_signed_in, submit, wait_for
 
-    handler = Sink()
-    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    try:
-        d = submitd()                              # no relay: remote refused
-        d.add_user("ann@example.com")
-        c = Client.connect(d.ports["tls"], tls=True)
-        c.line()
-        c.cmd("EHLO client.test")
-        c.smtp_reply()
-        c.cmd("AUTH PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=")
-        assert c.line().startswith("235")
-        c.cmd("MAIL FROM:<ann@example.com>")
-        c.line()
-        c.cmd("RCPT TO:<bob@remote.test>")
-        assert c.line().startswith("550 5.7.1")
-        d.config["submitd"].update({"relay": f"127.0.0.1:{ctl.port}",
-                                    "relay_tls": "none"})
-        reload(d)
-        c.cmd("RCPT TO:<bob@remote.test>")         # the old session: still off
-        assert c.line().startswith("550 5.7.1")
-        c.close()
-        submit(d, ["bob@remote.test"])             # a new one relays
-        assert wait_for(lambda: handler.received, 20), d.log()
-        assert handler.received[0][1] == ["bob@remote.test"]
-    finally:
-        ctl.stop()
+    handler = serve_sink(Sink())
+    d = submitd()                              # no relay: remote refused
+    d.add_user("ann@example.com")
+    c = smtp_signed_in(d)
+    c.cmd("MAIL FROM:<ann@example.com>")
+    c.line()
+    c.cmd("RCPT TO:<bob@remote.test>")
+    assert c.line().startswith("550 5.7.1")
+    d.config["submitd"].update({"relay": f"127.0.0.1:{handler.port}",
+                                "relay_tls": "none"})
+    reload(d)
+    c.cmd("RCPT TO:<bob@remote.test>")         # the old session: still off
+    assert c.line().startswith("550 5.7.1")
+    c.close()
+    submit(d, ["bob@remote.test"])             # a new one relays
+    assert wait_for(lambda: handler.received, 20), d.log()
+    assert handler.received[0][1] == ["bob@remote.test"]
 
 
 def test_reload_relay_ca_unreadable_changes_nothing(submitd, tmp_path):
